@@ -2,3 +2,4 @@
 //! thermal sensors and the inspection-depth governor.
 
 pub mod keys;
+pub mod thermal;
