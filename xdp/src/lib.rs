@@ -1,1 +1,31 @@
-//! vigil-xdp
+//! Vigil's XDP layer: the program (C, in `bpf/`, compiled by `build.rs` and embedded here), its
+//! ABI twin, and a typed API over the maps it pins under `/sys/fs/bpf/vigil/<iface>/`.
+//!
+//! Verdict order in the program: allowlist ▸ blocklist ▸ per-source packet rate ▸ pass.
+
+pub mod abi;
+mod attach;
+mod cidr;
+pub mod clock;
+mod error;
+pub mod maps;
+mod sys;
+pub mod testrun;
+
+pub use attach::{
+    AttachOptions, AttachedMode, Attachment, ModePolicy, PROGRAM, attach, attached_mode, detach,
+    pin_dir,
+};
+pub use cidr::parse_cidr;
+pub use error::XdpError;
+pub use maps::{Counters, List, RateLimit, RuleEntry, VigilMaps};
+
+/// Where pins live unless configured otherwise.
+pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/vigil";
+
+/// The compiled program, embedded so nothing at run time needs clang.
+pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vigil.o"));
+
+/// A program that drops everything: the reference cost for the benchmark.
+pub static BARE_DROP_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bare_drop.o"));

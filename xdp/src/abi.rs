@@ -1,0 +1,132 @@
+//! The Rust twin of `bpf/vigil_abi.h`. Field for field the same layout; the test
+//! `abi_matches_btf` checks sizes and offsets against the compiled object's BTF.
+
+/// Bumped with `VIGIL_ABI_VERSION` in the header whenever a layout changes.
+pub const ABI_VERSION: u32 = 1;
+/// Bytes of operator text kept with each rule.
+pub const REASON_LEN: usize = 48;
+
+/// Verdict reasons; each indexes the per-CPU counter array.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(u32)]
+pub enum Reason {
+    Pass = 0,
+    Allowlisted = 1,
+    Blocked = 2,
+    RateLimited = 3,
+    Malformed = 4,
+    NonIp = 5,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 6] = [
+        Reason::Pass,
+        Reason::Allowlisted,
+        Reason::Blocked,
+        Reason::RateLimited,
+        Reason::Malformed,
+        Reason::NonIp,
+    ];
+    /// Number of counter slots (`VIGIL_R_MAX`).
+    pub const COUNT: u32 = 6;
+
+    /// The stable name used in `vigilctl stats` and in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Pass => "pass",
+            Reason::Allowlisted => "allowlisted",
+            Reason::Blocked => "blocked",
+            Reason::RateLimited => "rate_limited",
+            Reason::Malformed => "malformed",
+            Reason::NonIp => "non_ip",
+        }
+    }
+
+    /// Whether the program drops packets with this reason.
+    pub fn drops(self) -> bool {
+        matches!(
+            self,
+            Reason::Blocked | Reason::RateLimited | Reason::Malformed
+        )
+    }
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LpmV4 {
+    pub prefixlen: u32,
+    pub addr: [u8; 4],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LpmV6 {
+    pub prefixlen: u32,
+    pub addr: [u8; 16],
+}
+
+/// Value of the allow and block tries (`struct vigil_rule`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// CLOCK_MONOTONIC deadline in nanoseconds; 0 = never expires.
+    pub expires_ns: u64,
+    pub created_unix: u64,
+    pub prefixlen: u32,
+    pub flags: u32,
+    pub reason: [u8; REASON_LEN],
+}
+
+/// `VIGIL_RULE_F_AUTO`: the rule was added by an automatic ban.
+pub const RULE_F_AUTO: u32 = 1;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SrcKey {
+    pub addr: [u8; 16],
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Bucket {
+    pub credit_ns: u64,
+    pub last_ns: u64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Config {
+    pub abi_version: u32,
+    pub rate_enabled: u32,
+    pub ns_per_packet: u64,
+    pub burst_ns: u64,
+    pub attach_mode: u32,
+    pub _pad: u32,
+}
+
+pub const MODE_NATIVE: u32 = 1;
+pub const MODE_GENERIC: u32 = 2;
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counter {
+    pub packets: u64,
+    pub bytes: u64,
+}
+
+// SAFETY: each type is `repr(C)`, made only of integers and integer arrays, with no implicit
+// padding (checked against the BTF layout in the tests), so every bit pattern is valid.
+unsafe impl aya::Pod for LpmV4 {}
+// SAFETY: as above.
+unsafe impl aya::Pod for LpmV6 {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Rule {}
+// SAFETY: as above.
+unsafe impl aya::Pod for SrcKey {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Bucket {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Config {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Counter {}

@@ -1,0 +1,155 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+//! The Rust twin of `bpf/vigil_abi.h` must match the layout the compiler gave the program.
+//! This reads the BTF that clang emitted into the embedded object and compares every struct's
+//! size and every field's offset with `size_of`/`offset_of!` on the Rust side.
+
+use std::collections::HashMap;
+use std::mem::{offset_of, size_of};
+
+use object::{Object, ObjectSection};
+use vigil_xdp::abi::{Bucket, Config, Counter, LpmV4, LpmV6, Rule, SrcKey};
+
+const BTF_KIND_STRUCT: u32 = 4;
+
+/// struct name -> (size, [(member, byte offset)])
+type Layouts = HashMap<String, (u32, Vec<(String, u32)>)>;
+
+fn u32_at(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes(b[off..off + 4].try_into().unwrap())
+}
+
+/// A minimal BTF walker: enough to read struct layouts.
+fn btf_structs(btf: &[u8]) -> Layouts {
+    assert_eq!(
+        u16::from_le_bytes([btf[0], btf[1]]),
+        0xeb9f,
+        "not little-endian BTF"
+    );
+    let hdr_len = u32_at(btf, 4) as usize;
+    let (type_off, type_len) = (u32_at(btf, 8) as usize, u32_at(btf, 12) as usize);
+    let (str_off, str_len) = (u32_at(btf, 16) as usize, u32_at(btf, 20) as usize);
+    let types = &btf[hdr_len + type_off..hdr_len + type_off + type_len];
+    let strings = &btf[hdr_len + str_off..hdr_len + str_off + str_len];
+    let name = |off: u32| {
+        let s = &strings[off as usize..];
+        let end = s.iter().position(|&c| c == 0).unwrap();
+        String::from_utf8(s[..end].to_vec()).unwrap()
+    };
+    let mut out = Layouts::new();
+    let mut p = 0;
+    while p < types.len() {
+        let (name_off, info, size) = (u32_at(types, p), u32_at(types, p + 4), u32_at(types, p + 8));
+        let (kind, vlen) = ((info >> 24) & 0x1f, (info & 0xffff) as usize);
+        let kind_flag = info >> 31 == 1;
+        p += 12;
+        let extra = match kind {
+            1 | 14 | 17 => 4,             // INT, VAR, DECL_TAG
+            3 => 12,                      // ARRAY
+            4 | 5 | 15 | 19 => vlen * 12, // STRUCT, UNION, DATASEC, ENUM64
+            6 | 13 => vlen * 8,           // ENUM, FUNC_PROTO
+            _ => 0,
+        };
+        if kind == BTF_KIND_STRUCT && name_off != 0 {
+            let members = (0..vlen)
+                .map(|i| {
+                    let m = p + i * 12;
+                    let bits = u32_at(types, m + 8);
+                    let bit_off = if kind_flag { bits & 0xff_ffff } else { bits };
+                    assert_eq!(bit_off % 8, 0, "bitfields are not part of the ABI");
+                    (name(u32_at(types, m)), bit_off / 8)
+                })
+                .collect();
+            out.insert(name(name_off), (size, members));
+        }
+        p += extra;
+    }
+    out
+}
+
+macro_rules! check {
+    ($layouts:expr, $c:literal, $rust:ty, [$($field:ident),+ $(,)?]) => {{
+        let (size, members) = $layouts
+            .get($c)
+            .unwrap_or_else(|| panic!("struct {} missing from the program's BTF", $c));
+        assert_eq!(*size as usize, size_of::<$rust>(), "size of {} vs {}", $c, stringify!($rust));
+        let rust: Vec<(String, u32)> =
+            vec![$((stringify!($field).to_owned(), offset_of!($rust, $field) as u32)),+];
+        assert_eq!(members, &rust, "fields of {} vs {}", $c, stringify!($rust));
+    }};
+}
+
+#[test]
+fn abi_matches_btf() {
+    let obj = object::File::parse(vigil_xdp::OBJECT).unwrap();
+    let btf = obj
+        .section_by_name(".BTF")
+        .expect("object has no .BTF (built without -g?)");
+    let layouts = btf_structs(btf.data().unwrap());
+    check!(layouts, "vigil_lpm_v4", LpmV4, [prefixlen, addr]);
+    check!(layouts, "vigil_lpm_v6", LpmV6, [prefixlen, addr]);
+    check!(
+        layouts,
+        "vigil_rule",
+        Rule,
+        [expires_ns, created_unix, prefixlen, flags, reason]
+    );
+    check!(layouts, "vigil_src_key", SrcKey, [addr]);
+    check!(layouts, "vigil_bucket", Bucket, [credit_ns, last_ns]);
+    check!(
+        layouts,
+        "vigil_config",
+        Config,
+        [
+            abi_version,
+            rate_enabled,
+            ns_per_packet,
+            burst_ns,
+            attach_mode,
+            _pad
+        ]
+    );
+    check!(layouts, "vigil_counter", Counter, [packets, bytes]);
+}
+
+#[test]
+fn header_constants_match() {
+    let header = include_str!("../bpf/vigil_abi.h");
+    let define = |name: &str| -> u64 {
+        let line = header
+            .lines()
+            .find(|l| l.starts_with(&format!("#define {name} ")))
+            .unwrap_or_else(|| panic!("{name} not defined in the header"));
+        let v = line
+            .split_whitespace()
+            .nth(2)
+            .unwrap()
+            .trim_end_matches('u');
+        v.parse().unwrap()
+    };
+    assert_eq!(
+        define("VIGIL_ABI_VERSION"),
+        u64::from(vigil_xdp::abi::ABI_VERSION)
+    );
+    assert_eq!(
+        define("VIGIL_REASON_LEN"),
+        vigil_xdp::abi::REASON_LEN as u64
+    );
+    assert_eq!(
+        define("VIGIL_RULE_F_AUTO"),
+        u64::from(vigil_xdp::abi::RULE_F_AUTO)
+    );
+    assert_eq!(
+        define("VIGIL_MODE_NATIVE"),
+        u64::from(vigil_xdp::abi::MODE_NATIVE)
+    );
+    assert_eq!(
+        define("VIGIL_MODE_GENERIC"),
+        u64::from(vigil_xdp::abi::MODE_GENERIC)
+    );
+    // Enum values: VIGIL_R_<NAME> = N, in the order of Reason::ALL.
+    for r in vigil_xdp::abi::Reason::ALL {
+        let c = format!("VIGIL_R_{} = {},", r.as_str().to_uppercase(), r as u32);
+        assert!(header.contains(&c), "header lacks `{c}`");
+    }
+    assert!(header.contains(&format!("VIGIL_R_MAX = {},", vigil_xdp::abi::Reason::COUNT)));
+}
