@@ -11,7 +11,7 @@ use super::level::{Level, TransitionEvent, TransitionReason};
 use super::sysfs::{SensorError, SensorScan, SysfsRoot};
 
 /// What `vigilctl status` shows about the governor.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct GovernorStatus {
     /// The level in force.
     pub level: Level,
@@ -214,8 +214,8 @@ mod tests {
 
     use std::time::Duration;
 
-    use super::super::sysfs::tests::put;
     use super::*;
+    use crate::test_support::put;
 
     fn gov() -> Governor {
         Governor::new(ThermalConfig::default())

@@ -38,7 +38,7 @@ impl std::fmt::Display for Level {
 }
 
 /// Why the level changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TransitionReason {
     /// The temperature reached a higher level's threshold.
@@ -54,7 +54,7 @@ pub enum TransitionReason {
 }
 
 /// A level change, for the audit log and the transition counter.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TransitionEvent {
     /// The level before.
     pub from: Level,

@@ -176,8 +176,8 @@ mod tests {
 
     use std::time::Duration;
 
-    use super::super::sysfs::tests::put;
     use super::*;
+    use crate::test_support::put;
 
     /// Waits (bounded) until `cond` holds.
     fn wait_for(mut cond: impl FnMut() -> bool) -> bool {

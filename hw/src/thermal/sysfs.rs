@@ -23,7 +23,7 @@ pub enum SensorKind {
 }
 
 /// One temperature reading.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SensorReading {
     /// Stable identifier from the sysfs path: `thermal_zone0` or `hwmon1/temp2`.
     pub id: String,
@@ -40,7 +40,7 @@ pub struct SensorReading {
 }
 
 /// A sensor that exists but could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, thiserror::Error)]
 #[error("temperature sensor {path} unreadable: {detail}")]
 pub struct SensorError {
     /// The file that failed.
@@ -50,7 +50,7 @@ pub struct SensorError {
 }
 
 /// The result of one scan: readings and the sensors that failed.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SensorScan {
     /// Sensors read successfully.
     pub readings: Vec<SensorReading>,
@@ -174,17 +174,11 @@ fn read_millidegrees(path: &Path) -> Result<f64, SensorError> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
-
-    /// Writes `contents` at `rel` under `root`, creating directories.
-    pub(crate) fn put(root: &Path, rel: &str, contents: &str) {
-        let path = root.join(rel);
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, contents).unwrap();
-    }
+    use crate::test_support::put;
 
     #[test]
     fn reads_zones_and_hwmon_with_labels_and_crit() {

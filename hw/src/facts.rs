@@ -1,0 +1,82 @@
+//! Everything `vigilctl status --json` reports about the box itself.
+
+use crate::cpu::CpuFeatures;
+use crate::nic::NicFacts;
+use crate::thermal::{SensorScan, SysfsRoot};
+
+/// Host facts: CPU, memory, kernel, NICs and temperatures.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HostFacts {
+    /// CPU instruction-set extensions.
+    pub cpu: CpuFeatures,
+    /// Warnings about missing CPU features (see [`CpuFeatures::warnings`]).
+    pub cpu_warnings: Vec<String>,
+    /// Logical CPUs this process may run on.
+    pub logical_cpus: usize,
+    /// Kernel release (`/proc/sys/kernel/osrelease`).
+    pub kernel: Option<String>,
+    /// Total memory in bytes (`MemTotal` of `/proc/meminfo`).
+    pub memory_total_bytes: Option<u64>,
+    /// Network interfaces.
+    pub nics: Vec<NicFacts>,
+    /// Temperature sensors.
+    pub temperatures: SensorScan,
+}
+
+impl HostFacts {
+    /// Collects the facts. `sys` is the sysfs root (`/sys` on a box); `/proc` is always the
+    /// live one, since nothing in it needs faking in tests.
+    pub fn collect(sys: &SysfsRoot) -> Self {
+        let cpu = CpuFeatures::detect();
+        Self {
+            cpu,
+            cpu_warnings: cpu.warnings(),
+            logical_cpus: std::thread::available_parallelism().map_or(1, usize::from),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .ok()
+                .map(|s| s.trim().to_owned()),
+            memory_total_bytes: std::fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|m| parse_mem_total(&m)),
+            nics: NicFacts::read_all(sys),
+            temperatures: sys.scan_temperatures(),
+        }
+    }
+}
+
+/// `MemTotal:  16384 kB` -> bytes.
+fn parse_mem_total(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    kib.checked_mul(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn mem_total_is_parsed_in_bytes() {
+        assert_eq!(
+            parse_mem_total("MemFree: 1 kB\nMemTotal:       2048 kB\n"),
+            Some(2 * 1024 * 1024)
+        );
+        assert_eq!(parse_mem_total("MemTotal: lots kB\n"), None);
+        assert_eq!(parse_mem_total(""), None);
+    }
+
+    #[test]
+    fn live_facts_round_trip_through_json() {
+        let facts = HostFacts::collect(&SysfsRoot::new("/sys"));
+        // Every Linux box has a loopback interface with a readable MTU.
+        let lo = facts.nics.iter().find(|n| n.name == "lo").unwrap();
+        assert_eq!(lo.driver.as_deref(), Some("loopback"));
+        assert!(lo.mtu.is_some());
+        assert!(facts.logical_cpus >= 1);
+        let json = serde_json::to_string(&facts).unwrap();
+        let back: HostFacts = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, facts);
+    }
+}
