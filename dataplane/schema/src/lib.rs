@@ -1,1 +1,104 @@
-//! vigil-schema
+//! JSON Schema validation for request bodies.
+//!
+//! A schema (JSON Schema draft 4, draft 7, 2020-12, or an OpenAPI 3.0/3.1 Schema Object) is
+//! compiled once into a [`Validator`]; each request body is then parsed with simd-json into a
+//! flat tape and walked by the compiled tree, without building `serde_json` values. Hostile
+//! bodies (bad UTF-8, duplicate keys, deep nesting, huge numbers, oversized strings/arrays/
+//! objects) are refused with distinct [`Reason`] codes. Keywords the validator does not
+//! implement make compilation fail with their names and locations; nothing is ignored
+//! silently. See `docs/schema.md`.
+
+mod bytes;
+mod compile;
+mod error;
+mod format;
+mod index;
+mod keywords;
+mod node;
+mod number;
+mod options;
+mod tree;
+mod unique;
+mod uri;
+mod walk;
+
+use std::fmt;
+
+pub use error::{CompileError, Reason, Rejection, UnsupportedKeyword, Violation};
+pub use options::{CompileOptions, Dialect, Limits, MAX_DEPTH_CEILING};
+
+use node::TapeNode;
+use tree::Tree;
+use walk::Walker;
+
+/// A compiled schema. Immutable, `Send + Sync`: compile once, share behind an `Arc`.
+pub struct Validator {
+    tree: Tree,
+    dialect: Dialect,
+}
+
+impl fmt::Debug for Validator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Validator")
+            .field("dialect", &self.dialect)
+            .field("schemas", &self.tree.schemas.len())
+            .finish()
+    }
+}
+
+impl Validator {
+    /// Compiles a whole schema document.
+    pub fn compile(
+        schema: &serde_json::Value,
+        dialect: Dialect,
+        options: &CompileOptions,
+    ) -> Result<Validator, CompileError> {
+        Self::compile_at(schema, "", dialect, options)
+    }
+
+    /// Compiles the schema at a JSON pointer inside a larger document (an OpenAPI description:
+    /// `"/components/schemas/Pet"`), so that `$ref`s like `#/components/schemas/Tag` resolve
+    /// against the whole document.
+    pub fn compile_at(
+        document: &serde_json::Value,
+        pointer: &str,
+        dialect: Dialect,
+        options: &CompileOptions,
+    ) -> Result<Validator, CompileError> {
+        let tree = compile::compile_tree(document, pointer, dialect, options)?;
+        Ok(Validator { tree, dialect })
+    }
+
+    /// The dialect this validator was compiled for.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Validates a request body. simd-json unescapes strings in place, so the buffer is
+    /// scratch afterwards.
+    pub fn validate_bytes(&self, body: &mut [u8], limits: &Limits) -> Result<(), Rejection> {
+        bytes::with_tape(body, limits, |tape| {
+            Walker::new(&self.tree, limits.max_errors, limits.depth()).run(TapeNode(tape))
+        })
+    }
+
+    /// Validates a value that is already parsed (query or path parameters after conversion),
+    /// with the default [`Limits`] for error count and depth.
+    pub fn validate_value(&self, value: &serde_json::Value) -> Result<(), Rejection> {
+        let limits = Limits::default();
+        Walker::new(&self.tree, limits.max_errors, limits.depth()).run(value)
+    }
+}
+
+/// Keywords in `schema` that [`Validator::compile`] would refuse, for `vigilctl policy check`
+/// (empty when the document compiles or fails for another reason).
+pub fn unsupported_keywords(
+    schema: &serde_json::Value,
+    dialect: Dialect,
+    options: &CompileOptions,
+) -> Vec<UnsupportedKeyword> {
+    match Validator::compile(schema, dialect, options) {
+        Err(e) => e.unsupported_keywords().to_vec(),
+        Ok(_) => Vec::new(),
+    }
+}

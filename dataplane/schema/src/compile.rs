@@ -1,0 +1,252 @@
+//! Turns a schema document into a [`Tree`]: resolves every `$ref` once, compiles each schema
+//! position once (memoized by JSON pointer, so recursive schemas become index cycles) and
+//! refuses documents whose references loop without consuming input.
+
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use crate::error::{CompileError, UnsupportedKeyword};
+use crate::index::{Index, percent_decode};
+use crate::options::{CompileOptions, Dialect};
+use crate::tree::{KwKind, Schema, Sid, Tree};
+use crate::uri;
+
+pub(crate) struct Compiler<'d> {
+    pub(crate) doc: &'d Value,
+    pub(crate) dialect: Dialect,
+    pub(crate) opts: &'d CompileOptions,
+    pub(crate) schemas: Vec<Schema>,
+    locs: Vec<Box<str>>,
+    memo: HashMap<String, Sid>,
+    pub(crate) index: Index,
+    pub(crate) unsupported: Vec<UnsupportedKeyword>,
+    false_sid: Option<Sid>,
+}
+
+pub(crate) fn compile_tree(
+    doc: &Value,
+    pointer: &str,
+    dialect: Dialect,
+    opts: &CompileOptions,
+) -> Result<Tree, CompileError> {
+    if doc.pointer(pointer).is_none() {
+        return Err(CompileError::NoSuchPointer {
+            pointer: pointer.to_string(),
+        });
+    }
+    let mut c = Compiler {
+        doc,
+        dialect,
+        opts,
+        schemas: Vec::new(),
+        locs: Vec::new(),
+        memo: HashMap::new(),
+        index: Index::new(),
+        unsupported: Vec::new(),
+        false_sid: None,
+    };
+    if pointer.is_empty() {
+        c.index.walk(doc, "", uri::DEFAULT_BASE, dialect);
+    }
+    let root = match c.compile_ptr(pointer) {
+        Ok(r) => r,
+        // A reference that fails next to unsupported keywords (`$dynamicAnchor`) most likely
+        // targets what they define: report the keywords, the actionable part.
+        Err(CompileError::UnresolvedRef { .. }) if !c.unsupported.is_empty() => {
+            let first = c.unsupported[0].clone();
+            return Err(CompileError::Unsupported {
+                first,
+                all: c.unsupported,
+            });
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(first) = c.unsupported.first() {
+        return Err(CompileError::Unsupported {
+            first: first.clone(),
+            all: c.unsupported,
+        });
+    }
+    let tree = Tree {
+        schemas: c.schemas,
+        locs: c.locs,
+        root,
+    };
+    check_cycles(&tree, &c.memo)?;
+    Ok(tree)
+}
+
+impl Compiler<'_> {
+    /// Compiles the schema at a JSON pointer of the document, once.
+    pub(crate) fn compile_ptr(&mut self, ptr: &str) -> Result<Sid, CompileError> {
+        if let Some(&sid) = self.memo.get(ptr) {
+            return Ok(sid);
+        }
+        let doc = self.doc;
+        let Some(v) = doc.pointer(ptr) else {
+            return Err(CompileError::UnresolvedRef {
+                reference: format!("#{ptr}"),
+                location: ptr.to_string(),
+            });
+        };
+        if !self.index.bases.contains_key(ptr) {
+            let base = self.index.base_for(ptr);
+            self.index.walk(v, ptr, &base, self.dialect);
+        }
+        let sid = self.schemas.len();
+        // Placeholder so that a reference back to this schema while compiling it resolves.
+        self.schemas.push(Schema::Bool(true));
+        self.locs.push(ptr.into());
+        self.memo.insert(ptr.to_string(), sid);
+        // Draft 4 has no boolean schemas but allows booleans in these two keywords.
+        let bool_ok = self.dialect.boolean_schemas()
+            || ptr.ends_with("/additionalProperties")
+            || ptr.ends_with("/additionalItems");
+        let schema = match v {
+            Value::Bool(b) if bool_ok => Schema::Bool(*b),
+            Value::Object(map) => self.compile_object(map, ptr)?,
+            _ => {
+                return Err(CompileError::InvalidKeyword {
+                    keyword: ptr.rsplit('/').next().unwrap_or_default().to_string(),
+                    location: ptr.to_string(),
+                    expected: if self.dialect.boolean_schemas() {
+                        "a schema (an object or a boolean)"
+                    } else {
+                        "a schema (an object)"
+                    },
+                });
+            }
+        };
+        if let Some(slot) = self.schemas.get_mut(sid) {
+            *slot = schema;
+        }
+        Ok(sid)
+    }
+
+    /// The shared `false` schema (used by `strict_objects`).
+    pub(crate) fn false_schema(&mut self) -> Sid {
+        if let Some(s) = self.false_sid {
+            return s;
+        }
+        let s = self.schemas.len();
+        self.schemas.push(Schema::Bool(false));
+        self.locs.push("".into());
+        self.false_sid = Some(s);
+        s
+    }
+
+    pub(crate) fn unsupported(&mut self, keyword: &str, location: String, why: &'static str) {
+        self.unsupported.push(UnsupportedKeyword {
+            keyword: keyword.to_string(),
+            location,
+            why,
+        });
+    }
+
+    /// Resolves a `$ref` written at `loc` (schema at `ptr`). `None` when the target is outside
+    /// the document (recorded as unsupported).
+    pub(crate) fn resolve_ref(
+        &mut self,
+        reference: &str,
+        ptr: &str,
+        loc: &str,
+    ) -> Result<Option<Sid>, CompileError> {
+        let base = self.index.base_for(ptr);
+        let abs = uri::resolve(&base, reference);
+        let (res, frag) = uri::split_fragment(&abs);
+        let Some(root) = self.index.resources.get(res).cloned() else {
+            self.unsupported(
+                "$ref",
+                loc.to_string(),
+                "remote reference; only references inside the document are resolved",
+            );
+            return Ok(None);
+        };
+        let frag = percent_decode(frag);
+        let target = if frag.is_empty() {
+            Some(root)
+        } else if frag.starts_with('/') {
+            Some(format!("{root}{frag}"))
+        } else {
+            self.index.anchors.get(&format!("{res}#{frag}")).cloned()
+        };
+        match target {
+            Some(t) if self.doc.pointer(&t).is_some() => self.compile_ptr(&t).map(Some),
+            _ => Err(CompileError::UnresolvedRef {
+                reference: reference.to_string(),
+                location: loc.to_string(),
+            }),
+        }
+    }
+}
+
+/// Schemas applied to the same instance location as `kind` (no descent into the instance).
+fn in_place(kind: &KwKind, out: &mut Vec<Sid>) {
+    match kind {
+        KwKind::Ref(s) | KwKind::Not(s) => out.push(*s),
+        KwKind::AllOf(v) | KwKind::AnyOf(v) | KwKind::OneOf(v) => out.extend(v),
+        KwKind::If { cond, then, els } => {
+            out.push(*cond);
+            out.extend(then.iter().chain(els.iter()));
+        }
+        KwKind::Object(o) => out.extend(o.dep_schemas.iter().map(|(_, s)| *s)),
+        _ => {}
+    }
+}
+
+/// Rejects cycles of in-place applicators: validating them would never terminate.
+fn check_cycles(tree: &Tree, memo: &HashMap<String, Sid>) -> Result<(), CompileError> {
+    const WHITE: u8 = 0;
+    const GREY: u8 = 1;
+    const BLACK: u8 = 2;
+    let n = tree.schemas.len();
+    let mut color = vec![WHITE; n];
+    let mut edges: Vec<Vec<Sid>> = Vec::with_capacity(n);
+    for s in &tree.schemas {
+        let mut out = Vec::new();
+        if let Schema::Obj(o) = s {
+            for kw in &o.kws {
+                in_place(&kw.kind, &mut out);
+            }
+        }
+        edges.push(out);
+    }
+    for start in 0..n {
+        if color[start] != WHITE {
+            continue;
+        }
+        // Iterative DFS: (node, next edge index).
+        let mut stack = vec![(start, 0usize)];
+        color[start] = GREY;
+        while let Some((node, i)) = stack.pop() {
+            if let Some(&next) = edges[node].get(i) {
+                stack.push((node, i + 1));
+                match color.get(next) {
+                    Some(&GREY) => {
+                        let location = memo
+                            .iter()
+                            .find(|(_, s)| **s == next)
+                            .map(|(p, _)| {
+                                if p.is_empty() {
+                                    "#".to_string()
+                                } else {
+                                    p.clone()
+                                }
+                            })
+                            .unwrap_or_default();
+                        return Err(CompileError::InfiniteRecursion { location });
+                    }
+                    Some(&WHITE) => {
+                        color[next] = GREY;
+                        stack.push((next, 0));
+                    }
+                    _ => {}
+                }
+            } else {
+                color[node] = BLACK;
+            }
+        }
+    }
+    Ok(())
+}

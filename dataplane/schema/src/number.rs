@@ -1,0 +1,211 @@
+//! Exact numeric comparisons. JSON numbers arrive as `i64`, `u64` or `f64`; comparing them by
+//! converting everything to `f64` would call 9007199254740993 equal to 9007199254740992, so
+//! integers are compared as integers and integer/float pairs without rounding.
+
+use std::cmp::Ordering;
+use std::io::Write as _;
+
+/// A parsed JSON number.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Num {
+    I(i64),
+    U(u64),
+    F(f64),
+}
+
+impl Num {
+    pub(crate) fn from_json(n: &serde_json::Number) -> Option<Num> {
+        if let Some(i) = n.as_i64() {
+            Some(Num::I(i))
+        } else if let Some(u) = n.as_u64() {
+            Some(Num::U(u))
+        } else {
+            n.as_f64().filter(|f| f.is_finite()).map(Num::F)
+        }
+    }
+
+    fn as_int(self) -> Option<i128> {
+        match self {
+            Num::I(i) => Some(i128::from(i)),
+            Num::U(u) => Some(i128::from(u)),
+            Num::F(_) => None,
+        }
+    }
+
+    /// Integers in the JSON Schema sense: any number with a zero fractional part (`1.0` too).
+    pub(crate) fn is_integer(self) -> bool {
+        match self {
+            Num::F(f) => f.is_finite() && f.fract() == 0.0,
+            _ => true,
+        }
+    }
+
+    pub(crate) fn as_f64(self) -> f64 {
+        match self {
+            Num::I(i) => i as f64,
+            Num::U(u) => u as f64,
+            Num::F(f) => f,
+        }
+    }
+}
+
+/// Total order between two finite numbers, exact across integer and float representations.
+pub(crate) fn cmp(a: Num, b: Num) -> Ordering {
+    match (a.as_int(), b.as_int()) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(x), None) => cmp_int_float(x, b.as_f64()),
+        (None, Some(y)) => cmp_int_float(y, a.as_f64()).reverse(),
+        (None, None) => a
+            .as_f64()
+            .partial_cmp(&b.as_f64())
+            .unwrap_or(Ordering::Equal),
+    }
+}
+
+fn cmp_int_float(i: i128, f: f64) -> Ordering {
+    // Both sides are far inside ±2^127, where f64 -> i128 truncation is exact for the integer
+    // part; the fractional part then breaks ties.
+    const LIMIT: f64 = 1.7e38;
+    if f >= LIMIT {
+        return Ordering::Less;
+    }
+    if f <= -LIMIT {
+        return Ordering::Greater;
+    }
+    let fl = f.floor();
+    match i.cmp(&(fl as i128)) {
+        Ordering::Equal if f > fl => Ordering::Less,
+        o => o,
+    }
+}
+
+pub(crate) fn equal(a: Num, b: Num) -> bool {
+    cmp(a, b) == Ordering::Equal
+}
+
+/// A positive `multipleOf` divisor, kept both as an exact decimal (`mantissa * 10^exp`) and as a
+/// double for the rare instance whose exact check would overflow.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Divisor {
+    mantissa: u128,
+    exp: i32,
+    float: f64,
+}
+
+impl Divisor {
+    pub(crate) fn new(n: Num) -> Option<Divisor> {
+        let float = n.as_f64();
+        if float.partial_cmp(&0.0) != Some(Ordering::Greater) {
+            return None;
+        }
+        let (neg, mantissa, exp) = decimal(n)?;
+        (!neg && mantissa > 0).then_some(Divisor {
+            mantissa,
+            exp,
+            float,
+        })
+    }
+
+    /// True when `n` is an integer multiple of the divisor.
+    pub(crate) fn divides(&self, n: Num) -> bool {
+        if let (Some(i), true) = (n.as_int(), self.exp >= 0) {
+            if let Some(d) = pow10(self.exp as u32).and_then(|p| p.checked_mul(self.mantissa)) {
+                return i.unsigned_abs() % d == 0;
+            }
+        }
+        if let Some((_, m, e)) = decimal(n) {
+            // Bring both to the smaller exponent: m*10^(e-k) must be divisible by dm*10^(de-k).
+            let k = e.min(self.exp);
+            let lhs = pow10((e - k) as u32).and_then(|p| p.checked_mul(m));
+            let rhs = pow10((self.exp - k) as u32).and_then(|p| p.checked_mul(self.mantissa));
+            if let (Some(l), Some(r)) = (lhs, rhs) {
+                return l % r == 0;
+            }
+        }
+        let q = n.as_f64() / self.float;
+        q.is_finite() && q.fract() == 0.0
+    }
+}
+
+fn pow10(e: u32) -> Option<u128> {
+    10u128.checked_pow(e)
+}
+
+/// The shortest decimal that round-trips `n`: (negative, mantissa, exponent).
+fn decimal(n: Num) -> Option<(bool, u128, i32)> {
+    match n {
+        Num::I(i) => Some((i < 0, i128::from(i).unsigned_abs(), 0)),
+        Num::U(u) => Some((false, u128::from(u), 0)),
+        Num::F(f) if f.is_finite() => {
+            // Rust prints the shortest round-trip digits; `{:e}` gives "d.ddde-N" without any
+            // allocation when written into a stack buffer.
+            let mut buf = [0u8; 64];
+            let mut cur = std::io::Cursor::new(&mut buf[..]);
+            write!(cur, "{:e}", f.abs()).ok()?;
+            let len = usize::try_from(cur.position()).ok()?;
+            let text = std::str::from_utf8(&buf[..len]).ok()?;
+            let (digits, exp) = text.split_once('e')?;
+            let exp: i32 = exp.parse().ok()?;
+            let (int, frac) = digits.split_once('.').unwrap_or((digits, ""));
+            let mut mantissa: u128 = 0;
+            for c in int.bytes().chain(frac.bytes()) {
+                mantissa = mantissa
+                    .checked_mul(10)?
+                    .checked_add(u128::from(c - b'0'))?;
+            }
+            Some((f < 0.0, mantissa, exp - i32::try_from(frac.len()).ok()?))
+        }
+        Num::F(_) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn integers_compare_exactly() {
+        let a = Num::U(9_007_199_254_740_993);
+        let b = Num::F(9_007_199_254_740_992.0);
+        assert_eq!(cmp(a, b), Ordering::Greater);
+        assert_eq!(cmp(Num::I(-1), Num::U(u64::MAX)), Ordering::Less);
+        assert_eq!(cmp(Num::I(3), Num::F(3.5)), Ordering::Less);
+        assert_eq!(cmp(Num::F(3.5), Num::I(3)), Ordering::Greater);
+        assert_eq!(cmp(Num::I(-4), Num::F(-3.5)), Ordering::Less);
+        assert!(equal(Num::I(1), Num::F(1.0)));
+    }
+
+    #[test]
+    fn integer_detection() {
+        assert!(Num::F(1.0).is_integer());
+        assert!(!Num::F(1.5).is_integer());
+        assert!(Num::U(u64::MAX).is_integer());
+    }
+
+    #[test]
+    fn decimal_multiples_are_exact() {
+        let d = Divisor::new(Num::F(0.01)).unwrap();
+        assert!(d.divides(Num::F(19.99)));
+        assert!(!d.divides(Num::F(19.991)));
+        let d = Divisor::new(Num::F(0.0001)).unwrap();
+        assert!(d.divides(Num::F(0.0075)));
+        assert!(!d.divides(Num::F(0.00751)));
+        let d = Divisor::new(Num::I(3)).unwrap();
+        assert!(d.divides(Num::I(-9)));
+        assert!(!d.divides(Num::U(u64::MAX - 1)));
+        assert!(d.divides(Num::F(6.0)));
+    }
+
+    #[test]
+    fn overflowing_division_is_not_a_multiple() {
+        let d = Divisor::new(Num::F(0.123456789)).unwrap();
+        assert!(!d.divides(Num::F(1e308)));
+    }
+
+    #[test]
+    fn non_positive_divisors_are_refused() {
+        assert!(Divisor::new(Num::I(0)).is_none());
+        assert!(Divisor::new(Num::F(-0.5)).is_none());
+    }
+}

@@ -1,0 +1,233 @@
+//! The compiled validator tree: an arena of schemas addressed by index, so `$ref` cycles are
+//! plain indices and sharing a validator across threads needs no reference counting.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use regex::Regex;
+use serde_json::Value;
+
+use crate::format::Format;
+use crate::number::{Divisor, Num};
+
+/// Index of a schema in [`Tree::schemas`].
+pub(crate) type Sid = usize;
+
+#[derive(Debug)]
+pub(crate) struct Tree {
+    pub(crate) schemas: Vec<Schema>,
+    /// JSON pointer of each schema in the document (`""` for synthesized ones).
+    pub(crate) locs: Vec<Box<str>>,
+    pub(crate) root: Sid,
+}
+
+#[derive(Debug)]
+pub(crate) enum Schema {
+    Bool(bool),
+    Obj(SchemaObj),
+}
+
+#[derive(Debug)]
+pub(crate) struct SchemaObj {
+    pub(crate) kws: Vec<Kw>,
+    /// `readOnly: true` with read-only rejection on: any instance reaching here is refused.
+    pub(crate) read_only: Option<Box<str>>,
+}
+
+/// One compiled keyword with where it came from, for error reports.
+#[derive(Debug)]
+pub(crate) struct Kw {
+    pub(crate) kind: KwKind,
+    pub(crate) name: &'static str,
+    pub(crate) loc: Box<str>,
+}
+
+/// Type bits for `type` (integer is its own bit; `number` accepts integers too).
+pub(crate) mod ty {
+    pub(crate) const NULL: u8 = 1;
+    pub(crate) const BOOL: u8 = 2;
+    pub(crate) const INT: u8 = 4;
+    pub(crate) const NUM: u8 = 8;
+    pub(crate) const STR: u8 = 16;
+    pub(crate) const ARR: u8 = 32;
+    pub(crate) const OBJ: u8 = 64;
+
+    pub(crate) fn from_name(name: &str) -> Option<u8> {
+        Some(match name {
+            "null" => NULL,
+            "boolean" => BOOL,
+            "integer" => INT,
+            "number" => NUM,
+            "string" => STR,
+            "array" => ARR,
+            "object" => OBJ,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub(crate) enum KwKind {
+    Type(u8),
+    Enum(Vec<Value>),
+    Const(Value),
+    Ref(Sid),
+    Minimum {
+        limit: Num,
+        exclusive: bool,
+    },
+    Maximum {
+        limit: Num,
+        exclusive: bool,
+    },
+    MultipleOf(Divisor),
+    MinLength(usize),
+    MaxLength(usize),
+    Pattern(Regex),
+    Format(Format),
+    MinItems(usize),
+    MaxItems(usize),
+    UniqueItems,
+    /// Positional schemas for the first elements (`prefixItems`, array-form `items`).
+    PrefixItems(Vec<Sid>),
+    /// A schema for every element from index `skip` on (`items`, `additionalItems`).
+    Items {
+        skip: usize,
+        schema: Sid,
+    },
+    Contains {
+        schema: Sid,
+        min: usize,
+        max: Option<usize>,
+    },
+    MinProperties(usize),
+    MaxProperties(usize),
+    Object(Box<ObjectKw>),
+    AllOf(Vec<Sid>),
+    AnyOf(Vec<Sid>),
+    OneOf(Vec<Sid>),
+    Not(Sid),
+    If {
+        cond: Sid,
+        then: Option<Sid>,
+        els: Option<Sid>,
+    },
+}
+
+/// The keywords that look at an object's members, evaluated in one pass over the members.
+#[derive(Debug, Default)]
+pub(crate) struct ObjectKw {
+    /// Every property name any keyword mentions, mapped to a slot.
+    pub(crate) names: NameTable,
+    /// `properties` schema per slot.
+    pub(crate) props: Vec<Option<Sid>>,
+    pub(crate) props_loc: Box<str>,
+    pub(crate) patterns: Vec<(Regex, Sid)>,
+    pub(crate) patterns_loc: Box<str>,
+    pub(crate) additional: Option<(Sid, Box<str>)>,
+    pub(crate) property_names: Option<(Sid, Box<str>)>,
+    pub(crate) required: Vec<u32>,
+    pub(crate) required_loc: Box<str>,
+    /// (`dependentRequired` or `dependencies`, location, [(if present, then these)]).
+    pub(crate) dep_required: Vec<(u32, Vec<u32>)>,
+    pub(crate) dep_required_kw: (&'static str, Box<str>),
+    pub(crate) dep_schemas: Vec<(u32, Sid)>,
+    pub(crate) dep_schemas_kw: (&'static str, Box<str>),
+}
+
+impl ObjectKw {
+    pub(crate) fn slot(&mut self, name: &str) -> u32 {
+        if let Some(s) = self.names.get(name) {
+            return s;
+        }
+        let s = u32::try_from(self.props.len()).unwrap_or(u32::MAX);
+        self.names.insert(name, s);
+        self.props.push(None);
+        s
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.props.is_empty()
+            && self.patterns.is_empty()
+            && self.additional.is_none()
+            && self.property_names.is_none()
+    }
+}
+
+/// Property-name lookup. The keys come from the schema, so a fast non-keyed hash is fine: a
+/// client can only look names up, never insert them.
+#[derive(Debug, Default)]
+pub(crate) struct NameTable {
+    small: Vec<(Box<str>, u32)>,
+    map: HashMap<Box<str>, u32, BuildHasherDefault<FxHasher>>,
+}
+
+const SMALL_TABLE: usize = 8;
+
+impl NameTable {
+    pub(crate) fn get(&self, name: &str) -> Option<u32> {
+        if self.map.is_empty() {
+            self.small
+                .iter()
+                .find(|(k, _)| **k == *name)
+                .map(|(_, s)| *s)
+        } else {
+            self.map.get(name).copied()
+        }
+    }
+
+    fn insert(&mut self, name: &str, slot: u32) {
+        if self.map.is_empty() && self.small.len() < SMALL_TABLE {
+            self.small.push((name.into(), slot));
+            return;
+        }
+        self.map.extend(self.small.drain(..));
+        self.map.insert(name.into(), slot);
+    }
+}
+
+/// The multiply-rotate hash used by rustc (FxHash): a few cycles per word.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_table_grows_past_small() {
+        let mut o = ObjectKw::default();
+        let slots: Vec<u32> = (0..20).map(|i| o.slot(&format!("k{i}"))).collect();
+        assert_eq!(slots, (0..20).collect::<Vec<u32>>());
+        for i in 0..20u32 {
+            assert_eq!(o.names.get(&format!("k{i}")), Some(i));
+        }
+        assert_eq!(o.slot("k3"), 3);
+        assert_eq!(o.names.get("nope"), None);
+    }
+
+    #[test]
+    fn type_names() {
+        assert_eq!(ty::from_name("integer"), Some(ty::INT));
+        assert_eq!(ty::from_name("int"), None);
+    }
+}

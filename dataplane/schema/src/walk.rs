@@ -1,0 +1,411 @@
+//! The validator walk: applies a compiled [`Tree`] to any [`JsonNode`]. It recurses only where
+//! the schema descends into the instance, so its depth is bounded by the instance depth (which
+//! the parser limits) and by the in-place applicator chains (which are acyclic, see compile).
+
+use crate::error::{Reason, Rejection, Violation};
+use crate::node::{JsonNode, Kind, StrNode};
+use crate::number::{self, Num};
+use crate::tree::{Kw, KwKind, ObjectKw, Schema, SchemaObj, Sid, Tree, ty};
+use crate::unique;
+
+/// One step of the instance location.
+#[derive(Debug, Clone, Copy)]
+enum Seg<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+pub(crate) struct Walker<'t, 'a> {
+    tree: &'t Tree,
+    path: Vec<Seg<'a>>,
+    errors: Vec<Violation>,
+    max_errors: usize,
+    max_depth: usize,
+    truncated: bool,
+    too_deep: bool,
+}
+
+impl<'t, 'a> Walker<'t, 'a> {
+    pub(crate) fn new(tree: &'t Tree, max_errors: usize, max_depth: usize) -> Self {
+        Self {
+            tree,
+            path: Vec::new(),
+            errors: Vec::new(),
+            max_errors: max_errors.max(1),
+            max_depth,
+            truncated: false,
+            too_deep: false,
+        }
+    }
+
+    /// Validates the root and turns the collected violations into a result.
+    pub(crate) fn run<J: JsonNode<'a>>(mut self, inst: J) -> Result<(), Rejection> {
+        let ok = self.validate(self.tree.root, inst, true);
+        if self.too_deep {
+            return Err(Rejection::single(
+                Reason::TooDeep,
+                self.pointer(),
+                "nesting",
+            ));
+        }
+        match self.errors.first() {
+            None if ok => Ok(()),
+            None => Err(Rejection::single(
+                Reason::SchemaViolation,
+                String::new(),
+                "schema",
+            )),
+            Some(first) => Err(Rejection {
+                reason: first.reason,
+                truncated: self.truncated,
+                violations: self.errors,
+            }),
+        }
+    }
+
+    fn pointer(&self) -> String {
+        let mut s = String::new();
+        for seg in &self.path {
+            s.push('/');
+            match seg {
+                Seg::Key(k) => {
+                    for c in k.chars() {
+                        match c {
+                            '~' => s.push_str("~0"),
+                            '/' => s.push_str("~1"),
+                            c => s.push(c),
+                        }
+                    }
+                }
+                Seg::Index(i) => s.push_str(&i.to_string()),
+            }
+        }
+        s
+    }
+
+    fn record(&mut self, collect: bool, reason: Reason, keyword: &'static str, loc: &str) {
+        if !collect {
+            return;
+        }
+        if self.errors.len() >= self.max_errors {
+            self.truncated = true;
+            return;
+        }
+        let instance_location = self.pointer();
+        self.errors.push(Violation {
+            reason,
+            instance_location,
+            keyword_location: loc.to_string(),
+            keyword,
+        });
+    }
+
+    fn full(&self) -> bool {
+        self.errors.len() >= self.max_errors
+    }
+
+    /// Validates a child of the current instance (array element or object member).
+    fn descend<J: JsonNode<'a>>(&mut self, seg: Seg<'a>, sid: Sid, inst: J, collect: bool) -> bool {
+        if self.path.len() >= self.max_depth {
+            self.too_deep = true;
+            return false;
+        }
+        self.path.push(seg);
+        let ok = self.validate(sid, inst, collect);
+        self.path.pop();
+        ok
+    }
+
+    pub(crate) fn validate<J: JsonNode<'a>>(&mut self, sid: Sid, inst: J, collect: bool) -> bool {
+        let tree = self.tree;
+        match tree.schemas.get(sid) {
+            Some(Schema::Bool(true)) => true,
+            Some(Schema::Obj(o)) => self.validate_obj(o, inst, collect),
+            _ => {
+                let loc = tree.locs.get(sid).map_or("", |l| l);
+                self.record(collect, Reason::SchemaViolation, "false", loc);
+                false
+            }
+        }
+    }
+
+    fn validate_obj<J: JsonNode<'a>>(&mut self, o: &'t SchemaObj, inst: J, collect: bool) -> bool {
+        let mut valid = true;
+        if let Some(loc) = &o.read_only {
+            self.record(collect, Reason::ReadOnlyProperty, "readOnly", loc);
+            if !collect {
+                return false;
+            }
+            valid = false;
+        }
+        for kw in &o.kws {
+            if collect && self.full() {
+                self.truncated = true;
+                return false;
+            }
+            if !self.keyword(kw, inst, collect) {
+                valid = false;
+                if !collect || self.too_deep {
+                    return false;
+                }
+            }
+        }
+        valid
+    }
+
+    fn fail(&mut self, collect: bool, kw: &Kw) -> bool {
+        self.record(collect, Reason::SchemaViolation, kw.name, &kw.loc);
+        false
+    }
+
+    fn check(&mut self, ok: bool, collect: bool, kw: &Kw) -> bool {
+        ok || self.fail(collect, kw)
+    }
+
+    fn keyword<J: JsonNode<'a>>(&mut self, kw: &'t Kw, inst: J, collect: bool) -> bool {
+        let kind = inst.kind();
+        match (&kw.kind, kind) {
+            (KwKind::Type(mask), k) => self.check(type_ok(*mask, k), collect, kw),
+            (KwKind::Enum(vals), _) => {
+                let ok = vals.iter().any(|v| unique::equal(inst, v));
+                self.check(ok, collect, kw)
+            }
+            (KwKind::Const(v), _) => self.check(unique::equal(inst, v), collect, kw),
+            (KwKind::Ref(s), _) => self.validate(*s, inst, collect),
+            (KwKind::Minimum { limit, exclusive }, Kind::Num(n)) => {
+                let o = number::cmp(n, *limit);
+                self.check(o.is_gt() || (o.is_eq() && !exclusive), collect, kw)
+            }
+            (KwKind::Maximum { limit, exclusive }, Kind::Num(n)) => {
+                let o = number::cmp(n, *limit);
+                self.check(o.is_lt() || (o.is_eq() && !exclusive), collect, kw)
+            }
+            (KwKind::MultipleOf(d), Kind::Num(n)) => self.check(d.divides(n), collect, kw),
+            (KwKind::MinLength(m), Kind::Str(s)) => {
+                self.check(s.len() >= *m && char_len(s) >= *m, collect, kw)
+            }
+            (KwKind::MaxLength(m), Kind::Str(s)) => {
+                self.check(s.len() <= *m || char_len(s) <= *m, collect, kw)
+            }
+            (KwKind::Pattern(re), Kind::Str(s)) => self.check(re.is_match(s), collect, kw),
+            (KwKind::Format(f), Kind::Str(s)) => self.check(f.check_str(s), collect, kw),
+            (KwKind::Format(f), Kind::Num(n)) => self.check(f.check_num(n), collect, kw),
+            (KwKind::MinItems(m), Kind::Array(n)) => self.check(n >= *m, collect, kw),
+            (KwKind::MaxItems(m), Kind::Array(n)) => self.check(n <= *m, collect, kw),
+            (KwKind::UniqueItems, Kind::Array(_)) => {
+                self.check(unique::all_unique(inst), collect, kw)
+            }
+            (KwKind::PrefixItems(list), Kind::Array(_)) => {
+                let mut ok = true;
+                for (i, (item, sid)) in inst.items().zip(list).enumerate() {
+                    if !self.descend(Seg::Index(i), *sid, item, collect) {
+                        ok = false;
+                        if !collect || self.full() || self.too_deep {
+                            break;
+                        }
+                    }
+                }
+                ok
+            }
+            (KwKind::Items { skip, schema }, Kind::Array(_)) => {
+                let mut ok = true;
+                for (i, item) in inst.items().enumerate().skip(*skip) {
+                    if !self.descend(Seg::Index(i), *schema, item, collect) {
+                        ok = false;
+                        if !collect || self.full() || self.too_deep {
+                            break;
+                        }
+                    }
+                }
+                ok
+            }
+            (KwKind::Contains { schema, min, max }, Kind::Array(_)) => {
+                let mut hits = 0usize;
+                for (i, item) in inst.items().enumerate() {
+                    if self.descend(Seg::Index(i), *schema, item, false) {
+                        hits += 1;
+                        if max.is_none() && hits >= *min {
+                            break;
+                        }
+                        if max.is_some_and(|m| hits > m) {
+                            break;
+                        }
+                    }
+                    if self.too_deep {
+                        return false;
+                    }
+                }
+                let ok = hits >= *min && max.is_none_or(|m| hits <= m);
+                self.check(ok, collect, kw)
+            }
+            (KwKind::MinProperties(m), Kind::Object(n)) => self.check(n >= *m, collect, kw),
+            (KwKind::MaxProperties(m), Kind::Object(n)) => self.check(n <= *m, collect, kw),
+            (KwKind::Object(o), Kind::Object(n)) => self.object(o, inst, n, collect),
+            (KwKind::AllOf(list), _) => {
+                let mut ok = true;
+                for s in list {
+                    if !self.validate(*s, inst, collect) {
+                        ok = false;
+                        if !collect || self.too_deep {
+                            break;
+                        }
+                    }
+                }
+                ok
+            }
+            (KwKind::AnyOf(list), _) => {
+                let ok = list.iter().any(|s| self.validate(*s, inst, false));
+                self.check(ok, collect, kw)
+            }
+            (KwKind::OneOf(list), _) => {
+                let mut hits = 0;
+                for s in list {
+                    if self.validate(*s, inst, false) {
+                        hits += 1;
+                        if hits > 1 {
+                            break;
+                        }
+                    }
+                }
+                self.check(hits == 1, collect, kw)
+            }
+            (KwKind::Not(s), _) => {
+                let ok = !self.validate(*s, inst, false);
+                self.check(ok, collect, kw)
+            }
+            (KwKind::If { cond, then, els }, _) => {
+                let branch = if self.validate(*cond, inst, false) {
+                    then
+                } else {
+                    els
+                };
+                match branch {
+                    Some(b) => self.validate(*b, inst, collect),
+                    None => true,
+                }
+            }
+            // Keywords that do not apply to this instance type pass.
+            _ => true,
+        }
+    }
+
+    fn object<J: JsonNode<'a>>(
+        &mut self,
+        o: &'t ObjectKw,
+        inst: J,
+        n: usize,
+        collect: bool,
+    ) -> bool {
+        let slots = o.props.len();
+        let mut seen_small = 0u64;
+        let mut seen_big = if slots > 64 {
+            vec![false; slots]
+        } else {
+            Vec::new()
+        };
+        let mut mark = |s: u32| {
+            if slots > 64 {
+                if let Some(b) = seen_big.get_mut(s as usize) {
+                    *b = true;
+                }
+            } else {
+                seen_small |= 1u64 << s;
+            }
+        };
+        let mut ok = true;
+        let stop = |w: &Self, ok: bool| !ok && (!collect || w.full() || w.too_deep);
+        for (key, val) in inst.members().take(n) {
+            if let Some((sid, _)) = &o.property_names {
+                let good = self.descend(Seg::Key(key), *sid, StrNode(key), collect);
+                ok &= good;
+            }
+            let mut matched = false;
+            if let Some(slot) = o.names.get(key) {
+                mark(slot);
+                if let Some(Some(sid)) = o.props.get(slot as usize) {
+                    matched = true;
+                    ok &= self.descend(Seg::Key(key), *sid, val, collect);
+                }
+            }
+            for (re, sid) in &o.patterns {
+                if re.is_match(key) {
+                    matched = true;
+                    ok &= self.descend(Seg::Key(key), *sid, val, collect);
+                }
+            }
+            if !matched && let Some((sid, loc)) = &o.additional {
+                if let Some(Schema::Bool(false)) = self.tree.schemas.get(*sid) {
+                    self.path.push(Seg::Key(key));
+                    self.record(
+                        collect,
+                        Reason::SchemaViolation,
+                        "additionalProperties",
+                        loc,
+                    );
+                    self.path.pop();
+                    ok = false;
+                } else {
+                    ok &= self.descend(Seg::Key(key), *sid, val, collect);
+                }
+            }
+            if stop(self, ok) {
+                return false;
+            }
+        }
+        let seen = |s: u32| {
+            if slots > 64 {
+                seen_big.get(s as usize).copied().unwrap_or(false)
+            } else {
+                seen_small & (1u64 << s) != 0
+            }
+        };
+        if o.required.iter().any(|s| !seen(*s)) {
+            self.record(
+                collect,
+                Reason::SchemaViolation,
+                "required",
+                &o.required_loc,
+            );
+            ok = false;
+        }
+        for (s, deps) in &o.dep_required {
+            if seen(*s) && deps.iter().any(|d| !seen(*d)) {
+                self.record(
+                    collect,
+                    Reason::SchemaViolation,
+                    o.dep_required_kw.0,
+                    &o.dep_required_kw.1,
+                );
+                ok = false;
+            }
+        }
+        for (s, sid) in &o.dep_schemas {
+            if stop(self, ok) {
+                return false;
+            }
+            if seen(*s) {
+                ok &= self.validate(*sid, inst, collect);
+            }
+        }
+        ok
+    }
+}
+
+fn type_ok(mask: u8, k: Kind<'_>) -> bool {
+    let bit = match k {
+        Kind::Null => ty::NULL,
+        Kind::Bool(_) => ty::BOOL,
+        Kind::Num(n) => {
+            return mask & ty::NUM != 0 || (mask & ty::INT != 0 && Num::is_integer(n));
+        }
+        Kind::Str(_) => ty::STR,
+        Kind::Array(_) => ty::ARR,
+        Kind::Object(_) => ty::OBJ,
+    };
+    mask & bit != 0
+}
+
+/// Length in Unicode code points (JSON Schema counts code points, not bytes or UTF-16 units).
+fn char_len(s: &str) -> usize {
+    s.len() - s.bytes().filter(|b| (*b & 0xC0) == 0x80).count()
+}
