@@ -1,0 +1,185 @@
+//! The audit log: one JSON line per decision, queued without ever blocking the request path and
+//! written by one task to stdout, a file or syslog. Secrets (Authorization, Cookie, Set-Cookie
+//! and configured names) never reach a line; query values are never logged.
+
+mod sink;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use http::{HeaderMap, HeaderName, Uri};
+use serde::Serialize;
+use tokio::sync::{Notify, mpsc};
+use tokio::task::JoinHandle;
+
+use crate::config::AuditConfig;
+use crate::error::GatewayError;
+use crate::metrics::Metrics;
+use crate::pipeline::ClientIdentity;
+
+/// Written in place of a redacted header value.
+const REDACTED: &str = "[redacted]";
+/// Never logged, whatever the config says.
+const ALWAYS_REDACTED: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
+
+/// One decision, as written to the audit log.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent {
+    /// RFC 3339 UTC time the request head arrived.
+    pub time: String,
+    /// The request id (`x-request-id`).
+    pub request_id: String,
+    /// Client address (`ip:port`).
+    pub client: String,
+    /// `TLSv1.3`, `TLSv1.2`, or null on the plain listener.
+    pub tls: Option<&'static str>,
+    /// Client identity (mTLS subject and SANs), if any.
+    pub identity: Option<ClientIdentity>,
+    /// Request method.
+    pub method: String,
+    /// Path with query parameter names only (values dropped).
+    pub path: String,
+    /// Matched route, if any.
+    pub route: Option<String>,
+    /// Upstream the request went to, if any.
+    pub upstream: Option<String>,
+    /// Response status.
+    pub status: u16,
+    /// Reason code (`ok` when forwarded).
+    pub reason: &'static str,
+    /// Microseconds from request head to end of response.
+    pub latency_us: u64,
+    /// Request body bytes received.
+    pub bytes_in: u64,
+    /// Response body bytes sent.
+    pub bytes_out: u64,
+    /// Recorded request headers (`audit.headers`), secrets replaced by `[redacted]`.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub headers: BTreeMap<String, String>,
+}
+
+/// Decides what of a request may appear in a line.
+#[derive(Debug, Clone)]
+pub struct Redactor {
+    record: Vec<HeaderName>,
+    redact: HashSet<String>,
+}
+
+impl Redactor {
+    /// From `[audit] headers` and `redact` (names compared case-insensitively).
+    pub fn new(cfg: &AuditConfig) -> Self {
+        let mut redact: HashSet<String> =
+            ALWAYS_REDACTED.iter().map(|s| (*s).to_owned()).collect();
+        redact.extend(cfg.redact.iter().map(|s| s.to_ascii_lowercase()));
+        let record = cfg
+            .headers
+            .iter()
+            .filter_map(|h| HeaderName::from_bytes(h.to_ascii_lowercase().as_bytes()).ok())
+            .collect();
+        Self { record, redact }
+    }
+
+    /// The recorded headers of a request.
+    pub fn headers(&self, headers: &HeaderMap) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for name in &self.record {
+            let Some(v) = headers.get(name) else { continue };
+            let value = if self.redact.contains(name.as_str()) {
+                REDACTED.to_owned()
+            } else {
+                String::from_utf8_lossy(v.as_bytes()).into_owned()
+            };
+            out.insert(name.as_str().to_owned(), value);
+        }
+        out
+    }
+
+    /// The path with query values removed and redacted parameter names dropped.
+    pub fn path(&self, uri: &Uri) -> String {
+        let mut out = uri.path().to_owned();
+        if let Some(q) = uri.query() {
+            let names: Vec<&str> = q
+                .split('&')
+                .filter_map(|kv| kv.split('=').next())
+                .filter(|k| !k.is_empty() && !self.redact.contains(&k.to_ascii_lowercase()))
+                .collect();
+            if !names.is_empty() {
+                out.push('?');
+                out.push_str(&names.join("=&"));
+                out.push('=');
+            }
+        }
+        out
+    }
+}
+
+/// The request path's handle on the audit queue.
+#[derive(Debug)]
+pub struct Auditor {
+    tx: mpsc::Sender<AuditEvent>,
+    metrics: Arc<Metrics>,
+    stop: Arc<Notify>,
+    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Auditor {
+    /// Opens the sink and starts the writer task.
+    pub async fn start(cfg: &AuditConfig, metrics: Arc<Metrics>) -> Result<Self, GatewayError> {
+        let sink = sink::Sink::open(cfg).await?;
+        let (tx, rx) = mpsc::channel(cfg.queue_capacity);
+        let stop = Arc::new(Notify::new());
+        let task = tokio::spawn(sink::drain(rx, sink, metrics.clone(), stop.clone()));
+        Ok(Self {
+            tx,
+            metrics,
+            stop,
+            task: std::sync::Mutex::new(Some(task)),
+        })
+    }
+
+    /// Queues a line; if the queue is full the line is dropped and counted, never waited for.
+    pub fn record(&self, event: AuditEvent) {
+        if self.tx.try_send(event).is_err() {
+            self.metrics.audit_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Writes what is queued and stops the writer.
+    pub async fn flush_and_stop(&self) {
+        self.stop.notify_one();
+        let task = self
+            .task
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_secrets_and_query_values() {
+        let cfg = AuditConfig {
+            headers: vec!["User-Agent".into(), "authorization".into(), "x-api-key".into()],
+            redact: vec!["X-Api-Key".into(), "token".into()],
+            ..AuditConfig::default()
+        };
+        let r = Redactor::new(&cfg);
+        let mut h = HeaderMap::new();
+        h.insert("user-agent", http::HeaderValue::from_static("curl/8"));
+        h.insert("authorization", http::HeaderValue::from_static("Bearer s3cret"));
+        h.insert("x-api-key", http::HeaderValue::from_static("k3y"));
+        let got = r.headers(&h);
+        assert_eq!(got.get("user-agent").map(String::as_str), Some("curl/8"));
+        assert_eq!(got.get("authorization").map(String::as_str), Some(REDACTED));
+        assert_eq!(got.get("x-api-key").map(String::as_str), Some(REDACTED));
+        let uri: Uri = "/a/b?id=42&token=zzz&q=x".parse().unwrap_or_default();
+        assert_eq!(r.path(&uri), "/a/b?id=&q=");
+    }
+}

@@ -1,0 +1,242 @@
+//! Body wrappers: the request body is size-limited and time-limited while it streams to the
+//! upstream (a 413 is decided on the byte that crosses the limit, not after buffering), and the
+//! response body counts bytes and reports when it is finished so the audit line and metrics are
+//! written once per request with the real byte count.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+/// Errors carried through bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Body sent upstream.
+pub type UpstreamBody = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+/// Body of a response before it is wrapped for the client.
+pub type InnerBody = http_body_util::combinators::UnsyncBoxBody<Bytes, BoxError>;
+
+/// Why a request body stopped early; read after the upstream call fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum BodyFault {
+    None = 0,
+    TooLarge = 1,
+    Malformed = 2,
+    TimedOut = 3,
+}
+
+/// Shared between a [`LimitedBody`] and the request handler.
+#[derive(Debug, Default)]
+pub struct BodyState {
+    bytes: AtomicU64,
+    fault: AtomicU8,
+}
+
+impl BodyState {
+    /// Bytes of request body received so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// The fault that ended the body, if any.
+    pub fn fault(&self) -> BodyFault {
+        match self.fault.load(Ordering::Relaxed) {
+            1 => BodyFault::TooLarge,
+            2 => BodyFault::Malformed,
+            3 => BodyFault::TimedOut,
+            _ => BodyFault::None,
+        }
+    }
+
+    fn set(&self, f: BodyFault) {
+        self.fault.store(f as u8, Ordering::Relaxed);
+    }
+}
+
+/// Error returned by a [`LimitedBody`] that stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("request body stopped: {fault:?}")]
+pub struct BodyStopped {
+    fault: BodyFault,
+}
+
+/// A client body with a size limit and a deadline.
+#[derive(Debug)]
+pub struct LimitedBody<B> {
+    inner: B,
+    max: u64,
+    seen: u64,
+    deadline: Pin<Box<Sleep>>,
+    state: Arc<BodyState>,
+}
+
+impl<B> LimitedBody<B> {
+    pub fn new(inner: B, max: u64, timeout: Duration, state: Arc<BodyState>) -> Self {
+        Self {
+            inner,
+            max,
+            seen: 0,
+            deadline: Box::pin(tokio::time::sleep_until(Instant::now() + timeout)),
+            state,
+        }
+    }
+
+    fn stop(&mut self, fault: BodyFault) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.state.set(fault);
+        Poll::Ready(Some(Err(Box::new(BodyStopped { fault }))))
+    }
+}
+
+impl<B> Body for LimitedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.seen = this.seen.saturating_add(data.len() as u64);
+                    this.state.bytes.store(this.seen, Ordering::Relaxed);
+                    if this.seen > this.max {
+                        return this.stop(BodyFault::TooLarge);
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(_))) => this.stop(BodyFault::Malformed),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => this.stop(BodyFault::TimedOut),
+                Poll::Pending => Poll::Pending,
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Called once when a response body is finished or dropped, with the bytes sent.
+pub type OnDone = Box<dyn FnOnce(u64) + Send>;
+
+/// The body of every response the gateway sends: counts bytes, enforces the upstream's total
+/// deadline, and calls its [`OnDone`] exactly once.
+pub struct ClientBody {
+    inner: InnerBody,
+    sent: u64,
+    deadline: Option<Pin<Box<Sleep>>>,
+    on_done: Option<OnDone>,
+}
+
+impl std::fmt::Debug for ClientBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientBody").field("sent", &self.sent).finish_non_exhaustive()
+    }
+}
+
+impl ClientBody {
+    pub fn new(inner: InnerBody, deadline: Option<Instant>, on_done: OnDone) -> Self {
+        Self {
+            inner,
+            sent: 0,
+            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+            on_done: Some(on_done),
+        }
+    }
+
+    fn finish(&mut self) {
+        if let Some(done) = self.on_done.take() {
+            done(self.sent);
+        }
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent = this.sent.saturating_add(data.len() as u64);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(None) => {
+                this.finish();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(e))) => {
+                this.finish();
+                Poll::Ready(Some(Err(e)))
+            }
+            Poll::Pending => {
+                if let Some(d) = this.deadline.as_mut()
+                    && d.as_mut().poll(cx).is_ready()
+                {
+                    this.finish();
+                    return Poll::Ready(Some(Err("upstream total_timeout reached".into())));
+                }
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ClientBody {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::{BodyExt, Full};
+
+    #[tokio::test]
+    async fn limited_body_stops_past_the_limit_and_records_why() {
+        let state = Arc::new(BodyState::default());
+        let body = Full::new(Bytes::from_static(b"0123456789"));
+        let limited = LimitedBody::new(body, 9, Duration::from_secs(5), state.clone());
+        assert!(limited.collect().await.is_err());
+        assert_eq!(state.fault(), BodyFault::TooLarge);
+        let state = Arc::new(BodyState::default());
+        let body = Full::new(Bytes::from_static(b"0123456789"));
+        let limited = LimitedBody::new(body, 10, Duration::from_secs(5), state.clone());
+        assert_eq!(limited.collect().await.ok().map(|c| c.to_bytes().len()), Some(10));
+        assert_eq!((state.fault(), state.bytes()), (BodyFault::None, 10));
+    }
+}

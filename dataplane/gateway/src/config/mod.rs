@@ -1,0 +1,270 @@
+//! Configuration sections of the gateway. The daemon places them at the top level of its TOML
+//! file (`[listener]`, `[tls]`, `[[upstream]]`, `[limits]`, `[audit]`, `[metrics]`); every key is
+//! documented in `docs/gateway.md`.
+
+mod audit;
+pub mod duration;
+mod listener;
+mod tls;
+mod upstream;
+
+use std::collections::HashSet;
+
+use serde::{Deserialize, Serialize};
+
+pub use audit::{AuditConfig, AuditSink, SyslogTransport};
+pub use listener::{LimitsConfig, ListenerConfig, MetricsConfig};
+pub use tls::{ClientAuth, MinVersion, TlsConfig};
+pub use upstream::UpstreamConfig;
+
+/// A config value that cannot be applied, named by its key path.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{key}: {reason}")]
+pub struct ConfigError {
+    /// Key path, e.g. `upstream[1].url`.
+    pub key: String,
+    /// What is wrong and what to write instead.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Every section the gateway reads.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewayConfig {
+    /// `[listener]`
+    pub listener: ListenerConfig,
+    /// `[tls]`
+    pub tls: TlsConfig,
+    /// `[[upstream]]`; with none, every request is answered 503 `policy_missing`.
+    pub upstream: Vec<UpstreamConfig>,
+    /// `[limits]`
+    pub limits: LimitsConfig,
+    /// `[audit]`
+    pub audit: AuditConfig,
+    /// `[metrics]`
+    pub metrics: MetricsConfig,
+}
+
+/// A parsed upstream URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UpstreamUrl {
+    /// `http://authority` base the request path is appended to.
+    pub base: http::uri::Authority,
+    /// HTTP/2 with prior knowledge.
+    pub h2c: bool,
+}
+
+/// Parses `http://host:port` or `h2c://host:port` (no path, no query, no user info).
+pub(crate) fn parse_upstream_url(url: &str) -> Result<UpstreamUrl, String> {
+    let (h2c, rest) = if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else if let Some(rest) = url.strip_prefix("h2c://") {
+        (true, rest)
+    } else {
+        return Err(format!(
+            "\"{url}\" must start with http:// (HTTP/1.1) or h2c:// (HTTP/2 cleartext); TLS to \
+             upstreams is not supported"
+        ));
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+        return Err(format!(
+            "\"{url}\" must be scheme://host:port without path, query or user info"
+        ));
+    }
+    let base: http::uri::Authority = rest
+        .parse()
+        .map_err(|e| format!("\"{url}\" has an invalid host:port ({e})"))?;
+    Ok(UpstreamUrl { base, h2c })
+}
+
+impl GatewayConfig {
+    /// Checks every value; the first problem is returned with its key path.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let l = &self.listener;
+        if l.max_connections == 0 {
+            return Err(ConfigError::new("listener.max_connections", "must be at least 1"));
+        }
+        if l.max_requests_in_flight == 0 {
+            return Err(ConfigError::new(
+                "listener.max_requests_in_flight",
+                "must be at least 1",
+            ));
+        }
+        if let Some(http) = l.http
+            && http == l.https
+        {
+            return Err(ConfigError::new(
+                "listener.http",
+                "must differ from listener.https",
+            ));
+        }
+        for (key, d) in [
+            ("listener.handshake_timeout", l.handshake_timeout),
+            ("listener.header_timeout", l.header_timeout),
+            ("listener.idle_timeout", l.idle_timeout),
+            ("listener.request_timeout", l.request_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(ConfigError::new(key, "must be greater than 0, e.g. \"10s\""));
+            }
+        }
+        self.validate_tls()?;
+        self.validate_upstreams()?;
+        let lim = &self.limits;
+        for (key, v) in [
+            ("limits.max_header_count", lim.max_header_count as u64),
+            ("limits.max_header_bytes", lim.max_header_bytes as u64),
+            ("limits.max_uri_bytes", lim.max_uri_bytes as u64),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
+        if lim.max_header_count > 10_000 {
+            return Err(ConfigError::new("limits.max_header_count", "must be at most 10000"));
+        }
+        if lim.max_header_bytes > 1024 * 1024 {
+            return Err(ConfigError::new(
+                "limits.max_header_bytes",
+                "must be at most 1048576 (1 MiB)",
+            ));
+        }
+        if self.audit.queue_capacity == 0 {
+            return Err(ConfigError::new("audit.queue_capacity", "must be at least 1"));
+        }
+        for (i, name) in self.audit.headers.iter().enumerate() {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(ConfigError::new(
+                    format!("audit.headers[{i}]"),
+                    format!("\"{name}\" is not a valid header name"),
+                ));
+            }
+        }
+        if self.audit.sink == AuditSink::File && self.audit.path.as_os_str().is_empty() {
+            return Err(ConfigError::new("audit.path", "must be set when audit.sink = \"file\""));
+        }
+        Ok(())
+    }
+
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let t = &self.tls;
+        if t.alpn.is_empty() {
+            return Err(ConfigError::new(
+                "tls.alpn",
+                "must list at least one of \"h2\", \"http/1.1\"",
+            ));
+        }
+        for (i, p) in t.alpn.iter().enumerate() {
+            if p != "h2" && p != "http/1.1" {
+                return Err(ConfigError::new(
+                    format!("tls.alpn[{i}]"),
+                    format!("\"{p}\" is not supported; use \"h2\" or \"http/1.1\""),
+                ));
+            }
+        }
+        if let Some(ca) = &t.client_ca
+            && ca.as_os_str().is_empty()
+        {
+            return Err(ConfigError::new("tls.client_ca", "is empty; remove it or set a path"));
+        }
+        Ok(())
+    }
+
+    fn validate_upstreams(&self) -> Result<(), ConfigError> {
+        let mut names = HashSet::new();
+        for (i, u) in self.upstream.iter().enumerate() {
+            if u.name.is_empty() {
+                return Err(ConfigError::new(format!("upstream[{i}].name"), "must be set"));
+            }
+            if !names.insert(u.name.as_str()) {
+                return Err(ConfigError::new(
+                    format!("upstream[{i}].name"),
+                    format!("\"{}\" is used by an earlier upstream; names must be unique", u.name),
+                ));
+            }
+            parse_upstream_url(&u.url)
+                .map_err(|reason| ConfigError::new(format!("upstream[{i}].url"), reason))?;
+            for (key, d) in [
+                ("connect_timeout", u.connect_timeout),
+                ("header_timeout", u.header_timeout),
+                ("total_timeout", u.total_timeout),
+                ("health_interval", u.health_interval),
+            ] {
+                if d.is_zero() {
+                    return Err(ConfigError::new(
+                        format!("upstream[{i}].{key}"),
+                        "must be greater than 0",
+                    ));
+                }
+            }
+            if let Some(p) = &u.health_path
+                && (!p.starts_with('/') || p.parse::<http::uri::PathAndQuery>().is_err())
+            {
+                return Err(ConfigError::new(
+                    format!("upstream[{i}].health_path"),
+                    format!("\"{p}\" must be an absolute path such as \"/healthz\""),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_upstreams(urls: &[&str]) -> GatewayConfig {
+        let mut cfg = GatewayConfig::default();
+        for (i, url) in urls.iter().enumerate() {
+            cfg.upstream.push(UpstreamConfig {
+                name: format!("u{i}"),
+                url: (*url).to_owned(),
+                ..UpstreamConfig::default()
+            });
+        }
+        cfg
+    }
+
+    #[test]
+    fn default_is_valid() {
+        assert_eq!(GatewayConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn bad_upstream_url_names_its_index() {
+        let cfg = with_upstreams(&["http://127.0.0.1:80", "ftp://x"]);
+        let err = cfg.validate().err().map(|e| e.key);
+        assert_eq!(err.as_deref(), Some("upstream[1].url"));
+        let cfg = with_upstreams(&["h2c://127.0.0.1:80/path"]);
+        assert_eq!(cfg.validate().err().map(|e| e.key).as_deref(), Some("upstream[0].url"));
+    }
+
+    #[test]
+    fn duplicate_names_and_bad_alpn_are_rejected() {
+        let mut cfg = with_upstreams(&["http://a:1", "http://b:2"]);
+        cfg.upstream[1].name = "u0".to_owned();
+        assert_eq!(cfg.validate().err().map(|e| e.key).as_deref(), Some("upstream[1].name"));
+        let mut cfg = GatewayConfig::default();
+        cfg.tls.alpn = vec!["h2".to_owned(), "spdy/3".to_owned()];
+        assert_eq!(cfg.validate().err().map(|e| e.key).as_deref(), Some("tls.alpn[1]"));
+    }
+
+    #[test]
+    fn parses_upstream_urls() {
+        let u = parse_upstream_url("h2c://127.0.0.1:50051/").ok();
+        assert_eq!(u.as_ref().map(|u| u.h2c), Some(true));
+        assert_eq!(u.map(|u| u.base.to_string()).as_deref(), Some("127.0.0.1:50051"));
+        assert!(parse_upstream_url("http://user@host:1").is_err());
+    }
+}

@@ -1,0 +1,226 @@
+//! The public handle: start, reload, rotate keys, add metrics, shut down.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use vigil_hw::keys::KeyProvider;
+
+use crate::audit::Auditor;
+use crate::config::GatewayConfig;
+use crate::error::GatewayError;
+use crate::metrics::{Metrics, MetricsSource};
+use crate::reqid::IdGen;
+use crate::server::io::ConnCount;
+use crate::server::{conn, metrics_http};
+use crate::state::State;
+use crate::tls::CertResolver;
+
+/// Lifecycle signal watched by listeners and connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunLevel {
+    /// Accepting and serving.
+    Running,
+    /// Not accepting; connections finish their requests and close.
+    Draining,
+    /// Connections are dropped now.
+    Abort,
+}
+
+/// State shared by all tasks of one gateway.
+#[derive(Debug)]
+pub struct Shared {
+    pub state: ArcSwap<State>,
+    pub metrics: Arc<Metrics>,
+    pub audit: Auditor,
+    pub ids: IdGen,
+    pub conns: Arc<ConnCount>,
+    resolver: Arc<CertResolver>,
+    keys: Mutex<Arc<dyn KeyProvider>>,
+    reload: Mutex<()>,
+}
+
+/// A running gateway. Dropping it without [`Gateway::shutdown`] leaves its tasks running
+/// until the runtime stops.
+#[derive(Debug)]
+pub struct Gateway {
+    shared: Arc<Shared>,
+    level: watch::Sender<RunLevel>,
+    tasks: Vec<JoinHandle<()>>,
+    https_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
+    metrics_addr: SocketAddr,
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, GatewayError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| GatewayError::Bind { what, addr, source })
+}
+
+fn local(what: &'static str, l: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, GatewayError> {
+    l.local_addr()
+        .map_err(|source| GatewayError::Bind { what, addr, source })
+}
+
+impl Gateway {
+    /// Validates `cfg`, loads the key, binds the listeners (port 0 picks a free port; see the
+    /// `*_addr` methods) and starts serving. Must run inside a multi-threaded tokio runtime
+    /// for TPM-resident keys to be signed without stalling other connections.
+    pub async fn start(
+        cfg: GatewayConfig,
+        keys: Arc<dyn KeyProvider>,
+    ) -> Result<Gateway, GatewayError> {
+        cfg.validate()?;
+        let resolver = Arc::new(CertResolver::new(keys.as_ref())?);
+        let state = State::build(cfg, resolver.clone())?;
+        let cfg = state.cfg.clone();
+        let https = bind("listener.https", cfg.listener.https).await?;
+        let http = match cfg.listener.http {
+            Some(a) => Some((bind("listener.http", a).await?, a)),
+            None => None,
+        };
+        let metrics_l = bind("metrics.listen", cfg.metrics.listen).await?;
+        let https_addr = local("listener.https", &https, cfg.listener.https)?;
+        let http_addr = match &http {
+            Some((l, a)) => Some(local("listener.http", l, *a)?),
+            None => None,
+        };
+        let metrics_addr = local("metrics.listen", &metrics_l, cfg.metrics.listen)?;
+        let metrics = Arc::new(Metrics::default());
+        let audit = Auditor::start(&cfg.audit, metrics.clone()).await?;
+        let shared = Arc::new(Shared {
+            state: ArcSwap::from_pointee(state),
+            metrics,
+            audit,
+            ids: IdGen::new(),
+            conns: Arc::new(ConnCount::default()),
+            resolver,
+            keys: Mutex::new(keys),
+            reload: Mutex::new(()),
+        });
+        let (level, rx) = watch::channel(RunLevel::Running);
+        let mut tasks = vec![
+            tokio::spawn(conn::accept_loop(shared.clone(), https, true, rx.clone())),
+            tokio::spawn(metrics_http::serve(shared.clone(), metrics_l, rx.clone())),
+        ];
+        if let Some((l, _)) = http {
+            tasks.push(tokio::spawn(conn::accept_loop(shared.clone(), l, false, rx)));
+        }
+        Ok(Gateway {
+            shared,
+            level,
+            tasks,
+            https_addr,
+            http_addr,
+            metrics_addr,
+        })
+    }
+
+    /// Address of the TLS listener.
+    pub fn https_addr(&self) -> SocketAddr {
+        self.https_addr
+    }
+
+    /// Address of the plain-HTTP listener, if configured.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
+    /// Address of the metrics listener.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// The config now serving.
+    pub fn config(&self) -> Arc<GatewayConfig> {
+        self.shared.state.load().cfg.clone()
+    }
+
+    /// Appends `source`'s text to every `/metrics` response (e.g. the daemon's XDP counters).
+    pub fn add_metrics_source(&self, source: MetricsSource) {
+        self.shared.metrics.add_source(source);
+    }
+
+    /// Applies a new config: validated and fully built first, then swapped atomically. On any
+    /// error the running config keeps serving. Requests in flight finish under the config
+    /// they started with. The key is reloaded from the current provider (file rotation).
+    pub fn reload(&self, cfg: GatewayConfig) -> Result<(), GatewayError> {
+        let res = self.try_reload(cfg);
+        let counter = match res {
+            Ok(()) => &self.shared.metrics.reloads_ok,
+            Err(_) => &self.shared.metrics.reloads_failed,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        res
+    }
+
+    fn try_reload(&self, cfg: GatewayConfig) -> Result<(), GatewayError> {
+        cfg.validate()?;
+        let _one_at_a_time = self.shared.reload.lock().unwrap_or_else(PoisonError::into_inner);
+        let running = self.shared.state.load().cfg.clone();
+        needs_restart(&running, &cfg)?;
+        let keys = self.shared.keys.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        // Load the key into a scratch resolver first so a bad key changes nothing.
+        CertResolver::new(keys.as_ref())?;
+        let state = State::build(cfg, self.shared.resolver.clone())?;
+        self.shared.resolver.load_from(keys.as_ref())?;
+        self.shared.state.store(Arc::new(state));
+        Ok(())
+    }
+
+    /// Replaces the key provider (e.g. the daemon moved the key into the TPM) and serves its
+    /// key to new handshakes; established connections keep theirs.
+    pub fn rotate_keys(&self, keys: Arc<dyn KeyProvider>) -> Result<(), GatewayError> {
+        let _one_at_a_time = self.shared.reload.lock().unwrap_or_else(PoisonError::into_inner);
+        self.shared.resolver.load_from(keys.as_ref())?;
+        *self.shared.keys.lock().unwrap_or_else(PoisonError::into_inner) = keys;
+        Ok(())
+    }
+
+    /// Stops accepting, lets open connections finish their requests for up to `drain`, then
+    /// drops what is left and flushes the audit log.
+    pub async fn shutdown(self, drain: Duration) {
+        let _ = self.level.send(RunLevel::Draining);
+        let _ = tokio::time::timeout(drain, self.shared.conns.wait_zero()).await;
+        let _ = self.level.send(RunLevel::Abort);
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.shared.conns.wait_zero()).await;
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.shared.audit.flush_and_stop().await;
+    }
+}
+
+/// Keys bound at start (sockets, the audit sink) cannot change on reload.
+fn needs_restart(running: &GatewayConfig, new: &GatewayConfig) -> Result<(), GatewayError> {
+    let (r, n) = (running, new);
+    let checks: [(&'static str, String, String); 7] = [
+        ("listener.https", r.listener.https.to_string(), n.listener.https.to_string()),
+        ("listener.http", format!("{:?}", r.listener.http), format!("{:?}", n.listener.http)),
+        ("metrics.listen", r.metrics.listen.to_string(), n.metrics.listen.to_string()),
+        ("audit.sink", format!("{:?}", r.audit.sink), format!("{:?}", n.audit.sink)),
+        ("audit.path", r.audit.path.display().to_string(), n.audit.path.display().to_string()),
+        ("audit.syslog_address", r.audit.syslog_address.to_string(), n.audit.syslog_address.to_string()),
+        ("audit.queue_capacity", r.audit.queue_capacity.to_string(), n.audit.queue_capacity.to_string()),
+    ];
+    for (key, running, new) in checks {
+        // Port 0 means "any": a running ephemeral port matches a config still saying 0.
+        if running != new && !new.ends_with(":0") {
+            return Err(GatewayError::NeedsRestart { key, running, new });
+        }
+    }
+    if r.audit.syslog_transport != n.audit.syslog_transport {
+        return Err(GatewayError::NeedsRestart {
+            key: "audit.syslog_transport",
+            running: format!("{:?}", r.audit.syslog_transport),
+            new: format!("{:?}", n.audit.syslog_transport),
+        });
+    }
+    Ok(())
+}

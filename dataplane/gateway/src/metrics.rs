@@ -1,0 +1,151 @@
+//! Counters and the Prometheus text exposition, written by hand (the format is a few lines and
+//! a client library would pull in more than it saves).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// Extra exposition text appended by the embedding daemon (e.g. XDP counters).
+pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
+
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
+];
+
+/// All gateway metrics.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16, &'static str), u64>>,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_count: AtomicU64,
+    latency_sum_us: AtomicU64,
+    pub(crate) handshakes: AtomicU64,
+    handshake_failures: Mutex<BTreeMap<&'static str, u64>>,
+    pub(crate) open_connections: AtomicI64,
+    pub(crate) shed_connections: AtomicU64,
+    pub(crate) audit_dropped: AtomicU64,
+    pub(crate) audit_write_errors: AtomicU64,
+    pub(crate) reloads_ok: AtomicU64,
+    pub(crate) reloads_failed: AtomicU64,
+    sources: Mutex<Vec<MetricsSource>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metrics").finish_non_exhaustive()
+    }
+}
+
+impl Metrics {
+    /// Counts one finished request.
+    pub fn record_request(&self, route: &str, status: u16, reason: &'static str, us: u64) {
+        {
+            let mut map = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+            *map.entry((route.to_owned(), status, reason)).or_default() += 1;
+        }
+        let secs = us as f64 / 1e6;
+        for (i, le) in BUCKETS.iter().enumerate() {
+            if secs <= *le {
+                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_count.fetch_add(1, Ordering::Relaxed);
+        self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Counts a failed TLS handshake.
+    pub fn handshake_failed(&self, reason: &'static str) {
+        let mut map = self.handshake_failures.lock().unwrap_or_else(PoisonError::into_inner);
+        *map.entry(reason).or_default() += 1;
+    }
+
+    /// Adds a source of extra exposition text.
+    pub fn add_source(&self, source: MetricsSource) {
+        self.sources.lock().unwrap_or_else(PoisonError::into_inner).push(source);
+    }
+
+    /// The whole exposition; `upstreams` gives (name, healthy) for the current pool.
+    pub fn render(&self, upstreams: &[(String, bool)]) -> String {
+        let mut out = String::with_capacity(4096);
+        let o = &mut out;
+        header(o, "vigil_gateway_requests_total", "counter", "Requests answered, by route, status and reason.");
+        for ((route, status, reason), n) in
+            self.requests.lock().unwrap_or_else(PoisonError::into_inner).iter()
+        {
+            let route = escape(route);
+            let _ = writeln!(
+                o,
+                "vigil_gateway_requests_total{{route=\"{route}\",status=\"{status}\",reason=\"{reason}\"}} {n}"
+            );
+        }
+        header(o, "vigil_gateway_request_duration_seconds", "histogram", "Time from request head to end of response body.");
+        for (i, le) in BUCKETS.iter().enumerate() {
+            let n = self.latency_buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(o, "vigil_gateway_request_duration_seconds_bucket{{le=\"{le}\"}} {n}");
+        }
+        let count = self.latency_count.load(Ordering::Relaxed);
+        let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(o, "vigil_gateway_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(o, "vigil_gateway_request_duration_seconds_sum {sum}");
+        let _ = writeln!(o, "vigil_gateway_request_duration_seconds_count {count}");
+        simple(o, "vigil_gateway_tls_handshakes_total", "counter", "Completed TLS handshakes.", self.handshakes.load(Ordering::Relaxed));
+        header(o, "vigil_gateway_tls_handshake_failures_total", "counter", "Failed TLS handshakes, by reason.");
+        for (reason, n) in self.handshake_failures.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+            let _ = writeln!(o, "vigil_gateway_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}");
+        }
+        simple(o, "vigil_gateway_open_connections", "gauge", "Client connections open now.", self.open_connections.load(Ordering::Relaxed));
+        simple(o, "vigil_gateway_shed_connections_total", "counter", "Connections refused with 503 over listener.max_connections.", self.shed_connections.load(Ordering::Relaxed));
+        simple(o, "vigil_gateway_audit_dropped_total", "counter", "Audit lines dropped because the queue was full.", self.audit_dropped.load(Ordering::Relaxed));
+        simple(o, "vigil_gateway_audit_write_errors_total", "counter", "Audit lines lost to sink write errors.", self.audit_write_errors.load(Ordering::Relaxed));
+        header(o, "vigil_gateway_reloads_total", "counter", "Config reloads, by result.");
+        let _ = writeln!(o, "vigil_gateway_reloads_total{{result=\"ok\"}} {}", self.reloads_ok.load(Ordering::Relaxed));
+        let _ = writeln!(o, "vigil_gateway_reloads_total{{result=\"rejected\"}} {}", self.reloads_failed.load(Ordering::Relaxed));
+        header(o, "vigil_gateway_upstream_healthy", "gauge", "1 if the upstream passes its health check.");
+        for (name, healthy) in upstreams {
+            let _ = writeln!(o, "vigil_gateway_upstream_healthy{{upstream=\"{}\"}} {}", escape(name), u8::from(*healthy));
+        }
+        let sources: Vec<MetricsSource> =
+            self.sources.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        for s in sources {
+            s(o);
+        }
+        out
+    }
+}
+
+fn header(o: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+fn simple(o: &mut String, name: &str, kind: &str, help: &str, v: impl std::fmt::Display) {
+    header(o, name, kind, help);
+    let _ = writeln!(o, "{name} {v}");
+}
+
+/// Escapes a label value (backslash, quote, newline).
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_histogram_and_sources() {
+        let m = Metrics::default();
+        m.record_request("-", 200, "ok", 300);
+        m.record_request("-", 200, "ok", 2_000_000);
+        m.handshake_failed("protocol_version");
+        m.add_source(Arc::new(|s: &mut String| s.push_str("vigil_xdp_drops_total 7\n")));
+        let text = m.render(&[("a\"b".to_owned(), true)]);
+        assert!(text.contains("vigil_gateway_requests_total{route=\"-\",status=\"200\",reason=\"ok\"} 2"));
+        assert!(text.contains("vigil_gateway_request_duration_seconds_bucket{le=\"0.0005\"} 1"));
+        assert!(text.contains("vigil_gateway_request_duration_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(text.contains("vigil_gateway_tls_handshake_failures_total{reason=\"protocol_version\"} 1"));
+        assert!(text.contains("vigil_gateway_upstream_healthy{upstream=\"a\\\"b\"} 1"));
+        assert!(text.ends_with("vigil_xdp_drops_total 7\n"));
+    }
+}

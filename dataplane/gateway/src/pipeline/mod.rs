@@ -1,0 +1,193 @@
+//! The request pipeline: a chain of stages, one file each, run in the order written once in
+//! [`chain`]. A stage sees the request head (and the buffered body if it asks for it) and a
+//! per-request [`RequestCtx`], and either lets the request continue or answers it.
+//!
+//! Layers that are not about one request's content (load shedding, timeouts, body size while
+//! streaming) wrap the chain in `server::service`.
+
+mod forwarding;
+/// Header names shared with the response writer.
+pub(crate) mod forwarding_header {
+    pub use super::forwarding::X_REQUEST_ID;
+}
+mod hardening;
+mod policy;
+pub(crate) mod proxy;
+
+pub(crate) use forwarding::is_upgrade;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, StatusCode};
+
+use crate::config::GatewayConfig;
+
+/// The TLS protocol version of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsVersion {
+    /// TLS 1.2
+    Tls12,
+    /// TLS 1.3
+    Tls13,
+}
+
+impl TlsVersion {
+    /// `"TLSv1.2"` / `"TLSv1.3"`, as written in audit lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Tls12 => "TLSv1.2",
+            Self::Tls13 => "TLSv1.3",
+        }
+    }
+}
+
+/// Identity from a verified client certificate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct ClientIdentity {
+    /// Subject distinguished name, e.g. `CN=svc-a, O=Example`.
+    pub subject: String,
+    /// Subject alternative names, prefixed by kind: `dns:`, `uri:`, `email:`, `ip:`.
+    pub sans: Vec<String>,
+}
+
+/// What the TLS handshake established for a connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// Negotiated protocol version.
+    pub version: TlsVersion,
+    /// Negotiated ALPN protocol, if any.
+    pub alpn: Option<String>,
+    /// The verified client certificate's identity (mTLS), if one was presented.
+    pub identity: Option<ClientIdentity>,
+}
+
+/// Facts about the connection a request arrived on, shared by its requests.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    /// The client's address as seen by the socket.
+    pub client: SocketAddr,
+    /// TLS facts; `None` on the plain-HTTP listener.
+    pub tls: Option<TlsInfo>,
+}
+
+/// Per-request state handed to every stage. Later stages (rate limit, identity, route match)
+/// fill in `identity`, `route` and `upstream`; the proxy and the audit log read them.
+#[derive(Debug)]
+pub struct RequestCtx {
+    /// Unique id, sent upstream and returned to the client as `x-request-id`.
+    pub request_id: String,
+    /// The connection the request came on.
+    pub conn: Arc<ConnInfo>,
+    /// Identity established by a stage (defaults to the mTLS identity).
+    pub identity: Option<ClientIdentity>,
+    /// Matched route (OpenAPI operation), when a stage has matched one.
+    pub route: Option<String>,
+    /// Name of the upstream to use; `None` means round-robin over the default pool.
+    pub upstream: Option<String>,
+    /// When the request head was received.
+    pub started: Instant,
+    /// Time spent in each stage, in chain order.
+    pub timings: Vec<(&'static str, Duration)>,
+}
+
+/// An answer given instead of forwarding: status, stable reason code, extra headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Stable reason code (appears in the body, the audit log and metrics).
+    pub reason: &'static str,
+    /// Extra response headers (e.g. `Retry-After`, `Allow`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Rejection {
+    /// A rejection without extra headers.
+    pub fn new(status: StatusCode, reason: &'static str) -> Self {
+        Self {
+            status,
+            reason,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Adds a response header.
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+}
+
+/// What a stage decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Go on to the next stage.
+    Continue,
+    /// Answer now; later stages and the upstream never see the request.
+    Respond(Rejection),
+}
+
+/// The future a stage returns.
+pub type StageFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+/// One step of the pipeline.
+pub trait Stage: Send + Sync + std::fmt::Debug {
+    /// Short name for timings and logs.
+    fn name(&self) -> &'static str;
+    /// Whether this stage needs the whole body buffered (up to `limits.max_body_bytes`)
+    /// before it runs; the body is streamed to the upstream otherwise.
+    fn needs_body(&self) -> bool {
+        false
+    }
+    /// Inspects (and may rewrite) the request head. `body` is `Some` only when some stage of
+    /// the chain asked for it.
+    fn on_request<'a>(
+        &'a self,
+        ctx: &'a mut RequestCtx,
+        head: &'a mut Parts,
+        body: Option<&'a Bytes>,
+    ) -> StageFuture<'a>;
+}
+
+/// A ready outcome as a [`StageFuture`], for stages that never wait.
+pub fn ready<'a>(outcome: Outcome) -> StageFuture<'a> {
+    Box::pin(std::future::ready(outcome))
+}
+
+/// The chain, in order. This is the one place the order is written.
+pub(crate) fn chain(cfg: &GatewayConfig) -> Vec<Arc<dyn Stage>> {
+    vec![
+        // Fail closed first: without a policy nothing else matters.
+        Arc::new(policy::PolicyPresent::new(cfg)),
+        // Cheap structural checks before any stage spends work on the request.
+        Arc::new(hardening::Hardening::new(&cfg.limits)),
+        // Later issues insert here: rate limit, JWT/mTLS identity, route match (OpenAPI),
+        // parameters, body schema, BOLA, virtual patches.
+        // Last: rewrite headers for the upstream only once the request is accepted.
+        Arc::new(forwarding::Forwarding),
+    ]
+}
+
+/// Runs the chain; returns the first rejection.
+pub(crate) async fn run(
+    chain: &[Arc<dyn Stage>],
+    ctx: &mut RequestCtx,
+    head: &mut Parts,
+    body: Option<&Bytes>,
+) -> Outcome {
+    for stage in chain {
+        let t = Instant::now();
+        let outcome = stage.on_request(ctx, head, body).await;
+        ctx.timings.push((stage.name(), t.elapsed()));
+        if let Outcome::Respond(r) = outcome {
+            return Outcome::Respond(r);
+        }
+    }
+    Outcome::Continue
+}

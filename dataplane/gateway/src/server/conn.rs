@@ -1,0 +1,156 @@
+//! Accepting connections: the accept loop, the connection budget with load shedding, the TLS
+//! handshake, and serving HTTP on a connection until it ends, idles out or is drained.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::io::{Activity, ConnGuard, Tracked};
+use super::service::Handler;
+use crate::gateway::{RunLevel, Shared};
+use crate::pipeline::ConnInfo;
+use crate::tls;
+
+/// Connections over budget that are still answered 503 (the rest are closed at once): enough
+/// for clients to see why, bounded so shedding itself cannot exhaust the box.
+const MAX_SHED_IN_PROGRESS: usize = 128;
+
+/// Accepts until the run level leaves `Running`. Each connection (TLS handshake included)
+/// runs in its own task so a slow handshake or signer never delays accepting others.
+pub async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    tls: bool,
+    mut level: watch::Receiver<RunLevel>,
+) {
+    let shedding = Arc::new(AtomicUsize::new(0));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = level.changed() => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning; the error is transient.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let (guard, open) = shared.conns.enter(&shared.metrics);
+        let max = shared.state.load().cfg.listener.max_connections;
+        let shed = open > max;
+        if shed {
+            shared.metrics.shed_connections.fetch_add(1, Ordering::Relaxed);
+            if shedding.fetch_add(1, Ordering::AcqRel) >= MAX_SHED_IN_PROGRESS {
+                shedding.fetch_sub(1, Ordering::AcqRel);
+                continue;
+            }
+        }
+        let shared = shared.clone();
+        let shedding = shedding.clone();
+        let level = level.clone();
+        tokio::spawn(async move {
+            serve(shared, tcp, peer, tls, shed, level, guard).await;
+            if shed {
+                shedding.fetch_sub(1, Ordering::AcqRel);
+            }
+        });
+    }
+}
+
+async fn serve(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: bool,
+    shed: bool,
+    level: watch::Receiver<RunLevel>,
+    _guard: ConnGuard,
+) {
+    let state = shared.state.load_full();
+    if !tls {
+        let conn = Arc::new(ConnInfo { client: peer, tls: None });
+        return serve_http(shared, tcp, conn, None, shed, level).await;
+    }
+    let handshake = state.tls.accept(tcp);
+    match tokio::time::timeout(state.cfg.listener.handshake_timeout, handshake).await {
+        Err(_) => shared.metrics.handshake_failed("timeout"),
+        Ok(Err(e)) => shared.metrics.handshake_failed(tls::failure_reason(&e)),
+        Ok(Ok(stream)) => {
+            shared.metrics.handshakes.fetch_add(1, Ordering::Relaxed);
+            let info = tls::info(stream.get_ref().1);
+            let alpn = info.alpn.clone();
+            let conn = Arc::new(ConnInfo {
+                client: peer,
+                tls: Some(info),
+            });
+            serve_http(shared, stream, conn, alpn, shed, level).await;
+        }
+    }
+}
+
+async fn serve_http<I>(
+    shared: Arc<Shared>,
+    io: I,
+    conn: Arc<ConnInfo>,
+    alpn: Option<String>,
+    shed: bool,
+    mut level: watch::Receiver<RunLevel>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let state = shared.state.load_full();
+    let idle = state.cfg.listener.idle_timeout;
+    let activity = Activity::new();
+    activity.touch();
+    let handler = Handler {
+        shared: shared.clone(),
+        conn,
+        activity: activity.clone(),
+        shed,
+    };
+    let svc = service_fn(move |req| handler.clone().handle(req));
+    let builder = match alpn.as_deref() {
+        Some("h2") => &state.servers.h2,
+        Some(_) => &state.servers.h1,
+        None => &state.servers.auto,
+    };
+    let io = TokioIo::new(Tracked::new(io, activity.clone()));
+    let conn = builder.serve_connection_with_upgrades(io, svc);
+    tokio::pin!(conn);
+    let mut draining = false;
+    let mut tick = tokio::time::interval((idle / 4).max(Duration::from_millis(50)));
+    loop {
+        tokio::select! {
+            _ = conn.as_mut() => break,
+            changed = level.changed() => {
+                let now = *level.borrow_and_update();
+                if changed.is_err() || now == RunLevel::Abort {
+                    break;
+                }
+                if !draining {
+                    // Finish in-flight requests, refuse new ones, then close.
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+            }
+            _ = tick.tick(), if !draining => {
+                let busy = activity.inflight.load(Ordering::Acquire) > 0;
+                if !busy && activity.idle_for() >= idle {
+                    conn.as_mut().graceful_shutdown();
+                    draining = true;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,7 @@
+//! Listeners: client connections (`conn`), the per-request layers (`service`), connection
+//! bookkeeping (`io`) and the metrics endpoint (`metrics_http`).
+
+pub mod conn;
+pub mod io;
+pub mod metrics_http;
+pub mod service;

@@ -1,0 +1,155 @@
+//! The upstream pool: one pooled hyper client per `[[upstream]]` (HTTP/1.1 or h2c), active
+//! health checks, and round-robin over the healthy members.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+
+use bytes::Bytes;
+use http::{Request, Uri};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::body::UpstreamBody;
+use crate::config::{UpstreamConfig, UpstreamUrl, parse_upstream_url};
+use crate::error::GatewayError;
+
+/// One upstream server.
+#[derive(Debug)]
+pub struct Member {
+    /// Its config entry.
+    pub cfg: UpstreamConfig,
+    /// Parsed URL.
+    pub url: UpstreamUrl,
+    /// Pooled client.
+    pub client: Client<HttpConnector, UpstreamBody>,
+    healthy: AtomicBool,
+}
+
+impl Member {
+    /// Whether the last health probe passed (always true without `health_path`).
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    /// `http://host:port` + `path_and_query`.
+    pub fn uri_for(&self, path_and_query: &str) -> Result<Uri, http::Error> {
+        Ok(Uri::builder()
+            .scheme("http")
+            .authority(self.url.base.clone())
+            .path_and_query(path_and_query)
+            .build()?)
+    }
+}
+
+/// The default pool.
+#[derive(Debug, Default)]
+pub struct Pool {
+    members: Vec<Arc<Member>>,
+    next: AtomicUsize,
+}
+
+impl Pool {
+    /// Builds clients for every entry and starts health probes (they stop when the pool is
+    /// dropped, i.e. when a reload replaced it and its last request finished).
+    pub fn new(cfgs: &[UpstreamConfig]) -> Result<Arc<Self>, GatewayError> {
+        let mut members = Vec::with_capacity(cfgs.len());
+        for (i, cfg) in cfgs.iter().enumerate() {
+            let url = parse_upstream_url(&cfg.url).map_err(|reason| crate::config::ConfigError {
+                key: format!("upstream[{i}].url"),
+                reason,
+            })?;
+            let mut conn = HttpConnector::new();
+            conn.set_connect_timeout(Some(cfg.connect_timeout));
+            conn.set_nodelay(true);
+            let client = Client::builder(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .pool_timer(TokioTimer::new())
+                .pool_idle_timeout(cfg.idle_timeout)
+                .pool_max_idle_per_host(cfg.pool_size)
+                .http2_only(url.h2c)
+                .build(conn);
+            members.push(Arc::new(Member {
+                cfg: cfg.clone(),
+                url,
+                client,
+                healthy: AtomicBool::new(true),
+            }));
+        }
+        let pool = Arc::new(Self {
+            members,
+            next: AtomicUsize::new(0),
+        });
+        for m in &pool.members {
+            if m.cfg.health_path.is_some() {
+                tokio::spawn(probe_loop(Arc::downgrade(&pool), m.clone()));
+            }
+        }
+        Ok(pool)
+    }
+
+    /// The named member, or the next healthy one round-robin.
+    pub fn pick(&self, name: Option<&str>) -> Option<Arc<Member>> {
+        if let Some(name) = name {
+            return self
+                .members
+                .iter()
+                .find(|m| m.cfg.name == name && m.is_healthy())
+                .cloned();
+        }
+        let n = self.members.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|i| &self.members[(start + i) % n])
+            .find(|m| m.is_healthy())
+            .cloned()
+    }
+
+    /// (name, healthy) of every member, for metrics.
+    pub fn health(&self) -> Vec<(String, bool)> {
+        self.members
+            .iter()
+            .map(|m| (m.cfg.name.clone(), m.is_healthy()))
+            .collect()
+    }
+}
+
+/// Probes one member until its pool is gone.
+async fn probe_loop(pool: Weak<Pool>, member: Arc<Member>) {
+    let Some(path) = member.cfg.health_path.clone() else {
+        return;
+    };
+    let mut tick = tokio::time::interval(member.cfg.health_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.strong_count() == 0 {
+            return;
+        }
+        let ok = probe(&member, &path).await;
+        member.healthy.store(ok, Ordering::Relaxed);
+    }
+}
+
+async fn probe(member: &Member, path: &str) -> bool {
+    let Ok(uri) = member.uri_for(path) else {
+        return false;
+    };
+    let body: UpstreamBody = Empty::<Bytes>::new().map_err(|never| match never {}).boxed();
+    let Ok(req) = Request::get(uri)
+        .header(http::header::USER_AGENT, "vigil-health")
+        .body(body)
+    else {
+        return false;
+    };
+    match tokio::time::timeout(member.cfg.header_timeout, member.client.request(req)).await {
+        Ok(Ok(resp)) => {
+            let ok = resp.status().is_success() || resp.status().is_redirection();
+            // Drain so the connection returns to the pool.
+            let _ = tokio::time::timeout(member.cfg.total_timeout, resp.into_body().collect()).await;
+            ok
+        }
+        _ => false,
+    }
+}
