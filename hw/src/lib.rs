@@ -6,6 +6,7 @@ pub mod facts;
 pub mod keys;
 pub mod nic;
 pub mod thermal;
+mod tpm;
 
 #[cfg(test)]
 mod test_support;

@@ -124,6 +124,15 @@ pub enum KeyError {
         /// The key directory.
         dir: PathBuf,
     },
+    /// Locking unsealed key memory into RAM failed.
+    #[error(
+        "cannot lock key memory into RAM ({source}); raise the memlock limit of vigild \
+        (systemd: LimitMEMLOCK=) so unsealed keys are never swapped out"
+    )]
+    MemoryLock {
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// A request was invalid (bad PCR index, bad subject, ...).
     #[error("invalid key request: {detail}")]
     Invalid {

@@ -3,8 +3,11 @@
 //! Three interchangeable [`KeyProvider`]s: a PEM key file, a key sealed by the TPM under a PCR
 //! policy, and a key that never leaves the TPM. The TLS listener only sees the trait.
 
+mod admin;
 mod error;
 mod file;
+mod resident;
+mod sealed;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,8 +16,14 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::sign::{CertifiedKey, SigningKey};
 
+pub use admin::{
+    CERT_FILE, CSR_FILE, INFO_FILE, KEY_FILE, KeyInfo, RESIDENT_FILE, SEALED_FILE, init, provider,
+    seal, show,
+};
 pub use error::KeyError;
 pub use file::FileKeyProvider;
+pub use resident::{SignerStats, TpmResidentKeyProvider};
+pub use sealed::{DEFAULT_PCRS, TpmSealedKeyProvider};
 
 /// Where the TLS private key lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -26,6 +35,15 @@ pub enum KeyMode {
     TpmSealed,
     /// A non-exportable key inside the TPM; every handshake signature is a TPM command.
     TpmResident,
+}
+
+impl KeyMode {
+    /// True when signing blocks the calling thread on the TPM (tens of ms on a discrete TPM):
+    /// the listener must then drive handshakes off its async worker threads (see
+    /// [`TpmResidentKeyProvider`]).
+    pub fn signs_blocking(self) -> bool {
+        self == KeyMode::TpmResident
+    }
 }
 
 /// A source of the certificate chain and private key that the TLS listener serves.
