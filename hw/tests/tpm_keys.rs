@@ -206,6 +206,40 @@ fn two_hundred_signatures_do_not_exhaust_object_slots() {
 }
 
 #[test]
+fn exhausted_object_slots_are_explained() {
+    let tpm = Swtpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Another TPM client that never flushes: without a resource manager, each primary it
+    // creates stays loaded. swtpm has three transient object slots.
+    let ctx = dir.path().join("leak.ctx");
+    let ctx = ctx.to_str().unwrap();
+    for _ in 0..3 {
+        tpm.tool("tpm2_createprimary", &["-C", "o", "-G", "ecc", "-c", ctx]);
+    }
+    let err = keys::init(
+        KeyMode::TpmResident,
+        &dir.path().join("k"),
+        &tpm.tcti(),
+        NAME,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, KeyError::ObjectSlotsExhausted { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("0x902"), "{err}");
+    // The remedy the message gives works.
+    tpm.tool("tpm2_flushcontext", &["-t"]);
+    keys::init(
+        KeyMode::TpmResident,
+        &dir.path().join("k"),
+        &tpm.tcti(),
+        NAME,
+    )
+    .unwrap();
+}
+
+#[test]
 fn unreachable_tpm_is_named_in_the_error() {
     let dir = tempfile::tempdir().unwrap();
     // A port nobody listens on: bind, note it, close.

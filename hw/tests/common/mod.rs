@@ -143,6 +143,23 @@ impl Swtpm {
     }
 }
 
+impl Swtpm {
+    /// Runs a tpm2-tools command against this TPM and asserts that it succeeds.
+    pub fn tool(&self, tool: &str, args: &[&str]) {
+        let out = Command::new(tool)
+            .env("TSS2_LOG", "all+NONE")
+            .args(["-T", &self.tcti()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{tool} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 impl Drop for Swtpm {
     fn drop(&mut self) {
         self.stop();
