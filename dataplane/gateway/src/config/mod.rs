@@ -100,8 +100,10 @@ impl GatewayConfig {
                 "must be at least 1",
             ));
         }
+        // Port 0 asks the OS for a free port, so two port-0 listeners do not collide.
         if let Some(http) = l.http
             && http == l.https
+            && http.port() != 0
         {
             return Err(ConfigError::new(
                 "listener.http",
