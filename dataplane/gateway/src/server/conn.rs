@@ -125,7 +125,8 @@ async fn serve_http<I>(
         Some(_) => &state.servers.h1,
         None => &state.servers.auto,
     };
-    let io = TokioIo::new(Tracked::new(io, activity.clone()));
+    let http1 = alpn.as_deref() != Some("h2");
+    let io = TokioIo::new(Tracked::new(io, activity.clone(), http1));
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
     let mut draining = false;

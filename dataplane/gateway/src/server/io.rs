@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
+use super::framing::Framing;
 use crate::metrics::Metrics;
 
 /// Activity of one connection.
@@ -20,6 +21,10 @@ pub struct Activity {
     last_ms: AtomicU64,
     /// Requests of this connection whose response is not finished.
     pub inflight: AtomicUsize,
+    /// Requests received on this connection so far.
+    pub requests: AtomicU64,
+    /// 1 + index of the first HTTP/1.1 head with both Content-Length and Transfer-Encoding.
+    pub ambiguous_from: AtomicU64,
 }
 
 impl Activity {
@@ -28,12 +33,21 @@ impl Activity {
             origin: Instant::now(),
             last_ms: AtomicU64::new(0),
             inflight: AtomicUsize::new(0),
+            requests: AtomicU64::new(0),
+            ambiguous_from: AtomicU64::new(0),
         })
     }
 
     pub fn touch(&self) {
         let ms = self.origin.elapsed().as_millis() as u64;
         self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Numbers a new request; true if its head (or an earlier one) had ambiguous framing.
+    pub fn next_request_is_ambiguous(&self) -> bool {
+        let index = self.requests.fetch_add(1, Ordering::AcqRel);
+        let from = self.ambiguous_from.load(Ordering::Acquire);
+        from != 0 && index + 1 >= from
     }
 
     /// Time since bytes last moved.
@@ -48,11 +62,17 @@ impl Activity {
 pub struct Tracked<T> {
     inner: T,
     activity: Arc<Activity>,
+    framing: Option<Framing>,
 }
 
 impl<T> Tracked<T> {
-    pub fn new(inner: T, activity: Arc<Activity>) -> Self {
-        Self { inner, activity }
+    /// `http1` enables the framing tracker (HTTP/1.1 or not yet known).
+    pub fn new(inner: T, activity: Arc<Activity>, http1: bool) -> Self {
+        Self {
+            inner,
+            activity,
+            framing: http1.then(Framing::default),
+        }
     }
 }
 
@@ -66,6 +86,17 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
             self.activity.touch();
+            let this = &mut *self;
+            if let Some(f) = this.framing.as_mut()
+                && let Some(index) = f.feed(&buf.filled()[before..])
+            {
+                let _ = this.activity.ambiguous_from.compare_exchange(
+                    0,
+                    index + 1,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                );
+            }
         }
         r
     }

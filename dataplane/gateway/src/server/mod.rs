@@ -2,6 +2,7 @@
 //! bookkeeping (`io`) and the metrics endpoint (`metrics_http`).
 
 pub mod conn;
+pub mod framing;
 pub mod io;
 pub mod metrics_http;
 pub mod service;

@@ -67,7 +67,13 @@ impl Handler {
         } else {
             state.inflight.clone().try_acquire_owned().ok()
         };
+        // Every HTTP/1.x head counts, to stay in step with the framing tracker.
+        let ambiguous = req.version() < http::Version::HTTP_2
+            && self.activity.next_request_is_ambiguous();
         let result = match &permit {
+            // Smuggling check on raw framing (see server::framing) before anything else reads
+            // the request.
+            _ if ambiguous => Err(Rejection::new(StatusCode::BAD_REQUEST, "ambiguous_framing")),
             None => Err(Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded")
                 .with_header(RETRY_AFTER, retry_after.clone())),
             Some(_) => {

@@ -1,0 +1,217 @@
+//! Detects HTTP/1.1 request heads that carry both Content-Length and Transfer-Encoding.
+//!
+//! hyper follows RFC 9112 §6.3 for such a message: it drops Content-Length, decodes the body as
+//! chunked and closes the connection afterwards. That is safe for hyper itself but hides the
+//! smuggling attempt, and the header is gone before the pipeline sees the request. So the
+//! connection's read path runs this small framing tracker over the raw bytes: it follows heads
+//! and body lengths exactly as the parser does for valid traffic, and records the index of the
+//! first ambiguous head so that request (and any after it) is refused with 400. On anything it
+//! does not understand it switches itself off; hyper still rejects malformed framing itself.
+
+/// Longest header line kept for inspection; longer lines cannot be the headers we look for.
+const MAX_LINE: usize = 64;
+
+#[derive(Debug)]
+enum State {
+    Head,
+    Body(u64),
+    ChunkSize,
+    ChunkData(u64),
+    ChunkCrlf(u8),
+    Trailers,
+    Off,
+}
+
+/// Per-connection tracker.
+#[derive(Debug)]
+pub struct Framing {
+    state: State,
+    line: Vec<u8>,
+    line_len: usize,
+    head_lines: usize,
+    cl: Option<u64>,
+    te: bool,
+    upgrade: bool,
+    heads: u64,
+}
+
+impl Default for Framing {
+    fn default() -> Self {
+        Self {
+            state: State::Head,
+            line: Vec::with_capacity(MAX_LINE),
+            line_len: 0,
+            head_lines: 0,
+            cl: None,
+            te: false,
+            upgrade: false,
+            heads: 0,
+        }
+    }
+}
+
+impl Framing {
+    /// Feeds bytes read from the client. Returns `Some(index)` (0-based request number) when
+    /// a head with both Content-Length and Transfer-Encoding completes.
+    pub fn feed(&mut self, mut data: &[u8]) -> Option<u64> {
+        let mut found = None;
+        while !data.is_empty() {
+            match &mut self.state {
+                State::Off => return found,
+                State::Body(n) => {
+                    let take = (*n).min(data.len() as u64);
+                    *n -= take;
+                    data = &data[take as usize..];
+                    if *n == 0 {
+                        self.state = State::Head;
+                    }
+                }
+                State::ChunkData(n) => {
+                    let take = (*n).min(data.len() as u64);
+                    *n -= take;
+                    data = &data[take as usize..];
+                    if *n == 0 {
+                        self.state = State::ChunkCrlf(2);
+                    }
+                }
+                State::ChunkCrlf(n) => {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.state = State::ChunkSize;
+                    }
+                    data = &data[1..];
+                }
+                State::Head | State::ChunkSize | State::Trailers => {
+                    let b = data[0];
+                    data = &data[1..];
+                    if b != b'\n' {
+                        if self.line.len() < MAX_LINE {
+                            self.line.push(b);
+                        }
+                        self.line_len += 1;
+                        continue;
+                    }
+                    if let Some(i) = self.end_line() {
+                        found = found.or(Some(i));
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    fn end_line(&mut self) -> Option<u64> {
+        if self.line.last() == Some(&b'\r') {
+            self.line.pop();
+            self.line_len = self.line_len.saturating_sub(1);
+        }
+        let line = std::mem::take(&mut self.line);
+        let len = std::mem::replace(&mut self.line_len, 0);
+        match self.state {
+            State::Head => self.head_line(&line, len),
+            State::ChunkSize => {
+                let hex = line.split(|b| *b == b';').next().unwrap_or(&[]);
+                let size = std::str::from_utf8(hex)
+                    .ok()
+                    .and_then(|s| u64::from_str_radix(s.trim(), 16).ok());
+                self.state = match size {
+                    Some(0) => State::Trailers,
+                    Some(n) => State::ChunkData(n),
+                    None => State::Off,
+                };
+                None
+            }
+            State::Trailers => {
+                if len == 0 {
+                    self.state = State::Head;
+                }
+                None
+            }
+            _ => None,
+        }
+    }
+
+    fn head_line(&mut self, line: &[u8], len: usize) -> Option<u64> {
+        if len == 0 {
+            if self.head_lines == 0 {
+                return None; // empty lines before a request line are allowed
+            }
+            let index = self.heads;
+            self.heads += 1;
+            let (cl, te, upgrade) = (self.cl.take(), self.te, self.upgrade);
+            self.head_lines = 0;
+            self.te = false;
+            self.upgrade = false;
+            self.state = if te && cl.is_some() {
+                // hyper closes the connection after this request; nothing more to track.
+                State::Off
+            } else if upgrade {
+                // After a 101 the bytes are another protocol.
+                State::Off
+            } else if te {
+                State::ChunkSize
+            } else {
+                match cl {
+                    Some(n) if n > 0 => State::Body(n),
+                    _ => State::Head,
+                }
+            };
+            return (te && cl.is_some()).then_some(index);
+        }
+        self.head_lines += 1;
+        if self.head_lines == 1 {
+            if line.starts_with(b"PRI * HTTP/2") {
+                self.state = State::Off;
+            }
+            return None;
+        }
+        let Some(colon) = line.iter().position(|b| *b == b':') else {
+            return None;
+        };
+        let name = &line[..colon];
+        let value = std::str::from_utf8(&line[colon + 1..]).unwrap_or("").trim();
+        if name.eq_ignore_ascii_case(b"content-length") {
+            match value.parse::<u64>() {
+                Ok(n) => self.cl = Some(n),
+                // A long or odd value: hyper decides; stop guessing lengths.
+                Err(_) if len > MAX_LINE => self.state = State::Off,
+                Err(_) => self.cl = Some(0),
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            self.te = true;
+        } else if name.eq_ignore_ascii_case(b"upgrade") {
+            self.upgrade = true;
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follows_bodies_and_flags_the_ambiguous_head() {
+        let mut f = Framing::default();
+        let stream = b"POST /a HTTP/1.1\r\nContent-Length: 30\r\n\r\n\
+            Transfer-Encoding: chunked\r\n\r\n\
+            POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n\
+            5\r\nhello\r\n0\r\nX-T: 1\r\n\r\n\
+            GET /c HTTP/1.1\r\nHost: x\r\n\r\n\
+            POST /d HTTP/1.1\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        // Byte by byte and all at once give the same answer: request index 3.
+        assert_eq!(f.feed(stream), Some(3));
+        let mut g = Framing::default();
+        let found: Vec<u64> = stream.iter().filter_map(|b| g.feed(&[*b])).collect();
+        assert_eq!(found, vec![3]);
+    }
+
+    #[test]
+    fn body_text_that_looks_like_headers_is_not_a_head() {
+        let mut f = Framing::default();
+        let body = "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
+        let req = format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        assert_eq!(f.feed(req.as_bytes()), None);
+        assert_eq!(f.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), None);
+    }
+}
