@@ -161,6 +161,11 @@ pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, bytes: &[u8]
 
 /// Reads until EOF, an error, or `wait`.
 pub async fn read_for<S: AsyncRead + Unpin>(s: &mut S, wait: Duration) -> String {
+    String::from_utf8_lossy(&read_bytes(s, wait).await).into_owned()
+}
+
+/// Reads raw bytes until EOF, an error, or `wait`.
+pub async fn read_bytes<S: AsyncRead + Unpin>(s: &mut S, wait: Duration) -> Vec<u8> {
     let mut out = Vec::new();
     let deadline = tokio::time::Instant::now() + wait;
     let mut buf = [0u8; 8192];
@@ -170,7 +175,7 @@ pub async fn read_for<S: AsyncRead + Unpin>(s: &mut S, wait: Duration) -> String
             _ => break,
         }
     }
-    String::from_utf8_lossy(&out).into_owned()
+    out
 }
 
 /// Status code of the first response in `raw`, 0 if none.
