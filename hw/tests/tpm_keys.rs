@@ -118,9 +118,14 @@ fn existing_pem_key_is_sealed_and_refused_after_a_pcr_extend() {
     }
     let text = err.to_string();
     assert!(text.contains("PCR 16 changed"), "{text}");
-    // Re-sealing under the new values makes the key usable again.
-    std::fs::remove_file(keydir.join(keys::INFO_FILE)).unwrap();
+    // Re-sealing the same key under the new values makes it usable again...
     keys::seal(&pem, &keydir, &tpm.tcti(), &[7, 16]).unwrap();
+    provider.load().unwrap();
+    // ...but sealing a different key over it is refused.
+    let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    std::fs::write(&pem, other.serialize_pem()).unwrap();
+    let err = keys::seal(&pem, &keydir, &tpm.tcti(), &[7]).unwrap_err();
+    assert!(err.to_string().contains("different key"), "{err}");
     provider.load().unwrap();
 }
 

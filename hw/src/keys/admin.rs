@@ -109,13 +109,32 @@ pub fn init(mode: KeyMode, dir: &Path, tcti: &str, subject: &str) -> Result<KeyI
 /// Seals the existing PEM private key at `pem_path` into `dir` under a policy on the current
 /// values of `pcrs` (SHA-256 bank; empty means [`DEFAULT_PCRS`]). Install the matching chain
 /// as `dir/cert.pem`. The PEM file is left alone: delete it once the sealed key works.
+///
+/// Sealing the same key again into its directory (after a legitimate PCR change) replaces the
+/// blob; any other key already in `dir` is refused so it is not destroyed.
 pub fn seal(pem_path: &Path, dir: &Path, tcti: &str, pcrs: &[u8]) -> Result<KeyInfo, KeyError> {
     let pcrs = if pcrs.is_empty() { DEFAULT_PCRS } else { pcrs };
     let pem = read_pem(pem_path)?;
-    prepare_dir(dir)?;
+    let previous = show(dir).ok();
+    if previous.is_none() {
+        prepare_dir(dir)?;
+    }
     let (blob, spki) = seal_pem(&pem, pem_path, tcti, pcrs)?;
+    let fingerprint = hex(ring::digest::digest(&ring::digest::SHA256, &spki).as_ref());
+    if let Some(prev) = &previous {
+        if prev.mode != KeyMode::TpmSealed || prev.spki_sha256 != fingerprint {
+            return Err(KeyError::Invalid {
+                detail: format!(
+                    "{} already holds a different key; move it away first so it is not \
+                     destroyed",
+                    dir.display()
+                ),
+            });
+        }
+    }
     blob.write(&dir.join(SEALED_FILE))?;
-    write_info(dir, KeyMode::TpmSealed, &spki, None, pcrs.to_vec())
+    let subject = previous.and_then(|p| p.subject);
+    write_info(dir, KeyMode::TpmSealed, &spki, subject, pcrs.to_vec())
 }
 
 /// Reads the key directory's metadata.
