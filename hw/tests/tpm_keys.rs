@@ -245,6 +245,24 @@ fn exhausted_object_slots_are_explained() {
 }
 
 #[test]
+fn blobs_from_another_tpm_are_refused_in_words() {
+    let first = Swtpm::start();
+    let second = Swtpm::start();
+    let sealed = tempfile::tempdir().unwrap();
+    let resident = tempfile::tempdir().unwrap();
+    keys::init(KeyMode::TpmSealed, sealed.path(), &first.tcti(), NAME).unwrap();
+    keys::init(KeyMode::TpmResident, resident.path(), &first.tcti(), NAME).unwrap();
+    for dir in [sealed.path(), resident.path()] {
+        let err = keys::provider(dir, &second.tcti())
+            .unwrap()
+            .load()
+            .unwrap_err();
+        assert!(err.to_string().contains("created by another TPM"), "{err}");
+        keys::provider(dir, &first.tcti()).unwrap().load().unwrap();
+    }
+}
+
+#[test]
 fn unreachable_tpm_is_named_in_the_error() {
     let dir = tempfile::tempdir().unwrap();
     // A port nobody listens on: bind, note it, close.

@@ -30,7 +30,7 @@ pub(crate) struct KeyBlob {
     pub(crate) kind: BlobKind,
     /// Unix seconds at creation.
     pub(crate) created: u64,
-    /// Marshalled TPM2B_PUBLIC (without the size prefix) of the TPM object.
+    /// Marshalled TPMT_PUBLIC (the body of TPM2B_PUBLIC) of the TPM object.
     pub(crate) public: String,
     /// TPM2B_PRIVATE buffer of the TPM object, encrypted by the primary key.
     pub(crate) private: String,

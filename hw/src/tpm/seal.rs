@@ -188,7 +188,20 @@ pub(crate) fn load_object(
             c.load(primary, private, public)
         });
     tpm.flush(primary);
-    loaded.map_err(|e| tpm.err("load key blob", e))
+    loaded.map_err(|e| {
+        if rc_kind(&e) == Some(Tss2ResponseCodeKind::Integrity) {
+            // The private area is bound to the primary key, i.e. to this TPM's owner seed.
+            KeyError::Tpm {
+                op: "load key blob",
+                detail: "the blob was created by another TPM, or this TPM's owner hierarchy \
+                    was cleared since (TPM_RC_INTEGRITY); create the key again with \
+                    `vigilctl keys init` or `vigilctl keys seal`"
+                    .into(),
+            }
+        } else {
+            tpm.err("load key blob", e)
+        }
+    })
 }
 
 /// Unseals into locked memory. If a policy PCR no longer holds its sealed value, the error
