@@ -1,1 +1,9 @@
-//! vigil-dataplane
+//! vigild, Vigil's daemon: owns the XDP attachment, the control socket and (as the gateway
+//! lands) the inspecting TLS proxy. `main.rs` only parses arguments and calls `daemon::run`.
+
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod duration;
+
+pub use config::Config;

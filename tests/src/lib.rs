@@ -1,1 +1,34 @@
-//! vigil-e2e
+//! Helpers for the end-to-end tests: a network namespace joined to the host by a veth pair,
+//! vigild and vigilctl run as real processes, and cleanup that happens even when a test fails.
+//! Everything uses 198.18.0.0/15 addresses and names unique to the test process.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod daemon;
+pub mod netns;
+
+use std::path::PathBuf;
+
+/// The directory holding the workspace's built binaries (`target/<profile>`).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test binary>
+    let dir = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .expect("target dir")
+        .to_path_buf();
+    for bin in ["vigild", "vigilctl"] {
+        assert!(
+            dir.join(bin).exists(),
+            "{} is missing: build the binaries first (`cargo build --bins`; scripts/test.sh does)",
+            dir.join(bin).display()
+        );
+    }
+    dir
+}
+
+/// A unique small number for this test in this process, for names and subnets.
+pub fn unique(slot: u8) -> String {
+    format!("{}{}", std::process::id() % 10_000, slot)
+}

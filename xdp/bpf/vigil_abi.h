@@ -48,7 +48,8 @@ struct vigil_rule {
 	__u8 reason[VIGIL_REASON_LEN]; /* NUL-padded operator text */
 };
 
-#define VIGIL_RULE_F_AUTO 1u /* added by an automatic ban, not by an operator */
+#define VIGIL_RULE_F_AUTO 1u   /* added by an automatic ban, not by an operator */
+#define VIGIL_RULE_F_CONFIG 2u /* comes from the config file; replaced on reload */
 
 /* Key of the per-source rate table: IPv4 sources are stored as IPv4-mapped IPv6. */
 struct vigil_src_key {

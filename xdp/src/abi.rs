@@ -80,6 +80,8 @@ pub struct Rule {
 
 /// `VIGIL_RULE_F_AUTO`: the rule was added by an automatic ban.
 pub const RULE_F_AUTO: u32 = 1;
+/// `VIGIL_RULE_F_CONFIG`: the rule comes from the config file and is replaced on reload.
+pub const RULE_F_CONFIG: u32 = 2;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

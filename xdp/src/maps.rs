@@ -51,6 +51,8 @@ pub struct RuleEntry {
     pub expires_in_secs: Option<u64>,
     /// Added by an automatic ban rather than by an operator.
     pub auto: bool,
+    /// Comes from the config file (replaced on reload).
+    pub from_config: bool,
 }
 
 /// Per-verdict totals over all CPUs.
@@ -251,7 +253,7 @@ impl VigilMaps {
                 out.push(entry(net, &rule, now));
             }
         }
-        out.sort_by(|a, b| a.cidr.cmp(&b.cidr));
+        out.sort_by_key(|e| e.cidr);
         Ok(out)
     }
 
@@ -355,5 +357,6 @@ fn entry(cidr: IpNet, rule: &Rule, now_ns: u64) -> RuleEntry {
         expires_unix,
         expires_in_secs,
         auto: rule.flags & abi::RULE_F_AUTO != 0,
+        from_config: rule.flags & abi::RULE_F_CONFIG != 0,
     }
 }

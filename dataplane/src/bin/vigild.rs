@@ -1,0 +1,57 @@
+//! `vigild --config FILE`: Vigil's daemon.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(name = "vigild", version, about = "Vigil gateway daemon")]
+struct Args {
+    /// Configuration file (TOML; see docs/config.md).
+    #[arg(long, short, default_value = "/etc/vigil/vigild.toml")]
+    config: PathBuf,
+    /// Validate the configuration and exit.
+    #[arg(long)]
+    check: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+    if args.check {
+        return match vigil_dataplane::Config::load(&args.config) {
+            Ok(_) => {
+                println!("{}: ok", args.config.display());
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("vigild: {e}");
+                std::process::ExitCode::from(2)
+            }
+        };
+    }
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("vigild: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(vigil_dataplane::daemon::run(args.config)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("vigild: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

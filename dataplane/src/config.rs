@@ -1,0 +1,290 @@
+//! vigild's configuration file (TOML). One struct per section, unknown keys refused with their
+//! path; every key is documented in docs/config.md. A config is validated whole before it is
+//! applied, so a bad reload leaves the running one in place.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use vigil_xdp::{ModePolicy, RateLimit};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// XDP filtering; absent = no XDP program is attached.
+    pub xdp: Option<XdpSection>,
+    #[serde(default)]
+    pub control: ControlSection,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct XdpSection {
+    pub interface: String,
+    #[serde(default)]
+    pub mode: ModePolicy,
+    #[serde(default = "default_pin_root")]
+    pub pin_root: PathBuf,
+    #[serde(default = "default_rate_table_size")]
+    pub rate_table_size: u32,
+    #[serde(default)]
+    pub rate_limit: Option<RateLimitSection>,
+    /// Sources never dropped (management networks, health checkers).
+    #[serde(default)]
+    pub allow: Vec<String>,
+    /// Sources always dropped.
+    #[serde(default)]
+    pub block: Vec<String>,
+    /// How often expired rules are removed, in milliseconds.
+    #[serde(default = "default_sweep_ms")]
+    pub sweep_interval_ms: u64,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitSection {
+    pub pps: u64,
+    pub burst: u64,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ControlSection {
+    #[serde(default = "default_socket")]
+    pub socket: PathBuf,
+}
+
+impl Default for ControlSection {
+    fn default() -> Self {
+        ControlSection {
+            socket: default_socket(),
+        }
+    }
+}
+
+pub const DEFAULT_SOCKET: &str = "/run/vigil/vigild.sock";
+
+fn default_socket() -> PathBuf {
+    PathBuf::from(DEFAULT_SOCKET)
+}
+fn default_pin_root() -> PathBuf {
+    PathBuf::from(vigil_xdp::DEFAULT_PIN_ROOT)
+}
+fn default_rate_table_size() -> u32 {
+    65_536
+}
+fn default_sweep_ms() -> u64 {
+    1000
+}
+
+impl XdpSection {
+    pub fn rate(&self) -> Option<RateLimit> {
+        self.rate_limit.map(|r| RateLimit {
+            pps: r.pps,
+            burst: r.burst,
+        })
+    }
+
+    pub fn allow_cidrs(&self) -> Vec<ipnet::IpNet> {
+        self.allow
+            .iter()
+            .filter_map(|c| vigil_xdp::parse_cidr(c).ok())
+            .collect()
+    }
+
+    pub fn block_cidrs(&self) -> Vec<ipnet::IpNet> {
+        self.block
+            .iter()
+            .filter_map(|c| vigil_xdp::parse_cidr(c).ok())
+            .collect()
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |key: String, message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            message,
+        };
+        let de = toml::Deserializer::new(text);
+        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            // toml's message carries the line and a caret; keep its first line only.
+            let msg = inner
+                .message()
+                .lines()
+                .next()
+                .unwrap_or("invalid")
+                .to_owned();
+            let last = key.rsplit('.').next().unwrap_or("").to_owned();
+            let line = line_of_key(text, &last)
+                .or_else(|| {
+                    inner
+                        .span()
+                        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+                })
+                .map(|n| format!(" (line {n})"))
+                .unwrap_or_default();
+            invalid(
+                if key == "." {
+                    "(top level)".into()
+                } else {
+                    key
+                },
+                format!("{msg}{line}"),
+            )
+        })?;
+        cfg.validate().map_err(|(k, m)| invalid(k, m))?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        if let Some(x) = &self.xdp {
+            if x.interface.is_empty() || x.interface.len() > 15 || x.interface.contains('/') {
+                return Err((
+                    "xdp.interface".into(),
+                    "must be an interface name (1-15 bytes, no '/')".into(),
+                ));
+            }
+            if !x.pin_root.is_absolute() {
+                return Err((
+                    "xdp.pin_root".into(),
+                    "must be an absolute path under a bpffs mount".into(),
+                ));
+            }
+            if !(1024..=1 << 24).contains(&x.rate_table_size) {
+                return Err((
+                    "xdp.rate_table_size".into(),
+                    "must be between 1024 and 16777216".into(),
+                ));
+            }
+            if !(100..=60_000).contains(&x.sweep_interval_ms) {
+                return Err((
+                    "xdp.sweep_interval_ms".into(),
+                    "must be between 100 and 60000".into(),
+                ));
+            }
+            if let Some(r) = x.rate_limit {
+                if r.pps == 0 || r.pps > 1_000_000_000 {
+                    return Err((
+                        "xdp.rate_limit.pps".into(),
+                        "must be between 1 and 1e9".into(),
+                    ));
+                }
+                if r.burst == 0 || r.burst > 1_000_000_000 {
+                    return Err((
+                        "xdp.rate_limit.burst".into(),
+                        "must be between 1 and 1e9".into(),
+                    ));
+                }
+            }
+            for (name, list) in [("allow", &x.allow), ("block", &x.block)] {
+                for (i, c) in list.iter().enumerate() {
+                    vigil_xdp::parse_cidr(c)
+                        .map_err(|e| (format!("xdp.{name}[{i}]"), e.to_string()))?;
+                }
+            }
+        }
+        if !self.control.socket.is_absolute() {
+            return Err(("control.socket".into(), "must be an absolute path".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The line where `key` is assigned or opens a table: toml's spans point at the enclosing
+/// table for unknown keys, and an operator wants the offending line.
+fn line_of_key(text: &str, key: &str) -> Option<usize> {
+    if key.is_empty() {
+        return None;
+    }
+    text.lines()
+        .position(|l| {
+            let t = l.trim_start();
+            let is_assign_or_table = t.starts_with('[') || t.contains('=');
+            let head = t
+                .trim_start_matches('[')
+                .split(['=', ']'])
+                .next()
+                .unwrap_or("");
+            is_assign_or_table && head.rsplit('.').next().map(str::trim) == Some(key)
+        })
+        .map(|i| i + 1)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, String> {
+        Config::parse(s, Path::new("test.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn example_config_parses() {
+        let text = include_str!("../../config/vigild.toml");
+        let cfg = parse(text).unwrap();
+        let x = cfg.xdp.unwrap();
+        assert_eq!(x.mode, ModePolicy::Native);
+        assert!(x.rate_limit.is_some());
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_path() {
+        let e = parse("[xdp]\ninterface = \"eth0\"\nintreface = \"x\"\n").unwrap_err();
+        assert!(e.contains("xdp"), "{e}");
+        assert!(e.contains("intreface"), "{e}");
+        assert!(e.contains("line 3"), "{e}");
+        let e = parse("[xdp]\ninterface = \"eth0\"\n[xdp.rate_limit]\npps = 10\nburts = 5\n")
+            .unwrap_err();
+        assert!(e.contains("xdp.rate_limit"), "{e}");
+        let e = parse("[contrl]\n").unwrap_err();
+        assert!(e.contains("contrl"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_key() {
+        let e = parse("[xdp]\ninterface = \"eth0\"\nblock = [\"198.18.0.1/40\"]\n").unwrap_err();
+        assert!(e.contains("xdp.block[0]"), "{e}");
+        let e = parse("[xdp]\ninterface = \"eth0\"\nmode = \"fast\"\n").unwrap_err();
+        assert!(e.contains("xdp.mode"), "{e}");
+        let e = parse("[xdp]\ninterface = \"eth0\"\n[xdp.rate_limit]\npps = 0\nburst = 1\n")
+            .unwrap_err();
+        assert!(e.contains("xdp.rate_limit.pps"), "{e}");
+        let e = parse("[xdp]\ninterface = \"an-interface-name-too-long\"\n").unwrap_err();
+        assert!(e.contains("xdp.interface"), "{e}");
+    }
+
+    #[test]
+    fn defaults_apply() {
+        let cfg = parse("").unwrap();
+        assert!(cfg.xdp.is_none());
+        assert_eq!(cfg.control.socket, PathBuf::from(DEFAULT_SOCKET));
+    }
+}

@@ -1,0 +1,273 @@
+//! XDP on a veth pair in native mode, driven through vigild and vigilctl (needs root).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::ErrorKind,
+    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    time::{Duration, Instant},
+};
+
+use vigil_e2e::{daemon::Vigild, netns::Netns, unique};
+
+/// Sends `n` UDP datagrams from `src` (inside the namespace) to `dst`, bounded by `limit`.
+fn udp_flood(ns: &Netns, src: &str, dst: SocketAddr, n: u32, limit: Duration) -> u32 {
+    let src: SocketAddr = format!("{src}:0").parse().unwrap();
+    ns.run(move || {
+        let s = UdpSocket::bind(src).unwrap();
+        let start = Instant::now();
+        let mut sent = 0;
+        while sent < n && start.elapsed() < limit {
+            if s.send_to(b"vigil-e2e", dst).is_ok() {
+                sent += 1;
+            }
+        }
+        sent
+    })
+    .unwrap()
+}
+
+/// Counts datagrams arriving until `quiet` passes with none.
+fn udp_drain(sock: &UdpSocket, quiet: Duration) -> u32 {
+    sock.set_read_timeout(Some(quiet)).unwrap();
+    let mut buf = [0u8; 64];
+    let mut n = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match sock.recv_from(&mut buf) {
+            Ok(_) => n += 1,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+            Err(e) => panic!("recv: {e}"),
+        }
+    }
+    n
+}
+
+fn tcp_connects(ns: &Netns, src: &str, dst: SocketAddr) -> bool {
+    let src: SocketAddr = format!("{src}:0").parse().unwrap();
+    ns.run(move || {
+        let sock = socket2_connect(src, dst, Duration::from_millis(1500));
+        sock.is_ok()
+    })
+    .unwrap()
+}
+
+fn sockaddr(a: std::net::SocketAddrV4) -> libc::sockaddr_in {
+    libc::sockaddr_in {
+        sin_family: libc::AF_INET as u16,
+        sin_port: a.port().to_be(),
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(a.ip().octets()),
+        },
+        sin_zero: [0; 8],
+    }
+}
+
+/// A TCP connect from a chosen source address; SO_SNDTIMEO bounds the blocking connect.
+fn socket2_connect(
+    src: SocketAddr,
+    dst: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
+    use std::os::fd::FromRawFd;
+    let (SocketAddr::V4(src), SocketAddr::V4(dst)) = (src, dst) else {
+        return Err(std::io::Error::other("IPv4 only"));
+    };
+    // SAFETY: plain socket(2); the fd is owned by the TcpStream made from it right away.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh socket nobody else owns.
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    stream.set_write_timeout(Some(timeout))?;
+    let len = size_of::<libc::sockaddr_in>() as u32;
+    let (sa, da) = (sockaddr(src), sockaddr(dst));
+    // SAFETY: `sa` is a valid sockaddr_in of `len` bytes.
+    if unsafe { libc::bind(fd, (&sa as *const libc::sockaddr_in).cast(), len) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `da` is a valid sockaddr_in of `len` bytes.
+    if unsafe { libc::connect(fd, (&da as *const libc::sockaddr_in).cast(), len) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(stream)
+}
+
+#[test]
+fn blocked_sources_are_dropped_and_allowed_ones_pass() {
+    let tag = unique(1);
+    let ns = Netns::new(&tag, 101, 3).unwrap();
+    let mut d = Vigild::new(
+        &tag,
+        &ns.host_if,
+        "mode = \"native\"\nallow = [\"198.18.101.4/32\"]\n",
+    )
+    .unwrap();
+    d.start().unwrap();
+    let status = d.ctl_json(&["status"]).unwrap();
+    assert_eq!(status["xdp"]["mode"], "native", "{status}");
+    let (good, bad, vip) = (
+        &ns.client_addrs[0],
+        &ns.client_addrs[1],
+        &ns.client_addrs[2],
+    );
+
+    d.ctl(&["block", "add", "198.18.101.3", "--reason", "e2e"])
+        .unwrap();
+    // An allowlisted source stays reachable even when a wider block covers it.
+    d.ctl(&["block", "add", "198.18.101.0/24", "--ttl", "10m"])
+        .unwrap();
+    d.ctl(&["block", "del", "198.18.101.0/24"]).unwrap();
+    d.ctl(&["block", "add", "198.18.101.4/32"]).unwrap();
+
+    assert!(
+        ns.ping_from(good, 2),
+        "ping from an unlisted source must pass"
+    );
+    assert!(
+        !ns.ping_from(bad, 2),
+        "ping from a blocked source must be dropped"
+    );
+    assert!(
+        ns.ping_from(vip, 2),
+        "allowlisted source must pass despite a block"
+    );
+
+    let udp = UdpSocket::bind(format!("{}:0", ns.host_addr)).unwrap();
+    let dst = udp.local_addr().unwrap();
+    assert_eq!(udp_flood(&ns, good, dst, 5, Duration::from_secs(2)), 5);
+    assert_eq!(udp_drain(&udp, Duration::from_millis(300)), 5);
+    udp_flood(&ns, bad, dst, 5, Duration::from_secs(2));
+    assert_eq!(
+        udp_drain(&udp, Duration::from_millis(300)),
+        0,
+        "UDP from a blocked source arrived"
+    );
+
+    let tcp = TcpListener::bind(format!("{}:0", ns.host_addr)).unwrap();
+    let tdst = tcp.local_addr().unwrap();
+    assert!(
+        tcp_connects(&ns, good, tdst),
+        "TCP handshake from an unlisted source must complete"
+    );
+    assert!(
+        !tcp_connects(&ns, bad, tdst),
+        "TCP handshake from a blocked source completed"
+    );
+
+    let blocked = d.counter("blocked");
+    // 2 pings, 5 datagrams, at least one SYN.
+    assert!(blocked >= 8, "blocked counter {blocked}");
+    assert!(d.counter("allowlisted") >= 2);
+    let list = d.ctl(&["block", "list"]).unwrap();
+    assert!(
+        list.contains("198.18.101.3/32") && list.contains("e2e"),
+        "{list}"
+    );
+}
+
+#[test]
+fn packets_over_the_source_rate_are_dropped() {
+    let tag = unique(2);
+    let ns = Netns::new(&tag, 102, 2).unwrap();
+    let mut d = Vigild::new(
+        &tag,
+        &ns.host_if,
+        "[xdp.rate_limit]\npps = 20\nburst = 20\n",
+    )
+    .unwrap();
+    d.start().unwrap();
+    let udp = UdpSocket::bind(format!("{}:0", ns.host_addr)).unwrap();
+    let dst = udp.local_addr().unwrap();
+    let start = Instant::now();
+    let sent = udp_flood(&ns, &ns.client_addrs[0], dst, 2000, Duration::from_secs(3));
+    let secs = start.elapsed().as_secs_f64();
+    let got = udp_drain(&udp, Duration::from_millis(300));
+    // Burst plus what the bucket refilled while the flood ran (20/s), plus slack for ARP.
+    let allowed = 20.0 + 20.0 * secs + 5.0;
+    assert!(sent >= 1000, "sender managed only {sent}");
+    assert!(
+        f64::from(got) <= allowed,
+        "received {got} of {sent}; at most {allowed} expected"
+    );
+    assert!(got >= 15, "received {got}: the burst should pass");
+    let limited = d.counter("rate_limited");
+    assert!(
+        limited >= u64::from(sent - got) - 5,
+        "rate_limited {limited}, sent {sent}, got {got}"
+    );
+    // Another source has its own bucket.
+    udp_flood(&ns, &ns.client_addrs[1], dst, 10, Duration::from_secs(2));
+    assert_eq!(udp_drain(&udp, Duration::from_millis(300)), 10);
+}
+
+#[test]
+fn drops_survive_kill_9_and_a_restart_adopts_the_pins() {
+    let tag = unique(3);
+    let ns = Netns::new(&tag, 103, 2).unwrap();
+    let mut d = Vigild::new(&tag, &ns.host_if, "").unwrap();
+    d.start().unwrap();
+    let bad = ns.client_addrs[1].clone();
+    d.ctl(&["block", "add", &bad, "--ttl", "1h", "--reason", "survives"])
+        .unwrap();
+    assert!(!ns.ping_from(&bad, 2));
+    let before = d.counter("blocked");
+    assert!(before >= 2);
+
+    d.kill9();
+    // Traffic keeps flowing while the daemon is dead: the pinned program still drops it.
+    assert!(
+        !ns.ping_from(&bad, 3),
+        "blocked source got through after kill -9"
+    );
+    assert!(ns.ping_from(&ns.client_addrs[0], 1));
+    let offline = d.ctl_json(&["status"]).unwrap();
+    assert_eq!(offline["daemon"]["running"], false);
+    assert_eq!(offline["xdp"]["mode"], "native");
+    let during = d.counter("blocked");
+    assert!(
+        during >= before + 3,
+        "counters must keep counting: {before} -> {during}"
+    );
+    // Operators can still manage blocks with the daemon down.
+    d.ctl(&["block", "add", "198.18.103.200", "--reason", "offline"])
+        .unwrap();
+
+    d.start().unwrap();
+    let status = d.ctl_json(&["status"]).unwrap();
+    assert_eq!(status["daemon"]["running"], true);
+    assert_eq!(status["xdp"]["adopted"], true, "{status}\n{}", d.log());
+    let rules = d.ctl_json(&["block", "list"]).unwrap();
+    let cidrs: Vec<&str> = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cidr"].as_str().unwrap())
+        .collect();
+    assert_eq!(cidrs, [format!("{bad}/32").as_str(), "198.18.103.200/32"]);
+    assert_eq!(rules["rules"][0]["reason"], "survives");
+    assert!(d.counter("blocked") >= during, "counters reset on restart");
+    assert!(!ns.ping_from(&bad, 1));
+
+    // Detach removes the program and the pins: the source gets through again.
+    d.ctl(&["xdp", "detach"]).unwrap();
+    assert!(!d.pin_dir().exists());
+    assert!(ns.ping_from(&bad, 2));
+}
+
+#[test]
+fn expired_blocks_let_the_source_back_in() {
+    let tag = unique(4);
+    let ns = Netns::new(&tag, 104, 1).unwrap();
+    let mut d = Vigild::new(&tag, &ns.host_if, "").unwrap();
+    d.start().unwrap();
+    let src = ns.client_addrs[0].clone();
+    d.ctl(&["block", "add", &src, "--ttl", "2s"]).unwrap();
+    assert!(!ns.ping_from(&src, 1));
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(ns.ping_from(&src, 2), "source still dropped after its ttl");
+    // The daemon's sweep removed the expired rule.
+    let rules = d.ctl_json(&["block", "list"]).unwrap();
+    assert_eq!(rules["rules"].as_array().unwrap().len(), 0, "{rules}");
+}
