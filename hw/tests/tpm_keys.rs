@@ -211,6 +211,42 @@ fn two_hundred_signatures_do_not_exhaust_object_slots() {
 }
 
 #[test]
+fn concurrent_handshake_threads_share_one_tpm_connection() {
+    let tpm = Swtpm::start();
+    let dir = tempfile::tempdir().unwrap();
+    keys::init(KeyMode::TpmResident, dir.path(), &tpm.tcti(), NAME).unwrap();
+    let provider = keys::provider(dir.path(), &tpm.tcti()).unwrap();
+    let ck = provider.load().unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for _ in 0..25 {
+                    assert_signs(&ck);
+                }
+            });
+        }
+    });
+    let provider = TpmResidentKeyProvider::new(
+        dir.path().join(CERT_FILE),
+        dir.path().join(RESIDENT_FILE),
+        &tpm.tcti(),
+    )
+    .unwrap();
+    let ck = provider.load().unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..3 {
+            scope.spawn(|| assert_signs(&ck));
+        }
+    });
+    let stats = provider.stats();
+    // One probe at load plus three signatures, over a single connection.
+    assert_eq!(
+        (stats.signatures, stats.failures, stats.connections),
+        (4, 0, 1)
+    );
+}
+
+#[test]
 fn exhausted_object_slots_are_explained() {
     let tpm = Swtpm::start();
     let dir = tempfile::tempdir().unwrap();
