@@ -148,7 +148,9 @@ pub struct ClientBody {
 
 impl std::fmt::Debug for ClientBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClientBody").field("sent", &self.sent).finish_non_exhaustive()
+        f.debug_struct("ClientBody")
+            .field("sent", &self.sent)
+            .finish_non_exhaustive()
     }
 }
 
@@ -236,7 +238,10 @@ mod tests {
         let state = Arc::new(BodyState::default());
         let body = Full::new(Bytes::from_static(b"0123456789"));
         let limited = LimitedBody::new(body, 10, Duration::from_secs(5), state.clone());
-        assert_eq!(limited.collect().await.ok().map(|c| c.to_bytes().len()), Some(10));
+        assert_eq!(
+            limited.collect().await.ok().map(|c| c.to_bytes().len()),
+            Some(10)
+        );
         assert_eq!((state.fault(), state.bytes()), (BodyFault::None, 10));
     }
 }

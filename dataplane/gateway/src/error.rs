@@ -18,8 +18,10 @@ pub enum GatewayError {
         source: ConfigError,
     },
     /// A listener socket could not be bound.
-    #[error("cannot listen on {addr} for {what}: {source}; check that no other process uses \
-        the address and that vigild may bind it")]
+    #[error(
+        "cannot listen on {addr} for {what}: {source}; check that no other process uses \
+        the address and that vigild may bind it"
+    )]
     Bind {
         /// Which listener (`listener.https`, `listener.http`, `metrics.listen`).
         what: &'static str,
@@ -59,8 +61,10 @@ pub enum GatewayError {
         source: std::io::Error,
     },
     /// The new config changes a key that only takes effect at start.
-    #[error("{key} cannot change on reload (running: {running}, new: {new}); restart vigild \
-        to apply it")]
+    #[error(
+        "{key} cannot change on reload (running: {running}, new: {new}); restart vigild \
+        to apply it"
+    )]
     NeedsRestart {
         /// The key path.
         key: &'static str,

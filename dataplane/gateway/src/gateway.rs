@@ -1,8 +1,8 @@
 //! The public handle: start, reload, rotate keys, add metrics, shut down.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -63,7 +63,11 @@ async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, Gatew
         .map_err(|source| GatewayError::Bind { what, addr, source })
 }
 
-fn local(what: &'static str, l: &TcpListener, addr: SocketAddr) -> Result<SocketAddr, GatewayError> {
+fn local(
+    what: &'static str,
+    l: &TcpListener,
+    addr: SocketAddr,
+) -> Result<SocketAddr, GatewayError> {
     l.local_addr()
         .map_err(|source| GatewayError::Bind { what, addr, source })
 }
@@ -110,7 +114,12 @@ impl Gateway {
             tokio::spawn(metrics_http::serve(shared.clone(), metrics_l, rx.clone())),
         ];
         if let Some((l, _)) = http {
-            tasks.push(tokio::spawn(conn::accept_loop(shared.clone(), l, false, rx)));
+            tasks.push(tokio::spawn(conn::accept_loop(
+                shared.clone(),
+                l,
+                false,
+                rx,
+            )));
         }
         Ok(Gateway {
             shared,
@@ -162,10 +171,19 @@ impl Gateway {
 
     fn try_reload(&self, cfg: GatewayConfig) -> Result<(), GatewayError> {
         cfg.validate()?;
-        let _one_at_a_time = self.shared.reload.lock().unwrap_or_else(PoisonError::into_inner);
+        let _one_at_a_time = self
+            .shared
+            .reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         let running = self.shared.state.load().cfg.clone();
         needs_restart(&running, &cfg)?;
-        let keys = self.shared.keys.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let keys = self
+            .shared
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         // Load the key into a scratch resolver first so a bad key changes nothing.
         CertResolver::new(keys.as_ref())?;
         let state = State::build(cfg, self.shared.resolver.clone())?;
@@ -177,9 +195,17 @@ impl Gateway {
     /// Replaces the key provider (e.g. the daemon moved the key into the TPM) and serves its
     /// key to new handshakes; established connections keep theirs.
     pub fn rotate_keys(&self, keys: Arc<dyn KeyProvider>) -> Result<(), GatewayError> {
-        let _one_at_a_time = self.shared.reload.lock().unwrap_or_else(PoisonError::into_inner);
+        let _one_at_a_time = self
+            .shared
+            .reload
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         self.shared.resolver.load_from(keys.as_ref())?;
-        *self.shared.keys.lock().unwrap_or_else(PoisonError::into_inner) = keys;
+        *self
+            .shared
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = keys;
         Ok(())
     }
 
@@ -201,13 +227,41 @@ impl Gateway {
 fn needs_restart(running: &GatewayConfig, new: &GatewayConfig) -> Result<(), GatewayError> {
     let (r, n) = (running, new);
     let checks: [(&'static str, String, String); 7] = [
-        ("listener.https", r.listener.https.to_string(), n.listener.https.to_string()),
-        ("listener.http", format!("{:?}", r.listener.http), format!("{:?}", n.listener.http)),
-        ("metrics.listen", r.metrics.listen.to_string(), n.metrics.listen.to_string()),
-        ("audit.sink", format!("{:?}", r.audit.sink), format!("{:?}", n.audit.sink)),
-        ("audit.path", r.audit.path.display().to_string(), n.audit.path.display().to_string()),
-        ("audit.syslog_address", r.audit.syslog_address.to_string(), n.audit.syslog_address.to_string()),
-        ("audit.queue_capacity", r.audit.queue_capacity.to_string(), n.audit.queue_capacity.to_string()),
+        (
+            "listener.https",
+            r.listener.https.to_string(),
+            n.listener.https.to_string(),
+        ),
+        (
+            "listener.http",
+            format!("{:?}", r.listener.http),
+            format!("{:?}", n.listener.http),
+        ),
+        (
+            "metrics.listen",
+            r.metrics.listen.to_string(),
+            n.metrics.listen.to_string(),
+        ),
+        (
+            "audit.sink",
+            format!("{:?}", r.audit.sink),
+            format!("{:?}", n.audit.sink),
+        ),
+        (
+            "audit.path",
+            r.audit.path.display().to_string(),
+            n.audit.path.display().to_string(),
+        ),
+        (
+            "audit.syslog_address",
+            r.audit.syslog_address.to_string(),
+            n.audit.syslog_address.to_string(),
+        ),
+        (
+            "audit.queue_capacity",
+            r.audit.queue_capacity.to_string(),
+            n.audit.queue_capacity.to_string(),
+        ),
     ];
     for (key, running, new) in checks {
         // Port 0 means "any": a running ephemeral port matches a config still saying 0.

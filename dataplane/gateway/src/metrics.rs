@@ -57,22 +57,36 @@ impl Metrics {
 
     /// Counts a failed TLS handshake.
     pub fn handshake_failed(&self, reason: &'static str) {
-        let mut map = self.handshake_failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut map = self
+            .handshake_failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         *map.entry(reason).or_default() += 1;
     }
 
     /// Adds a source of extra exposition text.
     pub fn add_source(&self, source: MetricsSource) {
-        self.sources.lock().unwrap_or_else(PoisonError::into_inner).push(source);
+        self.sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(source);
     }
 
     /// The whole exposition; `upstreams` gives (name, healthy) for the current pool.
     pub fn render(&self, upstreams: &[(String, bool)]) -> String {
         let mut out = String::with_capacity(4096);
         let o = &mut out;
-        header(o, "vigil_gateway_requests_total", "counter", "Requests answered, by route, status and reason.");
-        for ((route, status, reason), n) in
-            self.requests.lock().unwrap_or_else(PoisonError::into_inner).iter()
+        header(
+            o,
+            "vigil_gateway_requests_total",
+            "counter",
+            "Requests answered, by route, status and reason.",
+        );
+        for ((route, status, reason), n) in self
+            .requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
         {
             let route = escape(route);
             let _ = writeln!(
@@ -80,34 +94,114 @@ impl Metrics {
                 "vigil_gateway_requests_total{{route=\"{route}\",status=\"{status}\",reason=\"{reason}\"}} {n}"
             );
         }
-        header(o, "vigil_gateway_request_duration_seconds", "histogram", "Time from request head to end of response body.");
+        header(
+            o,
+            "vigil_gateway_request_duration_seconds",
+            "histogram",
+            "Time from request head to end of response body.",
+        );
         for (i, le) in BUCKETS.iter().enumerate() {
             let n = self.latency_buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(o, "vigil_gateway_request_duration_seconds_bucket{{le=\"{le}\"}} {n}");
+            let _ = writeln!(
+                o,
+                "vigil_gateway_request_duration_seconds_bucket{{le=\"{le}\"}} {n}"
+            );
         }
         let count = self.latency_count.load(Ordering::Relaxed);
         let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(o, "vigil_gateway_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(
+            o,
+            "vigil_gateway_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+        );
         let _ = writeln!(o, "vigil_gateway_request_duration_seconds_sum {sum}");
         let _ = writeln!(o, "vigil_gateway_request_duration_seconds_count {count}");
-        simple(o, "vigil_gateway_tls_handshakes_total", "counter", "Completed TLS handshakes.", self.handshakes.load(Ordering::Relaxed));
-        header(o, "vigil_gateway_tls_handshake_failures_total", "counter", "Failed TLS handshakes, by reason.");
-        for (reason, n) in self.handshake_failures.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-            let _ = writeln!(o, "vigil_gateway_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}");
+        simple(
+            o,
+            "vigil_gateway_tls_handshakes_total",
+            "counter",
+            "Completed TLS handshakes.",
+            self.handshakes.load(Ordering::Relaxed),
+        );
+        header(
+            o,
+            "vigil_gateway_tls_handshake_failures_total",
+            "counter",
+            "Failed TLS handshakes, by reason.",
+        );
+        for (reason, n) in self
+            .handshake_failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                o,
+                "vigil_gateway_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}"
+            );
         }
-        simple(o, "vigil_gateway_open_connections", "gauge", "Client connections open now.", self.open_connections.load(Ordering::Relaxed));
-        simple(o, "vigil_gateway_shed_connections_total", "counter", "Connections refused with 503 over listener.max_connections.", self.shed_connections.load(Ordering::Relaxed));
-        simple(o, "vigil_gateway_audit_dropped_total", "counter", "Audit lines dropped because the queue was full.", self.audit_dropped.load(Ordering::Relaxed));
-        simple(o, "vigil_gateway_audit_write_errors_total", "counter", "Audit lines lost to sink write errors.", self.audit_write_errors.load(Ordering::Relaxed));
-        header(o, "vigil_gateway_reloads_total", "counter", "Config reloads, by result.");
-        let _ = writeln!(o, "vigil_gateway_reloads_total{{result=\"ok\"}} {}", self.reloads_ok.load(Ordering::Relaxed));
-        let _ = writeln!(o, "vigil_gateway_reloads_total{{result=\"rejected\"}} {}", self.reloads_failed.load(Ordering::Relaxed));
-        header(o, "vigil_gateway_upstream_healthy", "gauge", "1 if the upstream passes its health check.");
+        simple(
+            o,
+            "vigil_gateway_open_connections",
+            "gauge",
+            "Client connections open now.",
+            self.open_connections.load(Ordering::Relaxed),
+        );
+        simple(
+            o,
+            "vigil_gateway_shed_connections_total",
+            "counter",
+            "Connections refused with 503 over listener.max_connections.",
+            self.shed_connections.load(Ordering::Relaxed),
+        );
+        simple(
+            o,
+            "vigil_gateway_audit_dropped_total",
+            "counter",
+            "Audit lines dropped because the queue was full.",
+            self.audit_dropped.load(Ordering::Relaxed),
+        );
+        simple(
+            o,
+            "vigil_gateway_audit_write_errors_total",
+            "counter",
+            "Audit lines lost to sink write errors.",
+            self.audit_write_errors.load(Ordering::Relaxed),
+        );
+        header(
+            o,
+            "vigil_gateway_reloads_total",
+            "counter",
+            "Config reloads, by result.",
+        );
+        let _ = writeln!(
+            o,
+            "vigil_gateway_reloads_total{{result=\"ok\"}} {}",
+            self.reloads_ok.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            o,
+            "vigil_gateway_reloads_total{{result=\"rejected\"}} {}",
+            self.reloads_failed.load(Ordering::Relaxed)
+        );
+        header(
+            o,
+            "vigil_gateway_upstream_healthy",
+            "gauge",
+            "1 if the upstream passes its health check.",
+        );
         for (name, healthy) in upstreams {
-            let _ = writeln!(o, "vigil_gateway_upstream_healthy{{upstream=\"{}\"}} {}", escape(name), u8::from(*healthy));
+            let _ = writeln!(
+                o,
+                "vigil_gateway_upstream_healthy{{upstream=\"{}\"}} {}",
+                escape(name),
+                u8::from(*healthy)
+            );
         }
-        let sources: Vec<MetricsSource> =
-            self.sources.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let sources: Vec<MetricsSource> = self
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
         for s in sources {
             s(o);
         }
@@ -126,7 +220,9 @@ fn simple(o: &mut String, name: &str, kind: &str, help: &str, v: impl std::fmt::
 
 /// Escapes a label value (backslash, quote, newline).
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -139,12 +235,22 @@ mod tests {
         m.record_request("-", 200, "ok", 300);
         m.record_request("-", 200, "ok", 2_000_000);
         m.handshake_failed("protocol_version");
-        m.add_source(Arc::new(|s: &mut String| s.push_str("vigil_xdp_drops_total 7\n")));
+        m.add_source(Arc::new(|s: &mut String| {
+            s.push_str("vigil_xdp_drops_total 7\n")
+        }));
         let text = m.render(&[("a\"b".to_owned(), true)]);
-        assert!(text.contains("vigil_gateway_requests_total{route=\"-\",status=\"200\",reason=\"ok\"} 2"));
+        assert!(
+            text.contains(
+                "vigil_gateway_requests_total{route=\"-\",status=\"200\",reason=\"ok\"} 2"
+            )
+        );
         assert!(text.contains("vigil_gateway_request_duration_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("vigil_gateway_request_duration_seconds_bucket{le=\"+Inf\"} 2"));
-        assert!(text.contains("vigil_gateway_tls_handshake_failures_total{reason=\"protocol_version\"} 1"));
+        assert!(
+            text.contains(
+                "vigil_gateway_tls_handshake_failures_total{reason=\"protocol_version\"} 1"
+            )
+        );
         assert!(text.contains("vigil_gateway_upstream_healthy{upstream=\"a\\\"b\"} 1"));
         assert!(text.ends_with("vigil_xdp_drops_total 7\n"));
     }

@@ -77,7 +77,10 @@ mod tests {
             for id in [a.next_id(), b.next_id()] {
                 assert_eq!(id.len(), 36);
                 assert_eq!(id.as_bytes()[14], b'7', "version nibble in {id}");
-                assert!(matches!(id.as_bytes()[19], b'8' | b'9' | b'a' | b'b'), "{id}");
+                assert!(
+                    matches!(id.as_bytes()[19], b'8' | b'9' | b'a' | b'b'),
+                    "{id}"
+                );
                 assert!(seen.insert(id));
             }
         }

@@ -1,7 +1,9 @@
 //! Responses the gateway writes itself, and the headers every response carries.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS};
+use http::header::{
+    CACHE_CONTROL, CONTENT_TYPE, STRICT_TRANSPORT_SECURITY, X_CONTENT_TYPE_OPTIONS,
+};
 use http::{HeaderMap, HeaderValue, Response};
 use http_body_util::{BodyExt, Full};
 
@@ -60,7 +62,15 @@ mod tests {
         let rej = Rejection::new(StatusCode::URI_TOO_LONG, "uri_too_long");
         let resp = rejection(&rej, "id-1");
         assert_eq!(resp.status(), StatusCode::URI_TOO_LONG);
-        let bytes = resp.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-        assert_eq!(&bytes[..], br#"{"status":414,"reason":"uri_too_long","request_id":"id-1"}"#);
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map(|c| c.to_bytes())
+            .unwrap_or_default();
+        assert_eq!(
+            &bytes[..],
+            br#"{"status":414,"reason":"uri_too_long","request_id":"id-1"}"#
+        );
     }
 }

@@ -43,7 +43,9 @@ pub struct State {
 
 impl std::fmt::Debug for State {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("State").field("cfg", &self.cfg).finish_non_exhaustive()
+        f.debug_struct("State")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 
@@ -90,8 +92,7 @@ fn servers(cfg: &GatewayConfig) -> Servers {
             .max_concurrent_streams(256)
             .keep_alive_interval(Some(std::time::Duration::from_secs(30)))
             .keep_alive_timeout(std::time::Duration::from_secs(10))
-            .max_pending_accept_reset_streams(Some(64))
-            .max_local_error_reset_streams(Some(256));
+            .max_pending_accept_reset_streams(Some(64));
         b
     };
     Servers {

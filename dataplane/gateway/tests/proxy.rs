@@ -23,17 +23,23 @@ async fn trailers_pass_through_to_an_h2_client_from_an_h2c_upstream() {
     let pki = Pki::new(&dir);
     let up = Upstream::start("grpc").await;
     let gw = Gw::start(config(&dir, &pki, &[up.h2c_url()])).await;
-    let tls = tls_connect(gw.https, client_config(&pki, &["h2"], None)).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+    let tls = tls_connect(gw.https, client_config(&pki, &["h2"], None))
         .await
         .unwrap();
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tls))
+            .await
+            .unwrap();
     tokio::spawn(conn);
     let req = http::Request::post(format!("https://localhost:{}/trailers", gw.https.port()))
         .header("content-type", "application/grpc")
         .header("te", "trailers")
         .body(TestBody::new(Bytes::from_static(b"\0\0\0\0\0")))
         .unwrap();
-    let resp = tokio::time::timeout(Duration::from_secs(5), send.send_request(req)).await.unwrap().unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(5), send.send_request(req))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().contains_key("x-request-id"));
     let body = resp.into_body().collect().await.unwrap();
@@ -49,11 +55,16 @@ async fn trailers_pass_through_to_an_h2_client_from_an_h2c_upstream() {
 }
 
 async fn websocket_echo<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) {
-    let head = b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    let head =
+        b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
     let raw = exchange(s, head, Duration::from_millis(500)).await;
     assert_eq!(status_of(&raw), 101, "{raw}");
-    assert!(raw.to_ascii_lowercase().contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="), "{raw}");
+    assert!(
+        raw.to_ascii_lowercase()
+            .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
+        "{raw}"
+    );
     let mask = [1u8, 2, 3, 4];
     let mut frame = vec![0x81, 0x80 | 5];
     frame.extend_from_slice(&mask);
@@ -71,7 +82,9 @@ async fn websocket_upgrade_is_spliced_both_ways() {
     let gw = Gw::start(config(&dir, &pki, &[up.url()])).await;
     let mut tcp = TcpStream::connect(gw.http).await.unwrap();
     websocket_echo(&mut tcp).await;
-    let mut tls = tls_connect(gw.https, client_config(&pki, &["http/1.1"], None)).await.unwrap();
+    let mut tls = tls_connect(gw.https, client_config(&pki, &["http/1.1"], None))
+        .await
+        .unwrap();
     websocket_echo(&mut tls).await;
     gw.stop().await;
 }
@@ -88,14 +101,20 @@ async fn upstream_failures_map_to_502_and_504() {
     let mut cfg = config(&dir, &pki, &[format!("http://{closed}")]);
     let gw = Gw::start(cfg.clone()).await;
     let r = curl(&pki, gw.https, "/echo", &[]).await;
-    assert_eq!((r.status, r.json()["reason"].as_str()), (502, Some("upstream_unreachable")));
+    assert_eq!(
+        (r.status, r.json()["reason"].as_str()),
+        (502, Some("upstream_unreachable"))
+    );
     gw.stop().await;
 
     cfg.upstream[0].url = up.url();
     cfg.upstream[0].header_timeout = Duration::from_millis(300);
     let gw = Gw::start(cfg).await;
     let r = curl(&pki, gw.https, "/echo?sleep_ms=2000", &[]).await;
-    assert_eq!((r.status, r.json()["reason"].as_str()), (504, Some("upstream_timeout")));
+    assert_eq!(
+        (r.status, r.json()["reason"].as_str()),
+        (504, Some("upstream_timeout"))
+    );
     let r = curl(&pki, gw.https, "/echo", &[]).await;
     assert_eq!(r.status, 200);
     gw.stop().await;
@@ -115,8 +134,19 @@ async fn round_robin_skips_unhealthy_upstreams() {
     let mut tcp = TcpStream::connect(gw.http).await.unwrap();
     let mut seen = Vec::new();
     for _ in 0..4 {
-        let raw = exchange(&mut tcp, b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n", Duration::from_millis(300)).await;
-        seen.push(if raw.contains("\"upstream\":\"a\"") { 'a' } else if raw.contains("\"upstream\":\"b\"") { 'b' } else { '?' });
+        let raw = exchange(
+            &mut tcp,
+            b"GET /echo HTTP/1.1\r\nHost: x\r\n\r\n",
+            Duration::from_millis(300),
+        )
+        .await;
+        seen.push(if raw.contains("\"upstream\":\"a\"") {
+            'a'
+        } else if raw.contains("\"upstream\":\"b\"") {
+            'b'
+        } else {
+            '?'
+        });
     }
     seen.sort_unstable();
     assert_eq!(seen, vec!['a', 'a', 'b', 'b']);
@@ -129,10 +159,18 @@ async fn round_robin_skips_unhealthy_upstreams() {
     }
     assert_eq!(b.hits.load(Ordering::Relaxed), before);
     let m = common::clients::curl_raw(&[&format!("http://{}/metrics", gw.metrics)]).await;
-    assert!(m.body.contains("vigil_gateway_upstream_healthy{upstream=\"up1\"} 0"), "{}", m.body);
+    assert!(
+        m.body
+            .contains("vigil_gateway_upstream_healthy{upstream=\"up1\"} 0"),
+        "{}",
+        m.body
+    );
     a.healthy.store(false, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_millis(400)).await;
     let r = curl(&pki, gw.https, "/echo", &[]).await;
-    assert_eq!((r.status, r.json()["reason"].as_str()), (502, Some("no_healthy_upstream")));
+    assert_eq!(
+        (r.status, r.json()["reason"].as_str()),
+        (502, Some("no_healthy_upstream"))
+    );
     gw.stop().await;
 }

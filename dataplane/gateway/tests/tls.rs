@@ -23,23 +23,48 @@ async fn curl_h1_and_h2_are_proxied_with_hardened_headers() {
             &pki,
             gw.https,
             "/echo?x=1",
-            &[flag, "-H", "Connection: x-private", "-H", "x-private: leak", "-H",
-              "X-Forwarded-For: 6.6.6.6", "-H", "Keep-Alive: timeout=5"],
+            &[
+                flag,
+                "-H",
+                "Connection: x-private",
+                "-H",
+                "x-private: leak",
+                "-H",
+                "X-Forwarded-For: 6.6.6.6",
+                "-H",
+                "Keep-Alive: timeout=5",
+            ],
         )
         .await;
         assert_eq!(r.status, 200, "{flag}: {r:?}");
         assert_eq!(r.http_version, version);
         let id = r.header("x-request-id").expect("request id returned");
-        assert_eq!(r.header("x-content-type-options").as_deref(), Some("nosniff"));
-        assert_eq!(r.header("strict-transport-security").as_deref(), Some("max-age=31536000"));
+        assert_eq!(
+            r.header("x-content-type-options").as_deref(),
+            Some("nosniff")
+        );
+        assert_eq!(
+            r.header("strict-transport-security").as_deref(),
+            Some("max-age=31536000")
+        );
         assert_eq!(r.header("server"), None, "upstream Server header leaked");
-        assert_eq!(r.header("x-upstream-hop"), None, "hop-by-hop from upstream leaked");
+        assert_eq!(
+            r.header("x-upstream-hop"),
+            None,
+            "hop-by-hop from upstream leaked"
+        );
         let seen = r.json();
         let h = &seen["headers"];
         assert_eq!(h["x-request-id"], id.as_str());
         assert_eq!(h["x-forwarded-for"], "127.0.0.1");
         assert_eq!(h["x-forwarded-proto"], "https");
-        assert_eq!(h["forwarded"], format!("for=127.0.0.1;proto=https;host=\"localhost:{}\"", gw.https.port()));
+        assert_eq!(
+            h["forwarded"],
+            format!(
+                "for=127.0.0.1;proto=https;host=\"localhost:{}\"",
+                gw.https.port()
+            )
+        );
         assert_eq!(h["host"], format!("localhost:{}", gw.https.port()));
         // HTTP/2 has no Connection header (curl drops it), so only HTTP/1.1 can name x-private
         // as hop-by-hop.
@@ -70,16 +95,30 @@ async fn tls12_refused_by_default_and_accepted_when_configured() {
     assert!(ok && out.contains("TLSv1.3"), "{out}");
     assert!(out.contains("Verify return code: 0"), "{out}");
     let metrics = common::clients::curl_raw(&[&format!("http://{}/metrics", gw.metrics)]).await;
-    assert!(metrics.body.contains("vigil_gateway_tls_handshake_failures_total{reason=\"protocol_version\"} 1"), "{}", metrics.body);
+    assert!(
+        metrics
+            .body
+            .contains("vigil_gateway_tls_handshake_failures_total{reason=\"protocol_version\"} 1"),
+        "{}",
+        metrics.body
+    );
     gw.stop().await;
 
     cfg.tls.min_version = MinVersion::Tls12;
     let gw = Gw::start(cfg).await;
     let (ok, out) = s_client(gw.https, &pki.ca, &["-tls1_2"]).await;
     assert!(ok && out.contains("TLSv1.2"), "{out}");
-    assert!(out.contains("ECDHE-ECDSA-AES") || out.contains("ECDHE-ECDSA-CHACHA20"), "{out}");
+    assert!(
+        out.contains("ECDHE-ECDSA-AES") || out.contains("ECDHE-ECDSA-CHACHA20"),
+        "{out}"
+    );
     // Non-AEAD (CBC) suites are never offered, even with 1.2 allowed.
-    let (ok, out) = s_client(gw.https, &pki.ca, &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA256"]).await;
+    let (ok, out) = s_client(
+        gw.https,
+        &pki.ca,
+        &["-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-SHA256"],
+    )
+    .await;
     assert!(!ok, "CBC suite accepted: {out}");
     let r = curl(&pki, gw.https, "/echo", &["--tlsv1.2", "--tls-max", "1.2"]).await;
     assert_eq!(r.status, 200);
@@ -92,14 +131,29 @@ async fn alpn_selects_protocol_for_rustls_client() {
     let pki = Pki::new(&dir);
     let up = Upstream::start("a").await;
     let gw = Gw::start(config(&dir, &pki, &[up.url()])).await;
-    for (offer, expect) in [(&["h2", "http/1.1"][..], "h2"), (&["http/1.1"][..], "http/1.1")] {
-        let s = tls_connect(gw.https, client_config(&pki, offer, None)).await.unwrap();
+    for (offer, expect) in [
+        (&["h2", "http/1.1"][..], "h2"),
+        (&["http/1.1"][..], "http/1.1"),
+    ] {
+        let s = tls_connect(gw.https, client_config(&pki, offer, None))
+            .await
+            .unwrap();
         assert_eq!(s.get_ref().1.alpn_protocol(), Some(expect.as_bytes()));
-        assert_eq!(s.get_ref().1.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+        assert_eq!(
+            s.get_ref().1.protocol_version(),
+            Some(rustls::ProtocolVersion::TLSv1_3)
+        );
     }
     // An HTTP/1.1 exchange over the rustls client.
-    let mut s = tls_connect(gw.https, client_config(&pki, &["http/1.1"], None)).await.unwrap();
-    let raw = exchange(&mut s, b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", Duration::from_secs(3)).await;
+    let mut s = tls_connect(gw.https, client_config(&pki, &["http/1.1"], None))
+        .await
+        .unwrap();
+    let raw = exchange(
+        &mut s,
+        b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
     assert_eq!(status_of(&raw), 200, "{raw}");
     // A client offering only an unknown protocol is refused.
     let err = tls_connect(gw.https, client_config(&pki, &["spdy/3"], None)).await;
@@ -116,19 +170,28 @@ async fn mtls_required_accepts_ca_clients_and_refuses_others() {
     cfg.tls.client_ca = Some(pki.ca.clone());
     cfg.audit.headers = vec![];
     let gw = Gw::start(cfg.clone()).await;
-    let (cert, key) = (pki.client_cert.display().to_string(), pki.client_key.display().to_string());
+    let (cert, key) = (
+        pki.client_cert.display().to_string(),
+        pki.client_key.display().to_string(),
+    );
     let r = curl(&pki, gw.https, "/echo", &["--cert", &cert, "--key", &key]).await;
     assert_eq!(r.status, 200, "{r:?}");
     let r = curl(&pki, gw.https, "/echo", &[]).await;
     assert_eq!(r.status, 0, "no client cert must fail the handshake: {r:?}");
-    let (rc, rk) = (pki.rogue_cert.display().to_string(), pki.rogue_key.display().to_string());
+    let (rc, rk) = (
+        pki.rogue_cert.display().to_string(),
+        pki.rogue_key.display().to_string(),
+    );
     let r = curl(&pki, gw.https, "/echo", &["--cert", &rc, "--key", &rk]).await;
     assert_eq!(r.status, 0, "rogue CA accepted: {r:?}");
     assert_eq!(up.hits.load(std::sync::atomic::Ordering::Relaxed), 1);
     // The identity reaches the audit line.
     let lines = common::audit_lines(&dir.path("audit.log"), 1).await;
     assert_eq!(lines[0]["identity"]["subject"], "CN=svc-orders");
-    assert_eq!(lines[0]["identity"]["sans"][0], "uri:spiffe://vigil.test/svc-orders");
+    assert_eq!(
+        lines[0]["identity"]["sans"][0],
+        "uri:spiffe://vigil.test/svc-orders"
+    );
     gw.stop().await;
 
     cfg.tls.client_auth = ClientAuth::Optional;

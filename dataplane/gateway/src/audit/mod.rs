@@ -21,7 +21,12 @@ use crate::pipeline::ClientIdentity;
 /// Written in place of a redacted header value.
 const REDACTED: &str = "[redacted]";
 /// Never logged, whatever the config says.
-const ALWAYS_REDACTED: [&str; 4] = ["authorization", "proxy-authorization", "cookie", "set-cookie"];
+const ALWAYS_REDACTED: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
 
 /// One decision, as written to the audit log.
 #[derive(Debug, Clone, Serialize)]
@@ -69,8 +74,7 @@ pub struct Redactor {
 impl Redactor {
     /// From `[audit] headers` and `redact` (names compared case-insensitively).
     pub fn new(cfg: &AuditConfig) -> Self {
-        let mut redact: HashSet<String> =
-            ALWAYS_REDACTED.iter().map(|s| (*s).to_owned()).collect();
+        let mut redact: HashSet<String> = ALWAYS_REDACTED.iter().map(|s| (*s).to_owned()).collect();
         redact.extend(cfg.redact.iter().map(|s| s.to_ascii_lowercase()));
         let record = cfg
             .headers
@@ -166,14 +170,21 @@ mod tests {
     #[test]
     fn redacts_secrets_and_query_values() {
         let cfg = AuditConfig {
-            headers: vec!["User-Agent".into(), "authorization".into(), "x-api-key".into()],
+            headers: vec![
+                "User-Agent".into(),
+                "authorization".into(),
+                "x-api-key".into(),
+            ],
             redact: vec!["X-Api-Key".into(), "token".into()],
             ..AuditConfig::default()
         };
         let r = Redactor::new(&cfg);
         let mut h = HeaderMap::new();
         h.insert("user-agent", http::HeaderValue::from_static("curl/8"));
-        h.insert("authorization", http::HeaderValue::from_static("Bearer s3cret"));
+        h.insert(
+            "authorization",
+            http::HeaderValue::from_static("Bearer s3cret"),
+        );
         h.insert("x-api-key", http::HeaderValue::from_static("k3y"));
         let got = r.headers(&h);
         assert_eq!(got.get("user-agent").map(String::as_str), Some("curl/8"));

@@ -47,7 +47,10 @@ impl Syslog {
     }
 
     fn format(&self, time: &str, json: &str) -> String {
-        format!("<{PRI}>1 {time} {} vigild {} audit - {json}", self.hostname, self.pid)
+        format!(
+            "<{PRI}>1 {time} {} vigild {} audit - {json}",
+            self.hostname, self.pid
+        )
     }
 }
 
@@ -95,7 +98,10 @@ impl Sink {
         match self {
             Self::Stdout(out) => out.write_all(format!("{json}\n").as_bytes()).await,
             Self::File(f) => f.write_all(format!("{json}\n").as_bytes()).await,
-            Self::Udp(sock, sys) => sock.send(sys.format(&event.time, json).as_bytes()).await.map(drop),
+            Self::Udp(sock, sys) => sock
+                .send(sys.format(&event.time, json).as_bytes())
+                .await
+                .map(drop),
             Self::Tcp(conn, addr, last_try, sys) => {
                 if conn.is_none() {
                     // At most one connection attempt per second while the collector is down.

@@ -8,9 +8,9 @@ use serde::{Deserialize, Deserializer, Serializer};
 /// Parses `"<integer><unit>"` with unit `ms`, `s`, `m` or `h`.
 pub fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("\"{text}\" has no unit; write e.g. \"500ms\", \"10s\" or \"2m\""))?;
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(|| {
+        format!("\"{text}\" has no unit; write e.g. \"500ms\", \"10s\" or \"2m\"")
+    })?;
     let (digits, unit) = text.split_at(split);
     let n: u64 = digits
         .parse()
@@ -20,7 +20,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
-        _ => return Err(format!("\"{text}\" has unknown unit \"{unit}\"; use ms, s, m or h")),
+        _ => {
+            return Err(format!(
+                "\"{text}\" has unknown unit \"{unit}\"; use ms, s, m or h"
+            ));
+        }
     };
     Ok(d)
 }
@@ -28,11 +32,11 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 /// Formats a duration the way [`parse`] reads it.
 pub fn format(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         format!("{ms}ms")
-    } else if ms % 3_600_000 == 0 && ms > 0 {
+    } else if ms.is_multiple_of(3_600_000) && ms > 0 {
         format!("{}h", ms / 3_600_000)
-    } else if ms % 60_000 == 0 && ms > 0 {
+    } else if ms.is_multiple_of(60_000) && ms > 0 {
         format!("{}m", ms / 60_000)
     } else {
         format!("{}s", ms / 1000)

@@ -92,7 +92,10 @@ impl GatewayConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let l = &self.listener;
         if l.max_connections == 0 {
-            return Err(ConfigError::new("listener.max_connections", "must be at least 1"));
+            return Err(ConfigError::new(
+                "listener.max_connections",
+                "must be at least 1",
+            ));
         }
         if l.max_requests_in_flight == 0 {
             return Err(ConfigError::new(
@@ -117,7 +120,10 @@ impl GatewayConfig {
             ("listener.request_timeout", l.request_timeout),
         ] {
             if d.is_zero() {
-                return Err(ConfigError::new(key, "must be greater than 0, e.g. \"10s\""));
+                return Err(ConfigError::new(
+                    key,
+                    "must be greater than 0, e.g. \"10s\"",
+                ));
             }
         }
         self.validate_tls()?;
@@ -133,7 +139,10 @@ impl GatewayConfig {
             }
         }
         if lim.max_header_count > 10_000 {
-            return Err(ConfigError::new("limits.max_header_count", "must be at most 10000"));
+            return Err(ConfigError::new(
+                "limits.max_header_count",
+                "must be at most 10000",
+            ));
         }
         if lim.max_header_bytes > 1024 * 1024 {
             return Err(ConfigError::new(
@@ -142,7 +151,10 @@ impl GatewayConfig {
             ));
         }
         if self.audit.queue_capacity == 0 {
-            return Err(ConfigError::new("audit.queue_capacity", "must be at least 1"));
+            return Err(ConfigError::new(
+                "audit.queue_capacity",
+                "must be at least 1",
+            ));
         }
         for (i, name) in self.audit.headers.iter().enumerate() {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
@@ -153,7 +165,10 @@ impl GatewayConfig {
             }
         }
         if self.audit.sink == AuditSink::File && self.audit.path.as_os_str().is_empty() {
-            return Err(ConfigError::new("audit.path", "must be set when audit.sink = \"file\""));
+            return Err(ConfigError::new(
+                "audit.path",
+                "must be set when audit.sink = \"file\"",
+            ));
         }
         Ok(())
     }
@@ -177,7 +192,10 @@ impl GatewayConfig {
         if let Some(ca) = &t.client_ca
             && ca.as_os_str().is_empty()
         {
-            return Err(ConfigError::new("tls.client_ca", "is empty; remove it or set a path"));
+            return Err(ConfigError::new(
+                "tls.client_ca",
+                "is empty; remove it or set a path",
+            ));
         }
         Ok(())
     }
@@ -186,12 +204,18 @@ impl GatewayConfig {
         let mut names = HashSet::new();
         for (i, u) in self.upstream.iter().enumerate() {
             if u.name.is_empty() {
-                return Err(ConfigError::new(format!("upstream[{i}].name"), "must be set"));
+                return Err(ConfigError::new(
+                    format!("upstream[{i}].name"),
+                    "must be set",
+                ));
             }
             if !names.insert(u.name.as_str()) {
                 return Err(ConfigError::new(
                     format!("upstream[{i}].name"),
-                    format!("\"{}\" is used by an earlier upstream; names must be unique", u.name),
+                    format!(
+                        "\"{}\" is used by an earlier upstream; names must be unique",
+                        u.name
+                    ),
                 ));
             }
             parse_upstream_url(&u.url)
@@ -249,24 +273,36 @@ mod tests {
         let err = cfg.validate().err().map(|e| e.key);
         assert_eq!(err.as_deref(), Some("upstream[1].url"));
         let cfg = with_upstreams(&["h2c://127.0.0.1:80/path"]);
-        assert_eq!(cfg.validate().err().map(|e| e.key).as_deref(), Some("upstream[0].url"));
+        assert_eq!(
+            cfg.validate().err().map(|e| e.key).as_deref(),
+            Some("upstream[0].url")
+        );
     }
 
     #[test]
     fn duplicate_names_and_bad_alpn_are_rejected() {
         let mut cfg = with_upstreams(&["http://a:1", "http://b:2"]);
         cfg.upstream[1].name = "u0".to_owned();
-        assert_eq!(cfg.validate().err().map(|e| e.key).as_deref(), Some("upstream[1].name"));
+        assert_eq!(
+            cfg.validate().err().map(|e| e.key).as_deref(),
+            Some("upstream[1].name")
+        );
         let mut cfg = GatewayConfig::default();
         cfg.tls.alpn = vec!["h2".to_owned(), "spdy/3".to_owned()];
-        assert_eq!(cfg.validate().err().map(|e| e.key).as_deref(), Some("tls.alpn[1]"));
+        assert_eq!(
+            cfg.validate().err().map(|e| e.key).as_deref(),
+            Some("tls.alpn[1]")
+        );
     }
 
     #[test]
     fn parses_upstream_urls() {
         let u = parse_upstream_url("h2c://127.0.0.1:50051/").ok();
         assert_eq!(u.as_ref().map(|u| u.h2c), Some(true));
-        assert_eq!(u.map(|u| u.base.to_string()).as_deref(), Some("127.0.0.1:50051"));
+        assert_eq!(
+            u.map(|u| u.base.to_string()).as_deref(),
+            Some("127.0.0.1:50051")
+        );
         assert!(parse_upstream_url("http://user@host:1").is_err());
     }
 }

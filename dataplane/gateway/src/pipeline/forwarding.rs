@@ -56,10 +56,10 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     for n in named {
         headers.remove(n);
     }
-    let te_trailers = headers
-        .get_all(TE)
-        .iter()
-        .any(|v| v.to_str().is_ok_and(|s| s.split(',').any(|t| t.trim() == "trailers")));
+    let te_trailers = headers.get_all(TE).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.split(',').any(|t| t.trim() == "trailers"))
+    });
     for name in HOP_BY_HOP {
         headers.remove(name);
     }
@@ -92,13 +92,22 @@ impl Stage for Forwarding {
         let h = &mut head.headers;
         strip_hop_by_hop(h, upgrade);
         let ip = ctx.conn.client.ip();
-        let proto = if ctx.conn.tls.is_some() { "https" } else { "http" };
+        let proto = if ctx.conn.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let host = h
             .get(http::header::HOST)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
             .or_else(|| head.uri.authority().map(|a| a.to_string()));
-        for n in [X_FORWARDED_FOR, X_FORWARDED_PROTO, X_FORWARDED_HOST, FORWARDED] {
+        for n in [
+            X_FORWARDED_FOR,
+            X_FORWARDED_PROTO,
+            X_FORWARDED_HOST,
+            FORWARDED,
+        ] {
             h.remove(n);
         }
         let for_node = match ip {

@@ -91,7 +91,10 @@ impl Hardening {
             match len {
                 None => return bad("bad_content_length"),
                 Some(n) if n > self.limits.max_body_bytes => {
-                    return Err(Rejection::new(StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"));
+                    return Err(Rejection::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "body_too_large",
+                    ));
                 }
                 Some(_) => {}
             }
@@ -151,15 +154,29 @@ mod tests {
         let h = Hardening::new(&limits);
         let base = || http::Request::builder().uri("/a").header("host", "x");
         assert_eq!(reason(&h, &head(base())), None);
-        assert_eq!(reason(&h, &head(base().method("TRACE"))), Some("method_not_allowed"));
-        assert_eq!(reason(&h, &head(base().uri("/0123456789abcdef"))), Some("uri_too_long"));
+        assert_eq!(
+            reason(&h, &head(base().method("TRACE"))),
+            Some("method_not_allowed")
+        );
+        assert_eq!(
+            reason(&h, &head(base().uri("/0123456789abcdef"))),
+            Some("uri_too_long")
+        );
         let many = base().header("a", "1").header("b", "2").header("c", "3");
         assert_eq!(reason(&h, &head(many)), Some("too_many_headers"));
         let big = base().header("a", "x".repeat(60));
         assert_eq!(reason(&h, &head(big)), Some("headers_too_large"));
-        assert_eq!(reason(&h, &head(base().header("content-length", "11"))), Some("body_too_large"));
-        assert_eq!(reason(&h, &head(base().header("content-length", "1x"))), Some("bad_content_length"));
-        let both = base().header("content-length", "1").header("transfer-encoding", "chunked");
+        assert_eq!(
+            reason(&h, &head(base().header("content-length", "11"))),
+            Some("body_too_large")
+        );
+        assert_eq!(
+            reason(&h, &head(base().header("content-length", "1x"))),
+            Some("bad_content_length")
+        );
+        let both = base()
+            .header("content-length", "1")
+            .header("transfer-encoding", "chunked");
         assert_eq!(reason(&h, &head(both)), Some("ambiguous_framing"));
         let te = base().header("transfer-encoding", "gzip, chunked");
         assert_eq!(reason(&h, &head(te)), Some("bad_transfer_encoding"));

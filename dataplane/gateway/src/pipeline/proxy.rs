@@ -25,10 +25,17 @@ pub async fn forward(
     client_upgrade: Option<OnUpgrade>,
 ) -> Result<(Response<Incoming>, std::time::Duration), Rejection> {
     let Some(member) = pool.pick(ctx.upstream.as_deref()) else {
-        return Err(Rejection::new(StatusCode::BAD_GATEWAY, "no_healthy_upstream"));
+        return Err(Rejection::new(
+            StatusCode::BAD_GATEWAY,
+            "no_healthy_upstream",
+        ));
     };
     ctx.upstream = Some(member.cfg.name.clone());
-    let pq = head.uri.path_and_query().map_or("/", |pq| pq.as_str()).to_owned();
+    let pq = head
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_owned();
     let original_authority = head.uri.authority().cloned();
     head.uri = member
         .uri_for(&pq)
@@ -46,14 +53,25 @@ pub async fn forward(
         }
     }
     if client_upgrade.is_some() && member.url.h2c {
-        return Err(Rejection::new(StatusCode::BAD_GATEWAY, "upgrade_unsupported_upstream"));
+        return Err(Rejection::new(
+            StatusCode::BAD_GATEWAY,
+            "upgrade_unsupported_upstream",
+        ));
     }
     let req = Request::from_parts(head, body);
     let sent = tokio::time::timeout(member.cfg.header_timeout, member.client.request(req)).await;
     let mut resp = match sent {
-        Err(_) => return Err(Rejection::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout")),
+        Err(_) => {
+            return Err(Rejection::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "upstream_timeout",
+            ));
+        }
         Ok(Err(e)) if e.is_connect() => {
-            return Err(Rejection::new(StatusCode::BAD_GATEWAY, "upstream_unreachable"));
+            return Err(Rejection::new(
+                StatusCode::BAD_GATEWAY,
+                "upstream_unreachable",
+            ));
         }
         Ok(Err(_)) => return Err(Rejection::new(StatusCode::BAD_GATEWAY, "upstream_error")),
         Ok(Ok(resp)) => resp,
@@ -67,8 +85,8 @@ pub async fn forward(
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         tokio::spawn(async move {
             if let (Ok(c), Ok(u)) = tokio::join!(client_upgrade, upstream_upgrade) {
-                let _ = tokio::io::copy_bidirectional(&mut TokioIo::new(c), &mut TokioIo::new(u))
-                    .await;
+                let _ =
+                    tokio::io::copy_bidirectional(&mut TokioIo::new(c), &mut TokioIo::new(u)).await;
             }
         });
     }

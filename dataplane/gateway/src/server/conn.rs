@@ -50,7 +50,10 @@ pub async fn accept_loop(
         let max = shared.state.load().cfg.listener.max_connections;
         let shed = open > max;
         if shed {
-            shared.metrics.shed_connections.fetch_add(1, Ordering::Relaxed);
+            shared
+                .metrics
+                .shed_connections
+                .fetch_add(1, Ordering::Relaxed);
             if shedding.fetch_add(1, Ordering::AcqRel) >= MAX_SHED_IN_PROGRESS {
                 shedding.fetch_sub(1, Ordering::AcqRel);
                 continue;
@@ -79,7 +82,10 @@ async fn serve(
 ) {
     let state = shared.state.load_full();
     if !tls {
-        let conn = Arc::new(ConnInfo { client: peer, tls: None });
+        let conn = Arc::new(ConnInfo {
+            client: peer,
+            tls: None,
+        });
         return serve_http(shared, tcp, conn, None, shed, level).await;
     }
     let handshake = state.tls.accept(tcp);

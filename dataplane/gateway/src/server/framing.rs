@@ -165,9 +165,7 @@ impl Framing {
             }
             return None;
         }
-        let Some(colon) = line.iter().position(|b| *b == b':') else {
-            return None;
-        };
+        let colon = line.iter().position(|b| *b == b':')?;
         let name = &line[..colon];
         let value = std::str::from_utf8(&line[colon + 1..]).unwrap_or("").trim();
         if name.eq_ignore_ascii_case(b"content-length") {
@@ -210,7 +208,10 @@ mod tests {
     fn body_text_that_looks_like_headers_is_not_a_head() {
         let mut f = Framing::default();
         let body = "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n";
-        let req = format!("POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+        let req = format!(
+            "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
         assert_eq!(f.feed(req.as_bytes()), None);
         assert_eq!(f.feed(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), None);
     }

@@ -184,7 +184,9 @@ pub struct ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
-        self.metrics.open_connections.fetch_sub(1, Ordering::Relaxed);
+        self.metrics
+            .open_connections
+            .fetch_sub(1, Ordering::Relaxed);
         if self.count.open.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.count.zero.notify_waiters();
         }

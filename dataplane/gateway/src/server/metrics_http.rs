@@ -14,7 +14,11 @@ use super::service::text;
 use crate::gateway::{RunLevel, Shared};
 
 /// Serves metrics until the gateway stops.
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut level: watch::Receiver<RunLevel>) {
+pub async fn serve(
+    shared: Arc<Shared>,
+    listener: TcpListener,
+    mut level: watch::Receiver<RunLevel>,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -38,7 +42,10 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener, mut level: watch:
                         );
                         r
                     } else {
-                        text(StatusCode::NOT_FOUND, "only GET /metrics is served\n".to_owned())
+                        text(
+                            StatusCode::NOT_FOUND,
+                            "only GET /metrics is served\n".to_owned(),
+                        )
                     };
                     Ok::<_, Infallible>(resp)
                 }

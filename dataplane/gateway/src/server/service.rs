@@ -39,7 +39,10 @@ struct Seen {
 }
 
 impl Handler {
-    pub async fn handle(self, mut req: Request<Incoming>) -> Result<Response<ClientBody>, Infallible> {
+    pub async fn handle(
+        self,
+        mut req: Request<Incoming>,
+    ) -> Result<Response<ClientBody>, Infallible> {
         let state = self.shared.state.load_full();
         let started = Instant::now();
         self.activity.inflight.fetch_add(1, Ordering::AcqRel);
@@ -68,18 +71,21 @@ impl Handler {
             state.inflight.clone().try_acquire_owned().ok()
         };
         // Every HTTP/1.x head counts, to stay in step with the framing tracker.
-        let ambiguous = req.version() < http::Version::HTTP_2
-            && self.activity.next_request_is_ambiguous();
+        let ambiguous =
+            req.version() < http::Version::HTTP_2 && self.activity.next_request_is_ambiguous();
         let result = match &permit {
             // Smuggling check on raw framing (see server::framing) before anything else reads
             // the request.
             _ if ambiguous => Err(Rejection::new(StatusCode::BAD_REQUEST, "ambiguous_framing")),
-            None => Err(Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded")
-                .with_header(RETRY_AFTER, retry_after.clone())),
+            None => Err(
+                Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded")
+                    .with_header(RETRY_AFTER, retry_after.clone()),
+            ),
             Some(_) => {
                 let on_upgrade = pipeline::is_upgrade(req.method(), req.version(), req.headers())
                     .then(|| hyper::upgrade::on(&mut req));
-                self.run(&state, &mut ctx, req, body_state.clone(), on_upgrade).await
+                self.run(&state, &mut ctx, req, body_state.clone(), on_upgrade)
+                    .await
             }
         };
         let (mut resp, reason, deadline) = match result {
@@ -99,7 +105,8 @@ impl Handler {
                 };
                 let mut resp = response::rejection(&rej, &ctx.request_id);
                 if self.shed {
-                    resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+                    resp.headers_mut()
+                        .insert(CONNECTION, HeaderValue::from_static("close"));
                 }
                 (resp, rej.reason, None)
             }
@@ -168,7 +175,9 @@ impl Handler {
         Box::new(move |bytes_out| {
             let latency_us = ctx.started.elapsed().as_micros() as u64;
             let route = ctx.route.clone().unwrap_or_else(|| "-".to_owned());
-            shared.metrics.record_request(&route, status, reason, latency_us);
+            shared
+                .metrics
+                .record_request(&route, status, reason, latency_us);
             shared.audit.record(AuditEvent {
                 time: seen.time,
                 request_id: ctx.request_id,

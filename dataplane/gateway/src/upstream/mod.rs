@@ -35,11 +35,11 @@ impl Member {
 
     /// `http://host:port` + `path_and_query`.
     pub fn uri_for(&self, path_and_query: &str) -> Result<Uri, http::Error> {
-        Ok(Uri::builder()
+        Uri::builder()
             .scheme("http")
             .authority(self.url.base.clone())
             .path_and_query(path_and_query)
-            .build()?)
+            .build()
     }
 }
 
@@ -56,10 +56,11 @@ impl Pool {
     pub fn new(cfgs: &[UpstreamConfig]) -> Result<Arc<Self>, GatewayError> {
         let mut members = Vec::with_capacity(cfgs.len());
         for (i, cfg) in cfgs.iter().enumerate() {
-            let url = parse_upstream_url(&cfg.url).map_err(|reason| crate::config::ConfigError {
-                key: format!("upstream[{i}].url"),
-                reason,
-            })?;
+            let url =
+                parse_upstream_url(&cfg.url).map_err(|reason| crate::config::ConfigError {
+                    key: format!("upstream[{i}].url"),
+                    reason,
+                })?;
             let mut conn = HttpConnector::new();
             conn.set_connect_timeout(Some(cfg.connect_timeout));
             conn.set_nodelay(true);
@@ -136,7 +137,9 @@ async fn probe(member: &Member, path: &str) -> bool {
     let Ok(uri) = member.uri_for(path) else {
         return false;
     };
-    let body: UpstreamBody = Empty::<Bytes>::new().map_err(|never| match never {}).boxed();
+    let body: UpstreamBody = Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed();
     let Ok(req) = Request::get(uri)
         .header(http::header::USER_AGENT, "vigil-health")
         .body(body)
@@ -147,7 +150,8 @@ async fn probe(member: &Member, path: &str) -> bool {
         Ok(Ok(resp)) => {
             let ok = resp.status().is_success() || resp.status().is_redirection();
             // Drain so the connection returns to the pool.
-            let _ = tokio::time::timeout(member.cfg.total_timeout, resp.into_body().collect()).await;
+            let _ =
+                tokio::time::timeout(member.cfg.total_timeout, resp.into_body().collect()).await;
             ok
         }
         _ => false,

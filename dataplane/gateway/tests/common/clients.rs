@@ -30,7 +30,9 @@ impl Curl {
     pub fn header(&self, name: &str) -> Option<String> {
         self.headers.lines().find_map(|l| {
             let (n, v) = l.split_once(':')?;
-            n.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_owned())
         })
     }
 
@@ -56,7 +58,14 @@ pub async fn curl_raw(args: &[&str]) -> Curl {
     let out = tokio::time::timeout(
         Duration::from_secs(20),
         Command::new("curl")
-            .args(["-sS", "-i", "--max-time", "10", "-w", "\n%{http_code} %{http_version}"])
+            .args([
+                "-sS",
+                "-i",
+                "--max-time",
+                "10",
+                "-w",
+                "\n%{http_code} %{http_version}",
+            ])
             .args(args)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
@@ -97,7 +106,15 @@ pub async fn s_client(addr: SocketAddr, ca: &Path, args: &[&str]) -> (bool, Stri
     let out = tokio::time::timeout(
         Duration::from_secs(15),
         Command::new("openssl")
-            .args(["s_client", "-connect", &connect, "-servername", "localhost", "-CAfile", &ca])
+            .args([
+                "s_client",
+                "-connect",
+                &connect,
+                "-servername",
+                "localhost",
+                "-CAfile",
+                &ca,
+            ])
             .args(args)
             .stdin(std::process::Stdio::null())
             .kill_on_drop(true)
@@ -115,7 +132,11 @@ pub async fn s_client(addr: SocketAddr, ca: &Path, args: &[&str]) -> (bool, Stri
 }
 
 /// A rustls client config trusting the test CA, offering `alpn`, optionally with a client cert.
-pub fn client_config(pki: &Pki, alpn: &[&str], cert: Option<(&Path, &Path)>) -> Arc<rustls::ClientConfig> {
+pub fn client_config(
+    pki: &Pki,
+    alpn: &[&str],
+    cert: Option<(&Path, &Path)>,
+) -> Arc<rustls::ClientConfig> {
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(&pki.ca).unwrap() {
         roots.add(c.unwrap()).unwrap();
@@ -128,9 +149,12 @@ pub fn client_config(pki: &Pki, alpn: &[&str], cert: Option<(&Path, &Path)>) -> 
     let mut cfg = match cert {
         None => b.with_no_client_auth(),
         Some((c, k)) => {
-            let chain: Vec<CertificateDer<'static>> =
-                CertificateDer::pem_file_iter(c).unwrap().map(|c| c.unwrap()).collect();
-            b.with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(k).unwrap()).unwrap()
+            let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(c)
+                .unwrap()
+                .map(|c| c.unwrap())
+                .collect();
+            b.with_client_auth_cert(chain, PrivateKeyDer::from_pem_file(k).unwrap())
+                .unwrap()
         }
     };
     cfg.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
@@ -144,16 +168,23 @@ pub async fn tls_connect(
 ) -> std::io::Result<TlsStream<TcpStream>> {
     let tcp = TcpStream::connect(addr).await?;
     let name = ServerName::try_from("localhost").unwrap();
-    let mut s = tokio::time::timeout(Duration::from_secs(5), TlsConnector::from(cfg).connect(name, tcp))
-        .await
-        .map_err(|_| std::io::Error::other("handshake timed out"))??;
+    let mut s = tokio::time::timeout(
+        Duration::from_secs(5),
+        TlsConnector::from(cfg).connect(name, tcp),
+    )
+    .await
+    .map_err(|_| std::io::Error::other("handshake timed out"))??;
     // With TLS 1.3 a refused client certificate is only reported on the first read.
     s.flush().await?;
     Ok(s)
 }
 
 /// Writes `bytes`, then reads until EOF or `wait` passes. Returns what was read.
-pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S, bytes: &[u8], wait: Duration) -> String {
+pub async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    bytes: &[u8],
+    wait: Duration,
+) -> String {
     let _ = s.write_all(bytes).await;
     let _ = s.flush().await;
     read_for(s, wait).await
@@ -191,7 +222,9 @@ pub async fn raw_both(pki: &Pki, plain: SocketAddr, tls: SocketAddr, bytes: &[u8
     let wait = Duration::from_secs(3);
     let mut tcp = TcpStream::connect(plain).await.unwrap();
     let a = exchange(&mut tcp, bytes, wait).await;
-    let mut s = tls_connect(tls, client_config(pki, &["http/1.1"], None)).await.unwrap();
+    let mut s = tls_connect(tls, client_config(pki, &["http/1.1"], None))
+        .await
+        .unwrap();
     let b = exchange(&mut s, bytes, wait).await;
     [a, b]
 }

@@ -28,6 +28,14 @@ pub struct TestBody {
 }
 
 impl TestBody {
+    /// No data frames at all (a GET ends its stream with the headers).
+    pub fn empty() -> Self {
+        Self {
+            data: None,
+            trailers: None,
+        }
+    }
+
     pub fn new(data: impl Into<Bytes>) -> Self {
         Self {
             data: Some(data.into()),
@@ -69,7 +77,9 @@ impl Upstream {
         let (h, ok) = (hits.clone(), healthy.clone());
         let task = tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { continue };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    continue;
+                };
                 let (h, ok) = (h.clone(), ok.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(id, h.clone(), ok.clone(), req));
@@ -79,7 +89,12 @@ impl Upstream {
                 });
             }
         });
-        Self { addr, hits, healthy, task }
+        Self {
+            addr,
+            hits,
+            healthy,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -112,7 +127,11 @@ async fn handle(
 ) -> Result<Response<TestBody>, Infallible> {
     let path = req.uri().path().to_owned();
     if path == "/health" {
-        let s = if healthy.load(Ordering::Relaxed) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let s = if healthy.load(Ordering::Relaxed) {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
         return Ok(reply(s, TestBody::new("health")));
     }
     hits.fetch_add(1, Ordering::Relaxed);
@@ -124,12 +143,22 @@ async fn handle(
             let mut t = HeaderMap::new();
             t.insert("grpc-status", HeaderValue::from_static("0"));
             t.insert("grpc-message", HeaderValue::from_static("fine"));
-            let mut r = reply(StatusCode::OK, TestBody { data: Some(Bytes::from_static(b"payload")), trailers: Some(t) });
-            r.headers_mut().insert("content-type", HeaderValue::from_static("application/grpc"));
+            let mut r = reply(
+                StatusCode::OK,
+                TestBody {
+                    data: Some(Bytes::from_static(b"payload")),
+                    trailers: Some(t),
+                },
+            );
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/grpc"));
             r
         }
         "/ws" => websocket(&mut req),
-        "/big" => reply(StatusCode::OK, TestBody::new(vec![b'x'; query(&req, "n").unwrap_or(0) as usize])),
+        "/big" => reply(
+            StatusCode::OK,
+            TestBody::new(vec![b'x'; query(&req, "n").unwrap_or(0) as usize]),
+        ),
         _ => {
             let method = req.method().to_string();
             let uri = req.uri().to_string();
@@ -142,13 +171,19 @@ async fn handle(
                     .and_modify(|e| *e = format!("{e}, {v}"))
                     .or_insert(v);
             }
-            let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|c| c.to_bytes())
+                .unwrap_or_default();
             let json = serde_json::json!({
                 "upstream": id, "method": method, "uri": uri, "version": version,
                 "headers": headers, "body_len": body.len(),
             });
             let mut r = reply(StatusCode::OK, TestBody::new(json.to_string()));
-            r.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("application/json"));
             r
         }
     };
@@ -159,9 +194,12 @@ fn reply(status: StatusCode, body: TestBody) -> Response<TestBody> {
     let mut r = Response::new(body);
     *r.status_mut() = status;
     // The gateway must strip both of these.
-    r.headers_mut().insert("server", HeaderValue::from_static("upstream-secret/9.9"));
-    r.headers_mut().insert("connection", HeaderValue::from_static("x-upstream-hop"));
-    r.headers_mut().insert("x-upstream-hop", HeaderValue::from_static("1"));
+    r.headers_mut()
+        .insert("server", HeaderValue::from_static("upstream-secret/9.9"));
+    r.headers_mut()
+        .insert("connection", HeaderValue::from_static("x-upstream-hop"));
+    r.headers_mut()
+        .insert("x-upstream-hop", HeaderValue::from_static("1"));
     r
 }
 
@@ -198,7 +236,10 @@ fn websocket(req: &mut Request<Incoming>) -> Response<TestBody> {
     let h = r.headers_mut();
     h.insert("upgrade", HeaderValue::from_static("websocket"));
     h.insert("connection", HeaderValue::from_static("Upgrade"));
-    h.insert("sec-websocket-accept", HeaderValue::from_str(&ws_accept(key.as_bytes())).unwrap());
+    h.insert(
+        "sec-websocket-accept",
+        HeaderValue::from_str(&ws_accept(key.as_bytes())).unwrap(),
+    );
     r
 }
 
@@ -214,7 +255,11 @@ fn base64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
