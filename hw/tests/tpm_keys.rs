@@ -22,7 +22,8 @@ fn leaf(dir: &Path) -> CertificateDer<'static> {
     CertificateDer::from_pem_file(dir.join(CERT_FILE)).unwrap()
 }
 
-/// Signs with the loaded key and verifies with the certificate's public key.
+/// Signs with the loaded key and verifies with its public key (which load() matched against
+/// the leaf certificate).
 fn assert_signs(ck: &CertifiedKey) {
     let signer = ck
         .key
