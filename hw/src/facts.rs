@@ -68,6 +68,21 @@ mod tests {
     }
 
     #[test]
+    fn sensors_and_nics_come_from_the_given_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        crate::test_support::put(r, "class/thermal/thermal_zone0/temp", "42000");
+        crate::test_support::put(r, "class/net/veth9/ifindex", "9");
+        crate::test_support::put(r, "class/net/veth9/iflink", "8");
+        let facts = HostFacts::collect(&SysfsRoot::new(r));
+        assert_eq!(facts.temperatures.readings.len(), 1);
+        assert_eq!(facts.temperatures.readings[0].celsius, 42.0);
+        assert_eq!(facts.nics.len(), 1);
+        assert_eq!(facts.nics[0].driver.as_deref(), Some("veth"));
+        assert_eq!(facts.cpu_warnings, facts.cpu.warnings());
+    }
+
+    #[test]
     fn live_facts_round_trip_through_json() {
         let facts = HostFacts::collect(&SysfsRoot::new("/sys"));
         // Every Linux box has a loopback interface with a readable MTU.
