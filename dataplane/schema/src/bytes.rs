@@ -9,10 +9,11 @@ use simd_json::{Buffers, ErrorType, Node, Tape};
 
 use crate::error::{Reason, Rejection};
 use crate::options::Limits;
+use crate::tree::prefix;
 
 /// Parse scratch kept per thread so a request costs no allocation in steady state. Buffers
 /// grown by a body larger than this are dropped instead of kept.
-const KEEP_SCRATCH_BYTES: usize = 1 << 20;
+const KEEP_SCRATCH_BYTES: usize = 4 << 20;
 
 struct Scratch {
     buffers: Buffers,
@@ -178,7 +179,8 @@ fn reject(stack: &[Frame<'_>], reason: Reason, what: &'static str) -> Rejection 
 /// Length, count and duplicate-key checks over the tape, without recursion.
 fn prepass(tape: &[Node<'_>], limits: &Limits) -> Result<(), Rejection> {
     let mut stack: Vec<Frame<'_>> = Vec::new();
-    let mut keys: Vec<&str> = Vec::new();
+    // (prefix, key) of the small objects being scanned; see `tree::prefix`.
+    let mut keys: Vec<(u64, &str)> = Vec::new();
     let mut i = 0;
     while i < tape.len() {
         // Finish containers whose members are all consumed.
@@ -206,8 +208,11 @@ fn prepass(tape: &[Node<'_>], limits: &Limits) -> Result<(), Rejection> {
             let dup = match &mut top.set {
                 Some(set) => !set.insert(k),
                 None => {
-                    let d = keys[top.keys_from..].contains(k);
-                    keys.push(k);
+                    let p = prefix(k);
+                    let d = keys[top.keys_from..]
+                        .iter()
+                        .any(|(kp, kk)| *kp == p && *kk == *k);
+                    keys.push((p, k));
                     d
                 }
             };
@@ -252,4 +257,173 @@ fn prepass(tape: &[Node<'_>], limits: &Limits) -> Result<(), Rejection> {
 /// the element being read.
 fn reject_child(stack: &[Frame<'_>], reason: Reason, what: &'static str) -> Rejection {
     reject(stack, reason, what)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use crate::{CompileOptions, Dialect, Limits, Reason, Rejection, Validator};
+    use serde_json::json;
+
+    fn any() -> Validator {
+        Validator::compile(
+            &json!({}),
+            Dialect::Draft2020_12,
+            &CompileOptions::default(),
+        )
+        .unwrap()
+    }
+
+    fn reject(body: &[u8], limits: &Limits) -> Rejection {
+        let mut b = body.to_vec();
+        any()
+            .validate_bytes(&mut b, limits)
+            .expect_err("must be rejected")
+    }
+
+    #[test]
+    fn deep_nesting_is_too_deep_not_a_crash() {
+        let n = 100_000;
+        let mut body = "[".repeat(n).into_bytes();
+        body.extend(std::iter::repeat_n(b']', n));
+        assert_eq!(reject(&body, &Limits::default()).reason, Reason::TooDeep);
+        let mut objs = "{\"a\":".repeat(n);
+        objs.push('1');
+        objs.push_str(&"}".repeat(n));
+        assert_eq!(
+            reject(objs.as_bytes(), &Limits::default()).reason,
+            Reason::TooDeep
+        );
+        // The limit is exact: depth 64 passes, 65 does not.
+        let limits = Limits::default();
+        let ok = format!("{}{}", "[".repeat(64), "]".repeat(64));
+        assert!(any().validate_bytes(&mut ok.into_bytes(), &limits).is_ok());
+        let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+        assert_eq!(reject(deep.as_bytes(), &limits).reason, Reason::TooDeep);
+    }
+
+    #[test]
+    fn duplicate_keys_anywhere() {
+        let r = reject(
+            br#"{"a": 1, "b": {"x": [1, {"k": 1, "k": 2}]}}"#,
+            &Limits::default(),
+        );
+        assert_eq!(r.reason, Reason::DuplicateKey);
+        assert_eq!(r.violations[0].instance_location, "/b/x/1/k");
+        // Large objects take the hashed path.
+        let mut big: Vec<String> = (0..1000).map(|i| format!("\"k{i}\": {i}")).collect();
+        big.push("\"k500\": 0".into());
+        let body = format!("{{{}}}", big.join(","));
+        let r = reject(body.as_bytes(), &Limits::default());
+        assert_eq!(
+            (r.reason, r.violations[0].instance_location.as_str()),
+            (Reason::DuplicateKey, "/k500")
+        );
+        // Same key in sibling objects is fine.
+        let mut ok = br#"[{"a": 1}, {"a": 2}, {"b": {"a": 3}}]"#.to_vec();
+        assert!(any().validate_bytes(&mut ok, &Limits::default()).is_ok());
+    }
+
+    #[test]
+    fn numbers_that_do_not_fit() {
+        for body in [
+            "1e400",
+            "[1, -1e999]",
+            "{\"a\": 18446744073709551616}",
+            "[-9223372036854775809]",
+        ] {
+            assert_eq!(
+                reject(body.as_bytes(), &Limits::default()).reason,
+                Reason::NumberOutOfRange,
+                "{body}"
+            );
+        }
+        for body in ["[01]", "[1.e5]", "[-]", "[1.5e]", "[.5]"] {
+            assert_eq!(
+                reject(body.as_bytes(), &Limits::default()).reason,
+                Reason::MalformedJson,
+                "{body}"
+            );
+        }
+        let mut ok = b"[18446744073709551615, -9223372036854775808, 1e308, 5e-324]".to_vec();
+        assert!(any().validate_bytes(&mut ok, &Limits::default()).is_ok());
+    }
+
+    #[test]
+    fn utf8_and_syntax() {
+        assert_eq!(
+            reject(b"[\"\xff\"]", &Limits::default()).reason,
+            Reason::InvalidUtf8
+        );
+        assert_eq!(
+            reject(b"\"\xc3\x28\"", &Limits::default()).reason,
+            Reason::InvalidUtf8
+        );
+        assert_eq!(
+            reject(br#""\ud800""#, &Limits::default()).reason,
+            Reason::InvalidUtf8
+        );
+        for body in ["", "{", "[1,]", "{\"a\" 1}", "nul", "[1] x", "{'a': 1}"] {
+            assert_eq!(
+                reject(body.as_bytes(), &Limits::default()).reason,
+                Reason::MalformedJson,
+                "{body:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn size_limits() {
+        let limits = Limits {
+            max_body_bytes: 1000,
+            max_string_bytes: 8,
+            max_array_len: 3,
+            max_object_members: 2,
+            ..Limits::default()
+        };
+        let cases: [(&str, &str); 5] = [
+            (r#"{"a": "123456789"}"#, "/a"),
+            (r#"{"123456789": 1}"#, "/123456789"),
+            (r#"{"a": [[1, 2, 3, 4]]}"#, "/a/0"),
+            (r#"[{"a": 1, "b": 2, "c": 3}]"#, "/0"),
+            (r#"{"a": 1, "b": 2, "c": 3}"#, ""),
+        ];
+        for (body, at) in cases {
+            let r = reject(body.as_bytes(), &limits);
+            assert_eq!(
+                (r.reason, r.violations[0].instance_location.as_str()),
+                (Reason::TooLarge, at),
+                "{body}"
+            );
+        }
+        assert_eq!(reject(&vec![b' '; 1001], &limits).reason, Reason::TooLarge);
+        let mut ok = br#"{"a": [1, 2, 3], "b": "12345678"}"#.to_vec();
+        assert!(any().validate_bytes(&mut ok, &limits).is_ok());
+    }
+
+    #[test]
+    fn large_arrays_validate_linearly() {
+        let v = Validator::compile(
+            &json!({"type": "array", "uniqueItems": true, "items": {"type": "integer"}}),
+            Dialect::Draft2020_12,
+            &CompileOptions::default(),
+        )
+        .unwrap();
+        let items: Vec<String> = (0..200_000).map(|i| i.to_string()).collect();
+        let mut body = format!("[{}]", items.join(",")).into_bytes();
+        assert!(v.validate_bytes(&mut body, &Limits::default()).is_ok());
+        let mut dup = format!("[{},7]", items.join(",")).into_bytes();
+        let r = v.validate_bytes(&mut dup, &Limits::default()).unwrap_err();
+        assert_eq!(r.violations[0].keyword, "uniqueItems");
+    }
+
+    #[test]
+    fn number_token_grammar() {
+        for good in ["0", "-0", "1.5", "1e400", "-12.5E+3"] {
+            assert!(super::json_number(good.as_bytes()), "{good}");
+        }
+        for bad in ["01", "1.", ".1", "-", "1e", "1e+", "+1", "1.2.3"] {
+            assert!(!super::json_number(bad.as_bytes()), "{bad}");
+        }
+    }
 }

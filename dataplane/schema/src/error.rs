@@ -192,7 +192,7 @@ impl fmt::Display for Violation {
 }
 
 /// Why a request body was refused: the reason of the first violation, the first
-/// [`crate::Limits::max_errors`] violations and whether more were cut off.
+/// [`crate::Limits::max_errors`] violations and whether validation stopped there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[error("request rejected: {reason} ({count} violation(s){more})",
     count = violations.len(), more = if *truncated { ", more not listed" } else { "" })]
@@ -201,7 +201,8 @@ pub struct Rejection {
     pub reason: Reason,
     /// The violations found, in document order, at least one.
     pub violations: Vec<Violation>,
-    /// True when more violations existed than were kept.
+    /// True when validation stopped at [`crate::Limits::max_errors`] violations: there may be
+    /// more than are listed.
     pub truncated: bool,
 }
 

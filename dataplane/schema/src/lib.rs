@@ -102,3 +102,62 @@ pub fn unsupported_keywords(
         Ok(_) => Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn validator_is_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Validator>();
+        let schema = serde_json::json!({"type": "object", "required": ["n"]});
+        let v = Arc::new(
+            Validator::compile(&schema, Dialect::Draft7, &CompileOptions::default()).unwrap(),
+        );
+        let handles: Vec<_> = (0..4)
+            .map(|i| {
+                let v = Arc::clone(&v);
+                std::thread::spawn(move || {
+                    let mut good = format!("{{\"n\": {i}}}").into_bytes();
+                    let mut bad = b"{}".to_vec();
+                    (
+                        v.validate_bytes(&mut good, &Limits::default()).is_ok(),
+                        v.validate_bytes(&mut bad, &Limits::default()).is_err(),
+                    )
+                })
+            })
+            .collect();
+        for h in handles {
+            assert_eq!(h.join().unwrap(), (true, true));
+        }
+    }
+
+    #[test]
+    fn scratch_buffers_follow_the_depth_limit() {
+        let v = Validator::compile(
+            &serde_json::json!({}),
+            Dialect::Draft7,
+            &CompileOptions::default(),
+        )
+        .unwrap();
+        let body = format!("{}{}", "[".repeat(10), "]".repeat(10));
+        let shallow = Limits {
+            max_depth: 5,
+            ..Limits::default()
+        };
+        assert_eq!(
+            v.validate_bytes(&mut body.clone().into_bytes(), &shallow)
+                .unwrap_err()
+                .reason,
+            Reason::TooDeep
+        );
+        assert!(
+            v.validate_bytes(&mut body.clone().into_bytes(), &Limits::default())
+                .is_ok()
+        );
+        assert!(v.validate_bytes(&mut body.into_bytes(), &shallow).is_err());
+    }
+}

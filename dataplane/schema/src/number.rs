@@ -113,6 +113,16 @@ impl Divisor {
                 return i.unsigned_abs() % d == 0;
             }
         }
+        if let (Num::F(x), Some(k)) = (n, u32::try_from(-self.exp).ok().filter(|k| *k <= 22)) {
+            // Fast path for decimal divisors (0.01): scale by 10^k, round, and keep the result
+            // only if that integer over 10^k is exactly the same double, i.e. the instance *is*
+            // that decimal. 10^k is exact in f64 for k <= 22.
+            let p = 10f64.powi(k as i32);
+            let r = (x * p).round();
+            if r.abs() < 9_007_199_254_740_992.0 && r / p == x {
+                return (r as i128).unsigned_abs() % self.mantissa == 0;
+            }
+        }
         if let Some((_, m, e)) = decimal(n) {
             // Bring both to the smaller exponent: m*10^(e-k) must be divisible by dm*10^(de-k).
             let k = e.min(self.exp);
@@ -188,6 +198,10 @@ mod tests {
         let d = Divisor::new(Num::F(0.01)).unwrap();
         assert!(d.divides(Num::F(19.99)));
         assert!(!d.divides(Num::F(19.991)));
+        let d = Divisor::new(Num::F(0.05)).unwrap();
+        assert!(d.divides(Num::F(0.15)));
+        assert!(!d.divides(Num::F(0.151)));
+        assert!(d.divides(Num::F(-1234.55)));
         let d = Divisor::new(Num::F(0.0001)).unwrap();
         assert!(d.divides(Num::F(0.0075)));
         assert!(!d.divides(Num::F(0.00751)));

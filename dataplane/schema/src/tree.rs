@@ -158,7 +158,9 @@ impl ObjectKw {
 /// client can only look names up, never insert them.
 #[derive(Debug, Default)]
 pub(crate) struct NameTable {
-    small: Vec<(Box<str>, u32)>,
+    /// (first 8 bytes as an integer, length, name, slot): most property names differ in those,
+    /// so a lookup is a few integer compares instead of `memcmp` calls.
+    small: Vec<(u64, usize, Box<str>, u32)>,
     map: HashMap<Box<str>, u32, BuildHasherDefault<FxHasher>>,
 }
 
@@ -167,10 +169,11 @@ const SMALL_TABLE: usize = 8;
 impl NameTable {
     pub(crate) fn get(&self, name: &str) -> Option<u32> {
         if self.map.is_empty() {
+            let (p, len) = (prefix(name), name.len());
             self.small
                 .iter()
-                .find(|(k, _)| **k == *name)
-                .map(|(_, s)| *s)
+                .find(|(kp, kl, k, _)| *kp == p && *kl == len && (len <= 8 || **k == *name))
+                .map(|(.., s)| *s)
         } else {
             self.map.get(name).copied()
         }
@@ -178,12 +181,23 @@ impl NameTable {
 
     fn insert(&mut self, name: &str, slot: u32) {
         if self.map.is_empty() && self.small.len() < SMALL_TABLE {
-            self.small.push((name.into(), slot));
+            self.small
+                .push((prefix(name), name.len(), name.into(), slot));
             return;
         }
-        self.map.extend(self.small.drain(..));
+        self.map
+            .extend(self.small.drain(..).map(|(_, _, k, s)| (k, s)));
         self.map.insert(name.into(), slot);
     }
+}
+
+/// The first eight bytes of a string as an integer, zero-padded.
+pub(crate) fn prefix(s: &str) -> u64 {
+    let b = s.as_bytes();
+    let mut w = [0u8; 8];
+    let n = b.len().min(8);
+    w[..n].copy_from_slice(&b[..n]);
+    u64::from_le_bytes(w)
 }
 
 /// The multiply-rotate hash used by rustc (FxHash): a few cycles per word.

@@ -98,6 +98,10 @@ impl<'t, 'a> Walker<'t, 'a> {
             keyword_location: loc.to_string(),
             keyword,
         });
+        // Validation stops here, so there may be more: say the list is cut.
+        if self.errors.len() >= self.max_errors {
+            self.truncated = true;
+        }
     }
 
     fn full(&self) -> bool {
@@ -138,12 +142,13 @@ impl<'t, 'a> Walker<'t, 'a> {
             }
             valid = false;
         }
+        let kind = inst.kind();
         for kw in &o.kws {
             if collect && self.full() {
                 self.truncated = true;
                 return false;
             }
-            if !self.keyword(kw, inst, collect) {
+            if !self.keyword(kw, inst, kind, collect) {
                 valid = false;
                 if !collect || self.too_deep {
                     return false;
@@ -162,8 +167,13 @@ impl<'t, 'a> Walker<'t, 'a> {
         ok || self.fail(collect, kw)
     }
 
-    fn keyword<J: JsonNode<'a>>(&mut self, kw: &'t Kw, inst: J, collect: bool) -> bool {
-        let kind = inst.kind();
+    fn keyword<J: JsonNode<'a>>(
+        &mut self,
+        kw: &'t Kw,
+        inst: J,
+        kind: Kind<'a>,
+        collect: bool,
+    ) -> bool {
         match (&kw.kind, kind) {
             (KwKind::Type(mask), k) => self.check(type_ok(*mask, k), collect, kw),
             (KwKind::Enum(vals), _) => {
@@ -408,4 +418,111 @@ fn type_ok(mask: u8, k: Kind<'_>) -> bool {
 /// Length in Unicode code points (JSON Schema counts code points, not bytes or UTF-16 units).
 fn char_len(s: &str) -> usize {
     s.len() - s.bytes().filter(|b| (*b & 0xC0) == 0x80).count()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use crate::{CompileOptions, Dialect, Limits, Reason, Validator};
+    use serde_json::json;
+
+    fn schema() -> Validator {
+        let s = json!({"type": "object", "required": ["items"], "properties": {
+            "items": {"type": "array", "items": {"type": "object", "properties": {
+                "qty": {"type": "integer", "minimum": 1},
+                "a/b~c": {"type": "string"}}}},
+            "name": {"type": "string", "maxLength": 4}}});
+        Validator::compile(&s, Dialect::Draft2020_12, &CompileOptions::default()).unwrap()
+    }
+
+    #[test]
+    fn locations_point_at_instance_and_keyword() {
+        let mut body =
+            br#"{"items": [{"qty": 2}, {"qty": 0, "a/b~c": 5}], "name": "toolong"}"#.to_vec();
+        let r = schema()
+            .validate_bytes(&mut body, &Limits::default())
+            .unwrap_err();
+        let got: Vec<(&str, &str, &str)> = r
+            .violations
+            .iter()
+            .map(|v| {
+                (
+                    v.instance_location.as_str(),
+                    v.keyword_location.as_str(),
+                    v.keyword,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    "/items/1/qty",
+                    "/properties/items/items/properties/qty/minimum",
+                    "minimum"
+                ),
+                (
+                    "/items/1/a~1b~0c",
+                    "/properties/items/items/properties/a~1b~0c/type",
+                    "type"
+                ),
+                ("/name", "/properties/name/maxLength", "maxLength"),
+            ]
+        );
+        assert_eq!(r.reason, Reason::SchemaViolation);
+        assert!(!r.truncated);
+    }
+
+    #[test]
+    fn violations_never_echo_the_value() {
+        let mut body = br#"{"items": [], "name": "SECRET-TOKEN"}"#.to_vec();
+        let r = schema()
+            .validate_bytes(&mut body, &Limits::default())
+            .unwrap_err();
+        let text = format!("{r} {:?} {}", r, serde_json::to_string(&r).unwrap());
+        assert!(!text.contains("SECRET"), "{text}");
+    }
+
+    #[test]
+    fn errors_are_bounded() {
+        let v = Validator::compile(
+            &json!({"items": {"type": "string"}}),
+            Dialect::Draft7,
+            &CompileOptions::default(),
+        )
+        .unwrap();
+        let mut body = format!("[{}]", vec!["1"; 1000].join(",")).into_bytes();
+        let limits = Limits {
+            max_errors: 16,
+            ..Limits::default()
+        };
+        let r = v.validate_bytes(&mut body, &limits).unwrap_err();
+        assert_eq!(r.violations.len(), 16);
+        assert!(r.truncated);
+        assert_eq!(r.violations[15].instance_location, "/15");
+    }
+
+    #[test]
+    fn missing_required_reports_the_object() {
+        let mut body = b"{}".to_vec();
+        let r = schema()
+            .validate_bytes(&mut body, &Limits::default())
+            .unwrap_err();
+        assert_eq!(r.violations[0].keyword, "required");
+        assert_eq!(r.violations[0].instance_location, "");
+        assert_eq!(r.violations[0].keyword_location, "/required");
+    }
+
+    #[test]
+    fn deep_values_are_bounded_too() {
+        // A serde_json value built in code can be deeper than any parser would allow.
+        let mut v = json!(1);
+        for _ in 0..200 {
+            v = json!([v]);
+        }
+        let s = json!({"$defs": {"n": {"items": {"$ref": "#/$defs/n"}}}, "$ref": "#/$defs/n"});
+        let val =
+            Validator::compile(&s, Dialect::Draft2020_12, &CompileOptions::default()).unwrap();
+        assert_eq!(val.validate_value(&v).unwrap_err().reason, Reason::TooDeep);
+    }
 }
