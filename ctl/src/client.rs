@@ -87,8 +87,16 @@ pub fn pinned_iface(pin_root: &Path, iface: Option<&str>) -> anyhow::Result<Stri
 
 /// Runs a request against the pinned maps, the way the daemon would.
 pub fn run_offline(pin_root: &Path, iface: Option<&str>, req: &Request) -> anyhow::Result<Value> {
-    if matches!(req, Request::Reload) {
-        bail!("vigild is not running: nothing to reload (start it with vigild --config FILE)");
+    let needs_daemon = match req {
+        Request::Reload => Some("reload"),
+        Request::KeysRotate => Some("keys rotate"),
+        Request::Thermal | Request::ThermalOverride { .. } | Request::ThermalClear => {
+            Some("thermal")
+        }
+        _ => None,
+    };
+    if let Some(what) = needs_daemon {
+        bail!("vigild is not running: `{what}` needs it (start it with vigild --config FILE)");
     }
     let iface = pinned_iface(pin_root, iface)?;
     let dir: PathBuf = vigil_xdp::pin_dir(pin_root, &iface);
@@ -119,11 +127,7 @@ pub fn run_offline(pin_root: &Path, iface: Option<&str>, req: &Request) -> anyho
             };
             json!({ "daemon": { "running": false }, "xdp": xdp })
         }
-        Request::Reload | Request::XdpDetach => unreachable_request()?,
+        other => bail!("vigild is not running: {other:?} needs it"),
     };
     Ok(v)
-}
-
-fn unreachable_request() -> anyhow::Result<Value> {
-    bail!("internal: request handled earlier")
 }

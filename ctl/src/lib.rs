@@ -68,6 +68,15 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         (_, Request::RuleDel { .. }) => format!("removed {}\n", text(&data["cidr"])),
         (_, Request::Reload) => "reloaded\n".to_owned(),
         (_, Request::XdpDetach) => format!("detached XDP from {}\n", text(&data["detached"])),
+        (
+            _,
+            Request::KeysRotate
+            | Request::Thermal
+            | Request::ThermalOverride { .. }
+            | Request::ThermalClear,
+        ) => {
+            format!("{}\n", serde_json::to_string_pretty(&data)?)
+        }
     })
 }
 

@@ -5,6 +5,11 @@
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use vigil_gateway::{
+    GatewayConfig,
+    config::{AuditConfig, LimitsConfig, ListenerConfig, MetricsConfig, TlsConfig, UpstreamConfig},
+};
+use vigil_hw::thermal::ThermalConfig;
 use vigil_xdp::{ModePolicy, RateLimit};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +34,55 @@ pub struct Config {
     pub xdp: Option<XdpSection>,
     #[serde(default)]
     pub control: ControlSection,
+    /// Where the TLS key lives when it is TPM-backed; absent = `tls.cert` and `tls.key` files.
+    pub keys: Option<KeysSection>,
+    /// The inspecting TLS gateway runs when `[listener]` is present (docs/gateway.md).
+    pub listener: Option<ListenerConfig>,
+    pub tls: Option<TlsConfig>,
+    #[serde(default)]
+    pub upstream: Vec<UpstreamConfig>,
+    pub limits: Option<LimitsConfig>,
+    pub audit: Option<AuditConfig>,
+    pub metrics: Option<MetricsConfig>,
+    /// Thermal governor thresholds (docs/hw.md); absent = defaults.
+    #[serde(default)]
+    pub thermal: ThermalConfig,
+    #[serde(default)]
+    pub hw: HwSection,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HwSection {
+    /// Root of the sysfs tree sensors and NIC facts are read from (tests point it at a fake tree).
+    #[serde(default = "default_sysfs")]
+    pub sysfs_root: PathBuf,
+}
+
+impl Default for HwSection {
+    fn default() -> Self {
+        HwSection {
+            sysfs_root: default_sysfs(),
+        }
+    }
+}
+
+fn default_sysfs() -> PathBuf {
+    PathBuf::from("/sys")
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KeysSection {
+    /// Key directory made by `vigilctl keys init` or `vigilctl keys seal` (docs/hw.md).
+    pub dir: PathBuf,
+    /// How to reach the TPM, e.g. `device:/dev/tpmrm0` or `swtpm:host=127.0.0.1,port=2321`.
+    #[serde(default = "default_tcti")]
+    pub tcti: String,
+}
+
+fn default_tcti() -> String {
+    "device:/dev/tpmrm0".to_owned()
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -115,6 +169,18 @@ impl XdpSection {
 }
 
 impl Config {
+    /// The gateway's sections, when `[listener]` is present.
+    pub fn gateway(&self) -> Option<GatewayConfig> {
+        Some(GatewayConfig {
+            listener: self.listener.clone()?,
+            tls: self.tls.clone().unwrap_or_default(),
+            upstream: self.upstream.clone(),
+            limits: self.limits.clone().unwrap_or_default(),
+            audit: self.audit.clone().unwrap_or_default(),
+            metrics: self.metrics.clone().unwrap_or_default(),
+        })
+    }
+
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -208,6 +274,24 @@ impl Config {
                     vigil_xdp::parse_cidr(c)
                         .map_err(|e| (format!("xdp.{name}[{i}]"), e.to_string()))?;
                 }
+            }
+        }
+        if let Some(gw) = self.gateway() {
+            gw.validate().map_err(|e| (e.key, e.reason))?;
+        } else if self.tls.is_some() || !self.upstream.is_empty() {
+            return Err((
+                "listener".into(),
+                "[tls] or [[upstream]] is set but [listener] is missing: add [listener] to run \
+                 the gateway"
+                    .into(),
+            ));
+        }
+        self.thermal
+            .validate()
+            .map_err(|e| ("thermal".to_owned(), e.to_string()))?;
+        if let Some(k) = &self.keys {
+            if !k.dir.is_absolute() {
+                return Err(("keys.dir".into(), "must be an absolute path".into()));
             }
         }
         if !self.control.socket.is_absolute() {

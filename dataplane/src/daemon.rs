@@ -3,13 +3,20 @@
 
 use std::{
     path::PathBuf,
-    sync::{Arc, Mutex, MutexGuard},
+    sync::{
+        Arc, Mutex, MutexGuard,
+        atomic::{AtomicU64, Ordering},
+    },
     time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info, warn};
+use vigil_hw::{
+    keys::{FileKeyProvider, KeyProvider},
+    thermal::{GovernorHandle, Level, SysfsRoot, TransitionEvent},
+};
 use vigil_xdp::{AttachOptions, Attachment, List, abi::RULE_F_CONFIG};
 
 use crate::{
@@ -26,6 +33,9 @@ pub struct Daemon {
     config_path: PathBuf,
     config: Mutex<Config>,
     xdp: Mutex<Option<Attachment>>,
+    gateway: Mutex<Option<vigil_gateway::Gateway>>,
+    thermal: GovernorHandle,
+    thermal_transitions: Arc<AtomicU64>,
     started: Instant,
 }
 
@@ -46,10 +56,36 @@ impl Daemon {
                 None
             }
         };
+        for w in vigil_hw::CpuFeatures::detect().warnings() {
+            warn!("{w}");
+        }
+        let transitions = Arc::new(AtomicU64::new(0));
+        let counter = transitions.clone();
+        let thermal = GovernorHandle::spawn(
+            SysfsRoot::new(&config.hw.sysfs_root),
+            config.thermal.clone(),
+            move |ev: TransitionEvent| {
+                counter.fetch_add(1, Ordering::Relaxed);
+                warn!(
+                    from = ev.from.as_str(),
+                    to = ev.to.as_str(),
+                    temperature_c = ?ev.temperature_c,
+                    reason = ?ev.reason,
+                    "inspection level changed"
+                );
+            },
+        )?;
+        let status = thermal.status();
+        if status.sensors == 0 {
+            info!("{}", status.message);
+        }
         let daemon = Arc::new(Daemon {
             config_path,
             config: Mutex::new(config),
             xdp: Mutex::new(xdp),
+            gateway: Mutex::new(None),
+            thermal,
+            thermal_transitions: transitions,
             started: Instant::now(),
         });
         daemon.sync_config_rules()?;
@@ -101,12 +137,26 @@ impl Daemon {
         if new.control.socket != old.control.socket {
             return Err("reload refused: control.socket changed; restart vigild".into());
         }
+        if new.listener.is_some() != old.listener.is_some() || new.keys != old.keys {
+            return Err(
+                "reload refused: adding or removing [listener] or changing [keys] needs a restart"
+                    .into(),
+            );
+        }
+        // The gateway validates and builds the new config fully before swapping it in.
+        if let (Some(gw_cfg), Some(gw)) = (new.gateway(), lock(&self.gateway).as_ref()) {
+            gw.reload(gw_cfg)
+                .map_err(|e| format!("reload refused: {e}"))?;
+        }
         if let (Some(section), Some(att)) = (&new.xdp, lock(&self.xdp).as_mut()) {
             let mode = att.mode;
             att.maps
                 .set_config(section.rate(), mode_abi(mode))
                 .map_err(|e| format!("reload failed applying the rate limit: {e}"))?;
         }
+        self.thermal
+            .reload(new.thermal.clone())
+            .map_err(|e| format!("reload failed applying [thermal]: {e}"))?;
         *lock(&self.config) = new;
         self.sync_config_rules()
             .map_err(|e| format!("reload failed applying rules: {e}"))?;
@@ -137,6 +187,14 @@ impl Daemon {
             }),
             Request::RuleList { list } => self.with_maps(|m| ops::rule_list(m, list)),
             Request::Stats => self.with_maps(|m| ops::stats(m)),
+            Request::KeysRotate => self.rotate_keys(),
+            Request::Thermal => Ok(self.thermal_status()),
+            Request::ThermalOverride { level, for_secs } => self.thermal_override(&level, for_secs),
+            Request::ThermalClear => {
+                self.thermal.clear_override();
+                info!("thermal override cleared by operator");
+                Ok(self.thermal_status())
+            }
         };
         match res {
             Ok(v) => Reply::ok(v),
@@ -166,7 +224,18 @@ impl Daemon {
                 .unwrap_or_else(|e| json!({ "error": e.to_string() })),
             None => Value::Null,
         };
+        let gateway = lock(&self.gateway).as_ref().map(|gw| {
+            let cfg = gw.config();
+            json!({
+                "https": gw.https_addr().to_string(),
+                "http": gw.http_addr().map(|a| a.to_string()),
+                "metrics": gw.metrics_addr().to_string(),
+                "upstreams": cfg.upstream.iter().map(|u| u.name.clone()).collect::<Vec<_>>(),
+            })
+        });
         json!({
+            "gateway": gateway,
+            "host": vigil_hw::HostFacts::collect(&vigil_hw::thermal::SysfsRoot::new("/sys")),
             "daemon": {
                 "running": true,
                 "pid": std::process::id(),
@@ -176,6 +245,59 @@ impl Daemon {
             },
             "xdp": xdp_status,
         })
+    }
+
+    fn rotate_keys(&self) -> Result<Value, String> {
+        let cfg = lock(&self.config).clone();
+        let gw = lock(&self.gateway);
+        let gw = gw
+            .as_ref()
+            .ok_or("the gateway is not running (no [listener]); no key to rotate")?;
+        let keys = key_provider(&cfg).map_err(|e| format!("keys rotate refused: {e:#}"))?;
+        let mode = keys.mode();
+        gw.rotate_keys(keys)
+            .map_err(|e| format!("keys rotate refused: {e}"))?;
+        info!(?mode, "TLS key rotated; new handshakes use the new key");
+        Ok(json!({ "rotated": true, "mode": mode }))
+    }
+
+    fn thermal_status(&self) -> Value {
+        let cfg = lock(&self.config).clone();
+        json!({
+            "status": self.thermal.status(),
+            "thresholds": cfg.thermal,
+            "sensors": SysfsRoot::new(&cfg.hw.sysfs_root).scan_temperatures(),
+            "transitions": self.thermal_transitions.load(Ordering::Relaxed),
+        })
+    }
+
+    fn thermal_override(&self, level: &str, for_secs: u64) -> Result<Value, String> {
+        let level = Level::ALL
+            .into_iter()
+            .find(|l| l.as_str() == level)
+            .ok_or_else(|| {
+                format!("unknown level {level:?}: use full, reduced, minimal or shed")
+            })?;
+        if for_secs == 0 || for_secs > 7 * 86_400 {
+            return Err("override duration must be between 1 second and 7 days".into());
+        }
+        self.thermal
+            .override_level(level, Instant::now() + Duration::from_secs(for_secs));
+        warn!(
+            level = level.as_str(),
+            for_secs, "thermal level pinned by operator"
+        );
+        // The governor thread applies the override; wait briefly so status shows it.
+        let deadline = Instant::now() + Duration::from_millis(500);
+        while self.thermal.status().override_level != Some(level) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(self.thermal_status())
+    }
+
+    /// The inspection level in force (one atomic load).
+    pub fn inspection_level(&self) -> Level {
+        self.thermal.level()
     }
 
     fn detach(&self) -> Result<Value, String> {
@@ -240,9 +362,83 @@ fn attach(x: &XdpSection) -> anyhow::Result<Attachment> {
     Ok(att)
 }
 
+/// The key the TLS listener serves: TPM-backed when `[keys]` is set, else PEM files.
+fn key_provider(cfg: &Config) -> anyhow::Result<Arc<dyn KeyProvider>> {
+    match (&cfg.keys, &cfg.tls) {
+        (Some(k), _) => Ok(vigil_hw::keys::provider(&k.dir, &k.tcti)?),
+        (None, Some(tls)) => Ok(Arc::new(FileKeyProvider::new(&tls.cert, &tls.key))),
+        (None, None) => anyhow::bail!("[listener] needs [tls] cert and key, or a [keys] directory"),
+    }
+}
+
+/// Prometheus text for the XDP counters, appended to the gateway's /metrics.
+fn xdp_metrics(daemon: &std::sync::Weak<Daemon>, out: &mut String) {
+    use std::fmt::Write;
+    let Some(d) = daemon.upgrade() else { return };
+    let level = d.thermal.level();
+    out.push_str(
+        "# HELP vigil_inspection_level Inspection depth in force (1 for the current level).\n",
+    );
+    out.push_str("# TYPE vigil_inspection_level gauge\n");
+    for l in Level::ALL {
+        let _ = writeln!(
+            out,
+            "vigil_inspection_level{{level=\"{}\"}} {}",
+            l.as_str(),
+            u8::from(l == level)
+        );
+    }
+    out.push_str("# HELP vigil_thermal_transitions_total Inspection level changes.\n");
+    out.push_str("# TYPE vigil_thermal_transitions_total counter\n");
+    let _ = writeln!(
+        out,
+        "vigil_thermal_transitions_total {}",
+        d.thermal_transitions.load(Ordering::Relaxed)
+    );
+    let xdp = lock(&d.xdp);
+    let Some(att) = xdp.as_ref() else { return };
+    let Ok(c) = att.maps.counters() else { return };
+    out.push_str(
+        "# HELP vigil_xdp_packets_total Packets seen by the XDP program, by verdict reason.\n",
+    );
+    out.push_str("# TYPE vigil_xdp_packets_total counter\n");
+    for r in vigil_xdp::abi::Reason::ALL {
+        let _ = writeln!(
+            out,
+            "vigil_xdp_packets_total{{reason=\"{}\"}} {}",
+            r.as_str(),
+            c.get(r).packets
+        );
+    }
+    out.push_str(
+        "# HELP vigil_xdp_bytes_total Bytes seen by the XDP program, by verdict reason.\n",
+    );
+    out.push_str("# TYPE vigil_xdp_bytes_total counter\n");
+    for r in vigil_xdp::abi::Reason::ALL {
+        let _ = writeln!(
+            out,
+            "vigil_xdp_bytes_total{{reason=\"{}\"}} {}",
+            r.as_str(),
+            c.get(r).bytes
+        );
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let daemon = Daemon::start(config_path)?;
+    let cfg = lock(&daemon.config).clone();
+    if let Some(gw_cfg) = cfg.gateway() {
+        let keys = key_provider(&cfg)?;
+        let mode = keys.mode();
+        let gw = vigil_gateway::Gateway::start(gw_cfg, keys).await?;
+        let weak = Arc::downgrade(&daemon);
+        gw.add_metrics_source(Arc::new(move |out: &mut String| xdp_metrics(&weak, out)));
+        info!(https = %gw.https_addr(), metrics = %gw.metrics_addr(), key = ?mode, "gateway serving");
+        *lock(&daemon.gateway) = Some(gw);
+    } else {
+        info!("no [listener] section: the gateway is not running");
+    }
     let socket = daemon.control_socket();
     let listener = control::serve(daemon.clone(), &socket).await?;
     info!(socket = %socket.display(), "control socket ready");
@@ -274,6 +470,10 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     info!("stopping; XDP pins stay in place so drops continue");
     sweeper.abort();
     listener.abort();
+    let gw = lock(&daemon.gateway).take();
+    if let Some(gw) = gw {
+        gw.shutdown(Duration::from_secs(10)).await;
+    }
     let _ = std::fs::remove_file(&socket);
     Ok(())
 }

@@ -206,7 +206,7 @@ fn check_cycles(tree: &Tree, memo: &HashMap<String, Sid>) -> Result<(), CompileE
     for s in &tree.schemas {
         let mut out = Vec::new();
         if let Schema::Obj(o) = s {
-            for kw in &o.kws {
+            for kw in o.all() {
                 in_place(&kw.kind, &mut out);
             }
         }

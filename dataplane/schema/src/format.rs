@@ -51,6 +51,11 @@ pub(crate) fn lookup(name: &str, openapi: bool) -> Option<Known> {
 }
 
 impl Format {
+    /// Formats that constrain numbers rather than strings.
+    pub(crate) fn numeric(self) -> bool {
+        matches!(self, Format::Int32 | Format::Int64)
+    }
+
     pub(crate) fn check_str(self, s: &str) -> bool {
         match self {
             Format::DateTime => date_time(s),

@@ -161,7 +161,7 @@ impl Compiler<'_> {
             if let Some(target) = self.resolve_ref(r, ptr, &l)? {
                 push(KwKind::Ref(target), "$ref", l);
             }
-            return Ok(Schema::Obj(SchemaObj { kws, read_only }));
+            return Ok(Schema::Obj(SchemaObj::new(kws, read_only)));
         }
         let d4 = matches!(d, Dialect::Draft4 | Dialect::OpenApi30);
         let flag = |k: &str| map.get(k) == Some(&Value::Bool(true));
@@ -488,7 +488,7 @@ impl Compiler<'_> {
                 loc: ptr.into(),
             });
         }
-        Ok(Schema::Obj(SchemaObj { kws, read_only }))
+        Ok(Schema::Obj(SchemaObj::new(kws, read_only)))
     }
 }
 

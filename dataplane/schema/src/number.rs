@@ -51,6 +51,20 @@ impl Num {
 
 /// Total order between two finite numbers, exact across integer and float representations.
 pub(crate) fn cmp(a: Num, b: Num) -> Ordering {
+    // Common cases first: same representation, or an integer small enough to be exact in f64.
+    const EXACT: u64 = 1 << 53;
+    match (a, b) {
+        (Num::I(x), Num::I(y)) => return x.cmp(&y),
+        (Num::U(x), Num::U(y)) => return x.cmp(&y),
+        (Num::F(x), Num::F(y)) => return x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+        (Num::F(x), Num::I(y)) if y.unsigned_abs() <= EXACT => {
+            return x.partial_cmp(&(y as f64)).unwrap_or(Ordering::Equal);
+        }
+        (Num::I(x), Num::F(y)) if x.unsigned_abs() <= EXACT => {
+            return (x as f64).partial_cmp(&y).unwrap_or(Ordering::Equal);
+        }
+        _ => {}
+    }
     match (a.as_int(), b.as_int()) {
         (Some(x), Some(y)) => x.cmp(&y),
         (Some(x), None) => cmp_int_float(x, b.as_f64()),

@@ -27,11 +27,53 @@ pub(crate) enum Schema {
     Obj(SchemaObj),
 }
 
-#[derive(Debug)]
+/// A schema object's keywords, grouped by the instance type they constrain so that a value
+/// only visits the keywords that can apply to it (most keywords ignore other types).
+#[derive(Debug, Default)]
 pub(crate) struct SchemaObj {
-    pub(crate) kws: Vec<Kw>,
+    /// `type` as a bit mask, with its location.
+    pub(crate) ty: Option<(u8, Box<str>)>,
+    pub(crate) num: Vec<Kw>,
+    pub(crate) str: Vec<Kw>,
+    pub(crate) arr: Vec<Kw>,
+    pub(crate) obj: Vec<Kw>,
+    /// Keywords for every type (`enum`, `const`, `$ref`, combinators, `if`).
+    pub(crate) any: Vec<Kw>,
     /// `readOnly: true` with read-only rejection on: any instance reaching here is refused.
     pub(crate) read_only: Option<Box<str>>,
+}
+
+impl SchemaObj {
+    pub(crate) fn new(kws: Vec<Kw>, read_only: Option<Box<str>>) -> Self {
+        let mut o = SchemaObj { read_only, ..SchemaObj::default() };
+        for kw in kws {
+            let list = match &kw.kind {
+                KwKind::Type(mask) => {
+                    o.ty = Some((*mask, kw.loc));
+                    continue;
+                }
+                KwKind::Minimum { .. } | KwKind::Maximum { .. } | KwKind::MultipleOf(_) => &mut o.num,
+                KwKind::Format(f) if f.numeric() => &mut o.num,
+                KwKind::MinLength(_) | KwKind::MaxLength(_) | KwKind::Pattern(_) | KwKind::Format(_) => {
+                    &mut o.str
+                }
+                KwKind::MinItems(_)
+                | KwKind::MaxItems(_)
+                | KwKind::UniqueItems
+                | KwKind::PrefixItems(_)
+                | KwKind::Items { .. }
+                | KwKind::Contains { .. } => &mut o.arr,
+                KwKind::MinProperties(_) | KwKind::MaxProperties(_) | KwKind::Object(_) => &mut o.obj,
+                _ => &mut o.any,
+            };
+            list.push(kw);
+        }
+        o
+    }
+
+    pub(crate) fn all(&self) -> impl Iterator<Item = &Kw> {
+        self.num.iter().chain(&self.str).chain(&self.arr).chain(&self.obj).chain(&self.any)
+    }
 }
 
 /// One compiled keyword with where it came from, for error reports.

@@ -143,7 +143,23 @@ impl<'t, 'a> Walker<'t, 'a> {
             valid = false;
         }
         let kind = inst.kind();
-        for kw in &o.kws {
+        if let Some((mask, loc)) = &o.ty
+            && !type_ok(*mask, kind)
+        {
+            self.record(collect, Reason::SchemaViolation, "type", loc);
+            if !collect {
+                return false;
+            }
+            valid = false;
+        }
+        let specific: &[Kw] = match kind {
+            Kind::Num(_) => &o.num,
+            Kind::Str(_) => &o.str,
+            Kind::Array(_) => &o.arr,
+            Kind::Object(_) => &o.obj,
+            Kind::Null | Kind::Bool(_) => &[],
+        };
+        for kw in specific.iter().chain(&o.any) {
             if collect && self.full() {
                 self.truncated = true;
                 return false;

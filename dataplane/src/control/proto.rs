@@ -26,6 +26,18 @@ pub enum Request {
     Status,
     Reload,
     XdpDetach,
+    /// Reload the TLS key from its source (files or the `[keys]` directory) and serve it to new
+    /// handshakes; established connections keep theirs.
+    KeysRotate,
+    /// Sensors, inspection level, thresholds and any override.
+    Thermal,
+    /// Pin the inspection level (`full`, `reduced`, `minimal`, `shed`) for a while.
+    ThermalOverride {
+        level: String,
+        for_secs: u64,
+    },
+    /// End an override now.
+    ThermalClear,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
