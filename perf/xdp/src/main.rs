@@ -1,0 +1,125 @@
+//! vigil-perf-xdp: cost per packet of Vigil's XDP program against a bare `XDP_DROP` (both via
+//! `BPF_PROG_TEST_RUN` with repeat, same run, same frame size), and veth drop rate of Vigil
+//! against an nftables drop rule with the same bounded sender. Prints a table and writes JSON
+//! (default `perf/results/xdp.json`). Needs root.
+
+mod blocklist;
+mod cost;
+mod frame;
+mod report;
+mod sender;
+mod veth;
+
+use std::{path::PathBuf, process::ExitCode, time::Duration};
+
+use anyhow::Context;
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil-perf-xdp",
+    about = "Vigil XDP program cost and veth drop rate, against references"
+)]
+struct Args {
+    /// Runs per BPF_PROG_TEST_RUN call.
+    #[arg(long, default_value_t = 1_000_000)]
+    repeat: u32,
+    /// Test-run rounds per case (the median is reported).
+    #[arg(long, default_value_t = 7)]
+    rounds: usize,
+    /// Entries in the generated blocklist.
+    #[arg(long, default_value_t = 10_000)]
+    blocklist: usize,
+    /// Frame length in bytes for every case (Ethernet + IPv4 + UDP + padding, no FCS).
+    #[arg(long, default_value_t = 64)]
+    frame_len: usize,
+    /// Most packets the veth sender sends per run.
+    #[arg(long, default_value_t = 3_000_000)]
+    veth_packets: u64,
+    /// Most seconds the veth sender runs per run.
+    #[arg(long, default_value_t = 5.0)]
+    veth_seconds: f64,
+    /// Frames per sendmmsg call.
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Only the program-cost cases.
+    #[arg(long)]
+    skip_veth: bool,
+    /// Exit with status 2 when a Vigil case costs more than 1.5x the bare drop.
+    #[arg(long)]
+    check: bool,
+    /// Where the JSON goes.
+    #[arg(long, default_value_os_t = default_out())]
+    out: PathBuf,
+}
+
+fn default_out() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/xdp.json")
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vigil-perf-xdp: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
+    anyhow::ensure!(
+        args.veth_seconds.is_finite() && args.veth_seconds > 0.0,
+        "--veth-seconds must be a positive number"
+    );
+    let started = report::timestamp();
+    let machine = report::machine();
+
+    let cost = cost::run(cost::Options {
+        repeat: args.repeat,
+        rounds: args.rounds,
+        frame_len: args.frame_len,
+        blocklist: args.blocklist,
+    })?;
+    report::print_cost(&cost);
+
+    let veth = if args.skip_veth {
+        None
+    } else {
+        let mut list = cost::blocklist(args.blocklist);
+        // The sender's own /32 is added by the veth run; drop one generated entry to keep
+        // the size the same as the program-cost cases.
+        list.pop();
+        let r = veth::run(&veth::Options {
+            limits: sender::Limits {
+                packets: args.veth_packets,
+                duration: Duration::from_secs_f64(args.veth_seconds),
+                batch: args.batch,
+            },
+            frame_len: args.frame_len,
+            blocklist: list,
+        })
+        .context("veth drop-rate comparison")?;
+        report::print_veth(&r);
+        Some(r)
+    };
+
+    report::write(&args.out, &cost, veth.as_ref(), machine, &started)?;
+    println!("\nwrote {}", args.out.display());
+
+    let worst = cost
+        .cases
+        .iter()
+        .skip(1)
+        .map(|c| cost.ratio(c))
+        .fold(0.0, f64::max);
+    if args.check && worst > report::TARGET_RATIO {
+        eprintln!(
+            "vigil-perf-xdp: worst case {worst:.2}x the bare drop, over the {}x target",
+            report::TARGET_RATIO
+        );
+        return Ok(ExitCode::from(2));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,269 @@
+//! The printed table and the JSON file, with the facts about the machine that make a number
+//! comparable to another run's.
+
+use std::{
+    fs,
+    path::Path,
+    time::{SystemTime, UNIX_EPOCH},
+};
+
+use anyhow::Context;
+use serde_json::{Value, json};
+
+use crate::{cost, veth};
+
+/// The issue's target: Vigil's program at most this many times the bare drop's cost.
+pub const TARGET_RATIO: f64 = 1.5;
+
+pub fn machine() -> Value {
+    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default();
+    let cpu = fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_default();
+    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let load = fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .and_then(|s| s.parse::<f64>().ok());
+    json!({
+        "kernel": kernel,
+        "cpu_model": cpu,
+        "nproc": nproc,
+        "loadavg_1m": load,
+    })
+}
+
+/// Now as RFC 3339 UTC, without pulling in a date crate.
+pub fn timestamp() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rfc3339(secs)
+}
+
+fn rfc3339(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let rem = unix % 86_400;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+fn round2(x: f64) -> f64 {
+    (x * 100.0).round() / 100.0
+}
+
+pub fn print_cost(r: &cost::Report) {
+    let o = r.options;
+    println!(
+        "Program cost: BPF_PROG_TEST_RUN, {}-byte frame, repeat {}, median of {} rounds \
+         (blocklist: {} IPv4 + {} IPv6 entries)",
+        o.frame_len, o.repeat, o.rounds, r.blocklist_v4, r.blocklist_v6
+    );
+    println!(
+        "{:<36} {:>6} {:>10} {:>9} {:>7}  rounds (ns)",
+        "case", "action", "median ns", "+ns/bare", "x bare"
+    );
+    let bare = r.bare_ns();
+    for c in &r.cases {
+        println!(
+            "{:<36} {:>6} {:>10.1} {:>9.1} {:>7.2}  {:?}",
+            c.label,
+            c.action,
+            c.median_ns,
+            c.median_ns - bare,
+            r.ratio(c),
+            c.rounds_ns
+        );
+    }
+    let worst = worst_ratio(r);
+    println!(
+        "worst Vigil case: {worst:.2}x bare drop (target <= {TARGET_RATIO}x: {})",
+        if worst <= TARGET_RATIO {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}
+
+pub fn print_veth(r: &veth::Report) {
+    println!();
+    println!(
+        "veth drop rate on {} from {} ({}-byte frames, sendmmsg batches of {}, at most {} \
+         packets or {:.1} s per run)",
+        r.iface,
+        r.source,
+        r.frame_len,
+        r.limits.batch,
+        r.limits.packets,
+        r.limits.duration.as_secs_f64()
+    );
+    println!(
+        "{:<20} {:>10} {:>7} {:>12} {:>10} {:>12} {:>10} {:>8}",
+        "dropper", "sent", "secs", "sent pps", "dropped", "dropped pps", "veth drop", "pauses"
+    );
+    for d in &r.runs {
+        println!(
+            "{:<20} {:>10} {:>7.2} {:>12.0} {:>10} {:>12.0} {:>10} {:>8}",
+            d.dropper,
+            d.send.sent,
+            d.send.elapsed.as_secs_f64(),
+            d.send.pps(),
+            d.dropped,
+            d.dropped_pps(),
+            d.veth_dropped,
+            d.send.pauses
+        );
+    }
+    if let Some(ratio) = veth_ratio(r) {
+        println!(
+            "Vigil / nftables dropped pps: {ratio:.2} (a regression signal: the sender is the bottleneck)"
+        );
+    }
+}
+
+fn worst_ratio(r: &cost::Report) -> f64 {
+    r.cases
+        .iter()
+        .skip(1)
+        .map(|c| r.ratio(c))
+        .fold(f64::NAN, f64::max)
+}
+
+fn veth_ratio(r: &veth::Report) -> Option<f64> {
+    let xdp = r.runs.iter().find(|d| d.dropper == "vigil-xdp")?;
+    let nft = r.runs.iter().find(|d| d.dropper == "nft-netdev-ingress")?;
+    let n = nft.dropped_pps();
+    (n > 0.0).then(|| xdp.dropped_pps() / n)
+}
+
+fn cost_json(r: &cost::Report) -> Value {
+    let bare = r.bare_ns();
+    let cases: Vec<Value> = r
+        .cases
+        .iter()
+        .map(|c| {
+            json!({
+                "case": c.key,
+                "label": c.label,
+                "source": c.source.to_string(),
+                "blocklist_entries": c.blocklist_entries,
+                "rate_limit": c.rate_limit.map(|l| json!({"pps": l.pps, "burst": l.burst})),
+                "action": c.action,
+                "median_ns": c.median_ns,
+                "extra_ns_over_bare": round2(c.median_ns - bare),
+                "ratio_to_bare": round2(r.ratio(c)),
+                "rounds_ns": c.rounds_ns,
+            })
+        })
+        .collect();
+    let worst = worst_ratio(r);
+    json!({
+        "method": "BPF_PROG_TEST_RUN with repeat; kernel-measured mean ns per run, median over rounds",
+        "frame_bytes": r.options.frame_len,
+        "repeat": r.options.repeat,
+        "rounds": r.options.rounds,
+        "blocklist": {
+            "entries": r.blocklist_v4 + r.blocklist_v6,
+            "ipv4": r.blocklist_v4,
+            "ipv6": r.blocklist_v6,
+            "seed": format!("{:#x}", cost::BLOCKLIST_SEED),
+        },
+        "load_ms": round2(r.load_ms),
+        "run_ms": round2(r.run_ms),
+        "cases": cases,
+        "target_ratio": TARGET_RATIO,
+        "worst_ratio": round2(worst),
+        "target_met": worst <= TARGET_RATIO,
+    })
+}
+
+fn veth_json(r: &veth::Report) -> Value {
+    let runs: Vec<Value> = r
+        .runs
+        .iter()
+        .map(|d| {
+            json!({
+                "dropper": d.dropper,
+                "detail": d.detail,
+                "sent": d.send.sent,
+                "seconds": d.send.elapsed.as_secs_f64(),
+                "sent_pps": d.send.pps().round(),
+                "dropped": d.dropped,
+                "dropped_pps": d.dropped_pps().round(),
+                "veth_tx_dropped": d.veth_dropped,
+                "sender_pauses": d.send.pauses,
+                "sendmmsg_calls": d.send.calls,
+            })
+        })
+        .collect();
+    json!({
+        "note": "regression signal, not a line rate: on veth the sender is the bottleneck",
+        "iface": r.iface,
+        "source": r.source.to_string(),
+        "frame_bytes": r.frame_len,
+        "max_packets": r.limits.packets,
+        "max_seconds": r.limits.duration.as_secs_f64(),
+        "batch": r.limits.batch,
+        "vigil_blocklist_entries": r.vigil_rules,
+        "runs": runs,
+        "ratio_dropped_pps_vigil_to_nft": veth_ratio(r).map(round2),
+    })
+}
+
+pub fn write(
+    out: &Path,
+    cost: &cost::Report,
+    veth: Option<&veth::Report>,
+    machine: Value,
+    started: &str,
+) -> anyhow::Result<()> {
+    let doc = json!({
+        "benchmark": "xdp",
+        "timestamp": started,
+        "machine": machine,
+        "program_cost": cost_json(cost),
+        "veth": veth.map(veth_json),
+    });
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut text = serde_json::to_string_pretty(&doc)?;
+    text.push('\n');
+    fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_unix_time_as_rfc3339() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_966_245), "2026-11-29T15:30:45Z");
+    }
+}
