@@ -23,6 +23,16 @@ pub struct Vigild {
 impl Vigild {
     /// Writes a config whose [xdp] section is `xdp_extra` after the interface line.
     pub fn new(tag: &str, iface: &str, xdp_extra: &str) -> anyhow::Result<Vigild> {
+        Self::with_sections(tag, iface, xdp_extra, "")
+    }
+
+    /// Like `new`, with more top-level sections (`[listener]`, `[tls]`, ...) appended.
+    pub fn with_sections(
+        tag: &str,
+        iface: &str,
+        xdp_extra: &str,
+        sections: &str,
+    ) -> anyhow::Result<Vigild> {
         let dir = std::env::temp_dir().join(format!("vigil-e2e-{tag}"));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir)?;
@@ -33,7 +43,7 @@ impl Vigild {
             &config,
             format!(
                 "[xdp]\ninterface = \"{iface}\"\npin_root = \"{}\"\nsweep_interval_ms = 200\n{xdp_extra}\n\
-                 [control]\nsocket = \"{}\"\n",
+                 [control]\nsocket = \"{}\"\n{sections}\n",
                 pin_root.display(),
                 socket.display()
             ),
