@@ -10,6 +10,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 scripts/setup.sh
+export TSS2_LOG=all+NONE
 if [ -x scripts/fetch-test-data.sh ]; then
   scripts/fetch-test-data.sh
 fi
