@@ -49,6 +49,8 @@ pub struct Config {
     pub thermal: ThermalConfig,
     #[serde(default)]
     pub hw: HwSection,
+    /// Fleet-wide blocklist through Redis; absent = this box only.
+    pub fleet: Option<crate::fleet::FleetConfig>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -292,6 +294,20 @@ impl Config {
         if let Some(k) = &self.keys {
             if !k.dir.is_absolute() {
                 return Err(("keys.dir".into(), "must be an absolute path".into()));
+            }
+        }
+        if let Some(f) = &self.fleet {
+            if f.redis.parse::<std::net::SocketAddr>().is_err() && !f.redis.contains(':') {
+                return Err((
+                    "fleet.redis".into(),
+                    "must be host:port, e.g. 127.0.0.1:6379".into(),
+                ));
+            }
+            if f.prefix.is_empty() || f.prefix.contains(char::is_whitespace) {
+                return Err((
+                    "fleet.prefix".into(),
+                    "must be non-empty without spaces".into(),
+                ));
             }
         }
         if !self.control.socket.is_absolute() {

@@ -26,6 +26,7 @@ use crate::{
         ops::{self, OpError},
         proto::{Reply, Request},
     },
+    fleet::{self, Fleet},
 };
 
 #[derive(Debug)]
@@ -36,6 +37,7 @@ pub struct Daemon {
     gateway: Mutex<Option<vigil_gateway::Gateway>>,
     thermal: GovernorHandle,
     thermal_transitions: Arc<AtomicU64>,
+    fleet: Mutex<Option<Fleet>>,
     started: Instant,
 }
 
@@ -86,6 +88,7 @@ impl Daemon {
             gateway: Mutex::new(None),
             thermal,
             thermal_transitions: transitions,
+            fleet: Mutex::new(None),
             started: Instant::now(),
         });
         daemon.sync_config_rules()?;
@@ -137,6 +140,9 @@ impl Daemon {
         if new.control.socket != old.control.socket {
             return Err("reload refused: control.socket changed; restart vigild".into());
         }
+        if new.fleet != old.fleet {
+            return Err("reload refused: [fleet] changed; restart vigild".into());
+        }
         if new.listener.is_some() != old.listener.is_some() || new.keys != old.keys {
             return Err(
                 "reload refused: adding or removing [listener] or changing [keys] needs a restart"
@@ -175,16 +181,30 @@ impl Daemon {
                 cidr,
                 ttl_secs,
                 reason,
-            } => self.with_maps(|m| {
-                let r = ops::rule_add(m, list, &cidr, ttl_secs, reason.as_deref(), 0)?;
-                info!(list = ops::list_name(list), %cidr, ?ttl_secs, "rule added");
-                Ok(r)
-            }),
-            Request::RuleDel { list, cidr } => self.with_maps(|m| {
-                let r = ops::rule_del(m, list, &cidr)?;
-                info!(list = ops::list_name(list), %cidr, "rule removed");
-                Ok(r)
-            }),
+            } => self
+                .with_maps(|m| {
+                    let r = ops::rule_add(m, list, &cidr, ttl_secs, reason.as_deref(), 0)?;
+                    info!(list = ops::list_name(list), %cidr, ?ttl_secs, "rule added");
+                    Ok(r)
+                })
+                .inspect(|r| {
+                    if list == List::Block {
+                        self.share_block(r, ttl_secs);
+                    }
+                }),
+            Request::RuleDel { list, cidr } => self
+                .with_maps(|m| {
+                    let r = ops::rule_del(m, list, &cidr)?;
+                    info!(list = ops::list_name(list), %cidr, "rule removed");
+                    Ok(r)
+                })
+                .inspect(|r| {
+                    if let (List::Block, Some(f), Some(c)) =
+                        (list, lock(&self.fleet).as_ref(), r["cidr"].as_str())
+                    {
+                        f.publish_del(c.to_owned());
+                    }
+                }),
             Request::RuleList { list } => self.with_maps(|m| ops::rule_list(m, list)),
             Request::Stats => self.with_maps(|m| ops::stats(m)),
             Request::KeysRotate => self.rotate_keys(),
@@ -233,7 +253,9 @@ impl Daemon {
                 "upstreams": cfg.upstream.iter().map(|u| u.name.clone()).collect::<Vec<_>>(),
             })
         });
+        let fleet = lock(&self.fleet).as_ref().map(Fleet::status);
         json!({
+            "fleet": fleet,
             "gateway": gateway,
             "host": vigil_hw::HostFacts::collect(&vigil_hw::thermal::SysfsRoot::new("/sys")),
             "daemon": {
@@ -245,6 +267,64 @@ impl Daemon {
             },
             "xdp": xdp_status,
         })
+    }
+
+    /// Sends a block this box just applied to the rest of the fleet.
+    fn share_block(&self, added: &Value, ttl_secs: Option<u64>) {
+        let fleet = lock(&self.fleet);
+        let (Some(f), Some(cidr)) = (fleet.as_ref(), added["cidr"].as_str()) else {
+            return;
+        };
+        f.publish_add(fleet::Block {
+            cidr: cidr.to_owned(),
+            reason: added["reason"].as_str().unwrap_or("").to_owned(),
+            expires_unix: ttl_secs.map(|t| vigil_xdp::clock::unix_now().saturating_add(t)),
+            auto: false,
+        });
+    }
+
+    /// Applies a block or unblock that another box of the fleet made.
+    fn apply_fleet_event(&self, ev: &fleet::Event) {
+        let mut xdp = lock(&self.xdp);
+        let Some(att) = xdp.as_mut() else { return };
+        match ev {
+            fleet::Event::Add { from, block } => {
+                let Ok(net) = vigil_xdp::parse_cidr(&block.cidr) else {
+                    warn!(cidr = %block.cidr, "fleet: ignored a block with a malformed CIDR");
+                    return;
+                };
+                let ttl = match block.expires_unix {
+                    Some(t) => {
+                        let now = vigil_xdp::clock::unix_now();
+                        if t <= now {
+                            return;
+                        }
+                        Some(Duration::from_secs(t - now))
+                    }
+                    None => None,
+                };
+                let mut reason: String = block.reason.chars().filter(|c| !c.is_control()).collect();
+                while reason.len() > vigil_xdp::abi::REASON_LEN - 1 {
+                    reason.pop();
+                }
+                let flags = if block.auto {
+                    vigil_xdp::abi::RULE_F_AUTO
+                } else {
+                    0
+                };
+                match att.maps.insert(List::Block, net, ttl, &reason, flags) {
+                    Ok(()) => info!(%net, %from, "fleet: block applied"),
+                    Err(e) => warn!(%net, error = %e, "fleet: applying a block failed"),
+                }
+            }
+            fleet::Event::Del { from, cidr } => {
+                if let Ok(net) = vigil_xdp::parse_cidr(cidr) {
+                    if let Ok(true) = att.maps.remove(List::Block, net) {
+                        info!(%net, %from, "fleet: block removed");
+                    }
+                }
+            }
+        }
     }
 
     fn rotate_keys(&self) -> Result<Value, String> {
@@ -438,6 +518,17 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         *lock(&daemon.gateway) = Some(gw);
     } else {
         info!("no [listener] section: the gateway is not running");
+    }
+    if let Some(fc) = cfg.fleet.clone() {
+        let weak = Arc::downgrade(&daemon);
+        let apply: fleet::Apply = Arc::new(move |ev: &fleet::Event| {
+            if let Some(d) = weak.upgrade() {
+                d.apply_fleet_event(ev);
+            }
+        });
+        let f = Fleet::start(fc, apply);
+        info!(box_id = f.box_id(), "fleet blocklist enabled");
+        *lock(&daemon.fleet) = Some(f);
     }
     let socket = daemon.control_socket();
     let listener = control::serve(daemon.clone(), &socket).await?;

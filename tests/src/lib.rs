@@ -6,6 +6,7 @@
 
 pub mod daemon;
 pub mod netns;
+pub mod redis;
 pub mod upstream;
 
 use std::path::PathBuf;
