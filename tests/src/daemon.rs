@@ -78,7 +78,11 @@ impl Vigild {
                     anyhow::bail!("vigild exited with {status}: {}", self.log());
                 }
             }
-            if self.ctl(&["status"]).is_ok() && self.socket.exists() {
+            // The offline fallback also answers status, so wait for the daemon itself.
+            let up = self
+                .ctl_json(&["status"])
+                .map(|v| v["daemon"]["running"] == true);
+            if up.unwrap_or(false) {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));

@@ -1,0 +1,70 @@
+//! Sharing blocks with the fleet and applying the fleet's blocks here.
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tracing::{info, warn};
+use vigil_xdp::List;
+
+use super::{Daemon, lock};
+use crate::fleet;
+
+impl Daemon {
+    /// Sends a block this box just applied to the rest of the fleet.
+    pub(super) fn share_block(&self, added: &Value, ttl_secs: Option<u64>) {
+        let fleet = lock(&self.fleet);
+        let (Some(f), Some(cidr)) = (fleet.as_ref(), added["cidr"].as_str()) else {
+            return;
+        };
+        f.publish_add(fleet::Block {
+            cidr: cidr.to_owned(),
+            reason: added["reason"].as_str().unwrap_or("").to_owned(),
+            expires_unix: ttl_secs.map(|t| vigil_xdp::clock::unix_now().saturating_add(t)),
+            auto: false,
+        });
+    }
+
+    /// Applies a block or unblock that another box of the fleet made.
+    pub(super) fn apply_fleet_event(&self, ev: &fleet::Event) {
+        let mut xdp = lock(&self.xdp);
+        let Some(att) = xdp.as_mut() else { return };
+        match ev {
+            fleet::Event::Add { from, block } => {
+                let Ok(net) = vigil_xdp::parse_cidr(&block.cidr) else {
+                    warn!(cidr = %block.cidr, "fleet: ignored a block with a malformed CIDR");
+                    return;
+                };
+                let ttl = match block.expires_unix {
+                    Some(t) => {
+                        let now = vigil_xdp::clock::unix_now();
+                        if t <= now {
+                            return;
+                        }
+                        Some(Duration::from_secs(t - now))
+                    }
+                    None => None,
+                };
+                let mut reason: String = block.reason.chars().filter(|c| !c.is_control()).collect();
+                while reason.len() > vigil_xdp::abi::REASON_LEN - 1 {
+                    reason.pop();
+                }
+                let flags = if block.auto {
+                    vigil_xdp::abi::RULE_F_AUTO
+                } else {
+                    0
+                };
+                match att.maps.insert(List::Block, net, ttl, &reason, flags) {
+                    Ok(()) => info!(%net, %from, "fleet: block applied"),
+                    Err(e) => warn!(%net, error = %e, "fleet: applying a block failed"),
+                }
+            }
+            fleet::Event::Del { from, cidr } => {
+                if let Ok(net) = vigil_xdp::parse_cidr(cidr) {
+                    if let Ok(true) = att.maps.remove(List::Block, net) {
+                        info!(%net, %from, "fleet: block removed");
+                    }
+                }
+            }
+        }
+    }
+}

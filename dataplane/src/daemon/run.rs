@@ -1,0 +1,77 @@
+//! The daemon's lifecycle: start, serve, reload on SIGHUP, stop on SIGTERM.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info};
+
+use super::{Daemon, key_provider, lock, metrics::xdp_metrics};
+use crate::{
+    control,
+    fleet::{self, Fleet},
+};
+
+/// Runs the daemon until SIGTERM or SIGINT.
+pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
+    let daemon = Daemon::start(config_path)?;
+    let cfg = lock(&daemon.config).clone();
+    if let Some(gw_cfg) = cfg.gateway() {
+        let keys = key_provider(&cfg)?;
+        let mode = keys.mode();
+        let gw = vigil_gateway::Gateway::start(gw_cfg, keys).await?;
+        let weak = Arc::downgrade(&daemon);
+        gw.add_metrics_source(Arc::new(move |out: &mut String| xdp_metrics(&weak, out)));
+        info!(https = %gw.https_addr(), metrics = %gw.metrics_addr(), key = ?mode, "gateway serving");
+        *lock(&daemon.gateway) = Some(gw);
+    } else {
+        info!("no [listener] section: the gateway is not running");
+    }
+    if let Some(fc) = cfg.fleet.clone() {
+        let weak = Arc::downgrade(&daemon);
+        let apply: fleet::Apply = Arc::new(move |ev: &fleet::Event| {
+            if let Some(d) = weak.upgrade() {
+                d.apply_fleet_event(ev);
+            }
+        });
+        let f = Fleet::start(fc, apply);
+        info!(box_id = f.box_id(), "fleet blocklist enabled");
+        *lock(&daemon.fleet) = Some(f);
+    }
+    let socket = daemon.control_socket();
+    let listener = control::serve(daemon.clone(), &socket).await?;
+    info!(socket = %socket.display(), "control socket ready");
+
+    let sweeper = {
+        let d = daemon.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(d.sweep_interval());
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                d.sweep();
+            }
+        })
+    };
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => {
+                if let Err(e) = daemon.reload() { error!("{e}") }
+            }
+        }
+    }
+    info!("stopping; XDP pins stay in place so drops continue");
+    sweeper.abort();
+    listener.abort();
+    let gw = lock(&daemon.gateway).take();
+    if let Some(gw) = gw {
+        gw.shutdown(Duration::from_secs(10)).await;
+    }
+    let _ = std::fs::remove_file(&socket);
+    Ok(())
+}

@@ -1,0 +1,110 @@
+//! The XDP side of the daemon: attaching, config rules, the expiry sweep, detaching.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tracing::{info, warn};
+use vigil_xdp::{AttachOptions, Attachment, List, abi::RULE_F_CONFIG};
+
+use super::{Daemon, lock};
+use crate::{
+    config::XdpSection,
+    control::ops::{self, OpError},
+};
+
+impl Daemon {
+    /// Replaces the rules that came from the config file with the current file's lists.
+    pub(super) fn sync_config_rules(&self) -> Result<(), OpError> {
+        let cfg = lock(&self.config).clone();
+        let mut xdp = lock(&self.xdp);
+        let (Some(att), Some(section)) = (xdp.as_mut(), cfg.xdp.as_ref()) else {
+            return Ok(());
+        };
+        for (list, wanted) in [
+            (List::Allow, section.allow_cidrs()),
+            (List::Block, section.block_cidrs()),
+        ] {
+            for old in att.maps.list(list)? {
+                if old.from_config && !wanted.contains(&old.cidr) {
+                    att.maps.remove(list, old.cidr)?;
+                }
+            }
+            for net in wanted {
+                att.maps.insert(list, net, None, "config", RULE_F_CONFIG)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn with_maps(
+        &self,
+        f: impl FnOnce(&mut vigil_xdp::VigilMaps) -> Result<Value, OpError>,
+    ) -> Result<Value, String> {
+        let mut xdp = lock(&self.xdp);
+        let att = xdp
+            .as_mut()
+            .ok_or("XDP is not attached (no [xdp] section, or detached); nothing to do")?;
+        f(&mut att.maps).map_err(|e| e.to_string())
+    }
+
+    pub(super) fn detach(&self) -> Result<Value, String> {
+        let mut xdp = lock(&self.xdp);
+        let Some(att) = xdp.take() else {
+            return Err("XDP is not attached".into());
+        };
+        let root = lock(&self.config)
+            .xdp
+            .as_ref()
+            .map(|x| x.pin_root.clone())
+            .unwrap_or_default();
+        let iface = att.iface.clone();
+        drop(att);
+        vigil_xdp::detach(&root, &iface).map_err(|e| e.to_string())?;
+        warn!(%iface, "XDP program detached and pins removed on operator request");
+        Ok(json!({ "detached": iface }))
+    }
+
+    pub(super) fn sweep(&self) {
+        let mut xdp = lock(&self.xdp);
+        let Some(att) = xdp.as_mut() else { return };
+        match att.maps.sweep_expired() {
+            Ok(removed) => {
+                for (list, e) in removed {
+                    info!(list = ops::list_name(list), cidr = %e.cidr, reason = %e.reason, "rule expired");
+                }
+            }
+            Err(e) => warn!(error = %e, "sweeping expired rules failed"),
+        }
+    }
+
+    pub(super) fn sweep_interval(&self) -> Duration {
+        let ms = lock(&self.config)
+            .xdp
+            .as_ref()
+            .map(|x| x.sweep_interval_ms)
+            .unwrap_or(1000);
+        Duration::from_millis(ms)
+    }
+}
+
+pub(super) fn mode_abi(mode: vigil_xdp::AttachedMode) -> u32 {
+    match mode {
+        vigil_xdp::AttachedMode::Native => vigil_xdp::abi::MODE_NATIVE,
+        vigil_xdp::AttachedMode::Generic => vigil_xdp::abi::MODE_GENERIC,
+        vigil_xdp::AttachedMode::Unknown => 0,
+    }
+}
+
+pub(super) fn attach(x: &XdpSection) -> anyhow::Result<Attachment> {
+    let att = vigil_xdp::attach(&AttachOptions {
+        iface: x.interface.clone(),
+        pin_root: x.pin_root.clone(),
+        mode: x.mode,
+        rate: x.rate(),
+        rate_table_size: x.rate_table_size,
+    })?;
+    if att.mode == vigil_xdp::AttachedMode::Generic {
+        warn!(iface = %att.iface, "XDP runs in generic mode: drops cost an skb each");
+    }
+    Ok(att)
+}
