@@ -192,3 +192,78 @@ async fn syslog_sinks_receive_rfc5424_lines() {
     assert!(rest.starts_with("<134>1 "), "{got}");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stuck_audit_sink_drops_lines_but_never_blocks_requests() {
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = TempDir::new("stuck");
+    let pki = Pki::new(&dir);
+    let up = Upstream::start("a").await;
+    // A FIFO nobody reads: once its 64 KiB buffer is full, every write blocks.
+    let fifo = dir.path("audit.fifo");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let reader = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo)
+        .unwrap();
+    let mut cfg = config(&dir, &pki, &[up.url()]);
+    cfg.audit.path = fifo;
+    cfg.audit.queue_capacity = 4;
+    let gw = Gw::start(cfg).await;
+    let tls = common::clients::tls_connect(
+        gw.https,
+        common::clients::client_config(&pki, &["h2"], None),
+    )
+    .await
+    .unwrap();
+    let (send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    let t = std::time::Instant::now();
+    let mut ok = 0;
+    for chunk in 0..12 {
+        let batch: Vec<_> = (0..50)
+            .map(|i| {
+                let mut send = send.clone();
+                let uri = format!("https://localhost/echo?n={}", chunk * 50 + i);
+                tokio::spawn(async move {
+                    let req = http::Request::get(uri)
+                        .body(common::upstream::TestBody::empty())
+                        .unwrap();
+                    let resp =
+                        tokio::time::timeout(Duration::from_secs(5), send.send_request(req)).await;
+                    matches!(resp, Ok(Ok(r)) if r.status() == 200)
+                })
+            })
+            .collect();
+        for b in batch {
+            ok += usize::from(b.await.unwrap());
+        }
+    }
+    assert_eq!(ok, 600);
+    assert!(
+        t.elapsed() < Duration::from_secs(20),
+        "requests waited for the audit sink"
+    );
+    let body = curl_raw(&[&format!("http://{}/metrics", gw.metrics)])
+        .await
+        .body;
+    let dropped: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("vigil_gateway_audit_dropped_total "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(dropped > 0, "{body}");
+    // Closing the reader unblocks the writer so shutdown is quick.
+    drop(reader);
+    gw.stop().await;
+}

@@ -48,7 +48,10 @@ pub fn measure(port: u16, pid: u32, ca: &CertificateDer<'static>, n: usize) -> R
                 let tcp = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
                 let name = ServerName::try_from("localhost").ok()?;
                 let fut = connector.connect(name, tcp);
-                tokio::time::timeout(Duration::from_secs(10), fut).await.ok()?.ok()
+                tokio::time::timeout(Duration::from_secs(10), fut)
+                    .await
+                    .ok()?
+                    .ok()
             }));
         }
         let mut conns = Vec::with_capacity(n);

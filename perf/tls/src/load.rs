@@ -25,7 +25,10 @@ fn h2load(args: &[String]) -> Result<String> {
         .context("running h2load (apt-get install nghttp2-client)")?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     if !out.status.success() {
-        bail!("h2load failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "h2load failed: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(text)
 }
@@ -48,7 +51,10 @@ fn parse(text: &str) -> Result<(f64, f64, u64, u64)> {
         .find(|p| p.ends_with("req/s"))
         .and_then(|p| p.trim_end_matches(" req/s").parse().ok())
         .context("bad req/s")?;
-    let req = text.lines().find(|l| l.starts_with("requests:")).context("no requests line")?;
+    let req = text
+        .lines()
+        .find(|l| l.starts_with("requests:"))
+        .context("no requests line")?;
     let count = |what: &str| -> u64 {
         req.split(", ")
             .find(|p| p.ends_with(what))
@@ -56,7 +62,12 @@ fn parse(text: &str) -> Result<(f64, f64, u64, u64)> {
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
     };
-    Ok((secs, rps, count("succeeded"), count("failed") + count("errored") + count("timeout")))
+    Ok((
+        secs,
+        rps,
+        count("succeeded"),
+        count("failed") + count("errored") + count("timeout"),
+    ))
 }
 
 /// h2load prints `3.00s`, `52.34ms` or `812us`.
@@ -80,14 +91,25 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
 }
 
 /// Runs `secs` seconds of load with `conns` connections; `h2` uses `streams` per connection.
-pub fn throughput(port: u16, dir: &Path, h2: bool, conns: u32, streams: u32, secs: u32) -> Result<Throughput> {
+pub fn throughput(
+    port: u16,
+    dir: &Path,
+    h2: bool,
+    conns: u32,
+    streams: u32,
+    secs: u32,
+) -> Result<Throughput> {
     let log = dir.join("h2load.log");
     let _ = std::fs::remove_file(&log);
     let mut args = vec![
-        "-t".to_owned(), "1".to_owned(),
-        "-c".to_owned(), conns.to_string(),
-        "-D".to_owned(), secs.to_string(),
-        "--warm-up-time".to_owned(), "1".to_owned(),
+        "-t".to_owned(),
+        "1".to_owned(),
+        "-c".to_owned(),
+        conns.to_string(),
+        "-D".to_owned(),
+        secs.to_string(),
+        "--warm-up-time".to_owned(),
+        "1".to_owned(),
         format!("--log-file={}", log.display()),
     ];
     if h2 {
@@ -121,8 +143,13 @@ pub fn handshakes(port: u16, batch: u32, secs: u32) -> Result<(f64, u64)> {
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(u64::from(secs)) {
         let args: Vec<String> = vec![
-            "--h1".into(), "-t".into(), "1".into(),
-            "-c".into(), batch.to_string(), "-n".into(), batch.to_string(),
+            "--h1".into(),
+            "-t".into(),
+            "1".into(),
+            "-c".into(),
+            batch.to_string(),
+            "-n".into(),
+            batch.to_string(),
             format!("https://127.0.0.1:{port}/"),
         ];
         let (s, _, ok, _) = parse(&h2load(&args)?)?;

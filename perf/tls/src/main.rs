@@ -82,12 +82,14 @@ struct Report {
 fn pki(dir: &Path) -> Result<(CertificateDer<'static>, PathBuf, PathBuf)> {
     let mut ca = CertificateParams::new(Vec::<String>::new())?;
     ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(DnType::CommonName, "Vigil bench CA");
+    ca.distinguished_name
+        .push(DnType::CommonName, "Vigil bench CA");
     ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
     let ca_key = KeyPair::generate()?;
     let ca = ca.self_signed(&ca_key)?;
     let mut leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
-    leaf.distinguished_name.push(DnType::CommonName, "localhost");
+    leaf.distinguished_name
+        .push(DnType::CommonName, "localhost");
     let key = KeyPair::generate()?;
     let leaf = leaf.signed_by(&key, &ca, &ca_key)?;
     let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
@@ -132,16 +134,37 @@ fn gateway_config(dir: &Path, cert: &Path, key: &Path, upstream: u16) -> Result<
     Ok(path)
 }
 
-fn run_one(o: &Opts, dir: &Path, port: u16, pid: u32, ca: &CertificateDer<'static>) -> Result<ProxyResult> {
+fn run_one(
+    o: &Opts,
+    dir: &Path,
+    port: u16,
+    pid: u32,
+    ca: &CertificateDer<'static>,
+) -> Result<ProxyResult> {
     let idle = idle::measure(port, pid, ca, o.idle)?;
-    eprintln!("  idle: {} connections, {:.1} KiB each", idle.connections, idle.kib_per_connection);
+    eprintln!(
+        "  idle: {} connections, {:.1} KiB each",
+        idle.connections, idle.kib_per_connection
+    );
     let (hs, n) = load::handshakes(port, 100, o.duration)?;
     eprintln!("  handshakes: {hs:.0}/s");
     let h1 = load::throughput(port, dir, false, o.connections, 1, o.duration)?;
-    eprintln!("  h1: {:.0} req/s, p99 {:.2} ms", h1.requests_per_s, h1.p99_ms);
+    eprintln!(
+        "  h1: {:.0} req/s, p99 {:.2} ms",
+        h1.requests_per_s, h1.p99_ms
+    );
     let h2 = load::throughput(port, dir, true, o.connections, 10, o.duration)?;
-    eprintln!("  h2: {:.0} req/s, p99 {:.2} ms", h2.requests_per_s, h2.p99_ms);
-    Ok(ProxyResult { h1, h2, handshakes_per_s: hs, handshakes: n, idle })
+    eprintln!(
+        "  h2: {:.0} req/s, p99 {:.2} ms",
+        h2.requests_per_s, h2.p99_ms
+    );
+    Ok(ProxyResult {
+        h1,
+        h2,
+        handshakes_per_s: hs,
+        handshakes: n,
+        idle,
+    })
 }
 
 fn main() -> Result<()> {
@@ -210,9 +233,15 @@ fn main() -> Result<()> {
 
 fn print_table(r: &Report) {
     let (v, n) = (&r.vigil, &r.nginx);
-    println!("{:<34} {:>12} {:>12} {:>8}", "metric", "vigil", "nginx", "ratio");
+    println!(
+        "{:<34} {:>12} {:>12} {:>8}",
+        "metric", "vigil", "nginx", "ratio"
+    );
     let row = |name: &str, a: f64, b: f64| {
-        println!("{name:<34} {a:>12.2} {b:>12.2} {:>8.2}", if b > 0.0 { a / b } else { f64::NAN });
+        println!(
+            "{name:<34} {a:>12.2} {b:>12.2} {:>8.2}",
+            if b > 0.0 { a / b } else { f64::NAN }
+        );
     };
     row("h1 requests/s", v.h1.requests_per_s, n.h1.requests_per_s);
     row("h1 p50 ms", v.h1.p50_ms, n.h1.p50_ms);
@@ -220,7 +249,15 @@ fn print_table(r: &Report) {
     row("h2 requests/s", v.h2.requests_per_s, n.h2.requests_per_s);
     row("h2 p50 ms", v.h2.p50_ms, n.h2.p50_ms);
     row("h2 p99 ms", v.h2.p99_ms, n.h2.p99_ms);
-    row("TLS 1.3 full handshakes/s", v.handshakes_per_s, n.handshakes_per_s);
-    row("KiB per idle TLS connection", v.idle.kib_per_connection, n.idle.kib_per_connection);
+    row(
+        "TLS 1.3 full handshakes/s",
+        v.handshakes_per_s,
+        n.handshakes_per_s,
+    );
+    row(
+        "KiB per idle TLS connection",
+        v.idle.kib_per_connection,
+        n.idle.kib_per_connection,
+    );
     println!("targets: {}", r.targets);
 }
