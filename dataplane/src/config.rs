@@ -51,6 +51,9 @@ pub struct Config {
     pub hw: HwSection,
     /// Fleet-wide blocklist through Redis; absent = this box only.
     pub fleet: Option<crate::fleet::FleetConfig>,
+    /// Rules that ban sources collecting too many rejections (`[[autoban]]`).
+    #[serde(default)]
+    pub autoban: Vec<crate::autoban::AutobanRule>,
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -295,6 +298,9 @@ impl Config {
             if !k.dir.is_absolute() {
                 return Err(("keys.dir".into(), "must be an absolute path".into()));
             }
+        }
+        for (i, rule) in self.autoban.iter().enumerate() {
+            rule.validate(&format!("autoban[{i}]"))?;
         }
         if let Some(f) = &self.fleet {
             if f.redis.parse::<std::net::SocketAddr>().is_err() && !f.redis.contains(':') {

@@ -37,6 +37,13 @@ pub(super) fn xdp_metrics(daemon: &std::sync::Weak<Daemon>, out: &mut String) {
          vigil_thermal_transitions_total {}",
         d.thermal_transitions.load(Ordering::Relaxed)
     );
+    let _ = writeln!(
+        out,
+        "# HELP vigil_autoban_total Sources blocked in XDP by auto-ban rules.\n\
+         # TYPE vigil_autoban_total counter\n\
+         vigil_autoban_total {}",
+        d.autoban_count()
+    );
     let xdp = lock(&d.xdp);
     let Some(att) = xdp.as_ref() else { return };
     let Ok(c) = att.maps.counters() else { return };

@@ -1,6 +1,7 @@
 //! The daemon's state and lifecycle: attach (or adopt) XDP, sweep expired rules, serve the
 //! control socket, reload on SIGHUP, and exit on SIGTERM leaving the pins so drops go on.
 
+mod autoban;
 mod fleet_sync;
 mod hw;
 mod metrics;
@@ -26,6 +27,7 @@ pub use run::run;
 use xdp::{attach, mode_abi};
 
 use crate::{
+    autoban::Autoban,
     config::Config,
     control::{
         ops,
@@ -43,6 +45,8 @@ pub struct Daemon {
     thermal: GovernorHandle,
     thermal_transitions: Arc<AtomicU64>,
     fleet: Mutex<Option<Fleet>>,
+    autoban: Mutex<Autoban>,
+    autoban_total: AtomicU64,
     started: Instant,
 }
 
@@ -86,6 +90,7 @@ impl Daemon {
         if status.sensors == 0 {
             info!("{}", status.message);
         }
+        let autoban = Autoban::new(&config.autoban);
         let daemon = Arc::new(Daemon {
             config_path,
             config: Mutex::new(config),
@@ -94,6 +99,8 @@ impl Daemon {
             thermal,
             thermal_transitions: transitions,
             fleet: Mutex::new(None),
+            autoban: Mutex::new(autoban),
+            autoban_total: AtomicU64::new(0),
             started: Instant::now(),
         });
         daemon.sync_config_rules()?;
@@ -145,6 +152,9 @@ impl Daemon {
         self.thermal
             .reload(new.thermal.clone())
             .map_err(|e| format!("reload failed applying [thermal]: {e}"))?;
+        if new.autoban != old.autoban {
+            *lock(&self.autoban) = Autoban::new(&new.autoban);
+        }
         *lock(&self.config) = new;
         self.sync_config_rules()
             .map_err(|e| format!("reload failed applying rules: {e}"))?;
