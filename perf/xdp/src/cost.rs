@@ -12,7 +12,7 @@ use vigil_xdp::{
     testrun::{TestProgram, XDP_DROP, XDP_PASS},
 };
 
-use crate::{blocklist, frame};
+use crate::{blocklist, frame, stop};
 
 /// Sources, all inside 198.19.77.0/24 so every lookup walks the same path in the trie down to
 /// the one /32 the hit case aims at: the misses are near misses, the expensive kind.
@@ -215,6 +215,7 @@ pub fn run(opts: Options) -> anyhow::Result<Report> {
     for round in 0..=opts.rounds {
         let repeat = if round == 0 { 10_000 } else { opts.repeat };
         for (i, c) in cases.iter().enumerate() {
+            stop::check()?;
             let prog = match c.prog {
                 Prog::Bare => &mut bare,
                 Prog::Empty => &mut empty,

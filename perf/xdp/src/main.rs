@@ -8,9 +8,14 @@ mod cost;
 mod frame;
 mod report;
 mod sender;
+mod stop;
 mod veth;
 
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    process::ExitCode,
+    time::Duration,
+};
 
 use anyhow::Context;
 use clap::Parser;
@@ -54,7 +59,8 @@ struct Args {
 }
 
 fn default_out() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/xdp.json")
+    let perf = Path::new(env!("CARGO_MANIFEST_DIR"));
+    perf.parent().unwrap_or(perf).join("results/xdp.json")
 }
 
 fn main() -> ExitCode {
@@ -73,6 +79,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.veth_seconds.is_finite() && args.veth_seconds > 0.0,
         "--veth-seconds must be a positive number"
     );
+    stop::install();
     let started = report::timestamp();
     let machine = report::machine();
 
@@ -100,13 +107,20 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             frame_len: args.frame_len,
             blocklist: list,
         })
-        .context("veth drop-rate comparison")?;
-        report::print_veth(&r);
+        .context("veth drop-rate comparison");
+        match &r {
+            Ok(r) => report::print_veth(r),
+            Err(e) => eprintln!("vigil-perf-xdp: {e:#}"),
+        }
         Some(r)
     };
 
+    // The program-cost numbers are written even when the veth part failed.
     report::write(&args.out, &cost, veth.as_ref(), machine, &started)?;
     println!("\nwrote {}", args.out.display());
+    if matches!(veth, Some(Err(_))) {
+        return Ok(ExitCode::FAILURE);
+    }
 
     let worst = cost
         .cases

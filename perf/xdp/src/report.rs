@@ -121,12 +121,20 @@ pub fn print_veth(r: &veth::Report) {
         r.limits.duration.as_secs_f64()
     );
     println!(
-        "{:<20} {:>10} {:>7} {:>12} {:>10} {:>12} {:>10} {:>8}",
-        "dropper", "sent", "secs", "sent pps", "dropped", "dropped pps", "veth drop", "pauses"
+        "{:<20} {:>10} {:>7} {:>12} {:>10} {:>12} {:>10} {:>8} {:>11}",
+        "dropper",
+        "sent",
+        "secs",
+        "sent pps",
+        "dropped",
+        "dropped pps",
+        "veth drop",
+        "pauses",
+        "cpu ns/pkt"
     );
     for d in &r.runs {
         println!(
-            "{:<20} {:>10} {:>7.2} {:>12.0} {:>10} {:>12.0} {:>10} {:>8}",
+            "{:<20} {:>10} {:>7.2} {:>12.0} {:>10} {:>12.0} {:>10} {:>8} {:>11.0}",
             d.dropper,
             d.send.sent,
             d.send.elapsed.as_secs_f64(),
@@ -134,8 +142,12 @@ pub fn print_veth(r: &veth::Report) {
             d.dropped,
             d.dropped_pps(),
             d.veth_dropped,
-            d.send.pauses
+            d.send.pauses,
+            d.send.cpu_ns_per_packet()
         );
+    }
+    if let Some(ratio) = veth_cpu_ratio(r) {
+        println!("Vigil / nftables sender CPU ns per packet: {ratio:.2}");
     }
     if let Some(ratio) = veth_ratio(r) {
         println!(
@@ -157,6 +169,13 @@ fn veth_ratio(r: &veth::Report) -> Option<f64> {
     let nft = r.runs.iter().find(|d| d.dropper == "nft-netdev-ingress")?;
     let n = nft.dropped_pps();
     (n > 0.0).then(|| xdp.dropped_pps() / n)
+}
+
+fn veth_cpu_ratio(r: &veth::Report) -> Option<f64> {
+    let xdp = r.runs.iter().find(|d| d.dropper == "vigil-xdp")?;
+    let nft = r.runs.iter().find(|d| d.dropper == "nft-netdev-ingress")?;
+    let n = nft.send.cpu_ns_per_packet();
+    (n > 0.0).then(|| xdp.send.cpu_ns_per_packet() / n)
 }
 
 fn cost_json(r: &cost::Report) -> Value {
@@ -216,6 +235,8 @@ fn veth_json(r: &veth::Report) -> Value {
                 "veth_tx_dropped": d.veth_dropped,
                 "sender_pauses": d.send.pauses,
                 "sendmmsg_calls": d.send.calls,
+                "sender_cpu_seconds": d.send.cpu.as_secs_f64(),
+                "sender_cpu_ns_per_packet": round2(d.send.cpu_ns_per_packet()),
             })
         })
         .collect();
@@ -230,13 +251,14 @@ fn veth_json(r: &veth::Report) -> Value {
         "vigil_blocklist_entries": r.vigil_rules,
         "runs": runs,
         "ratio_dropped_pps_vigil_to_nft": veth_ratio(r).map(round2),
+        "ratio_cpu_ns_per_packet_vigil_to_nft": veth_cpu_ratio(r).map(round2),
     })
 }
 
 pub fn write(
     out: &Path,
     cost: &cost::Report,
-    veth: Option<&veth::Report>,
+    veth: Option<&anyhow::Result<veth::Report>>,
     machine: Value,
     started: &str,
 ) -> anyhow::Result<()> {
@@ -245,7 +267,10 @@ pub fn write(
         "timestamp": started,
         "machine": machine,
         "program_cost": cost_json(cost),
-        "veth": veth.map(veth_json),
+        "veth": veth.map(|v| match v {
+            Ok(r) => veth_json(r),
+            Err(e) => json!({ "error": format!("{e:#}") }),
+        }),
     });
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

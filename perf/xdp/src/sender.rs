@@ -30,11 +30,24 @@ pub struct SendStats {
     /// Times the sender backed off on ENOBUFS/EAGAIN.
     pub pauses: u64,
     pub calls: u64,
+    /// CPU time of the sending thread. Softirq work done on its way out (the veth's NAPI poll,
+    /// and with it XDP or the nftables hook) is charged to it unless the kernel accounts IRQ
+    /// time separately, so per packet this is the whole path's cost, whatever share of a CPU
+    /// the thread got.
+    pub cpu: Duration,
 }
 
 impl SendStats {
     pub fn pps(&self) -> f64 {
         per_second(self.sent, self.elapsed)
+    }
+
+    pub fn cpu_ns_per_packet(&self) -> f64 {
+        if self.sent == 0 {
+            f64::NAN
+        } else {
+            self.cpu.as_nanos() as f64 / self.sent as f64
+        }
     }
 }
 
@@ -70,8 +83,12 @@ pub fn send(iface: &str, frame: &[u8], limits: Limits) -> io::Result<SendStats> 
         .collect();
 
     let mut stats = SendStats::default();
+    let cpu0 = thread_cpu()?;
     let start = Instant::now();
-    while stats.sent < limits.packets && start.elapsed() < limits.duration {
+    while stats.sent < limits.packets
+        && start.elapsed() < limits.duration
+        && !crate::stop::requested()
+    {
         let want =
             usize::try_from(limits.packets - stats.sent).map_or(batch, |left| left.min(batch));
         // SAFETY: `msgs[..want]` are initialised headers whose iovecs point at `frame`, which
@@ -93,7 +110,22 @@ pub fn send(iface: &str, frame: &[u8], limits: Limits) -> io::Result<SendStats> 
         }
     }
     stats.elapsed = start.elapsed();
+    stats.cpu = thread_cpu()?.saturating_sub(cpu0);
     Ok(stats)
+}
+
+/// User + system time of the calling thread.
+fn thread_cpu() -> io::Result<Duration> {
+    // SAFETY: rusage is plain C data; all-zero is valid and getrusage fills it.
+    let mut ru: libc::rusage = unsafe { mem::zeroed() };
+    // SAFETY: `ru` is a live rusage the kernel writes into.
+    if unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let tv = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    Ok(tv(ru.ru_utime) + tv(ru.ru_stime))
 }
 
 /// A raw packet socket bound to `iface` with protocol 0: it sends but never receives, so the

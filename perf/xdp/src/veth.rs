@@ -20,6 +20,7 @@ use vigil_xdp::{AttachOptions, Attachment, List, ModePolicy, abi::Reason};
 use crate::{
     frame,
     sender::{self, Limits, SendStats},
+    stop,
 };
 
 /// 198.18.<SUBNET>.0/24; the end-to-end tests use 101 and up.
@@ -154,6 +155,7 @@ fn send_from(
     let stats = ns
         .run(move || sender::send(&iface, &frame, limits))?
         .with_context(|| format!("sending from {peer_if}"))?;
+    stop::check()?;
     sleep(SETTLE);
     let after = tx_dropped(ns, peer_if)?;
     Ok((stats, after.wrapping_sub(before)))
@@ -241,7 +243,6 @@ impl NftGuard {
     fn create(iface: &str, src: Ipv4Addr) -> anyhow::Result<Self> {
         // A table left by a run that was killed would make the rule below a duplicate.
         let _ = nft(&["delete", "table", "netdev", NFT_TABLE], None);
-        let guard = NftGuard;
         let script = format!(
             "table netdev {NFT_TABLE} {{\n\
              \tchain ingress {{\n\
@@ -250,8 +251,9 @@ impl NftGuard {
              \t}}\n\
              }}\n"
         );
+        // One transaction: if it fails, nothing was created and there is nothing to remove.
         nft(&["-f", "-"], Some(&script)).context("creating the nftables reference rule")?;
-        Ok(guard)
+        Ok(NftGuard)
     }
 
     /// Packets the rule's counter has seen.
