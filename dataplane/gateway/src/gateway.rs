@@ -45,8 +45,8 @@ pub struct Shared {
     reload: Mutex<()>,
 }
 
-/// A running gateway. Dropping it without [`Gateway::shutdown`] leaves its tasks running
-/// until the runtime stops.
+/// A running gateway. Dropping it without [`Gateway::shutdown`] stops the listeners and cuts
+/// open connections at once; call `shutdown` for a graceful drain.
 #[derive(Debug)]
 pub struct Gateway {
     shared: Arc<Shared>,
@@ -184,10 +184,10 @@ impl Gateway {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        // Load the key into a scratch resolver first so a bad key changes nothing.
-        CertResolver::new(keys.as_ref())?;
+        // Everything is loaded and built before anything is swapped, so an error changes nothing.
+        let key = crate::tls::load_key(keys.as_ref())?;
         let state = State::build(cfg, self.shared.resolver.clone())?;
-        self.shared.resolver.load_from(keys.as_ref())?;
+        self.shared.resolver.store(key);
         self.shared.state.store(Arc::new(state));
         Ok(())
     }
@@ -200,7 +200,9 @@ impl Gateway {
             .reload
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        self.shared.resolver.load_from(keys.as_ref())?;
+        self.shared
+            .resolver
+            .store(crate::tls::load_key(keys.as_ref())?);
         *self
             .shared
             .keys
@@ -264,8 +266,8 @@ fn needs_restart(running: &GatewayConfig, new: &GatewayConfig) -> Result<(), Gat
         ),
     ];
     for (key, running, new) in checks {
-        // Port 0 means "any": a running ephemeral port matches a config still saying 0.
-        if running != new && !new.ends_with(":0") {
+        // Compared as configured: a listener configured with port 0 stays equal to itself.
+        if running != new {
             return Err(GatewayError::NeedsRestart { key, running, new });
         }
     }

@@ -17,7 +17,9 @@ const BUCKETS: [f64; 12] = [
 /// All gateway metrics.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, u16, &'static str), u64>>,
+    /// route -> (status, reason) -> count; keyed by route first so the steady state allocates
+    /// nothing per request.
+    requests: Mutex<BTreeMap<String, BTreeMap<(u16, &'static str), u64>>>,
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,
@@ -43,7 +45,11 @@ impl Metrics {
     pub fn record_request(&self, route: &str, status: u16, reason: &'static str, us: u64) {
         {
             let mut map = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
-            *map.entry((route.to_owned(), status, reason)).or_default() += 1;
+            let by_route = match map.get_mut(route) {
+                Some(m) => m,
+                None => map.entry(route.to_owned()).or_default(),
+            };
+            *by_route.entry((status, reason)).or_default() += 1;
         }
         let secs = us as f64 / 1e6;
         for (i, le) in BUCKETS.iter().enumerate() {
@@ -82,18 +88,17 @@ impl Metrics {
             "counter",
             "Requests answered, by route, status and reason.",
         );
-        for ((route, status, reason), n) in self
-            .requests
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
+        let requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        for (route, counts) in requests.iter() {
             let route = escape(route);
-            let _ = writeln!(
-                o,
-                "vigil_gateway_requests_total{{route=\"{route}\",status=\"{status}\",reason=\"{reason}\"}} {n}"
-            );
+            for ((status, reason), n) in counts {
+                let _ = writeln!(
+                    o,
+                    "vigil_gateway_requests_total{{route=\"{route}\",status=\"{status}\",reason=\"{reason}\"}} {n}"
+                );
+            }
         }
+        drop(requests);
         header(
             o,
             "vigil_gateway_request_duration_seconds",

@@ -97,11 +97,16 @@ impl Stage for Forwarding {
         } else {
             "http"
         };
+        // Only a well-formed host:port is repeated: a quote or backslash in a client's Host
+        // could otherwise break out of the Forwarded syntax the upstream parses.
         let host = h
             .get(http::header::HOST)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
-            .or_else(|| head.uri.authority().map(|a| a.to_string()));
+            .or_else(|| head.uri.authority().map(|a| a.to_string()))
+            .filter(|h| {
+                !h.contains(['"', '\\', ';', ',']) && h.parse::<http::uri::Authority>().is_ok()
+            });
         for n in [
             X_FORWARDED_FOR,
             X_FORWARDED_PROTO,
@@ -139,6 +144,67 @@ impl Stage for Forwarding {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::ConnInfo;
+
+    async fn forward(host: &str, spoofed: &str) -> HeaderMap {
+        let mut ctx = RequestCtx {
+            request_id: "id-1".to_owned(),
+            conn: std::sync::Arc::new(ConnInfo {
+                client: "[2001:db8::7]:4000"
+                    .parse()
+                    .unwrap_or_else(|_| unreachable!()),
+                tls: None,
+            }),
+            identity: None,
+            route: None,
+            upstream: None,
+            started: std::time::Instant::now(),
+            timings: Vec::new(),
+        };
+        let req = http::Request::get("/x")
+            .header(
+                "host",
+                HeaderValue::from_str(host).unwrap_or(HeaderValue::from_static("x")),
+            )
+            .header("x-forwarded-for", spoofed)
+            .header("forwarded", format!("for={spoofed}"))
+            .body(());
+        let Ok(req) = req else { unreachable!() };
+        let (mut head, ()) = req.into_parts();
+        assert_eq!(
+            Forwarding.on_request(&mut ctx, &mut head, None).await,
+            Outcome::Continue
+        );
+        head.headers
+    }
+
+    #[tokio::test]
+    async fn replaces_spoofed_forwarding_headers_and_quotes_ipv6() {
+        let h = forward("api.example:8443", "6.6.6.6").await;
+        assert_eq!(
+            h.get(X_FORWARDED_FOR).map(|v| v.as_bytes()),
+            Some(&b"2001:db8::7"[..])
+        );
+        assert_eq!(
+            h.get(FORWARDED).map(|v| v.as_bytes()),
+            Some(&b"for=\"[2001:db8::7]\";proto=http;host=\"api.example:8443\""[..])
+        );
+        assert_eq!(
+            h.get(X_REQUEST_ID).map(|v| v.as_bytes()),
+            Some(&b"id-1"[..])
+        );
+        assert_eq!(h.get_all(X_FORWARDED_FOR).iter().count(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_host_that_could_break_forwarded_syntax_is_left_out() {
+        let h = forward("a\";for=1.2.3.4", "6.6.6.6").await;
+        assert_eq!(
+            h.get(FORWARDED).map(|v| v.as_bytes()),
+            Some(&b"for=\"[2001:db8::7]\";proto=http"[..])
+        );
+        assert!(h.get(X_FORWARDED_HOST).is_none());
+    }
 
     #[test]
     fn strips_hop_by_hop_and_connection_named_headers() {

@@ -30,20 +30,19 @@ impl CertResolver {
     /// Loads the first key from `keys`.
     pub fn new(keys: &dyn KeyProvider) -> Result<Self, GatewayError> {
         Ok(Self {
-            current: ArcSwap::new(load(keys)?),
+            current: ArcSwap::new(load_key(keys)?),
         })
     }
 
-    /// Loads a key from `keys` and makes it the one served to new handshakes.
-    pub fn load_from(&self, keys: &dyn KeyProvider) -> Result<(), GatewayError> {
-        self.current.store(load(keys)?);
-        Ok(())
+    /// Makes `key` the one served to new handshakes.
+    pub fn store(&self, key: Arc<CertifiedKey>) {
+        self.current.store(key);
     }
 }
 
 /// Loads a key; a TPM-resident key is wrapped so its slow signature runs off the async
 /// workers' hot path (see `offload`).
-fn load(keys: &dyn KeyProvider) -> Result<Arc<CertifiedKey>, GatewayError> {
+pub fn load_key(keys: &dyn KeyProvider) -> Result<Arc<CertifiedKey>, GatewayError> {
     let ck = keys.load()?;
     Ok(match keys.mode() {
         KeyMode::TpmResident => offload::wrap(&ck),
