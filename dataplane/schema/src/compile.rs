@@ -250,3 +250,63 @@ fn check_cycles(tree: &Tree, memo: &HashMap<String, Sid>) -> Result<(), CompileE
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn tree(schema: &Value, d: Dialect) -> Result<Tree, CompileError> {
+        compile_tree(schema, "", d, &CompileOptions::default())
+    }
+
+    #[test]
+    fn each_position_is_compiled_once() {
+        // Three references to one definition share one compiled schema.
+        let s = json!({"$defs": {"n": {"type": "integer"}}, "properties": {
+            "a": {"$ref": "#/$defs/n"}, "b": {"$ref": "#/$defs/n"}, "c": {"$ref": "#/$defs/n"}}});
+        let t = tree(&s, Dialect::Draft2020_12).unwrap();
+        let n = t.locs.iter().filter(|l| &***l == "/$defs/n").count();
+        assert_eq!(n, 1);
+        // root, $defs/n and a, b, c.
+        assert_eq!(t.schemas.len(), 5);
+    }
+
+    #[test]
+    fn recursion_through_descent_is_fine_but_in_place_loops_are_not() {
+        let ok = json!({"properties": {"child": {"$ref": "#"}}});
+        assert!(tree(&ok, Dialect::Draft7).is_ok());
+        for bad in [
+            json!({"$ref": "#"}),
+            json!({"$defs": {"a": {"$ref": "#/$defs/b"}, "b": {"allOf": [{"$ref": "#/$defs/a"}]}},
+                   "$ref": "#/$defs/a"}),
+            json!({"if": {"$ref": "#"}}),
+        ] {
+            let e = tree(&bad, Dialect::Draft2020_12).unwrap_err();
+            assert!(
+                matches!(e, CompileError::InfiniteRecursion { .. }),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_change_the_base_for_refs() {
+        let s = json!({"$id": "http://example.com/root.json", "$defs": {
+            "a": {"$id": "dir/a.json", "$defs": {"n": {"type": "integer"}}, "$ref": "#/$defs/n"},
+            "b": {"$ref": "dir/a.json#/$defs/n"}}, "properties": {"x": {"$ref": "#/$defs/b"}}});
+        let t = tree(&s, Dialect::Draft2020_12).unwrap();
+        assert!(t.locs.iter().any(|l| &**l == "/$defs/a/$defs/n"));
+        // Relative refs that leave the document are remote: unsupported, not silently dropped.
+        let e = tree(&json!({"$ref": "other.json"}), Dialect::Draft7).unwrap_err();
+        assert_eq!(e.unsupported_keywords()[0].keyword, "$ref");
+    }
+
+    #[test]
+    fn percent_encoded_pointers_resolve() {
+        let s = json!({"$defs": {"a%b": {"type": "string"}, "c/d": {"type": "null"}},
+            "properties": {"x": {"$ref": "#/$defs/a%25b"}, "y": {"$ref": "#/$defs/c~1d"}}});
+        assert!(tree(&s, Dialect::Draft2020_12).is_ok());
+    }
+}

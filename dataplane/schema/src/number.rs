@@ -134,7 +134,7 @@ impl Divisor {
             let p = 10f64.powi(k as i32);
             let r = (x * p).round();
             if r.abs() < 9_007_199_254_740_992.0 && r / p == x {
-                return (r as i128).unsigned_abs() % self.mantissa == 0;
+                return (r as i128).unsigned_abs().is_multiple_of(self.mantissa);
             }
         }
         if let Some((_, m, e)) = decimal(n) {

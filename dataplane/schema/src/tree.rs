@@ -45,25 +45,33 @@ pub(crate) struct SchemaObj {
 
 impl SchemaObj {
     pub(crate) fn new(kws: Vec<Kw>, read_only: Option<Box<str>>) -> Self {
-        let mut o = SchemaObj { read_only, ..SchemaObj::default() };
+        let mut o = SchemaObj {
+            read_only,
+            ..SchemaObj::default()
+        };
         for kw in kws {
             let list = match &kw.kind {
                 KwKind::Type(mask) => {
                     o.ty = Some((*mask, kw.loc));
                     continue;
                 }
-                KwKind::Minimum { .. } | KwKind::Maximum { .. } | KwKind::MultipleOf(_) => &mut o.num,
-                KwKind::Format(f) if f.numeric() => &mut o.num,
-                KwKind::MinLength(_) | KwKind::MaxLength(_) | KwKind::Pattern(_) | KwKind::Format(_) => {
-                    &mut o.str
+                KwKind::Minimum { .. } | KwKind::Maximum { .. } | KwKind::MultipleOf(_) => {
+                    &mut o.num
                 }
+                KwKind::Format(f) if f.numeric() => &mut o.num,
+                KwKind::MinLength(_)
+                | KwKind::MaxLength(_)
+                | KwKind::Pattern(_)
+                | KwKind::Format(_) => &mut o.str,
                 KwKind::MinItems(_)
                 | KwKind::MaxItems(_)
                 | KwKind::UniqueItems
                 | KwKind::PrefixItems(_)
                 | KwKind::Items { .. }
                 | KwKind::Contains { .. } => &mut o.arr,
-                KwKind::MinProperties(_) | KwKind::MaxProperties(_) | KwKind::Object(_) => &mut o.obj,
+                KwKind::MinProperties(_) | KwKind::MaxProperties(_) | KwKind::Object(_) => {
+                    &mut o.obj
+                }
                 _ => &mut o.any,
             };
             list.push(kw);
@@ -72,7 +80,12 @@ impl SchemaObj {
     }
 
     pub(crate) fn all(&self) -> impl Iterator<Item = &Kw> {
-        self.num.iter().chain(&self.str).chain(&self.arr).chain(&self.obj).chain(&self.any)
+        self.num
+            .iter()
+            .chain(&self.str)
+            .chain(&self.arr)
+            .chain(&self.obj)
+            .chain(&self.any)
     }
 }
 

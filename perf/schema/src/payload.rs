@@ -86,7 +86,7 @@ fn item(r: &mut Lcg) -> Value {
         "qty": 1 + r.next() % 20,
         "price": f64::from(u32::try_from(r.next() % 100_000).unwrap_or(0)) / 100.0,
     });
-    if r.next() % 3 == 0 {
+    if r.next().is_multiple_of(3) {
         it["gift"] = json!(true);
         it["options"] = json!({"wrap": "blue paper", "card": "Happy birthday, from all of us"});
     }
@@ -108,9 +108,14 @@ pub fn order(target: usize, valid: bool) -> Vec<u8> {
         "items": []
     });
     let base = serde_json::to_vec(&doc).map_or(0, |v| v.len());
-    let per_item = serde_json::to_vec(&item(&mut Lcg(7))).map_or(60, |v| v.len() + 1);
-    let n = (target.saturating_sub(base) / per_item).max(1);
-    let mut items: Vec<Value> = (0..n).map(|_| item(&mut r)).collect();
+    // Add items until the body reaches the target size (each item costs its bytes plus a comma).
+    let mut size = base;
+    let mut items: Vec<Value> = Vec::new();
+    while size < target || items.is_empty() {
+        let it = item(&mut r);
+        size += serde_json::to_vec(&it).map_or(1, |v| v.len()) + 1;
+        items.push(it);
+    }
     if !valid {
         let last = items.len().saturating_sub(1);
         if let Some(it) = items.get_mut(last.saturating_sub(last / 20)) {
