@@ -1,1 +1,42 @@
-//! vigil-policy
+//! OpenAPI policy for the gateway.
+//!
+//! An OpenAPI 3.0 or 3.1 description (JSON or YAML, with `$ref`s to sibling files) is compiled
+//! once into a [`Policy`]: a route table (server base paths, path templates with the most
+//! specific one winning) and validators for parameters and request bodies (bodies through
+//! vigil-schema). The gateway then asks, per request, [`Policy::match_route`] and on the
+//! returned [`RouteMatch`] `check_params` and `check_body`; each refusal is a [`Deny`] with a
+//! status and a stable reason code, never the request's data. Requests outside the description
+//! feed the [`ShadowInventory`]. [`check`] reports on a description for `vigilctl policy check`.
+//! See `docs/policy.md`.
+
+mod body;
+mod check;
+mod compile;
+mod convert;
+mod deny;
+mod error;
+mod load;
+mod method;
+mod operations;
+mod options;
+mod params;
+mod path;
+mod policy;
+mod route;
+mod router;
+mod shadow;
+#[cfg(test)]
+mod testutil;
+
+pub use check::{CheckReport, RouteSummary, check, check_value};
+pub use deny::{Deny, reason};
+pub use error::{PolicyError, Problem};
+pub use load::MAX_DOCUMENT_BYTES;
+pub use method::Method;
+pub use options::{Mode, OnDegrade, PolicyOptions, RouteSettings};
+pub use params::ParamIn;
+pub use path::normalise_path;
+pub use policy::{Headers, Policy, RequestParts, RouteMatch};
+pub use route::Route;
+pub use shadow::{ShadowEntry, ShadowError, ShadowInventory};
+pub use vigil_schema::{Limits, UnsupportedKeyword};

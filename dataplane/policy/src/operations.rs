@@ -1,0 +1,245 @@
+//! Compiles `paths` into the route table: path items, their operations, parameters (path
+//! level merged with operation level, the operation winning) and request bodies.
+
+use serde_json::Value;
+
+use crate::Method;
+use crate::body::{Body, Media};
+use crate::compile::{Ctx, esc};
+use crate::convert::{Shape, Types};
+use crate::options::{RouteSettings, x_vigil};
+use crate::params::{Param, ParamIn, Style};
+use crate::path::{Part, Segment, parse_template};
+use crate::route::Route;
+use crate::router::{PathItem, Router};
+
+/// Header parameters OpenAPI says to ignore: they are described elsewhere.
+const IGNORED_HEADERS: [&str; 3] = ["accept", "content-type", "authorization"];
+
+pub(crate) fn compile_paths(ctx: &mut Ctx<'_>, base: RouteSettings, router: &mut Router) -> Vec<Route> {
+    let mut routes = Vec::new();
+    let doc = ctx.doc;
+    let Some(paths) = doc.get("paths") else {
+        return routes;
+    };
+    let Some(paths) = paths.as_object() else {
+        ctx.problem("/paths", "`paths` must be an object");
+        return routes;
+    };
+    for (template, item) in paths {
+        if template.starts_with("x-") {
+            continue;
+        }
+        let at = format!("/paths/{}", esc(template));
+        let segments = match parse_template(template) {
+            Ok(s) => s,
+            Err(e) => {
+                ctx.problem(&at, format!("path template `{template}`: {e}"));
+                continue;
+            }
+        };
+        let Some((item, item_at)) = ctx.resolve(item, &at) else {
+            continue;
+        };
+        let settings = match x_vigil(item, &item_at) {
+            Ok(x) => base.apply(x),
+            Err(e) => {
+                ctx.problem(&item_at, e);
+                base
+            }
+        };
+        if item.get("servers").is_some() {
+            ctx.warn(format!("{item_at}/servers: path-level servers are ignored; the document's servers apply"));
+        }
+        let shared = item.get("parameters");
+        let mut ops = [None; 8];
+        for m in Method::ALL {
+            let Some(op) = item.get(m.openapi_key()) else {
+                continue;
+            };
+            let op_at = format!("{item_at}/{}", m.openapi_key());
+            if !op.is_object() {
+                ctx.problem(&op_at, "an operation must be an object");
+                continue;
+            }
+            let settings = match x_vigil(op, &op_at) {
+                Ok(x) => settings.apply(x),
+                Err(e) => {
+                    ctx.problem(&op_at, e);
+                    settings
+                }
+            };
+            let mut params = Vec::new();
+            let shared_at = format!("{item_at}/parameters");
+            collect_params(ctx, op.get("parameters"), &format!("{op_at}/parameters"), &mut params);
+            let mut inherited = Vec::new();
+            collect_params(ctx, shared, &shared_at, &mut inherited);
+            for p in inherited {
+                if !params.iter().any(|q: &Param| q.name == p.name && q.at == p.at) {
+                    params.push(p);
+                }
+            }
+            for name in template_params(&segments) {
+                if !params.iter().any(|p| p.at == ParamIn::Path && p.name == name) {
+                    ctx.warn(format!("{op_at}: path parameter `{name}` is not described; any value passes"));
+                }
+            }
+            let body = match op.get("requestBody") {
+                Some(b) => compile_body(ctx, b, &format!("{op_at}/requestBody")),
+                None => None,
+            };
+            ops[m as usize] = Some(routes.len());
+            routes.push(Route {
+                id: format!("{} {template}", m.as_str()),
+                method: m,
+                template: template.clone(),
+                operation_id: op.get("operationId").and_then(Value::as_str).map(str::to_string),
+                settings,
+                params,
+                body,
+            });
+        }
+        let path_item = PathItem { template: template.clone(), segments, ops };
+        if let Err(existing) = router.insert(path_item) {
+            let first = router.items.get(existing).map_or("", |i| i.template.as_str()).to_string();
+            ctx.warn(format!("{at}: `{template}` is the same path as `{first}`; only `{first}` is routed"));
+        }
+    }
+    routes
+}
+
+fn template_params(segments: &[Segment]) -> Vec<&str> {
+    let mut out = Vec::new();
+    for s in segments {
+        match s {
+            Segment::Param(n) => out.push(n.as_str()),
+            Segment::Mixed(parts) => out.extend(parts.iter().filter_map(|p| match p {
+                Part::Param(n) => Some(n.as_str()),
+                Part::Lit(_) => None,
+            })),
+            Segment::Lit(_) => {}
+        }
+    }
+    out
+}
+
+fn collect_params<'d>(ctx: &mut Ctx<'d>, list: Option<&'d Value>, at: &str, out: &mut Vec<Param>) {
+    let Some(list) = list else {
+        return;
+    };
+    let Some(list) = list.as_array() else {
+        ctx.problem(at, "`parameters` must be an array");
+        return;
+    };
+    for (i, p) in list.iter().enumerate() {
+        if let Some(param) = compile_param(ctx, p, &format!("{at}/{i}")) {
+            if !out.iter().any(|q| q.name == param.name && q.at == param.at) {
+                out.push(param);
+            }
+        }
+    }
+}
+
+fn compile_param<'d>(ctx: &mut Ctx<'d>, p: &'d Value, at: &str) -> Option<Param> {
+    let (p, at) = ctx.resolve(p, at)?;
+    let (Some(name), Some(loc)) = (p.get("name").and_then(Value::as_str), p.get("in").and_then(Value::as_str)) else {
+        ctx.problem(&at, "a parameter needs `name` and `in` strings");
+        return None;
+    };
+    let Some(loc) = ParamIn::parse(loc) else {
+        ctx.problem(&format!("{at}/in"), format!("`in: {loc}` is not path, query, header or cookie"));
+        return None;
+    };
+    let name = if loc == ParamIn::Header { name.to_ascii_lowercase() } else { name.to_string() };
+    if loc == ParamIn::Header && IGNORED_HEADERS.contains(&name.as_str()) {
+        return None;
+    }
+    let style = match p.get("style").and_then(Value::as_str) {
+        None => Style::default_for(loc),
+        Some(s) => match Style::parse(s, loc) {
+            Some(style) => style,
+            None => {
+                ctx.problem(&format!("{at}/style"), format!("style `{s}` is not allowed for {} parameters", loc.as_str()));
+                return None;
+            }
+        },
+    };
+    let explode = p.get("explode").and_then(Value::as_bool).unwrap_or(style == Style::Form);
+    let (schema_at, json) = if p.get("schema").is_some() {
+        (Some(format!("{at}/schema")), false)
+    } else if let Some((key, _)) = p.get("content").and_then(Value::as_object).and_then(|c| c.iter().next()) {
+        let k = key.to_ascii_lowercase();
+        (Some(format!("{at}/content/{}/schema", esc(key))), k.contains("json"))
+    } else {
+        (None, false)
+    };
+    let (shape, validator) = match &schema_at {
+        Some(s) if ctx.doc.pointer(s).is_some() => (shape_of(ctx, s), ctx.validator(s)),
+        _ => (Shape::Scalar(Types::ANY), None),
+    };
+    ctx.found.parameters += 1;
+    Some(Param {
+        label: format!("{}.{name}", loc.as_str()),
+        required: loc == ParamIn::Path || p.get("required").and_then(Value::as_bool).unwrap_or(false),
+        name,
+        at: loc,
+        style,
+        explode,
+        shape,
+        json,
+        validator,
+    })
+}
+
+/// How a parameter's value is laid out, from its schema's `type`.
+fn shape_of(ctx: &mut Ctx<'_>, schema_at: &str) -> Shape {
+    let doc = ctx.doc;
+    let Some((schema, _)) = doc.pointer(schema_at).and_then(|s| ctx.resolve(s, schema_at)) else {
+        return Shape::Scalar(Types::ANY);
+    };
+    let has_type = |t: &str| match schema.get("type") {
+        Some(Value::String(s)) => s == t,
+        Some(Value::Array(a)) => a.iter().any(|x| x == t),
+        _ => false,
+    };
+    if has_type("array") {
+        let items = schema.get("items").and_then(|i| ctx.resolve(i, schema_at)).map(|(i, _)| Types::of(i));
+        return Shape::Array(items.unwrap_or(Types::ANY));
+    }
+    if has_type("object") || schema.get("properties").is_some() {
+        let mut props = Vec::new();
+        if let Some(map) = schema.get("properties").and_then(Value::as_object) {
+            for (name, s) in map {
+                let t = ctx.resolve(s, schema_at).map_or(Types::ANY, |(s, _)| Types::of(s));
+                props.push((name.clone(), t));
+            }
+        }
+        return Shape::Object(props);
+    }
+    Shape::Scalar(Types::of(schema))
+}
+
+fn compile_body<'d>(ctx: &mut Ctx<'d>, b: &'d Value, at: &str) -> Option<Body> {
+    let (b, at) = ctx.resolve(b, at)?;
+    let Some(content) = b.get("content").and_then(Value::as_object) else {
+        ctx.problem(&at, "a request body needs a `content` object");
+        return None;
+    };
+    let mut media = Vec::new();
+    for (key, m) in content {
+        let k = key.to_ascii_lowercase();
+        let schema_at = format!("{at}/content/{}/schema", esc(key));
+        let jsonish = k.contains("json") || k.starts_with("*/") || k.ends_with("/*");
+        let validator = if m.get("schema").is_some() && jsonish {
+            ctx.found.body_schemas += 1;
+            ctx.validator(&schema_at)
+        } else {
+            if m.get("schema").is_some() {
+                ctx.warn(format!("{schema_at}: `{key}` bodies are accepted without validation"));
+            }
+            None
+        };
+        media.push(Media { key: k, validator });
+    }
+    Some(Body { required: b.get("required").and_then(Value::as_bool).unwrap_or(false), media })
+}

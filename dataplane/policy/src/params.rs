@@ -1,0 +1,309 @@
+//! Parameters: where they are read from, how their styles lay values out, and the check of
+//! each against its schema. Denials name the parameter, never its value.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value;
+use vigil_schema::Validator;
+
+use crate::convert::{Shape, array_readings, object_reading, readings};
+use crate::deny::{Deny, reason};
+use crate::path::decode_query;
+
+/// Where a parameter is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamIn {
+    /// A path template expression.
+    Path,
+    /// The query string.
+    Query,
+    /// A request header.
+    Header,
+    /// A cookie in the `Cookie` header.
+    Cookie,
+}
+
+impl ParamIn {
+    pub(crate) fn parse(s: &str) -> Option<ParamIn> {
+        match s {
+            "path" => Some(ParamIn::Path),
+            "query" => Some(ParamIn::Query),
+            "header" => Some(ParamIn::Header),
+            "cookie" => Some(ParamIn::Cookie),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ParamIn::Path => "path",
+            ParamIn::Query => "query",
+            ParamIn::Header => "header",
+            ParamIn::Cookie => "cookie",
+        }
+    }
+}
+
+/// How values are laid out (OpenAPI `style`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    Simple,
+    Label,
+    Matrix,
+    Form,
+    SpaceDelimited,
+    PipeDelimited,
+    DeepObject,
+}
+
+impl Style {
+    /// The style named `s`, if it is allowed for parameters in `at`.
+    pub(crate) fn parse(s: &str, at: ParamIn) -> Option<Style> {
+        let style = match s {
+            "simple" => Style::Simple,
+            "label" => Style::Label,
+            "matrix" => Style::Matrix,
+            "form" => Style::Form,
+            "spaceDelimited" => Style::SpaceDelimited,
+            "pipeDelimited" => Style::PipeDelimited,
+            "deepObject" => Style::DeepObject,
+            _ => return None,
+        };
+        let ok = match at {
+            ParamIn::Path => matches!(style, Style::Simple | Style::Label | Style::Matrix),
+            ParamIn::Query => matches!(
+                style,
+                Style::Form | Style::SpaceDelimited | Style::PipeDelimited | Style::DeepObject
+            ),
+            ParamIn::Header => style == Style::Simple,
+            ParamIn::Cookie => style == Style::Form,
+        };
+        ok.then_some(style)
+    }
+
+    pub(crate) fn default_for(at: ParamIn) -> Style {
+        match at {
+            ParamIn::Path | ParamIn::Header => Style::Simple,
+            ParamIn::Query | ParamIn::Cookie => Style::Form,
+        }
+    }
+}
+
+/// A compiled parameter.
+#[derive(Debug)]
+pub(crate) struct Param {
+    /// As written; lower-case for headers (their names are case-insensitive).
+    pub name: String,
+    pub at: ParamIn,
+    /// `query.limit`: the location in denials.
+    pub label: String,
+    pub required: bool,
+    pub style: Style,
+    pub explode: bool,
+    pub shape: Shape,
+    /// Described with `content` and a JSON media type: the value is JSON text.
+    pub json: bool,
+    pub validator: Option<Arc<Validator>>,
+}
+
+/// Decoded query pairs, in order.
+pub(crate) type Query<'q> = Vec<(Cow<'q, str>, Cow<'q, str>)>;
+
+/// Splits and decodes a query string (`a=1&b=x+y`).
+pub(crate) fn parse_query(q: &str) -> Result<Query<'_>, Deny> {
+    let mut out = Vec::new();
+    for pair in q.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let bad = |e: crate::path::DecodeError| {
+            Deny::new(400, reason::PARAM_INVALID, "query").with_keyword(e.keyword())
+        };
+        out.push((decode_query(k).map_err(bad)?, decode_query(v).map_err(bad)?));
+    }
+    Ok(out)
+}
+
+/// The value of cookie `name` in a `Cookie` header.
+pub(crate) fn cookie<'h>(header: &'h str, name: &str) -> Option<&'h str> {
+    header
+        .split(';')
+        .filter_map(|c| c.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+impl Param {
+    fn missing(&self) -> Result<(), Deny> {
+        if self.required {
+            Err(Deny::new(400, reason::PARAM_MISSING, self.label.as_str()).with_keyword("required"))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn invalid(&self, keyword: &str) -> Deny {
+        Deny::new(400, reason::PARAM_INVALID, self.label.as_str()).with_keyword(keyword)
+    }
+
+    /// Passes when one reading validates; otherwise denies with the first reading's keyword.
+    fn validate(&self, readings: Vec<Value>) -> Result<(), Deny> {
+        let Some(first) = readings.first() else {
+            return Err(self.invalid("type"));
+        };
+        let Some(v) = &self.validator else {
+            return Ok(());
+        };
+        let mut first_err = None;
+        for r in &readings {
+            match v.validate_value(r) {
+                Ok(()) => return Ok(()),
+                Err(e) if first_err.is_none() => first_err = Some(e),
+                Err(_) => {}
+            }
+        }
+        let keyword = first_err
+            .as_ref()
+            .and_then(|e| e.violations.first())
+            .map_or("schema", |v| v.keyword);
+        let _ = first;
+        Err(self.invalid(keyword))
+    }
+
+    fn json(&self, raw: &str) -> Result<(), Deny> {
+        match serde_json::from_str::<Value>(raw) {
+            Ok(v) => self.validate(vec![v]),
+            Err(_) => Err(self.invalid("json")),
+        }
+    }
+
+    /// Checks a path, header or cookie parameter (`raw` is its value, if present).
+    pub(crate) fn check_raw(&self, raw: Option<&str>) -> Result<(), Deny> {
+        let Some(raw) = raw else {
+            return self.missing();
+        };
+        if self.json {
+            return self.json(raw);
+        }
+        let prefix = format!(";{}=", self.name);
+        let raw = match self.style {
+            Style::Label => raw.strip_prefix('.').ok_or_else(|| self.invalid("style"))?,
+            Style::Matrix if !(self.explode && matches!(self.shape, Shape::Array(_))) => {
+                raw.strip_prefix(prefix.as_str()).ok_or_else(|| self.invalid("style"))?
+            }
+            _ => raw,
+        };
+        let sep = if self.style == Style::Label && self.explode { '.' } else { ',' };
+        let readings = match &self.shape {
+            Shape::Scalar(t) => readings(raw, *t),
+            Shape::Array(t) => {
+                let items: Vec<&str> = if self.style == Style::Matrix && self.explode {
+                    let mut items = Vec::new();
+                    for part in raw.split(';').skip(1) {
+                        let Some(v) = part.strip_prefix(&prefix[1..]) else {
+                            return Err(self.invalid("style"));
+                        };
+                        items.push(v);
+                    }
+                    items
+                } else if raw.is_empty() {
+                    Vec::new()
+                } else {
+                    raw.split(sep).map(str::trim).collect()
+                };
+                array_readings(&items, *t)
+            }
+            Shape::Object(props) => {
+                let pairs = if self.explode {
+                    raw.split(sep).filter_map(|p| p.split_once('=')).collect()
+                } else {
+                    flat_pairs(raw).ok_or_else(|| self.invalid("style"))?
+                };
+                object_reading(&pairs, props).into_iter().collect()
+            }
+        };
+        self.validate(readings)
+    }
+
+    /// Checks a query parameter against the decoded query.
+    pub(crate) fn check_query(&self, q: &Query<'_>) -> Result<(), Deny> {
+        let named = || q.iter().filter(|(k, _)| k.as_ref() == self.name.as_str());
+        let first = named().next().map(|(_, v)| v.as_ref());
+        if self.json {
+            return first.map_or_else(|| self.missing(), |raw| self.json(raw));
+        }
+        let readings = match &self.shape {
+            Shape::Scalar(t) => match first {
+                None => return self.missing(),
+                Some(raw) => readings(raw, *t),
+            },
+            Shape::Array(t) => {
+                let items: Vec<&str> = if self.explode && self.style == Style::Form {
+                    named().map(|(_, v)| v.as_ref()).collect()
+                } else {
+                    let sep = match self.style {
+                        Style::SpaceDelimited => ' ',
+                        Style::PipeDelimited => '|',
+                        _ => ',',
+                    };
+                    first.map(|raw| raw.split(sep).collect()).unwrap_or_default()
+                };
+                if items.is_empty() && first.is_none() {
+                    return self.missing();
+                }
+                array_readings(&items, *t)
+            }
+            Shape::Object(props) => {
+                let pairs: Vec<(&str, &str)> = match self.style {
+                    Style::DeepObject => q
+                        .iter()
+                        .filter_map(|(k, v)| Some((deep_key(k, &self.name)?, v.as_ref())))
+                        .collect(),
+                    _ if self.explode => q
+                        .iter()
+                        .filter(|(k, _)| props.iter().any(|(p, _)| p == k))
+                        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+                        .collect(),
+                    _ => match first {
+                        None => Vec::new(),
+                        Some(raw) => flat_pairs(raw).ok_or_else(|| self.invalid("style"))?,
+                    },
+                };
+                if pairs.is_empty() {
+                    return self.missing();
+                }
+                object_reading(&pairs, props).into_iter().collect()
+            }
+        };
+        self.validate(readings)
+    }
+
+    /// Whether query key `key` belongs to this parameter (for `strict_query`).
+    pub(crate) fn owns_query_key(&self, key: &str) -> bool {
+        match (&self.shape, self.style) {
+            (Shape::Object(_), Style::DeepObject) => deep_key(key, &self.name).is_some(),
+            (Shape::Object(props), Style::Form) if self.explode && !self.json => {
+                props.iter().any(|(p, _)| p == key)
+            }
+            _ => key == self.name,
+        }
+    }
+}
+
+/// `color[R]` → `R` for parameter `color`.
+fn deep_key<'k>(key: &'k str, name: &str) -> Option<&'k str> {
+    key.strip_prefix(name)?.strip_prefix('[')?.strip_suffix(']')
+}
+
+/// `R,100,G,200` → pairs; `None` when the count is odd.
+fn flat_pairs(raw: &str) -> Option<Vec<(&str, &str)>> {
+    let items: Vec<&str> = raw.split(',').collect();
+    if items.len() % 2 != 0 {
+        return None;
+    }
+    Some(items.chunks(2).map(|c| (c[0], c[1])).collect())
+}
+
+#[cfg(test)]
+mod tests;

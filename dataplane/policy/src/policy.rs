@@ -1,0 +1,284 @@
+//! The compiled policy and the decisions the gateway asks of it: which route a request is
+//! on, then whether its parameters and body are what that route describes.
+
+use std::borrow::Cow;
+use std::path::Path;
+
+use serde_json::Value;
+use vigil_schema::Dialect;
+
+use crate::compile::{Ctx, Findings, base_paths, dialect_of, document_settings};
+use crate::deny::{Deny, reason};
+use crate::error::PolicyError;
+use crate::load::{load_bundled, parse_text};
+use crate::operations::compile_paths;
+use crate::options::{OnDegrade, PolicyOptions, RouteSettings};
+use crate::params::{ParamIn, cookie, parse_query};
+use crate::route::Route;
+use crate::router::{Router, path_params};
+use crate::Method;
+
+/// Request headers, as the gateway holds them.
+pub trait Headers {
+    /// The value of header `name` (passed in lower case; header names are case-insensitive),
+    /// if the request has it. Repeated headers should be joined with `, ` by the implementor.
+    fn header(&self, name: &str) -> Option<&[u8]>;
+}
+
+impl Headers for [(&str, &str)] {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_bytes())
+    }
+}
+
+/// The parts of a request the policy looks at (the body is passed separately, mutably).
+#[derive(Debug, Clone, Copy)]
+pub struct RequestParts<'r, H: Headers + ?Sized> {
+    /// The method as received (`GET`).
+    pub method: &'r str,
+    /// The path, still percent-encoded, without the query.
+    pub path: &'r str,
+    /// The raw query string (after `?`), if any.
+    pub query: Option<&'r str>,
+    /// The request headers (`content-type` and `cookie` are read from here too).
+    pub headers: &'r H,
+}
+
+/// A compiled OpenAPI description. Immutable and `Send + Sync`: compile once, swap atomically
+/// on reload, share behind an `Arc`.
+#[derive(Debug)]
+pub struct Policy {
+    router: Router,
+    routes: Vec<Route>,
+    settings: RouteSettings,
+    options: PolicyOptions,
+    dialect: Dialect,
+    warnings: Vec<String>,
+}
+
+impl Policy {
+    /// Loads a description (JSON or YAML) and the sibling files it references.
+    pub fn load(path: &Path, options: &PolicyOptions) -> Result<Policy, PolicyError> {
+        Self::from_value(&load_bundled(path)?, options)
+    }
+
+    /// Compiles a description given as text (JSON or YAML); only `#/...` references resolve.
+    pub fn from_text(text: &str, options: &PolicyOptions) -> Result<Policy, PolicyError> {
+        Self::from_value(&parse_text(text, Path::new("<policy>"))?, options)
+    }
+
+    /// Compiles a description already parsed. Any problem fails the whole policy.
+    pub fn from_value(doc: &Value, options: &PolicyOptions) -> Result<Policy, PolicyError> {
+        let (policy, found) = Self::build(doc, options)?;
+        if let Some(first) = found.problems.first() {
+            return Err(PolicyError::Invalid {
+                pointer: first.pointer.clone(),
+                reason: first.reason.clone(),
+                more: found.problems.len() - 1 + found.unsupported.len(),
+            });
+        }
+        if let Some(first) = found.unsupported.first() {
+            return Err(PolicyError::Unsupported { first: first.clone(), all: found.unsupported });
+        }
+        Ok(policy)
+    }
+
+    /// Compiles as far as possible, returning what was found on the way.
+    pub(crate) fn build(
+        doc: &Value,
+        options: &PolicyOptions,
+    ) -> Result<(Policy, Findings), PolicyError> {
+        let dialect = dialect_of(doc).map_err(|reason| PolicyError::Invalid {
+            pointer: "/openapi".into(),
+            reason,
+            more: 0,
+        })?;
+        let mut ctx = Ctx::new(doc, dialect, options);
+        let settings = document_settings(&mut ctx);
+        let mut router = Router::new(base_paths(&mut ctx));
+        let routes = compile_paths(&mut ctx, settings, &mut router);
+        if routes.is_empty() {
+            ctx.warn("the description has no operations: every request will be refused".into());
+        }
+        let found = ctx.found;
+        let policy = Policy {
+            router,
+            routes,
+            settings,
+            options: options.clone(),
+            dialect,
+            warnings: found.warnings.clone(),
+        };
+        Ok((policy, found))
+    }
+
+    /// Finds the route of a request: 400 `path_invalid` for paths that cannot be decoded
+    /// safely, 404 `route_not_found` for undescribed paths, 405 `method_not_allowed` (with the
+    /// `Allow` list) for undescribed methods. HEAD is served by GET when not described.
+    pub fn match_route<'p, 'r>(
+        &'p self,
+        method: &str,
+        path: &'r str,
+    ) -> Result<RouteMatch<'p, 'r>, Deny> {
+        let path = path.split('?').next().unwrap_or(path);
+        let (item, segs) = match self.router.find(path) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Err(Deny::new(404, reason::ROUTE_NOT_FOUND, "path")),
+            Err(e) => {
+                return Err(Deny::new(400, reason::PATH_INVALID, "path").with_keyword(e.keyword()));
+            }
+        };
+        let Some(item) = self.router.items.get(item) else {
+            return Err(Deny::new(404, reason::ROUTE_NOT_FOUND, "path"));
+        };
+        let op = Method::from_request(method).and_then(|m| {
+            item.op(m).or_else(|| if m == Method::Head { item.op(Method::Get) } else { None })
+        });
+        let Some(route) = op.and_then(|i| self.routes.get(i)) else {
+            let mut deny = Deny::new(405, reason::METHOD_NOT_ALLOWED, item.template.as_str());
+            deny.allow = Some(item.allow());
+            return Err(deny);
+        };
+        Ok(RouteMatch { policy: self, route, path_params: path_params(&item.segments, segs) })
+    }
+
+    /// All the checks for one request, in order: route, parameters, body. The body buffer is
+    /// parsed in place and is scratch afterwards.
+    pub fn check<H: Headers + ?Sized>(
+        &self,
+        req: &RequestParts<'_, H>,
+        body: &mut [u8],
+    ) -> Result<&Route, Deny> {
+        let m = self.match_route(req.method, req.path)?;
+        m.check_params(req.query, req.headers)?;
+        let ct = req.headers.header("content-type").and_then(|v| std::str::from_utf8(v).ok());
+        m.check_body(ct, body)?;
+        Ok(m.route)
+    }
+
+    /// Every route (one per described operation).
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
+    }
+
+    /// The route with id `id` (`GET /users/{id}`).
+    pub fn route(&self, id: &str) -> Option<&Route> {
+        self.routes.iter().find(|r| r.id == id)
+    }
+
+    /// Document-level `x-vigil` settings: they apply to 404s and 405s, which have no route.
+    pub fn settings(&self) -> RouteSettings {
+        self.settings
+    }
+
+    /// The options the policy was compiled with.
+    pub fn options(&self) -> &PolicyOptions {
+        &self.options
+    }
+
+    /// OpenAPI 3.0 or 3.1.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Base paths taken from `servers` (`""` is the root).
+    pub fn base_paths(&self) -> &[String] {
+        self.router.bases()
+    }
+
+    /// Things that compiled but deserve a look (see `vigilctl policy check`).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+}
+
+/// A request matched to a route; borrows the policy and the request path.
+#[derive(Debug)]
+pub struct RouteMatch<'p, 'r> {
+    policy: &'p Policy,
+    route: &'p Route,
+    path_params: Vec<(&'p str, Cow<'r, str>)>,
+}
+
+impl<'p> RouteMatch<'p, '_> {
+    /// The matched route.
+    pub fn route(&self) -> &'p Route {
+        self.route
+    }
+
+    /// `GET /users/{id}`.
+    pub fn route_id(&self) -> &'p str {
+        &self.route.id
+    }
+
+    /// Whether denials on this route are only logged.
+    pub fn log_only(&self) -> bool {
+        self.route.log_only()
+    }
+
+    /// Degrade or shed under thermal pressure.
+    pub fn on_degrade(&self) -> OnDegrade {
+        self.route.on_degrade()
+    }
+
+    /// A path parameter's decoded value (`id` in `/users/{id}`).
+    pub fn path_param(&self, name: &str) -> Option<&str> {
+        self.path_params.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_ref())
+    }
+
+    /// Checks path, query, header and cookie parameters. `query` is the raw query string.
+    pub fn check_params<H: Headers + ?Sized>(
+        &self,
+        query: Option<&str>,
+        headers: &H,
+    ) -> Result<(), Deny> {
+        let strict = self.policy.options.strict_query;
+        let needs_query = strict || self.route.params.iter().any(|p| p.at == ParamIn::Query);
+        let parsed = match query {
+            Some(q) if needs_query => parse_query(q)?,
+            _ => Vec::new(),
+        };
+        for p in &self.route.params {
+            match p.at {
+                ParamIn::Path => p.check_raw(self.path_param(&p.name))?,
+                ParamIn::Query => p.check_query(&parsed)?,
+                ParamIn::Header => p.check_raw(header_str(headers, &p.name, &p.label)?)?,
+                ParamIn::Cookie => {
+                    let jar = header_str(headers, "cookie", &p.label)?;
+                    p.check_raw(jar.and_then(|j| cookie(j, &p.name)))?
+                }
+            }
+        }
+        if strict {
+            let known = |k: &str| {
+                self.route.params.iter().any(|p| p.at == ParamIn::Query && p.owns_query_key(k))
+            };
+            if parsed.iter().any(|(k, _)| !known(k)) {
+                return Err(Deny::new(400, reason::PARAM_UNKNOWN, "query")
+                    .with_keyword("strict_query"));
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the body against the operation's request body. `body` is parsed in place.
+    pub fn check_body(&self, content_type: Option<&str>, body: &mut [u8]) -> Result<(), Deny> {
+        crate::body::check(self.route.body.as_ref(), content_type, body, &self.policy.options.limits)
+    }
+}
+
+fn header_str<'h, H: Headers + ?Sized>(
+    headers: &'h H,
+    name: &str,
+    label: &str,
+) -> Result<Option<&'h str>, Deny> {
+    match headers.header(name) {
+        None => Ok(None),
+        Some(v) => std::str::from_utf8(v)
+            .map(|s| Some(s.trim()))
+            .map_err(|_| Deny::new(400, reason::PARAM_INVALID, label).with_keyword("utf8")),
+    }
+}
+
+#[cfg(test)]
+mod tests;
