@@ -149,9 +149,9 @@ impl Param {
 
     /// Passes when one reading validates; otherwise denies with the first reading's keyword.
     fn validate(&self, readings: Vec<Value>) -> Result<(), Deny> {
-        let Some(first) = readings.first() else {
+        if readings.is_empty() {
             return Err(self.invalid("type"));
-        };
+        }
         let Some(v) = &self.validator else {
             return Ok(());
         };
@@ -167,7 +167,6 @@ impl Param {
             .as_ref()
             .and_then(|e| e.violations.first())
             .map_or("schema", |v| v.keyword);
-        let _ = first;
         Err(self.invalid(keyword))
     }
 
@@ -306,4 +305,83 @@ fn flat_pairs(raw: &str) -> Option<Vec<(&str, &str)>> {
 }
 
 #[cfg(test)]
-mod tests;
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::convert::Types;
+
+    fn param(at: ParamIn, shape: Shape, style: Style, explode: bool) -> Param {
+        Param {
+            name: "p".into(),
+            at,
+            label: format!("{}.p", at.as_str()),
+            required: true,
+            style,
+            explode,
+            shape,
+            json: false,
+            validator: None,
+        }
+    }
+
+    #[test]
+    fn query_strings_decode() {
+        let q = parse_query("a=1&b=x+y&&c&d=%2F").unwrap();
+        let pairs: Vec<(&str, &str)> = q.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+        assert_eq!(pairs, vec![("a", "1"), ("b", "x y"), ("c", ""), ("d", "/")]);
+        let e = parse_query("a=%zz").unwrap_err();
+        assert_eq!((e.status, e.reason, e.location.as_str()), (400, "param_invalid", "query"));
+    }
+
+    #[test]
+    fn cookies_and_keys() {
+        assert_eq!(cookie("a=1; session=xyz; b=2", "session"), Some("xyz"));
+        assert_eq!(cookie("a=1", "session"), None);
+        assert_eq!(deep_key("color[R]", "color"), Some("R"));
+        assert_eq!(deep_key("colors[R]", "color"), None);
+        assert_eq!(flat_pairs("R,1,G,2"), Some(vec![("R", "1"), ("G", "2")]));
+        assert_eq!(flat_pairs("R,1,G"), None);
+    }
+
+    #[test]
+    fn styles_lay_out_values() {
+        let arr = Shape::Array(Types::INTEGER);
+        assert!(param(ParamIn::Path, arr.clone(), Style::Simple, false).check_raw(Some("1,2")).is_ok());
+        let e = param(ParamIn::Path, arr.clone(), Style::Simple, false).check_raw(Some("1,x"));
+        assert_eq!(e.unwrap_err().keyword.as_deref(), Some("type"));
+        assert!(param(ParamIn::Path, arr.clone(), Style::Label, true).check_raw(Some(".1.2")).is_ok());
+        assert!(param(ParamIn::Path, arr.clone(), Style::Label, false).check_raw(Some("1,2")).is_err());
+        let m = param(ParamIn::Path, arr.clone(), Style::Matrix, true);
+        assert!(m.check_raw(Some(";p=1;p=2")).is_ok());
+        assert!(m.check_raw(Some(";q=1")).is_err());
+        let m = param(ParamIn::Path, Shape::Scalar(Types::INTEGER), Style::Matrix, false);
+        assert!(m.check_raw(Some(";p=5")).is_ok());
+        let q = parse_query("p=1&p=2&x=y").unwrap();
+        assert!(param(ParamIn::Query, arr.clone(), Style::Form, true).check_query(&q).is_ok());
+        let q = parse_query("p=1|2").unwrap();
+        assert!(param(ParamIn::Query, arr.clone(), Style::PipeDelimited, false).check_query(&q).is_ok());
+        let q = parse_query("p=1%202").unwrap();
+        assert!(param(ParamIn::Query, arr, Style::SpaceDelimited, false).check_query(&q).is_ok());
+        let obj = Shape::Object(vec![("R".into(), Types::INTEGER)]);
+        let q = parse_query("p[R]=100&p[G]=x").unwrap();
+        assert!(param(ParamIn::Query, obj.clone(), Style::DeepObject, true).check_query(&q).is_ok());
+        let q = parse_query("p[R]=red").unwrap();
+        assert!(param(ParamIn::Query, obj.clone(), Style::DeepObject, true).check_query(&q).is_err());
+        let q = parse_query("R=1&other=2").unwrap();
+        let form = param(ParamIn::Query, obj.clone(), Style::Form, true);
+        assert!(form.check_query(&q).is_ok());
+        assert!(form.owns_query_key("R") && !form.owns_query_key("other"));
+        assert!(param(ParamIn::Header, obj.clone(), Style::Simple, true).check_raw(Some("R=1,G=2")).is_ok());
+        assert!(param(ParamIn::Header, obj, Style::Simple, false).check_raw(Some("R,1,G")).is_err());
+    }
+
+    #[test]
+    fn missing_parameters_follow_required() {
+        let mut p = param(ParamIn::Query, Shape::Scalar(Types::ANY), Style::Form, true);
+        let e = p.check_query(&Vec::new()).unwrap_err();
+        assert_eq!((e.status, e.reason, e.location.as_str()), (400, "param_missing", "query.p"));
+        p.required = false;
+        assert!(p.check_query(&Vec::new()).is_ok());
+        assert!(p.check_raw(None).is_ok());
+    }
+}

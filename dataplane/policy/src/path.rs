@@ -179,12 +179,11 @@ pub(crate) fn match_mixed<'s>(parts: &[Part], seg: &'s str) -> Option<Vec<(usize
                 let value = match parts.get(i + 1) {
                     None => std::mem::take(&mut rest),
                     Some(Part::Lit(next)) => {
-                        // The last literal anchors at the end, others at their first occurrence.
-                        let at = if i + 2 == parts.len() {
-                            if !rest.ends_with(next.as_str()) {
-                                return None;
-                            }
-                            rest.len() - next.len()
+                        // The last literal is found from the end (`{name}.{ext}` splits
+                        // `a.b.json` at the last dot), the others at their first occurrence.
+                        let last = parts[i + 2..].iter().all(|p| matches!(p, Part::Param(_)));
+                        let at = if last {
+                            rest.rfind(next.as_str())?
                         } else {
                             rest.find(next.as_str())?
                         };
