@@ -1,7 +1,6 @@
 //! Compiles the keywords of one schema object. Every key is either a keyword of the dialect, a
 //! known annotation, an OpenAPI extension, or an error naming it: nothing is skipped silently.
 
-use regex::{Regex, RegexBuilder};
 use serde_json::{Map, Value};
 
 use crate::compile::Compiler;
@@ -10,10 +9,8 @@ use crate::format::{self, Known};
 use crate::index::esc;
 use crate::number::{Divisor, Num};
 use crate::options::Dialect;
+use crate::pattern::Pattern;
 use crate::tree::{Kw, KwKind, ObjectKw, Schema, SchemaObj, Sid, ty};
-
-/// Compiled regexes are capped so a hostile policy cannot make a huge automaton.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Keywords from newer drafts that are recognised but not implemented.
 fn not_implemented(key: &str) -> bool {
@@ -83,17 +80,14 @@ fn number(v: &Value, key: &str, loc: &str) -> Result<Num, CompileError> {
     .ok_or_else(|| invalid(key, loc, "a number"))
 }
 
-fn regex(p: &Value, key: &str, loc: &str) -> Result<Regex, CompileError> {
+fn regex(p: &Value, key: &str, loc: &str) -> Result<Pattern, CompileError> {
     let Value::String(p) = p else {
         return Err(invalid(key, loc, "a regular expression string"));
     };
-    RegexBuilder::new(p)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| CompileError::InvalidPattern {
-            location: loc.to_string(),
-            detail: e.to_string(),
-        })
+    Pattern::new(p).map_err(|e| CompileError::InvalidPattern {
+        location: loc.to_string(),
+        detail: e.to_string(),
+    })
 }
 
 fn names(v: &Value, key: &str, loc: &str) -> Result<Vec<String>, CompileError> {

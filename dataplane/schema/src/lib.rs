@@ -17,6 +17,7 @@ mod keywords;
 mod node;
 mod number;
 mod options;
+mod pattern;
 mod tree;
 mod unique;
 mod uri;

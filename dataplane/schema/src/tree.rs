@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use regex::Regex;
 use serde_json::Value;
 
 use crate::format::Format;
 use crate::number::{Divisor, Num};
+use crate::pattern::Pattern;
 
 /// Index of a schema in [`Tree::schemas`].
 pub(crate) type Sid = usize;
@@ -138,7 +138,7 @@ pub(crate) enum KwKind {
     MultipleOf(Divisor),
     MinLength(usize),
     MaxLength(usize),
-    Pattern(Regex),
+    Pattern(Pattern),
     Format(Format),
     MinItems(usize),
     MaxItems(usize),
@@ -177,7 +177,7 @@ pub(crate) struct ObjectKw {
     /// `properties` schema per slot.
     pub(crate) props: Vec<Option<Sid>>,
     pub(crate) props_loc: Box<str>,
-    pub(crate) patterns: Vec<(Regex, Sid)>,
+    pub(crate) patterns: Vec<(Pattern, Sid)>,
     pub(crate) patterns_loc: Box<str>,
     pub(crate) additional: Option<(Sid, Box<str>)>,
     pub(crate) property_names: Option<(Sid, Box<str>)>,
