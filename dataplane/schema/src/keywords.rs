@@ -282,7 +282,7 @@ impl Compiler<'_> {
                     Value::Bool(false) => {}
                     _ => return Err(invalid(key, &l, "a boolean")),
                 },
-                "pattern" => push(KwKind::Pattern(regex(v, key, &l)?), "pattern", l),
+                "pattern" => push(KwKind::Pattern(Box::new(regex(v, key, &l)?)), "pattern", l),
                 "format" => {
                     let Value::String(f) = v else {
                         return Err(invalid(key, &l, "a string"));

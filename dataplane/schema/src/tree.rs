@@ -138,7 +138,7 @@ pub(crate) enum KwKind {
     MultipleOf(Divisor),
     MinLength(usize),
     MaxLength(usize),
-    Pattern(Pattern),
+    Pattern(Box<Pattern>),
     Format(Format),
     MinItems(usize),
     MaxItems(usize),
