@@ -61,12 +61,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vigil_alw6 SEC(".maps");
 
-/* LRU: a flood of spoofed sources evicts old buckets instead of filling the table. */
+/* LRU: a flood of spoofed sources evicts old buckets instead of filling the table. Per-CPU
+ * LRU lists (one shared key space) keep CPUs from contending on one list lock. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct vigil_src_key);
 	__type(value, struct vigil_bucket);
 	__uint(max_entries, 1 << 16);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vigil_rate SEC(".maps");
 
@@ -97,13 +99,22 @@ static __always_inline void *ptr_at(const struct xdp_md *ctx, __u64 off, __u64 l
 	return data + off;
 }
 
-/* Longest-prefix match that steps over expired rules to the next shorter prefix. */
-static __always_inline int rule_active(struct vigil_rule *r, __u64 now)
+/* The clock is read once per packet, and only when something needs it: a rule with an
+ * expiry or the rate limiter. */
+static __always_inline __u64 clock_ns(__u64 *now)
 {
-	return r->expires_ns == 0 || now < r->expires_ns;
+	if (*now == 0)
+		*now = bpf_ktime_get_ns();
+	return *now;
 }
 
-static __always_inline int match_v4(void *map, __be32 addr, __u64 now)
+/* Longest-prefix match that steps over expired rules to the next shorter prefix. */
+static __always_inline int rule_active(struct vigil_rule *r, __u64 *now)
+{
+	return r->expires_ns == 0 || clock_ns(now) < r->expires_ns;
+}
+
+static __always_inline int match_v4(void *map, __be32 addr, __u64 *now)
 {
 	struct vigil_lpm_v4 key = { .prefixlen = 32 };
 
@@ -123,7 +134,7 @@ static __always_inline int match_v4(void *map, __be32 addr, __u64 now)
 	return 0;
 }
 
-static __always_inline int match_v6(void *map, const struct in6_addr *addr, __u64 now)
+static __always_inline int match_v6(void *map, const struct in6_addr *addr, __u64 *now)
 {
 	struct vigil_lpm_v6 key = { .prefixlen = 128 };
 
@@ -144,19 +155,19 @@ static __always_inline int match_v6(void *map, const struct in6_addr *addr, __u6
 }
 
 /* Token bucket per source. Returns 1 when the packet is over the source's rate. */
-static __always_inline int over_rate(const struct vigil_src_key *src, __u64 now)
+static __always_inline int over_rate(const struct vigil_config *cfg,
+				     const struct vigil_src_key *src, __u64 *now)
 {
-	__u32 zero = 0;
-	struct vigil_config *cfg = bpf_map_lookup_elem(&vigil_cfg, &zero);
 	struct vigil_bucket *b;
-	__u64 credit;
+	__u64 credit, t;
 
 	if (!cfg || !cfg->rate_enabled || cfg->ns_per_packet == 0)
 		return 0;
 
+	t = clock_ns(now);
 	b = bpf_map_lookup_elem(&vigil_rate, src);
 	if (!b) {
-		struct vigil_bucket fresh = { .last_ns = now };
+		struct vigil_bucket fresh = { .last_ns = t };
 
 		/* A new source starts with a full bucket, less this packet. */
 		if (cfg->burst_ns >= cfg->ns_per_packet)
@@ -167,11 +178,11 @@ static __always_inline int over_rate(const struct vigil_src_key *src, __u64 now)
 
 	credit = b->credit_ns;
 	/* Another CPU may have moved last_ns past our clock reading; never underflow. */
-	if (now > b->last_ns)
-		credit += now - b->last_ns;
+	if (t > b->last_ns)
+		credit += t - b->last_ns;
 	if (credit > cfg->burst_ns)
 		credit = cfg->burst_ns;
-	b->last_ns = now;
+	b->last_ns = t;
 	if (credit < cfg->ns_per_packet) {
 		b->credit_ns = credit;
 		return 1;
@@ -180,12 +191,20 @@ static __always_inline int over_rate(const struct vigil_src_key *src, __u64 now)
 	return 0;
 }
 
+static __always_inline struct vigil_config *config(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&vigil_cfg, &zero);
+}
+
 static __always_inline __u32 verdict_v4(const struct xdp_md *ctx, __u64 off)
 {
 	struct iphdr *ip = ptr_at(ctx, off, sizeof(*ip));
 	struct vigil_src_key src = {};
+	struct vigil_config *cfg;
 	__u32 hdr_len;
-	__u64 now;
+	__u64 now = 0;
 
 	if (!ip || ip->version != 4 || ip->ihl < 5)
 		return VIGIL_R_MALFORMED;
@@ -194,16 +213,16 @@ static __always_inline __u32 verdict_v4(const struct xdp_md *ctx, __u64 off)
 	if (!ptr_at(ctx, off, hdr_len) || bpf_ntohs(ip->tot_len) < hdr_len)
 		return VIGIL_R_MALFORMED;
 
-	now = bpf_ktime_get_ns();
-	if (match_v4(&vigil_alw4, ip->saddr, now))
+	cfg = config();
+	if ((!cfg || cfg->allow_v4_used) && match_v4(&vigil_alw4, ip->saddr, &now))
 		return VIGIL_R_ALLOWLISTED;
-	if (match_v4(&vigil_blk4, ip->saddr, now))
+	if (match_v4(&vigil_blk4, ip->saddr, &now))
 		return VIGIL_R_BLOCKED;
 
 	src.addr[10] = 0xff;
 	src.addr[11] = 0xff;
 	__builtin_memcpy(&src.addr[12], &ip->saddr, 4);
-	if (over_rate(&src, now))
+	if (over_rate(cfg, &src, &now))
 		return VIGIL_R_RATE_LIMITED;
 	return VIGIL_R_PASS;
 }
@@ -212,19 +231,20 @@ static __always_inline __u32 verdict_v6(const struct xdp_md *ctx, __u64 off)
 {
 	struct ipv6hdr *ip6 = ptr_at(ctx, off, sizeof(*ip6));
 	struct vigil_src_key src = {};
-	__u64 now;
+	struct vigil_config *cfg;
+	__u64 now = 0;
 
 	if (!ip6 || ip6->version != 6)
 		return VIGIL_R_MALFORMED;
 
-	now = bpf_ktime_get_ns();
-	if (match_v6(&vigil_alw6, &ip6->saddr, now))
+	cfg = config();
+	if ((!cfg || cfg->allow_v6_used) && match_v6(&vigil_alw6, &ip6->saddr, &now))
 		return VIGIL_R_ALLOWLISTED;
-	if (match_v6(&vigil_blk6, &ip6->saddr, now))
+	if (match_v6(&vigil_blk6, &ip6->saddr, &now))
 		return VIGIL_R_BLOCKED;
 
 	__builtin_memcpy(src.addr, &ip6->saddr, 16);
-	if (over_rate(&src, now))
+	if (over_rate(cfg, &src, &now))
 		return VIGIL_R_RATE_LIMITED;
 	return VIGIL_R_PASS;
 }

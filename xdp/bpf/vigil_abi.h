@@ -13,7 +13,7 @@
 
 /* Bumped whenever a map key or value below changes layout. Written into the config map so
  * a daemon adopting pinned maps can refuse ones from an incompatible build. */
-#define VIGIL_ABI_VERSION 1
+#define VIGIL_ABI_VERSION 2
 
 #define VIGIL_REASON_LEN 48
 
@@ -69,6 +69,11 @@ struct vigil_config {
 	__u64 ns_per_packet; /* 1e9 / pps */
 	__u64 burst_ns;      /* burst * ns_per_packet */
 	__u32 attach_mode;   /* VIGIL_MODE_*: recorded by the daemon for status */
+	/* 1 when the v4/v6 allowlist may hold entries, so the program can skip an empty trie.
+	 * Set before an insert and cleared once the trie is empty. Only allowlists get this: a
+	 * wrongly skipped allow lookup makes the program stricter, never more permissive. */
+	__u32 allow_v4_used;
+	__u32 allow_v6_used;
 	__u32 _pad;
 };
 

@@ -2,7 +2,7 @@
 //! `abi_matches_btf` checks sizes and offsets against the compiled object's BTF.
 
 /// Bumped with `VIGIL_ABI_VERSION` in the header whenever a layout changes.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 /// Bytes of operator text kept with each rule.
 pub const REASON_LEN: usize = 48;
 
@@ -104,6 +104,9 @@ pub struct Config {
     pub ns_per_packet: u64,
     pub burst_ns: u64,
     pub attach_mode: u32,
+    /// 1 when the IPv4 allowlist may hold entries (the program skips the lookup otherwise).
+    pub allow_v4_used: u32,
+    pub allow_v6_used: u32,
     pub _pad: u32,
 }
 

@@ -201,6 +201,11 @@ impl VigilMaps {
             reason: text,
         };
         let what = format!("adding {cidr} to the {list:?} list");
+        let v4 = cidr.addr().is_ipv4();
+        if list == List::Allow {
+            // Before the insert: the program may skip an allowlist only while it is empty.
+            self.set_allow_used(v4, true)?;
+        }
         match cidr.addr() {
             IpAddr::V4(a) => {
                 let key = Key::new(rule.prefixlen, a.octets());
@@ -217,6 +222,31 @@ impl VigilMaps {
         }
     }
 
+    /// Records whether an allowlist may hold entries (see `allow_v4_used` in the ABI).
+    fn set_allow_used(&mut self, v4: bool, used: bool) -> Result<(), XdpError> {
+        let mut cfg = self.config()?;
+        let flag = if v4 {
+            &mut cfg.allow_v4_used
+        } else {
+            &mut cfg.allow_v6_used
+        };
+        if *flag == u32::from(used) {
+            return Ok(());
+        }
+        *flag = u32::from(used);
+        self.config
+            .set(0, cfg, 0)
+            .map_err(XdpError::map("writing the XDP config map"))
+    }
+
+    fn allow_empty(&self, v4: bool) -> bool {
+        if v4 {
+            self.alw4.keys().next().is_none()
+        } else {
+            self.alw6.keys().next().is_none()
+        }
+    }
+
     /// Removes a rule; `Ok(false)` when there was none for exactly this CIDR.
     pub fn remove(&mut self, list: List, cidr: IpNet) -> Result<bool, XdpError> {
         let prefix = u32::from(cidr.prefix_len());
@@ -225,7 +255,13 @@ impl VigilMaps {
             IpAddr::V6(a) => self.trie6(list).remove(&Key::new(prefix, a.octets())),
         };
         match res {
-            Ok(()) => Ok(true),
+            Ok(()) => {
+                let v4 = cidr.addr().is_ipv4();
+                if list == List::Allow && self.allow_empty(v4) {
+                    self.set_allow_used(v4, false)?;
+                }
+                Ok(true)
+            }
             Err(aya::maps::MapError::KeyNotFound) => Ok(false),
             Err(e) => Err(XdpError::map(format!("removing {cidr}"))(e)),
         }
@@ -301,12 +337,15 @@ impl VigilMaps {
         attach_mode: u32,
     ) -> Result<(), XdpError> {
         let (ns_per_packet, burst_ns) = rate.map(RateLimit::to_abi).unwrap_or((0, 0));
+        let old = self.config()?;
         let cfg = Config {
             abi_version: abi::ABI_VERSION,
             rate_enabled: u32::from(rate.is_some()),
             ns_per_packet,
             burst_ns,
             attach_mode,
+            allow_v4_used: old.allow_v4_used,
+            allow_v6_used: old.allow_v6_used,
             _pad: 0,
         };
         self.config

@@ -105,6 +105,8 @@ fn abi_matches_btf() {
             ns_per_packet,
             burst_ns,
             attach_mode,
+            allow_v4_used,
+            allow_v6_used,
             _pad
         ]
     );

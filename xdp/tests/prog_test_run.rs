@@ -359,3 +359,45 @@ fn list_shows_reason_ttl_and_origin() {
     assert!(list[1].auto);
     assert!(maps.list(List::Allow).unwrap().is_empty());
 }
+
+#[test]
+fn empty_allowlists_are_skipped_but_never_ignored_when_filled() {
+    let mut p = prog();
+    add(&mut p, List::Block, "198.18.60.0/24", None);
+    let cfg = |p: &TestProgram| p.maps.as_ref().unwrap().config().unwrap();
+    assert_eq!((cfg(&p).allow_v4_used, cfg(&p).allow_v6_used), (0, 0));
+    add(&mut p, List::Allow, "198.18.60.1", None);
+    add(&mut p, List::Allow, "198.18.60.2", None);
+    assert_eq!((cfg(&p).allow_v4_used, cfg(&p).allow_v6_used), (1, 0));
+    assert_eq!(action(&mut p, &v4("198.18.60.1")), XDP_PASS);
+    let maps = p.maps.as_mut().unwrap();
+    maps.remove(List::Allow, parse_cidr("198.18.60.1").unwrap())
+        .unwrap();
+    // One entry left: still looked up.
+    assert_eq!(cfg(&p).allow_v4_used, 1);
+    assert_eq!(action(&mut p, &v4("198.18.60.1")), XDP_DROP);
+    assert_eq!(action(&mut p, &v4("198.18.60.2")), XDP_PASS);
+    p.maps
+        .as_mut()
+        .unwrap()
+        .remove(List::Allow, parse_cidr("198.18.60.2").unwrap())
+        .unwrap();
+    assert_eq!(cfg(&p).allow_v4_used, 0);
+    assert_eq!(action(&mut p, &v4("198.18.60.2")), XDP_DROP);
+    // Rate-limit changes keep the flags.
+    add(&mut p, List::Allow, "2001:db8:60::/48", None);
+    p.maps
+        .as_mut()
+        .unwrap()
+        .set_config(
+            Some(RateLimit {
+                pps: 100,
+                burst: 100,
+            }),
+            0,
+        )
+        .unwrap();
+    assert_eq!(cfg(&p).allow_v6_used, 1);
+    assert_eq!(action(&mut p, &v6("2001:db8:60::1")), XDP_PASS);
+    assert_eq!(count(&p, Reason::Allowlisted), 3);
+}
