@@ -2,7 +2,8 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use vigil_hw::{keys::KeyMode, thermal::Level};
 
 #[derive(Debug, Parser)]
 #[command(name = "vigilctl", version, about = "Operate a Vigil gateway")]
@@ -40,6 +41,14 @@ pub enum Command {
     /// The XDP program itself.
     #[command(subcommand)]
     Xdp(XdpCmd),
+    /// The gateway's TLS key: create, inspect, seal, rotate.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+    /// Temperature and inspection level; pin the level for a while (needs vigild).
+    Thermal {
+        #[command(subcommand)]
+        cmd: Option<ThermalCmd>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,4 +76,142 @@ pub struct AddArgs {
 pub enum XdpCmd {
     /// Detach the program and remove its pinned maps (drops stop).
     Detach,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCmd {
+    /// Create a new ECDSA P-256 key, its CSR and a self-signed certificate in DIR.
+    Init(KeysInitArgs),
+    /// What key DIR holds: mode, fingerprint, creation time, subject, PCRs.
+    Show {
+        /// Key directory.
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Seal an existing PEM private key into DIR with the TPM (then install its chain as
+    /// DIR/cert.pem).
+    Seal(KeysSealArgs),
+    /// Have vigild reload its key and serve it to new handshakes (needs vigild).
+    Rotate,
+}
+
+/// How `keys init` keeps the private key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ModeArg {
+    /// Software key sealed by the TPM under a PCR policy (fast handshakes; the default).
+    #[value(alias = "tpm-sealed")]
+    Sealed,
+    /// Non-exportable key inside the TPM (one TPM signature per handshake).
+    #[value(alias = "tpm-resident")]
+    Resident,
+    /// PEM key file on disk (development, or boxes without a TPM).
+    File,
+}
+
+impl From<ModeArg> for KeyMode {
+    fn from(m: ModeArg) -> Self {
+        match m {
+            ModeArg::Sealed => KeyMode::TpmSealed,
+            ModeArg::Resident => KeyMode::TpmResident,
+            ModeArg::File => KeyMode::File,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct KeysInitArgs {
+    #[arg(long, value_enum, default_value = "sealed")]
+    pub mode: ModeArg,
+    /// Key directory (created with mode 0700; must not hold a key yet).
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub tpm: TctiArg,
+    /// DNS name for the certificate's CN and SAN. Default: this host's name.
+    #[arg(long, value_name = "CN")]
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysSealArgs {
+    /// PEM private key to seal (PKCS#8, SEC1 or PKCS#1). Left in place: delete it afterwards.
+    pub file: PathBuf,
+    /// Key directory.
+    #[arg(long)]
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub tpm: TctiArg,
+    /// PCRs (SHA-256 bank) the key is sealed to, e.g. 7,16. Default: 7.
+    #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(0..=23))]
+    pub pcrs: Vec<u8>,
+}
+
+#[derive(Debug, Args)]
+pub struct TctiArg {
+    /// TPM to use (tpm2-tss TCTI). Default: $VIGIL_TCTI, else device:/dev/tpmrm0.
+    #[arg(long)]
+    pub tcti: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ThermalCmd {
+    /// Pin the inspection level; it returns to what the temperature says when DURATION ends.
+    Override {
+        /// full, reduced, minimal or shed.
+        #[arg(value_parser = parse_level)]
+        level: Level,
+        /// How long (30s, 10m, 1h30m; at most 7d).
+        #[arg(long = "for", value_name = "DURATION", value_parser = parse_override_secs)]
+        for_secs: u64,
+    },
+    /// End an override now.
+    Clear,
+}
+
+/// Longest override vigild accepts.
+pub const MAX_OVERRIDE_SECS: u64 = 7 * 86_400;
+
+fn parse_level(s: &str) -> Result<Level, String> {
+    Level::ALL
+        .into_iter()
+        .find(|l| l.as_str() == s)
+        .ok_or_else(|| format!("unknown level {s:?}: use full, reduced, minimal or shed"))
+}
+
+/// Whole seconds, rounded up (vigild counts overrides in seconds).
+fn parse_override_secs(s: &str) -> Result<u64, String> {
+    let d = vigil_dataplane::duration::parse_duration(s)?;
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    if secs == 0 || secs > MAX_OVERRIDE_SECS {
+        return Err(format!("{s:?}: an override lasts between 1s and 7d"));
+    }
+    Ok(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_parse_by_name_only() {
+        assert_eq!(parse_level("minimal"), Ok(Level::Minimal));
+        let err = parse_level("hot").unwrap_err();
+        assert!(err.contains("full, reduced, minimal or shed"), "{err}");
+        assert!(parse_level("Shed").is_err());
+    }
+
+    #[test]
+    fn override_durations_round_up_and_are_bounded() {
+        assert_eq!(parse_override_secs("10m"), Ok(600));
+        assert_eq!(parse_override_secs("1500ms"), Ok(2));
+        assert!(parse_override_secs("0s").is_err());
+        assert!(parse_override_secs("8d").is_err());
+        assert!(parse_override_secs("ten").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
 }

@@ -85,17 +85,30 @@ pub fn pinned_iface(pin_root: &Path, iface: Option<&str>) -> anyhow::Result<Stri
     }
 }
 
-/// Runs a request against the pinned maps, the way the daemon would.
-pub fn run_offline(pin_root: &Path, iface: Option<&str>, req: &Request) -> anyhow::Result<Value> {
-    let needs_daemon = match req {
+/// The command's name when only vigild can answer `req` (no pinned-map fallback).
+pub fn needs_daemon(req: &Request) -> Option<&'static str> {
+    match req {
         Request::Reload => Some("reload"),
         Request::KeysRotate => Some("keys rotate"),
         Request::Thermal | Request::ThermalOverride { .. } | Request::ThermalClear => {
             Some("thermal")
         }
         _ => None,
-    };
-    if let Some(what) = needs_daemon {
+    }
+}
+
+/// Whether this process runs as root (the owner of `/proc/self` is the effective uid).
+fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+/// Runs a request against the pinned maps, the way the daemon would.
+pub fn run_offline(pin_root: &Path, iface: Option<&str>, req: &Request) -> anyhow::Result<Value> {
+    if !is_root() {
+        bail!("vigild is not reachable and the pinned maps need privileges: vigilctl needs root");
+    }
+    if let Some(what) = needs_daemon(req) {
         bail!("vigild is not running: `{what}` needs it (start it with vigild --config FILE)");
     }
     let iface = pinned_iface(pin_root, iface)?;

@@ -3,10 +3,11 @@
 
 pub mod cli;
 pub mod client;
+pub mod keys;
 pub mod render;
 
 use anyhow::Context;
-use cli::{Cli, Command, RuleCmd, XdpCmd};
+use cli::{Cli, Command, KeysCmd, RuleCmd, ThermalCmd, XdpCmd};
 use serde_json::Value;
 use vigil_dataplane::control::proto::Request;
 use vigil_xdp::List;
@@ -51,11 +52,32 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         Command::Status => Request::Status,
         Command::Reload => Request::Reload,
         Command::Xdp(XdpCmd::Detach) => Request::XdpDetach,
+        Command::Keys(KeysCmd::Rotate) => Request::KeysRotate,
+        Command::Keys(cmd) => return keys::run(cmd, cli.json),
+        Command::Thermal { cmd: None } => Request::Thermal,
+        Command::Thermal {
+            cmd: Some(ThermalCmd::Override { level, for_secs }),
+        } => Request::ThermalOverride {
+            level: level.as_str().to_owned(),
+            for_secs: *for_secs,
+        },
+        Command::Thermal {
+            cmd: Some(ThermalCmd::Clear),
+        } => Request::ThermalClear,
     };
     let data = match client::ask_daemon(&cli.socket, &req)? {
         Some(v) => v,
-        None => client::run_offline(&cli.pin_root, cli.iface.as_deref(), &req)
-            .context("vigild is not running; used the pinned maps")?,
+        None => {
+            if let Some(what) = client::needs_daemon(&req) {
+                anyhow::bail!(
+                    "vigild is not running (nothing listens on {}): `{what}` needs it; start \
+                     it with vigild --config FILE, or point --socket at its control socket",
+                    cli.socket.display()
+                );
+            }
+            client::run_offline(&cli.pin_root, cli.iface.as_deref(), &req)
+                .context("vigild is not running; used the pinned maps")?
+        }
     };
     if cli.json {
         return Ok(format!("{}\n", serde_json::to_string_pretty(&data)?));
@@ -68,14 +90,17 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         (_, Request::RuleDel { .. }) => format!("removed {}\n", text(&data["cidr"])),
         (_, Request::Reload) => "reloaded\n".to_owned(),
         (_, Request::XdpDetach) => format!("detached XDP from {}\n", text(&data["detached"])),
-        (
-            _,
-            Request::KeysRotate
-            | Request::Thermal
-            | Request::ThermalOverride { .. }
-            | Request::ThermalClear,
-        ) => {
-            format!("{}\n", serde_json::to_string_pretty(&data)?)
+        (_, Request::KeysRotate) => render::keys::rotated(&data),
+        (_, Request::Thermal) => render::thermal::status(&data, None)?,
+        (_, Request::ThermalOverride { level, for_secs }) => render::thermal::status(
+            &data,
+            Some(&format!(
+                "pinned the inspection level at {level} for {}",
+                vigil_dataplane::duration::format_secs(*for_secs)
+            )),
+        )?,
+        (_, Request::ThermalClear) => {
+            render::thermal::status(&data, Some("override cleared; the temperature decides"))?
         }
     })
 }

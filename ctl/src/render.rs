@@ -1,5 +1,9 @@
 //! Human-readable output. `--json` bypasses all of this.
 
+mod host;
+pub mod keys;
+pub mod thermal;
+
 use serde_json::Value;
 use vigil_dataplane::duration::format_secs;
 
@@ -67,6 +71,13 @@ pub fn stats(v: &Value) -> String {
 }
 
 pub fn status(v: &Value) -> String {
+    let mut out = daemon_and_xdp(v);
+    out.push_str(&host::gateway(v));
+    out.push_str(&host::host(v));
+    out
+}
+
+fn daemon_and_xdp(v: &Value) -> String {
     let mut out = String::new();
     let d = &v["daemon"];
     if d["running"].as_bool() == Some(true) {

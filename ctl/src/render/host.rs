@@ -1,0 +1,145 @@
+//! The gateway and host blocks of `status`.
+
+use serde_json::Value;
+use vigil_hw::HostFacts;
+
+/// Listener addresses and upstreams; nothing when the reply has no `gateway` key (offline).
+pub fn gateway(v: &Value) -> String {
+    let Some(g) = v.get("gateway") else {
+        return String::new();
+    };
+    if g.is_null() {
+        return "gateway:       not running (no [listener] section)\n".to_owned();
+    }
+    let mut out = format!(
+        "gateway:       https {}, http {}, metrics {}\n",
+        g["https"].as_str().unwrap_or("?"),
+        g["http"].as_str().unwrap_or("off"),
+        g["metrics"].as_str().unwrap_or("?")
+    );
+    let names: Vec<&str> = g["upstreams"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    out.push_str(&format!(
+        "upstreams:     {}\n",
+        if names.is_empty() {
+            "none".to_owned()
+        } else {
+            names.join(", ")
+        }
+    ));
+    out
+}
+
+fn yes(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+/// CPU features, warnings and NICs; nothing when the reply has no `host` key.
+pub fn host(v: &Value) -> String {
+    let Some(h) = v.get("host").filter(|h| !h.is_null()) else {
+        return String::new();
+    };
+    let h: HostFacts = match serde_json::from_value(h.clone()) {
+        Ok(h) => h,
+        Err(e) => return format!("host:          unreadable reply ({e}); try --json\n"),
+    };
+    let mut out = String::new();
+    let mut facts = vec![format!("{} CPUs", h.logical_cpus)];
+    if let Some(k) = &h.kernel {
+        facts.push(format!("kernel {k}"));
+    }
+    if let Some(m) = h.memory_total_bytes {
+        facts.push(format!("{:.1} GiB memory", m as f64 / f64::from(1u32 << 30)));
+    }
+    out.push_str(&format!("host:          {}\n", facts.join(", ")));
+    let c = h.cpu;
+    out.push_str(&format!(
+        "cpu:           AES-NI {}, AVX2 {}, AVX-512 {}, SHA {} (PCLMULQDQ {})\n",
+        yes(c.aes_ni),
+        yes(c.avx2),
+        yes(c.avx512f),
+        yes(c.sha),
+        yes(c.pclmulqdq)
+    ));
+    for w in &h.cpu_warnings {
+        out.push_str(&format!("warning:       {w}\n"));
+    }
+    if h.nics.is_empty() {
+        out.push_str("nics:          none found\n");
+        return out;
+    }
+    out.push_str(&format!(
+        "\n{:<16} {:<14} {:>9} {:>6} {:<6} XDP\n",
+        "NIC", "DRIVER", "QUEUES", "MTU", "STATE"
+    ));
+    for n in &h.nics {
+        let driver = n.driver.as_deref().unwrap_or("-");
+        let queues = format!("{}/{}", n.rx_queues, n.tx_queues);
+        let xdp = if n.native_xdp {
+            "native"
+        } else {
+            "generic only"
+        };
+        out.push_str(&format!(
+            "{:<16} {:<14} {:>9} {:>6} {:<6} {xdp}\n",
+            n.name,
+            driver,
+            queues,
+            n.mtu.map_or_else(|| "-".to_owned(), |m| m.to_string()),
+            n.operstate.as_deref().unwrap_or("-"),
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn gateway_block_lists_addresses_and_upstreams() {
+        let v = json!({ "gateway": {
+            "https": "0.0.0.0:8443", "http": null, "metrics": "127.0.0.1:9100",
+            "upstreams": ["api", "auth"]
+        }});
+        let out = gateway(&v);
+        assert!(
+            out.contains("https 0.0.0.0:8443, http off, metrics 127.0.0.1:9100"),
+            "{out}"
+        );
+        assert!(out.contains("upstreams:     api, auth"), "{out}");
+        assert!(gateway(&json!({ "gateway": null })).contains("not running"));
+        assert_eq!(gateway(&json!({})), "");
+    }
+
+    #[test]
+    fn host_block_shows_cpu_warnings_and_nics() {
+        let v = json!({ "host": {
+            "cpu": { "aes_ni": false, "pclmulqdq": false, "avx2": true, "avx512f": false,
+                     "sha": true },
+            "cpu_warnings": ["CPU lacks AES-NI: slow"],
+            "logical_cpus": 2, "kernel": "6.8.0", "memory_total_bytes": 2_147_483_648u64,
+            "nics": [{ "name": "eth0", "driver": "virtio_net", "is_virtual": false,
+                       "rx_queues": 2, "tx_queues": 2, "mtu": 1500, "operstate": "up",
+                       "native_xdp": true },
+                     { "name": "lo", "driver": "loopback", "is_virtual": true,
+                       "rx_queues": 1, "tx_queues": 1, "mtu": 65536, "operstate": "unknown",
+                       "native_xdp": false }],
+            "temperatures": { "readings": [], "errors": [] }
+        }});
+        let out = host(&v);
+        assert!(
+            out.contains("AES-NI no, AVX2 yes, AVX-512 no, SHA yes"),
+            "{out}"
+        );
+        assert!(out.contains("warning:       CPU lacks AES-NI: slow"), "{out}");
+        assert!(out.contains("2 CPUs, kernel 6.8.0, 2.0 GiB memory"), "{out}");
+        assert!(out.contains("virtio_net"), "{out}");
+        assert!(out.contains("native"), "{out}");
+        assert!(out.contains("generic only"), "{out}");
+        assert_eq!(host(&json!({})), "");
+    }
+}

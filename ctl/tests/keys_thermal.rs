@@ -1,0 +1,633 @@
+//! `vigilctl keys` against a private swtpm, and `vigilctl thermal`/`status`/`keys rotate`
+//! against a real vigild reading a fake sysfs tree. Both run the built binaries.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+// ---------------------------------------------------------------------------------------------
+// Running vigilctl
+
+fn vigilctl() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_vigilctl"));
+    // libtss2 logs its own failures to stderr; the CLI's message carries what matters.
+    c.env("TSS2_LOG", "all+NONE").env_remove("VIGIL_TCTI");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    vigilctl().args(args).output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Runs vigilctl, asserts success and returns stdout.
+fn ok(args: &[&str]) -> String {
+    let o = run(args);
+    assert!(
+        o.status.success(),
+        "vigilctl {args:?} failed ({}):\n{}",
+        o.status,
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+fn ok_json(args: &[&str]) -> Value {
+    let out = ok(args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("vigilctl {args:?}: {e}:\n{out}"))
+}
+
+/// Runs vigilctl, asserts a failure with a readable message (no panic, no usage dump only) that
+/// contains every one of `needles`, and returns stderr.
+fn fails(args: &[&str], needles: &[&str]) -> String {
+    let o = run(args);
+    let err = stderr(&o);
+    assert!(
+        !o.status.success(),
+        "vigilctl {args:?} succeeded:\n{}",
+        stdout(&o)
+    );
+    assert!(!err.contains("panicked"), "vigilctl {args:?} panicked:\n{err}");
+    for n in needles {
+        assert!(err.contains(n), "vigilctl {args:?}: {n:?} not in:\n{err}");
+    }
+    err
+}
+
+// ---------------------------------------------------------------------------------------------
+// A private swtpm
+
+/// Two consecutive free loopback ports (server, control), probed by binding them.
+fn free_port_pair() -> u16 {
+    for _ in 0..50 {
+        let a = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = a.local_addr().unwrap().port();
+        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free pair of loopback ports");
+}
+
+/// A swtpm child with its own ports and state directory; dropping it kills it by PID.
+struct Swtpm {
+    port: u16,
+    child: Child,
+    _state: tempfile::TempDir,
+}
+
+impl Swtpm {
+    fn start() -> Self {
+        // A port taken between the probe and swtpm's bind fails the start; try a few.
+        for _ in 0..5 {
+            if let Some(tpm) = Self::try_start() {
+                return tpm;
+            }
+        }
+        panic!("swtpm did not start (is the swtpm package installed?)");
+    }
+
+    fn try_start() -> Option<Self> {
+        let state = tempfile::tempdir().unwrap();
+        let port = free_port_pair();
+        let child = Command::new("swtpm")
+            .args(["socket", "--tpm2", "--server"])
+            .arg(format!("type=tcp,port={port},bindaddr=127.0.0.1"))
+            .arg("--ctrl")
+            .arg(format!("type=tcp,port={},bindaddr=127.0.0.1", port + 1))
+            .arg("--tpmstate")
+            .arg(format!("dir={}", state.path().display()))
+            .args(["--flags", "not-need-init,startup-clear"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot run swtpm (is the swtpm package installed?)");
+        let mut tpm = Self {
+            port,
+            child,
+            _state: state,
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if tpm.child.try_wait().unwrap().is_some() {
+                return None;
+            }
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(tpm);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    fn tcti(&self) -> String {
+        format!("swtpm:host=127.0.0.1,port={}", self.port)
+    }
+}
+
+fn kill(child: &mut Child) {
+    // Child::kill signals this child's PID only; wait reaps it.
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+impl Drop for Swtpm {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// keys
+
+const NAME: &str = "gw.vigil.test";
+
+/// SHA-256 of the certificate's SubjectPublicKeyInfo, computed by openssl.
+fn cert_spki_sha256(cert: &Path) -> String {
+    let pubkey = Command::new("openssl")
+        .args(["x509", "-noout", "-pubkey", "-in"])
+        .arg(cert)
+        .output()
+        .expect("cannot run openssl");
+    assert!(pubkey.status.success(), "{}", stderr(&pubkey));
+    let mut der = Command::new("openssl")
+        .args(["pkey", "-pubin", "-outform", "DER"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut der.stdin.take().unwrap(), &pubkey.stdout).unwrap();
+    let der = der.wait_with_output().unwrap();
+    assert!(der.status.success());
+    let mut dgst = Command::new("openssl")
+        .args(["dgst", "-sha256", "-r"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut dgst.stdin.take().unwrap(), &der.stdout).unwrap();
+    let out = dgst.wait_with_output().unwrap();
+    stdout(&out)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// `keys init --mode MODE` then `keys show`: same key, files on disk, cert matches the key.
+fn init_and_show(mode: &str, expect_mode: &str, key_file: &str) {
+    let tpm = Swtpm::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("keys");
+    let d = dir.to_str().unwrap();
+    let tcti = tpm.tcti();
+    let args = [
+        "keys",
+        "init",
+        "--mode",
+        mode,
+        "--dir",
+        d,
+        "--tcti",
+        &tcti,
+        "--subject",
+        NAME,
+        "--json",
+    ];
+    let init = ok_json(&args);
+    assert_eq!(init["mode"], expect_mode, "{init}");
+    let fp = init["spki_sha256"].as_str().unwrap().to_owned();
+    assert_eq!(fp.len(), 64, "{init}");
+    assert!(fp.bytes().all(|b| b.is_ascii_hexdigit()), "{init}");
+    assert_eq!(init["subject"], NAME);
+    let files: Vec<&str> = init["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for f in ["key.json", key_file, "csr.pem", "cert.pem"] {
+        let path = dir.join(f);
+        assert!(path.exists(), "{f} missing");
+        assert!(files.contains(&path.to_str().unwrap()), "{f} not reported: {files:?}");
+    }
+    assert!(!dir.join("key.pem").exists(), "a TPM key left a PEM file");
+    assert_eq!(cert_spki_sha256(&dir.join("cert.pem")), fp);
+
+    let show = ok_json(&["keys", "show", "--dir", d, "--json"]);
+    assert_eq!(show["spki_sha256"], fp.as_str());
+    assert_eq!(show["mode"], expect_mode);
+    assert_eq!(show["created"], init["created"]);
+
+    let text = ok(&["keys", "show", "--dir", d]);
+    assert!(text.contains(expect_mode), "{text}");
+    assert!(text.contains(&fp), "{text}");
+    assert!(text.contains(NAME), "{text}");
+
+    // A second init must not destroy the key.
+    fails(
+        &["keys", "init", "--mode", mode, "--dir", d, "--tcti", &tcti],
+        &["already holds a key"],
+    );
+    assert_eq!(
+        ok_json(&["keys", "show", "--dir", d, "--json"])["spki_sha256"],
+        fp.as_str()
+    );
+}
+
+#[test]
+fn sealed_key_init_then_show_agree() {
+    init_and_show("sealed", "tpm-sealed", "sealed.blob");
+}
+
+#[test]
+fn resident_key_init_then_show_agree() {
+    init_and_show("resident", "tpm-resident", "resident.blob");
+}
+
+#[test]
+fn human_init_output_names_mode_fingerprint_and_files() {
+    let tpm = Swtpm::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("k");
+    let d = dir.to_str().unwrap();
+    // The TCTI comes from the environment here.
+    let o = vigilctl()
+        .env("VIGIL_TCTI", tpm.tcti())
+        .args(["keys", "init", "--mode", "sealed", "--dir", d, "--subject", NAME])
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fp = ok_json(&["keys", "show", "--dir", d, "--json"])["spki_sha256"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(out.contains("mode:          tpm-sealed"), "{out}");
+    assert!(out.contains(&format!("fingerprint:   SHA-256 {fp}")), "{out}");
+    assert!(out.contains("PCRs:          7 (SHA-256 bank)"), "{out}");
+    assert!(out.contains(&format!("{d}/csr.pem")), "{out}");
+    assert!(out.contains(&format!("{d}/cert.pem  (self-signed")), "{out}");
+    assert!(out.contains(&format!("{d}/sealed.blob")), "{out}");
+}
+
+#[test]
+fn seal_an_existing_pem_key_to_chosen_pcrs() {
+    let tpm = Swtpm::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let pem = tmp.path().join("key.pem");
+    let gen = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+        .arg(&pem)
+        .output()
+        .expect("cannot run openssl");
+    assert!(gen.status.success(), "{}", stderr(&gen));
+    let dir = tmp.path().join("sealed");
+    let d = dir.to_str().unwrap();
+    let tcti = tpm.tcti();
+    let p = pem.to_str().unwrap();
+    let info = ok_json(&[
+        "keys", "seal", p, "--dir", d, "--tcti", &tcti, "--pcrs", "7,16", "--json",
+    ]);
+    assert_eq!(info["mode"], "tpm-sealed");
+    assert_eq!(info["pcrs"], serde_json::json!([7, 16]));
+    assert!(dir.join("sealed.blob").exists());
+    assert!(pem.exists(), "seal must leave the PEM file alone");
+    let show = ok_json(&["keys", "show", "--dir", d, "--json"]);
+    assert_eq!(show["spki_sha256"], info["spki_sha256"]);
+
+    fails(
+        &["keys", "seal", p, "--dir", d, "--tcti", &tcti, "--pcrs", "7,99"],
+        &["99", "--pcrs"],
+    );
+}
+
+#[test]
+fn bad_key_requests_fail_with_readable_messages() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("k");
+    let d = d.to_str().unwrap();
+
+    let err = fails(
+        &["keys", "init", "--mode", "bogus", "--dir", d],
+        &["bogus", "--mode", "sealed", "resident"],
+    );
+    assert_eq!(run(&["keys", "init", "--mode", "bogus", "--dir", d]).status.code(), Some(2));
+    assert!(!err.contains("TPM"), "{err}");
+
+    fails(&["keys", "init", "--mode", "sealed"], &["--dir"]);
+    fails(&["keys", "show"], &["--dir"]);
+
+    let missing = tmp.path().join("nothing-here");
+    fails(
+        &["keys", "show", "--dir", missing.to_str().unwrap()],
+        &["no key in", "nothing-here", "keys init"],
+    );
+
+    // Nothing listens on a port we just freed.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tcti = format!("swtpm:host=127.0.0.1,port={port}");
+    for mode in ["sealed", "resident"] {
+        let err = fails(
+            &["keys", "init", "--mode", mode, "--dir", d, "--tcti", &tcti],
+            &["TPM unreachable", &tcti],
+        );
+        assert!(err.starts_with("vigilctl: creating a tpm-"), "{err}");
+    }
+    fails(
+        &["keys", "init", "--dir", d, "--tcti", "device:/dev/no-such-tpm"],
+        &["TPM unreachable", "device:/dev/no-such-tpm"],
+    );
+    assert!(!Path::new(d).join("key.json").exists());
+
+    fails(
+        &["keys", "seal", "/no/such/key.pem", "--dir", d, "--tcti", &tcti],
+        &["/no/such/key.pem"],
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A real vigild over a fake sysfs tree
+
+/// vigild as a child with its own config, socket and sysfs root; dropping it kills it by PID.
+struct Vigild {
+    child: Child,
+    tmp: tempfile::TempDir,
+}
+
+fn vigild_bin() -> PathBuf {
+    let ctl = Path::new(env!("CARGO_BIN_EXE_vigilctl"));
+    let bin = ctl.with_file_name("vigild");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --bins` (with the same CARGO_TARGET_DIR) before these \
+         tests",
+        bin.display()
+    );
+    bin
+}
+
+impl Vigild {
+    /// Starts vigild with no [xdp] and no [listener]; `zone0` is the first thermal zone's
+    /// reading in millidegrees (`None`: no sensors at all).
+    fn start(zone0: Option<&str>) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let sys = tmp.path().join("sys");
+        std::fs::create_dir_all(&sys).unwrap();
+        if let Some(milli) = zone0 {
+            let zone = sys.join("class/thermal/thermal_zone0");
+            std::fs::create_dir_all(&zone).unwrap();
+            std::fs::write(zone.join("type"), "x86_pkg_temp\n").unwrap();
+            std::fs::write(zone.join("temp"), format!("{milli}\n")).unwrap();
+        }
+        let config = tmp.path().join("vigild.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[control]\nsocket = \"{}\"\n\n[hw]\nsysfs_root = \"{}\"\n\n[thermal]\n\
+                 poll_interval_ms = 100\n",
+                tmp.path().join("vigild.sock").display(),
+                sys.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(tmp.path().join("vigild.log")).unwrap();
+        let child = Command::new(vigild_bin())
+            .arg("--config")
+            .arg(&config)
+            .env("VIGIL_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let mut d = Self { child, tmp };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = d.child.try_wait().unwrap() {
+                panic!("vigild exited ({status}) before serving:\n{}", d.log());
+            }
+            if UnixStream::connect(d.socket()).is_ok() {
+                return d;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "vigild did not open its control socket within 10 s:\n{}",
+                d.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.tmp.path().join("vigild.sock")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.tmp.path().join("vigild.log")).unwrap_or_default()
+    }
+
+    /// Replaces the zone's reading atomically so the governor never reads half a file.
+    fn set_temp(&self, milli: &str) {
+        let zone = self.tmp.path().join("sys/class/thermal/thermal_zone0");
+        let next = zone.join("temp.next");
+        std::fs::write(&next, format!("{milli}\n")).unwrap();
+        std::fs::rename(next, zone.join("temp")).unwrap();
+    }
+
+    fn ctl(&self, args: &[&str]) -> Output {
+        let socket = self.socket();
+        let mut all = vec!["--socket", socket.to_str().unwrap()];
+        all.extend_from_slice(args);
+        run(&all)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.ctl(args);
+        assert!(
+            o.status.success(),
+            "vigilctl {args:?} failed:\n{}\nvigild log:\n{}",
+            stderr(&o),
+            self.log()
+        );
+        stdout(&o)
+    }
+
+    fn thermal(&self) -> Value {
+        serde_json::from_str(&self.ok(&["thermal", "--json"])).unwrap()
+    }
+
+    /// Polls `thermal --json` until `pred` holds; panics with the last reply after `within`.
+    fn wait_thermal(&self, within: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            let v = self.thermal();
+            if pred(&v) {
+                return v;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not seen within {within:?}; last reply:\n{v:#}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Writes `milli`, waits until vigild has read it, and asserts the level it set then
+    /// (the governor updates temperature and level in the same observation).
+    fn step(&self, milli: u32, level: &str) {
+        self.set_temp(&milli.to_string());
+        let celsius = f64::from(milli) / 1000.0;
+        let v = self.wait_thermal(Duration::from_secs(2), &format!("{celsius} °C read"), |v| {
+            v["status"]["temperature_c"].as_f64() == Some(celsius)
+        });
+        assert_eq!(v["status"]["level"], level, "at {celsius} °C: {v:#}");
+    }
+}
+
+impl Drop for Vigild {
+    fn drop(&mut self) {
+        kill(&mut self.child);
+    }
+}
+
+#[test]
+fn thermal_levels_follow_the_sensors_with_hysteresis_and_overrides() {
+    let d = Vigild::start(Some("45000"));
+    let v = d.wait_thermal(Duration::from_secs(2), "first reading", |v| {
+        v["status"]["temperature_c"].as_f64() == Some(45.0)
+    });
+    assert_eq!(v["status"]["level"], "full", "{v:#}");
+    assert_eq!(v["sensors"]["readings"][0]["name"], "x86_pkg_temp");
+    assert_eq!(v["thresholds"]["reduced_c"].as_f64(), Some(80.0));
+    assert_eq!(v["thresholds"]["hysteresis_c"].as_f64(), Some(5.0));
+
+    let text = d.ok(&["thermal"]);
+    assert!(text.contains("level:         full  (from temperature)"), "{text}");
+    assert!(text.contains("45.0 °C"), "{text}");
+    assert!(text.contains("thermal_zone0"), "{text}");
+    assert!(text.contains("x86_pkg_temp"), "{text}");
+    assert!(text.contains("override:      none"), "{text}");
+    assert!(text.contains("reduced 80.0 °C, minimal 90.0 °C, shed 95.0 °C"), "{text}");
+
+    // Rising: the hottest threshold reached wins at once.
+    d.step(85_000, "reduced");
+    d.step(92_000, "minimal");
+    d.step(97_000, "shed");
+    // Falling: a level is left only 5 °C below its threshold.
+    d.step(92_000, "shed");
+    d.step(91_000, "shed");
+    d.step(89_000, "minimal");
+    d.step(86_000, "minimal");
+    d.step(84_000, "reduced");
+    d.step(77_000, "reduced");
+    d.step(76_000, "reduced");
+    d.step(70_000, "full");
+
+    // An override pins the level and then expires by itself.
+    let pinned_at = Instant::now();
+    let text = d.ok(&["thermal", "override", "minimal", "--for", "2s"]);
+    assert!(text.contains("pinned the inspection level at minimal for 2s"), "{text}");
+    assert!(
+        text.contains("level:         minimal  (forced by operator; temperature alone gives full)"),
+        "{text}"
+    );
+    assert!(text.contains("override:      minimal for "), "{text}");
+    let v = d.thermal();
+    assert_eq!(v["status"]["level"], "minimal", "{v:#}");
+    assert_eq!(v["status"]["override_level"], "minimal", "{v:#}");
+    assert!(v["status"]["override_remaining_ms"].as_u64().unwrap() <= 2000, "{v:#}");
+    let v = d.wait_thermal(Duration::from_secs(5), "override expiry", |v| {
+        v["status"]["override_level"].is_null()
+    });
+    assert!(pinned_at.elapsed() >= Duration::from_millis(1500), "expired too early: {v:#}");
+    assert_eq!(v["status"]["level"], "full", "{v:#}");
+
+    // Clear ends an override at once.
+    let v: Value =
+        serde_json::from_str(&d.ok(&["thermal", "override", "shed", "--for", "10m", "--json"]))
+            .unwrap();
+    assert_eq!(v["status"]["level"], "shed", "{v:#}");
+    let text = d.ok(&["thermal", "clear"]);
+    assert!(text.starts_with("override cleared"), "{text}");
+    assert!(text.contains("level:         full"), "{text}");
+    assert!(d.thermal()["status"]["override_level"].is_null());
+
+    // Client-side validation: nothing reaches vigild.
+    let socket = d.socket();
+    let s = socket.to_str().unwrap();
+    fails(
+        &["--socket", s, "thermal", "override", "hot", "--for", "1m"],
+        &["unknown level \"hot\"", "full, reduced, minimal or shed"],
+    );
+    fails(
+        &["--socket", s, "thermal", "override", "shed", "--for", "banana"],
+        &["banana", "--for"],
+    );
+    fails(
+        &["--socket", s, "thermal", "override", "shed", "--for", "0s"],
+        &["between 1s and 7d"],
+    );
+    fails(&["--socket", s, "thermal", "override", "shed"], &["--for"]);
+    assert_eq!(d.thermal()["status"]["level"], "full");
+}
+
+#[test]
+fn without_sensors_or_gateway_vigild_says_so() {
+    let d = Vigild::start(None);
+    let text = d.ok(&["thermal"]);
+    assert!(text.contains("level:         full"), "{text}");
+    assert!(text.contains("no sensors: staying at full depth"), "{text}");
+
+    let o = d.ctl(&["keys", "rotate"]);
+    assert!(!o.status.success(), "keys rotate succeeded without a gateway");
+    let err = stderr(&o);
+    assert!(err.contains("gateway is not running"), "{err}");
+    assert!(err.contains("no key to rotate"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    // status keeps its lines and adds the gateway and host blocks.
+    let text = d.ok(&["status"]);
+    assert!(text.contains("vigild:        running (pid"), "{text}");
+    assert!(text.contains("xdp:           not attached"), "{text}");
+    assert!(text.contains("gateway:       not running (no [listener] section)"), "{text}");
+    assert!(text.contains("cpu:           AES-NI "), "{text}");
+    assert!(text.contains("AVX-512"), "{text}");
+    let v: Value = serde_json::from_str(&d.ok(&["status", "--json"])).unwrap();
+    assert!(v["gateway"].is_null(), "{v:#}");
+    assert!(v["host"]["cpu"]["aes_ni"].is_boolean(), "{v:#}");
+    for nic in v["host"]["nics"].as_array().unwrap() {
+        let name = nic["name"].as_str().unwrap();
+        assert!(text.contains(name), "NIC {name} missing:\n{text}");
+    }
+}
+
+#[test]
+fn daemon_commands_say_when_vigild_is_down() {
+    let tmp = tempfile::tempdir().unwrap();
+    let socket = tmp.path().join("absent.sock");
+    let s = socket.to_str().unwrap();
+    for args in [
+        vec!["--socket", s, "keys", "rotate"],
+        vec!["--socket", s, "thermal"],
+        vec!["--socket", s, "thermal", "clear"],
+        vec!["--socket", s, "thermal", "override", "shed", "--for", "1m"],
+    ] {
+        fails(&args, &["vigild is not running", "absent.sock"]);
+    }
+}
