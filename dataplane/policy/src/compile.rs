@@ -57,7 +57,10 @@ impl<'d> Ctx<'d> {
     }
 
     pub(crate) fn warn(&mut self, warning: String) {
-        self.found.warnings.push(warning);
+        // Shared components (a `$ref`ed request body) would repeat the same warning.
+        if !self.found.warnings.contains(&warning) {
+            self.found.warnings.push(warning);
+        }
     }
 
     /// Follows `$ref`s from `v` (at `at`) to the object they name, with its pointer.

@@ -217,7 +217,7 @@ impl Param {
                 let pairs = if self.explode {
                     raw.split(sep).filter_map(|p| p.split_once('=')).collect()
                 } else {
-                    flat_pairs(raw).ok_or_else(|| self.invalid("style"))?
+                    flat_pairs(raw, ',').ok_or_else(|| self.invalid("style"))?
                 };
                 object_reading(&pairs, props).into_iter().collect()
             }
@@ -241,11 +241,7 @@ impl Param {
                 let items: Vec<&str> = if self.explode && self.style == Style::Form {
                     named().map(|(_, v)| v.as_ref()).collect()
                 } else {
-                    let sep = match self.style {
-                        Style::SpaceDelimited => ' ',
-                        Style::PipeDelimited => '|',
-                        _ => ',',
-                    };
+                    let sep = self.delimiter();
                     first.map(|raw| raw.split(sep).collect()).unwrap_or_default()
                 };
                 if items.is_empty() && first.is_none() {
@@ -266,7 +262,8 @@ impl Param {
                         .collect(),
                     _ => match first {
                         None => Vec::new(),
-                        Some(raw) => flat_pairs(raw).ok_or_else(|| self.invalid("style"))?,
+                        Some(raw) => flat_pairs(raw, self.delimiter())
+                            .ok_or_else(|| self.invalid("style"))?,
                     },
                 };
                 if pairs.is_empty() {
@@ -276,6 +273,15 @@ impl Param {
             }
         };
         self.validate(readings)
+    }
+
+    /// The separator of non-exploded query arrays and objects.
+    fn delimiter(&self) -> char {
+        match self.style {
+            Style::SpaceDelimited => ' ',
+            Style::PipeDelimited => '|',
+            _ => ',',
+        }
     }
 
     /// Whether query key `key` belongs to this parameter (for `strict_query`).
@@ -296,8 +302,8 @@ fn deep_key<'k>(key: &'k str, name: &str) -> Option<&'k str> {
 }
 
 /// `R,100,G,200` → pairs; `None` when the count is odd.
-fn flat_pairs(raw: &str) -> Option<Vec<(&str, &str)>> {
-    let items: Vec<&str> = raw.split(',').collect();
+fn flat_pairs(raw: &str, sep: char) -> Option<Vec<(&str, &str)>> {
+    let items: Vec<&str> = raw.split(sep).collect();
     if items.len() % 2 != 0 {
         return None;
     }
@@ -339,8 +345,8 @@ mod tests {
         assert_eq!(cookie("a=1", "session"), None);
         assert_eq!(deep_key("color[R]", "color"), Some("R"));
         assert_eq!(deep_key("colors[R]", "color"), None);
-        assert_eq!(flat_pairs("R,1,G,2"), Some(vec![("R", "1"), ("G", "2")]));
-        assert_eq!(flat_pairs("R,1,G"), None);
+        assert_eq!(flat_pairs("R,1,G,2", ','), Some(vec![("R", "1"), ("G", "2")]));
+        assert_eq!(flat_pairs("R|1|G", '|'), None);
     }
 
     #[test]
