@@ -14,6 +14,8 @@ use crate::uri;
 
 pub(crate) struct Compiler<'d> {
     pub(crate) doc: &'d Value,
+    /// Other documents `$ref` may point into, by absolute URI (no fragment).
+    resources: &'d [(&'d str, &'d Value)],
     pub(crate) dialect: Dialect,
     pub(crate) opts: &'d CompileOptions,
     pub(crate) schemas: Vec<Schema>,
@@ -24,11 +26,14 @@ pub(crate) struct Compiler<'d> {
     false_sid: Option<Sid>,
 }
 
+/// Positions are keyed by JSON pointer in the main document (`/a/b`) and by `uri#pointer` in a
+/// resource document, so one string names any schema position.
 pub(crate) fn compile_tree(
     doc: &Value,
     pointer: &str,
     dialect: Dialect,
     opts: &CompileOptions,
+    resources: &[(&str, &Value)],
 ) -> Result<Tree, CompileError> {
     if doc.pointer(pointer).is_none() {
         return Err(CompileError::NoSuchPointer {
@@ -37,6 +42,7 @@ pub(crate) fn compile_tree(
     }
     let mut c = Compiler {
         doc,
+        resources,
         dialect,
         opts,
         schemas: Vec::new(),
@@ -48,6 +54,12 @@ pub(crate) fn compile_tree(
     };
     if pointer.is_empty() {
         c.index.walk(doc, "", uri::DEFAULT_BASE, dialect);
+    }
+    for (u, d) in resources {
+        let (u, _) = uri::split_fragment(u);
+        let key = format!("{u}#");
+        c.index.resources.insert(u.to_string(), key.clone());
+        c.index.walk(d, &key, u, dialect);
     }
     let root = match c.compile_ptr(pointer) {
         Ok(r) => r,
@@ -77,14 +89,26 @@ pub(crate) fn compile_tree(
     Ok(tree)
 }
 
-impl Compiler<'_> {
+impl<'d> Compiler<'d> {
+    /// The value at a position key (see [`compile_tree`]).
+    fn lookup(&self, key: &str) -> Option<&'d Value> {
+        if key.is_empty() || key.starts_with('/') {
+            return self.doc.pointer(key);
+        }
+        let (u, ptr) = uri::split_fragment(key);
+        let (_, d) = self
+            .resources
+            .iter()
+            .find(|(r, _)| uri::split_fragment(r).0 == u)?;
+        d.pointer(ptr)
+    }
+
     /// Compiles the schema at a JSON pointer of the document, once.
     pub(crate) fn compile_ptr(&mut self, ptr: &str) -> Result<Sid, CompileError> {
         if let Some(&sid) = self.memo.get(ptr) {
             return Ok(sid);
         }
-        let doc = self.doc;
-        let Some(v) = doc.pointer(ptr) else {
+        let Some(v) = self.lookup(ptr) else {
             return Err(CompileError::UnresolvedRef {
                 reference: format!("#{ptr}"),
                 location: ptr.to_string(),
@@ -172,7 +196,7 @@ impl Compiler<'_> {
             self.index.anchors.get(&format!("{res}#{frag}")).cloned()
         };
         match target {
-            Some(t) if self.doc.pointer(&t).is_some() => self.compile_ptr(&t).map(Some),
+            Some(t) if self.lookup(&t).is_some() => self.compile_ptr(&t).map(Some),
             _ => Err(CompileError::UnresolvedRef {
                 reference: reference.to_string(),
                 location: loc.to_string(),
@@ -258,7 +282,7 @@ mod tests {
     use serde_json::json;
 
     fn tree(schema: &Value, d: Dialect) -> Result<Tree, CompileError> {
-        compile_tree(schema, "", d, &CompileOptions::default())
+        compile_tree(schema, "", d, &CompileOptions::default(), &[])
     }
 
     #[test]
@@ -300,6 +324,29 @@ mod tests {
         assert!(t.locs.iter().any(|l| &**l == "/$defs/a/$defs/n"));
         // Relative refs that leave the document are remote: unsupported, not silently dropped.
         let e = tree(&json!({"$ref": "other.json"}), Dialect::Draft7).unwrap_err();
+        assert_eq!(e.unsupported_keywords()[0].keyword, "$ref");
+    }
+
+    #[test]
+    fn refs_into_supplied_documents() {
+        let common = json!({"$defs": {"id": {"type": "integer", "minimum": 1}}});
+        let s = json!({"$id": "http://api.example/schemas/order.json",
+            "properties": {"id": {"$ref": "common.json#/$defs/id"}}});
+        let res = [("http://api.example/schemas/common.json", &common)];
+        let t = compile_tree(
+            &s,
+            "",
+            Dialect::Draft2020_12,
+            &CompileOptions::default(),
+            &res,
+        )
+        .unwrap();
+        assert!(
+            t.locs
+                .iter()
+                .any(|l| &**l == "http://api.example/schemas/common.json#/$defs/id")
+        );
+        let e = tree(&s, Dialect::Draft2020_12).unwrap_err();
         assert_eq!(e.unsupported_keywords()[0].keyword, "$ref");
     }
 

@@ -66,7 +66,20 @@ impl Validator {
         dialect: Dialect,
         options: &CompileOptions,
     ) -> Result<Validator, CompileError> {
-        let tree = compile::compile_tree(document, pointer, dialect, options)?;
+        let tree = compile::compile_tree(document, pointer, dialect, options, &[])?;
+        Ok(Validator { tree, dialect })
+    }
+
+    /// Compiles a schema whose `$ref`s may point into other documents, given as (absolute
+    /// URI, document) pairs. Nothing is fetched: a reference to a URI not listed is refused as
+    /// unsupported. Violations inside a resource carry `uri#pointer` keyword locations.
+    pub fn compile_with_resources(
+        schema: &serde_json::Value,
+        dialect: Dialect,
+        options: &CompileOptions,
+        resources: &[(&str, &serde_json::Value)],
+    ) -> Result<Validator, CompileError> {
+        let tree = compile::compile_tree(schema, "", dialect, options, resources)?;
         Ok(Validator { tree, dialect })
     }
 

@@ -4,7 +4,9 @@
 //!
 //! Rules: every test whose group schema compiles must give the suite's answer; a group whose
 //! schema uses an unsupported keyword is skipped and counted under that keyword. Files under
-//! `optional/` are included only for the formats the validator asserts.
+//! `optional/` are included only for the formats the validator asserts. The suite's `remotes/`
+//! documents are handed to the compiler under the URIs the suite expects
+//! (`http://localhost:1234/...`); nothing is fetched over a network.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeMap;
@@ -42,6 +44,27 @@ fn suite_dir() -> PathBuf {
     dir
 }
 
+/// Every file under `remotes/` as (URI, document).
+fn remotes() -> Vec<(String, Value)> {
+    fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, Value)>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            let r = format!("{rel}{name}");
+            if p.is_dir() {
+                walk(&p, &format!("{r}/"), out);
+            } else if name.ends_with(".json") {
+                let doc = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+                out.push((format!("http://localhost:1234/{r}"), doc));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&suite_dir().join("remotes"), "", &mut out);
+    assert!(!out.is_empty(), "no remotes in the suite");
+    out
+}
+
 #[derive(Default)]
 struct Tally {
     passed: usize,
@@ -49,14 +72,22 @@ struct Tally {
     failures: Vec<String>,
 }
 
-fn run_file(path: &Path, dialect: Dialect, opts: &CompileOptions, tally: &mut Tally) {
+fn run_file(
+    path: &Path,
+    dialect: Dialect,
+    opts: &CompileOptions,
+    resources: &[(&str, &Value)],
+    tally: &mut Tally,
+) {
     let text = std::fs::read_to_string(path).unwrap();
     let groups: Vec<Value> = serde_json::from_str(&text).unwrap();
     let name = path.file_name().unwrap().to_string_lossy().to_string();
     for group in &groups {
         let gdesc = group["description"].as_str().unwrap_or("?");
         let tests = group["tests"].as_array().unwrap();
-        let validator = match Validator::compile(&group["schema"], dialect, opts) {
+        let compiled =
+            Validator::compile_with_resources(&group["schema"], dialect, opts, resources);
+        let validator = match compiled {
             Ok(v) => v,
             Err(CompileError::Unsupported { first, .. }) => {
                 *tally.skipped.entry(first.keyword).or_default() += tests.len();
@@ -98,6 +129,8 @@ fn run_file(path: &Path, dialect: Dialect, opts: &CompileOptions, tally: &mut Ta
 fn run_draft(draft: &str, dialect: Dialect) -> Tally {
     let dir = suite_dir().join("tests").join(draft);
     let mut tally = Tally::default();
+    let owned = remotes();
+    let resources: Vec<(&str, &Value)> = owned.iter().map(|(u, d)| (u.as_str(), d)).collect();
     // JSON Schema semantics: `format` is an annotation and `readOnly` is only an annotation.
     let base = CompileOptions {
         assert_formats: false,
@@ -112,7 +145,7 @@ fn run_draft(draft: &str, dialect: Dialect) -> Tally {
     files.sort();
     assert!(!files.is_empty(), "no test files in {}", dir.display());
     for f in &files {
-        run_file(f, dialect, &base, &mut tally);
+        run_file(f, dialect, &base, &resources, &mut tally);
     }
     let asserting = CompileOptions {
         assert_formats: true,
@@ -121,7 +154,7 @@ fn run_draft(draft: &str, dialect: Dialect) -> Tally {
     for fmt in FORMAT_FILES {
         let p = dir.join("optional/format").join(format!("{fmt}.json"));
         if p.exists() {
-            run_file(&p, dialect, &asserting, &mut tally);
+            run_file(&p, dialect, &asserting, &resources, &mut tally);
         }
     }
     let skipped: usize = tally.skipped.values().sum();
