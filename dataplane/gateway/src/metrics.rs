@@ -9,6 +9,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// Extra exposition text appended by the embedding daemon (e.g. XDP counters).
 pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
 
+/// (status, reason) -> count, for one route.
+type ByStatus = BTreeMap<(u16, &'static str), u64>;
+
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
@@ -19,7 +22,7 @@ const BUCKETS: [f64; 12] = [
 pub struct Metrics {
     /// route -> (status, reason) -> count; keyed by route first so the steady state allocates
     /// nothing per request.
-    requests: Mutex<BTreeMap<String, BTreeMap<(u16, &'static str), u64>>>,
+    requests: Mutex<BTreeMap<String, ByStatus>>,
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_us: AtomicU64,

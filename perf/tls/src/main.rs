@@ -3,7 +3,8 @@
 //! h2load. Reports requests/s, p50 and p99 for HTTP/1.1 and HTTP/2, full handshakes per second,
 //! and memory per idle TLS connection; writes `perf/results/tls.json`.
 //!
-//! Usage: `vigil-perf-tls [--duration SECS] [--connections N] [--idle N] [--out PATH]`
+//! Usage: `vigil-perf-tls [--duration SECS] [--connections N] [--idle N] [--keepalive N]
+//! [--out PATH]` (`--keepalive`: idle upstream connections kept by both proxies, default 64)
 //! (needs `nginx` and `h2load` on PATH).
 
 mod child;
@@ -23,6 +24,7 @@ use vigil_gateway::config::{AuditSink, UpstreamConfig};
 use peers::{Proc, TempDir, free_port};
 
 struct Opts {
+    keepalive: usize,
     duration: u32,
     connections: u32,
     idle: usize,
@@ -32,6 +34,7 @@ struct Opts {
 impl Opts {
     fn parse(args: &[String]) -> Result<Self> {
         let mut o = Self {
+            keepalive: 64,
             duration: 10,
             connections: 16,
             idle: 10_000,
@@ -44,6 +47,7 @@ impl Opts {
                 "--duration" => o.duration = v.parse()?,
                 "--connections" => o.connections = v.parse()?,
                 "--idle" => o.idle = v.parse()?,
+                "--keepalive" => o.keepalive = v.parse()?,
                 "--out" => o.out = PathBuf::from(v),
                 _ => anyhow::bail!("unknown option {a}; see the usage in the source header"),
             }
@@ -64,9 +68,11 @@ struct ProxyResult {
 #[derive(Debug, Serialize)]
 struct Report {
     tool: &'static str,
+    rounds_best_of: usize,
     duration_s: u32,
     connections: u32,
     h2_streams_per_connection: u32,
+    upstream_keepalive: usize,
     key: &'static str,
     tls_version: &'static str,
     gateway_worker_threads: usize,
@@ -110,7 +116,13 @@ fn raise_nofile() {
     }
 }
 
-fn gateway_config(dir: &Path, cert: &Path, key: &Path, upstream: u16) -> Result<PathBuf> {
+fn gateway_config(
+    dir: &Path,
+    cert: &Path,
+    key: &Path,
+    upstream: u16,
+    keepalive: usize,
+) -> Result<PathBuf> {
     let mut cfg = GatewayConfig::default();
     cfg.listener.https = "127.0.0.1:0".parse()?;
     cfg.metrics.listen = "127.0.0.1:0".parse()?;
@@ -126,7 +138,7 @@ fn gateway_config(dir: &Path, cert: &Path, key: &Path, upstream: u16) -> Result<
     cfg.upstream.push(UpstreamConfig {
         name: "up".to_owned(),
         url: format!("http://127.0.0.1:{upstream}"),
-        pool_size: 64,
+        pool_size: keepalive,
         ..UpstreamConfig::default()
     });
     let path = dir.join("gateway.json");
@@ -134,37 +146,82 @@ fn gateway_config(dir: &Path, cert: &Path, key: &Path, upstream: u16) -> Result<
     Ok(path)
 }
 
-fn run_one(
-    o: &Opts,
-    dir: &Path,
+/// Runs of each measurement per proxy; the best is reported.
+const ROUNDS: usize = 2;
+
+/// One proxy under test.
+struct Target {
+    name: &'static str,
     port: u16,
     pid: u32,
+}
+
+/// The better (higher requests/s) of two runs: load from the other engineers' jobs on a shared
+/// machine only ever makes a run slower.
+fn best(a: Option<load::Throughput>, b: load::Throughput) -> load::Throughput {
+    match a {
+        Some(a) if a.requests_per_s >= b.requests_per_s => a,
+        _ => b,
+    }
+}
+
+/// Measures both proxies, alternating them within each round so drift in background load hits
+/// both alike; each figure is the best of `ROUNDS`.
+fn run_all(
+    o: &Opts,
+    dir: &Path,
+    targets: &[Target; 2],
     ca: &CertificateDer<'static>,
-) -> Result<ProxyResult> {
-    let idle = idle::measure(port, pid, ca, o.idle)?;
-    eprintln!(
-        "  idle: {} connections, {:.1} KiB each",
-        idle.connections, idle.kib_per_connection
-    );
-    let (hs, n) = load::handshakes(port, 100, o.duration)?;
-    eprintln!("  handshakes: {hs:.0}/s");
-    let h1 = load::throughput(port, dir, false, o.connections, 1, o.duration)?;
-    eprintln!(
-        "  h1: {:.0} req/s, p99 {:.2} ms",
-        h1.requests_per_s, h1.p99_ms
-    );
-    let h2 = load::throughput(port, dir, true, o.connections, 10, o.duration)?;
-    eprintln!(
-        "  h2: {:.0} req/s, p99 {:.2} ms",
-        h2.requests_per_s, h2.p99_ms
-    );
-    Ok(ProxyResult {
-        h1,
-        h2,
-        handshakes_per_s: hs,
-        handshakes: n,
-        idle,
-    })
+) -> Result<[ProxyResult; 2]> {
+    let mut idle = Vec::new();
+    for t in targets {
+        let i = idle::measure(t.port, t.pid, ca, o.idle)?;
+        eprintln!(
+            "{}: idle {} connections, {:.1} KiB each",
+            t.name, i.connections, i.kib_per_connection
+        );
+        idle.push(i);
+    }
+    let mut hs = [(0f64, 0u64); 2];
+    let mut h1: [Option<load::Throughput>; 2] = [None, None];
+    let mut h2: [Option<load::Throughput>; 2] = [None, None];
+    for round in 0..ROUNDS {
+        for (i, t) in targets.iter().enumerate() {
+            let (rate, n) = load::handshakes(t.port, 100, o.duration)?;
+            eprintln!("{} round {round}: {rate:.0} handshakes/s", t.name);
+            if rate > hs[i].0 {
+                hs[i] = (rate, n);
+            }
+        }
+        for (i, t) in targets.iter().enumerate() {
+            let r = load::throughput(t.port, dir, false, o.connections, 1, o.duration)?;
+            eprintln!(
+                "{} round {round}: h1 {:.0} req/s p99 {:.2} ms",
+                t.name, r.requests_per_s, r.p99_ms
+            );
+            h1[i] = Some(best(h1[i].take(), r));
+        }
+        for (i, t) in targets.iter().enumerate() {
+            let r = load::throughput(t.port, dir, true, o.connections, 10, o.duration)?;
+            eprintln!(
+                "{} round {round}: h2 {:.0} req/s p99 {:.2} ms",
+                t.name, r.requests_per_s, r.p99_ms
+            );
+            h2[i] = Some(best(h2[i].take(), r));
+        }
+    }
+    let mut out = Vec::new();
+    for (i, idle) in idle.into_iter().enumerate() {
+        out.push(ProxyResult {
+            h1: h1[i].take().context("no h1 run")?,
+            h2: h2[i].take().context("no h2 run")?,
+            handshakes_per_s: hs[i].0,
+            handshakes: hs[i].1,
+            idle,
+        });
+    }
+    let [a, b]: [ProxyResult; 2] = out.try_into().map_err(|_| anyhow::anyhow!("two results"))?;
+    Ok([a, b])
 }
 
 fn main() -> Result<()> {
@@ -180,17 +237,25 @@ fn main() -> Result<()> {
     let up_port = free_port()?;
     let _upstream = peers::upstream(&dir, up_port)?;
 
-    eprintln!("vigil gateway:");
-    let (gw, gw_port): (Proc, u16) = peers::gateway(&gateway_config(&dir, &cert, &key, up_port)?)?;
-    let vigil = run_one(&o, &dir, gw_port, gw.pid(), &ca)?;
-    drop(gw);
-
-    eprintln!("nginx:");
+    // Both proxies run side by side (idle between their turns) so they can be alternated.
+    let gw_cfg = gateway_config(&dir, &cert, &key, up_port, o.keepalive)?;
+    let (gw, gw_port): (Proc, u16) = peers::gateway(&gw_cfg)?;
     let ng_port = free_port()?;
-    let ng = peers::nginx_proxy(&dir, ng_port, up_port, &cert, &key)?;
-    let worker = peers::nginx_worker(ng.pid())?;
-    let nginx = run_one(&o, &dir, ng_port, worker, &ca)?;
-    drop(ng);
+    let ng = peers::nginx_proxy(&dir, ng_port, up_port, &cert, &key, o.keepalive)?;
+    let targets = [
+        Target {
+            name: "vigil",
+            port: gw_port,
+            pid: gw.pid(),
+        },
+        Target {
+            name: "nginx",
+            port: ng_port,
+            pid: peers::nginx_worker(ng.pid())?,
+        },
+    ];
+    let [vigil, nginx] = run_all(&o, &dir, &targets, &ca)?;
+    drop((gw, ng));
 
     let r = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
     let ratios = serde_json::json!({
@@ -209,9 +274,11 @@ fn main() -> Result<()> {
     });
     let report = Report {
         tool: "h2load (nghttp2) for load and handshakes; rustls client for idle connections",
+        rounds_best_of: ROUNDS,
         duration_s: o.duration,
         connections: o.connections,
         h2_streams_per_connection: 10,
+        upstream_keepalive: o.keepalive,
         key: "ECDSA P-256",
         tls_version: "TLSv1.3",
         gateway_worker_threads: child::WORKERS,

@@ -107,12 +107,19 @@ pub fn upstream(dir: &Path, port: u16) -> Result<Proc> {
 
 /// nginx as the TLS proxy: one worker, keepalive_requests raised (it closes after 1,000
 /// requests otherwise), access log on like the gateway's audit log.
-pub fn nginx_proxy(dir: &Path, port: u16, upstream: u16, cert: &Path, key: &Path) -> Result<Proc> {
+pub fn nginx_proxy(
+    dir: &Path,
+    port: u16,
+    upstream: u16,
+    cert: &Path,
+    key: &Path,
+    keepalive: usize,
+) -> Result<Proc> {
     let d = dir.display();
     let conf = format!(
         "{}http {{\n access_log {d}/access.log;\n keepalive_requests 100000;\n \
          keepalive_timeout 75s;\n client_header_timeout 60s;\n {}\
-         upstream up {{ server 127.0.0.1:{upstream}; keepalive 64; }}\n \
+         upstream up {{ server 127.0.0.1:{upstream}; keepalive {keepalive}; }}\n \
          server {{\n  listen 127.0.0.1:{port} ssl http2 backlog=4096;\n  \
          ssl_certificate {};\n  ssl_certificate_key {};\n  ssl_protocols TLSv1.3;\n  \
          location / {{ proxy_pass http://up; proxy_http_version 1.1; \
