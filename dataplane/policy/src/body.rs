@@ -28,7 +28,8 @@ fn essence(ct: &str) -> Option<(String, String)> {
     let (t, s) = ct.split_once('/')?;
     let token = |x: &str| {
         !x.is_empty()
-            && x.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+*".contains(&b))
+            && x.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+*".contains(&b))
     };
     (token(t) && token(s)).then(|| (t.to_string(), s.to_string()))
 }
@@ -103,7 +104,11 @@ pub(crate) fn check(
             .violations
             .first()
             .map_or(("", ""), |v| (v.instance_location.as_str(), v.keyword));
-        let status = if rej.reason == Reason::TooLarge && location.is_empty() { 413 } else { 400 };
+        let status = if rej.reason == Reason::TooLarge && location.is_empty() {
+            413
+        } else {
+            400
+        };
         let code = match rej.reason {
             Reason::SchemaViolation => reason::BODY_INVALID,
             other => other.as_str(),
@@ -122,14 +127,24 @@ mod tests {
     fn body(required: bool) -> Body {
         let schema = json!({"type": "object", "required": ["name"],
             "properties": {"name": {"type": "string"}, "id": {"type": "integer", "readOnly": true}}});
-        let v = Validator::compile(&schema, Dialect::OpenApi30, &CompileOptions::default()).unwrap();
+        let v =
+            Validator::compile(&schema, Dialect::OpenApi30, &CompileOptions::default()).unwrap();
         let v = Some(Arc::new(v));
         Body {
             required,
             media: vec![
-                Media { key: "application/json".into(), validator: v.clone() },
-                Media { key: "application/*+json".into(), validator: v },
-                Media { key: "text/*".into(), validator: None },
+                Media {
+                    key: "application/json".into(),
+                    validator: v.clone(),
+                },
+                Media {
+                    key: "application/*+json".into(),
+                    validator: v,
+                },
+                Media {
+                    key: "text/*".into(),
+                    validator: None,
+                },
             ],
         }
     }
@@ -141,11 +156,21 @@ mod tests {
     #[test]
     fn content_types_match_ignoring_parameters() {
         let b = body(true);
-        assert!(run(Some(&b), Some("application/json; charset=utf-8"), r#"{"name":"a"}"#).is_ok());
+        assert!(
+            run(
+                Some(&b),
+                Some("application/json; charset=utf-8"),
+                r#"{"name":"a"}"#
+            )
+            .is_ok()
+        );
         assert!(run(Some(&b), Some("Application/JSON"), r#"{"name":"a"}"#).is_ok());
         assert!(run(Some(&b), Some("text/plain"), "anything").is_ok());
         let e = run(Some(&b), Some("application/merge-patch+json"), "{}").unwrap_err();
-        assert_eq!((e.status, e.reason, e.keyword.as_deref()), (400, "body_invalid", Some("required")));
+        assert_eq!(
+            (e.status, e.reason, e.keyword.as_deref()),
+            (400, "body_invalid", Some("required"))
+        );
         for ct in [Some("application/xml"), Some("json"), None] {
             let e = run(Some(&b), ct, "<a/>").unwrap_err();
             assert_eq!((e.status, e.reason), (415, "unsupported_media_type"));
@@ -173,14 +198,26 @@ mod tests {
         ];
         for (data, code, at) in cases {
             let e = run(Some(&b), Some("application/json"), data).unwrap_err();
-            assert_eq!((e.status, e.reason, e.location.as_str()), (400, code, at), "{data}");
+            assert_eq!(
+                (e.status, e.reason, e.location.as_str()),
+                (400, code, at),
+                "{data}"
+            );
         }
         let deep = format!("{}{}", "[".repeat(100), "]".repeat(100));
         let e = run(Some(&b), Some("application/json"), &deep).unwrap_err();
         assert_eq!(e.reason, "too_deep");
-        let small = Limits { max_body_bytes: 4, ..Limits::default() };
-        let e = check(Some(&b), Some("application/json"), &mut b"{\"name\":\"a\"}".to_vec(), &small)
-            .unwrap_err();
+        let small = Limits {
+            max_body_bytes: 4,
+            ..Limits::default()
+        };
+        let e = check(
+            Some(&b),
+            Some("application/json"),
+            &mut b"{\"name\":\"a\"}".to_vec(),
+            &small,
+        )
+        .unwrap_err();
         assert_eq!((e.status, e.reason), (413, "too_large"));
     }
 }

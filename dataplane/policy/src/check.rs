@@ -84,7 +84,10 @@ impl CheckReport {
 pub fn check(path: &Path, options: &PolicyOptions) -> CheckReport {
     match load_bundled(path) {
         Ok(doc) => check_value(&doc, options),
-        Err(e) => CheckReport::failed(Problem { pointer: String::new(), reason: e.to_string() }),
+        Err(e) => CheckReport::failed(Problem {
+            pointer: String::new(),
+            reason: e.to_string(),
+        }),
     }
 }
 
@@ -93,7 +96,10 @@ pub fn check_value(doc: &Value, options: &PolicyOptions) -> CheckReport {
     let (policy, found) = match Policy::build(doc, options) {
         Ok(built) => built,
         Err(e) => {
-            return CheckReport::failed(Problem { pointer: "/openapi".into(), reason: e.to_string() });
+            return CheckReport::failed(Problem {
+                pointer: "/openapi".into(),
+                reason: e.to_string(),
+            });
         }
     };
     let routes: Vec<RouteSummary> = policy
@@ -113,7 +119,10 @@ pub fn check_value(doc: &Value, options: &PolicyOptions) -> CheckReport {
     templates.dedup();
     CheckReport {
         ok: found.problems.is_empty() && found.unsupported.is_empty(),
-        openapi: doc.get("openapi").and_then(Value::as_str).map(str::to_string),
+        openapi: doc
+            .get("openapi")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         dialect: Some(policy.dialect()),
         base_paths: policy.base_paths().to_vec(),
         paths: templates.len(),
@@ -145,11 +154,17 @@ mod tests {
             "/b": {"get": {"parameters": [{"name": "p", "in": "query", "style": "matrix"}]}}}});
         let r = check_value(&doc, &PolicyOptions::default());
         assert!(!r.ok);
-        assert_eq!((r.paths, r.operations, r.parameters, r.body_schemas), (2, 3, 1, 1));
+        assert_eq!(
+            (r.paths, r.operations, r.parameters, r.body_schemas),
+            (2, 3, 1, 1)
+        );
         assert_eq!(r.routes[0].id, "GET /a");
         assert_eq!(r.routes[0].mode, Mode::LogOnly);
         let kw: Vec<&str> = r.unsupported.iter().map(|u| u.keyword.as_str()).collect();
-        assert!(kw.contains(&"unevaluatedProperties") && kw.contains(&"$dynamicRef"), "{kw:?}");
+        assert!(
+            kw.contains(&"unevaluatedProperties") && kw.contains(&"$dynamicRef"),
+            "{kw:?}"
+        );
         assert_eq!(r.errors.len(), 1);
         assert_eq!(r.errors[0].pointer, "/paths/~1b/get/parameters/0/style");
         let text = serde_json::to_string(&r).unwrap();
@@ -163,7 +178,11 @@ mod tests {
         assert!(!r.ok && r.errors[0].reason.contains("cannot read"));
         t.write("swagger.yaml", "swagger: '2.0'\npaths: {}\n");
         let r = check(&t.path("swagger.yaml"), &PolicyOptions::default());
-        assert!(!r.ok && r.errors[0].reason.contains("Swagger 2.0"), "{:?}", r.errors);
+        assert!(
+            !r.ok && r.errors[0].reason.contains("Swagger 2.0"),
+            "{:?}",
+            r.errors
+        );
         t.write("ok.yaml", "openapi: 3.0.3\npaths:\n  /a:\n    get: {}\n");
         let r = check(&t.path("ok.yaml"), &PolicyOptions::default());
         assert!(r.ok, "{:?}", r.errors);

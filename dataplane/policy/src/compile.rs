@@ -53,7 +53,10 @@ impl<'d> Ctx<'d> {
     }
 
     pub(crate) fn problem(&mut self, pointer: &str, reason: impl Into<String>) {
-        self.found.problems.push(Problem { pointer: pointer.to_string(), reason: reason.into() });
+        self.found.problems.push(Problem {
+            pointer: pointer.to_string(),
+            reason: reason.into(),
+        });
     }
 
     pub(crate) fn warn(&mut self, warning: String) {
@@ -78,12 +81,18 @@ impl<'d> Ctx<'d> {
             match target {
                 Some((value, frag)) => (cur, ptr) = (value, frag),
                 None => {
-                    self.problem(&ptr, format!("`$ref` `{r}` does not resolve in the document"));
+                    self.problem(
+                        &ptr,
+                        format!("`$ref` `{r}` does not resolve in the document"),
+                    );
                     return None;
                 }
             }
         }
-        self.problem(&ptr, format!("more than {MAX_REF_HOPS} chained `$ref`s (a loop?)"));
+        self.problem(
+            &ptr,
+            format!("more than {MAX_REF_HOPS} chained `$ref`s (a loop?)"),
+        );
         None
     }
 
@@ -108,7 +117,10 @@ impl<'d> Ctx<'d> {
                 Ok(v) => Some(Arc::new(v)),
                 Err(CompileError::Unsupported { all, .. }) => {
                     for k in all {
-                        if self.seen_unsupported.insert((k.keyword.clone(), k.location.clone())) {
+                        if self
+                            .seen_unsupported
+                            .insert((k.keyword.clone(), k.location.clone()))
+                        {
                             self.found.unsupported.push(k);
                         }
                     }
@@ -129,7 +141,9 @@ pub(crate) fn dialect_of(doc: &Value) -> Result<Dialect, String> {
     match doc.get("openapi").and_then(Value::as_str) {
         Some(v) if v.starts_with("3.0.") => Ok(Dialect::OpenApi30),
         Some(v) if v.starts_with("3.1.") => Ok(Dialect::OpenApi31),
-        Some(v) => Err(format!("OpenAPI version {v} is not supported; use 3.0.x or 3.1.x")),
+        Some(v) => Err(format!(
+            "OpenAPI version {v} is not supported; use 3.0.x or 3.1.x"
+        )),
         None if doc.get("swagger").is_some() => {
             Err("Swagger 2.0 is not supported; convert the description to OpenAPI 3".into())
         }
@@ -188,9 +202,16 @@ pub(crate) fn base_paths(ctx: &mut Ctx<'_>) -> Vec<String> {
                 None if u.starts_with('/') => u.as_str(),
                 None => "",
             };
-            let path = path.split(['?', '#']).next().unwrap_or("").trim_end_matches('/');
+            let path = path
+                .split(['?', '#'])
+                .next()
+                .unwrap_or("")
+                .trim_end_matches('/');
             if path.contains('{') {
-                ctx.problem(&at, format!("server url `{u}` has a variable with no value"));
+                ctx.problem(
+                    &at,
+                    format!("server url `{u}` has a variable with no value"),
+                );
                 continue;
             }
             if !out.iter().any(|b: &String| b == path) {
@@ -212,9 +233,19 @@ mod tests {
 
     #[test]
     fn versions_pick_dialects() {
-        assert_eq!(dialect_of(&json!({"openapi": "3.0.3"})), Ok(Dialect::OpenApi30));
-        assert_eq!(dialect_of(&json!({"openapi": "3.1.0"})), Ok(Dialect::OpenApi31));
-        assert!(dialect_of(&json!({"swagger": "2.0"})).unwrap_err().contains("Swagger"));
+        assert_eq!(
+            dialect_of(&json!({"openapi": "3.0.3"})),
+            Ok(Dialect::OpenApi30)
+        );
+        assert_eq!(
+            dialect_of(&json!({"openapi": "3.1.0"})),
+            Ok(Dialect::OpenApi31)
+        );
+        assert!(
+            dialect_of(&json!({"swagger": "2.0"}))
+                .unwrap_err()
+                .contains("Swagger")
+        );
         assert!(dialect_of(&json!({"openapi": "4.0"})).is_err());
     }
 
@@ -243,9 +274,17 @@ mod tests {
                         "F": {"type": "string", "format": "no-such-format"}}}});
         let opts = PolicyOptions::default();
         let mut ctx = Ctx::new(&doc, Dialect::OpenApi30, &opts);
-        let (v, at) = ctx.resolve(&doc["components"]["parameters"]["A"], "/x").unwrap();
-        assert_eq!((v["name"].as_str(), at.as_str()), (Some("b"), "/components/parameters/B"));
-        assert!(ctx.resolve(&doc["components"]["parameters"]["L"], "/l").is_none());
+        let (v, at) = ctx
+            .resolve(&doc["components"]["parameters"]["A"], "/x")
+            .unwrap();
+        assert_eq!(
+            (v["name"].as_str(), at.as_str()),
+            (Some("b"), "/components/parameters/B")
+        );
+        assert!(
+            ctx.resolve(&doc["components"]["parameters"]["L"], "/l")
+                .is_none()
+        );
         assert!(ctx.found.problems[0].reason.contains("chained"));
         let a = ctx.validator("/components/schemas/S").unwrap();
         let b = ctx.validator("/components/schemas/R").unwrap();
@@ -255,6 +294,11 @@ mod tests {
         assert_eq!(ctx.found.unsupported.len(), 1);
         assert_eq!(ctx.found.unsupported[0].keyword, "unevaluatedProperties");
         assert!(ctx.validator("/components/schemas/F").is_none());
-        assert!(ctx.found.problems.iter().any(|p| p.pointer == "/components/schemas/F"));
+        assert!(
+            ctx.found
+                .problems
+                .iter()
+                .any(|p| p.pointer == "/components/schemas/F")
+        );
     }
 }

@@ -81,7 +81,9 @@ pub(crate) fn readings(s: &str, types: Types) -> Vec<Value> {
 fn parse_number(s: &str, float_ok: bool) -> Option<Number> {
     let digits = s.strip_prefix('-').unwrap_or(s);
     let first = digits.bytes().next()?;
-    if !first.is_ascii_digit() || (first == b'0' && digits.len() > 1 && digits.as_bytes()[1].is_ascii_digit()) {
+    if !first.is_ascii_digit()
+        || (first == b'0' && digits.len() > 1 && digits.as_bytes()[1].is_ascii_digit())
+    {
         return None;
     }
     if digits.bytes().all(|b| b.is_ascii_digit()) {
@@ -92,7 +94,10 @@ fn parse_number(s: &str, float_ok: bool) -> Option<Number> {
             return Some(Number::from(u));
         }
     }
-    if !digits.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+')) {
+    if !digits
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'-' | b'+'))
+    {
         return None;
     }
     let f: f64 = s.parse().ok()?;
@@ -132,7 +137,11 @@ pub(crate) fn object_reading(pairs: &[(&str, &str)], props: &[(String, Types)]) 
             .find(|(name, _)| name == k)
             .map_or(Types::ANY, |(_, t)| *t);
         // An unknown member is read as a string unless that is impossible.
-        let types = if types == Types::ANY { Types::STRING } else { types };
+        let types = if types == Types::ANY {
+            Types::STRING
+        } else {
+            types
+        };
         map.insert((*k).to_string(), readings(v, types).into_iter().next()?);
     }
     Some(Value::Object(map))
@@ -167,7 +176,10 @@ mod tests {
         assert_eq!(readings("0x1", Types::INTEGER), Vec::<Value>::new());
         assert_eq!(readings("inf", Types::NUMBER), Vec::<Value>::new());
         assert_eq!(readings("-0", Types::INTEGER), vec![json!(0)]);
-        assert_eq!(readings("18446744073709551615", Types::INTEGER), vec![json!(u64::MAX)]);
+        assert_eq!(
+            readings("18446744073709551615", Types::INTEGER),
+            vec![json!(u64::MAX)]
+        );
         assert_eq!(readings("true", Types::BOOLEAN), vec![json!(true)]);
         assert_eq!(readings("yes", Types::BOOLEAN), Vec::<Value>::new());
         assert_eq!(readings("5", Types::STRING), vec![json!("5")]);
@@ -176,7 +188,10 @@ mod tests {
 
     #[test]
     fn arrays_and_objects() {
-        assert_eq!(array_readings(&["1", "2"], Types::INTEGER), vec![json!([1, 2])]);
+        assert_eq!(
+            array_readings(&["1", "2"], Types::INTEGER),
+            vec![json!([1, 2])]
+        );
         assert!(array_readings(&["1", "x"], Types::INTEGER).is_empty());
         let props = vec![("r".to_string(), Types::INTEGER)];
         assert_eq!(

@@ -102,6 +102,9 @@ mod tests {
             reference: "../x.yaml".into(),
             reason: "escapes the document's directory".into(),
         };
-        assert!(e.to_string().contains("`../x.yaml` at /paths/~1a in api.yaml"));
+        assert!(
+            e.to_string()
+                .contains("`../x.yaml` at /paths/~1a in api.yaml")
+        );
     }
 }

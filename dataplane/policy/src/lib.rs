@@ -25,6 +25,7 @@ mod policy;
 mod route;
 mod router;
 mod shadow;
+mod style;
 #[cfg(test)]
 mod testutil;
 
@@ -34,9 +35,9 @@ pub use error::{PolicyError, Problem};
 pub use load::MAX_DOCUMENT_BYTES;
 pub use method::Method;
 pub use options::{Mode, OnDegrade, PolicyOptions, RouteSettings};
-pub use params::ParamIn;
 pub use path::normalise_path;
 pub use policy::{Headers, Policy, RequestParts, RouteMatch};
 pub use route::Route;
 pub use shadow::{ShadowEntry, ShadowError, ShadowInventory};
+pub use style::ParamIn;
 pub use vigil_schema::{Limits, UnsupportedKeyword};

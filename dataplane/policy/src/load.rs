@@ -173,9 +173,9 @@ impl Bundler {
         } else {
             let base = file.parent().unwrap_or(Path::new("/"));
             let joined = base.join(path_part);
-            let canonical = joined.canonicalize().map_err(|e| {
-                refuse(format!("cannot open {}: {e}", joined.display()))
-            })?;
+            let canonical = joined
+                .canonicalize()
+                .map_err(|e| refuse(format!("cannot open {}: {e}", joined.display())))?;
             if !canonical.starts_with(&self.dir) {
                 return Err(refuse(format!(
                     "escapes the document's directory {}; keep referenced files beside the \
@@ -189,7 +189,9 @@ impl Bundler {
             if target_file == self.root {
                 return Ok(r.to_string());
             }
-            return Err(refuse("anchors in other files are not supported; use a JSON pointer".into()));
+            return Err(refuse(
+                "anchors in other files are not supported; use a JSON pointer".into(),
+            ));
         }
         if target_file == self.root {
             return Ok(format!("#{}", encode_fragment(&fragment)));
@@ -243,7 +245,10 @@ fn skipped(key: &str, v: &Value) -> bool {
 
 /// Members whose keys are names chosen by the author (a property may be called `example`).
 fn is_name_map(key: &str) -> bool {
-    matches!(key, "properties" | "patternProperties" | "$defs" | "definitions")
+    matches!(
+        key,
+        "properties" | "patternProperties" | "$defs" | "definitions"
+    )
 }
 
 fn encode_fragment(pointer: &str) -> String {
@@ -302,9 +307,15 @@ mod tests {
         assert_eq!(r, "#/x-vigil-external/0");
         let pet = &doc[EXTERNAL_KEY][0];
         assert_eq!(pet["properties"]["tag"]["$ref"], "#/x-vigil-external/1");
-        assert_eq!(pet["properties"]["name"]["$ref"], "#/components/schemas/Local");
+        assert_eq!(
+            pet["properties"]["name"]["$ref"],
+            "#/components/schemas/Local"
+        );
         assert_eq!(pet["properties"]["self"]["$ref"], "#/x-vigil-external/0");
-        assert_eq!(doc[EXTERNAL_KEY][1]["example"], json!({"$ref": "not a ref"}));
+        assert_eq!(
+            doc[EXTERNAL_KEY][1]["example"],
+            json!({"$ref": "not a ref"})
+        );
     }
 
     #[test]
@@ -313,11 +324,20 @@ mod tests {
         t.write("outside.json", "{}");
         t.write("api/api.json", r#"{"a": {"$ref": "../outside.json"}}"#);
         let e = load_bundled(&t.path("api/api.json")).unwrap_err();
-        assert!(e.to_string().contains("escapes the document's directory"), "{e}");
+        assert!(
+            e.to_string().contains("escapes the document's directory"),
+            "{e}"
+        );
         assert!(e.to_string().contains("at /a/$ref"), "{e}");
-        t.write("api/remote.json", r#"{"a": {"$ref": "https://x.test/s.json#/A"}}"#);
+        t.write(
+            "api/remote.json",
+            r#"{"a": {"$ref": "https://x.test/s.json#/A"}}"#,
+        );
         let e = load_bundled(&t.path("api/remote.json")).unwrap_err();
-        assert!(e.to_string().contains("remote references are refused"), "{e}");
+        assert!(
+            e.to_string().contains("remote references are refused"),
+            "{e}"
+        );
         t.write("api/missing.json", r#"{"a": {"$ref": "nope.json#/A"}}"#);
         assert!(load_bundled(&t.path("api/missing.json")).is_err());
         t.write("api/b.json", r#"{"B": 1}"#);

@@ -16,7 +16,11 @@ use crate::router::{PathItem, Router};
 /// Header parameters OpenAPI says to ignore: they are described elsewhere.
 const IGNORED_HEADERS: [&str; 3] = ["accept", "content-type", "authorization"];
 
-pub(crate) fn compile_paths(ctx: &mut Ctx<'_>, base: RouteSettings, router: &mut Router) -> Vec<Route> {
+pub(crate) fn compile_paths(
+    ctx: &mut Ctx<'_>,
+    base: RouteSettings,
+    router: &mut Router,
+) -> Vec<Route> {
     let mut routes = Vec::new();
     let doc = ctx.doc;
     let Some(paths) = doc.get("paths") else {
@@ -49,7 +53,9 @@ pub(crate) fn compile_paths(ctx: &mut Ctx<'_>, base: RouteSettings, router: &mut
             }
         };
         if item.get("servers").is_some() {
-            ctx.warn(format!("{item_at}/servers: path-level servers are ignored; the document's servers apply"));
+            ctx.warn(format!(
+                "{item_at}/servers: path-level servers are ignored; the document's servers apply"
+            ));
         }
         let shared = item.get("parameters");
         let mut ops = [None; 8];
@@ -71,17 +77,30 @@ pub(crate) fn compile_paths(ctx: &mut Ctx<'_>, base: RouteSettings, router: &mut
             };
             let mut params = Vec::new();
             let shared_at = format!("{item_at}/parameters");
-            collect_params(ctx, op.get("parameters"), &format!("{op_at}/parameters"), &mut params);
+            collect_params(
+                ctx,
+                op.get("parameters"),
+                &format!("{op_at}/parameters"),
+                &mut params,
+            );
             let mut inherited = Vec::new();
             collect_params(ctx, shared, &shared_at, &mut inherited);
             for p in inherited {
-                if !params.iter().any(|q: &Param| q.name == p.name && q.at == p.at) {
+                if !params
+                    .iter()
+                    .any(|q: &Param| q.name == p.name && q.at == p.at)
+                {
                     params.push(p);
                 }
             }
             for name in template_params(&segments) {
-                if !params.iter().any(|p| p.at == ParamIn::Path && p.name == name) {
-                    ctx.warn(format!("{op_at}: path parameter `{name}` is not described; any value passes"));
+                if !params
+                    .iter()
+                    .any(|p| p.at == ParamIn::Path && p.name == name)
+                {
+                    ctx.warn(format!(
+                        "{op_at}: path parameter `{name}` is not described; any value passes"
+                    ));
                 }
             }
             let body = match op.get("requestBody") {
@@ -93,16 +112,29 @@ pub(crate) fn compile_paths(ctx: &mut Ctx<'_>, base: RouteSettings, router: &mut
                 id: format!("{} {template}", m.as_str()),
                 method: m,
                 template: template.clone(),
-                operation_id: op.get("operationId").and_then(Value::as_str).map(str::to_string),
+                operation_id: op
+                    .get("operationId")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
                 settings,
                 params,
                 body,
             });
         }
-        let path_item = PathItem { template: template.clone(), segments, ops };
+        let path_item = PathItem {
+            template: template.clone(),
+            segments,
+            ops,
+        };
         if let Err(existing) = router.insert(path_item) {
-            let first = router.items.get(existing).map_or("", |i| i.template.as_str()).to_string();
-            ctx.warn(format!("{at}: `{template}` is the same path as `{first}`; only `{first}` is routed"));
+            let first = router
+                .items
+                .get(existing)
+                .map_or("", |i| i.template.as_str())
+                .to_string();
+            ctx.warn(format!(
+                "{at}: `{template}` is the same path as `{first}`; only `{first}` is routed"
+            ));
         }
     }
     routes
@@ -142,15 +174,25 @@ fn collect_params<'d>(ctx: &mut Ctx<'d>, list: Option<&'d Value>, at: &str, out:
 
 fn compile_param<'d>(ctx: &mut Ctx<'d>, p: &'d Value, at: &str) -> Option<Param> {
     let (p, at) = ctx.resolve(p, at)?;
-    let (Some(name), Some(loc)) = (p.get("name").and_then(Value::as_str), p.get("in").and_then(Value::as_str)) else {
+    let (Some(name), Some(loc)) = (
+        p.get("name").and_then(Value::as_str),
+        p.get("in").and_then(Value::as_str),
+    ) else {
         ctx.problem(&at, "a parameter needs `name` and `in` strings");
         return None;
     };
     let Some(loc) = ParamIn::parse(loc) else {
-        ctx.problem(&format!("{at}/in"), format!("`in: {loc}` is not path, query, header or cookie"));
+        ctx.problem(
+            &format!("{at}/in"),
+            format!("`in: {loc}` is not path, query, header or cookie"),
+        );
         return None;
     };
-    let name = if loc == ParamIn::Header { name.to_ascii_lowercase() } else { name.to_string() };
+    let name = if loc == ParamIn::Header {
+        name.to_ascii_lowercase()
+    } else {
+        name.to_string()
+    };
     if loc == ParamIn::Header && IGNORED_HEADERS.contains(&name.as_str()) {
         return None;
     }
@@ -159,17 +201,30 @@ fn compile_param<'d>(ctx: &mut Ctx<'d>, p: &'d Value, at: &str) -> Option<Param>
         Some(s) => match Style::parse(s, loc) {
             Some(style) => style,
             None => {
-                ctx.problem(&format!("{at}/style"), format!("style `{s}` is not allowed for {} parameters", loc.as_str()));
+                ctx.problem(
+                    &format!("{at}/style"),
+                    format!("style `{s}` is not allowed for {} parameters", loc.as_str()),
+                );
                 return None;
             }
         },
     };
-    let explode = p.get("explode").and_then(Value::as_bool).unwrap_or(style == Style::Form);
+    let explode = p
+        .get("explode")
+        .and_then(Value::as_bool)
+        .unwrap_or(style == Style::Form);
     let (schema_at, json) = if p.get("schema").is_some() {
         (Some(format!("{at}/schema")), false)
-    } else if let Some((key, _)) = p.get("content").and_then(Value::as_object).and_then(|c| c.iter().next()) {
+    } else if let Some((key, _)) = p
+        .get("content")
+        .and_then(Value::as_object)
+        .and_then(|c| c.iter().next())
+    {
         let k = key.to_ascii_lowercase();
-        (Some(format!("{at}/content/{}/schema", esc(key))), k.contains("json"))
+        (
+            Some(format!("{at}/content/{}/schema", esc(key))),
+            k.contains("json"),
+        )
     } else {
         (None, false)
     };
@@ -180,7 +235,8 @@ fn compile_param<'d>(ctx: &mut Ctx<'d>, p: &'d Value, at: &str) -> Option<Param>
     ctx.found.parameters += 1;
     Some(Param {
         label: format!("{}.{name}", loc.as_str()),
-        required: loc == ParamIn::Path || p.get("required").and_then(Value::as_bool).unwrap_or(false),
+        required: loc == ParamIn::Path
+            || p.get("required").and_then(Value::as_bool).unwrap_or(false),
         name,
         at: loc,
         style,
@@ -194,7 +250,10 @@ fn compile_param<'d>(ctx: &mut Ctx<'d>, p: &'d Value, at: &str) -> Option<Param>
 /// How a parameter's value is laid out, from its schema's `type`.
 fn shape_of(ctx: &mut Ctx<'_>, schema_at: &str) -> Shape {
     let doc = ctx.doc;
-    let Some((schema, _)) = doc.pointer(schema_at).and_then(|s| ctx.resolve(s, schema_at)) else {
+    let Some((schema, _)) = doc
+        .pointer(schema_at)
+        .and_then(|s| ctx.resolve(s, schema_at))
+    else {
         return Shape::Scalar(Types::ANY);
     };
     let has_type = |t: &str| match schema.get("type") {
@@ -203,14 +262,19 @@ fn shape_of(ctx: &mut Ctx<'_>, schema_at: &str) -> Shape {
         _ => false,
     };
     if has_type("array") {
-        let items = schema.get("items").and_then(|i| ctx.resolve(i, schema_at)).map(|(i, _)| Types::of(i));
+        let items = schema
+            .get("items")
+            .and_then(|i| ctx.resolve(i, schema_at))
+            .map(|(i, _)| Types::of(i));
         return Shape::Array(items.unwrap_or(Types::ANY));
     }
     if has_type("object") || schema.get("properties").is_some() {
         let mut props = Vec::new();
         if let Some(map) = schema.get("properties").and_then(Value::as_object) {
             for (name, s) in map {
-                let t = ctx.resolve(s, schema_at).map_or(Types::ANY, |(s, _)| Types::of(s));
+                let t = ctx
+                    .resolve(s, schema_at)
+                    .map_or(Types::ANY, |(s, _)| Types::of(s));
                 props.push((name.clone(), t));
             }
         }
@@ -235,11 +299,16 @@ fn compile_body<'d>(ctx: &mut Ctx<'d>, b: &'d Value, at: &str) -> Option<Body> {
             ctx.validator(&schema_at)
         } else {
             if m.get("schema").is_some() {
-                ctx.warn(format!("{schema_at}: `{key}` bodies are accepted without validation"));
+                ctx.warn(format!(
+                    "{schema_at}: `{key}` bodies are accepted without validation"
+                ));
             }
             None
         };
         media.push(Media { key: k, validator });
     }
-    Some(Body { required: b.get("required").and_then(Value::as_bool).unwrap_or(false), media })
+    Some(Body {
+        required: b.get("required").and_then(Value::as_bool).unwrap_or(false),
+        media,
+    })
 }

@@ -4,93 +4,13 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use serde::Serialize;
 use serde_json::Value;
 use vigil_schema::Validator;
 
 use crate::convert::{Shape, array_readings, object_reading, readings};
 use crate::deny::{Deny, reason};
 use crate::path::decode_query;
-
-/// Where a parameter is read from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ParamIn {
-    /// A path template expression.
-    Path,
-    /// The query string.
-    Query,
-    /// A request header.
-    Header,
-    /// A cookie in the `Cookie` header.
-    Cookie,
-}
-
-impl ParamIn {
-    pub(crate) fn parse(s: &str) -> Option<ParamIn> {
-        match s {
-            "path" => Some(ParamIn::Path),
-            "query" => Some(ParamIn::Query),
-            "header" => Some(ParamIn::Header),
-            "cookie" => Some(ParamIn::Cookie),
-            _ => None,
-        }
-    }
-
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            ParamIn::Path => "path",
-            ParamIn::Query => "query",
-            ParamIn::Header => "header",
-            ParamIn::Cookie => "cookie",
-        }
-    }
-}
-
-/// How values are laid out (OpenAPI `style`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Style {
-    Simple,
-    Label,
-    Matrix,
-    Form,
-    SpaceDelimited,
-    PipeDelimited,
-    DeepObject,
-}
-
-impl Style {
-    /// The style named `s`, if it is allowed for parameters in `at`.
-    pub(crate) fn parse(s: &str, at: ParamIn) -> Option<Style> {
-        let style = match s {
-            "simple" => Style::Simple,
-            "label" => Style::Label,
-            "matrix" => Style::Matrix,
-            "form" => Style::Form,
-            "spaceDelimited" => Style::SpaceDelimited,
-            "pipeDelimited" => Style::PipeDelimited,
-            "deepObject" => Style::DeepObject,
-            _ => return None,
-        };
-        let ok = match at {
-            ParamIn::Path => matches!(style, Style::Simple | Style::Label | Style::Matrix),
-            ParamIn::Query => matches!(
-                style,
-                Style::Form | Style::SpaceDelimited | Style::PipeDelimited | Style::DeepObject
-            ),
-            ParamIn::Header => style == Style::Simple,
-            ParamIn::Cookie => style == Style::Form,
-        };
-        ok.then_some(style)
-    }
-
-    pub(crate) fn default_for(at: ParamIn) -> Style {
-        match at {
-            ParamIn::Path | ParamIn::Header => Style::Simple,
-            ParamIn::Query | ParamIn::Cookie => Style::Form,
-        }
-    }
-}
+pub(crate) use crate::style::{ParamIn, Style};
 
 /// A compiled parameter.
 #[derive(Debug)]
@@ -188,12 +108,16 @@ impl Param {
         let prefix = format!(";{}=", self.name);
         let raw = match self.style {
             Style::Label => raw.strip_prefix('.').ok_or_else(|| self.invalid("style"))?,
-            Style::Matrix if !(self.explode && matches!(self.shape, Shape::Array(_))) => {
-                raw.strip_prefix(prefix.as_str()).ok_or_else(|| self.invalid("style"))?
-            }
+            Style::Matrix if !(self.explode && matches!(self.shape, Shape::Array(_))) => raw
+                .strip_prefix(prefix.as_str())
+                .ok_or_else(|| self.invalid("style"))?,
             _ => raw,
         };
-        let sep = if self.style == Style::Label && self.explode { '.' } else { ',' };
+        let sep = if self.style == Style::Label && self.explode {
+            '.'
+        } else {
+            ','
+        };
         let readings = match &self.shape {
             Shape::Scalar(t) => readings(raw, *t),
             Shape::Array(t) => {
@@ -242,7 +166,9 @@ impl Param {
                     named().map(|(_, v)| v.as_ref()).collect()
                 } else {
                     let sep = self.delimiter();
-                    first.map(|raw| raw.split(sep).collect()).unwrap_or_default()
+                    first
+                        .map(|raw| raw.split(sep).collect())
+                        .unwrap_or_default()
                 };
                 if items.is_empty() && first.is_none() {
                     return self.missing();
@@ -304,7 +230,7 @@ fn deep_key<'k>(key: &'k str, name: &str) -> Option<&'k str> {
 /// `R,100,G,200` → pairs; `None` when the count is odd.
 fn flat_pairs(raw: &str, sep: char) -> Option<Vec<(&str, &str)>> {
     let items: Vec<&str> = raw.split(sep).collect();
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return None;
     }
     Some(items.chunks(2).map(|c| (c[0], c[1])).collect())
@@ -336,7 +262,10 @@ mod tests {
         let pairs: Vec<(&str, &str)> = q.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
         assert_eq!(pairs, vec![("a", "1"), ("b", "x y"), ("c", ""), ("d", "/")]);
         let e = parse_query("a=%zz").unwrap_err();
-        assert_eq!((e.status, e.reason, e.location.as_str()), (400, "param_invalid", "query"));
+        assert_eq!(
+            (e.status, e.reason, e.location.as_str()),
+            (400, "param_invalid", "query")
+        );
     }
 
     #[test]
@@ -345,47 +274,98 @@ mod tests {
         assert_eq!(cookie("a=1", "session"), None);
         assert_eq!(deep_key("color[R]", "color"), Some("R"));
         assert_eq!(deep_key("colors[R]", "color"), None);
-        assert_eq!(flat_pairs("R,1,G,2", ','), Some(vec![("R", "1"), ("G", "2")]));
+        assert_eq!(
+            flat_pairs("R,1,G,2", ','),
+            Some(vec![("R", "1"), ("G", "2")])
+        );
         assert_eq!(flat_pairs("R|1|G", '|'), None);
     }
 
     #[test]
     fn styles_lay_out_values() {
         let arr = Shape::Array(Types::INTEGER);
-        assert!(param(ParamIn::Path, arr.clone(), Style::Simple, false).check_raw(Some("1,2")).is_ok());
+        assert!(
+            param(ParamIn::Path, arr.clone(), Style::Simple, false)
+                .check_raw(Some("1,2"))
+                .is_ok()
+        );
         let e = param(ParamIn::Path, arr.clone(), Style::Simple, false).check_raw(Some("1,x"));
         assert_eq!(e.unwrap_err().keyword.as_deref(), Some("type"));
-        assert!(param(ParamIn::Path, arr.clone(), Style::Label, true).check_raw(Some(".1.2")).is_ok());
-        assert!(param(ParamIn::Path, arr.clone(), Style::Label, false).check_raw(Some("1,2")).is_err());
+        assert!(
+            param(ParamIn::Path, arr.clone(), Style::Label, true)
+                .check_raw(Some(".1.2"))
+                .is_ok()
+        );
+        assert!(
+            param(ParamIn::Path, arr.clone(), Style::Label, false)
+                .check_raw(Some("1,2"))
+                .is_err()
+        );
         let m = param(ParamIn::Path, arr.clone(), Style::Matrix, true);
         assert!(m.check_raw(Some(";p=1;p=2")).is_ok());
         assert!(m.check_raw(Some(";q=1")).is_err());
-        let m = param(ParamIn::Path, Shape::Scalar(Types::INTEGER), Style::Matrix, false);
+        let m = param(
+            ParamIn::Path,
+            Shape::Scalar(Types::INTEGER),
+            Style::Matrix,
+            false,
+        );
         assert!(m.check_raw(Some(";p=5")).is_ok());
         let q = parse_query("p=1&p=2&x=y").unwrap();
-        assert!(param(ParamIn::Query, arr.clone(), Style::Form, true).check_query(&q).is_ok());
+        assert!(
+            param(ParamIn::Query, arr.clone(), Style::Form, true)
+                .check_query(&q)
+                .is_ok()
+        );
         let q = parse_query("p=1|2").unwrap();
-        assert!(param(ParamIn::Query, arr.clone(), Style::PipeDelimited, false).check_query(&q).is_ok());
+        assert!(
+            param(ParamIn::Query, arr.clone(), Style::PipeDelimited, false)
+                .check_query(&q)
+                .is_ok()
+        );
         let q = parse_query("p=1%202").unwrap();
-        assert!(param(ParamIn::Query, arr, Style::SpaceDelimited, false).check_query(&q).is_ok());
+        assert!(
+            param(ParamIn::Query, arr, Style::SpaceDelimited, false)
+                .check_query(&q)
+                .is_ok()
+        );
         let obj = Shape::Object(vec![("R".into(), Types::INTEGER)]);
         let q = parse_query("p[R]=100&p[G]=x").unwrap();
-        assert!(param(ParamIn::Query, obj.clone(), Style::DeepObject, true).check_query(&q).is_ok());
+        assert!(
+            param(ParamIn::Query, obj.clone(), Style::DeepObject, true)
+                .check_query(&q)
+                .is_ok()
+        );
         let q = parse_query("p[R]=red").unwrap();
-        assert!(param(ParamIn::Query, obj.clone(), Style::DeepObject, true).check_query(&q).is_err());
+        assert!(
+            param(ParamIn::Query, obj.clone(), Style::DeepObject, true)
+                .check_query(&q)
+                .is_err()
+        );
         let q = parse_query("R=1&other=2").unwrap();
         let form = param(ParamIn::Query, obj.clone(), Style::Form, true);
         assert!(form.check_query(&q).is_ok());
         assert!(form.owns_query_key("R") && !form.owns_query_key("other"));
-        assert!(param(ParamIn::Header, obj.clone(), Style::Simple, true).check_raw(Some("R=1,G=2")).is_ok());
-        assert!(param(ParamIn::Header, obj, Style::Simple, false).check_raw(Some("R,1,G")).is_err());
+        assert!(
+            param(ParamIn::Header, obj.clone(), Style::Simple, true)
+                .check_raw(Some("R=1,G=2"))
+                .is_ok()
+        );
+        assert!(
+            param(ParamIn::Header, obj, Style::Simple, false)
+                .check_raw(Some("R,1,G"))
+                .is_err()
+        );
     }
 
     #[test]
     fn missing_parameters_follow_required() {
         let mut p = param(ParamIn::Query, Shape::Scalar(Types::ANY), Style::Form, true);
         let e = p.check_query(&Vec::new()).unwrap_err();
-        assert_eq!((e.status, e.reason, e.location.as_str()), (400, "param_missing", "query.p"));
+        assert_eq!(
+            (e.status, e.reason, e.location.as_str()),
+            (400, "param_missing", "query.p")
+        );
         p.required = false;
         assert!(p.check_query(&Vec::new()).is_ok());
         assert!(p.check_raw(None).is_ok());

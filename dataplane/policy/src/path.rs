@@ -46,7 +46,7 @@ fn decode(raw: &str, plus_is_space: bool, slash_ok: bool) -> Result<Cow<'_, str>
     if bytes.contains(&0) {
         return Err(DecodeError::Nul);
     }
-    if !bytes.contains(&b'%') && !(plus_is_space && bytes.contains(&b'+')) {
+    if !(bytes.contains(&b'%') || plus_is_space && bytes.contains(&b'+')) {
         return Ok(Cow::Borrowed(raw));
     }
     let mut out = Vec::with_capacity(bytes.len());
@@ -289,7 +289,10 @@ mod tests {
             parse_template("/users/{id}").unwrap(),
             vec![Segment::Lit("users".into()), Segment::Param("id".into())]
         );
-        assert_eq!(parse_template("/").unwrap(), vec![Segment::Lit(String::new())]);
+        assert_eq!(
+            parse_template("/").unwrap(),
+            vec![Segment::Lit(String::new())]
+        );
         assert_eq!(
             parse_template("/f/{name}.{ext}").unwrap()[1],
             Segment::Mixed(vec![
@@ -324,7 +327,10 @@ mod tests {
 
     #[test]
     fn unknown_paths_are_grouped() {
-        assert_eq!(normalise_path("/v2/orders/17/items"), "/v2/orders/{id}/items");
+        assert_eq!(
+            normalise_path("/v2/orders/17/items"),
+            "/v2/orders/{id}/items"
+        );
         assert_eq!(
             normalise_path("/u/123e4567-e89b-12d3-a456-426614174000?x=1"),
             "/u/{id}"

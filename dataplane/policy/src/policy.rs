@@ -7,6 +7,7 @@ use std::path::Path;
 use serde_json::Value;
 use vigil_schema::Dialect;
 
+use crate::Method;
 use crate::compile::{Ctx, Findings, base_paths, dialect_of, document_settings};
 use crate::deny::{Deny, reason};
 use crate::error::PolicyError;
@@ -16,7 +17,6 @@ use crate::options::{OnDegrade, PolicyOptions, RouteSettings};
 use crate::params::{ParamIn, cookie, parse_query};
 use crate::route::Route;
 use crate::router::{Router, path_params};
-use crate::Method;
 
 /// Request headers, as the gateway holds them.
 pub trait Headers {
@@ -27,7 +27,9 @@ pub trait Headers {
 
 impl Headers for [(&str, &str)] {
     fn header(&self, name: &str) -> Option<&[u8]> {
-        self.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_bytes())
+        self.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_bytes())
     }
 }
 
@@ -78,7 +80,10 @@ impl Policy {
             });
         }
         if let Some(first) = found.unsupported.first() {
-            return Err(PolicyError::Unsupported { first: first.clone(), all: found.unsupported });
+            return Err(PolicyError::Unsupported {
+                first: first.clone(),
+                all: found.unsupported,
+            });
         }
         Ok(policy)
     }
@@ -132,14 +137,24 @@ impl Policy {
             return Err(Deny::new(404, reason::ROUTE_NOT_FOUND, "path"));
         };
         let op = Method::from_request(method).and_then(|m| {
-            item.op(m).or_else(|| if m == Method::Head { item.op(Method::Get) } else { None })
+            item.op(m).or_else(|| {
+                if m == Method::Head {
+                    item.op(Method::Get)
+                } else {
+                    None
+                }
+            })
         });
         let Some(route) = op.and_then(|i| self.routes.get(i)) else {
             let mut deny = Deny::new(405, reason::METHOD_NOT_ALLOWED, item.template.as_str());
             deny.allow = Some(item.allow());
             return Err(deny);
         };
-        Ok(RouteMatch { policy: self, route, path_params: path_params(&item.segments, segs) })
+        Ok(RouteMatch {
+            policy: self,
+            route,
+            path_params: path_params(&item.segments, segs),
+        })
     }
 
     /// All the checks for one request, in order: route, parameters, body. The body buffer is
@@ -151,7 +166,10 @@ impl Policy {
     ) -> Result<&Route, Deny> {
         let m = self.match_route(req.method, req.path)?;
         m.check_params(req.query, req.headers)?;
-        let ct = req.headers.header("content-type").and_then(|v| std::str::from_utf8(v).ok());
+        let ct = req
+            .headers
+            .header("content-type")
+            .and_then(|v| std::str::from_utf8(v).ok());
         m.check_body(ct, body)?;
         Ok(m.route)
     }
@@ -223,7 +241,10 @@ impl<'p> RouteMatch<'p, '_> {
 
     /// A path parameter's decoded value (`id` in `/users/{id}`).
     pub fn path_param(&self, name: &str) -> Option<&str> {
-        self.path_params.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_ref())
+        self.path_params
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_ref())
     }
 
     /// Checks path, query, header and cookie parameters. `query` is the raw query string.
@@ -251,11 +272,15 @@ impl<'p> RouteMatch<'p, '_> {
         }
         if strict {
             let known = |k: &str| {
-                self.route.params.iter().any(|p| p.at == ParamIn::Query && p.owns_query_key(k))
+                self.route
+                    .params
+                    .iter()
+                    .any(|p| p.at == ParamIn::Query && p.owns_query_key(k))
             };
             if parsed.iter().any(|(k, _)| !known(k)) {
-                return Err(Deny::new(400, reason::PARAM_UNKNOWN, "query")
-                    .with_keyword("strict_query"));
+                return Err(
+                    Deny::new(400, reason::PARAM_UNKNOWN, "query").with_keyword("strict_query")
+                );
             }
         }
         Ok(())
@@ -263,7 +288,12 @@ impl<'p> RouteMatch<'p, '_> {
 
     /// Checks the body against the operation's request body. `body` is parsed in place.
     pub fn check_body(&self, content_type: Option<&str>, body: &mut [u8]) -> Result<(), Deny> {
-        crate::body::check(self.route.body.as_ref(), content_type, body, &self.policy.options.limits)
+        crate::body::check(
+            self.route.body.as_ref(),
+            content_type,
+            body,
+            &self.policy.options.limits,
+        )
     }
 }
 

@@ -76,11 +76,17 @@ mod tests {
             method: Method::Get,
             template: "/a".into(),
             operation_id: Some("getA".into()),
-            settings: RouteSettings { mode: Mode::LogOnly, on_degrade: OnDegrade::Degrade },
+            settings: RouteSettings {
+                mode: Mode::LogOnly,
+                on_degrade: OnDegrade::Degrade,
+            },
             params: Vec::new(),
             body: None,
         };
-        assert_eq!((r.id(), r.template(), r.operation_id()), ("GET /a", "/a", Some("getA")));
+        assert_eq!(
+            (r.id(), r.template(), r.operation_id()),
+            ("GET /a", "/a", Some("getA"))
+        );
         assert!(r.log_only());
         assert_eq!(r.on_degrade(), OnDegrade::Degrade);
         assert_eq!((r.parameter_count(), r.has_body()), (0, false));

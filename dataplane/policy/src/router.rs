@@ -31,7 +31,9 @@ impl PathItem {
     pub(crate) fn allow(&self) -> Vec<Method> {
         Method::ALL
             .into_iter()
-            .filter(|&m| self.op(m).is_some() || (m == Method::Head && self.op(Method::Get).is_some()))
+            .filter(|&m| {
+                self.op(m).is_some() || (m == Method::Head && self.op(Method::Get).is_some())
+            })
             .collect()
     }
 }
@@ -71,7 +73,11 @@ impl Router {
         }
         bases.sort_by(|a, b| b.len().cmp(&a.len()).then(a.cmp(b)));
         bases.dedup();
-        Self { bases, root: Node::default(), items: Vec::new() }
+        Self {
+            bases,
+            root: Node::default(),
+            items: Vec::new(),
+        }
     }
 
     pub(crate) fn bases(&self) -> &[String] {
@@ -92,8 +98,12 @@ impl Router {
                         None => {
                             node.mixed.push((parts.clone(), Node::default()));
                             // Longer literal text first: `{a}.tar.gz` before `{a}.gz`.
-                            node.mixed.sort_by_key(|(p, _)| std::cmp::Reverse(lit_len(p)));
-                            node.mixed.iter().position(|(p, _)| same_shape(p, parts)).unwrap_or(0)
+                            node.mixed
+                                .sort_by_key(|(p, _)| std::cmp::Reverse(lit_len(p)));
+                            node.mixed
+                                .iter()
+                                .position(|(p, _)| same_shape(p, parts))
+                                .unwrap_or(0)
                         }
                     };
                     &mut node.mixed[at].1
@@ -124,7 +134,10 @@ impl Router {
             if raw.split('/').nth(MAX_SEGMENTS).is_some() {
                 continue;
             }
-            let segs = raw.split('/').map(decode_segment).collect::<Result<Vec<_>, _>>()?;
+            let segs = raw
+                .split('/')
+                .map(decode_segment)
+                .collect::<Result<Vec<_>, _>>()?;
             if let Some(item) = lookup(&self.root, &segs) {
                 return Ok(Some((item, segs)));
             }
@@ -134,7 +147,10 @@ impl Router {
 }
 
 fn lit_len(parts: &[Part]) -> usize {
-    parts.iter().map(|p| if let Part::Lit(l) = p { l.len() } else { 0 }).sum()
+    parts
+        .iter()
+        .map(|p| if let Part::Lit(l) = p { l.len() } else { 0 })
+        .sum()
 }
 
 fn lookup(node: &Node, segs: &[Cow<'_, str>]) -> Option<usize> {
@@ -188,19 +204,35 @@ mod tests {
     fn router(bases: &[&str], templates: &[&str]) -> Router {
         let mut r = Router::new(bases.iter().map(|b| b.to_string()).collect());
         for t in templates {
-            let item = PathItem { template: t.to_string(), segments: parse_template(t).unwrap(), ops: [None; 8] };
+            let item = PathItem {
+                template: t.to_string(),
+                segments: parse_template(t).unwrap(),
+                ops: [None; 8],
+            };
             r.insert(item).unwrap();
         }
         r
     }
 
     fn find<'a>(r: &'a Router, path: &str) -> Option<&'a str> {
-        r.find(path).unwrap().map(|(i, _)| r.items[i].template.as_str())
+        r.find(path)
+            .unwrap()
+            .map(|(i, _)| r.items[i].template.as_str())
     }
 
     #[test]
     fn concrete_beats_templated() {
-        let r = router(&[], &["/users/{id}", "/users/me", "/users/{id}/posts", "/a/{x}/c", "/a/b/{y}", "/"]);
+        let r = router(
+            &[],
+            &[
+                "/users/{id}",
+                "/users/me",
+                "/users/{id}/posts",
+                "/a/{x}/c",
+                "/a/b/{y}",
+                "/",
+            ],
+        );
         assert_eq!(find(&r, "/users/me"), Some("/users/me"));
         assert_eq!(find(&r, "/users/42"), Some("/users/{id}"));
         assert_eq!(find(&r, "/users/me/posts"), Some("/users/{id}/posts"));
@@ -232,8 +264,14 @@ mod tests {
         let params = path_params(&r.items[i].segments, segs);
         assert_eq!(params[0], ("base", Cow::Borrowed("x.tar")));
         assert_eq!(params[1], ("ext", Cow::Borrowed("gz")));
-        assert_eq!(r.find("/files/a%2Fb").unwrap_err(), DecodeError::EncodedSlash);
-        assert_eq!(r.find("/files/../etc").unwrap_err(), DecodeError::DotSegment);
+        assert_eq!(
+            r.find("/files/a%2Fb").unwrap_err(),
+            DecodeError::EncodedSlash
+        );
+        assert_eq!(
+            r.find("/files/../etc").unwrap_err(),
+            DecodeError::DotSegment
+        );
         assert_eq!(r.find("/files/%00").unwrap_err(), DecodeError::Nul);
         assert!(r.find(&"/x".repeat(1000)).unwrap().is_none());
     }
@@ -241,7 +279,11 @@ mod tests {
     #[test]
     fn same_shape_templates_conflict() {
         let mut r = router(&[], &["/a/{x}"]);
-        let dup = PathItem { template: "/a/{y}".into(), segments: parse_template("/a/{y}").unwrap(), ops: [None; 8] };
+        let dup = PathItem {
+            template: "/a/{y}".into(),
+            segments: parse_template("/a/{y}").unwrap(),
+            ops: [None; 8],
+        };
         assert_eq!(r.insert(dup), Err(0));
     }
 }

@@ -81,8 +81,14 @@ impl Default for ShadowInventory {
 fn method_label(method: &str) -> String {
     let token = !method.is_empty()
         && method.len() <= 16
-        && method.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if token { method.to_string() } else { "OTHER".into() }
+        && method
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if token {
+        method.to_string()
+    } else {
+        "OTHER".into()
+    }
 }
 
 impl ShadowInventory {
@@ -91,12 +97,17 @@ impl ShadowInventory {
 
     /// An empty inventory holding at most `capacity` entries (at least 1).
     pub fn new(capacity: usize) -> Self {
-        Self { capacity: capacity.max(1), entries: Mutex::new(HashMap::new()) }
+        Self {
+            capacity: capacity.max(1),
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<(String, String), ShadowEntry>> {
         // A panic elsewhere while holding the lock leaves counts, never broken invariants.
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.entries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Records one request the description does not cover (`status`: what it was answered).
@@ -135,7 +146,11 @@ impl ShadowInventory {
     /// All entries, most requested first.
     pub fn list(&self) -> Vec<ShadowEntry> {
         let mut out: Vec<ShadowEntry> = self.lock().values().cloned().collect();
-        out.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| (&a.path, &a.method).cmp(&(&b.path, &b.method))));
+        out.sort_by(|a, b| {
+            b.count
+                .cmp(&a.count)
+                .then_with(|| (&a.path, &a.method).cmp(&(&b.path, &b.method)))
+        });
         out
     }
 
@@ -157,10 +172,16 @@ impl ShadowInventory {
     /// Writes the inventory to `path` atomically: a temporary file beside it, flushed to disk,
     /// then renamed over it, so a crash leaves the old file or the new one, never half of one.
     pub fn save(&self, path: &Path) -> Result<(), ShadowError> {
-        let stored = Stored { version: 1, entries: self.list() };
-        let io = |source| ShadowError::Io { path: path.to_path_buf(), source };
-        let bytes = serde_json::to_vec(&stored)
-            .map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        let stored = Stored {
+            version: 1,
+            entries: self.list(),
+        };
+        let io = |source| ShadowError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let bytes =
+            serde_json::to_vec(&stored).map_err(|e| io(std::io::Error::other(e.to_string())))?;
         let mut tmp = path.as_os_str().to_owned();
         tmp.push(format!(".tmp.{}", std::process::id()));
         let tmp = PathBuf::from(tmp);
@@ -185,12 +206,19 @@ impl ShadowInventory {
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(inv),
-            Err(source) => return Err(ShadowError::Io { path: path.to_path_buf(), source }),
+            Err(source) => {
+                return Err(ShadowError::Io {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
         };
-        let stored: Stored = serde_json::from_slice(&bytes)
-            .map_err(|e| ShadowError::Corrupt { path: path.to_path_buf(), detail: e.to_string() })?;
+        let stored: Stored = serde_json::from_slice(&bytes).map_err(|e| ShadowError::Corrupt {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
         let mut entries = stored.entries;
-        entries.sort_by(|a, b| b.last_seen.cmp(&a.last_seen));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.last_seen));
         entries.truncate(inv.capacity);
         let mut map = inv.lock();
         for e in entries {
@@ -236,7 +264,10 @@ mod tests {
         let list = inv.list();
         assert_eq!(list.len(), 3);
         let get = &list[0];
-        assert_eq!((get.method.as_str(), get.path.as_str(), get.count), ("GET", "/v2/orders/{id}", 2));
+        assert_eq!(
+            (get.method.as_str(), get.path.as_str(), get.count),
+            ("GET", "/v2/orders/{id}", 2)
+        );
         assert_eq!((get.first_seen, get.last_seen), (100, 105));
         assert_eq!(get.statuses, vec![404]);
         assert_eq!(get.clients.len(), 2);
@@ -254,10 +285,19 @@ mod tests {
         assert!(list.iter().any(|e| e.path == "/p999"), "newest kept");
         assert!(!list.iter().any(|e| e.path == "/p0"), "oldest evicted");
         for i in 0..40u32 {
-            inv.record("GET", "/many", 400 + (i % 30) as u16, IpAddr::from([198, 18, 1, i as u8]), 2000);
+            inv.record(
+                "GET",
+                "/many",
+                400 + (i % 30) as u16,
+                IpAddr::from([198, 18, 1, i as u8]),
+                2000,
+            );
         }
         let e = inv.list().into_iter().find(|e| e.path == "/many").unwrap();
-        assert_eq!((e.clients.len(), e.more_clients, e.statuses.len()), (16, true, 16));
+        assert_eq!(
+            (e.clients.len(), e.more_clients, e.statuses.len()),
+            (16, true, 16)
+        );
     }
 
     #[test]
@@ -273,7 +313,11 @@ mod tests {
         let back = ShadowInventory::load(&file, 10).unwrap();
         assert_eq!(back.list(), inv.list());
         assert_eq!(back.list()[0].count, 2);
-        assert_eq!(std::fs::read_dir(t.path("")).unwrap().count(), 1, "no temp file left");
+        assert_eq!(
+            std::fs::read_dir(t.path("")).unwrap().count(),
+            1,
+            "no temp file left"
+        );
         std::fs::write(&file, "{not json").unwrap();
         let e = ShadowInventory::load(&file, 10).unwrap_err();
         assert!(e.to_string().contains("corrupt"), "{e}");
@@ -289,7 +333,13 @@ mod tests {
                 let inv = Arc::clone(&inv);
                 std::thread::spawn(move || {
                     for i in 0..250 {
-                        inv.record("GET", &format!("/x/{i}"), 404, IpAddr::from([198, 18, 0, t]), 1);
+                        inv.record(
+                            "GET",
+                            &format!("/x/{i}"),
+                            404,
+                            IpAddr::from([198, 18, 0, t]),
+                            1,
+                        );
                     }
                 })
             })
@@ -298,6 +348,9 @@ mod tests {
             h.join().unwrap();
         }
         let list = inv.list();
-        assert_eq!((list.len(), list[0].count, list[0].clients.len()), (1, 1000, 4));
+        assert_eq!(
+            (list.len(), list[0].count, list[0].clients.len()),
+            (1, 1000, 4)
+        );
     }
 }

@@ -9,9 +9,12 @@ use std::path::{Path, PathBuf};
 use vigil_policy::{Deny, Method, Policy, PolicyOptions, RequestParts, check};
 
 fn data_dir() -> PathBuf {
-    let dir = std::env::var_os("VIGIL_OPENAPI_EXAMPLES").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-data/openapi/oas-examples")
-    });
+    let dir = std::env::var_os("VIGIL_OPENAPI_EXAMPLES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/test-data/openapi/oas-examples")
+        });
     assert!(
         dir.join("3.0/json/petstore.json").is_file(),
         "OpenAPI example documents not found in {}: run dataplane/policy/fetch-test-data.sh \
@@ -38,8 +41,14 @@ fn request(
         Some((p, q)) => (p, Some(q)),
         None => (target, None),
     };
-    let req = RequestParts { method, path, query, headers };
-    p.check(&req, &mut body.as_bytes().to_vec()).map(|r| r.id().to_string())
+    let req = RequestParts {
+        method,
+        path,
+        query,
+        headers,
+    };
+    p.check(&req, &mut body.as_bytes().to_vec())
+        .map(|r| r.id().to_string())
 }
 
 const JSON: [(&str, &str); 1] = [("content-type", "application/json")];
@@ -62,12 +71,29 @@ fn petstore_in_every_version_and_format() {
             request(&p, m, t, h, b).expect_err(&format!("{rel}: {m} {t} allowed"))
         };
 
-        assert_eq!(ok("GET", "/v2/pet/findByStatus?status=available&status=sold", &[], ""), "GET /pet/findByStatus");
+        assert_eq!(
+            ok(
+                "GET",
+                "/v2/pet/findByStatus?status=available&status=sold",
+                &[],
+                ""
+            ),
+            "GET /pet/findByStatus"
+        );
         assert_eq!(ok("GET", "/v2/pet/12", &[], ""), "GET /pet/{petId}");
-        assert_eq!(ok("DELETE", "/v2/pet/12", &[("api_key", "k")], ""), "DELETE /pet/{petId}");
-        let pet = r#"{"name": "doggie", "photoUrls": ["https://example.com/a.png"], "status": "sold"}"#;
+        assert_eq!(
+            ok("DELETE", "/v2/pet/12", &[("api_key", "k")], ""),
+            "DELETE /pet/{petId}"
+        );
+        let pet =
+            r#"{"name": "doggie", "photoUrls": ["https://example.com/a.png"], "status": "sold"}"#;
         assert_eq!(ok("POST", "/v2/pet", &JSON, pet), "POST /pet");
-        ok("PUT", "/v2/pet", &[("content-type", "application/xml")], "<pet/>");
+        ok(
+            "PUT",
+            "/v2/pet",
+            &[("content-type", "application/xml")],
+            "<pet/>",
+        );
 
         let e = deny("GET", "/v2/pets", &[], "");
         assert_eq!((e.status, e.reason), (404, "route_not_found"), "{rel}");
@@ -75,11 +101,25 @@ fn petstore_in_every_version_and_format() {
         assert_eq!(e.status, 404, "{rel}: the base path is required");
         let e = deny("PATCH", "/v2/pet/12", &[], "");
         assert_eq!((e.status, e.reason), (405, "method_not_allowed"), "{rel}");
-        assert_eq!(e.allow, Some(vec![Method::Get, Method::Post, Method::Delete, Method::Head]));
+        assert_eq!(
+            e.allow,
+            Some(vec![
+                Method::Get,
+                Method::Post,
+                Method::Delete,
+                Method::Head
+            ])
+        );
         let e = deny("GET", "/v2/pet/abc", &[], "");
-        assert_eq!((e.status, e.reason, e.location.as_str()), (400, "param_invalid", "path.petId"));
+        assert_eq!(
+            (e.status, e.reason, e.location.as_str()),
+            (400, "param_invalid", "path.petId")
+        );
         let e = deny("GET", "/v2/pet/findByStatus?status=lost", &[], "");
-        assert_eq!((e.status, e.reason, e.keyword.as_deref()), (400, "param_invalid", Some("enum")));
+        assert_eq!(
+            (e.status, e.reason, e.keyword.as_deref()),
+            (400, "param_invalid", Some("enum"))
+        );
         // form style, exploded (the query default): a comma is part of one value.
         let e = deny("GET", "/v2/pet/findByStatus?status=available,sold", &[], "");
         assert_eq!(e.keyword.as_deref(), Some("enum"), "{rel}");
@@ -88,12 +128,33 @@ fn petstore_in_every_version_and_format() {
         let e = deny("GET", "/v2/store/order/11", &[], "");
         assert_eq!(e.keyword.as_deref(), Some("maximum"), "{rel}");
         let e = deny("POST", "/v2/pet", &[("content-type", "text/csv")], "a,b");
-        assert_eq!((e.status, e.reason), (415, "unsupported_media_type"), "{rel}");
+        assert_eq!(
+            (e.status, e.reason),
+            (415, "unsupported_media_type"),
+            "{rel}"
+        );
         let e = deny("POST", "/v2/pet", &JSON, r#"{"photoUrls": []}"#);
-        assert_eq!((e.status, e.reason, e.keyword.as_deref()), (400, "body_invalid", Some("required")));
-        let e = deny("POST", "/v2/pet", &JSON, r#"{"name": "d", "photoUrls": [], "status": "x"}"#);
-        assert_eq!((e.reason, e.location.as_str()), ("body_invalid", "/status"), "{rel}");
-        let e = deny("POST", "/v2/pet", &JSON, r#"{"name": "d", "name": "e", "photoUrls": []}"#);
+        assert_eq!(
+            (e.status, e.reason, e.keyword.as_deref()),
+            (400, "body_invalid", Some("required"))
+        );
+        let e = deny(
+            "POST",
+            "/v2/pet",
+            &JSON,
+            r#"{"name": "d", "photoUrls": [], "status": "x"}"#,
+        );
+        assert_eq!(
+            (e.reason, e.location.as_str()),
+            ("body_invalid", "/status"),
+            "{rel}"
+        );
+        let e = deny(
+            "POST",
+            "/v2/pet",
+            &JSON,
+            r#"{"name": "d", "name": "e", "photoUrls": []}"#,
+        );
         assert_eq!(e.reason, "duplicate_key", "{rel}");
         let e = deny("POST", "/v2/pet", &JSON, "");
         assert_eq!((e.status, e.reason), (400, "body_missing"), "{rel}");
@@ -109,7 +170,12 @@ fn json_and_yaml_compile_to_the_same_routes() {
         ("3.0/json/star-trek.json", "3.0/yaml/star-trek.yaml"),
         ("3.0/json/readme-legacy.json", "3.0/yaml/readme-legacy.yaml"),
     ] {
-        let ids = |p: Policy| p.routes().iter().map(|r| r.id().to_string()).collect::<Vec<_>>();
+        let ids = |p: Policy| {
+            p.routes()
+                .iter()
+                .map(|r| r.id().to_string())
+                .collect::<Vec<_>>()
+        };
         assert_eq!(ids(load(json)), ids(load(yaml)), "{json}");
     }
 }
@@ -121,24 +187,61 @@ fn larger_descriptions_route_and_check() {
     assert_eq!(star.base_paths(), ["/api/v1/rest"]);
     assert!(request(&star, "GET", "/api/v1/rest/animal?uid=ANMA0000001", &[], "").is_ok());
     let e = request(&star, "GET", "/api/v1/rest/animal", &[], "").unwrap_err();
-    assert_eq!((e.reason, e.location.as_str()), ("param_missing", "query.uid"));
-    let e = request(&star, "GET", "/api/v1/rest/animal/search?pageSize=ten", &[], "").unwrap_err();
-    assert_eq!((e.reason, e.location.as_str()), ("param_invalid", "query.pageSize"));
+    assert_eq!(
+        (e.reason, e.location.as_str()),
+        ("param_missing", "query.uid")
+    );
+    let e = request(
+        &star,
+        "GET",
+        "/api/v1/rest/animal/search?pageSize=ten",
+        &[],
+        "",
+    )
+    .unwrap_err();
+    assert_eq!(
+        (e.reason, e.location.as_str()),
+        ("param_invalid", "query.pageSize")
+    );
     let form = [("content-type", "application/x-www-form-urlencoded")];
-    assert!(request(&star, "POST", "/api/v1/rest/animal/search", &form, "name=cat").is_ok());
+    assert!(
+        request(
+            &star,
+            "POST",
+            "/api/v1/rest/animal/search",
+            &form,
+            "name=cat"
+        )
+        .is_ok()
+    );
     let e = request(&star, "POST", "/api/v1/rest/animal/search", &JSON, "{}").unwrap_err();
     assert_eq!(e.status, 415);
 
     let styles = load("3.1/json/parameters-style.json");
     assert_eq!(styles.routes().len(), 25);
     let ok = |m, t| request(&styles, m, t, &[], "").map_err(|e| format!("{m} {t}: {e:?}"));
-    ok("GET", "/anything/query/deepObject?object[name]=n&object[description]=d").unwrap();
-    ok("GET", "/anything/query/pipeDelimited?array=a|b&object=name|n|description|d").unwrap();
-    ok("GET", "/anything/path/matrix/;primitive=p/;array=a,b/;object=name,n,description,d").unwrap();
+    ok(
+        "GET",
+        "/anything/query/deepObject?object[name]=n&object[description]=d",
+    )
+    .unwrap();
+    ok(
+        "GET",
+        "/anything/query/pipeDelimited?array=a|b&object=name|n|description|d",
+    )
+    .unwrap();
+    ok(
+        "GET",
+        "/anything/path/matrix/;primitive=p/;array=a,b/;object=name,n,description,d",
+    )
+    .unwrap();
     ok("POST", "/anything/path/label/.p/.a.b/.name=n.description=d").unwrap();
     ok("GET", "/anything/path/simple/p/a,b/name,n,description,d").unwrap();
     let e = request(&styles, "GET", "/anything/path/matrix/p/a/b", &[], "").unwrap_err();
-    assert_eq!((e.reason, e.keyword.as_deref()), ("param_invalid", Some("style")));
+    assert_eq!(
+        (e.reason, e.keyword.as_deref()),
+        ("param_invalid", Some("style"))
+    );
 
     for (rel, routes) in [
         ("3.0/json/readme-legacy.json", 36),
@@ -171,14 +274,25 @@ fn every_description_in_the_package_is_checked_with_a_verdict() {
         for f in files {
             let report = check(&f, &PolicyOptions::default());
             let loads = Policy::load(&f, &PolicyOptions::default());
-            assert_eq!(report.ok, loads.is_ok(), "{}: check and load disagree", f.display());
+            assert_eq!(
+                report.ok,
+                loads.is_ok(),
+                "{}: check and load disagree",
+                f.display()
+            );
             if report.ok {
                 loaded += 1;
             } else {
                 // A refusal always says where: a JSON pointer for each error and keyword.
                 assert!(
-                    report.errors.iter().all(|e| !e.pointer.is_empty() || !e.reason.is_empty())
-                        && report.unsupported.iter().all(|u| u.location.starts_with('/')),
+                    report
+                        .errors
+                        .iter()
+                        .all(|e| !e.pointer.is_empty() || !e.reason.is_empty())
+                        && report
+                            .unsupported
+                            .iter()
+                            .all(|u| u.location.starts_with('/')),
                     "{}: {:?}",
                     f.display(),
                     report.errors
@@ -187,13 +301,22 @@ fn every_description_in_the_package_is_checked_with_a_verdict() {
             }
         }
     }
-    assert!(loaded >= 80, "only {loaded} descriptions load; refused: {refused:?}");
+    assert!(
+        loaded >= 80,
+        "only {loaded} descriptions load; refused: {refused:?}"
+    );
     // These use what the validator cannot enforce (unknown formats such as `int16`,
     // `nullable` in 3.1, `unevaluatedProperties`): refused, never half-enforced.
     for rel in ["3.1/json/train-travel.json", "3.0/json/schema-types.json"] {
-        assert!(refused.contains(&rel.to_string()), "{rel} should be refused: {refused:?}");
+        assert!(
+            refused.contains(&rel.to_string()),
+            "{rel} should be refused: {refused:?}"
+        );
     }
-    let report = check(&dir.join("3.1/json/train-travel.json"), &PolicyOptions::default());
+    let report = check(
+        &dir.join("3.1/json/train-travel.json"),
+        &PolicyOptions::default(),
+    );
     assert_eq!(
         report.unsupported[0].location,
         "/components/schemas/BookingPayment/properties/source/unevaluatedProperties"

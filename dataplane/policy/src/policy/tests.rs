@@ -56,10 +56,21 @@ const COOKIE: [(&str, &str); 1] = [("Cookie", "session=abcd")];
 fn routes_have_ids_and_settings() {
     let p = policy(&PolicyOptions::default());
     let ids: Vec<&str> = p.routes().iter().map(Route::id).collect();
-    assert_eq!(ids, vec!["POST /users", "GET /users/me", "GET /users/{id}", "DELETE /users/{id}"]);
+    assert_eq!(
+        ids,
+        vec![
+            "POST /users",
+            "GET /users/me",
+            "GET /users/{id}",
+            "DELETE /users/{id}"
+        ]
+    );
     assert_eq!(p.base_paths(), ["/v1"]);
     let get = p.route("GET /users/{id}").unwrap();
-    assert_eq!((get.log_only(), get.on_degrade()), (false, OnDegrade::Degrade));
+    assert_eq!(
+        (get.log_only(), get.on_degrade()),
+        (false, OnDegrade::Degrade)
+    );
     assert_eq!(get.operation_id(), Some("getUser"));
     let del = p.route("DELETE /users/{id}").unwrap();
     assert_eq!((del.log_only(), del.on_degrade()), (true, OnDegrade::Shed));
@@ -72,8 +83,14 @@ fn routing_decisions() {
     let m = p.match_route("GET", "/v1/users/me").unwrap();
     assert_eq!(m.route_id(), "GET /users/me");
     let m = p.match_route("GET", "/v1/users/42").unwrap();
-    assert_eq!((m.route_id(), m.path_param("id")), ("GET /users/{id}", Some("42")));
-    assert_eq!(p.match_route("HEAD", "/v1/users/42").unwrap().route_id(), "GET /users/{id}");
+    assert_eq!(
+        (m.route_id(), m.path_param("id")),
+        ("GET /users/{id}", Some("42"))
+    );
+    assert_eq!(
+        p.match_route("HEAD", "/v1/users/42").unwrap().route_id(),
+        "GET /users/{id}"
+    );
     let e = p.match_route("GET", "/v1/admin").unwrap_err();
     assert_eq!((e.status, e.reason), (404, "route_not_found"));
     let e = p.match_route("GET", "/users/42").unwrap_err();
@@ -85,34 +102,57 @@ fn routing_decisions() {
     let e = p.match_route("CONNECT", "/v1/users").unwrap_err();
     assert_eq!(e.allow, Some(vec![Method::Post]));
     let e = p.match_route("GET", "/v1/users/%2e%2e").unwrap_err();
-    assert_eq!((e.status, e.reason, e.keyword.as_deref()), (400, "path_invalid", Some("dot_segment")));
+    assert_eq!(
+        (e.status, e.reason, e.keyword.as_deref()),
+        (400, "path_invalid", Some("dot_segment"))
+    );
 }
 
 #[test]
 fn parameter_decisions() {
     let p = policy(&PolicyOptions::default());
     let check = |path: &str, query: Option<&str>, headers: &[(&str, &str)]| {
-        p.match_route("GET", path).unwrap().check_params(query, headers)
+        p.match_route("GET", path)
+            .unwrap()
+            .check_params(query, headers)
     };
     assert!(check("/v1/users/42", Some("fields=a,b&other=1"), &COOKIE).is_ok());
     let e = check("/v1/users/0", None, &COOKIE).unwrap_err();
-    assert_eq!((e.status, e.reason, e.location.as_str()), (400, "param_invalid", "path.id"));
+    assert_eq!(
+        (e.status, e.reason, e.location.as_str()),
+        (400, "param_invalid", "path.id")
+    );
     assert_eq!(e.keyword.as_deref(), Some("minimum"));
     let e = check("/v1/users/abc", None, &COOKIE).unwrap_err();
     assert_eq!(e.keyword.as_deref(), Some("type"));
     let e = check("/v1/users/1", Some("fields=a,c"), &COOKIE).unwrap_err();
-    assert_eq!((e.location.as_str(), e.keyword.as_deref()), ("query.fields", Some("enum")));
+    assert_eq!(
+        (e.location.as_str(), e.keyword.as_deref()),
+        ("query.fields", Some("enum"))
+    );
     let e = check("/v1/users/1", None, &[]).unwrap_err();
-    assert_eq!((e.reason, e.location.as_str()), ("param_missing", "cookie.session"));
+    assert_eq!(
+        (e.reason, e.location.as_str()),
+        ("param_missing", "cookie.session")
+    );
     let e = check("/v1/users/1", None, &[("cookie", "session=ab")]).unwrap_err();
     assert_eq!(e.keyword.as_deref(), Some("minLength"));
     let trace = [("cookie", "session=abcd"), ("x-trace", "not-a-uuid")];
     let e = check("/v1/users/1", None, &trace).unwrap_err();
-    assert_eq!((e.location.as_str(), e.keyword.as_deref()), ("header.x-trace", Some("format")));
-    let trace = [("cookie", "session=abcd"), ("X-Trace", "123e4567-e89b-12d3-a456-426614174000")];
+    assert_eq!(
+        (e.location.as_str(), e.keyword.as_deref()),
+        ("header.x-trace", Some("format"))
+    );
+    let trace = [
+        ("cookie", "session=abcd"),
+        ("X-Trace", "123e4567-e89b-12d3-a456-426614174000"),
+    ];
     assert!(check("/v1/users/1", None, &trace).is_ok());
     let post = p.match_route("POST", "/v1/users").unwrap();
-    assert!(post.check_params(Some("dry=true&filter[age]=3"), &[][..]).is_ok());
+    assert!(
+        post.check_params(Some("dry=true&filter[age]=3"), &[][..])
+            .is_ok()
+    );
     let e = post.check_params(Some("dry=maybe"), &[][..]).unwrap_err();
     assert_eq!(e.location, "query.dry");
     assert!(post.check_params(Some("filter[age]=old"), &[][..]).is_err());
@@ -120,11 +160,22 @@ fn parameter_decisions() {
 
 #[test]
 fn strict_query_refuses_undescribed_parameters() {
-    let p = policy(&PolicyOptions { strict_query: true, ..PolicyOptions::default() });
+    let p = policy(&PolicyOptions {
+        strict_query: true,
+        ..PolicyOptions::default()
+    });
     let m = p.match_route("POST", "/v1/users").unwrap();
-    assert!(m.check_params(Some("dry=true&filter[age]=1"), &[][..]).is_ok());
-    let e = m.check_params(Some("dry=true&debug=1"), &[][..]).unwrap_err();
-    assert_eq!((e.status, e.reason, e.location.as_str()), (400, "param_unknown", "query"));
+    assert!(
+        m.check_params(Some("dry=true&filter[age]=1"), &[][..])
+            .is_ok()
+    );
+    let e = m
+        .check_params(Some("dry=true&debug=1"), &[][..])
+        .unwrap_err();
+    assert_eq!(
+        (e.status, e.reason, e.location.as_str()),
+        (400, "param_unknown", "query")
+    );
 }
 
 #[test]
@@ -132,23 +183,46 @@ fn body_decisions() {
     let p = policy(&PolicyOptions::default());
     let m = p.match_route("POST", "/v1/users").unwrap();
     let body = |ct: Option<&str>, b: &str| m.check_body(ct, &mut b.as_bytes().to_vec());
-    assert!(body(Some("application/json; charset=utf-8"), r#"{"name": "ann"}"#).is_ok());
+    assert!(
+        body(
+            Some("application/json; charset=utf-8"),
+            r#"{"name": "ann"}"#
+        )
+        .is_ok()
+    );
     assert!(body(Some("text/plain"), "hello").is_ok());
     let e = body(Some("application/xml"), "<a/>").unwrap_err();
     assert_eq!((e.status, e.reason), (415, "unsupported_media_type"));
     let e = body(Some("application/json"), "").unwrap_err();
     assert_eq!((e.status, e.reason), (400, "body_missing"));
     let e = body(Some("application/json"), r#"{"name": "much too long"}"#).unwrap_err();
-    assert_eq!((e.reason, e.location.as_str(), e.keyword.as_deref()), ("body_invalid", "/name", Some("maxLength")));
+    assert_eq!(
+        (e.reason, e.location.as_str(), e.keyword.as_deref()),
+        ("body_invalid", "/name", Some("maxLength"))
+    );
     let e = body(Some("application/json"), r#"{"name": "a", "id": 7}"#).unwrap_err();
     assert_eq!(e.reason, "read_only_property");
     assert!(body(Some("application/json"), r#"{"name": "a", "extra": 1}"#).is_ok());
-    let strict = policy(&PolicyOptions { strict_objects: true, ..PolicyOptions::default() });
+    let strict = policy(&PolicyOptions {
+        strict_objects: true,
+        ..PolicyOptions::default()
+    });
     let m = strict.match_route("POST", "/v1/users").unwrap();
-    let e = m.check_body(Some("application/json"), &mut br#"{"name": "a", "extra": 1}"#.to_vec());
-    assert_eq!(e.unwrap_err().keyword.as_deref(), Some("additionalProperties"));
+    let e = m.check_body(
+        Some("application/json"),
+        &mut br#"{"name": "a", "extra": 1}"#.to_vec(),
+    );
+    assert_eq!(
+        e.unwrap_err().keyword.as_deref(),
+        Some("additionalProperties")
+    );
     let get = p.match_route("GET", "/v1/users/me").unwrap();
-    assert_eq!(get.check_body(Some("application/json"), &mut b"{}".to_vec()).unwrap_err().status, 415);
+    assert_eq!(
+        get.check_body(Some("application/json"), &mut b"{}".to_vec())
+            .unwrap_err()
+            .status,
+        415
+    );
     assert!(get.check_body(None, &mut []).is_ok());
 }
 
@@ -156,41 +230,78 @@ fn body_decisions() {
 fn one_call_checks_everything() {
     let p = policy(&PolicyOptions::default());
     let headers = [("content-type", "application/json")];
-    let req = RequestParts { method: "POST", path: "/v1/users", query: Some("dry=false"), headers: &headers[..] };
+    let req = RequestParts {
+        method: "POST",
+        path: "/v1/users",
+        query: Some("dry=false"),
+        headers: &headers[..],
+    };
     let route = p.check(&req, &mut br#"{"name": "ann"}"#.to_vec()).unwrap();
     assert_eq!(route.id(), "POST /users");
-    let e = p.check(&req, &mut br#"{"name": 123456789}"#.to_vec()).unwrap_err();
+    let e = p
+        .check(&req, &mut br#"{"name": 123456789}"#.to_vec())
+        .unwrap_err();
     assert_eq!((e.status, e.reason), (400, "body_invalid"));
     let json = serde_json::to_string(&e).unwrap();
-    assert!(!json.contains("123456789"), "a denial never echoes the request: {json}");
+    assert!(
+        !json.contains("123456789"),
+        "a denial never echoes the request: {json}"
+    );
 }
 
 #[test]
 fn load_errors_name_the_place() {
     let bad = DOC.replace("style: deepObject", "style: matrix");
     let e = Policy::from_text(&bad, &PolicyOptions::default()).unwrap_err();
-    assert!(matches!(&e, PolicyError::Invalid { pointer, .. } if pointer == "/paths/~1users/post/parameters/1/style"), "{e}");
+    assert!(
+        matches!(&e, PolicyError::Invalid { pointer, .. } if pointer == "/paths/~1users/post/parameters/1/style"),
+        "{e}"
+    );
     let bad = DOC.replace("maxLength: 8", "maxLength: 8, unevaluatedProperties: false");
     let e = Policy::from_text(&bad, &PolicyOptions::default()).unwrap_err();
-    let PolicyError::Unsupported { first, .. } = &e else { panic!("{e}") };
-    assert_eq!(first.location, "/components/schemas/User/properties/name/unevaluatedProperties");
-    let bad = DOC.replace("'#/components/schemas/User'", "'#/components/schemas/Nobody'");
+    let PolicyError::Unsupported { first, .. } = &e else {
+        panic!("{e}")
+    };
+    assert_eq!(
+        first.location,
+        "/components/schemas/User/properties/name/unevaluatedProperties"
+    );
+    let bad = DOC.replace(
+        "'#/components/schemas/User'",
+        "'#/components/schemas/Nobody'",
+    );
     let e = Policy::from_text(&bad, &PolicyOptions::default()).unwrap_err();
     assert!(e.to_string().contains("Nobody"), "{e}");
     let bad = DOC.replace("mode: log-only", "mode: audit");
     let e = Policy::from_text(&bad, &PolicyOptions::default()).unwrap_err();
-    assert!(e.to_string().contains("/paths/~1users~1{id}/delete/x-vigil"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("/paths/~1users~1{id}/delete/x-vigil"),
+        "{e}"
+    );
 }
 
 #[test]
 fn loads_from_files_with_sibling_refs() {
     let t = TempDir::new("policy");
-    t.write("api.yaml", &DOC.replace("'#/components/schemas/User'", "'schemas.yaml#/User'"));
-    t.write("schemas.yaml", "User: {type: object, required: [name], properties: {name: {type: string}}}\n");
+    t.write(
+        "api.yaml",
+        &DOC.replace("'#/components/schemas/User'", "'schemas.yaml#/User'"),
+    );
+    t.write(
+        "schemas.yaml",
+        "User: {type: object, required: [name], properties: {name: {type: string}}}\n",
+    );
     let p = Policy::load(&t.path("api.yaml"), &PolicyOptions::default()).unwrap();
     let m = p.match_route("POST", "/v1/users").unwrap();
-    assert!(m.check_body(Some("application/json"), &mut br#"{"name": "x"}"#.to_vec()).is_ok());
-    assert!(m.check_body(Some("application/json"), &mut br#"{}"#.to_vec()).is_err());
+    assert!(
+        m.check_body(Some("application/json"), &mut br#"{"name": "x"}"#.to_vec())
+            .is_ok()
+    );
+    assert!(
+        m.check_body(Some("application/json"), &mut br#"{}"#.to_vec())
+            .is_err()
+    );
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Policy>();
 }
