@@ -8,6 +8,7 @@ use crate::error::CompileError;
 use crate::format::{self, Known};
 use crate::index::esc;
 use crate::number::{Divisor, Num};
+use crate::object_keywords::is_object_keyword;
 use crate::options::Dialect;
 use crate::pattern::Pattern;
 use crate::tree::{Kw, KwKind, ObjectKw, Schema, SchemaObj, Sid, ty};
@@ -51,7 +52,7 @@ fn own_metaschema(uri: &str, d: Dialect) -> bool {
     }
 }
 
-fn invalid(keyword: &str, location: &str, expected: &'static str) -> CompileError {
+pub(crate) fn invalid(keyword: &str, location: &str, expected: &'static str) -> CompileError {
     CompileError::InvalidKeyword {
         keyword: keyword.to_string(),
         location: location.to_string(),
@@ -80,7 +81,7 @@ fn number(v: &Value, key: &str, loc: &str) -> Result<Num, CompileError> {
     .ok_or_else(|| invalid(key, loc, "a number"))
 }
 
-fn regex(p: &Value, key: &str, loc: &str) -> Result<Pattern, CompileError> {
+pub(crate) fn regex(p: &Value, key: &str, loc: &str) -> Result<Pattern, CompileError> {
     let Value::String(p) = p else {
         return Err(invalid(key, loc, "a regular expression string"));
     };
@@ -90,7 +91,7 @@ fn regex(p: &Value, key: &str, loc: &str) -> Result<Pattern, CompileError> {
     })
 }
 
-fn names(v: &Value, key: &str, loc: &str) -> Result<Vec<String>, CompileError> {
+pub(crate) fn names(v: &Value, key: &str, loc: &str) -> Result<Vec<String>, CompileError> {
     let Value::Array(a) = v else {
         return Err(invalid(key, loc, "an array of strings"));
     };
@@ -113,7 +114,7 @@ impl Compiler<'_> {
         }
     }
 
-    fn map_of(
+    pub(crate) fn map_of(
         &mut self,
         v: &Value,
         key: &str,
@@ -393,94 +394,14 @@ impl Compiler<'_> {
                         push(KwKind::Ref(target), "$ref", l);
                     }
                 }
-                "properties" => {
-                    for (name, sid) in self.map_of(v, key, &l)? {
-                        let slot = obj.slot(&name) as usize;
-                        obj.props[slot] = Some(sid);
-                    }
-                    obj.props_loc = l.into_boxed_str();
-                }
-                "patternProperties" if !matches!(d, Dialect::OpenApi30) => {
-                    let Value::Object(m) = v else {
-                        return Err(invalid(key, &l, "an object"));
-                    };
-                    for name in m.keys() {
-                        let pl = format!("{l}/{}", esc(name));
-                        let re = regex(&Value::String(name.clone()), key, &pl)?;
-                        obj.patterns.push((re, self.compile_ptr(&pl)?));
-                    }
-                    obj.patterns_loc = l.into_boxed_str();
-                }
-                "additionalProperties" => obj.additional = Some((self.compile_ptr(&l)?, l.into())),
-                "propertyNames" if !d4 => {
-                    obj.property_names = Some((self.compile_ptr(&l)?, l.into()))
-                }
-                "required" => {
-                    obj.required = names(v, key, &l)?.iter().map(|n| obj.slot(n)).collect();
-                    obj.required_loc = l.into_boxed_str();
-                }
-                "dependentRequired" if d.is_2020() => {
-                    let Value::Object(m) = v else {
-                        return Err(invalid(key, &l, "an object"));
-                    };
-                    for (name, deps) in m {
-                        let deps = names(deps, key, &l)?;
-                        let s = obj.slot(name);
-                        let ds = deps.iter().map(|n| obj.slot(n)).collect();
-                        obj.dep_required.push((s, ds));
-                    }
-                    obj.dep_required_kw = ("dependentRequired", l.into_boxed_str());
-                }
-                "dependentSchemas" if d.is_2020() => {
-                    for (name, sid) in self.map_of(v, key, &l)? {
-                        let s = obj.slot(&name);
-                        obj.dep_schemas.push((s, sid));
-                    }
-                    obj.dep_schemas_kw = ("dependentSchemas", l.into_boxed_str());
-                }
-                "dependencies" if !d.is_2020() && d != Dialect::OpenApi30 => {
-                    let Value::Object(m) = v else {
-                        return Err(invalid(key, &l, "an object"));
-                    };
-                    for (name, dep) in m {
-                        let s = obj.slot(name);
-                        if dep.is_array() {
-                            let ds = names(dep, key, &l)?.iter().map(|n| obj.slot(n)).collect();
-                            obj.dep_required.push((s, ds));
-                        } else {
-                            let sid = self.compile_ptr(&format!("{l}/{}", esc(name)))?;
-                            obj.dep_schemas.push((s, sid));
-                        }
-                    }
-                    obj.dep_required_kw = ("dependencies", l.clone().into_boxed_str());
-                    obj.dep_schemas_kw = ("dependencies", l.into_boxed_str());
-                }
+                k if is_object_keyword(k, d) => self.object_keyword(k, v, l, &mut obj)?,
                 k if not_implemented(k) => self.unsupported(k, l, "not implemented"),
                 k => self.unsupported(k, l, "not a keyword of this dialect"),
             }
         }
 
-        let declares = map.contains_key("properties")
-            || map.contains_key("patternProperties")
-            || map.get("type").is_some_and(|t| {
-                t == "object"
-                    || t.as_array()
-                        .is_some_and(|a| a.iter().any(|x| x == "object"))
-            });
-        if self.opts.strict_objects && declares && obj.additional.is_none() {
-            let f = self.false_schema();
-            obj.additional = Some((f, loc("additionalProperties").into()));
-        }
-        if !obj.is_empty()
-            || !obj.required.is_empty()
-            || !obj.dep_required.is_empty()
-            || !obj.dep_schemas.is_empty()
-        {
-            kws.push(Kw {
-                kind: KwKind::Object(Box::new(obj)),
-                name: "properties",
-                loc: ptr.into(),
-            });
+        if let Some(kw) = self.finish_object(map, ptr, obj) {
+            kws.push(kw);
         }
         Ok(Schema::Obj(SchemaObj::new(kws, read_only)))
     }
@@ -846,37 +767,6 @@ mod tests {
         let e = Validator::compile(&json!({"anyOf": [{"$ref": "#"}]}), Dialect::Draft7, &opts)
             .unwrap_err();
         assert!(matches!(e, CompileError::InfiniteRecursion { .. }), "{e}");
-    }
-
-    #[test]
-    fn read_only_and_strict_objects() {
-        let s = json!({"type": "object", "properties": {
-            "id": {"type": "integer", "readOnly": true},
-            "secret": {"type": "string", "writeOnly": true},
-            "tags": {"type": "object", "properties": {"a": {}}},
-            "meta": {"type": "object", "additionalProperties": true}}});
-        let v = compile(s.clone(), Dialect::OpenApi30);
-        let r = run(&v, r#"{"id": 1, "secret": "s"}"#).unwrap_err();
-        assert_eq!(r.reason, Reason::ReadOnlyProperty);
-        assert_eq!(r.violations[0].instance_location, "/id");
-        assert!(run(&v, r#"{"secret": "s", "extra": 1}"#).is_ok());
-        let strict = CompileOptions {
-            strict_objects: true,
-            ..CompileOptions::default()
-        };
-        let v = Validator::compile(&s, Dialect::OpenApi30, &strict).unwrap();
-        let r = run(&v, r#"{"extra": 1, "tags": {"b": 1}, "meta": {"free": 1}}"#).unwrap_err();
-        let at: Vec<&str> = r
-            .violations
-            .iter()
-            .map(|x| x.instance_location.as_str())
-            .collect();
-        assert_eq!(at, ["/extra", "/tags/b"]);
-        assert!(
-            r.violations
-                .iter()
-                .all(|x| x.keyword == "additionalProperties")
-        );
     }
 
     #[test]

@@ -16,12 +16,14 @@ mod index;
 mod keywords;
 mod node;
 mod number;
+mod object_keywords;
 mod options;
 mod pattern;
 mod tree;
 mod unique;
 mod uri;
 mod walk;
+mod walk_object;
 
 use std::fmt;
 

@@ -3,26 +3,26 @@
 //! the parser limits) and by the in-place applicator chains (which are acyclic, see compile).
 
 use crate::error::{Reason, Rejection, Violation};
-use crate::node::{JsonNode, Kind, StrNode};
+use crate::node::{JsonNode, Kind};
 use crate::number::{self, Num};
-use crate::tree::{Kw, KwKind, ObjectKw, Schema, SchemaObj, Sid, Tree, ty};
+use crate::tree::{Kw, KwKind, Schema, SchemaObj, Sid, Tree, ty};
 use crate::unique;
 
 /// One step of the instance location.
 #[derive(Debug, Clone, Copy)]
-enum Seg<'a> {
+pub(crate) enum Seg<'a> {
     Key(&'a str),
     Index(usize),
 }
 
 pub(crate) struct Walker<'t, 'a> {
-    tree: &'t Tree,
-    path: Vec<Seg<'a>>,
-    errors: Vec<Violation>,
-    max_errors: usize,
-    max_depth: usize,
-    truncated: bool,
-    too_deep: bool,
+    pub(crate) tree: &'t Tree,
+    pub(crate) path: Vec<Seg<'a>>,
+    pub(crate) errors: Vec<Violation>,
+    pub(crate) max_errors: usize,
+    pub(crate) max_depth: usize,
+    pub(crate) truncated: bool,
+    pub(crate) too_deep: bool,
 }
 
 impl<'t, 'a> Walker<'t, 'a> {
@@ -83,7 +83,13 @@ impl<'t, 'a> Walker<'t, 'a> {
         s
     }
 
-    fn record(&mut self, collect: bool, reason: Reason, keyword: &'static str, loc: &str) {
+    pub(crate) fn record(
+        &mut self,
+        collect: bool,
+        reason: Reason,
+        keyword: &'static str,
+        loc: &str,
+    ) {
         if !collect {
             return;
         }
@@ -104,12 +110,18 @@ impl<'t, 'a> Walker<'t, 'a> {
         }
     }
 
-    fn full(&self) -> bool {
+    pub(crate) fn full(&self) -> bool {
         self.errors.len() >= self.max_errors
     }
 
     /// Validates a child of the current instance (array element or object member).
-    fn descend<J: JsonNode<'a>>(&mut self, seg: Seg<'a>, sid: Sid, inst: J, collect: bool) -> bool {
+    pub(crate) fn descend<J: JsonNode<'a>>(
+        &mut self,
+        seg: Seg<'a>,
+        sid: Sid,
+        inst: J,
+        collect: bool,
+    ) -> bool {
         if self.path.len() >= self.max_depth {
             self.too_deep = true;
             return false;
@@ -313,107 +325,6 @@ impl<'t, 'a> Walker<'t, 'a> {
             // Keywords that do not apply to this instance type pass.
             _ => true,
         }
-    }
-
-    fn object<J: JsonNode<'a>>(
-        &mut self,
-        o: &'t ObjectKw,
-        inst: J,
-        n: usize,
-        collect: bool,
-    ) -> bool {
-        let slots = o.props.len();
-        let mut seen_small = 0u64;
-        let mut seen_big = if slots > 64 {
-            vec![false; slots]
-        } else {
-            Vec::new()
-        };
-        let mut mark = |s: u32| {
-            if slots > 64 {
-                if let Some(b) = seen_big.get_mut(s as usize) {
-                    *b = true;
-                }
-            } else {
-                seen_small |= 1u64 << s;
-            }
-        };
-        let mut ok = true;
-        let stop = |w: &Self, ok: bool| !ok && (!collect || w.full() || w.too_deep);
-        for (key, val) in inst.members().take(n) {
-            if let Some((sid, _)) = &o.property_names {
-                let good = self.descend(Seg::Key(key), *sid, StrNode(key), collect);
-                ok &= good;
-            }
-            let mut matched = false;
-            if let Some(slot) = o.names.get(key) {
-                mark(slot);
-                if let Some(Some(sid)) = o.props.get(slot as usize) {
-                    matched = true;
-                    ok &= self.descend(Seg::Key(key), *sid, val, collect);
-                }
-            }
-            for (re, sid) in &o.patterns {
-                if re.is_match(key) {
-                    matched = true;
-                    ok &= self.descend(Seg::Key(key), *sid, val, collect);
-                }
-            }
-            if !matched && let Some((sid, loc)) = &o.additional {
-                if let Some(Schema::Bool(false)) = self.tree.schemas.get(*sid) {
-                    self.path.push(Seg::Key(key));
-                    self.record(
-                        collect,
-                        Reason::SchemaViolation,
-                        "additionalProperties",
-                        loc,
-                    );
-                    self.path.pop();
-                    ok = false;
-                } else {
-                    ok &= self.descend(Seg::Key(key), *sid, val, collect);
-                }
-            }
-            if stop(self, ok) {
-                return false;
-            }
-        }
-        let seen = |s: u32| {
-            if slots > 64 {
-                seen_big.get(s as usize).copied().unwrap_or(false)
-            } else {
-                seen_small & (1u64 << s) != 0
-            }
-        };
-        if o.required.iter().any(|s| !seen(*s)) {
-            self.record(
-                collect,
-                Reason::SchemaViolation,
-                "required",
-                &o.required_loc,
-            );
-            ok = false;
-        }
-        for (s, deps) in &o.dep_required {
-            if seen(*s) && deps.iter().any(|d| !seen(*d)) {
-                self.record(
-                    collect,
-                    Reason::SchemaViolation,
-                    o.dep_required_kw.0,
-                    &o.dep_required_kw.1,
-                );
-                ok = false;
-            }
-        }
-        for (s, sid) in &o.dep_schemas {
-            if stop(self, ok) {
-                return false;
-            }
-            if seen(*s) {
-                ok &= self.validate(*sid, inst, collect);
-            }
-        }
-        ok
     }
 }
 
