@@ -47,7 +47,7 @@ pub struct CheckReport {
     pub paths: usize,
     /// Operations (routes).
     pub operations: usize,
-    /// Parameters compiled (each once, where declared).
+    /// Parameters checked, summed over operations (path-level ones count once per operation).
     pub parameters: usize,
     /// Request-body schemas compiled.
     pub body_schemas: usize,
@@ -127,7 +127,7 @@ pub fn check_value(doc: &Value, options: &PolicyOptions) -> CheckReport {
         base_paths: policy.base_paths().to_vec(),
         paths: templates.len(),
         operations: routes.len(),
-        parameters: found.parameters,
+        parameters: routes.iter().map(|r| r.parameters).sum(),
         body_schemas: found.body_schemas,
         routes,
         unsupported: found.unsupported,

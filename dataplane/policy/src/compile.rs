@@ -26,7 +26,6 @@ pub(crate) struct Findings {
     pub problems: Vec<Problem>,
     pub unsupported: Vec<UnsupportedKeyword>,
     pub warnings: Vec<String>,
-    pub parameters: usize,
     pub body_schemas: usize,
 }
 

@@ -232,7 +232,6 @@ fn compile_param<'d>(ctx: &mut Ctx<'d>, p: &'d Value, at: &str) -> Option<Param>
         Some(s) if ctx.doc.pointer(s).is_some() => (shape_of(ctx, s), ctx.validator(s)),
         _ => (Shape::Scalar(Types::ANY), None),
     };
-    ctx.found.parameters += 1;
     Some(Param {
         label: format!("{}.{name}", loc.as_str()),
         required: loc == ParamIn::Path
@@ -311,4 +310,81 @@ fn compile_body<'d>(ctx: &mut Ctx<'d>, b: &'d Value, at: &str) -> Option<Body> {
         required: b.get("required").and_then(Value::as_bool).unwrap_or(false),
         media,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::{PolicyOptions, check_value};
+    use serde_json::json;
+
+    #[test]
+    fn operation_parameters_override_path_parameters() {
+        let doc = json!({"openapi": "3.0.3", "paths": {"/a/{id}": {
+            "parameters": [
+                {"name": "id", "in": "path", "required": true, "schema": {"type": "integer"}},
+                {"name": "q", "in": "query", "required": true, "schema": {"type": "string"}}],
+            "get": {"parameters": [
+                {"name": "q", "in": "query", "schema": {"type": "string"}},
+                {"name": "Accept", "in": "header", "required": true, "schema": {"type": "string"}}]},
+            "put": {}}}});
+        let p = crate::Policy::from_value(&doc, &PolicyOptions::default()).unwrap();
+        let get = p.match_route("GET", "/a/1").unwrap();
+        assert!(
+            get.check_params(None, &[][..]).is_ok(),
+            "q optional, Accept ignored"
+        );
+        let put = p.match_route("PUT", "/a/1").unwrap();
+        assert_eq!(
+            put.check_params(None, &[][..]).unwrap_err().location,
+            "query.q"
+        );
+        assert_eq!(
+            p.match_route("PUT", "/a/x")
+                .unwrap()
+                .check_params(Some("q=1"), &[][..])
+                .unwrap_err()
+                .location,
+            "path.id"
+        );
+    }
+
+    #[test]
+    fn dubious_but_loadable_things_are_warnings() {
+        let doc = json!({"openapi": "3.1.0", "paths": {
+            "/a/{x}": {"get": {}},
+            "/a/{y}": {"get": {}},
+            "/b": {"servers": [{"url": "/other"}], "post": {"requestBody": {"content": {
+                "application/xml": {"schema": {"type": "object"}}}}}}}});
+        let r = check_value(&doc, &PolicyOptions::default());
+        assert!(r.ok, "{:?}", r.errors);
+        let w = r.warnings.join("\n");
+        assert!(w.contains("path parameter `x` is not described"), "{w}");
+        assert!(w.contains("is the same path as `/a/{x}`"), "{w}");
+        assert!(w.contains("path-level servers are ignored"), "{w}");
+        assert!(
+            w.contains("`application/xml` bodies are accepted without validation"),
+            "{w}"
+        );
+    }
+
+    #[test]
+    fn malformed_structure_is_a_problem_with_a_pointer() {
+        let doc = json!({"openapi": "3.0.3", "paths": {
+            "/a": {"get": 5, "post": {"parameters": [{"in": "query"}, {"name": "n", "in": "body"}],
+                   "requestBody": {"required": true}}},
+            "no-slash": {"get": {}}}});
+        let r = check_value(&doc, &PolicyOptions::default());
+        let pointers: Vec<&str> = r.errors.iter().map(|e| e.pointer.as_str()).collect();
+        assert_eq!(
+            pointers,
+            vec![
+                "/paths/~1a/get",
+                "/paths/~1a/post/parameters/0",
+                "/paths/~1a/post/parameters/1/in",
+                "/paths/~1a/post/requestBody",
+                "/paths/no-slash"
+            ]
+        );
+    }
 }

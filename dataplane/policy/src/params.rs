@@ -105,7 +105,12 @@ impl Param {
         if self.json {
             return self.json(raw);
         }
-        let prefix = format!(";{}=", self.name);
+        // Only matrix values carry the name (`;id=5`); other styles must not pay for it.
+        let prefix = if self.style == Style::Matrix {
+            format!(";{}=", self.name)
+        } else {
+            String::new()
+        };
         let raw = match self.style {
             Style::Label => raw.strip_prefix('.').ok_or_else(|| self.invalid("style"))?,
             Style::Matrix if !(self.explode && matches!(self.shape, Shape::Array(_))) => raw
@@ -124,7 +129,7 @@ impl Param {
                 let items: Vec<&str> = if self.style == Style::Matrix && self.explode {
                     let mut items = Vec::new();
                     for part in raw.split(';').skip(1) {
-                        let Some(v) = part.strip_prefix(&prefix[1..]) else {
+                        let Some(v) = part.strip_prefix(prefix.get(1..).unwrap_or("")) else {
                             return Err(self.invalid("style"));
                         };
                         items.push(v);
