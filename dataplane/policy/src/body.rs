@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use vigil_schema::{Limits, Reason, Validator};
 
+use crate::convert::Shape;
 use crate::deny::{Deny, reason};
+use crate::form::{FORM, form_value};
 
 /// One media type (or range) of a request body.
 #[derive(Debug)]
@@ -13,6 +15,8 @@ pub(crate) struct Media {
     /// As written in the description, lower-case (`application/json`, `application/*`).
     pub key: String,
     pub validator: Option<Arc<Validator>>,
+    /// For form bodies with a schema: the shapes of its fields.
+    pub form: Option<Vec<(String, Shape)>>,
 }
 
 /// A compiled Request Body Object.
@@ -96,10 +100,22 @@ pub(crate) fn check(
     let Some(media) = spec.media_for(&t, &s) else {
         return Err(unsupported().with_keyword("content"));
     };
-    let Some(validator) = media.validator.as_ref().filter(|_| is_json(&t, &s)) else {
+    let Some(validator) = media.validator.as_ref() else {
         return Ok(());
     };
-    validator.validate_bytes(body, limits).map_err(|rej| {
+    let result = match &media.form {
+        Some(fields) if format!("{t}/{s}") == FORM => {
+            if body.len() > limits.max_body_bytes {
+                return Err(
+                    Deny::new(413, Reason::TooLarge.as_str(), "").with_keyword("maxBodyBytes")
+                );
+            }
+            validator.validate_value(&form_value(body, fields)?)
+        }
+        _ if is_json(&t, &s) => validator.validate_bytes(body, limits),
+        _ => return Ok(()),
+    };
+    result.map_err(|rej| {
         let (location, keyword) = rej
             .violations
             .first()
@@ -124,6 +140,18 @@ mod tests {
     use serde_json::json;
     use vigil_schema::{CompileOptions, Dialect};
 
+    fn media(
+        key: &str,
+        validator: Option<Arc<Validator>>,
+        form: Option<Vec<(String, Shape)>>,
+    ) -> Media {
+        Media {
+            key: key.into(),
+            validator,
+            form,
+        }
+    }
+
     fn body(required: bool) -> Body {
         let schema = json!({"type": "object", "required": ["name"],
             "properties": {"name": {"type": "string"}, "id": {"type": "integer", "readOnly": true}}});
@@ -133,18 +161,10 @@ mod tests {
         Body {
             required,
             media: vec![
-                Media {
-                    key: "application/json".into(),
-                    validator: v.clone(),
-                },
-                Media {
-                    key: "application/*+json".into(),
-                    validator: v,
-                },
-                Media {
-                    key: "text/*".into(),
-                    validator: None,
-                },
+                media("application/json", v.clone(), None),
+                media("application/*+json", v.clone(), None),
+                media("text/*", None, None),
+                media(FORM, v, Some(Vec::new())),
             ],
         }
     }
@@ -177,6 +197,19 @@ mod tests {
         }
         let e = run(None, Some("application/json"), "{}").unwrap_err();
         assert_eq!(e.status, 415);
+    }
+
+    #[test]
+    fn form_bodies_are_validated_too() {
+        let b = body(true);
+        assert!(run(Some(&b), Some(FORM), "name=ann").is_ok());
+        let e = run(Some(&b), Some(FORM), "nom=ann").unwrap_err();
+        assert_eq!(
+            (e.status, e.reason, e.keyword.as_deref()),
+            (400, "body_invalid", Some("required"))
+        );
+        let e = run(Some(&b), Some(FORM), "name=ann&id=4").unwrap_err();
+        assert_eq!(e.reason, "read_only_property");
     }
 
     #[test]

@@ -15,6 +15,7 @@ mod compile;
 mod convert;
 mod deny;
 mod error;
+mod form;
 mod load;
 mod method;
 mod operations;

@@ -7,6 +7,7 @@ use crate::Method;
 use crate::body::{Body, Media};
 use crate::compile::{Ctx, esc};
 use crate::convert::{Shape, Types};
+use crate::form::FORM;
 use crate::options::{RouteSettings, x_vigil};
 use crate::params::{Param, ParamIn, Style};
 use crate::path::{Part, Segment, parse_template};
@@ -282,6 +283,31 @@ fn shape_of(ctx: &mut Ctx<'_>, schema_at: &str) -> Shape {
     Shape::Scalar(Types::of(schema))
 }
 
+/// The shapes of a form schema's own properties (fields it does not list read as strings).
+fn form_fields(ctx: &mut Ctx<'_>, schema_at: &str) -> Vec<(String, Shape)> {
+    let doc = ctx.doc;
+    let Some((schema, at)) = doc
+        .pointer(schema_at)
+        .and_then(|s| ctx.resolve(s, schema_at))
+    else {
+        return Vec::new();
+    };
+    let names: Vec<&String> = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map(|m| m.keys().collect())
+        .unwrap_or_default();
+    names
+        .into_iter()
+        .map(|n| {
+            (
+                n.clone(),
+                shape_of(ctx, &format!("{at}/properties/{}", esc(n))),
+            )
+        })
+        .collect()
+}
+
 fn compile_body<'d>(ctx: &mut Ctx<'d>, b: &'d Value, at: &str) -> Option<Body> {
     let (b, at) = ctx.resolve(b, at)?;
     let Some(content) = b.get("content").and_then(Value::as_object) else {
@@ -293,7 +319,8 @@ fn compile_body<'d>(ctx: &mut Ctx<'d>, b: &'d Value, at: &str) -> Option<Body> {
         let k = key.to_ascii_lowercase();
         let schema_at = format!("{at}/content/{}/schema", esc(key));
         let jsonish = k.contains("json") || k.starts_with("*/") || k.ends_with("/*");
-        let validator = if m.get("schema").is_some() && jsonish {
+        let form = k == FORM && m.get("schema").is_some();
+        let validator = if m.get("schema").is_some() && (jsonish || form) {
             ctx.found.body_schemas += 1;
             ctx.validator(&schema_at)
         } else {
@@ -304,7 +331,16 @@ fn compile_body<'d>(ctx: &mut Ctx<'d>, b: &'d Value, at: &str) -> Option<Body> {
             }
             None
         };
-        media.push(Media { key: k, validator });
+        let form = if form {
+            Some(form_fields(ctx, &schema_at))
+        } else {
+            None
+        };
+        media.push(Media {
+            key: k,
+            validator,
+            form,
+        });
     }
     Some(Body {
         required: b.get("required").and_then(Value::as_bool).unwrap_or(false),
