@@ -204,17 +204,14 @@ fn larger_descriptions_route_and_check() {
         ("param_invalid", "query.pageSize")
     );
     let form = [("content-type", "application/x-www-form-urlencoded")];
-    assert!(
-        request(
-            &star,
-            "POST",
-            "/api/v1/rest/animal/search",
-            &form,
-            "name=cat"
-        )
-        .is_ok()
+    let search = "/api/v1/rest/animal/search";
+    assert!(request(&star, "POST", search, &form, "name=cat&earthAnimal=true").is_ok());
+    let e = request(&star, "POST", search, &form, "name=cat&earthAnimal=maybe").unwrap_err();
+    assert_eq!(
+        (e.status, e.reason, e.location.as_str()),
+        (400, "body_invalid", "/earthAnimal")
     );
-    let e = request(&star, "POST", "/api/v1/rest/animal/search", &JSON, "{}").unwrap_err();
+    let e = request(&star, "POST", search, &JSON, "{}").unwrap_err();
     assert_eq!(e.status, 415);
 
     let styles = load("3.1/json/parameters-style.json");
