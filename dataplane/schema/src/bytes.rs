@@ -1,15 +1,14 @@
 //! Request bodies from bytes: parse with simd-json into a flat tape (reusing per-thread
-//! buffers), classify parser failures into distinct reasons, then check the limits simd-json
-//! does not enforce (lengths, member counts, duplicate keys) in one iterative pass over the tape.
+//! buffers), classify parser failures into distinct reasons, then hand the tape to the checks
+//! simd-json does not make (see `prepass`).
 
 use std::cell::RefCell;
-use std::collections::HashSet;
 
 use simd_json::{Buffers, ErrorType, Node, Tape};
 
 use crate::error::{Reason, Rejection};
 use crate::options::Limits;
-use crate::tree::prefix;
+use crate::prepass;
 
 /// Parse scratch kept per thread so a request costs no allocation in steady state. Buffers
 /// grown by a body larger than this are dropped instead of kept.
@@ -19,10 +18,38 @@ struct Scratch {
     buffers: Buffers,
     depth: usize,
     tape: Tape<'static>,
+    work: prepass::Work,
+}
+
+impl Scratch {
+    fn new(len: usize, depth: usize) -> Self {
+        Scratch {
+            buffers: Buffers::with_max_depth(len, depth),
+            depth,
+            tape: Tape(Vec::new()),
+            work: prepass::Work::default(),
+        }
+    }
 }
 
 thread_local! {
     static SCRATCH: RefCell<Option<Scratch>> = const { RefCell::new(None) };
+}
+
+/// Parses into `s`'s buffers, runs the prepass and then `f` on the tape.
+fn parse_with<R>(
+    s: &mut Scratch,
+    buf: &mut [u8],
+    limits: &Limits,
+    f: impl FnOnce(&[Node<'_>]) -> Result<R, Rejection>,
+) -> Result<Result<R, Rejection>, Failure> {
+    let mut tape: Tape<'_> = std::mem::replace(&mut s.tape, Tape(Vec::new())).reset();
+    let result = match simd_json::fill_tape(buf, &mut s.buffers, &mut tape) {
+        Ok(()) => Ok(prepass::check(&tape.0, limits, &mut s.work).and_then(|()| f(&tape.0))),
+        Err(e) => Err(parse_failure(e.error(), e.index())),
+    };
+    s.tape = tape.reset();
+    result
 }
 
 /// Parses `buf`, checks limits and hands the tape to `f`.
@@ -35,26 +62,22 @@ pub(crate) fn with_tape<R>(
         return Err(Rejection::single(Reason::TooLarge, String::new(), "body"));
     }
     let depth = limits.depth();
-    let taken = SCRATCH.with(|s| s.borrow_mut().take());
-    let mut scratch = match taken {
-        Some(s) if s.depth == depth => s,
-        _ => Scratch {
-            buffers: Buffers::with_max_depth(buf.len(), depth),
-            depth,
-            tape: Tape::null(),
-        },
-    };
     let len = buf.len();
-    let mut tape: Tape<'_> = scratch.tape.reset();
-    let parsed = simd_json::fill_tape(buf, &mut scratch.buffers, &mut tape);
-    let result = match parsed {
-        Ok(()) => Ok(prepass(&tape.0, limits).and_then(|()| f(&tape.0))),
-        Err(e) => Err(parse_failure(e.error(), e.index())),
+    let result = if len <= KEEP_SCRATCH_BYTES {
+        SCRATCH.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut slot) => {
+                if slot.as_ref().is_some_and(|s| s.depth != depth) {
+                    *slot = None;
+                }
+                let s = slot.get_or_insert_with(|| Scratch::new(len, depth));
+                parse_with(s, buf, limits, f)
+            }
+            // Only if validation were re-entered on this thread: use private buffers.
+            Err(_) => parse_with(&mut Scratch::new(len, depth), buf, limits, f),
+        })
+    } else {
+        parse_with(&mut Scratch::new(len, depth), buf, limits, f)
     };
-    scratch.tape = tape.reset();
-    if len <= KEEP_SCRATCH_BYTES {
-        SCRATCH.with(|s| *s.borrow_mut() = Some(scratch));
-    }
     match result {
         Ok(r) => r,
         Err(Failure::Number(at)) => {
@@ -140,123 +163,6 @@ fn json_number(t: &[u8]) -> bool {
         rest = &exp[n..];
     }
     rest.is_empty()
-}
-
-/// A container being scanned by [`prepass`].
-struct Frame<'a> {
-    is_object: bool,
-    len: usize,
-    /// Elements or members consumed so far.
-    done: usize,
-    /// Current key when in an object.
-    key: &'a str,
-    /// Where this object's keys start in the shared key stack (small objects).
-    keys_from: usize,
-    /// Seen keys of a large object.
-    set: Option<HashSet<&'a str>>,
-}
-
-/// Objects with at most this many members are checked for duplicates by scanning.
-const SCAN_KEYS: usize = 16;
-
-fn pointer(stack: &[Frame<'_>]) -> String {
-    let mut s = String::new();
-    for f in stack {
-        s.push('/');
-        if f.is_object {
-            s.push_str(&f.key.replace('~', "~0").replace('/', "~1"));
-        } else {
-            s.push_str(&f.done.to_string());
-        }
-    }
-    s
-}
-
-fn reject(stack: &[Frame<'_>], reason: Reason, what: &'static str) -> Rejection {
-    Rejection::single(reason, pointer(stack), what)
-}
-
-/// Length, count and duplicate-key checks over the tape, without recursion.
-fn prepass(tape: &[Node<'_>], limits: &Limits) -> Result<(), Rejection> {
-    let mut stack: Vec<Frame<'_>> = Vec::new();
-    // (prefix, key) of the small objects being scanned; see `tree::prefix`.
-    let mut keys: Vec<(u64, &str)> = Vec::new();
-    let mut i = 0;
-    while i < tape.len() {
-        // Finish containers whose members are all consumed.
-        while let Some(top) = stack.last() {
-            if top.done < top.len {
-                break;
-            }
-            let keys_from = top.keys_from;
-            stack.pop();
-            keys.truncate(keys_from);
-            if let Some(parent) = stack.last_mut() {
-                parent.done += 1;
-            }
-        }
-        if let Some(top) = stack.last_mut()
-            && top.is_object
-        {
-            let Some(Node::String(k)) = tape.get(i) else {
-                return Err(reject(&stack, Reason::MalformedJson, "json"));
-            };
-            top.key = k;
-            if k.len() > limits.max_string_bytes {
-                return Err(reject(&stack, Reason::TooLarge, "string"));
-            }
-            let dup = match &mut top.set {
-                Some(set) => !set.insert(k),
-                None => {
-                    let p = prefix(k);
-                    let d = keys[top.keys_from..]
-                        .iter()
-                        .any(|(kp, kk)| *kp == p && *kk == *k);
-                    keys.push((p, k));
-                    d
-                }
-            };
-            if dup {
-                return Err(reject(&stack, Reason::DuplicateKey, "key"));
-            }
-            i += 1;
-        }
-        match tape.get(i) {
-            Some(Node::String(s)) if s.len() > limits.max_string_bytes => {
-                return Err(reject_child(&stack, Reason::TooLarge, "string"));
-            }
-            Some(Node::Array { len, .. }) if *len > limits.max_array_len => {
-                return Err(reject_child(&stack, Reason::TooLarge, "array"));
-            }
-            Some(Node::Object { len, .. }) if *len > limits.max_object_members => {
-                return Err(reject_child(&stack, Reason::TooLarge, "object"));
-            }
-            Some(Node::Array { len, .. } | Node::Object { len, .. }) => {
-                let is_object = matches!(tape.get(i), Some(Node::Object { .. }));
-                stack.push(Frame {
-                    is_object,
-                    len: *len,
-                    done: 0,
-                    key: "",
-                    keys_from: keys.len(),
-                    set: (is_object && *len > SCAN_KEYS).then(|| HashSet::with_capacity(*len)),
-                });
-            }
-            _ => {
-                if let Some(top) = stack.last_mut() {
-                    top.done += 1;
-                }
-            }
-        }
-        i += 1;
-    }
-    Ok(())
-}
-
-/// Location of the value about to be read: the stack's pointer, where an array's position is
-/// the element being read.
-fn reject_child(stack: &[Frame<'_>], reason: Reason, what: &'static str) -> Rejection {
-    reject(stack, reason, what)
 }
 
 #[cfg(test)]

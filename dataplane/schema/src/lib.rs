@@ -19,6 +19,7 @@ mod number;
 mod object_keywords;
 mod options;
 mod pattern;
+mod prepass;
 mod tree;
 mod unique;
 mod uri;
