@@ -94,7 +94,21 @@ pub(crate) fn compile_paths(
                     params.push(p);
                 }
             }
-            for name in template_params(&segments) {
+            // A path parameter the template does not have could never be present: enforcing
+            // it would refuse every request, so it is dropped with a warning.
+            let in_template = template_params(&segments);
+            params.retain(|p| {
+                let stray = p.at == ParamIn::Path && !in_template.contains(&p.name.as_str());
+                if stray {
+                    ctx.warn(format!(
+                        "{op_at}: path parameter `{}` is not in the template `{template}`; \
+                         it is not checked",
+                        p.name
+                    ));
+                }
+                !stray
+            });
+            for name in in_template {
                 if !params
                     .iter()
                     .any(|p| p.at == ParamIn::Path && p.name == name)
@@ -390,6 +404,7 @@ mod tests {
         let doc = json!({"openapi": "3.1.0", "paths": {
             "/a/{x}": {"get": {}},
             "/a/{y}": {"get": {}},
+            "/c/{id}": {"get": {"parameters": [{"name": "ID", "in": "path", "required": true}]}},
             "/b": {"servers": [{"url": "/other"}], "post": {"requestBody": {"content": {
                 "application/xml": {"schema": {"type": "object"}}}}}}}});
         let r = check_value(&doc, &PolicyOptions::default());
@@ -397,6 +412,7 @@ mod tests {
         let w = r.warnings.join("\n");
         assert!(w.contains("path parameter `x` is not described"), "{w}");
         assert!(w.contains("is the same path as `/a/{x}`"), "{w}");
+        assert!(w.contains("`ID` is not in the template `/c/{id}`"), "{w}");
         assert!(w.contains("path-level servers are ignored"), "{w}");
         assert!(
             w.contains("`application/xml` bodies are accepted without validation"),
