@@ -190,6 +190,8 @@ fn parse_override_secs(s: &str) -> Result<u64, String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
 
     #[test]

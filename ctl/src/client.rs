@@ -100,7 +100,9 @@ pub fn needs_daemon(req: &Request) -> Option<&'static str> {
 /// Whether this process runs as root (the owner of `/proc/self` is the effective uid).
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
-    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
 }
 
 /// Runs a request against the pinned maps, the way the daemon would.

@@ -59,7 +59,10 @@ fn fails(args: &[&str], needles: &[&str]) -> String {
         "vigilctl {args:?} succeeded:\n{}",
         stdout(&o)
     );
-    assert!(!err.contains("panicked"), "vigilctl {args:?} panicked:\n{err}");
+    assert!(
+        !err.contains("panicked"),
+        "vigilctl {args:?} panicked:\n{err}"
+    );
     for n in needles {
         assert!(err.contains(n), "vigilctl {args:?}: {n:?} not in:\n{err}");
     }
@@ -221,7 +224,10 @@ fn init_and_show(mode: &str, expect_mode: &str, key_file: &str) {
     for f in ["key.json", key_file, "csr.pem", "cert.pem"] {
         let path = dir.join(f);
         assert!(path.exists(), "{f} missing");
-        assert!(files.contains(&path.to_str().unwrap()), "{f} not reported: {files:?}");
+        assert!(
+            files.contains(&path.to_str().unwrap()),
+            "{f} not reported: {files:?}"
+        );
     }
     assert!(!dir.join("key.pem").exists(), "a TPM key left a PEM file");
     assert_eq!(cert_spki_sha256(&dir.join("cert.pem")), fp);
@@ -266,7 +272,16 @@ fn human_init_output_names_mode_fingerprint_and_files() {
     // The TCTI comes from the environment here.
     let o = vigilctl()
         .env("VIGIL_TCTI", tpm.tcti())
-        .args(["keys", "init", "--mode", "sealed", "--dir", d, "--subject", NAME])
+        .args([
+            "keys",
+            "init",
+            "--mode",
+            "sealed",
+            "--dir",
+            d,
+            "--subject",
+            NAME,
+        ])
         .output()
         .unwrap();
     let out = stdout(&o);
@@ -276,10 +291,16 @@ fn human_init_output_names_mode_fingerprint_and_files() {
         .unwrap()
         .to_owned();
     assert!(out.contains("mode:          tpm-sealed"), "{out}");
-    assert!(out.contains(&format!("fingerprint:   SHA-256 {fp}")), "{out}");
+    assert!(
+        out.contains(&format!("fingerprint:   SHA-256 {fp}")),
+        "{out}"
+    );
     assert!(out.contains("PCRs:          7 (SHA-256 bank)"), "{out}");
     assert!(out.contains(&format!("{d}/csr.pem")), "{out}");
-    assert!(out.contains(&format!("{d}/cert.pem  (self-signed")), "{out}");
+    assert!(
+        out.contains(&format!("{d}/cert.pem  (self-signed")),
+        "{out}"
+    );
     assert!(out.contains(&format!("{d}/sealed.blob")), "{out}");
 }
 
@@ -288,12 +309,19 @@ fn seal_an_existing_pem_key_to_chosen_pcrs() {
     let tpm = Swtpm::start();
     let tmp = tempfile::tempdir().unwrap();
     let pem = tmp.path().join("key.pem");
-    let gen = Command::new("openssl")
-        .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+    let genkey = Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
         .arg(&pem)
         .output()
         .expect("cannot run openssl");
-    assert!(gen.status.success(), "{}", stderr(&gen));
+    assert!(genkey.status.success(), "{}", stderr(&genkey));
     let dir = tmp.path().join("sealed");
     let d = dir.to_str().unwrap();
     let tcti = tpm.tcti();
@@ -309,7 +337,9 @@ fn seal_an_existing_pem_key_to_chosen_pcrs() {
     assert_eq!(show["spki_sha256"], info["spki_sha256"]);
 
     fails(
-        &["keys", "seal", p, "--dir", d, "--tcti", &tcti, "--pcrs", "7,99"],
+        &[
+            "keys", "seal", p, "--dir", d, "--tcti", &tcti, "--pcrs", "7,99",
+        ],
         &["99", "--pcrs"],
     );
 }
@@ -324,7 +354,12 @@ fn bad_key_requests_fail_with_readable_messages() {
         &["keys", "init", "--mode", "bogus", "--dir", d],
         &["bogus", "--mode", "sealed", "resident"],
     );
-    assert_eq!(run(&["keys", "init", "--mode", "bogus", "--dir", d]).status.code(), Some(2));
+    assert_eq!(
+        run(&["keys", "init", "--mode", "bogus", "--dir", d])
+            .status
+            .code(),
+        Some(2)
+    );
     assert!(!err.contains("TPM"), "{err}");
 
     fails(&["keys", "init", "--mode", "sealed"], &["--dir"]);
@@ -351,13 +386,28 @@ fn bad_key_requests_fail_with_readable_messages() {
         assert!(err.starts_with("vigilctl: creating a tpm-"), "{err}");
     }
     fails(
-        &["keys", "init", "--dir", d, "--tcti", "device:/dev/no-such-tpm"],
+        &[
+            "keys",
+            "init",
+            "--dir",
+            d,
+            "--tcti",
+            "device:/dev/no-such-tpm",
+        ],
         &["TPM unreachable", "device:/dev/no-such-tpm"],
     );
     assert!(!Path::new(d).join("key.json").exists());
 
     fails(
-        &["keys", "seal", "/no/such/key.pem", "--dir", d, "--tcti", &tcti],
+        &[
+            "keys",
+            "seal",
+            "/no/such/key.pem",
+            "--dir",
+            d,
+            "--tcti",
+            &tcti,
+        ],
         &["/no/such/key.pem"],
     );
 }
@@ -493,9 +543,11 @@ impl Vigild {
     fn step(&self, milli: u32, level: &str) {
         self.set_temp(&milli.to_string());
         let celsius = f64::from(milli) / 1000.0;
-        let v = self.wait_thermal(Duration::from_secs(2), &format!("{celsius} °C read"), |v| {
-            v["status"]["temperature_c"].as_f64() == Some(celsius)
-        });
+        let v = self.wait_thermal(
+            Duration::from_secs(2),
+            &format!("{celsius} °C read"),
+            |v| v["status"]["temperature_c"].as_f64() == Some(celsius),
+        );
         assert_eq!(v["status"]["level"], level, "at {celsius} °C: {v:#}");
     }
 }
@@ -518,12 +570,18 @@ fn thermal_levels_follow_the_sensors_with_hysteresis_and_overrides() {
     assert_eq!(v["thresholds"]["hysteresis_c"].as_f64(), Some(5.0));
 
     let text = d.ok(&["thermal"]);
-    assert!(text.contains("level:         full  (from temperature)"), "{text}");
+    assert!(
+        text.contains("level:         full  (from temperature)"),
+        "{text}"
+    );
     assert!(text.contains("45.0 °C"), "{text}");
     assert!(text.contains("thermal_zone0"), "{text}");
     assert!(text.contains("x86_pkg_temp"), "{text}");
     assert!(text.contains("override:      none"), "{text}");
-    assert!(text.contains("reduced 80.0 °C, minimal 90.0 °C, shed 95.0 °C"), "{text}");
+    assert!(
+        text.contains("reduced 80.0 °C, minimal 90.0 °C, shed 95.0 °C"),
+        "{text}"
+    );
 
     // Rising: the hottest threshold reached wins at once.
     d.step(85_000, "reduced");
@@ -542,7 +600,10 @@ fn thermal_levels_follow_the_sensors_with_hysteresis_and_overrides() {
     // An override pins the level and then expires by itself.
     let pinned_at = Instant::now();
     let text = d.ok(&["thermal", "override", "minimal", "--for", "2s"]);
-    assert!(text.contains("pinned the inspection level at minimal for 2s"), "{text}");
+    assert!(
+        text.contains("pinned the inspection level at minimal for 2s"),
+        "{text}"
+    );
     assert!(
         text.contains("level:         minimal  (forced by operator; temperature alone gives full)"),
         "{text}"
@@ -551,11 +612,19 @@ fn thermal_levels_follow_the_sensors_with_hysteresis_and_overrides() {
     let v = d.thermal();
     assert_eq!(v["status"]["level"], "minimal", "{v:#}");
     assert_eq!(v["status"]["override_level"], "minimal", "{v:#}");
-    assert!(v["status"]["override_remaining_ms"].as_u64().unwrap() <= 2000, "{v:#}");
+    // The governor counts the remaining time from its last poll, which may precede the
+    // override by up to one poll interval (100 ms here).
+    assert!(
+        v["status"]["override_remaining_ms"].as_u64().unwrap() <= 2100,
+        "{v:#}"
+    );
     let v = d.wait_thermal(Duration::from_secs(5), "override expiry", |v| {
         v["status"]["override_level"].is_null()
     });
-    assert!(pinned_at.elapsed() >= Duration::from_millis(1500), "expired too early: {v:#}");
+    assert!(
+        pinned_at.elapsed() >= Duration::from_millis(1500),
+        "expired too early: {v:#}"
+    );
     assert_eq!(v["status"]["level"], "full", "{v:#}");
 
     // Clear ends an override at once.
@@ -576,7 +645,9 @@ fn thermal_levels_follow_the_sensors_with_hysteresis_and_overrides() {
         &["unknown level \"hot\"", "full, reduced, minimal or shed"],
     );
     fails(
-        &["--socket", s, "thermal", "override", "shed", "--for", "banana"],
+        &[
+            "--socket", s, "thermal", "override", "shed", "--for", "banana",
+        ],
         &["banana", "--for"],
     );
     fails(
@@ -595,7 +666,10 @@ fn without_sensors_or_gateway_vigild_says_so() {
     assert!(text.contains("no sensors: staying at full depth"), "{text}");
 
     let o = d.ctl(&["keys", "rotate"]);
-    assert!(!o.status.success(), "keys rotate succeeded without a gateway");
+    assert!(
+        !o.status.success(),
+        "keys rotate succeeded without a gateway"
+    );
     let err = stderr(&o);
     assert!(err.contains("gateway is not running"), "{err}");
     assert!(err.contains("no key to rotate"), "{err}");
@@ -605,7 +679,10 @@ fn without_sensors_or_gateway_vigild_says_so() {
     let text = d.ok(&["status"]);
     assert!(text.contains("vigild:        running (pid"), "{text}");
     assert!(text.contains("xdp:           not attached"), "{text}");
-    assert!(text.contains("gateway:       not running (no [listener] section)"), "{text}");
+    assert!(
+        text.contains("gateway:       not running (no [listener] section)"),
+        "{text}"
+    );
     assert!(text.contains("cpu:           AES-NI "), "{text}");
     assert!(text.contains("AVX-512"), "{text}");
     let v: Value = serde_json::from_str(&d.ok(&["status", "--json"])).unwrap();

@@ -51,7 +51,10 @@ pub fn host(v: &Value) -> String {
         facts.push(format!("kernel {k}"));
     }
     if let Some(m) = h.memory_total_bytes {
-        facts.push(format!("{:.1} GiB memory", m as f64 / f64::from(1u32 << 30)));
+        facts.push(format!(
+            "{:.1} GiB memory",
+            m as f64 / f64::from(1u32 << 30)
+        ));
     }
     out.push_str(&format!("host:          {}\n", facts.join(", ")));
     let c = h.cpu;
@@ -71,7 +74,7 @@ pub fn host(v: &Value) -> String {
         return out;
     }
     out.push_str(&format!(
-        "\n{:<16} {:<14} {:>9} {:>6} {:<6} XDP\n",
+        "\n{:<16} {:<14} {:>9} {:>6} {:<8} XDP\n",
         "NIC", "DRIVER", "QUEUES", "MTU", "STATE"
     ));
     for n in &h.nics {
@@ -83,7 +86,7 @@ pub fn host(v: &Value) -> String {
             "generic only"
         };
         out.push_str(&format!(
-            "{:<16} {:<14} {:>9} {:>6} {:<6} {xdp}\n",
+            "{:<16} {:<14} {:>9} {:>6} {:<8} {xdp}\n",
             n.name,
             driver,
             queues,
@@ -96,6 +99,8 @@ pub fn host(v: &Value) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
     use serde_json::json;
 
@@ -135,8 +140,14 @@ mod tests {
             out.contains("AES-NI no, AVX2 yes, AVX-512 no, SHA yes"),
             "{out}"
         );
-        assert!(out.contains("warning:       CPU lacks AES-NI: slow"), "{out}");
-        assert!(out.contains("2 CPUs, kernel 6.8.0, 2.0 GiB memory"), "{out}");
+        assert!(
+            out.contains("warning:       CPU lacks AES-NI: slow"),
+            "{out}"
+        );
+        assert!(
+            out.contains("2 CPUs, kernel 6.8.0, 2.0 GiB memory"),
+            "{out}"
+        );
         assert!(out.contains("virtio_net"), "{out}");
         assert!(out.contains("native"), "{out}");
         assert!(out.contains("generic only"), "{out}");

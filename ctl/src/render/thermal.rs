@@ -30,7 +30,10 @@ pub fn status(v: &Value, headline: Option<&str>) -> anyhow::Result<String> {
         out.push('\n');
     }
     let why = match st.override_level {
-        Some(_) => format!("forced by operator; temperature alone gives {}", st.thermal_level),
+        Some(_) => format!(
+            "forced by operator; temperature alone gives {}",
+            st.thermal_level
+        ),
         None => "from temperature".to_owned(),
     };
     out.push_str(&format!("level:         {}  ({why})\n", st.level));
@@ -46,7 +49,7 @@ pub fn status(v: &Value, headline: Option<&str>) -> anyhow::Result<String> {
     match (st.override_level, st.override_remaining_ms) {
         (Some(l), Some(ms)) => out.push_str(&format!(
             "override:      {l} for {} more, then back to {}\n",
-            format_secs(ms.div_ceil(1000)),
+            format_secs((ms.saturating_add(500) / 1000).max(1)),
             st.thermal_level
         )),
         (Some(l), None) => out.push_str(&format!("override:      {l}\n")),
@@ -98,6 +101,8 @@ pub fn status(v: &Value, headline: Option<&str>) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
     use serde_json::json;
 
@@ -143,10 +148,30 @@ mod tests {
         );
         let out = status(&v, Some("pinned")).unwrap();
         assert!(out.starts_with("pinned\n"), "{out}");
-        assert!(out.contains("override:      minimal for 1m30s more"), "{out}");
+        assert!(
+            out.contains("override:      minimal for 1m30s more"),
+            "{out}"
+        );
         assert!(out.contains("coretemp/Package id 0"), "{out}");
         assert!(out.contains("100.0"), "{out}");
         assert!(out.contains("85.0 °C"), "{out}");
+    }
+
+    #[test]
+    fn huge_remaining_time_does_not_overflow() {
+        let v = reply(
+            json!({
+                "level": "shed", "thermal_level": "full", "temperature_c": 40.0,
+                "sensors": 1, "sensor_errors": [], "override_level": "shed",
+                "override_remaining_ms": u64::MAX, "message": "level shed forced by operator"
+            }),
+            json!([]),
+        );
+        assert!(
+            status(&v, None)
+                .unwrap()
+                .contains("override:      shed for ")
+        );
     }
 
     #[test]
