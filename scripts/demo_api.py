@@ -9,6 +9,7 @@ USERS = {"1": {"id": "1", "name": "ada"}, "2": {"id": "2", "name": "grace"}}
 
 class Api(BaseHTTPRequestHandler):
     server_version = "demo-api"
+    protocol_version = "HTTP/1.1"
     sys_version = ""
 
     def _send(self, status, body):
