@@ -305,3 +305,83 @@ fn loads_from_files_with_sibling_refs() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Policy>();
 }
+
+/// Hostile input never panics and is always answered with a known code.
+#[test]
+fn random_requests_get_known_answers() {
+    const KNOWN: [&str; 14] = [
+        "route_not_found",
+        "method_not_allowed",
+        "path_invalid",
+        "param_invalid",
+        "param_missing",
+        "unsupported_media_type",
+        "body_missing",
+        "body_invalid",
+        "malformed_json",
+        "duplicate_key",
+        "invalid_utf8",
+        "read_only_property",
+        "too_deep",
+        "number_out_of_range",
+    ];
+    let p = policy(&PolicyOptions::default());
+    let pieces: [&str; 24] = [
+        "/", "/v1", "users", "me", "42", "%2F", "%2e", "..", ".", "%00", "%", "%zz", "{id}", "?",
+        "&", "=", "fields=a", "[", "]", ",", "é", "%C3%A9", "%ff", ";",
+    ];
+    let bodies: [&[u8]; 6] = [
+        b"",
+        b"{",
+        b"{\"name\":\"a\"}",
+        b"[[[[",
+        b"\xff\xfe",
+        b"{\"a\":1,\"a\":2}",
+    ];
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let (mut allowed, mut seen) = (0, std::collections::BTreeSet::new());
+    for _ in 0..5000 {
+        let mut target = String::from("/v1/users");
+        for _ in 0..(next() % 6) {
+            target.push_str(pieces[(next() % pieces.len() as u64) as usize]);
+        }
+        let (path, query) = match target.split_once('?') {
+            Some((a, b)) => (a, Some(b)),
+            None => (target.as_str(), None),
+        };
+        let method = ["GET", "POST", "DELETE", "HEAD", "PROPFIND", "get"][(next() % 6) as usize];
+        let ct = [
+            "application/json",
+            "text/plain; x=1",
+            "application/",
+            "",
+            "*/*",
+        ][(next() % 5) as usize];
+        let headers = [("content-type", ct), ("cookie", "session=abcd; x=%zz")];
+        let req = RequestParts {
+            method,
+            path,
+            query,
+            headers: &headers[..],
+        };
+        let mut body = bodies[(next() % bodies.len() as u64) as usize].to_vec();
+        match p.check(&req, &mut body) {
+            Ok(_) => allowed += 1,
+            Err(e) => {
+                assert!(KNOWN.contains(&e.reason), "{target}: {e:?}");
+                assert!((400..=415).contains(&e.status), "{target}: {e:?}");
+                seen.insert(e.reason);
+            }
+        }
+    }
+    assert!(
+        allowed > 0 && seen.len() >= 6,
+        "allowed {allowed}, reasons {seen:?}"
+    );
+}
