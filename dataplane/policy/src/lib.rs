@@ -26,6 +26,7 @@ mod policy;
 mod route;
 mod router;
 mod shadow;
+mod shapes;
 mod style;
 #[cfg(test)]
 mod testutil;

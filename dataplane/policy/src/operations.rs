@@ -13,6 +13,7 @@ use crate::params::{Param, ParamIn, Style};
 use crate::path::{Part, Segment, parse_template};
 use crate::route::Route;
 use crate::router::{PathItem, Router};
+use crate::shapes::{form_fields, shape_of};
 
 /// Header parameters OpenAPI says to ignore: they are described elsewhere.
 const IGNORED_HEADERS: [&str; 3] = ["accept", "content-type", "authorization"];
@@ -259,67 +260,6 @@ fn compile_param<'d>(ctx: &mut Ctx<'d>, p: &'d Value, at: &str) -> Option<Param>
         json,
         validator,
     })
-}
-
-/// How a parameter's value is laid out, from its schema's `type`.
-fn shape_of(ctx: &mut Ctx<'_>, schema_at: &str) -> Shape {
-    let doc = ctx.doc;
-    let Some((schema, _)) = doc
-        .pointer(schema_at)
-        .and_then(|s| ctx.resolve(s, schema_at))
-    else {
-        return Shape::Scalar(Types::ANY);
-    };
-    let has_type = |t: &str| match schema.get("type") {
-        Some(Value::String(s)) => s == t,
-        Some(Value::Array(a)) => a.iter().any(|x| x == t),
-        _ => false,
-    };
-    if has_type("array") {
-        let items = schema
-            .get("items")
-            .and_then(|i| ctx.resolve(i, schema_at))
-            .map(|(i, _)| Types::of(i));
-        return Shape::Array(items.unwrap_or(Types::ANY));
-    }
-    if has_type("object") || schema.get("properties").is_some() {
-        let mut props = Vec::new();
-        if let Some(map) = schema.get("properties").and_then(Value::as_object) {
-            for (name, s) in map {
-                let t = ctx
-                    .resolve(s, schema_at)
-                    .map_or(Types::ANY, |(s, _)| Types::of(s));
-                props.push((name.clone(), t));
-            }
-        }
-        return Shape::Object(props);
-    }
-    Shape::Scalar(Types::of(schema))
-}
-
-/// The shapes of a form schema's own properties (fields it does not list read as strings).
-fn form_fields(ctx: &mut Ctx<'_>, schema_at: &str) -> Vec<(String, Shape)> {
-    let doc = ctx.doc;
-    let Some((schema, at)) = doc
-        .pointer(schema_at)
-        .and_then(|s| ctx.resolve(s, schema_at))
-    else {
-        return Vec::new();
-    };
-    let names: Vec<&String> = schema
-        .get("properties")
-        .and_then(Value::as_object)
-        .map(|m| m.keys().collect())
-        .unwrap_or_default();
-    names
-        .into_iter()
-        .map(|n| {
-            (
-                n.clone(),
-                shape_of(ctx, &format!("{at}/properties/{}", esc(n))),
-            )
-        })
-        .collect()
 }
 
 fn compile_body<'d>(ctx: &mut Ctx<'d>, b: &'d Value, at: &str) -> Option<Body> {
