@@ -4,7 +4,7 @@ use std::{
     io::{BufRead, BufReader, ErrorKind, Write},
     os::unix::net::UnixStream,
     path::{Path, PathBuf},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context, anyhow, bail};
@@ -49,6 +49,20 @@ pub fn ask_daemon(socket: &Path, req: &Request) -> anyhow::Result<Option<Value>>
         );
     }
     Ok(Some(reply.data))
+}
+
+/// vigild answers `thermal clear` before its governor thread has applied the clear, so its
+/// reply may still show the override. Re-read the status briefly until it is gone, so the
+/// operator does not see "cleared" above a table that says otherwise.
+pub fn settle_thermal_clear(socket: &Path, mut data: Value) -> anyhow::Result<Value> {
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while !data["status"]["override_level"].is_null() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+        if let Some(v) = ask_daemon(socket, &Request::Thermal)? {
+            data = v;
+        }
+    }
+    Ok(data)
 }
 
 /// Picks the interface whose pins to open: `--iface`, else the only one pinned.

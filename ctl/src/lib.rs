@@ -79,6 +79,10 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
                 .context("vigild is not running; used the pinned maps")?
         }
     };
+    let data = match req {
+        Request::ThermalClear => client::settle_thermal_clear(&cli.socket, data)?,
+        _ => data,
+    };
     if cli.json {
         return Ok(format!("{}\n", serde_json::to_string_pretty(&data)?));
     }
