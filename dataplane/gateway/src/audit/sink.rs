@@ -94,15 +94,64 @@ impl Sink {
         }
     }
 
-    async fn write(&mut self, event: &AuditEvent, json: &str) -> std::io::Result<()> {
+    /// Writes a batch; returns how many lines were lost. Files and stdout get the whole batch
+    /// in one write (one trip to the blocking pool instead of one per line).
+    async fn write_all(&mut self, events: &[AuditEvent]) -> u64 {
+        let mut lost = 0;
+        let mut buf = Vec::with_capacity(events.len() * 512);
+        let mut lines = 0;
+        for ev in events {
+            let start = buf.len();
+            let ok = match self {
+                Self::Stdout(_) | Self::File(_) => serde_json::to_writer(&mut buf, ev).is_ok(),
+                Self::Udp(_, sys) | Self::Tcp(.., sys) => match serde_json::to_string(ev) {
+                    Ok(json) => {
+                        let msg = sys.format(&ev.time, &json);
+                        if matches!(self, Self::Tcp(..)) {
+                            buf.extend_from_slice(format!("{} ", msg.len()).as_bytes());
+                        }
+                        buf.extend_from_slice(msg.as_bytes());
+                        true
+                    }
+                    Err(_) => false,
+                },
+            };
+            if !ok {
+                buf.truncate(start);
+                lost += 1;
+                continue;
+            }
+            if let Self::Udp(sock, _) = self {
+                // One datagram per message.
+                if sock.send(&buf[start..]).await.is_err() {
+                    lost += 1;
+                }
+                buf.truncate(start);
+                continue;
+            }
+            if matches!(self, Self::Stdout(_) | Self::File(_)) {
+                buf.push(b'\n');
+            }
+            lines += 1;
+        }
+        if lines > 0 && self.send(&buf).await.is_err() {
+            lost += lines;
+        }
+        lost
+    }
+
+    async fn send(&mut self, buf: &[u8]) -> std::io::Result<()> {
         match self {
-            Self::Stdout(out) => out.write_all(format!("{json}\n").as_bytes()).await,
-            Self::File(f) => f.write_all(format!("{json}\n").as_bytes()).await,
-            Self::Udp(sock, sys) => sock
-                .send(sys.format(&event.time, json).as_bytes())
-                .await
-                .map(drop),
-            Self::Tcp(conn, addr, last_try, sys) => {
+            Self::Stdout(out) => {
+                out.write_all(buf).await?;
+                out.flush().await
+            }
+            Self::File(f) => {
+                f.write_all(buf).await?;
+                f.flush().await
+            }
+            Self::Udp(..) => Ok(()),
+            Self::Tcp(conn, addr, last_try, _) => {
                 if conn.is_none() {
                     // At most one connection attempt per second while the collector is down.
                     if last_try.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
@@ -114,26 +163,16 @@ impl Sink {
                         .map_err(|_| std::io::Error::other("syslog connect timed out"))??;
                     *conn = Some(c);
                 }
-                let msg = sys.format(&event.time, json);
-                let frame = format!("{} {msg}", msg.len());
                 let Some(c) = conn.as_mut() else {
                     return Err(std::io::Error::other("syslog not connected"));
                 };
-                let res = c.write_all(frame.as_bytes()).await;
+                let res = c.write_all(buf).await;
                 if res.is_err() {
                     *conn = None;
                 }
                 res
             }
         }
-    }
-
-    async fn flush(&mut self) {
-        let _ = match self {
-            Self::Stdout(out) => out.flush().await,
-            Self::File(f) => f.flush().await,
-            Self::Udp(..) | Self::Tcp(..) => Ok(()),
-        };
     }
 }
 
@@ -163,18 +202,14 @@ pub async fn drain(
         }
         write_batch(&mut sink, &mut batch, &metrics).await;
     }
-    sink.flush().await;
 }
 
 async fn write_batch(sink: &mut Sink, batch: &mut Vec<AuditEvent>, metrics: &Metrics) {
-    for ev in batch.drain(..) {
-        let ok = match serde_json::to_string(&ev) {
-            Ok(json) => sink.write(&ev, &json).await.is_ok(),
-            Err(_) => false,
-        };
-        if !ok {
-            metrics.audit_write_errors.fetch_add(1, Ordering::Relaxed);
-        }
+    let lost = sink.write_all(batch).await;
+    batch.clear();
+    if lost > 0 {
+        metrics
+            .audit_write_errors
+            .fetch_add(lost, Ordering::Relaxed);
     }
-    sink.flush().await;
 }

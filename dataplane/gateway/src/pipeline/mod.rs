@@ -191,3 +191,107 @@ pub(crate) async fn run(
     }
     Outcome::Continue
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stage that needs the body and refuses one containing "evil".
+    #[derive(Debug)]
+    struct BodyCheck;
+
+    impl Stage for BodyCheck {
+        fn name(&self) -> &'static str {
+            "body-check"
+        }
+
+        fn needs_body(&self) -> bool {
+            true
+        }
+
+        fn on_request<'a>(
+            &'a self,
+            ctx: &'a mut RequestCtx,
+            _head: &'a mut Parts,
+            body: Option<&'a Bytes>,
+        ) -> StageFuture<'a> {
+            ctx.route = Some("POST /things".to_owned());
+            let evil = body.is_some_and(|b| b.windows(4).any(|w| w == b"evil"));
+            ready(if evil {
+                Outcome::Respond(Rejection::new(StatusCode::BAD_REQUEST, "body_refused"))
+            } else {
+                Outcome::Continue
+            })
+        }
+    }
+
+    /// Records that it ran.
+    #[derive(Debug)]
+    struct Later;
+
+    impl Stage for Later {
+        fn name(&self) -> &'static str {
+            "later"
+        }
+
+        fn on_request<'a>(
+            &'a self,
+            ctx: &'a mut RequestCtx,
+            _head: &'a mut Parts,
+            _body: Option<&'a Bytes>,
+        ) -> StageFuture<'a> {
+            ctx.upstream = Some("reached".to_owned());
+            ready(Outcome::Continue)
+        }
+    }
+
+    fn ctx() -> RequestCtx {
+        RequestCtx {
+            request_id: "id".to_owned(),
+            conn: Arc::new(ConnInfo {
+                client: SocketAddr::from(([127, 0, 0, 1], 1)),
+                tls: None,
+            }),
+            identity: None,
+            route: None,
+            upstream: None,
+            started: Instant::now(),
+            timings: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_rejection_stops_the_chain_and_timings_follow_chain_order() {
+        let chain: Vec<Arc<dyn Stage>> = vec![Arc::new(BodyCheck), Arc::new(Later)];
+        let Ok(req) = http::Request::post("/things").body(()) else {
+            unreachable!()
+        };
+        let (mut head, ()) = req.into_parts();
+        let mut c = ctx();
+        let bad = Bytes::from_static(b"{\"x\":\"evil\"}");
+        let outcome = run(&chain, &mut c, &mut head, Some(&bad)).await;
+        assert_eq!(
+            outcome,
+            Outcome::Respond(Rejection::new(StatusCode::BAD_REQUEST, "body_refused"))
+        );
+        assert_eq!(c.upstream, None, "a later stage ran after a rejection");
+        let mut c = ctx();
+        let good = Bytes::from_static(b"{}");
+        assert_eq!(
+            run(&chain, &mut c, &mut head, Some(&good)).await,
+            Outcome::Continue
+        );
+        assert_eq!(c.route.as_deref(), Some("POST /things"));
+        assert_eq!(c.upstream.as_deref(), Some("reached"));
+        let names: Vec<&str> = c.timings.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, vec!["body-check", "later"]);
+    }
+
+    #[test]
+    fn the_default_chain_streams_bodies() {
+        let chain = chain(&GatewayConfig::default());
+        let names: Vec<&str> = chain.iter().map(|s| s.name()).collect();
+        assert_eq!(names, vec!["policy", "hardening", "forwarding"]);
+        assert!(!chain.iter().any(|s| s.needs_body()));
+    }
+}
