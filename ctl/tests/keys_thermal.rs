@@ -454,7 +454,11 @@ impl Vigild {
     /// Starts vigild with no [xdp] and no [listener]; `zone0` is the first thermal zone's
     /// reading in millidegrees (`None`: no sensors at all).
     fn start(zone0: Option<&str>) -> Self {
-        let tmp = tempfile::tempdir().unwrap();
+        Self::start_with(zone0, tempfile::tempdir().unwrap(), "")
+    }
+
+    /// Like `start`, in `tmp`, with `sections` appended to the config.
+    fn start_with(zone0: Option<&str>, tmp: tempfile::TempDir, sections: &str) -> Self {
         let sys = tmp.path().join("sys");
         std::fs::create_dir_all(&sys).unwrap();
         if let Some(milli) = zone0 {
@@ -468,7 +472,7 @@ impl Vigild {
             &config,
             format!(
                 "[control]\nsocket = \"{}\"\n\n[hw]\nsysfs_root = \"{}\"\n\n[thermal]\n\
-                 poll_interval_ms = 100\n",
+                 poll_interval_ms = 100\n{sections}",
                 tmp.path().join("vigild.sock").display(),
                 sys.display()
             ),
@@ -724,4 +728,109 @@ fn daemon_commands_say_when_vigild_is_down() {
     ] {
         fails(&args, &["vigild is not running", "absent.sock"]);
     }
+}
+
+/// SHA-256 of the SubjectPublicKeyInfo that the TLS listener at `addr` serves.
+fn served_spki_sha256(addr: &str, dir: &Path) -> String {
+    let out = Command::new("openssl")
+        .args(["s_client", "-connect", addr, "-servername", NAME])
+        .stdin(Stdio::null())
+        .output()
+        .expect("cannot run openssl");
+    let text = stdout(&out);
+    let begin = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .unwrap_or_else(|| panic!("no certificate from {addr}:\n{text}{}", stderr(&out)));
+    let end = text[begin..].find("-----END CERTIFICATE-----").unwrap() + begin + 25;
+    let pem = dir.join("served.pem");
+    std::fs::write(&pem, &text[begin..end]).unwrap();
+    cert_spki_sha256(&pem)
+}
+
+#[test]
+fn gateway_in_status_and_keys_rotate_serves_the_new_key() {
+    let tpm = Swtpm::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = tmp.path().join("keys");
+    let k = keys.to_str().unwrap();
+    let tcti = tpm.tcti();
+    let first = ok_json(&[
+        "keys",
+        "init",
+        "--dir",
+        k,
+        "--tcti",
+        &tcti,
+        "--subject",
+        NAME,
+        "--json",
+    ]);
+    let sections = format!(
+        "\n[keys]\ndir = \"{k}\"\ntcti = \"{tcti}\"\n\n\
+         [listener]\nhttps = \"127.0.0.1:0\"\n\n\
+         [metrics]\nlisten = \"127.0.0.1:0\"\n\n\
+         [[upstream]]\nname = \"api\"\nurl = \"http://127.0.0.1:9\"\n"
+    );
+    let d = Vigild::start_with(Some("45000"), tmp, &sections);
+
+    let v: Value = serde_json::from_str(&d.ok(&["status", "--json"])).unwrap();
+    let https = v["gateway"]["https"].as_str().unwrap().to_owned();
+    let metrics = v["gateway"]["metrics"].as_str().unwrap().to_owned();
+    assert!(https.starts_with("127.0.0.1:"), "{v:#}");
+    let text = d.ok(&["status"]);
+    assert!(
+        text.contains(&format!(
+            "gateway:       https {https}, http off, metrics {metrics}\n"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("upstreams:     api\n"), "{text}");
+    assert!(text.contains("vigild:        running"), "{text}");
+
+    let scratch = tempfile::tempdir().unwrap();
+    assert_eq!(
+        served_spki_sha256(&https, scratch.path()),
+        first["spki_sha256"]
+    );
+
+    // A new key in a fresh directory, swapped in by rename, then rotate.
+    let fresh = keys.with_file_name("keys.new");
+    let second = ok_json(&[
+        "keys",
+        "init",
+        "--dir",
+        fresh.to_str().unwrap(),
+        "--tcti",
+        &tcti,
+        "--subject",
+        NAME,
+        "--json",
+    ]);
+    assert_ne!(first["spki_sha256"], second["spki_sha256"]);
+    std::fs::rename(&keys, keys.with_file_name("keys.old")).unwrap();
+    std::fs::rename(&fresh, &keys).unwrap();
+    let text = d.ok(&["keys", "rotate"]);
+    assert!(
+        text.contains("rotated: vigild serves the tpm-sealed key"),
+        "{text}"
+    );
+    let v: Value = serde_json::from_str(&d.ok(&["keys", "rotate", "--json"])).unwrap();
+    assert_eq!(v["rotated"], true, "{v:#}");
+    assert_eq!(v["mode"], "tpm-sealed", "{v:#}");
+    assert_eq!(
+        served_spki_sha256(&https, scratch.path()),
+        second["spki_sha256"]
+    );
+
+    // A key directory that became unusable: rotation is refused and the old key stays.
+    std::fs::remove_file(keys.join("sealed.blob")).unwrap();
+    let o = d.ctl(&["keys", "rotate"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(err.contains("keys rotate refused"), "{err}");
+    assert!(err.contains("sealed.blob"), "{err}");
+    assert_eq!(
+        served_spki_sha256(&https, scratch.path()),
+        second["spki_sha256"]
+    );
 }
