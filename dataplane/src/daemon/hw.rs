@@ -56,12 +56,23 @@ impl Daemon {
             level = level.as_str(),
             for_secs, "thermal level pinned by operator"
         );
-        // The governor thread applies the override; wait briefly so status shows it.
+        self.settle_thermal(Some(level));
+        Ok(self.thermal_status())
+    }
+
+    pub(super) fn thermal_clear(&self) -> Value {
+        self.thermal.clear_override();
+        info!("thermal override cleared by operator");
+        self.settle_thermal(None);
+        self.thermal_status()
+    }
+
+    /// The governor thread applies overrides; wait briefly so the reply already shows it.
+    fn settle_thermal(&self, want: Option<Level>) {
         let deadline = Instant::now() + Duration::from_millis(500);
-        while self.thermal.status().override_level != Some(level) && Instant::now() < deadline {
+        while self.thermal.status().override_level != want && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
-        Ok(self.thermal_status())
     }
 
     /// The inspection level in force (one atomic load).

@@ -202,11 +202,7 @@ impl Daemon {
             Request::KeysRotate => self.rotate_keys(),
             Request::Thermal => Ok(self.thermal_status()),
             Request::ThermalOverride { level, for_secs } => self.thermal_override(&level, for_secs),
-            Request::ThermalClear => {
-                self.thermal.clear_override();
-                info!("thermal override cleared by operator");
-                Ok(self.thermal_status())
-            }
+            Request::ThermalClear => Ok(self.thermal_clear()),
         };
         match res {
             Ok(v) => Reply::ok(v),

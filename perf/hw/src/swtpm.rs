@@ -74,11 +74,26 @@ impl Swtpm {
     }
 }
 
+/// Two free consecutive loopback ports (swtpm's server and control sockets). Candidates come
+/// from below the kernel's ephemeral range, not from `bind(0)`: Linux hands odd ports to
+/// `bind(0)` and even ones to `connect()`, so after a load test has left thousands of
+/// connections in TIME_WAIT, `port + 1` of a `bind(0)` port is almost always taken.
 fn free_port_pair() -> anyhow::Result<u16> {
-    for _ in 0..50 {
-        let a = TcpListener::bind("127.0.0.1:0")?;
-        let port = a.local_addr()?.port();
-        if port < u16::MAX && TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+    use std::hash::{BuildHasher, Hasher};
+    const LOW: u64 = 10_000;
+    const SPAN: u64 = 22_000;
+    // RandomState is seeded per process and per instance: parallel runs start apart.
+    let seed = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    for i in 0..SPAN {
+        let Ok(port) = u16::try_from(LOW + seed.wrapping_add(i * 7919) % SPAN) else {
+            continue;
+        };
+        let Ok(_a) = TcpListener::bind(("127.0.0.1", port)) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
             return Ok(port);
         }
     }
