@@ -49,6 +49,24 @@ pub enum Command {
         #[command(subcommand)]
         cmd: Option<ThermalCmd>,
     },
+    /// The API's OpenAPI description, as the gateway enforces it.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCmd {
+    /// Compile an OpenAPI 3.0/3.1 description offline and show what the gateway would enforce.
+    Check {
+        /// The description (YAML or JSON); sibling files it references are read too.
+        file: std::path::PathBuf,
+        /// Refuse query parameters the description does not list.
+        #[arg(long)]
+        strict_query: bool,
+        /// Treat every object schema as closed unless it says `additionalProperties: true`.
+        #[arg(long)]
+        strict_objects: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod client;
 pub mod keys;
+pub mod policy;
 pub mod render;
 
 use anyhow::Context;
@@ -54,6 +55,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         Command::Xdp(XdpCmd::Detach) => Request::XdpDetach,
         Command::Keys(KeysCmd::Rotate) => Request::KeysRotate,
         Command::Keys(cmd) => return keys::run(cmd, cli.json),
+        Command::Policy(cmd) => return policy::run(cmd, cli.json),
         Command::Thermal { cmd: None } => Request::Thermal,
         Command::Thermal {
             cmd: Some(ThermalCmd::Override { level, for_secs }),

@@ -129,3 +129,52 @@ fn unprivileged_users_are_told_they_need_root() {
         .unwrap();
     assert_clean_failure(&o, "needs root");
 }
+
+#[test]
+fn policy_check_reports_routes_and_refuses_unsupported_keywords() {
+    let dir = std::env::temp_dir().join(format!("vigil-policy-{}", unique(11)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.yaml");
+    std::fs::write(
+        &good,
+        "openapi: 3.0.3\ninfo: {title: t, version: '1'}\nservers: [{url: /api}]\npaths:\n  \
+         /users/{id}:\n    get:\n      parameters:\n        - {name: id, in: path, required: true, \
+         schema: {type: integer}}\n      responses: {'200': {description: ok}}\n",
+    )
+    .unwrap();
+    let o = run("vigilctl", &["policy", "check", good.to_str().unwrap()]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", stderr(&o));
+    assert!(
+        out.contains("GET /users/{id}") && out.contains("base paths: /api"),
+        "{out}"
+    );
+
+    let bad = dir.join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "openapi: 3.1.0\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    post:\n      \
+         requestBody:\n        content:\n          application/json:\n            schema: \
+         {type: object, unevaluatedProperties: false}\n      responses: {'200': {description: ok}}\n",
+    )
+    .unwrap();
+    let o = run(
+        "vigilctl",
+        &["policy", "check", bad.to_str().unwrap(), "--json"],
+    );
+    assert_clean_failure(&o, "would not load");
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["unsupported"][0]["keyword"], "unevaluatedProperties");
+    let o = run(
+        "vigilctl",
+        &[
+            "policy",
+            "check",
+            dir.join("missing.yaml").to_str().unwrap(),
+        ],
+    );
+    assert_clean_failure(&o, "would not load");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("cannot read"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
