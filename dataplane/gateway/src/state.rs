@@ -80,6 +80,7 @@ fn servers(cfg: &GatewayConfig) -> Servers {
         // hyper's own limits sit above ours so the hardening stage answers ordinary
         // violations with a JSON body; hyper's bare 431 only meets gross ones.
         let buf = (2 * (lim.max_header_bytes + lim.max_uri_bytes)).max(16 * 1024);
+        // The header timeout lives in hyper's parser: only it sees a head arrive byte by byte.
         b.http1()
             .timer(TokioTimer::new())
             .header_read_timeout(cfg.listener.header_timeout)

@@ -59,6 +59,8 @@ pub async fn forward(
         ));
     }
     let req = Request::from_parts(head, body);
+    // Bounds the wait for the upstream's head only; the body is bounded by total_timeout in
+    // ClientBody, so long downloads are not cut by a short header timeout.
     let sent = tokio::time::timeout(member.cfg.header_timeout, member.client.request(req)).await;
     let mut resp = match sent {
         Err(_) => {

@@ -89,6 +89,8 @@ async fn serve(
         return serve_http(shared, tcp, conn, None, shed, level).await;
     }
     let handshake = state.tls.accept(tcp);
+    // Handshake timeout wraps only the handshake: a stalled client must not hold a connection
+    // slot before HTTP (and its own timeouts) even start.
     match tokio::time::timeout(state.cfg.listener.handshake_timeout, handshake).await {
         Err(_) => shared.metrics.handshake_failed("timeout"),
         Ok(Err(e)) => shared.metrics.handshake_failed(tls::failure_reason(&e)),
