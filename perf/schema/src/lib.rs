@@ -29,6 +29,17 @@ pub struct Case {
     pub serde_json_jsonschema: Figures,
     /// Peer time / Vigil time.
     pub speedup: f64,
+    /// Parsing alone, no validation: where the floor of each side is.
+    pub parse_only: ParseOnly,
+}
+
+/// Parse-only reference figures on the same payload.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParseOnly {
+    /// Copy into a mutable buffer + simd-json tape (what Vigil's validator starts with).
+    pub simd_json_tape: Figures,
+    /// `serde_json::from_slice::<Value>` (what the peer starts with).
+    pub serde_json_value: Figures,
 }
 
 #[derive(Debug, Serialize)]
@@ -159,8 +170,28 @@ pub fn run(budget: Duration) -> Result<Report> {
                 std::hint::black_box(ok.is_ok());
             };
             let (v, p) = measure_pair(body.len(), budget, &mut ours, &mut theirs);
+            let mut buffers = simd_json::Buffers::new(body.len());
+            let mut tape_store = simd_json::Tape(Vec::new());
+            let mut tape_only = || {
+                buf.clear();
+                buf.extend_from_slice(&body);
+                let mut tape =
+                    std::mem::replace(&mut tape_store, simd_json::Tape(Vec::new())).reset();
+                let ok = simd_json::fill_tape(&mut buf, &mut buffers, &mut tape).is_ok();
+                std::hint::black_box(ok);
+                tape_store = tape.reset();
+            };
+            let mut value_only = || {
+                std::hint::black_box(serde_json::from_slice::<Value>(&body).is_ok());
+            };
+            let (t, sv) = measure_pair(body.len(), budget / 2, &mut tape_only, &mut value_only);
+            let parse_only = ParseOnly {
+                simd_json_tape: t,
+                serde_json_value: sv,
+            };
             let speedup = p.ns_per_request / v.ns_per_request;
             cases.push(Case {
+                parse_only,
                 name,
                 bytes: body.len(),
                 valid,
@@ -202,21 +233,32 @@ pub fn run(budget: Duration) -> Result<Report> {
 /// A small fixed-width table of the report.
 pub fn table(r: &Report) -> String {
     let mut s = format!(
-        "{:<14} {:>9} {:>12} {:>10} {:>12} {:>10} {:>8}\n",
-        "payload", "bytes", "vigil ns", "vigil MB/s", "peer ns", "peer MB/s", "speedup"
+        "{:<14} {:>8} {:>10} {:>9} {:>10} {:>9} {:>8} | {:>11} {:>11}\n",
+        "payload",
+        "bytes",
+        "vigil ns",
+        "vigil MB/s",
+        "peer ns",
+        "peer MB/s",
+        "speedup",
+        "tape MB/s",
+        "serde MB/s"
     );
     for c in &r.cases {
         s.push_str(&format!(
-            "{:<14} {:>9} {:>12.0} {:>10.1} {:>12.0} {:>10.1} {:>7.2}x\n",
+            "{:<14} {:>8} {:>10.0} {:>9.1} {:>10.0} {:>9.1} {:>7.2}x | {:>11.1} {:>11.1}\n",
             c.name,
             c.bytes,
             c.vigil.ns_per_request,
             c.vigil.mb_per_s,
             c.serde_json_jsonschema.ns_per_request,
             c.serde_json_jsonschema.mb_per_s,
-            c.speedup
+            c.speedup,
+            c.parse_only.simd_json_tape.mb_per_s,
+            c.parse_only.serde_json_value.mb_per_s,
         ));
     }
+    s.push_str("(tape / serde: parsing alone, the floor under each side)\n");
     s
 }
 
