@@ -308,6 +308,24 @@ mod tests {
     }
 
     #[test]
+    fn long_keys_are_not_echoed_whole() {
+        let key = "k".repeat(100_000);
+        let body = format!("{{\"{key}\": 1, \"{key}\": 2}}");
+        let r = reject(body.as_bytes(), &Limits::default());
+        assert_eq!(r.reason, Reason::DuplicateKey);
+        assert!(r.violations[0].instance_location.len() <= crate::MAX_LOCATION_BYTES + 3);
+        let v = Validator::compile(
+            &json!({"additionalProperties": false}),
+            Dialect::Draft7,
+            &CompileOptions::default(),
+        )
+        .unwrap();
+        let mut b = format!("{{\"{key}\": 1}}").into_bytes();
+        let r = v.validate_bytes(&mut b, &Limits::default()).unwrap_err();
+        assert!(r.violations[0].instance_location.ends_with('…'));
+    }
+
+    #[test]
     fn large_arrays_validate_linearly() {
         let v = Validator::compile(
             &json!({"type": "array", "uniqueItems": true, "items": {"type": "integer"}}),

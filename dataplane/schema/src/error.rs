@@ -167,7 +167,8 @@ impl fmt::Display for Reason {
 pub struct Violation {
     /// Why, as a stable code.
     pub reason: Reason,
-    /// JSON pointer into the request body (`""` is the whole body).
+    /// JSON pointer into the request body (`""` is the whole body), cut to
+    /// [`MAX_LOCATION_BYTES`] (ending in `…` when cut).
     pub instance_location: String,
     /// JSON pointer to the failing keyword in the schema document (empty for parse errors).
     pub keyword_location: String,
@@ -222,6 +223,23 @@ impl Rejection {
     }
 }
 
+/// Longest instance location reported. Locations contain the client's own key names, which may
+/// be up to `max_string_bytes` long: a rejection must not carry (and log) that much of it.
+pub const MAX_LOCATION_BYTES: usize = 256;
+
+/// Cuts a location to [`MAX_LOCATION_BYTES`] on a character boundary, marking the cut with `…`.
+pub(crate) fn cap_location(mut p: String) -> String {
+    if p.len() > MAX_LOCATION_BYTES {
+        let mut end = MAX_LOCATION_BYTES;
+        while !p.is_char_boundary(end) {
+            end -= 1;
+        }
+        p.truncate(end);
+        p.push('…');
+    }
+    p
+}
+
 fn pointer_or_root(p: &str) -> &str {
     if p.is_empty() { "the root" } else { p }
 }
@@ -239,6 +257,15 @@ mod tests {
                 .as_deref(),
             Some("\"number_out_of_range\"")
         );
+    }
+
+    #[test]
+    fn long_locations_are_cut() {
+        assert_eq!(cap_location("/a/b".into()), "/a/b");
+        let long = format!("/{}", "é".repeat(300));
+        let cut = cap_location(long);
+        assert!(cut.len() <= MAX_LOCATION_BYTES + '…'.len_utf8());
+        assert!(cut.ends_with('…'));
     }
 
     #[test]

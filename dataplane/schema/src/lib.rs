@@ -28,7 +28,9 @@ mod walk_object;
 
 use std::fmt;
 
-pub use error::{CompileError, Reason, Rejection, UnsupportedKeyword, Violation};
+pub use error::{
+    CompileError, MAX_LOCATION_BYTES, Reason, Rejection, UnsupportedKeyword, Violation,
+};
 pub use options::{CompileOptions, Dialect, Limits, MAX_DEPTH_CEILING};
 
 use node::TapeNode;

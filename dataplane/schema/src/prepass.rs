@@ -8,7 +8,7 @@ use std::collections::HashSet;
 
 use simd_json::Node;
 
-use crate::error::{Reason, Rejection};
+use crate::error::{MAX_LOCATION_BYTES, Reason, Rejection, cap_location};
 use crate::node::span;
 use crate::options::Limits;
 use crate::tree::prefix;
@@ -155,11 +155,11 @@ fn path_to(tape: &[Node<'_>], target: usize) -> String {
             _ => {}
         }
         match found {
-            Some(n) => c = n,
-            None => break,
+            Some(n) if s.len() <= MAX_LOCATION_BYTES => c = n,
+            _ => break,
         }
     }
-    s
+    cap_location(s)
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! the schema descends into the instance, so its depth is bounded by the instance depth (which
 //! the parser limits) and by the in-place applicator chains (which are acyclic, see compile).
 
-use crate::error::{Reason, Rejection, Violation};
+use crate::error::{MAX_LOCATION_BYTES, Reason, Rejection, Violation, cap_location};
 use crate::node::{JsonNode, Kind};
 use crate::number::{self, Num};
 use crate::tree::{Kw, KwKind, Schema, SchemaObj, Sid, Tree, ty};
@@ -79,8 +79,11 @@ impl<'t, 'a> Walker<'t, 'a> {
                 }
                 Seg::Index(i) => s.push_str(&i.to_string()),
             }
+            if s.len() > MAX_LOCATION_BYTES {
+                break;
+            }
         }
-        s
+        cap_location(s)
     }
 
     pub(crate) fn record(
