@@ -249,10 +249,13 @@ impl NameTable {
 /// The first eight bytes of a string as an integer, zero-padded.
 pub(crate) fn prefix(s: &str) -> u64 {
     let b = s.as_bytes();
-    let mut w = [0u8; 8];
-    let n = b.len().min(8);
-    w[..n].copy_from_slice(&b[..n]);
-    u64::from_le_bytes(w)
+    if let Some(head) = b.first_chunk::<8>() {
+        return u64::from_le_bytes(*head);
+    }
+    // Shorter than 8 bytes: assemble byte by byte (a variable-length copy would call memcpy).
+    b.iter()
+        .enumerate()
+        .fold(0u64, |w, (i, c)| w | (u64::from(*c) << (8 * i)))
 }
 
 /// The multiply-rotate hash used by rustc (FxHash): a few cycles per word.
@@ -292,6 +295,13 @@ mod tests {
         }
         assert_eq!(o.slot("k3"), 3);
         assert_eq!(o.names.get("nope"), None);
+    }
+
+    #[test]
+    fn prefixes_distinguish_short_names() {
+        assert_eq!(prefix("ab"), u64::from(b'a') | (u64::from(b'b') << 8));
+        assert_eq!(prefix("abcdefghXYZ"), prefix("abcdefgh"));
+        assert_eq!(prefix(""), 0);
     }
 
     #[test]
