@@ -21,6 +21,31 @@ use crate::server::{conn, metrics_http};
 use crate::state::State;
 use crate::tls::CertResolver;
 
+/// One decision as seen by a [`DecisionObserver`].
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'a> {
+    /// The client's address.
+    pub client: SocketAddr,
+    /// Status sent to the client.
+    pub status: u16,
+    /// Reason code (`ok` when forwarded).
+    pub reason: &'static str,
+    /// Matched route, if a stage matched one.
+    pub route: Option<&'a str>,
+}
+
+/// Receives every decision; see [`Gateway::add_decision_observer`].
+pub type DecisionObserver = Arc<dyn Fn(&Decision<'_>) + Send + Sync>;
+
+/// The registered observers, swapped as a whole so the request path reads them without a lock.
+pub struct Observers(pub ArcSwap<Vec<DecisionObserver>>);
+
+impl std::fmt::Debug for Observers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Observers({})", self.0.load().len())
+    }
+}
+
 /// Lifecycle signal watched by listeners and connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunLevel {
@@ -40,6 +65,8 @@ pub struct Shared {
     pub audit: Auditor,
     pub ids: IdGen,
     pub conns: Arc<ConnCount>,
+    /// Called once per decision (see [`Gateway::add_decision_observer`]).
+    pub observers: Observers,
     resolver: Arc<CertResolver>,
     keys: Mutex<Arc<dyn KeyProvider>>,
     reload: Mutex<()>,
@@ -107,6 +134,7 @@ impl Gateway {
             resolver,
             keys: Mutex::new(keys),
             reload: Mutex::new(()),
+            observers: Observers(ArcSwap::from_pointee(Vec::new())),
         });
         let (level, rx) = watch::channel(RunLevel::Running);
         let mut tasks = vec![
@@ -154,6 +182,17 @@ impl Gateway {
     /// Appends `source`'s text to every `/metrics` response (e.g. the daemon's XDP counters).
     pub fn add_metrics_source(&self, source: MetricsSource) {
         self.shared.metrics.add_source(source);
+    }
+
+    /// Calls `observer` once for every decision (forwarded or rejected), when its response has
+    /// been sent, e.g. for the daemon's auto-ban counters. It runs on the request path: keep it
+    /// to a counter update or a channel send.
+    pub fn add_decision_observer(&self, observer: DecisionObserver) {
+        self.shared.observers.0.rcu(|list| {
+            let mut list = Vec::clone(list);
+            list.push(observer.clone());
+            list
+        });
     }
 
     /// Applies a new config: validated and fully built first, then swapped atomically. On any

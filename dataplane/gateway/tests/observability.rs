@@ -89,6 +89,14 @@ async fn metrics_count_requests_handshakes_and_daemon_text() {
     let pki = Pki::new(&dir);
     let up = Upstream::start("a").await;
     let gw = Gw::start(config(&dir, &pki, &[up.url()])).await;
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    gw.get()
+        .add_decision_observer(Arc::new(move |d: &vigil_gateway::Decision<'_>| {
+            sink.lock()
+                .unwrap()
+                .push((d.client.ip(), d.status, d.reason));
+        }));
     gw.get().add_metrics_source(Arc::new(|s: &mut String| {
         s.push_str("vigil_xdp_dropped_packets_total 42\n")
     }));
@@ -135,6 +143,19 @@ async fn metrics_count_requests_handshakes_and_daemon_text() {
     assert!(
         body.ends_with("vigil_xdp_dropped_packets_total 42\n"),
         "{body}"
+    );
+    let seen = seen.lock().unwrap().clone();
+    let local: std::net::IpAddr = [127, 0, 0, 1].into();
+    assert_eq!(
+        seen.iter().filter(|d| **d == (local, 200, "ok")).count(),
+        3,
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter()
+            .filter(|d| **d == (local, 405, "method_not_allowed"))
+            .count(),
+        1
     );
     assert_eq!(
         curl_raw(&[&format!("http://{}/other", gw.metrics)])

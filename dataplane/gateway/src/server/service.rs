@@ -178,6 +178,15 @@ impl Handler {
             shared
                 .metrics
                 .record_request(&route, status, reason, latency_us);
+            let decision = crate::gateway::Decision {
+                client: ctx.conn.client,
+                status,
+                reason,
+                route: ctx.route.as_deref(),
+            };
+            for observe in shared.observers.0.load().iter() {
+                observe(&decision);
+            }
             shared.audit.record(AuditEvent {
                 time: seen.time,
                 request_id: ctx.request_id,
