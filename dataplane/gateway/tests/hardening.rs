@@ -268,3 +268,40 @@ async fn without_a_policy_everything_is_refused_with_503() {
     }
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_are_closed_after_the_idle_timeout() {
+    let dir = TempDir::new("idle");
+    let pki = Pki::new(&dir);
+    let up = Upstream::start("a").await;
+    let mut cfg = config(&dir, &pki, &[up.url()]);
+    cfg.listener.idle_timeout = Duration::from_millis(500);
+    let gw = Gw::start(cfg).await;
+    let tls = tls_connect(gw.https, client_config(&pki, &["h2"], None))
+        .await
+        .unwrap();
+    let (mut send, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tls),
+    )
+    .await
+    .unwrap();
+    let conn = tokio::spawn(conn);
+    let req = http::Request::get("https://localhost/echo")
+        .body(common::upstream::TestBody::empty())
+        .unwrap();
+    assert_eq!(send.send_request(req).await.unwrap().status(), 200);
+    let t = Instant::now();
+    // The gateway ends the idle HTTP/2 connection (GOAWAY, then close) by itself.
+    tokio::time::timeout(Duration::from_secs(3), conn)
+        .await
+        .expect("closed")
+        .unwrap()
+        .ok();
+    let closed = t.elapsed();
+    assert!(
+        closed >= Duration::from_millis(400),
+        "closed too early: {closed:?}"
+    );
+    gw.stop().await;
+}
