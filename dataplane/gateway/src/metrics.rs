@@ -97,7 +97,8 @@ impl Metrics {
             for ((status, reason), n) in counts {
                 let _ = writeln!(
                     o,
-                    "vigil_gateway_requests_total{{route=\"{route}\",status=\"{status}\",reason=\"{reason}\"}} {n}"
+                    "vigil_gateway_requests_total{{route=\"{route}\",status=\"{status}\",\
+                     reason=\"{reason}\"}} {n}"
                 );
             }
         }

@@ -166,7 +166,8 @@ mod tests {
     #[test]
     fn parses_h2load_summary() {
         let text = "finished in 10.00s, 35012.30 req/s, 2.34MB/s\n\
-            requests: 350123 total, 350123 started, 350120 done, 350120 succeeded, 3 failed, 0 errored, 0 timeout\n";
+            requests: 350123 total, 350123 started, 350120 done, 350120 succeeded, 3 failed, \
+            0 errored, 0 timeout\n";
         let (s, rps, ok, bad) = parse(text).unwrap_or_default();
         assert_eq!((s, rps, ok, bad), (10.0, 35012.30, 350120, 3));
         assert_eq!(percentile(&[1000, 2000, 3000], 0.5), 2.0);

@@ -61,7 +61,8 @@ pub fn wait_port(port: u16, name: &str) -> Result<()> {
 fn common_conf(dir: &Path, tag: &str) -> String {
     let d = dir.display();
     format!(
-        "worker_processes 1;\ndaemon off;\npid {d}/{tag}.pid;\nerror_log {d}/{tag}-error.log warn;\n\
+        "worker_processes 1;\ndaemon off;\npid {d}/{tag}.pid;\n\
+         error_log {d}/{tag}-error.log warn;\n\
          worker_rlimit_nofile 65536;\nevents {{ worker_connections 30000; }}\n"
     )
 }
@@ -70,7 +71,8 @@ fn temp_paths(dir: &Path) -> String {
     let d = dir.display();
     format!(
         "client_body_temp_path {d}/tmp-body; proxy_temp_path {d}/tmp-proxy; \
-         fastcgi_temp_path {d}/tmp-fcgi; uwsgi_temp_path {d}/tmp-uwsgi; scgi_temp_path {d}/tmp-scgi;\n"
+         fastcgi_temp_path {d}/tmp-fcgi; uwsgi_temp_path {d}/tmp-uwsgi; \
+         scgi_temp_path {d}/tmp-scgi;\n"
     )
 }
 

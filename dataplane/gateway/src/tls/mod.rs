@@ -141,10 +141,10 @@ pub fn info(conn: &rustls::ServerConnection) -> TlsInfo {
 pub fn failure_reason(err: &std::io::Error) -> &'static str {
     use rustls::Error as E;
     match err.get_ref().and_then(|e| e.downcast_ref::<E>()) {
-        Some(E::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered))
-        | Some(E::PeerIncompatible(rustls::PeerIncompatible::SupportedVersionsExtensionRequired)) => {
-            "protocol_version"
-        }
+        Some(E::PeerIncompatible(
+            rustls::PeerIncompatible::Tls12NotOffered
+            | rustls::PeerIncompatible::SupportedVersionsExtensionRequired,
+        )) => "protocol_version",
         Some(E::NoApplicationProtocol) => "no_alpn",
         Some(E::PeerIncompatible(_)) => "incompatible",
         Some(E::NoCertificatesPresented) | Some(E::InvalidCertificate(_)) => "client_certificate",
