@@ -62,14 +62,12 @@ fn curl(ns: &Netns, src: &str, cacert: &Path, url: &str, http2: bool) -> (i32, S
     )
 }
 
-#[test]
-fn https_through_the_gateway_and_xdp_drops_blocked_clients() {
-    let tag = unique(5);
-    let ns = Netns::new(&tag, 105, 2).unwrap();
-    let up = Upstream::start().unwrap();
-    let host = ns.host_addr.clone();
-    let mut d = Vigild::with_sections(
-        &tag,
+/// vigild on `ns`'s host end with the gateway on port 8443 in front of `up`, a fresh
+/// self-signed certificate, a file audit log, and `extra` sections appended.
+fn gateway_daemon(tag: &str, ns: &Netns, up: &Upstream, extra: &str) -> Vigild {
+    let host = &ns.host_addr;
+    let d = Vigild::with_sections(
+        tag,
         &ns.host_if,
         "",
         &format!(
@@ -77,18 +75,28 @@ fn https_through_the_gateway_and_xdp_drops_blocked_clients() {
              [tls]\ncert = \"CERT\"\nkey = \"KEY\"\n\
              [[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\
              [metrics]\nlisten = \"127.0.0.1:0\"\n\
-             [audit]\nsink = \"file\"\npath = \"AUDIT\"\n",
+             [audit]\nsink = \"file\"\npath = \"AUDIT\"\n{extra}",
             up.addr
         ),
     )
     .unwrap();
-    make_cert(&d.dir, &host);
+    make_cert(&d.dir, host);
     let cfg = std::fs::read_to_string(&d.config).unwrap();
     let cfg = cfg
         .replace("CERT", &d.dir.join("cert.pem").display().to_string())
         .replace("KEY", &d.dir.join("key.pem").display().to_string())
         .replace("AUDIT", &d.dir.join("audit.log").display().to_string());
     std::fs::write(&d.config, cfg).unwrap();
+    d
+}
+
+#[test]
+fn https_through_the_gateway_and_xdp_drops_blocked_clients() {
+    let tag = unique(5);
+    let ns = Netns::new(&tag, 105, 2).unwrap();
+    let up = Upstream::start().unwrap();
+    let host = ns.host_addr.clone();
+    let mut d = gateway_daemon(&tag, &ns, &up, "");
     d.start().unwrap();
 
     let status = d.ctl_json(&["status"]).unwrap();
@@ -152,4 +160,60 @@ fn https_through_the_gateway_and_xdp_drops_blocked_clients() {
         !audit.contains("secret"),
         "query value leaked into the audit log: {audit}"
     );
+}
+
+#[test]
+fn a_burst_of_rejections_ends_in_an_xdp_ban_that_expires() {
+    let tag = unique(12);
+    let ns = Netns::new(&tag, 112, 2).unwrap();
+    let up = Upstream::start().unwrap();
+    let rule = "[[autoban]]\nname = \"probe\"\nstatuses = [405]\nthreshold = 5\n\
+                window = \"30s\"\nban = \"3s\"\n";
+    let mut d = gateway_daemon(&tag, &ns, &up, rule);
+    d.start().unwrap();
+    let cacert = d.dir.join("cert.pem");
+    let host = ns.host_addr.clone();
+    let url = format!("https://{host}:8443/anything");
+    let (good, prober) = (ns.client_addrs[0].clone(), ns.client_addrs[1].clone());
+    let trace = |src: &str| {
+        Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &ns.name,
+                "curl",
+                "-s",
+                "-o",
+                "/dev/null",
+                "--max-time",
+                "2",
+            ])
+            .args(["--interface", src, "--http1.1", "-X", "TRACE", "--cacert"])
+            .arg(&cacert)
+            .args(["-w", "%{http_code}", &url])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap()
+    };
+    // Five rejections are tolerated; the sixth crosses the threshold and bans the source.
+    for i in 0..6 {
+        assert_eq!(trace(&prober), "405", "request {i}");
+    }
+    assert_eq!(
+        trace(&prober),
+        "000",
+        "banned source still completed a handshake"
+    );
+    let (code, _) = curl(&ns, &good, &cacert, &url, false);
+    assert_eq!(code, 0, "an innocent client was caught by the ban");
+    let rules = d.ctl_json(&["block", "list"]).unwrap();
+    let ban = &rules["rules"][0];
+    assert_eq!(ban["cidr"], format!("{prober}/32"), "{rules}");
+    assert_eq!(ban["reason"], "auto-ban: probe");
+    assert_eq!(ban["auto"], true);
+    assert!(d.ctl(&["block", "list"]).unwrap().contains("auto-ban"));
+    // After the ban's TTL the source gets back in.
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    let (code, out) = curl(&ns, &prober, &cacert, &url, false);
+    assert_eq!(code, 0, "source still banned after the TTL: {out}");
 }

@@ -21,6 +21,13 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         let gw = vigil_gateway::Gateway::start(gw_cfg, keys).await?;
         let weak = Arc::downgrade(&daemon);
         gw.add_metrics_source(Arc::new(move |out: &mut String| xdp_metrics(&weak, out)));
+        // Every decision feeds auto-ban; it only takes a lock and, on a ban, one map write.
+        let weak = Arc::downgrade(&daemon);
+        gw.add_decision_observer(Arc::new(move |d: &vigil_gateway::Decision<'_>| {
+            if let Some(daemon) = weak.upgrade() {
+                daemon.observe_decision(d.client.ip(), d.status);
+            }
+        }));
         info!(https = %gw.https_addr(), metrics = %gw.metrics_addr(), key = ?mode, "gateway serving");
         *lock(&daemon.gateway) = Some(gw);
     } else {

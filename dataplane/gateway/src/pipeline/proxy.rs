@@ -37,6 +37,9 @@ pub async fn forward(
         .map_or("/", |pq| pq.as_str())
         .to_owned();
     let original_authority = head.uri.authority().cloned();
+    // The client's protocol version, to answer in: an HTTP/1.0 upstream must not turn an
+    // HTTP/1.1 client's response into HTTP/1.0 (and lose keep-alive).
+    let client_version = head.version;
     head.uri = member
         .uri_for(&pq)
         .map_err(|_| Rejection::new(StatusCode::BAD_REQUEST, "bad_request_target"))?;
@@ -92,6 +95,7 @@ pub async fn forward(
             }
         });
     }
+    *resp.version_mut() = client_version;
     strip_hop_by_hop(resp.headers_mut(), switching);
     // No version banner from the upstream reaches the client.
     resp.headers_mut().remove(SERVER);
