@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use vigil_gateway::{
     GatewayConfig,
-    config::{AuditConfig, LimitsConfig, ListenerConfig, MetricsConfig, TlsConfig, UpstreamConfig},
+    config::{
+        AuditConfig, InspectionConfig, LimitsConfig, ListenerConfig, MetricsConfig, TlsConfig,
+        UpstreamConfig,
+    },
 };
 use vigil_hw::thermal::ThermalConfig;
 use vigil_xdp::{ModePolicy, RateLimit};
@@ -44,6 +47,8 @@ pub struct Config {
     pub limits: Option<LimitsConfig>,
     pub audit: Option<AuditConfig>,
     pub metrics: Option<MetricsConfig>,
+    /// What a lower inspection depth (thermal) means for requests (docs/gateway.md).
+    pub inspection: Option<InspectionConfig>,
     /// Thermal governor thresholds (docs/hw.md); absent = defaults.
     #[serde(default)]
     pub thermal: ThermalConfig,
@@ -183,6 +188,7 @@ impl Config {
             limits: self.limits.clone().unwrap_or_default(),
             audit: self.audit.clone().unwrap_or_default(),
             metrics: self.metrics.clone().unwrap_or_default(),
+            inspection: self.inspection.clone().unwrap_or_default(),
         })
     }
 

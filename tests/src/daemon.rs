@@ -58,6 +58,29 @@ impl Vigild {
         })
     }
 
+    /// A vigild without XDP: `body` holds every section but `[control]`.
+    pub fn without_xdp(tag: &str, body: &str) -> anyhow::Result<Vigild> {
+        let dir = std::env::temp_dir().join(format!("vigil-e2e-{tag}"));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir)?;
+        let socket = dir.join("vigild.sock");
+        let config = dir.join("vigild.toml");
+        let body = body.replace("@DIR@", &dir.display().to_string());
+        fs::write(
+            &config,
+            format!("{body}\n[control]\nsocket = \"{}\"\n", socket.display()),
+        )?;
+        let pin_root = PathBuf::from(format!("/sys/fs/bpf/vigil-e2e-{tag}"));
+        Ok(Vigild {
+            dir,
+            config,
+            socket,
+            pin_root,
+            iface: "lo".into(),
+            child: None,
+        })
+    }
+
     /// Starts vigild and waits until its control socket answers.
     pub fn start(&mut self) -> anyhow::Result<()> {
         let log = fs::OpenOptions::new()

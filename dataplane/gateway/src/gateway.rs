@@ -5,11 +5,12 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vigil_hw::keys::KeyProvider;
+use vigil_hw::thermal::Level;
 
 use crate::audit::Auditor;
 use crate::config::GatewayConfig;
@@ -57,8 +58,30 @@ pub enum RunLevel {
     Abort,
 }
 
+/// Reads the inspection depth in force.
+pub type DepthSource = Arc<dyn Fn() -> Level + Send + Sync>;
+
+impl Shared {
+    /// The inspection depth for a request arriving now.
+    pub fn depth(&self) -> Level {
+        self.depth_source
+            .load()
+            .as_ref()
+            .map_or(Level::Full, |f| f())
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("metrics", &self.metrics)
+            .field("conns", &self.conns)
+            .field("depth", &self.depth())
+            .finish_non_exhaustive()
+    }
+}
+
 /// State shared by all tasks of one gateway.
-#[derive(Debug)]
 pub struct Shared {
     pub state: ArcSwap<State>,
     pub metrics: Arc<Metrics>,
@@ -67,6 +90,8 @@ pub struct Shared {
     pub conns: Arc<ConnCount>,
     /// Called once per decision (see [`Gateway::add_decision_observer`]).
     pub observers: Observers,
+    /// Where the inspection depth comes from (see [`Gateway::set_depth_source`]).
+    depth_source: ArcSwapOption<DepthSource>,
     resolver: Arc<CertResolver>,
     keys: Mutex<Arc<dyn KeyProvider>>,
     reload: Mutex<()>,
@@ -135,6 +160,7 @@ impl Gateway {
             keys: Mutex::new(keys),
             reload: Mutex::new(()),
             observers: Observers(ArcSwap::from_pointee(Vec::new())),
+            depth_source: ArcSwapOption::empty(),
         });
         let (level, rx) = watch::channel(RunLevel::Running);
         let mut tasks = vec![
@@ -182,6 +208,12 @@ impl Gateway {
     /// Appends `source`'s text to every `/metrics` response (e.g. the daemon's XDP counters).
     pub fn add_metrics_source(&self, source: MetricsSource) {
         self.shared.metrics.add_source(source);
+    }
+
+    /// Sets where each request reads the inspection depth (the thermal governor's level; one
+    /// atomic load there). Without a source every request runs at full depth.
+    pub fn set_depth_source(&self, source: DepthSource) {
+        self.shared.depth_source.store(Some(Arc::new(source)));
     }
 
     /// Calls `observer` once for every decision (forwarded or rejected), when its response has

@@ -30,5 +30,5 @@ mod upstream;
 pub use audit::AuditEvent;
 pub use config::{ConfigError, GatewayConfig};
 pub use error::GatewayError;
-pub use gateway::{Decision, DecisionObserver, Gateway};
+pub use gateway::{Decision, DecisionObserver, DepthSource, Gateway};
 pub use metrics::MetricsSource;

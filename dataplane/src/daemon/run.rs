@@ -21,6 +21,12 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         let gw = vigil_gateway::Gateway::start(gw_cfg, keys).await?;
         let weak = Arc::downgrade(&daemon);
         gw.add_metrics_source(Arc::new(move |out: &mut String| xdp_metrics(&weak, out)));
+        // Each request reads the governor's level: one atomic load.
+        let weak = Arc::downgrade(&daemon);
+        gw.set_depth_source(Arc::new(move || {
+            weak.upgrade()
+                .map_or(vigil_hw::thermal::Level::Full, |d| d.inspection_level())
+        }));
         // Every decision feeds auto-ban; it only takes a lock and, on a ban, one map write.
         let weak = Arc::downgrade(&daemon);
         gw.add_decision_observer(Arc::new(move |d: &vigil_gateway::Decision<'_>| {

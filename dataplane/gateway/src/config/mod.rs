@@ -52,6 +52,40 @@ pub struct GatewayConfig {
     pub audit: AuditConfig,
     /// `[metrics]`
     pub metrics: MetricsConfig,
+    /// `[inspection]`
+    pub inspection: InspectionConfig,
+}
+
+/// What a lower inspection depth (a hot box) means for requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnDegrade {
+    /// Refuse (503 with Retry-After) rather than forward anything less inspected.
+    #[default]
+    Shed,
+    /// Keep serving, skipping the costly stages in the documented order (body schema first,
+    /// then parameter checks); identity, rate limits and XDP always run.
+    Degrade,
+}
+
+/// `[inspection]`: how the thermal governor's level applies to requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InspectionConfig {
+    /// At `reduced` and `minimal` depth: `"shed"` (default) or `"degrade"`. At `shed` depth
+    /// every request is refused whatever this says.
+    pub on_degrade: OnDegrade,
+    /// Seconds sent in `Retry-After` when a request is shed for heat.
+    pub retry_after_secs: u64,
+}
+
+impl Default for InspectionConfig {
+    fn default() -> Self {
+        Self {
+            on_degrade: OnDegrade::Shed,
+            retry_after_secs: 30,
+        }
+    }
 }
 
 /// A parsed upstream URL.

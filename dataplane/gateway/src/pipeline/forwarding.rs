@@ -160,6 +160,7 @@ mod tests {
             upstream: None,
             started: std::time::Instant::now(),
             timings: Vec::new(),
+            depth: vigil_hw::thermal::Level::Full,
         };
         let req = http::Request::get("/x")
             .header(

@@ -10,6 +10,7 @@ mod forwarding;
 pub(crate) mod forwarding_header {
     pub use super::forwarding::X_REQUEST_ID;
 }
+mod depth;
 mod hardening;
 mod policy;
 pub(crate) mod proxy;
@@ -25,6 +26,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, StatusCode};
+
+use vigil_hw::thermal::Level;
 
 use crate::config::GatewayConfig;
 
@@ -94,6 +97,9 @@ pub struct RequestCtx {
     pub started: Instant,
     /// Time spent in each stage, in chain order.
     pub timings: Vec<(&'static str, Duration)>,
+    /// Inspection depth in force when the request arrived (the thermal governor's level).
+    /// Costly stages consult it when the operator chose to degrade rather than shed.
+    pub depth: Level,
 }
 
 /// An answer given instead of forwarding: status, stable reason code, extra headers.
@@ -167,6 +173,9 @@ pub(crate) fn chain(cfg: &GatewayConfig) -> Vec<Arc<dyn Stage>> {
         Arc::new(policy::PolicyPresent::new(cfg)),
         // Cheap structural checks before any stage spends work on the request.
         Arc::new(hardening::Hardening::new(&cfg.limits)),
+        // Heat: shed (or mark for degrading) before the costly inspection stages; identity and
+        // rate-limit stages, when they land, go above this line so they always run.
+        Arc::new(depth::Depth::new(&cfg.inspection)),
         // Later issues insert here: rate limit, JWT/mTLS identity, route match (OpenAPI),
         // parameters, body schema, BOLA, virtual patches.
         // Last: rewrite headers for the upstream only once the request is accepted.
@@ -257,6 +266,7 @@ mod tests {
             upstream: None,
             started: Instant::now(),
             timings: Vec::new(),
+            depth: vigil_hw::thermal::Level::Full,
         }
     }
 

@@ -60,6 +60,7 @@ impl Handler {
             upstream: None,
             started,
             timings: Vec::new(),
+            depth: self.shared.depth(),
         };
         let body_state = Arc::new(BodyState::default());
         let retry_after = HeaderValue::from(state.cfg.listener.retry_after_secs);

@@ -1,0 +1,100 @@
+//! Inspection depth: when the box runs hot the thermal governor lowers the depth, and this
+//! stage decides what that means for a request. At `shed` depth nothing new is taken on. At
+//! `reduced` and `minimal` the operator's choice applies: `shed` (the default) refuses rather
+//! than forward anything less inspected; `degrade` lets the request on with `ctx.depth` set, and
+//! the costly stages skip their work in the documented order (body schema first, then
+//! parameter checks).
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header::RETRY_AFTER};
+use vigil_hw::thermal::Level;
+
+use super::{Outcome, Rejection, RequestCtx, Stage, StageFuture, ready};
+use crate::config::{InspectionConfig, OnDegrade};
+
+#[derive(Debug)]
+pub struct Depth {
+    on_degrade: OnDegrade,
+    retry_after: HeaderValue,
+}
+
+impl Depth {
+    pub fn new(cfg: &InspectionConfig) -> Self {
+        Self {
+            on_degrade: cfg.on_degrade,
+            retry_after: HeaderValue::from(cfg.retry_after_secs),
+        }
+    }
+
+    fn decide(&self, depth: Level) -> Outcome {
+        let shed = match depth {
+            Level::Full => false,
+            Level::Reduced | Level::Minimal => self.on_degrade == OnDegrade::Shed,
+            Level::Shed => true,
+        };
+        if !shed {
+            return Outcome::Continue;
+        }
+        Outcome::Respond(
+            Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "thermal_shed")
+                .with_header(RETRY_AFTER, self.retry_after.clone()),
+        )
+    }
+}
+
+impl Stage for Depth {
+    fn name(&self) -> &'static str {
+        "depth"
+    }
+
+    fn on_request<'a>(
+        &'a self,
+        ctx: &'a mut RequestCtx,
+        _head: &'a mut Parts,
+        _body: Option<&'a Bytes>,
+    ) -> StageFuture<'a> {
+        ready(self.decide(ctx.depth))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stage(on_degrade: OnDegrade) -> Depth {
+        Depth::new(&InspectionConfig {
+            on_degrade,
+            retry_after_secs: 7,
+        })
+    }
+
+    fn shed(o: &Outcome) -> bool {
+        matches!(o, Outcome::Respond(r) if r.status == StatusCode::SERVICE_UNAVAILABLE
+            && r.reason == "thermal_shed")
+    }
+
+    #[test]
+    fn shed_by_default_below_full_depth() {
+        let s = stage(OnDegrade::Shed);
+        assert_eq!(s.decide(Level::Full), Outcome::Continue);
+        for l in [Level::Reduced, Level::Minimal, Level::Shed] {
+            assert!(shed(&s.decide(l)), "{l}");
+        }
+    }
+
+    #[test]
+    fn degrade_serves_until_the_shed_level() {
+        let s = stage(OnDegrade::Degrade);
+        for l in [Level::Full, Level::Reduced, Level::Minimal] {
+            assert_eq!(s.decide(l), Outcome::Continue, "{l}");
+        }
+        let o = s.decide(Level::Shed);
+        assert!(shed(&o));
+        let Outcome::Respond(r) = o else { return };
+        assert!(
+            r.headers.iter().any(|(n, v)| n == RETRY_AFTER && v == "7"),
+            "{r:?}"
+        );
+    }
+}

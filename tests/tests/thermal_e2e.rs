@@ -1,0 +1,145 @@
+//! The thermal governor drives the gateway: a fake sysfs tree is heated and cooled, and HTTPS
+//! requests get what the inspection policy asks for at each level (shed by default, degrade
+//! when configured), with operator overrides on top.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    net::TcpListener,
+    path::Path,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use vigil_e2e::{daemon::Vigild, unique, upstream::Upstream};
+
+fn set_temp(dir: &Path, millideg: u32) {
+    let zone = dir.join("sys/class/thermal/thermal_zone0");
+    std::fs::create_dir_all(&zone).unwrap();
+    std::fs::write(zone.join("type"), "x86_pkg_temp\n").unwrap();
+    std::fs::write(zone.join("temp"), format!("{millideg}\n")).unwrap();
+}
+
+/// (status, body, retry-after header) of one HTTPS GET.
+fn get(port: u16, cacert: &Path) -> (String, String, Option<String>) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "3", "-D", "-", "--cacert"])
+        .arg(cacert)
+        .arg(format!("https://127.0.0.1:{port}/things/1"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text.split_whitespace().nth(1).unwrap_or("000").to_owned();
+    let retry = text
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("retry-after:"))
+        .map(|l| l[12..].trim().to_owned());
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_owned();
+    (status, body, retry)
+}
+
+fn until(mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn requests_follow_the_inspection_level() {
+    let tag = unique(13);
+    let up = Upstream::start().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!(
+        "[hw]\nsysfs_root = \"@DIR@/sys\"\n[thermal]\npoll_interval_ms = 100\n\
+         [listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
+         key = \"@DIR@/key.pem\"\n[[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\
+         [metrics]\nlisten = \"127.0.0.1:0\"\n[audit]\nsink = \"file\"\npath = \"@DIR@/audit.log\"\n",
+        up.addr
+    );
+    let mut d = Vigild::without_xdp(&tag, &base).unwrap();
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-subj",
+            "/CN=vigil-e2e",
+            "-days",
+            "1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(d.dir.join("key.pem"))
+        .arg("-out")
+        .arg(d.dir.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    set_temp(&d.dir, 45_000);
+    d.start().unwrap();
+    let cacert = d.dir.join("cert.pem");
+    assert_eq!(get(port, &cacert).0, "200", "{}", d.log());
+
+    // Hot: the default policy sheds rather than forward less-inspected requests.
+    set_temp(&d.dir, 85_000);
+    assert!(
+        until(|| get(port, &cacert).0 == "503"),
+        "never shed at 85 °C: {}",
+        d.log()
+    );
+    let (_, body, retry) = get(port, &cacert);
+    assert!(body.contains("\"reason\":\"thermal_shed\""), "{body}");
+    assert_eq!(retry.as_deref(), Some("30"));
+    // Cool again: served.
+    set_temp(&d.dir, 45_000);
+    assert!(until(|| get(port, &cacert).0 == "200"), "never recovered");
+
+    // The operator chooses degrade: served while reduced, still shed at the shed level.
+    let cfg = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        format!("{cfg}\n[inspection]\non_degrade = \"degrade\"\n"),
+    )
+    .unwrap();
+    d.ctl(&["reload"]).unwrap();
+    set_temp(&d.dir, 85_000);
+    assert!(until(
+        || d.ctl_json(&["thermal"]).unwrap()["status"]["level"] == "reduced"
+    ));
+    assert_eq!(get(port, &cacert).0, "200");
+    set_temp(&d.dir, 97_000);
+    assert!(
+        until(|| get(port, &cacert).0 == "503"),
+        "never shed at 97 °C"
+    );
+
+    // An operator override pins a level whatever the temperature says, and clears.
+    set_temp(&d.dir, 45_000);
+    assert!(until(|| get(port, &cacert).0 == "200"));
+    d.ctl(&["thermal", "override", "shed", "--for", "1m"])
+        .unwrap();
+    assert_eq!(get(port, &cacert).0, "503");
+    d.ctl(&["thermal", "clear"]).unwrap();
+    assert_eq!(get(port, &cacert).0, "200");
+    let audit = std::fs::read_to_string(d.dir.join("audit.log")).unwrap();
+    assert!(
+        audit.contains("thermal_shed"),
+        "shed requests missing from the audit log"
+    );
+}
