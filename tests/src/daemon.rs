@@ -113,6 +113,22 @@ impl Vigild {
         anyhow::bail!("vigild did not answer within 10 s: {}", self.log())
     }
 
+    /// SIGTERM, as an operator stopping the service would; waits for the exit.
+    pub fn term(&mut self) -> Option<std::process::ExitStatus> {
+        let mut c = self.child.take()?;
+        // SAFETY: plain kill(2) on the PID of a child this struct started and still owns.
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = c.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        c.wait().ok()
+    }
+
     /// SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

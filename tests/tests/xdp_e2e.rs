@@ -250,6 +250,22 @@ fn drops_survive_kill_9_and_a_restart_adopts_the_pins() {
     assert!(d.counter("blocked") >= during, "counters reset on restart");
     assert!(!ns.ping_from(&bad, 1));
 
+    // A clean stop (SIGTERM) also leaves the program attached and its socket removed.
+    let status = d.term().unwrap();
+    assert!(
+        status.success(),
+        "vigild exited with {status} on SIGTERM: {}",
+        d.log()
+    );
+    assert!(
+        !d.socket.exists(),
+        "control socket left behind after SIGTERM"
+    );
+    assert!(
+        !ns.ping_from(&bad, 2),
+        "blocked source got through after SIGTERM"
+    );
+
     // Detach removes the program and the pins: the source gets through again.
     d.ctl(&["xdp", "detach"]).unwrap();
     assert!(!d.pin_dir().exists());
