@@ -301,7 +301,7 @@ mod tests {
     fn the_default_chain_streams_bodies() {
         let chain = chain(&GatewayConfig::default());
         let names: Vec<&str> = chain.iter().map(|s| s.name()).collect();
-        assert_eq!(names, vec!["policy", "hardening", "forwarding"]);
+        assert_eq!(names, vec!["policy", "hardening", "depth", "forwarding"]);
         assert!(!chain.iter().any(|s| s.needs_body()));
     }
 }
