@@ -8,8 +8,8 @@ use serde::Deserialize;
 use vigil_gateway::{
     GatewayConfig,
     config::{
-        AuditConfig, InspectionConfig, LimitsConfig, ListenerConfig, MetricsConfig, TlsConfig,
-        UpstreamConfig,
+        AuditConfig, InspectionConfig, LimitsConfig, ListenerConfig, MetricsConfig, PolicyConfig,
+        TlsConfig, UpstreamConfig,
     },
 };
 use vigil_hw::thermal::ThermalConfig;
@@ -49,6 +49,8 @@ pub struct Config {
     pub metrics: Option<MetricsConfig>,
     /// What a lower inspection depth (thermal) means for requests (docs/gateway.md).
     pub inspection: Option<InspectionConfig>,
+    /// The API's OpenAPI description, enforced on every request (docs/policy.md).
+    pub policy: Option<PolicyConfig>,
     /// Thermal governor thresholds (docs/hw.md); absent = defaults.
     #[serde(default)]
     pub thermal: ThermalConfig,
@@ -189,6 +191,7 @@ impl Config {
             audit: self.audit.clone().unwrap_or_default(),
             metrics: self.metrics.clone().unwrap_or_default(),
             inspection: self.inspection.clone().unwrap_or_default(),
+            policy: self.policy.clone(),
         })
     }
 

@@ -54,7 +54,24 @@ impl State {
     pub fn build(cfg: GatewayConfig, resolver: Arc<CertResolver>) -> Result<Self, GatewayError> {
         let tls = TlsAcceptor::from(tls::server_config(&cfg.tls, resolver)?);
         let pool = Pool::new(&cfg.upstream)?;
-        let chain = pipeline::chain(&cfg);
+        let policy = match &cfg.policy {
+            Some(pc) => {
+                let options = vigil_policy::PolicyOptions {
+                    strict_query: pc.strict_query,
+                    strict_objects: pc.strict_objects,
+                    ..vigil_policy::PolicyOptions::default()
+                };
+                let policy = vigil_policy::Policy::load(&pc.file, &options).map_err(|e| {
+                    GatewayError::from(crate::config::ConfigError {
+                        key: "policy.file".into(),
+                        reason: format!("{}: {e}", pc.file.display()),
+                    })
+                })?;
+                Some(Arc::new(policy))
+            }
+            None => None,
+        };
+        let chain = pipeline::chain_with(&cfg, policy);
         let needs_body = chain.iter().any(|s| s.needs_body());
         let hsts = (cfg.listener.hsts_max_age_secs > 0)
             .then(|| HeaderValue::from_str(&format!("max-age={}", cfg.listener.hsts_max_age_secs)))

@@ -5,6 +5,7 @@
 mod audit;
 pub mod duration;
 mod listener;
+mod policy;
 mod tls;
 mod upstream;
 
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use audit::{AuditConfig, AuditSink, SyslogTransport};
 pub use listener::{LimitsConfig, ListenerConfig, MetricsConfig};
+pub use policy::{PolicyConfig, PolicyMode};
 pub use tls::{ClientAuth, MinVersion, TlsConfig};
 pub use upstream::UpstreamConfig;
 
@@ -54,6 +56,8 @@ pub struct GatewayConfig {
     pub metrics: MetricsConfig,
     /// `[inspection]`
     pub inspection: InspectionConfig,
+    /// `[policy]`; without it every request that passes hardening is forwarded.
+    pub policy: Option<PolicyConfig>,
 }
 
 /// What a lower inspection depth (a hot box) means for requests.

@@ -12,6 +12,7 @@ pub(crate) mod forwarding_header {
 }
 mod depth;
 mod hardening;
+mod openapi;
 mod policy;
 pub(crate) mod proxy;
 
@@ -166,9 +167,18 @@ pub fn ready<'a>(outcome: Outcome) -> StageFuture<'a> {
     Box::pin(std::future::ready(outcome))
 }
 
-/// The chain, in order. This is the one place the order is written.
+/// The chain without an OpenAPI policy.
+#[cfg(test)]
 pub(crate) fn chain(cfg: &GatewayConfig) -> Vec<Arc<dyn Stage>> {
-    vec![
+    chain_with(cfg, None)
+}
+
+/// The chain, in order. This is the one place the order is written.
+pub(crate) fn chain_with(
+    cfg: &GatewayConfig,
+    policy: Option<Arc<vigil_policy::Policy>>,
+) -> Vec<Arc<dyn Stage>> {
+    let mut stages: Vec<Arc<dyn Stage>> = vec![
         // Fail closed first: without a policy nothing else matters.
         Arc::new(policy::PolicyPresent::new(cfg)),
         // Cheap structural checks before any stage spends work on the request.
@@ -176,11 +186,15 @@ pub(crate) fn chain(cfg: &GatewayConfig) -> Vec<Arc<dyn Stage>> {
         // Heat: shed (or mark for degrading) before the costly inspection stages; identity and
         // rate-limit stages, when they land, go above this line so they always run.
         Arc::new(depth::Depth::new(&cfg.inspection)),
-        // Later issues insert here: rate limit, JWT/mTLS identity, route match (OpenAPI),
-        // parameters, body schema, BOLA, virtual patches.
-        // Last: rewrite headers for the upstream only once the request is accepted.
-        Arc::new(forwarding::Forwarding),
-    ]
+    ];
+    // Route match, parameters and body schema, from the API's own description.
+    if let (Some(p), Some(pc)) = (policy, cfg.policy.as_ref()) {
+        stages.push(Arc::new(openapi::OpenApi::new(p, pc.mode)));
+    }
+    // Later issues insert here: BOLA, virtual patches.
+    // Last: rewrite headers for the upstream only once the request is accepted.
+    stages.push(Arc::new(forwarding::Forwarding));
+    stages
 }
 
 /// Runs the chain; returns the first rejection.

@@ -1,0 +1,34 @@
+//! `[policy]`: the API's OpenAPI description, enforced on every request.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// Whether violations are refused or only logged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyMode {
+    /// Violations are answered with their status (400, 404, 405, 415...).
+    #[default]
+    Enforce,
+    /// Violations are logged and counted, and the request is forwarded: for trying a new
+    /// description on live traffic before it enforces. `x-vigil: {mode: log-only}` does the same
+    /// for one operation.
+    LogOnly,
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The OpenAPI 3.0/3.1 description (YAML or JSON); sibling files it `$ref`s are read too.
+    pub file: PathBuf,
+    #[serde(default)]
+    pub mode: PolicyMode,
+    /// Refuse query parameters the description does not list.
+    #[serde(default)]
+    pub strict_query: bool,
+    /// Close every object schema unless it says `additionalProperties: true`.
+    #[serde(default)]
+    pub strict_objects: bool,
+}

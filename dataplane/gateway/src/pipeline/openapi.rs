@@ -1,0 +1,115 @@
+//! The API's OpenAPI description, enforced: route match (404 for shadow APIs, 405 with
+//! `Allow`), parameters, content type (415) and the JSON body schema, through `vigil-policy`.
+//! At reduced depth (a hot box whose operator chose `degrade`) the body schema is skipped; at
+//! minimal depth parameter checks are skipped too; the route match always runs.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderMap, HeaderValue, StatusCode, header::ALLOW};
+use tracing::info;
+use vigil_hw::thermal::Level;
+use vigil_policy::{Deny, Headers, Policy};
+
+use super::{Outcome, Rejection, RequestCtx, Stage, StageFuture, ready};
+use crate::config::PolicyMode;
+
+#[derive(Debug)]
+pub struct OpenApi {
+    policy: Arc<Policy>,
+    mode: PolicyMode,
+}
+
+/// Request headers as the policy reads them (the first value of a repeated header).
+struct HeaderView<'a>(&'a HeaderMap);
+
+impl Headers for HeaderView<'_> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.0.get(name).map(HeaderValue::as_bytes)
+    }
+}
+
+impl OpenApi {
+    pub fn new(policy: Arc<Policy>, mode: PolicyMode) -> Self {
+        Self { policy, mode }
+    }
+
+    /// Checks the request; `Ok(log_only)` when it passes (or may pass in log-only mode).
+    fn check(
+        &self,
+        ctx: &mut RequestCtx,
+        head: &Parts,
+        body: Option<&Bytes>,
+    ) -> Result<(), (Deny, bool)> {
+        let global_log_only = self.mode == PolicyMode::LogOnly;
+        let m = self
+            .policy
+            .match_route(head.method.as_str(), head.uri.path())
+            .map_err(|d| {
+                (
+                    d,
+                    global_log_only || self.policy.settings().mode == vigil_policy::Mode::LogOnly,
+                )
+            })?;
+        ctx.route = Some(m.route_id().to_owned());
+        let log_only = global_log_only || m.log_only();
+        if ctx.depth >= Level::Minimal {
+            return Ok(());
+        }
+        let headers = HeaderView(&head.headers);
+        m.check_params(head.uri.query(), &headers)
+            .map_err(|d| (d, log_only))?;
+        if ctx.depth >= Level::Reduced {
+            return Ok(());
+        }
+        let ct = head
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        // simd-json parses in place: the schema check needs its own mutable copy.
+        let mut buf = body.map(|b| b.to_vec()).unwrap_or_default();
+        m.check_body(ct, &mut buf).map_err(|d| (d, log_only))
+    }
+}
+
+impl Stage for OpenApi {
+    fn name(&self) -> &'static str {
+        "openapi"
+    }
+
+    fn needs_body(&self) -> bool {
+        true
+    }
+
+    fn on_request<'a>(
+        &'a self,
+        ctx: &'a mut RequestCtx,
+        head: &'a mut Parts,
+        body: Option<&'a Bytes>,
+    ) -> StageFuture<'a> {
+        let outcome = match self.check(ctx, head, body) {
+            Ok(()) => Outcome::Continue,
+            Err((deny, true)) => {
+                // Location and keyword name the failing part, never the submitted value.
+                info!(
+                    request_id = %ctx.request_id, reason = deny.reason, location = %deny.location,
+                    keyword = ?deny.keyword, "policy violation (log-only: forwarded)"
+                );
+                Outcome::Continue
+            }
+            Err((deny, false)) => {
+                let status = StatusCode::from_u16(deny.status).unwrap_or(StatusCode::BAD_REQUEST);
+                let mut rej = Rejection::new(status, deny.reason);
+                if let Some(allow) = deny
+                    .allow_header()
+                    .and_then(|a| HeaderValue::from_str(&a).ok())
+                {
+                    rej = rej.with_header(ALLOW, allow);
+                }
+                Outcome::Respond(rej)
+            }
+        };
+        ready(outcome)
+    }
+}

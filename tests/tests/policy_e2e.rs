@@ -1,0 +1,143 @@
+//! vigild enforcing the API's OpenAPI description: shadow paths 404, undescribed methods 405
+//! with Allow, bad parameters 400, wrong content type 415, invalid bodies 400, valid requests
+//! forwarded; a bad description refuses the reload and the old one keeps serving.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{net::TcpListener, path::Path, process::Command};
+
+use vigil_e2e::{daemon::Vigild, unique, upstream::Upstream};
+
+const API: &str = r#"openapi: 3.0.3
+info: {title: demo, version: "1"}
+servers: [{url: /api}]
+paths:
+  /users/{id}:
+    get:
+      parameters:
+        - {name: id, in: path, required: true, schema: {type: integer, minimum: 1}}
+        - {name: fields, in: query, schema: {type: string, enum: [name, all]}}
+      responses: {"200": {description: ok}}
+  /users:
+    post:
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              type: object
+              required: [name]
+              properties:
+                name: {type: string, maxLength: 20}
+                id: {type: integer, readOnly: true}
+      responses: {"201": {description: created}}
+"#;
+
+/// (status, headers + body) of one HTTPS request.
+fn req(port: u16, cacert: &Path, args: &[&str], path: &str) -> (String, String) {
+    let out = Command::new("curl")
+        .args(["-sS", "--max-time", "3", "-i", "--cacert"])
+        .arg(cacert)
+        .args(args)
+        .arg(format!("https://127.0.0.1:{port}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (
+        text.split_whitespace().nth(1).unwrap_or("000").to_owned(),
+        text,
+    )
+}
+
+#[test]
+fn the_openapi_description_is_enforced() {
+    let tag = unique(14);
+    let up = Upstream::start().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let body = format!(
+        "[listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
+         key = \"@DIR@/key.pem\"\n[[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\
+         [metrics]\nlisten = \"127.0.0.1:0\"\n[policy]\nfile = \"@DIR@/openapi.yaml\"\n",
+        up.addr
+    );
+    let mut d = Vigild::without_xdp(&tag, &body).unwrap();
+    std::fs::write(d.dir.join("openapi.yaml"), API).unwrap();
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-subj",
+            "/CN=vigil-e2e",
+            "-days",
+            "1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(d.dir.join("key.pem"))
+        .arg("-out")
+        .arg(d.dir.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    d.start().unwrap();
+    let ca = d.dir.join("cert.pem");
+    let json = ["-H", "content-type: application/json"];
+
+    assert_eq!(req(port, &ca, &[], "/api/users/7?fields=name").0, "200");
+    let (s, t) = req(port, &ca, &[], "/api/admin/export");
+    assert_eq!(s, "404", "{t}");
+    assert!(t.contains("route_not_found"), "{t}");
+    let (s, t) = req(port, &ca, &["-X", "DELETE"], "/api/users/7");
+    assert_eq!(s, "405", "{t}");
+    assert!(t.to_lowercase().contains("allow: get"), "{t}");
+    assert_eq!(req(port, &ca, &[], "/api/users/abc").0, "400");
+    assert_eq!(req(port, &ca, &[], "/api/users/0").0, "400");
+    assert_eq!(req(port, &ca, &[], "/api/users/7?fields=password").0, "400");
+    let post = |data: &str, extra: &[&str]| {
+        let mut a = vec!["-X", "POST", "--data-binary", data];
+        a.extend_from_slice(extra);
+        req(port, &ca, &a, "/api/users")
+    };
+    assert_eq!(post(r#"{"name":"ada"}"#, &json).0, "200");
+    let (s, t) = post(r#"{"name":"ada"}"#, &["-H", "content-type: text/plain"]);
+    assert_eq!(s, "415", "{t}");
+    let (s, t) = post(r#"{"name":"ada","id":1}"#, &json);
+    assert_eq!(
+        s, "400",
+        "mass assignment of a readOnly property passed: {t}"
+    );
+    let (s, t) = post(r#"{"name":"a","name":"b"}"#, &json);
+    assert_eq!(s, "400", "{t}");
+    assert!(t.contains("duplicate_key"), "{t}");
+    let (s, t) = post(
+        r#"{"name":"this name is much too long for the schema"}"#,
+        &json,
+    );
+    assert_eq!(s, "400", "{t}");
+    assert!(
+        !t.contains("much too long"),
+        "the submitted value was echoed: {t}"
+    );
+
+    // A description that does not compile is refused on reload; the old one keeps serving.
+    std::fs::write(
+        d.dir.join("openapi.yaml"),
+        "openapi: 3.0.3\npaths: {/x: {get: 7}}\n",
+    )
+    .unwrap();
+    assert!(d.ctl(&["reload"]).is_err());
+    assert_eq!(req(port, &ca, &[], "/api/users/7").0, "200");
+    assert_eq!(req(port, &ca, &[], "/api/admin/export").0, "404");
+}
