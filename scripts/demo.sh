@@ -97,18 +97,21 @@ sed -e "s|^interface = .*|interface = \"$HOST_IF\"|" \
     -e "s|^cert = .*|cert = \"$WORK/keys/cert.pem\"|" \
     -e "s|^key = .*|key = \"$WORK/keys/key.pem\"|" \
     -e "s|^path = .*|path = \"$WORK/audit.log\"|" \
-    -e "s|^listen = .*|listen = \"127.0.0.1:9190\"|" config/vigild.toml > "$WORK/vigild.toml"
+    -e "s|^listen = .*|listen = \"127.0.0.1:9190\"|" \
+    -e "s|^file = .*|file = \"$PWD/config/openapi.yaml\"|" config/vigild.toml > "$WORK/vigild.toml"
 echo "== vigild --config $WORK/vigild.toml"
 "$BIN/vigild" --config "$WORK/vigild.toml" 2>"$WORK/vigild.log" &
 VIGILD_PID=$!
 for _ in $(seq 100); do [ -S "$SOCK" ] && break; sleep 0.1; done
 [ -S "$SOCK" ] || { cat "$WORK/vigild.log"; echo "demo: vigild did not start" >&2; exit 1; }
 
-get() { # get SRC [curl args...]: HTTPS from SRC inside the namespace, bounded to 3 s
+get() { # get SRC [curl args...] [PATH]: HTTPS from SRC inside the namespace, bounded to 3 s
   local src=$1; shift
+  local path=/users/1
+  case "${!#}" in /*) path=${!#}; set -- "${@:1:$#-1}" ;; esac
   ip netns exec "$NS" curl -s -o /dev/null -w "%{http_code} (HTTP/%{http_version})" --max-time 3 \
     --interface "$src" --resolve "$NAME:8443:$HOST" --cacert "$WORK/keys/cert.pem" "$@" \
-    "https://$NAME:8443/users/1" || true
+    "https://$NAME:8443$path" || true
 }
 
 ctl status
@@ -118,6 +121,9 @@ echo "== traffic"
 printf 'HTTPS h1 from %-12s %s\n' "$GOOD" "$(get "$GOOD" --http1.1)"
 printf 'HTTPS h2 from %-12s %s\n' "$GOOD" "$(get "$GOOD" --http2)"
 printf 'TRACE    from %-12s %s\n' "$GOOD" "$(get "$GOOD" -X TRACE)"
+printf 'shadow path /admin/export %s   (not in the OpenAPI description)\n' "$(get "$GOOD" /admin/export)"
+printf 'bad param  /users/abc     %s   (id must be an integer)\n' "$(get "$GOOD" /users/abc)"
+printf 'DELETE     /users/1       %s   (method not described)\n' "$(get "$GOOD" -X DELETE /users/1)"
 printf 'HTTPS    from %-12s %s\n' "$BAD" "$(get "$BAD" | sed 's/^000.*/none: no TCP handshake (dropped in XDP)/')"
 ip netns exec "$NS" curl -s --max-time 3 --interface "$GOOD" --resolve "$NAME:8443:$HOST" \
   --cacert "$WORK/keys/cert.pem" "https://$NAME:8443/users/2"; echo
