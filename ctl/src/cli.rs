@@ -52,6 +52,15 @@ pub enum Command {
     /// The API's OpenAPI description, as the gateway enforces it.
     #[command(subcommand)]
     Policy(PolicyCmd),
+    /// Shadow APIs: requests to paths and methods the OpenAPI description does not know.
+    #[command(subcommand)]
+    Shadow(ShadowCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ShadowCmd {
+    /// Method, normalised path, count, first and last seen, statuses and clients.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

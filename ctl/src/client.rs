@@ -107,6 +107,7 @@ pub fn needs_daemon(req: &Request) -> Option<&'static str> {
         Request::Thermal | Request::ThermalOverride { .. } | Request::ThermalClear => {
             Some("thermal")
         }
+        Request::ShadowList => Some("shadow list"),
         _ => None,
     }
 }

@@ -56,6 +56,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         Command::Keys(KeysCmd::Rotate) => Request::KeysRotate,
         Command::Keys(cmd) => return keys::run(cmd, cli.json),
         Command::Policy(cmd) => return policy::run(cmd, cli.json),
+        Command::Shadow(cli::ShadowCmd::List) => Request::ShadowList,
         Command::Thermal { cmd: None } => Request::Thermal,
         Command::Thermal {
             cmd: Some(ThermalCmd::Override { level, for_secs }),
@@ -97,6 +98,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         (_, Request::Reload) => "reloaded\n".to_owned(),
         (_, Request::XdpDetach) => format!("detached XDP from {}\n", text(&data["detached"])),
         (_, Request::KeysRotate) => render::keys::rotated(&data),
+        (_, Request::ShadowList) => policy::render_shadow(&data),
         (_, Request::Thermal) => render::thermal::status(&data, None)?,
         (_, Request::ThermalOverride { level, for_secs }) => render::thermal::status(
             &data,

@@ -61,7 +61,8 @@ fn the_openapi_description_is_enforced() {
     let body = format!(
         "[listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
          key = \"@DIR@/key.pem\"\n[[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\
-         [metrics]\nlisten = \"127.0.0.1:0\"\n[policy]\nfile = \"@DIR@/openapi.yaml\"\n",
+         [metrics]\nlisten = \"127.0.0.1:0\"\n[policy]\nfile = \"@DIR@/openapi.yaml\"\n\
+         shadow_file = \"@DIR@/shadow.json\"\n",
         up.addr
     );
     let mut d = Vigild::without_xdp(&tag, &body).unwrap();
@@ -129,6 +130,34 @@ fn the_openapi_description_is_enforced() {
     assert!(
         !t.contains("much too long"),
         "the submitted value was echoed: {t}"
+    );
+
+    // Shadow APIs are inventoried by method and normalised path, and survive a restart.
+    req(port, &ca, &[], "/api/admin/export");
+    let shadow = d.ctl_json(&["shadow", "list"]).unwrap();
+    let entries = shadow["entries"].as_array().unwrap();
+    let find = |m: &str, p: &str| {
+        entries
+            .iter()
+            .find(|e| e["method"] == m && e["path"] == p)
+            .cloned()
+    };
+    let export = find("GET", "/api/admin/export").unwrap_or_else(|| panic!("{shadow}"));
+    assert_eq!(export["count"], 2);
+    assert_eq!(export["statuses"], serde_json::json!([404]));
+    assert_eq!(export["clients"], serde_json::json!(["127.0.0.1"]));
+    assert!(find("DELETE", "/api/users/{id}").is_some(), "{shadow}");
+    assert!(d.term().unwrap().success());
+    d.start().unwrap();
+    let again = d.ctl_json(&["shadow", "list"]).unwrap();
+    assert_eq!(
+        again["entries"], shadow["entries"],
+        "inventory lost across a restart"
+    );
+    assert!(
+        d.ctl(&["shadow", "list"])
+            .unwrap()
+            .contains("/api/admin/export")
     );
 
     // A description that does not compile is refused on reload; the old one keeps serving.

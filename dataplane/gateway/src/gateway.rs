@@ -58,6 +58,17 @@ pub enum RunLevel {
     Abort,
 }
 
+async fn save_shadow(inv: &Arc<vigil_policy::ShadowInventory>, file: &std::path::Path) {
+    let (inv, file) = (inv.clone(), file.to_owned());
+    let res = tokio::task::spawn_blocking(move || inv.save(&file).map_err(|e| (file, e))).await;
+    if let Ok(Err((file, e))) = res {
+        tracing::warn!(file = %file.display(), error = %e, "saving the shadow-API inventory failed");
+    }
+}
+
+/// Shadow-API entries kept; the least recently seen go first when full.
+const SHADOW_CAPACITY: usize = 10_000;
+
 /// Reads the inspection depth in force.
 pub type DepthSource = Arc<dyn Fn() -> Level + Send + Sync>;
 
@@ -92,6 +103,8 @@ pub struct Shared {
     pub observers: Observers,
     /// Where the inspection depth comes from (see [`Gateway::set_depth_source`]).
     depth_source: ArcSwapOption<DepthSource>,
+    /// Requests to paths and methods the OpenAPI description does not know.
+    shadow: Arc<vigil_policy::ShadowInventory>,
     resolver: Arc<CertResolver>,
     keys: Mutex<Arc<dyn KeyProvider>>,
     reload: Mutex<()>,
@@ -107,6 +120,7 @@ pub struct Gateway {
     https_addr: SocketAddr,
     http_addr: Option<SocketAddr>,
     metrics_addr: SocketAddr,
+    shadow_file: Option<std::path::PathBuf>,
 }
 
 async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, GatewayError> {
@@ -134,7 +148,16 @@ impl Gateway {
     ) -> Result<Gateway, GatewayError> {
         cfg.validate()?;
         let resolver = Arc::new(CertResolver::new(keys.as_ref())?);
-        let state = State::build(cfg, resolver.clone())?;
+        let shadow_file = cfg.policy.as_ref().and_then(|p| p.shadow_file.clone());
+        let shadow = Arc::new(match &shadow_file {
+            Some(f) if f.exists() => vigil_policy::ShadowInventory::load(f, SHADOW_CAPACITY)
+                .map_err(|e| crate::config::ConfigError {
+                    key: "policy.shadow_file".into(),
+                    reason: format!("{}: {e}", f.display()),
+                })?,
+            _ => vigil_policy::ShadowInventory::new(SHADOW_CAPACITY),
+        });
+        let state = State::build(cfg, resolver.clone(), shadow.clone())?;
         let cfg = state.cfg.clone();
         let https = bind("listener.https", cfg.listener.https).await?;
         let http = match cfg.listener.http {
@@ -161,6 +184,7 @@ impl Gateway {
             reload: Mutex::new(()),
             observers: Observers(ArcSwap::from_pointee(Vec::new())),
             depth_source: ArcSwapOption::empty(),
+            shadow: shadow.clone(),
         });
         let (level, rx) = watch::channel(RunLevel::Running);
         let mut tasks = vec![
@@ -175,6 +199,17 @@ impl Gateway {
                 rx,
             )));
         }
+        if let Some(f) = shadow_file.clone() {
+            // Saved in the background so a crash loses at most the last interval.
+            let inv = shadow.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(10));
+                loop {
+                    tick.tick().await;
+                    save_shadow(&inv, &f).await;
+                }
+            }));
+        }
         Ok(Gateway {
             shared,
             level,
@@ -182,6 +217,7 @@ impl Gateway {
             https_addr,
             http_addr,
             metrics_addr,
+            shadow_file,
         })
     }
 
@@ -208,6 +244,11 @@ impl Gateway {
     /// Appends `source`'s text to every `/metrics` response (e.g. the daemon's XDP counters).
     pub fn add_metrics_source(&self, source: MetricsSource) {
         self.shared.metrics.add_source(source);
+    }
+
+    /// The shadow-API inventory (for `vigilctl shadow list`).
+    pub fn shadow(&self) -> Vec<vigil_policy::ShadowEntry> {
+        self.shared.shadow.list()
     }
 
     /// Sets where each request reads the inspection depth (the thermal governor's level; one
@@ -257,7 +298,11 @@ impl Gateway {
             .clone();
         // Everything is loaded and built before anything is swapped, so an error changes nothing.
         let key = crate::tls::load_key(keys.as_ref())?;
-        let state = State::build(cfg, self.shared.resolver.clone())?;
+        let state = State::build(
+            cfg,
+            self.shared.resolver.clone(),
+            self.shared.shadow.clone(),
+        )?;
         self.shared.resolver.store(key);
         self.shared.state.store(Arc::new(state));
         Ok(())
@@ -293,6 +338,9 @@ impl Gateway {
             t.abort();
         }
         self.shared.audit.flush_and_stop().await;
+        if let Some(f) = &self.shadow_file {
+            save_shadow(&self.shared.shadow, f).await;
+        }
     }
 }
 

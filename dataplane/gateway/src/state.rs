@@ -51,7 +51,11 @@ impl std::fmt::Debug for State {
 
 impl State {
     /// Builds a generation from a validated config.
-    pub fn build(cfg: GatewayConfig, resolver: Arc<CertResolver>) -> Result<Self, GatewayError> {
+    pub fn build(
+        cfg: GatewayConfig,
+        resolver: Arc<CertResolver>,
+        shadow: Arc<vigil_policy::ShadowInventory>,
+    ) -> Result<Self, GatewayError> {
         let tls = TlsAcceptor::from(tls::server_config(&cfg.tls, resolver)?);
         let pool = Pool::new(&cfg.upstream)?;
         let policy = match &cfg.policy {
@@ -71,7 +75,7 @@ impl State {
             }
             None => None,
         };
-        let chain = pipeline::chain_with(&cfg, policy);
+        let chain = pipeline::chain_with(&cfg, policy, shadow);
         let needs_body = chain.iter().any(|s| s.needs_body());
         let hsts = (cfg.listener.hsts_max_age_secs > 0)
             .then(|| HeaderValue::from_str(&format!("max-age={}", cfg.listener.hsts_max_age_secs)))

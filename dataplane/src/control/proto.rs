@@ -38,6 +38,8 @@ pub enum Request {
     },
     /// End an override now.
     ThermalClear,
+    /// Requests to paths and methods the OpenAPI description does not know.
+    ShadowList,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

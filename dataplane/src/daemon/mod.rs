@@ -203,6 +203,12 @@ impl Daemon {
             Request::Thermal => Ok(self.thermal_status()),
             Request::ThermalOverride { level, for_secs } => self.thermal_override(&level, for_secs),
             Request::ThermalClear => Ok(self.thermal_clear()),
+            Request::ShadowList => match lock(&self.gateway).as_ref() {
+                Some(gw) => Ok(json!({ "entries": gw.shadow() })),
+                None => {
+                    Err("the gateway is not running (no [listener]): no shadow inventory".into())
+                }
+            },
         };
         match res {
             Ok(v) => Reply::ok(v),

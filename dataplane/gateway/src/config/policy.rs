@@ -31,4 +31,8 @@ pub struct PolicyConfig {
     /// Close every object schema unless it says `additionalProperties: true`.
     #[serde(default)]
     pub strict_objects: bool,
+    /// Where the shadow-API inventory (requests to undescribed paths and methods) is kept
+    /// across restarts; saved every 10 s and at shutdown. Unset: kept in memory only.
+    #[serde(default)]
+    pub shadow_file: Option<PathBuf>,
 }

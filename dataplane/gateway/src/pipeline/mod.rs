@@ -170,13 +170,14 @@ pub fn ready<'a>(outcome: Outcome) -> StageFuture<'a> {
 /// The chain without an OpenAPI policy.
 #[cfg(test)]
 pub(crate) fn chain(cfg: &GatewayConfig) -> Vec<Arc<dyn Stage>> {
-    chain_with(cfg, None)
+    chain_with(cfg, None, Arc::default())
 }
 
 /// The chain, in order. This is the one place the order is written.
 pub(crate) fn chain_with(
     cfg: &GatewayConfig,
     policy: Option<Arc<vigil_policy::Policy>>,
+    shadow: Arc<vigil_policy::ShadowInventory>,
 ) -> Vec<Arc<dyn Stage>> {
     let mut stages: Vec<Arc<dyn Stage>> = vec![
         // Fail closed first: without a policy nothing else matters.
@@ -189,7 +190,7 @@ pub(crate) fn chain_with(
     ];
     // Route match, parameters and body schema, from the API's own description.
     if let (Some(p), Some(pc)) = (policy, cfg.policy.as_ref()) {
-        stages.push(Arc::new(openapi::OpenApi::new(p, pc.mode)));
+        stages.push(Arc::new(openapi::OpenApi::new(p, pc.mode, shadow)));
     }
     // Later issues insert here: BOLA, virtual patches.
     // Last: rewrite headers for the upstream only once the request is accepted.

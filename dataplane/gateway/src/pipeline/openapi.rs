@@ -10,7 +10,7 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderValue, StatusCode, header::ALLOW};
 use tracing::info;
 use vigil_hw::thermal::Level;
-use vigil_policy::{Deny, Headers, Policy};
+use vigil_policy::{Deny, Headers, Policy, ShadowInventory};
 
 use super::{Outcome, Rejection, RequestCtx, Stage, StageFuture, ready};
 use crate::config::PolicyMode;
@@ -19,6 +19,7 @@ use crate::config::PolicyMode;
 pub struct OpenApi {
     policy: Arc<Policy>,
     mode: PolicyMode,
+    shadow: Arc<ShadowInventory>,
 }
 
 /// Request headers as the policy reads them (the first value of a repeated header).
@@ -31,8 +32,12 @@ impl Headers for HeaderView<'_> {
 }
 
 impl OpenApi {
-    pub fn new(policy: Arc<Policy>, mode: PolicyMode) -> Self {
-        Self { policy, mode }
+    pub fn new(policy: Arc<Policy>, mode: PolicyMode, shadow: Arc<ShadowInventory>) -> Self {
+        Self {
+            policy,
+            mode,
+            shadow,
+        }
     }
 
     /// Checks the request; `Ok(log_only)` when it passes (or may pass in log-only mode).
@@ -88,7 +93,24 @@ impl Stage for OpenApi {
         head: &'a mut Parts,
         body: Option<&'a Bytes>,
     ) -> StageFuture<'a> {
-        let outcome = match self.check(ctx, head, body) {
+        let checked = self.check(ctx, head, body);
+        // Shadow APIs: paths or methods the description does not know, whether refused or
+        // (log-only) forwarded, go into the inventory operators review.
+        if let Err((d, _)) = &checked
+            && matches!(d.reason, "route_not_found" | "method_not_allowed")
+        {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |t| t.as_secs());
+            self.shadow.record(
+                head.method.as_str(),
+                head.uri.path(),
+                d.status,
+                ctx.conn.client.ip(),
+                now,
+            );
+        }
+        let outcome = match checked {
             Ok(()) => Outcome::Continue,
             Err((deny, true)) => {
                 // Location and keyword name the failing part, never the submitted value.
