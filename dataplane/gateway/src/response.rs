@@ -11,19 +11,25 @@ use crate::body::InnerBody;
 use crate::pipeline::Rejection;
 use crate::pipeline::forwarding_header::X_REQUEST_ID;
 
-/// `{"status":N,"reason":"code","request_id":"..."}`: only values the gateway chose, never
-/// request data.
+/// `{"status":N,"reason":"code","request_id":"...","location":"...","keyword":"..."}`: only
+/// values the gateway chose or names of the place a check failed, never submitted values.
 pub fn rejection(rej: &Rejection, request_id: &str) -> Response<InnerBody> {
     #[derive(serde::Serialize)]
     struct Body<'a> {
         status: u16,
         reason: &'a str,
         request_id: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        location: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        keyword: Option<&'a str>,
     }
     let body = serde_json::to_string(&Body {
         status: rej.status.as_u16(),
         reason: rej.reason,
         request_id,
+        location: rej.location.as_deref(),
+        keyword: rej.keyword.as_deref(),
     })
     .unwrap_or_default();
     let mut resp = Response::new(

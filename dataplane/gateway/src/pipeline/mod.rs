@@ -112,6 +112,10 @@ pub struct Rejection {
     pub reason: &'static str,
     /// Extra response headers (e.g. `Retry-After`, `Allow`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// Where the request failed a check (`query.limit`, a JSON pointer into the body) and the
+    /// schema keyword, for the response body: names of places, never submitted values.
+    pub location: Option<String>,
+    pub keyword: Option<String>,
 }
 
 impl Rejection {
@@ -121,7 +125,16 @@ impl Rejection {
             status,
             reason,
             headers: Vec::new(),
+            location: None,
+            keyword: None,
         }
+    }
+
+    /// Names the failing location and keyword in the response body.
+    pub fn at(mut self, location: Option<String>, keyword: Option<String>) -> Self {
+        self.location = location;
+        self.keyword = keyword;
+        self
     }
 
     /// Adds a response header.

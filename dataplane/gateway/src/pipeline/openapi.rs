@@ -122,7 +122,14 @@ impl Stage for OpenApi {
             }
             Err((deny, false)) => {
                 let status = StatusCode::from_u16(deny.status).unwrap_or(StatusCode::BAD_REQUEST);
-                let mut rej = Rejection::new(status, deny.reason);
+                // Routing denials locate by the request path itself: leave that out of the body.
+                let routed = !matches!(
+                    deny.reason,
+                    "route_not_found" | "method_not_allowed" | "path_invalid"
+                );
+                let location = routed.then(|| deny.location.clone());
+                let mut rej =
+                    Rejection::new(status, deny.reason).at(location, deny.keyword.clone());
                 if let Some(allow) = deny
                     .allow_header()
                     .and_then(|a| HeaderValue::from_str(&a).ok())
