@@ -143,3 +143,98 @@ fn requests_follow_the_inspection_level() {
         "shed requests missing from the audit log"
     );
 }
+
+#[test]
+fn each_route_sheds_or_degrades_as_its_policy_says() {
+    let tag = unique(15);
+    let up = Upstream::start().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let body = format!(
+        "[hw]\nsysfs_root = \"@DIR@/sys\"\n[thermal]\npoll_interval_ms = 100\n\
+         [listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
+         key = \"@DIR@/key.pem\"\n[[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\
+         [metrics]\nlisten = \"127.0.0.1:0\"\n[policy]\nfile = \"@DIR@/openapi.yaml\"\n",
+        up.addr
+    );
+    let mut d = Vigild::without_xdp(&tag, &body).unwrap();
+    std::fs::write(
+        d.dir.join("openapi.yaml"),
+        "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /things/{id}:\n    get:\n      \
+         x-vigil: {on_degrade: degrade}\n      parameters:\n        - {name: id, in: path, \
+         required: true, schema: {type: integer}}\n      responses: {'200': {description: ok}}\n  \
+         /orders/{id}:\n    get:\n      parameters:\n        - {name: id, in: path, required: \
+         true, schema: {type: integer}}\n      responses: {'200': {description: ok}}\n",
+    )
+    .unwrap();
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args([
+            "-subj",
+            "/CN=vigil-e2e",
+            "-days",
+            "1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(d.dir.join("key.pem"))
+        .arg("-out")
+        .arg(d.dir.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    set_temp(&d.dir, 45_000);
+    d.start().unwrap();
+    let ca = d.dir.join("cert.pem");
+    let at = |path: &str| {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "3",
+                "--cacert",
+            ])
+            .arg(&ca)
+            .arg(format!("https://127.0.0.1:{port}{path}"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert_eq!(
+        (at("/things/1").as_str(), at("/orders/1").as_str()),
+        ("200", "200")
+    );
+    set_temp(&d.dir, 85_000);
+    assert!(
+        until(|| at("/orders/1") == "503"),
+        "the default route never shed"
+    );
+    // The degrade route keeps serving at reduced depth (parameters still checked).
+    assert_eq!(at("/things/1"), "200");
+    assert_eq!(at("/things/abc"), "400");
+    // At reduced depth the route match still runs: shadow paths stay 404.
+    assert_eq!(at("/nope"), "404");
+    set_temp(&d.dir, 97_000);
+    assert!(
+        until(|| at("/things/1") == "503"),
+        "nothing sheds at the shed level"
+    );
+    set_temp(&d.dir, 40_000);
+    assert!(until(|| at("/orders/1") == "200"));
+}

@@ -17,29 +17,40 @@ use crate::config::{InspectionConfig, OnDegrade};
 pub struct Depth {
     on_degrade: OnDegrade,
     retry_after: HeaderValue,
+    /// With an OpenAPI policy each route's `x-vigil.on_degrade` decides at reduced and minimal
+    /// depth (the `openapi` stage applies it); this stage then only sheds at `shed` depth.
+    per_route: bool,
+}
+
+/// The 503 a request gets when the box sheds for heat.
+pub(crate) fn thermal_shed(retry_after: &HeaderValue) -> Outcome {
+    Outcome::Respond(
+        Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "thermal_shed")
+            .with_header(RETRY_AFTER, retry_after.clone()),
+    )
 }
 
 impl Depth {
-    pub fn new(cfg: &InspectionConfig) -> Self {
+    pub fn new(cfg: &InspectionConfig, per_route: bool) -> Self {
         Self {
             on_degrade: cfg.on_degrade,
             retry_after: HeaderValue::from(cfg.retry_after_secs),
+            per_route,
         }
     }
 
     fn decide(&self, depth: Level) -> Outcome {
         let shed = match depth {
             Level::Full => false,
-            Level::Reduced | Level::Minimal => self.on_degrade == OnDegrade::Shed,
+            Level::Reduced | Level::Minimal => {
+                !self.per_route && self.on_degrade == OnDegrade::Shed
+            }
             Level::Shed => true,
         };
         if !shed {
             return Outcome::Continue;
         }
-        Outcome::Respond(
-            Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "thermal_shed")
-                .with_header(RETRY_AFTER, self.retry_after.clone()),
-        )
+        thermal_shed(&self.retry_after)
     }
 }
 
@@ -81,6 +92,14 @@ mod tests {
         for l in [Level::Reduced, Level::Minimal, Level::Shed] {
             assert!(shed(&s.decide(l)), "{l}");
         }
+    }
+
+    #[test]
+    fn with_a_policy_routes_decide_below_full_depth() {
+        let s = Depth::new(&InspectionConfig::default(), true);
+        assert_eq!(s.decide(Level::Reduced), Outcome::Continue);
+        assert_eq!(s.decide(Level::Minimal), Outcome::Continue);
+        assert!(shed(&s.decide(Level::Shed)));
     }
 
     #[test]

@@ -199,11 +199,20 @@ pub(crate) fn chain_with(
         Arc::new(hardening::Hardening::new(&cfg.limits)),
         // Heat: shed (or mark for degrading) before the costly inspection stages; identity and
         // rate-limit stages, when they land, go above this line so they always run.
-        Arc::new(depth::Depth::new(&cfg.inspection)),
+        Arc::new(depth::Depth::new(
+            &cfg.inspection,
+            policy.is_some() && cfg.policy.is_some(),
+        )),
     ];
     // Route match, parameters and body schema, from the API's own description.
     if let (Some(p), Some(pc)) = (policy, cfg.policy.as_ref()) {
-        stages.push(Arc::new(openapi::OpenApi::new(p, pc.mode, shadow)));
+        let retry_after = HeaderValue::from(cfg.inspection.retry_after_secs);
+        stages.push(Arc::new(openapi::OpenApi::new(
+            p,
+            pc.mode,
+            shadow,
+            retry_after,
+        )));
     }
     // Later issues insert here: BOLA, virtual patches.
     // Last: rewrite headers for the upstream only once the request is accepted.

@@ -20,6 +20,15 @@ pub struct OpenApi {
     policy: Arc<Policy>,
     mode: PolicyMode,
     shadow: Arc<ShadowInventory>,
+    retry_after: HeaderValue,
+}
+
+/// Why `check` stopped a request.
+enum Stop {
+    /// A policy violation, and whether it is only logged.
+    Deny(Deny, bool),
+    /// A hot box and a route whose policy says shed.
+    Heat,
 }
 
 /// Request headers as the policy reads them (the first value of a repeated header).
@@ -32,39 +41,40 @@ impl Headers for HeaderView<'_> {
 }
 
 impl OpenApi {
-    pub fn new(policy: Arc<Policy>, mode: PolicyMode, shadow: Arc<ShadowInventory>) -> Self {
+    pub fn new(
+        policy: Arc<Policy>,
+        mode: PolicyMode,
+        shadow: Arc<ShadowInventory>,
+        retry_after: HeaderValue,
+    ) -> Self {
         Self {
             policy,
             mode,
             shadow,
+            retry_after,
         }
     }
 
-    /// Checks the request; `Ok(log_only)` when it passes (or may pass in log-only mode).
-    fn check(
-        &self,
-        ctx: &mut RequestCtx,
-        head: &Parts,
-        body: Option<&Bytes>,
-    ) -> Result<(), (Deny, bool)> {
+    /// Checks the request against the description, at the depth in force.
+    fn check(&self, ctx: &mut RequestCtx, head: &Parts, body: Option<&Bytes>) -> Result<(), Stop> {
         let global_log_only = self.mode == PolicyMode::LogOnly;
+        let doc_log_only = self.policy.settings().mode == vigil_policy::Mode::LogOnly;
         let m = self
             .policy
             .match_route(head.method.as_str(), head.uri.path())
-            .map_err(|d| {
-                (
-                    d,
-                    global_log_only || self.policy.settings().mode == vigil_policy::Mode::LogOnly,
-                )
-            })?;
+            .map_err(|d| Stop::Deny(d, global_log_only || doc_log_only))?;
         ctx.route = Some(m.route_id().to_owned());
         let log_only = global_log_only || m.log_only();
+        // A hot box: the route's own policy says whether to shed or to inspect less.
+        if ctx.depth > Level::Full && m.on_degrade() == vigil_policy::OnDegrade::Shed {
+            return Err(Stop::Heat);
+        }
         if ctx.depth >= Level::Minimal {
             return Ok(());
         }
         let headers = HeaderView(&head.headers);
         m.check_params(head.uri.query(), &headers)
-            .map_err(|d| (d, log_only))?;
+            .map_err(|d| Stop::Deny(d, log_only))?;
         if ctx.depth >= Level::Reduced {
             return Ok(());
         }
@@ -74,7 +84,8 @@ impl OpenApi {
             .and_then(|v| v.to_str().ok());
         // simd-json parses in place: the schema check needs its own mutable copy.
         let mut buf = body.map(|b| b.to_vec()).unwrap_or_default();
-        m.check_body(ct, &mut buf).map_err(|d| (d, log_only))
+        m.check_body(ct, &mut buf)
+            .map_err(|d| Stop::Deny(d, log_only))
     }
 }
 
@@ -96,7 +107,7 @@ impl Stage for OpenApi {
         let checked = self.check(ctx, head, body);
         // Shadow APIs: paths or methods the description does not know, whether refused or
         // (log-only) forwarded, go into the inventory operators review.
-        if let Err((d, _)) = &checked
+        if let Err(Stop::Deny(d, _)) = &checked
             && matches!(d.reason, "route_not_found" | "method_not_allowed")
         {
             let now = std::time::SystemTime::now()
@@ -112,7 +123,8 @@ impl Stage for OpenApi {
         }
         let outcome = match checked {
             Ok(()) => Outcome::Continue,
-            Err((deny, true)) => {
+            Err(Stop::Heat) => super::depth::thermal_shed(&self.retry_after),
+            Err(Stop::Deny(deny, true)) => {
                 // Location and keyword name the failing part, never the submitted value.
                 info!(
                     request_id = %ctx.request_id, reason = deny.reason, location = %deny.location,
@@ -120,7 +132,7 @@ impl Stage for OpenApi {
                 );
                 Outcome::Continue
             }
-            Err((deny, false)) => {
+            Err(Stop::Deny(deny, false)) => {
                 let status = StatusCode::from_u16(deny.status).unwrap_or(StatusCode::BAD_REQUEST);
                 // Routing denials locate by the request path itself: leave that out of the body.
                 let routed = !matches!(
