@@ -74,10 +74,13 @@ mod tests {
     use super::*;
 
     fn stage(on_degrade: OnDegrade) -> Depth {
-        Depth::new(&InspectionConfig {
-            on_degrade,
-            retry_after_secs: 7,
-        })
+        Depth::new(
+            &InspectionConfig {
+                on_degrade,
+                retry_after_secs: 7,
+            },
+            false,
+        )
     }
 
     fn shed(o: &Outcome) -> bool {
