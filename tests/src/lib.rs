@@ -34,3 +34,32 @@ pub fn bin_dir() -> PathBuf {
 pub fn unique(slot: u8) -> String {
     format!("{}{}", std::process::id() % 10_000, slot)
 }
+
+/// A self-signed P-256 certificate for `ip` (`cert.pem`, `key.pem` in `dir`), made with the
+/// openssl CLI, for gateways under test.
+pub fn self_signed_cert(dir: &std::path::Path, ip: &str) {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+        ])
+        .args(["-subj", "/CN=vigil-e2e", "-days", "1"])
+        .arg("-addext")
+        .arg(format!("subjectAltName=IP:{ip}"))
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .expect("running openssl");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

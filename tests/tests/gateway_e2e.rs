@@ -8,34 +8,6 @@ use std::{path::Path, process::Command};
 
 use vigil_e2e::{daemon::Vigild, netns::Netns, unique, upstream::Upstream};
 
-/// A self-signed P-256 certificate for `ip`, made with the openssl CLI.
-fn make_cert(dir: &Path, ip: &str) {
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args(["-subj", "/CN=vigil-e2e", "-days", "1"])
-        .arg("-addext")
-        .arg(format!("subjectAltName=IP:{ip}"))
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "openssl: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// curl from `src` inside the namespace; returns (exit code, http code, body).
 fn curl(ns: &Netns, src: &str, cacert: &Path, url: &str, http2: bool) -> (i32, String) {
     let out = Command::new("ip")
@@ -80,7 +52,7 @@ fn gateway_daemon(tag: &str, ns: &Netns, up: &Upstream, extra: &str) -> Vigild {
         ),
     )
     .unwrap();
-    make_cert(&d.dir, host);
+    vigil_e2e::self_signed_cert(&d.dir, host);
     let cfg = std::fs::read_to_string(&d.config).unwrap();
     let cfg = cfg
         .replace("CERT", &d.dir.join("cert.pem").display().to_string())

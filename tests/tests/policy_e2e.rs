@@ -67,31 +67,7 @@ fn the_openapi_description_is_enforced() {
     );
     let mut d = Vigild::without_xdp(&tag, &body).unwrap();
     std::fs::write(d.dir.join("openapi.yaml"), API).unwrap();
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args([
-            "-subj",
-            "/CN=vigil-e2e",
-            "-days",
-            "1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(d.dir.join("key.pem"))
-        .arg("-out")
-        .arg(d.dir.join("cert.pem"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    vigil_e2e::self_signed_cert(&d.dir, "127.0.0.1");
     d.start().unwrap();
     let ca = d.dir.join("cert.pem");
     let json = ["-H", "content-type: application/json"];

@@ -66,31 +66,7 @@ fn requests_follow_the_inspection_level() {
         up.addr
     );
     let mut d = Vigild::without_xdp(&tag, &base).unwrap();
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args([
-            "-subj",
-            "/CN=vigil-e2e",
-            "-days",
-            "1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(d.dir.join("key.pem"))
-        .arg("-out")
-        .arg(d.dir.join("cert.pem"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    vigil_e2e::self_signed_cert(&d.dir, "127.0.0.1");
     set_temp(&d.dir, 45_000);
     d.start().unwrap();
     let cacert = d.dir.join("cert.pem");
@@ -170,31 +146,7 @@ fn each_route_sheds_or_degrades_as_its_policy_says() {
          true, schema: {type: integer}}\n      responses: {'200': {description: ok}}\n",
     )
     .unwrap();
-    let out = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ])
-        .args([
-            "-subj",
-            "/CN=vigil-e2e",
-            "-days",
-            "1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(d.dir.join("key.pem"))
-        .arg("-out")
-        .arg(d.dir.join("cert.pem"))
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    vigil_e2e::self_signed_cert(&d.dir, "127.0.0.1");
     set_temp(&d.dir, 45_000);
     d.start().unwrap();
     let ca = d.dir.join("cert.pem");
