@@ -145,6 +145,38 @@ fn the_openapi_description_is_enforced() {
             .contains("/api/admin/export")
     );
 
+    // Log-only rollout: violations are forwarded and counted, not refused.
+    let cfg = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        cfg.replace("[policy]\n", "[policy]\nmode = \"log-only\"\n"),
+    )
+    .unwrap();
+    d.ctl(&["reload"]).unwrap();
+    assert_eq!(req(port, &ca, &[], "/api/users/abc").0, "200");
+    assert_eq!(req(port, &ca, &[], "/api/users/7?fields=password").0, "200");
+    let metrics_addr = d.ctl_json(&["status"]).unwrap()["gateway"]["metrics"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let m = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "3",
+            &format!("http://{metrics_addr}/metrics"),
+        ])
+        .output()
+        .unwrap();
+    let m = String::from_utf8_lossy(&m.stdout);
+    assert!(
+        m.contains("vigil_gateway_policy_log_only_total{reason=\"param_invalid\"} 2"),
+        "{m}"
+    );
+    std::fs::write(&d.config, cfg).unwrap();
+    d.ctl(&["reload"]).unwrap();
+    assert_eq!(req(port, &ca, &[], "/api/users/abc").0, "400");
+
     // A description that does not compile is refused on reload; the old one keeps serving.
     std::fs::write(
         d.dir.join("openapi.yaml"),

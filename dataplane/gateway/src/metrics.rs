@@ -28,6 +28,7 @@ pub struct Metrics {
     latency_sum_us: AtomicU64,
     pub(crate) handshakes: AtomicU64,
     handshake_failures: Mutex<BTreeMap<&'static str, u64>>,
+    log_only: Mutex<BTreeMap<&'static str, u64>>,
     pub(crate) open_connections: AtomicI64,
     pub(crate) shed_connections: AtomicU64,
     pub(crate) audit_dropped: AtomicU64,
@@ -70,6 +71,12 @@ impl Metrics {
             .handshake_failures
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
+        *map.entry(reason).or_default() += 1;
+    }
+
+    /// Counts a policy violation forwarded because the policy is log-only.
+    pub fn log_only_violation(&self, reason: &'static str) {
+        let mut map = self.log_only.lock().unwrap_or_else(PoisonError::into_inner);
         *map.entry(reason).or_default() += 1;
     }
 
@@ -146,6 +153,23 @@ impl Metrics {
             let _ = writeln!(
                 o,
                 "vigil_gateway_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        header(
+            o,
+            "vigil_gateway_policy_log_only_total",
+            "counter",
+            "Policy violations forwarded because the policy or route is log-only, by reason.",
+        );
+        for (reason, n) in self
+            .log_only
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                o,
+                "vigil_gateway_policy_log_only_total{{reason=\"{reason}\"}} {n}"
             );
         }
         simple(

@@ -161,6 +161,7 @@ mod tests {
             started: std::time::Instant::now(),
             timings: Vec::new(),
             depth: vigil_hw::thermal::Level::Full,
+            log_only_violation: None,
         };
         let req = http::Request::get("/x")
             .header(

@@ -101,6 +101,9 @@ pub struct RequestCtx {
     /// Inspection depth in force when the request arrived (the thermal governor's level).
     /// Costly stages consult it when the operator chose to degrade rather than shed.
     pub depth: Level,
+    /// A policy violation let through because the policy (or route) is log-only: counted in
+    /// metrics so a new description can be judged on live traffic before it enforces.
+    pub log_only_violation: Option<&'static str>,
 }
 
 /// An answer given instead of forwarding: status, stable reason code, extra headers.
@@ -304,6 +307,7 @@ mod tests {
             started: Instant::now(),
             timings: Vec::new(),
             depth: vigil_hw::thermal::Level::Full,
+            log_only_violation: None,
         }
     }
 

@@ -130,6 +130,7 @@ impl Stage for OpenApi {
                     request_id = %ctx.request_id, reason = deny.reason, location = %deny.location,
                     keyword = ?deny.keyword, "policy violation (log-only: forwarded)"
                 );
+                ctx.log_only_violation = Some(deny.reason);
                 Outcome::Continue
             }
             Err(Stop::Deny(deny, false)) => {

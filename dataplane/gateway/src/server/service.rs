@@ -61,6 +61,7 @@ impl Handler {
             started,
             timings: Vec::new(),
             depth: self.shared.depth(),
+            log_only_violation: None,
         };
         let body_state = Arc::new(BodyState::default());
         let retry_after = HeaderValue::from(state.cfg.listener.retry_after_secs);
@@ -179,6 +180,9 @@ impl Handler {
             shared
                 .metrics
                 .record_request(&route, status, reason, latency_us);
+            if let Some(v) = ctx.log_only_violation {
+                shared.metrics.log_only_violation(v);
+            }
             let decision = crate::gateway::Decision {
                 client: ctx.conn.client,
                 status,
