@@ -118,6 +118,19 @@ fn requests_follow_the_inspection_level() {
         audit.contains("thermal_shed"),
         "shed requests missing from the audit log"
     );
+    // Every level change is an audit event too, next to the decisions it affected (the audit
+    // writer drains in the background: allow it a moment).
+    let audited = until(|| {
+        let audit = std::fs::read_to_string(d.dir.join("audit.log")).unwrap_or_default();
+        let t: Vec<&str> = audit
+            .lines()
+            .filter(|l| l.contains("\"event\":\"thermal_transition\""))
+            .collect();
+        t.iter()
+            .any(|l| l.contains("\"from\":\"full\"") && l.contains("\"to\":\"reduced\""))
+            && t.iter().any(|l| l.contains("\"reason\":\"override-set\""))
+    });
+    assert!(audited, "thermal transitions missing from the audit log");
 }
 
 #[test]

@@ -246,6 +246,20 @@ impl Gateway {
         self.shared.metrics.add_source(source);
     }
 
+    /// Writes an event of the box itself (e.g. `thermal_transition`) to the audit log, next to
+    /// the request decisions: `{"time":..,"event":..,<fields>}`.
+    pub fn audit_event(
+        &self,
+        event: &'static str,
+        fields: serde_json::Map<String, serde_json::Value>,
+    ) {
+        self.shared.audit.record_system(crate::audit::SystemEvent {
+            time: crate::clock::rfc3339_now(),
+            event,
+            fields,
+        });
+    }
+
     /// The shadow-API inventory (for `vigilctl shadow list`).
     pub fn shadow(&self) -> Vec<vigil_policy::ShadowEntry> {
         self.shared.shadow.list()

@@ -36,7 +36,9 @@ use crate::{
     fleet::Fleet,
 };
 
-#[derive(Debug)]
+/// Where the governor's thread sends level changes for the audit log.
+type ThermalAudit = Arc<Mutex<Option<Box<dyn Fn(&TransitionEvent) + Send>>>>;
+
 pub struct Daemon {
     config_path: PathBuf,
     config: Mutex<Config>,
@@ -44,10 +46,20 @@ pub struct Daemon {
     gateway: Mutex<Option<vigil_gateway::Gateway>>,
     thermal: GovernorHandle,
     thermal_transitions: Arc<AtomicU64>,
+    /// Writes level changes to the gateway's audit log once the gateway runs.
+    thermal_audit: ThermalAudit,
     fleet: Mutex<Option<Fleet>>,
     autoban: Mutex<Autoban>,
     autoban_total: AtomicU64,
     started: Instant,
+}
+
+impl std::fmt::Debug for Daemon {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Daemon")
+            .field("config_path", &self.config_path)
+            .finish_non_exhaustive()
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -72,6 +84,8 @@ impl Daemon {
         }
         let transitions = Arc::new(AtomicU64::new(0));
         let counter = transitions.clone();
+        let audit_hook: ThermalAudit = Arc::default();
+        let hook = audit_hook.clone();
         let thermal = GovernorHandle::spawn(
             SysfsRoot::new(&config.hw.sysfs_root),
             config.thermal.clone(),
@@ -84,6 +98,9 @@ impl Daemon {
                     reason = ?ev.reason,
                     "inspection level changed"
                 );
+                if let Some(audit) = lock(&hook).as_ref() {
+                    audit(&ev);
+                }
             },
         )?;
         let status = thermal.status();
@@ -98,6 +115,7 @@ impl Daemon {
             gateway: Mutex::new(None),
             thermal,
             thermal_transitions: transitions,
+            thermal_audit: audit_hook,
             fleet: Mutex::new(None),
             autoban: Mutex::new(autoban),
             autoban_total: AtomicU64::new(0),

@@ -27,6 +27,17 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             weak.upgrade()
                 .map_or(vigil_hw::thermal::Level::Full, |d| d.inspection_level())
         }));
+        // Level changes go to the audit log beside the decisions they affect.
+        let weak = Arc::downgrade(&daemon);
+        *lock(&daemon.thermal_audit) = Some(Box::new(move |ev| {
+            let Some(d) = weak.upgrade() else { return };
+            let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(ev) else {
+                return;
+            };
+            if let Some(gw) = lock(&d.gateway).as_ref() {
+                gw.audit_event("thermal_transition", fields);
+            }
+        }));
         // Every decision feeds auto-ban; it only takes a lock and, on a ban, one map write.
         let weak = Arc::downgrade(&daemon);
         gw.add_decision_observer(Arc::new(move |d: &vigil_gateway::Decision<'_>| {

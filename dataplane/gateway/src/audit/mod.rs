@@ -28,6 +28,37 @@ const ALWAYS_REDACTED: [&str; 4] = [
     "set-cookie",
 ];
 
+/// A line of the audit log: a request's decision, or an event of the box itself (a thermal
+/// level change...), written to the same sinks.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+// The request line is the common case: boxing it would cost an allocation per request to save
+// bytes on rare system events.
+#[allow(clippy::large_enum_variant)]
+pub enum AuditLine {
+    Request(AuditEvent),
+    System(SystemEvent),
+}
+
+impl AuditLine {
+    /// RFC 3339 time of the line (the syslog header carries it too).
+    pub fn time(&self) -> &str {
+        match self {
+            AuditLine::Request(e) => &e.time,
+            AuditLine::System(e) => &e.time,
+        }
+    }
+}
+
+/// An event of the box rather than of a request: `{"time","event",...fields}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemEvent {
+    pub time: String,
+    pub event: &'static str,
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
 /// One decision, as written to the audit log.
 #[derive(Debug, Clone, Serialize)]
 pub struct AuditEvent {
@@ -121,7 +152,7 @@ impl Redactor {
 /// The request path's handle on the audit queue.
 #[derive(Debug)]
 pub struct Auditor {
-    tx: mpsc::Sender<AuditEvent>,
+    tx: mpsc::Sender<AuditLine>,
     metrics: Arc<Metrics>,
     stop: Arc<Notify>,
     task: std::sync::Mutex<Option<JoinHandle<()>>>,
@@ -144,7 +175,16 @@ impl Auditor {
 
     /// Queues a line; if the queue is full the line is dropped and counted, never waited for.
     pub fn record(&self, event: AuditEvent) {
-        if self.tx.try_send(event).is_err() {
+        self.send(AuditLine::Request(event));
+    }
+
+    /// Queues an event of the box itself (same queue, same sinks, same drop policy).
+    pub fn record_system(&self, event: SystemEvent) {
+        self.send(AuditLine::System(event));
+    }
+
+    fn send(&self, line: AuditLine) {
+        if self.tx.try_send(line).is_err() {
             self.metrics.audit_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }

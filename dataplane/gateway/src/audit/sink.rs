@@ -10,7 +10,7 @@ use tokio::io::{AsyncWriteExt, Stdout};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{Notify, mpsc};
 
-use super::AuditEvent;
+use super::AuditLine;
 use crate::config::{AuditConfig, AuditSink, SyslogTransport};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
@@ -96,7 +96,7 @@ impl Sink {
 
     /// Writes a batch; returns how many lines were lost. Files and stdout get the whole batch
     /// in one write (one trip to the blocking pool instead of one per line).
-    async fn write_all(&mut self, events: &[AuditEvent]) -> u64 {
+    async fn write_all(&mut self, events: &[AuditLine]) -> u64 {
         let mut lost = 0;
         let mut buf = Vec::with_capacity(events.len() * 512);
         let mut lines = 0;
@@ -106,7 +106,7 @@ impl Sink {
                 Self::Stdout(_) | Self::File(_) => serde_json::to_writer(&mut buf, ev).is_ok(),
                 Self::Udp(_, sys) | Self::Tcp(.., sys) => match serde_json::to_string(ev) {
                     Ok(json) => {
-                        let msg = sys.format(&ev.time, &json);
+                        let msg = sys.format(ev.time(), &json);
                         if matches!(self, Self::Tcp(..)) {
                             buf.extend_from_slice(format!("{} ", msg.len()).as_bytes());
                         }
@@ -178,7 +178,7 @@ impl Sink {
 
 /// Writes queued lines until stopped, then writes what is left.
 pub async fn drain(
-    mut rx: mpsc::Receiver<AuditEvent>,
+    mut rx: mpsc::Receiver<AuditLine>,
     mut sink: Sink,
     metrics: Arc<Metrics>,
     stop: Arc<Notify>,
@@ -204,7 +204,7 @@ pub async fn drain(
     }
 }
 
-async fn write_batch(sink: &mut Sink, batch: &mut Vec<AuditEvent>, metrics: &Metrics) {
+async fn write_batch(sink: &mut Sink, batch: &mut Vec<AuditLine>, metrics: &Metrics) {
     let lost = sink.write_all(batch).await;
     batch.clear();
     if lost > 0 {
