@@ -9,7 +9,7 @@ use vigil_gateway::{
     GatewayConfig,
     config::{
         AuditConfig, InspectionConfig, LimitsConfig, ListenerConfig, MetricsConfig, PolicyConfig,
-        TlsConfig, UpstreamConfig,
+        RateLimitConfig, TlsConfig, UpstreamConfig,
     },
 };
 use vigil_hw::thermal::ThermalConfig;
@@ -51,6 +51,9 @@ pub struct Config {
     pub inspection: Option<InspectionConfig>,
     /// The API's OpenAPI description, enforced on every request (docs/policy.md).
     pub policy: Option<PolicyConfig>,
+    /// Token-bucket request limits (`[[rate_limit]]`, docs/gateway.md).
+    #[serde(default)]
+    pub rate_limit: Vec<RateLimitConfig>,
     /// Thermal governor thresholds (docs/hw.md); absent = defaults.
     #[serde(default)]
     pub thermal: ThermalConfig,
@@ -192,6 +195,7 @@ impl Config {
             metrics: self.metrics.clone().unwrap_or_default(),
             inspection: self.inspection.clone().unwrap_or_default(),
             policy: self.policy.clone(),
+            rate_limit: self.rate_limit.clone(),
         })
     }
 

@@ -6,6 +6,7 @@ mod audit;
 pub mod duration;
 mod listener;
 mod policy;
+mod ratelimit;
 mod tls;
 mod upstream;
 
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use audit::{AuditConfig, AuditSink, SyslogTransport};
 pub use listener::{LimitsConfig, ListenerConfig, MetricsConfig};
 pub use policy::{PolicyConfig, PolicyMode};
+pub use ratelimit::RateLimitConfig;
 pub use tls::{ClientAuth, MinVersion, TlsConfig};
 pub use upstream::UpstreamConfig;
 
@@ -58,6 +60,8 @@ pub struct GatewayConfig {
     pub inspection: InspectionConfig,
     /// `[policy]`; without it every request that passes hardening is forwarded.
     pub policy: Option<PolicyConfig>,
+    /// `[[rate_limit]]`
+    pub rate_limit: Vec<RateLimitConfig>,
 }
 
 /// What a lower inspection depth (a hot box) means for requests.
@@ -128,6 +132,9 @@ pub(crate) fn parse_upstream_url(url: &str) -> Result<UpstreamUrl, String> {
 impl GatewayConfig {
     /// Checks every value; the first problem is returned with its key path.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        for (i, r) in self.rate_limit.iter().enumerate() {
+            r.validate(&format!("rate_limit[{i}]"))?;
+        }
         let l = &self.listener;
         if l.max_connections == 0 {
             return Err(ConfigError::new(

@@ -15,6 +15,7 @@ mod hardening;
 mod openapi;
 mod policy;
 pub(crate) mod proxy;
+mod ratelimit;
 
 pub(crate) use forwarding::is_upgrade;
 
@@ -200,8 +201,10 @@ pub(crate) fn chain_with(
         Arc::new(policy::PolicyPresent::new(cfg)),
         // Cheap structural checks before any stage spends work on the request.
         Arc::new(hardening::Hardening::new(&cfg.limits)),
-        // Heat: shed (or mark for degrading) before the costly inspection stages; identity and
-        // rate-limit stages, when they land, go above this line so they always run.
+        // Rate limits before any costly work, and whatever the heat: they always run.
+        Arc::new(ratelimit::RateLimit::new(&cfg.rate_limit)),
+        // Heat: shed (or mark for degrading) before the costly inspection stages; identity
+        // stages, when they land, go above this line so they always run.
         Arc::new(depth::Depth::new(
             &cfg.inspection,
             policy.is_some() && cfg.policy.is_some(),
@@ -342,7 +345,10 @@ mod tests {
     fn the_default_chain_streams_bodies() {
         let chain = chain(&GatewayConfig::default());
         let names: Vec<&str> = chain.iter().map(|s| s.name()).collect();
-        assert_eq!(names, vec!["policy", "hardening", "depth", "forwarding"]);
+        assert_eq!(
+            names,
+            vec!["policy", "hardening", "rate_limit", "depth", "forwarding"]
+        );
         assert!(!chain.iter().any(|s| s.needs_body()));
     }
 }
