@@ -63,3 +63,11 @@ pub fn self_signed_cert(dir: &std::path::Path, ip: &str) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A loopback port free right now (for a listener the test's vigild binds next).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("binding a loopback port")
+}

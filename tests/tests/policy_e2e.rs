@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{net::TcpListener, path::Path, process::Command};
+use std::{path::Path, process::Command};
 
 use vigil_e2e::{daemon::Vigild, unique, upstream::Upstream};
 
@@ -53,11 +53,7 @@ fn req(port: u16, cacert: &Path, args: &[&str], path: &str) -> (String, String) 
 fn the_openapi_description_is_enforced() {
     let tag = unique(14);
     let up = Upstream::start().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = vigil_e2e::free_port();
     let body = format!(
         "[listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
          key = \"@DIR@/key.pem\"\n[[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\

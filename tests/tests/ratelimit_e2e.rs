@@ -3,7 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{net::TcpListener, path::Path, process::Command};
+use std::{path::Path, process::Command};
 
 use vigil_e2e::{daemon::Vigild, self_signed_cert, unique, upstream::Upstream};
 
@@ -36,11 +36,7 @@ fn get(port: u16, ca: &Path, extra: &[&str]) -> (String, String) {
 fn bursts_pass_and_excess_gets_429_with_retry_after() {
     let tag = unique(17);
     let up = Upstream::start().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = vigil_e2e::free_port();
     let body = format!(
         "[listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
          key = \"@DIR@/key.pem\"\n[[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\

@@ -4,7 +4,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    net::TcpListener,
     process::Command,
     sync::{
         Arc,
@@ -30,11 +29,7 @@ fn curl_ok(port: u16, ca: &std::path::Path) -> bool {
 fn keys_rotate_under_load_loses_no_request() {
     let tag = unique(16);
     let up = Upstream::start().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = vigil_e2e::free_port();
     let body = format!(
         "[listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
          key = \"@DIR@/key.pem\"\n[[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\

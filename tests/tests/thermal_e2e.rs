@@ -5,7 +5,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    net::TcpListener,
     path::Path,
     process::Command,
     time::{Duration, Instant},
@@ -53,11 +52,7 @@ fn until(mut f: impl FnMut() -> bool) -> bool {
 fn requests_follow_the_inspection_level() {
     let tag = unique(13);
     let up = Upstream::start().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = vigil_e2e::free_port();
     let base = format!(
         "[hw]\nsysfs_root = \"@DIR@/sys\"\n[thermal]\npoll_interval_ms = 100\n\
          [listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
@@ -137,11 +132,7 @@ fn requests_follow_the_inspection_level() {
 fn each_route_sheds_or_degrades_as_its_policy_says() {
     let tag = unique(15);
     let up = Upstream::start().unwrap();
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = vigil_e2e::free_port();
     let body = format!(
         "[hw]\nsysfs_root = \"@DIR@/sys\"\n[thermal]\npoll_interval_ms = 100\n\
          [listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
