@@ -18,6 +18,7 @@ mod clock;
 pub mod config;
 mod error;
 mod gateway;
+pub mod limits;
 mod metrics;
 pub mod pipeline;
 mod reqid;

@@ -1,0 +1,1 @@
+//! Identity for the gateway: JWT verification and the keys it needs.
