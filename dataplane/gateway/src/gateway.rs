@@ -19,6 +19,7 @@ use crate::metrics::{Metrics, MetricsSource};
 use crate::reqid::IdGen;
 use crate::server::io::ConnCount;
 use crate::server::{conn, metrics_http};
+use crate::services::Services;
 use crate::state::State;
 use crate::tls::CertResolver;
 
@@ -105,6 +106,8 @@ pub struct Shared {
     depth_source: ArcSwapOption<DepthSource>,
     /// Requests to paths and methods the OpenAPI description does not know.
     shadow: Arc<vigil_policy::ShadowInventory>,
+    /// Shared by every config generation's stages.
+    services: Arc<Services>,
     resolver: Arc<CertResolver>,
     keys: Mutex<Arc<dyn KeyProvider>>,
     reload: Mutex<()>,
@@ -157,7 +160,9 @@ impl Gateway {
                 })?,
             _ => vigil_policy::ShadowInventory::new(SHADOW_CAPACITY),
         });
-        let state = State::build(cfg, resolver.clone(), shadow.clone())?;
+        let metrics = Arc::new(Metrics::default());
+        let services = Arc::new(Services::new(metrics.clone()));
+        let state = State::build(cfg, resolver.clone(), shadow.clone(), &services)?;
         let cfg = state.cfg.clone();
         let https = bind("listener.https", cfg.listener.https).await?;
         let http = match cfg.listener.http {
@@ -171,7 +176,6 @@ impl Gateway {
             None => None,
         };
         let metrics_addr = local("metrics.listen", &metrics_l, cfg.metrics.listen)?;
-        let metrics = Arc::new(Metrics::default());
         let audit = Auditor::start(&cfg.audit, metrics.clone()).await?;
         let shared = Arc::new(Shared {
             state: ArcSwap::from_pointee(state),
@@ -185,6 +189,7 @@ impl Gateway {
             observers: Observers(ArcSwap::from_pointee(Vec::new())),
             depth_source: ArcSwapOption::empty(),
             shadow: shadow.clone(),
+            services,
         });
         let (level, rx) = watch::channel(RunLevel::Running);
         let mut tasks = vec![
@@ -271,6 +276,13 @@ impl Gateway {
         self.shared.depth_source.store(Some(Arc::new(source)));
     }
 
+    /// Keeps the `shared = true` rate-limit rules' buckets in `store` (the fleet's Redis), so
+    /// several boxes share one limit. Until a store is set, and whenever it cannot answer,
+    /// those rules decide with their local fallback limits.
+    pub fn set_shared_buckets(&self, store: Arc<dyn crate::limits::SharedBuckets>) {
+        self.shared.services.buckets.store(Some(Arc::new(store)));
+    }
+
     /// Calls `observer` once for every decision (forwarded or rejected), when its response has
     /// been sent, e.g. for the daemon's auto-ban counters. It runs on the request path: keep it
     /// to a counter update or a channel send.
@@ -316,6 +328,7 @@ impl Gateway {
             cfg,
             self.shared.resolver.clone(),
             self.shared.shadow.clone(),
+            &self.shared.services,
         )?;
         self.shared.resolver.store(key);
         self.shared.state.store(Arc::new(state));

@@ -24,6 +24,7 @@ pub mod pipeline;
 mod reqid;
 mod response;
 mod server;
+mod services;
 mod state;
 mod tls;
 mod upstream;

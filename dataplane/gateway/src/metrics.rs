@@ -29,6 +29,7 @@ pub struct Metrics {
     pub(crate) handshakes: AtomicU64,
     handshake_failures: Mutex<BTreeMap<&'static str, u64>>,
     log_only: Mutex<BTreeMap<&'static str, u64>>,
+    rate_limit_fallback: Mutex<BTreeMap<String, u64>>,
     pub(crate) open_connections: AtomicI64,
     pub(crate) shed_connections: AtomicU64,
     pub(crate) audit_dropped: AtomicU64,
@@ -72,6 +73,20 @@ impl Metrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         *map.entry(reason).or_default() += 1;
+    }
+
+    /// Counts a shared rate-limit decision taken locally because the store could not answer.
+    pub fn rate_limit_fallback(&self, rule: &str) {
+        let mut map = self
+            .rate_limit_fallback
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match map.get_mut(rule) {
+            Some(n) => *n += 1,
+            None => {
+                map.insert(rule.to_owned(), 1);
+            }
+        }
     }
 
     /// Counts a policy violation forwarded because the policy is log-only.
@@ -170,6 +185,23 @@ impl Metrics {
             let _ = writeln!(
                 o,
                 "vigil_gateway_policy_log_only_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        header(
+            o,
+            "vigil_gateway_rate_limit_fallback_total",
+            "counter",
+            "Shared rate-limit decisions taken with the local fallback limit, by rule.",
+        );
+        for (rule, n) in self
+            .rate_limit_fallback
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                o,
+                "vigil_gateway_rate_limit_fallback_total{{rule=\"{rule}\"}} {n}"
             );
         }
         simple(

@@ -14,6 +14,7 @@ use crate::audit::Redactor;
 use crate::config::GatewayConfig;
 use crate::error::GatewayError;
 use crate::pipeline::{self, Stage};
+use crate::services::Services;
 use crate::tls::{self, CertResolver};
 use crate::upstream::Pool;
 
@@ -55,6 +56,7 @@ impl State {
         cfg: GatewayConfig,
         resolver: Arc<CertResolver>,
         shadow: Arc<vigil_policy::ShadowInventory>,
+        services: &Arc<Services>,
     ) -> Result<Self, GatewayError> {
         let tls = TlsAcceptor::from(tls::server_config(&cfg.tls, resolver)?);
         let pool = Pool::new(&cfg.upstream)?;
@@ -75,7 +77,7 @@ impl State {
             }
             None => None,
         };
-        let chain = pipeline::chain_with(&cfg, policy, shadow);
+        let chain = pipeline::chain_with(&cfg, policy, shadow, services);
         let needs_body = chain.iter().any(|s| s.needs_body());
         let hsts = (cfg.listener.hsts_max_age_secs > 0)
             .then(|| HeaderValue::from_str(&format!("max-age={}", cfg.listener.hsts_max_age_secs)))

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 pub use audit::{AuditConfig, AuditSink, SyslogTransport};
 pub use listener::{LimitsConfig, ListenerConfig, MetricsConfig};
 pub use policy::{PolicyConfig, PolicyMode};
-pub use ratelimit::RateLimitConfig;
+pub use ratelimit::{KeyPart, RateLimitConfig};
 pub use tls::{ClientAuth, MinVersion, TlsConfig};
 pub use upstream::UpstreamConfig;
 
@@ -134,6 +134,15 @@ impl GatewayConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         for (i, r) in self.rate_limit.iter().enumerate() {
             r.validate(&format!("rate_limit[{i}]"))?;
+            if self.rate_limit[..i].iter().any(|o| o.name == r.name) {
+                return Err(ConfigError::new(
+                    format!("rate_limit[{i}].name"),
+                    format!(
+                        "{:?} is used by an earlier rule: names must be unique",
+                        r.name
+                    ),
+                ));
+            }
         }
         let l = &self.listener;
         if l.max_connections == 0 {

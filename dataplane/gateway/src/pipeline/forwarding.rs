@@ -156,6 +156,7 @@ mod tests {
                 tls: None,
             }),
             identity: None,
+            principal: None,
             route: None,
             upstream: None,
             started: std::time::Instant::now(),

@@ -32,6 +32,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 use vigil_hw::thermal::Level;
 
 use crate::config::GatewayConfig;
+use crate::services::Services;
 
 /// The TLS protocol version of a connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +82,26 @@ pub struct ConnInfo {
     pub tls: Option<TlsInfo>,
 }
 
+/// How a request's identity was established.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMethod {
+    /// A verified bearer JWT.
+    Jwt,
+    /// A verified client certificate.
+    Mtls,
+}
+
+/// Who a request is, once the identity stage has verified it: what rate limits (`sub`) and
+/// ownership rules read.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// JWT `sub`, or the mTLS identity chosen by the security scheme.
+    pub subject: String,
+    /// Where it came from.
+    pub via: AuthMethod,
+}
+
 /// Per-request state handed to every stage. Later stages (rate limit, identity, route match)
 /// fill in `identity`, `route` and `upstream`; the proxy and the audit log read them.
 #[derive(Debug)]
@@ -91,6 +112,8 @@ pub struct RequestCtx {
     pub conn: Arc<ConnInfo>,
     /// Identity established by a stage (defaults to the mTLS identity).
     pub identity: Option<ClientIdentity>,
+    /// The verified identity, once the identity stage has run.
+    pub principal: Option<Principal>,
     /// Matched route (OpenAPI operation), when a stage has matched one.
     pub route: Option<String>,
     /// Name of the upstream to use; `None` means round-robin over the default pool.
@@ -187,7 +210,25 @@ pub fn ready<'a>(outcome: Outcome) -> StageFuture<'a> {
 /// The chain without an OpenAPI policy.
 #[cfg(test)]
 pub(crate) fn chain(cfg: &GatewayConfig) -> Vec<Arc<dyn Stage>> {
-    chain_with(cfg, None, Arc::default())
+    let services = Arc::new(Services::new(Arc::default()));
+    chain_with(cfg, None, Arc::default(), &services)
+}
+
+/// A request context for stage tests.
+#[cfg(test)]
+pub(crate) fn test_ctx(client: SocketAddr) -> RequestCtx {
+    RequestCtx {
+        request_id: "id".to_owned(),
+        conn: Arc::new(ConnInfo { client, tls: None }),
+        identity: None,
+        principal: None,
+        route: None,
+        upstream: None,
+        started: Instant::now(),
+        timings: Vec::new(),
+        depth: Level::Full,
+        log_only_violation: None,
+    }
 }
 
 /// The chain, in order. This is the one place the order is written.
@@ -195,6 +236,7 @@ pub(crate) fn chain_with(
     cfg: &GatewayConfig,
     policy: Option<Arc<vigil_policy::Policy>>,
     shadow: Arc<vigil_policy::ShadowInventory>,
+    services: &Arc<Services>,
 ) -> Vec<Arc<dyn Stage>> {
     let mut stages: Vec<Arc<dyn Stage>> = vec![
         // Fail closed first: without a policy nothing else matters.
@@ -202,7 +244,11 @@ pub(crate) fn chain_with(
         // Cheap structural checks before any stage spends work on the request.
         Arc::new(hardening::Hardening::new(&cfg.limits)),
         // Rate limits before any costly work, and whatever the heat: they always run.
-        Arc::new(ratelimit::RateLimit::new(&cfg.rate_limit)),
+        Arc::new(ratelimit::RateLimit::new(
+            &cfg.rate_limit,
+            false,
+            services.clone(),
+        )),
         // Heat: shed (or mark for degrading) before the costly inspection stages; identity
         // stages, when they land, go above this line so they always run.
         Arc::new(depth::Depth::new(
@@ -219,6 +265,11 @@ pub(crate) fn chain_with(
             shadow,
             retry_after,
         )));
+    }
+    // Limits keyed by who is asking and for what: once identity and route are known.
+    let late = ratelimit::RateLimit::new(&cfg.rate_limit, true, services.clone());
+    if !late.is_empty() {
+        stages.push(Arc::new(late));
     }
     // Later issues insert here: BOLA, virtual patches.
     // Last: rewrite headers for the upstream only once the request is accepted.
@@ -305,6 +356,7 @@ mod tests {
                 tls: None,
             }),
             identity: None,
+            principal: None,
             route: None,
             upstream: None,
             started: Instant::now(),

@@ -1,23 +1,32 @@
-//! Rate limits: a token bucket per rule and key (client address or an API-key header value).
-//! Over the limit: 429 with `Retry-After` and the `RateLimit-*` headers. Tables are bounded:
-//! when full, buckets idle long enough to be full again are dropped first.
+//! Rate limits: a token bucket per rule and key (client address, API-key header, identity,
+//! route, or a combination). Over the limit: 429 with `Retry-After` and the `RateLimit-*`
+//! headers. Local tables are bounded: when full, buckets idle long enough to be full again are
+//! dropped first. Shared rules ask the fleet's store and, when it cannot answer, decide with a
+//! smaller local bucket, counted in metrics.
+//!
+//! The chain holds two of these stages: rules keyed only by address or header run before any
+//! costly work; rules keyed by `sub` or `route` run once identity and route are known.
 
-use std::{
-    collections::HashMap,
-    net::IpAddr,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, StatusCode, header::RETRY_AFTER};
 
-use super::{Outcome, Rejection, RequestCtx, Stage, StageFuture, ready};
-use crate::config::RateLimitConfig;
+use super::{Outcome, Rejection, RequestCtx, Stage, StageFuture};
+use crate::config::{KeyPart, RateLimitConfig};
+use crate::limits::SharedTake;
+use crate::services::Services;
 
 /// Keys tracked per rule.
 const MAX_KEYS: usize = 100_000;
+/// Keys longer than this are kept as their SHA-256: a header value can be kilobytes.
+const MAX_KEY_BYTES: usize = 64;
+/// The shared store answers within its own deadline; this only guards against one that hangs.
+const STORE_SAFETY_NET: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy)]
 struct Bucket {
@@ -25,108 +34,224 @@ struct Bucket {
     at: Instant,
 }
 
+/// A table of local buckets with one rate and burst.
 #[derive(Debug)]
-struct Rule {
-    header: Option<HeaderName>,
+struct Local {
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<String, Bucket>>,
 }
 
-#[derive(Debug)]
-pub struct RateLimit {
-    rules: Vec<Rule>,
-}
-
-/// What a rule decided for one request.
-#[derive(Debug, PartialEq)]
-enum Take {
-    Ok,
-    /// Seconds until a token is back.
-    Wait(u64),
-}
-
-impl Rule {
-    fn key(&self, head: &Parts, client: IpAddr) -> String {
-        // A request without the header shares its client address's bucket: leaving the header
-        // out must not be a way around the limit.
-        self.header
-            .as_ref()
-            .and_then(|h| head.headers.get(h))
-            .and_then(|v| v.to_str().ok())
-            .map_or_else(|| format!("ip:{client}"), |v| format!("h:{v}"))
+impl Local {
+    fn new(rate: u32, burst: u32) -> Self {
+        Self {
+            rate: f64::from(rate),
+            burst: f64::from(burst),
+            buckets: Mutex::new(HashMap::new()),
+        }
     }
 
-    fn take(&self, key: String, now: Instant) -> Take {
-        let mut map = self
-            .buckets
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() >= MAX_KEYS && !map.contains_key(&key) {
+    fn take(&self, key: &str, now: Instant) -> SharedTake {
+        let mut map = self.buckets.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= MAX_KEYS && !map.contains_key(key) {
             let full_after = Duration::from_secs_f64(self.burst / self.rate);
             map.retain(|_, b| now.saturating_duration_since(b.at) < full_after);
             if map.len() >= MAX_KEYS {
                 map.clear();
             }
         }
-        let b = map.entry(key).or_insert(Bucket {
-            tokens: self.burst,
-            at: now,
-        });
+        let b = match map.get_mut(key) {
+            Some(b) => b,
+            None => map.entry(key.to_owned()).or_insert(Bucket {
+                tokens: self.burst,
+                at: now,
+            }),
+        };
         let elapsed = now.saturating_duration_since(b.at).as_secs_f64();
         b.tokens = (b.tokens + elapsed * self.rate).min(self.burst);
         b.at = now;
         if b.tokens >= 1.0 {
             b.tokens -= 1.0;
-            Take::Ok
+            SharedTake {
+                allowed: true,
+                remaining: b.tokens as u64,
+                retry_after_ms: 0,
+            }
         } else {
-            Take::Wait(((1.0 - b.tokens) / self.rate).ceil().max(1.0) as u64)
+            SharedTake {
+                allowed: false,
+                remaining: 0,
+                retry_after_ms: ((1.0 - b.tokens) / self.rate * 1000.0).ceil() as u64,
+            }
         }
     }
 }
 
-impl RateLimit {
-    pub fn new(cfg: &[RateLimitConfig]) -> Self {
-        let rules = cfg
+#[derive(Debug)]
+struct Rule {
+    name: String,
+    parts: Vec<KeyPart>,
+    headers: Vec<Option<HeaderName>>,
+    rate: u32,
+    burst: u32,
+    shared: bool,
+    /// The rule's own buckets, or (shared rules) the fallback buckets.
+    local: Local,
+}
+
+impl Rule {
+    fn new(cfg: &RateLimitConfig) -> Self {
+        let parts = cfg.key_parts().unwrap_or_default();
+        let headers = parts
             .iter()
-            .map(|r| Rule {
-                header: r
-                    .header()
-                    .and_then(|h| HeaderName::from_bytes(h.as_bytes()).ok()),
-                rate: f64::from(r.rate),
-                burst: f64::from(r.burst),
-                buckets: Mutex::new(HashMap::new()),
+            .map(|p| match p {
+                KeyPart::Header(h) => HeaderName::from_bytes(h.as_bytes()).ok(),
+                _ => None,
             })
             .collect();
-        Self { rules }
+        let (rate, burst) = if cfg.shared {
+            cfg.fallback()
+        } else {
+            (cfg.rate, cfg.burst)
+        };
+        Self {
+            name: cfg.name.clone(),
+            parts,
+            headers,
+            rate: cfg.rate,
+            burst: cfg.burst,
+            shared: cfg.shared,
+            local: Local::new(rate, burst),
+        }
     }
 
-    fn decide(&self, head: &Parts, client: IpAddr, now: Instant) -> Outcome {
+    /// The bucket key: the rule's name, then each part. A part the request lacks (no header,
+    /// no identity) is replaced by the client address, never left empty.
+    fn key(&self, head: &Parts, ctx: &RequestCtx) -> String {
+        use std::fmt::Write as _;
+        let client: IpAddr = ctx.conn.client.ip();
+        let mut key = String::with_capacity(64);
+        for (part, header) in self.parts.iter().zip(&self.headers) {
+            if !key.is_empty() {
+                key.push('|');
+            }
+            let _ = match part {
+                KeyPart::ClientIp => write!(key, "ip:{client}"),
+                KeyPart::Header(_) => match header
+                    .as_ref()
+                    .and_then(|h| head.headers.get(h))
+                    .and_then(|v| v.to_str().ok())
+                {
+                    Some(v) => write!(key, "h:{v}"),
+                    None => write!(key, "ip:{client}"),
+                },
+                KeyPart::Subject => match ctx.principal.as_ref() {
+                    Some(p) => write!(key, "sub:{}", p.subject),
+                    None => write!(key, "ip:{client}"),
+                },
+                KeyPart::Route => write!(key, "route:{}", ctx.route.as_deref().unwrap_or("-")),
+            };
+        }
+        if key.len() > MAX_KEY_BYTES {
+            let d = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+            key = d.as_ref().iter().fold(String::from("sha256:"), |mut s, b| {
+                let _ = write!(s, "{b:02x}");
+                s
+            });
+        }
+        format!("{}:{key}", self.name)
+    }
+}
+
+#[derive(Debug)]
+pub struct RateLimit {
+    name: &'static str,
+    rules: Vec<Rule>,
+    services: Arc<Services>,
+}
+
+fn limited(limit: u32, take: SharedTake) -> Outcome {
+    let secs = take.retry_after_ms.div_ceil(1000).max(1);
+    Outcome::Respond(
+        Rejection::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
+            .with_header(RETRY_AFTER, HeaderValue::from(secs))
+            .with_header(
+                HeaderName::from_static("ratelimit-limit"),
+                HeaderValue::from(limit),
+            )
+            .with_header(
+                HeaderName::from_static("ratelimit-remaining"),
+                HeaderValue::from(0u32),
+            )
+            .with_header(
+                HeaderName::from_static("ratelimit-reset"),
+                HeaderValue::from(secs),
+            ),
+    )
+}
+
+impl RateLimit {
+    /// The rules keyed only by address or header (`late = false`), or those keyed by
+    /// identity or route (`late = true`).
+    pub fn new(cfg: &[RateLimitConfig], late: bool, services: Arc<Services>) -> Self {
+        let rules = cfg
+            .iter()
+            .filter(|r| r.needs_identity() == late)
+            .map(Rule::new)
+            .collect();
+        Self {
+            name: if late {
+                "rate_limit_identity"
+            } else {
+                "rate_limit"
+            },
+            rules,
+            services,
+        }
+    }
+
+    /// Whether the stage has any rule (an empty one is left out of the chain).
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    async fn decide(&self, head: &Parts, ctx: &RequestCtx) -> Outcome {
         for rule in &self.rules {
-            if let Take::Wait(secs) = rule.take(rule.key(head, client), now) {
-                let limit = HeaderValue::from(rule.burst as u64);
-                return Outcome::Respond(
-                    Rejection::new(StatusCode::TOO_MANY_REQUESTS, "rate_limited")
-                        .with_header(RETRY_AFTER, HeaderValue::from(secs))
-                        .with_header(HeaderName::from_static("ratelimit-limit"), limit)
-                        .with_header(
-                            HeaderName::from_static("ratelimit-remaining"),
-                            HeaderValue::from(0u32),
-                        )
-                        .with_header(
-                            HeaderName::from_static("ratelimit-reset"),
-                            HeaderValue::from(secs),
-                        ),
-                );
+            let key = rule.key(head, ctx);
+            let (take, limit) = if rule.shared {
+                self.take_shared(rule, &key).await
+            } else {
+                (rule.local.take(&key, Instant::now()), rule.burst)
+            };
+            if !take.allowed {
+                return limited(limit, take);
             }
         }
         Outcome::Continue
+    }
+
+    /// Asks the fleet's store; without one, or when it cannot answer, the local fallback
+    /// bucket decides (and the limit reported is the fallback's).
+    async fn take_shared(&self, rule: &Rule, key: &str) -> (SharedTake, u32) {
+        if let Some(store) = self.services.buckets() {
+            let asked =
+                tokio::time::timeout(STORE_SAFETY_NET, store.take(key, rule.rate, rule.burst))
+                    .await;
+            if let Ok(Ok(take)) = asked {
+                return (take, rule.burst);
+            }
+        }
+        self.services.metrics.rate_limit_fallback(&rule.name);
+        (
+            rule.local.take(key, Instant::now()),
+            rule.local.burst as u32,
+        )
     }
 }
 
 impl Stage for RateLimit {
     fn name(&self) -> &'static str {
-        "rate_limit"
+        self.name
     }
 
     fn on_request<'a>(
@@ -135,91 +260,9 @@ impl Stage for RateLimit {
         head: &'a mut Parts,
         _body: Option<&'a Bytes>,
     ) -> StageFuture<'a> {
-        ready(self.decide(head, ctx.conn.client.ip(), Instant::now()))
+        Box::pin(async move { self.decide(head, ctx).await })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn limiter(key: &str, rate: u32, burst: u32) -> RateLimit {
-        RateLimit::new(&[RateLimitConfig {
-            name: "t".into(),
-            key: key.into(),
-            rate,
-            burst,
-        }])
-    }
-
-    fn head(api_key: Option<&str>) -> Parts {
-        let mut b = http::Request::builder().uri("/x");
-        if let Some(k) = api_key {
-            b = b.header("x-api-key", k);
-        }
-        b.body(())
-            .map(|r| r.into_parts().0)
-            .unwrap_or_else(|_| unreachable!())
-    }
-
-    fn limited(o: &Outcome) -> bool {
-        matches!(o, Outcome::Respond(r) if r.status == StatusCode::TOO_MANY_REQUESTS)
-    }
-
-    #[test]
-    fn burst_then_rate_per_client() {
-        let l = limiter("client_ip", 2, 3);
-        let (a, b): (IpAddr, IpAddr) = ([198, 18, 0, 1].into(), [198, 18, 0, 2].into());
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            assert_eq!(l.decide(&head(None), a, t0), Outcome::Continue);
-        }
-        assert!(limited(&l.decide(&head(None), a, t0)));
-        assert_eq!(
-            l.decide(&head(None), b, t0),
-            Outcome::Continue,
-            "another client has its own"
-        );
-        // Half a second at 2/s earns one token back.
-        assert_eq!(
-            l.decide(&head(None), a, t0 + Duration::from_millis(500)),
-            Outcome::Continue
-        );
-        assert!(limited(&l.decide(
-            &head(None),
-            a,
-            t0 + Duration::from_millis(500)
-        )));
-    }
-
-    #[test]
-    fn header_keys_share_nothing_and_missing_headers_fall_back_to_the_client() {
-        let l = limiter("header:x-api-key", 1, 1);
-        let ip: IpAddr = [198, 18, 0, 1].into();
-        let t0 = Instant::now();
-        assert_eq!(l.decide(&head(Some("k1")), ip, t0), Outcome::Continue);
-        assert!(limited(&l.decide(&head(Some("k1")), ip, t0)));
-        assert_eq!(l.decide(&head(Some("k2")), ip, t0), Outcome::Continue);
-        assert_eq!(l.decide(&head(None), ip, t0), Outcome::Continue);
-        assert!(limited(&l.decide(&head(None), ip, t0)));
-    }
-
-    #[test]
-    fn retry_after_says_when_a_token_is_back() {
-        let l = limiter("client_ip", 1, 1);
-        let ip: IpAddr = [198, 18, 0, 1].into();
-        let t0 = Instant::now();
-        l.decide(&head(None), ip, t0);
-        let Outcome::Respond(r) = l.decide(&head(None), ip, t0) else {
-            unreachable!()
-        };
-        assert!(
-            r.headers.iter().any(|(n, v)| n == RETRY_AFTER && v == "1"),
-            "{r:?}"
-        );
-        assert!(
-            r.headers.iter().any(|(n, _)| n == "ratelimit-limit"),
-            "{r:?}"
-        );
-    }
-}
+mod tests;

@@ -55,6 +55,7 @@ impl Handler {
         let mut ctx = RequestCtx {
             request_id: self.shared.ids.next_id(),
             identity: self.conn.tls.as_ref().and_then(|t| t.identity.clone()),
+            principal: None,
             conn: self.conn.clone(),
             route: None,
             upstream: None,
