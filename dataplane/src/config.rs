@@ -328,6 +328,20 @@ impl Config {
                     "must be non-empty without spaces".into(),
                 ));
             }
+            f.rate_limit_timeout()
+                .map_err(|e| ("fleet.rate_limit_timeout".to_owned(), e))?;
+        }
+        // Shared buckets live in the fleet's Redis: without it the rule would silently run on
+        // its fallback limits forever.
+        if self.fleet.is_none() {
+            if let Some(i) = self.rate_limit.iter().position(|r| r.shared) {
+                return Err((
+                    format!("rate_limit[{i}].shared"),
+                    "shared buckets are kept in the fleet's Redis: add a [fleet] section with \
+                     redis = \"host:port\", or set shared = false for a per-box limit"
+                        .into(),
+                ));
+            }
         }
         if !self.control.socket.is_absolute() {
             return Err(("control.socket".into(), "must be an absolute path".into()));
@@ -398,6 +412,36 @@ mod tests {
         assert!(e.contains("xdp.rate_limit.pps"), "{e}");
         let e = parse("[xdp]\ninterface = \"an-interface-name-too-long\"\n").unwrap_err();
         assert!(e.contains("xdp.interface"), "{e}");
+    }
+
+    #[test]
+    fn shared_rate_limits_need_the_fleet() {
+        let gw = "[listener]\nhttps = \"127.0.0.1:8443\"\n[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n\
+                  [[upstream]]\nname = \"api\"\nurl = \"http://127.0.0.1:9\"\n";
+        let rule = |shared: bool| {
+            format!(
+                "[[rate_limit]]\nname = \"a\"\nkey = \"client_ip\"\nrate = 1\nburst = 2\n\
+                 [[rate_limit]]\nname = \"b\"\nkey = \"sub+route\"\nrate = 1\nburst = 2\n\
+                 shared = {shared}\n"
+            )
+        };
+        let e = parse(&format!("{gw}{}", rule(true))).unwrap_err();
+        assert!(e.contains("rate_limit[1].shared"), "{e}");
+        assert!(e.contains("[fleet]"), "{e}");
+        parse(&format!("{gw}{}", rule(false))).unwrap();
+        let fleet = "[fleet]\nredis = \"127.0.0.1:6379\"\n";
+        let cfg = parse(&format!("{gw}{}{fleet}", rule(true))).unwrap();
+        let f = cfg.fleet.unwrap();
+        assert_eq!(
+            f.rate_limit_timeout(),
+            Ok(std::time::Duration::from_millis(250))
+        );
+        for (bad, why) in [("0ms", "more than 0"), ("1s", "less than 1s"), ("soon", "")] {
+            let e = parse(&format!("{fleet}rate_limit_timeout = \"{bad}\"\n")).unwrap_err();
+            assert!(e.contains("fleet.rate_limit_timeout"), "{e}");
+            assert!(e.contains(why), "{e}");
+        }
+        parse(&format!("{fleet}rate_limit_timeout = \"100ms\"\n")).unwrap();
     }
 
     #[test]

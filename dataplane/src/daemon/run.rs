@@ -57,8 +57,15 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
                 d.apply_fleet_event(ev);
             }
         });
-        let f = Fleet::start(fc, apply);
+        let mut f = Fleet::start(fc, apply);
         info!(box_id = f.box_id(), "fleet blocklist enabled");
+        if let Some(gw) = lock(&daemon.gateway).as_ref() {
+            // Set even without a shared rule yet: a reload may add one, and `[fleet]` itself
+            // cannot change without a restart.
+            let store = f.start_buckets();
+            gw.set_shared_buckets(Arc::new(store.clone()));
+            gw.add_metrics_source(Arc::new(move |out: &mut String| store.write_metrics(out)));
+        }
         *lock(&daemon.fleet) = Some(f);
     }
     let socket = daemon.control_socket();

@@ -4,8 +4,14 @@
 //! with one HGETALL when it starts) and an event on the channel `<prefix>:events` (so the others
 //! apply it within a round trip). Publishing never blocks a control request: events go through a
 //! bounded queue to a task that retries while Redis is away.
+//!
+//! The same Redis keeps the buckets of the `shared = true` rate limits ([`buckets`]).
 
+pub mod buckets;
+pub mod mux;
 pub mod resp;
+#[cfg(test)]
+mod test_redis;
 
 use std::{
     sync::{
@@ -33,10 +39,36 @@ pub struct FleetConfig {
     /// This box's name in events; default `<hostname>-<pid>`.
     #[serde(default)]
     pub box_id: Option<String>,
+    /// How long a shared rate-limit decision may wait for Redis before the request is decided
+    /// with the local fallback limit and the store is marked down, e.g. "250ms".
+    #[serde(default = "default_rate_limit_timeout")]
+    pub rate_limit_timeout: String,
 }
 
 fn default_prefix() -> String {
     "vigil".to_owned()
+}
+
+fn default_rate_limit_timeout() -> String {
+    "250ms".to_owned()
+}
+
+/// Longest `rate_limit_timeout`: the gateway stops waiting for the store after 1 s anyway.
+pub const MAX_RATE_LIMIT_TIMEOUT: Duration = Duration::from_millis(999);
+
+impl FleetConfig {
+    /// `rate_limit_timeout` parsed; validation has refused values out of range.
+    pub fn rate_limit_timeout(&self) -> Result<Duration, String> {
+        let d = crate::duration::parse_duration(&self.rate_limit_timeout)?;
+        if d.is_zero() || d > MAX_RATE_LIMIT_TIMEOUT {
+            return Err(format!(
+                "{:?}: must be more than 0 and less than 1s (the gateway gives up on the store \
+                 after 1 s)",
+                self.rate_limit_timeout
+            ));
+        }
+        Ok(d)
+    }
 }
 
 /// One fleet-wide block.
@@ -73,6 +105,8 @@ pub struct Fleet {
     box_id: String,
     tx: mpsc::Sender<Event>,
     state: Arc<State>,
+    /// The shared rate-limit buckets, when the gateway runs.
+    buckets: Option<buckets::RedisBuckets>,
 }
 
 const QUEUE: usize = 4096;
@@ -99,7 +133,21 @@ impl Fleet {
             box_id,
             tx,
             state,
+            buckets: None,
         }
+    }
+
+    /// Starts the shared rate-limit store on the fleet's Redis (its own connection, so a
+    /// blocklist catch-up never delays a decision) and keeps it for `status`.
+    pub fn start_buckets(&mut self) -> buckets::RedisBuckets {
+        // Validation refused a bad value; the default is the documented fallback.
+        let timeout = self
+            .cfg
+            .rate_limit_timeout()
+            .unwrap_or(Duration::from_millis(250));
+        let store = buckets::RedisBuckets::start(&self.cfg.redis, &self.cfg.prefix, timeout);
+        self.buckets = Some(store.clone());
+        store
     }
 
     pub fn box_id(&self) -> &str {
@@ -136,6 +184,7 @@ impl Fleet {
             "events_applied": self.state.applied.load(Ordering::Relaxed),
             "events_dropped": self.state.dropped.load(Ordering::Relaxed),
             "last_error": *self.state.last_error.lock().unwrap_or_else(|p| p.into_inner()),
+            "rate_limits": self.buckets.as_ref().map(buckets::RedisBuckets::status),
         })
     }
 }

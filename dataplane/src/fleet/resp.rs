@@ -1,9 +1,10 @@
 //! A small RESP2 client: enough Redis for the fleet blocklist (HSET, HDEL, HGETALL, PUBLISH,
-//! SUBSCRIBE). Replies are parsed with bounds on length and depth: a misbehaving server cannot
-//! make the daemon allocate without limit.
+//! SUBSCRIBE) and the shared rate-limit buckets (EVALSHA through [`super::mux`]). Replies are
+//! parsed with bounds on length and depth: a misbehaving server cannot make the daemon allocate
+//! without limit.
 
 use tokio::{
-    io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
+    io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::TcpStream,
 };
 
@@ -29,6 +30,10 @@ pub enum RespError {
     Protocol(String),
     #[error("redis replied with an error: {0}")]
     Server(String),
+    #[error("redis connection closed")]
+    Closed,
+    #[error("too many redis requests waiting")]
+    Full,
 }
 
 #[derive(Debug)]
@@ -70,75 +75,83 @@ impl Conn {
     }
 
     pub async fn read(&mut self) -> Result<Value, RespError> {
-        Box::pin(self.read_depth(0)).await
+        read_value(&mut self.io).await
     }
+}
 
-    async fn line(&mut self) -> Result<String, RespError> {
-        let mut buf = Vec::new();
-        let n = (&mut self.io)
-            .take(64 * 1024)
-            .read_until(b'\n', &mut buf)
-            .await?;
-        if n == 0 {
-            return Err(RespError::Io(std::io::ErrorKind::UnexpectedEof.into()));
-        }
-        if !buf.ends_with(b"\r\n") {
-            return Err(RespError::Protocol(
-                "line without CRLF or longer than 64 KiB".into(),
-            ));
-        }
-        buf.truncate(buf.len() - 2);
-        String::from_utf8(buf).map_err(|_| RespError::Protocol("line is not UTF-8".into()))
-    }
+/// Reads one reply from `io` (a buffered stream or the read half of one).
+pub async fn read_value<R: AsyncBufRead + Unpin + Send>(io: &mut R) -> Result<Value, RespError> {
+    Box::pin(read_depth(io, 0)).await
+}
 
-    async fn read_depth(&mut self, depth: u32) -> Result<Value, RespError> {
-        if depth > 4 {
-            return Err(RespError::Protocol("reply nested too deeply".into()));
-        }
-        let line = self.line().await?;
-        let (kind, rest) = line
-            .split_at_checked(1)
-            .ok_or_else(|| RespError::Protocol("empty line".into()))?;
-        let num = |s: &str| {
-            s.parse::<i64>()
-                .map_err(|_| RespError::Protocol(format!("bad length {s:?}")))
-        };
-        Ok(match kind {
-            "+" => Value::Simple(rest.to_owned()),
-            "-" => Value::Error(rest.to_owned()),
-            ":" => Value::Int(num(rest)?),
-            "$" => {
-                let n = num(rest)?;
-                if n < 0 {
-                    return Ok(Value::Bulk(None));
-                }
-                let n = usize::try_from(n).map_err(|_| RespError::Protocol("bad length".into()))?;
-                if n > MAX_BULK {
-                    return Err(RespError::Protocol(format!("bulk string of {n} bytes")));
-                }
-                let mut buf = vec![0u8; n + 2];
-                self.io.read_exact(&mut buf).await?;
-                buf.truncate(n);
-                Value::Bulk(Some(buf))
-            }
-            "*" => {
-                let n = num(rest)?;
-                if n < 0 {
-                    return Ok(Value::Array(None));
-                }
-                let n = usize::try_from(n).map_err(|_| RespError::Protocol("bad length".into()))?;
-                if n > MAX_ARRAY {
-                    return Err(RespError::Protocol(format!("array of {n} items")));
-                }
-                let mut items = Vec::with_capacity(n.min(1024));
-                for _ in 0..n {
-                    items.push(Box::pin(self.read_depth(depth + 1)).await?);
-                }
-                Value::Array(Some(items))
-            }
-            other => return Err(RespError::Protocol(format!("unknown reply type {other:?}"))),
-        })
+async fn line<R: AsyncBufRead + Unpin + Send>(io: &mut R) -> Result<String, RespError> {
+    let mut buf = Vec::new();
+    let n = (&mut *io)
+        .take(64 * 1024)
+        .read_until(b'\n', &mut buf)
+        .await?;
+    if n == 0 {
+        return Err(RespError::Io(std::io::ErrorKind::UnexpectedEof.into()));
     }
+    if !buf.ends_with(b"\r\n") {
+        return Err(RespError::Protocol(
+            "line without CRLF or longer than 64 KiB".into(),
+        ));
+    }
+    buf.truncate(buf.len() - 2);
+    String::from_utf8(buf).map_err(|_| RespError::Protocol("line is not UTF-8".into()))
+}
+
+async fn read_depth<R: AsyncBufRead + Unpin + Send>(
+    io: &mut R,
+    depth: u32,
+) -> Result<Value, RespError> {
+    if depth > 4 {
+        return Err(RespError::Protocol("reply nested too deeply".into()));
+    }
+    let line = line(io).await?;
+    let (kind, rest) = line
+        .split_at_checked(1)
+        .ok_or_else(|| RespError::Protocol("empty line".into()))?;
+    let num = |s: &str| {
+        s.parse::<i64>()
+            .map_err(|_| RespError::Protocol(format!("bad length {s:?}")))
+    };
+    Ok(match kind {
+        "+" => Value::Simple(rest.to_owned()),
+        "-" => Value::Error(rest.to_owned()),
+        ":" => Value::Int(num(rest)?),
+        "$" => {
+            let n = num(rest)?;
+            if n < 0 {
+                return Ok(Value::Bulk(None));
+            }
+            let n = usize::try_from(n).map_err(|_| RespError::Protocol("bad length".into()))?;
+            if n > MAX_BULK {
+                return Err(RespError::Protocol(format!("bulk string of {n} bytes")));
+            }
+            let mut buf = vec![0u8; n + 2];
+            io.read_exact(&mut buf).await?;
+            buf.truncate(n);
+            Value::Bulk(Some(buf))
+        }
+        "*" => {
+            let n = num(rest)?;
+            if n < 0 {
+                return Ok(Value::Array(None));
+            }
+            let n = usize::try_from(n).map_err(|_| RespError::Protocol("bad length".into()))?;
+            if n > MAX_ARRAY {
+                return Err(RespError::Protocol(format!("array of {n} items")));
+            }
+            let mut items = Vec::with_capacity(n.min(1024));
+            for _ in 0..n {
+                items.push(Box::pin(read_depth(io, depth + 1)).await?);
+            }
+            Value::Array(Some(items))
+        }
+        other => return Err(RespError::Protocol(format!("unknown reply type {other:?}"))),
+    })
 }
 
 impl Value {
