@@ -1,5 +1,6 @@
 //! Human-readable output. `--json` bypasses all of this.
 
+mod fleet;
 mod host;
 pub mod keys;
 pub mod thermal;
@@ -73,6 +74,7 @@ pub fn stats(v: &Value) -> String {
 pub fn status(v: &Value) -> String {
     let mut out = daemon_and_xdp(v);
     out.push_str(&host::gateway(v));
+    out.push_str(&fleet::fleet(v));
     out.push_str(&host::host(v));
     out
 }
