@@ -1,4 +1,5 @@
-//! A private redis-server for a test: its own port, no persistence, killed by PID on drop.
+//! A private redis-server for a test: its own port, no persistence, killed by PID on drop;
+//! it can be killed and started again on the same port.
 
 use std::{
     net::{TcpListener, TcpStream},
@@ -15,6 +16,13 @@ pub struct Redis {
 impl Redis {
     pub fn start() -> anyhow::Result<Redis> {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let mut r = Redis { port, child: None };
+        r.spawn()?;
+        Ok(r)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let port = self.port;
         let child = Command::new("redis-server")
             .args([
                 "--port",
@@ -28,10 +36,7 @@ impl Redis {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?;
-        let r = Redis {
-            port,
-            child: Some(child),
-        };
+        self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(5);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             anyhow::ensure!(
@@ -40,13 +45,20 @@ impl Redis {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        Ok(r)
+        Ok(())
+    }
+
+    /// Starts a fresh (empty) server on the same port after `stop`, as a restarted Redis.
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        self.spawn()
     }
 
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// SIGKILL by PID, as a crash would.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
