@@ -320,29 +320,25 @@ impl Inner {
         rate: &str,
         burst: &str,
     ) -> Result<SharedTake, RespError> {
-        let args = |cmd: &'static [u8], body: &[u8]| -> Vec<Vec<u8>> {
-            vec![
-                cmd.to_vec(),
-                body.to_vec(),
-                b"1".to_vec(),
-                bucket.as_bytes().to_vec(),
-                rate.as_bytes().to_vec(),
-                burst.as_bytes().to_vec(),
-            ]
-        };
-        let call = |a: Vec<Vec<u8>>| async move {
-            let refs: Vec<&[u8]> = a.iter().map(Vec::as_slice).collect();
-            conn.call(&refs).await
+        let call = |cmd: &[u8], body: &[u8]| {
+            conn.call(&[
+                cmd,
+                body,
+                b"1",
+                bucket.as_bytes(),
+                rate.as_bytes(),
+                burst.as_bytes(),
+            ])
         };
         let reply = match self.sha.get() {
-            Some(sha) => match call(args(b"EVALSHA", sha.as_bytes())).await {
+            Some(sha) => match call(b"EVALSHA", sha.as_bytes()).await {
                 Err(RespError::Server(e)) if e.starts_with("NOSCRIPT") => {
                     self.reload_script(conn);
-                    call(args(b"EVAL", SCRIPT.as_bytes())).await
+                    call(b"EVAL", SCRIPT.as_bytes()).await
                 }
                 other => other,
             },
-            None => call(args(b"EVAL", SCRIPT.as_bytes())).await,
+            None => call(b"EVAL", SCRIPT.as_bytes()).await,
         };
         parse_take(reply?)
     }

@@ -119,29 +119,33 @@ impl Mux {
     /// Sends one command and waits for its reply; a server error becomes
     /// `RespError::Server`. Fails at once with `Full` when `capacity` commands are pending and
     /// with `Closed` once the connection is gone. The caller bounds the wait (the reply of a
-    /// dropped call is read and discarded).
-    pub async fn call(&self, args: &[&[u8]]) -> Result<Value, RespError> {
-        if self.is_closed() {
-            return Err(RespError::Closed);
-        }
-        let permit = self
-            .permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| RespError::Full)?;
-        let (reply, rx) = oneshot::channel();
-        let job = Job {
-            cmd: encode(args),
-            reply,
-            permit,
-        };
-        // The channel holds as many jobs as there are permits, so it is never full here: an
-        // error means the writer is gone.
-        self.tx.try_send(job).map_err(|_| RespError::Closed)?;
-        match rx.await {
-            Ok(Ok(Value::Error(e))) => Err(RespError::Server(e)),
-            Ok(r) => r,
-            Err(_) => Err(RespError::Closed),
+    /// dropped call is read and discarded). The command is encoded before the first poll, so
+    /// the future borrows only the connection, not `args`.
+    pub fn call<'a>(
+        &'a self,
+        args: &[&[u8]],
+    ) -> impl Future<Output = Result<Value, RespError>> + Send + use<'a> {
+        let cmd = encode(args);
+        async move {
+            if self.is_closed() {
+                return Err(RespError::Closed);
+            }
+            let permit = self
+                .permits
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| RespError::Full)?;
+            let (reply, rx) = oneshot::channel();
+            // The channel holds as many jobs as there are permits, so it is never full here:
+            // an error means the writer is gone.
+            self.tx
+                .try_send(Job { cmd, reply, permit })
+                .map_err(|_| RespError::Closed)?;
+            match rx.await {
+                Ok(Ok(Value::Error(e))) => Err(RespError::Server(e)),
+                Ok(r) => r,
+                Err(_) => Err(RespError::Closed),
+            }
         }
     }
 
