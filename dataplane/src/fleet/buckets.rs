@@ -87,9 +87,9 @@ const QUEUE: usize = 4096;
 const PROBE_EVERY: Duration = Duration::from_millis(300);
 /// A probe's connect and commands together.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
-/// How often an up store pings Redis when no request has shown it is alive; a server that
-/// hangs is noticed even without traffic.
-const HEALTH_EVERY: Duration = Duration::from_secs(1);
+/// How often an up store pings Redis (through the shared connection), so a server that hangs
+/// shows in status within about a second even when no request is there to notice.
+const HEALTH_EVERY: Duration = Duration::from_millis(500);
 
 /// Settings fixed at start.
 #[derive(Debug)]
@@ -280,10 +280,7 @@ impl RedisBuckets {
                 return Err(());
             }
             Ok(Err(e)) => e,
-            Err(_) => RespError::Protocol(format!(
-                "no reply within {} ms",
-                inner.settings.timeout.as_millis()
-            )),
+            Err(_) => RespError::Timeout(inner.settings.timeout.as_millis()),
         };
         inner.counters.errors.fetch_add(1, Ordering::Relaxed);
         if is_fatal(&err) {
@@ -468,10 +465,8 @@ async fn watch(inner: Weak<Inner>) {
                         match tokio::time::timeout(settings.timeout, conn.call(&[b"PING"])).await {
                             Ok(Ok(_)) | Ok(Err(RespError::Full)) => None,
                             Ok(Err(e)) => Some(e.to_string()),
-                            Err(_) => Some(format!(
-                                "PING not answered within {} ms",
-                                settings.timeout.as_millis()
-                            )),
+                            Err(_) => Some(RespError::Timeout(settings.timeout.as_millis())
+                                .to_string()),
                         }
                     }
                 };
@@ -489,10 +484,9 @@ async fn watch(inner: Weak<Inner>) {
                 match probed {
                     Ok(Ok((conn, sha))) => inner.mark_up(conn, sha),
                     Ok(Err(e)) => inner.note_probe_error(&e.to_string()),
-                    Err(_) => inner.note_probe_error(&format!(
-                        "no answer within {} ms",
-                        PROBE_TIMEOUT.as_millis()
-                    )),
+                    Err(_) => inner.note_probe_error(
+                        &RespError::Timeout(PROBE_TIMEOUT.as_millis()).to_string(),
+                    ),
                 }
                 let up = inner.conn.load().is_some();
                 drop(inner);

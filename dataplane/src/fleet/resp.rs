@@ -34,6 +34,8 @@ pub enum RespError {
     Closed,
     #[error("too many redis requests waiting")]
     Full,
+    #[error("no reply from redis within {0} ms")]
+    Timeout(u128),
 }
 
 #[derive(Debug)]
