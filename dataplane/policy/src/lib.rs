@@ -20,11 +20,13 @@ mod load;
 mod method;
 mod operations;
 mod options;
+mod ownership;
 mod params;
 mod path;
 mod policy;
 mod route;
 mod router;
+mod security;
 mod shadow;
 mod shapes;
 mod style;
@@ -37,9 +39,13 @@ pub use error::{PolicyError, Problem};
 pub use load::MAX_DOCUMENT_BYTES;
 pub use method::Method;
 pub use options::{Mode, OnDegrade, PolicyOptions, RouteSettings};
+pub use ownership::{OwnerIn, OwnerRule, Ownership};
 pub use path::normalise_path;
-pub use policy::{Headers, Policy, RequestParts, RouteMatch};
+pub use policy::{Headers, Matched, Policy, RequestParts, RouteMatch};
 pub use route::Route;
+pub use security::{
+    JWT_ALGORITHMS, JwtSettings, MtlsSettings, MtlsSubject, Requirement, SchemeKind, SecurityScheme,
+};
 pub use shadow::{ShadowEntry, ShadowError, ShadowInventory};
 pub use style::ParamIn;
 pub use vigil_schema::{Limits, UnsupportedKeyword};
