@@ -40,6 +40,7 @@ pub use load::MAX_DOCUMENT_BYTES;
 pub use method::Method;
 pub use options::{Mode, OnDegrade, PolicyOptions, RouteSettings};
 pub use ownership::{OwnerIn, OwnerRule, Ownership};
+pub use params::query_value;
 pub use path::normalise_path;
 pub use policy::{Headers, Matched, Policy, RequestParts, RouteMatch};
 pub use route::Route;
