@@ -42,10 +42,10 @@ impl fmt::Display for JwksLocation {
 #[derive(Debug, Clone)]
 pub struct JwksOptions {
     /// How long a fetched set is fresh (default 300 s). A Cache-Control max-age from the server,
-    /// when present, is used instead, clamped to [60 s, 24 h].
+    /// when present, is used instead, clamped to [60 s, 24 h]. Never less than `min_refresh`.
     pub cache_ttl: Duration,
-    /// At most one fetch per this interval for unknown kids, and no retry sooner than this
-    /// after a failed fetch (default 10 s).
+    /// At most one fetch per this interval, whatever unknown kids arrive: refetches for unknown
+    /// kids, retries after a failed fetch and refreshes of a stale set alike (default 10 s).
     pub min_refresh: Duration,
     /// Limit per fetch: connect, TLS handshake and the whole response (default 5 s).
     pub timeout: Duration,
@@ -246,9 +246,13 @@ impl Jwks {
         st.last_attempt = Some(started);
         match result {
             Ok((keys, max_age)) => {
-                let ttl = max_age.map_or(self.options.cache_ttl, |a| {
-                    a.clamp(MAX_AGE_MIN, MAX_AGE_MAX)
-                });
+                let ttl = max_age
+                    .map_or(self.options.cache_ttl, |a| {
+                        a.clamp(MAX_AGE_MIN, MAX_AGE_MAX)
+                    })
+                    // min_refresh bounds every kind of fetch: a cache_ttl of 0 must not mean a
+                    // fetch per request.
+                    .max(self.options.min_refresh);
                 let now = Instant::now();
                 st.fresh_until = now.checked_add(ttl);
                 st.last_success = Some(now);

@@ -103,12 +103,12 @@ async fn a_burst_of_unknown_kids_costs_at_most_one_fetch() -> TestResult {
     let old = TestKey::new(Algorithm::Es256, "old", 0);
     let new = TestKey::new(Algorithm::Es256, "new", 0);
     let server = JwksServer::start(jwks_json(&[old.jwk()])).await;
-    let jwks = jwks_for(&server, options(300_000, 1_000));
+    let jwks = jwks_for(&server, options(300_000, 2_000));
     let verifier = Arc::new(Verifier::new(Arc::clone(&jwks), Validation::default(), 100));
     jwks.current().await?;
     assert_eq!(server.requests(), 1);
     server.serve(jwks_json(&[old.jwk(), new.jwk()]));
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
 
     // 50 concurrent verifications of distinct tokens (the verified-token cache cannot help).
     let burst = |key: &TestKey| {
@@ -147,12 +147,12 @@ async fn a_burst_of_unknown_kids_costs_at_most_one_fetch() -> TestResult {
 async fn stale_while_error() -> TestResult {
     let key = TestKey::new(Algorithm::Ps256, "k", 0);
     let mut server = JwksServer::start(jwks_json(&[key.jwk()])).await;
-    let jwks = jwks_for(&server, options(500, 10_000));
+    let jwks = jwks_for(&server, options(500, 800));
     let verifier = Verifier::new(Arc::clone(&jwks), Validation::default(), 0);
     let before = jwks.current().await?;
 
     server.set_mode(Mode::Status(500));
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
     let after = jwks.current().await?;
     assert!(
         Arc::ptr_eq(&before, &after),
@@ -172,10 +172,35 @@ async fn stale_while_error() -> TestResult {
     verifier.verify(&key.token(&claims_now())).await?;
     assert_eq!(server.requests(), 2);
 
+    // The server is gone altogether: the refetch fails, the old set still verifies.
     server.stop().await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
     verifier.verify(&key.token(&claims_now())).await?;
+    let status = jwks.status();
+    assert_eq!((status.fetches, status.failed_fetches), (3, 2));
+    assert!(
+        status
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("cannot connect")
+    );
     assert_eq!(jwks.generation(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_refresh_also_bounds_a_short_cache_ttl() -> TestResult {
+    let key = TestKey::new(Algorithm::EdDsa, "k", 0);
+    let server = JwksServer::start(jwks_json(&[key.jwk()])).await;
+    let jwks = jwks_for(&server, options(0, 500));
+    for _ in 0..20 {
+        jwks.current().await?;
+    }
+    assert_eq!(server.requests(), 1);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    jwks.current().await?;
+    assert_eq!(server.requests(), 2);
     Ok(())
 }
 
