@@ -263,9 +263,8 @@ fn main() -> anyhow::Result<()> {
         );
     }
     println!();
-    println!(
-        "cost: verify time / ring raw time; +ns: what verify adds per token; hit/miss: cache speed-up"
-    );
+    println!("cost: verify time / ring raw time; +ns: what verify adds per token;");
+    println!("hit/miss: how many times faster a cache hit is than a miss");
     println!("wrote {}", args.out.display());
     Ok(())
 }

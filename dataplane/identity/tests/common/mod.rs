@@ -196,7 +196,8 @@ impl TestKey {
                        "x":b64(&point[1..1 + len]),"y":b64(&point[1 + len..])})
             }
             Pair::Ed(kp) => {
-                json!({"kty":"OKP","kid":self.kid,"crv":"Ed25519","x":b64(kp.public_key().as_ref())})
+                let x = b64(kp.public_key().as_ref());
+                json!({"kty":"OKP","kid":self.kid,"crv":"Ed25519","x":x})
             }
         }
     }
