@@ -122,7 +122,7 @@ impl Claims {
         self.map.get(name)
     }
 
-    /// The claim's values as strings: a string -> [it]; an array -> its string and integer
+    /// The claim's values as strings: a string -> `[it]`; an array -> its string and integer
     /// members; an integer -> its decimal text; anything else (missing, bool, float, object,
     /// null) -> empty. Used by ownership rules.
     pub fn values(&self, name: &str) -> Vec<Cow<'_, str>> {

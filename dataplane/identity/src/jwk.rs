@@ -390,7 +390,8 @@ mod tests {
     }
 
     fn ec_jwk(kid: &str, crv: &str, len: usize) -> Value {
-        serde_json::json!({"kty":"EC","kid":kid,"crv":crv,"x":b64(&vec![1;len]),"y":b64(&vec![2;len])})
+        let (x, y) = (b64(&vec![1; len]), b64(&vec![2; len]));
+        serde_json::json!({"kty":"EC","kid":kid,"crv":crv,"x":x,"y":y})
     }
 
     fn set(keys: Vec<Value>) -> Result<KeySet, JwksError> {
@@ -399,17 +400,19 @@ mod tests {
 
     #[test]
     fn accepts_supported_types_and_counts_skipped() -> Result<(), JwksError> {
+        let n = b64(&[0xC5; 256]);
         let s = set(vec![
             rsa_jwk("r", 2048),
             ec_jwk("p256", "P-256", 32),
             ec_jwk("p384", "P-384", 48),
             serde_json::json!({"kty":"OKP","crv":"Ed25519","kid":"ed","x":b64(&[7;32])}),
             serde_json::json!({"kty":"oct","kid":"hmac","k":b64(b"secret")}),
-            serde_json::json!({"kty":"RSA","kid":"enc","use":"enc","n":b64(&[0xC5;256]),"e":"AQAB"}),
+            serde_json::json!({"kty":"RSA","kid":"enc","use":"enc","n":n.clone(),"e":"AQAB"}),
             serde_json::json!({"kty":"OKP","crv":"X25519","kid":"x","x":b64(&[7;32])}),
             ec_jwk("p521", "P-521", 66),
-            serde_json::json!({"kty":"RSA","kid":"hs","alg":"HS256","n":b64(&[0xC5;256]),"e":"AQAB"}),
-            serde_json::json!({"kty":"EC","kid":"mix","alg":"RS256","crv":"P-256","x":b64(&[1;32]),"y":b64(&[2;32])}),
+            serde_json::json!({"kty":"RSA","kid":"hs","alg":"HS256","n":n,"e":"AQAB"}),
+            serde_json::json!({"kty":"EC","kid":"mix","alg":"RS256","crv":"P-256","x":b64(&[1;32]),
+                               "y":b64(&[2;32])}),
             serde_json::json!("not an object"),
         ])?;
         assert_eq!(s.len(), 4);
@@ -440,7 +443,8 @@ mod tests {
             set(vec![ec_jwk("a", "P-256", 48)]),
             Err(JwksError::NoUsableKeys)
         ));
-        let padded = serde_json::json!({"kty":"OKP","crv":"Ed25519","x":"BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc="});
+        let padded = format!("{}=", b64(&[7; 32]));
+        let padded = serde_json::json!({"kty":"OKP","crv":"Ed25519","x":padded});
         assert!(matches!(set(vec![padded]), Err(JwksError::NoUsableKeys)));
     }
 

@@ -42,10 +42,10 @@ impl fmt::Display for JwksLocation {
 #[derive(Debug, Clone)]
 pub struct JwksOptions {
     /// How long a fetched set is fresh (default 300 s). A Cache-Control max-age from the server,
-    /// when present, is used instead, clamped to [60 s, 24 h].
+    /// when present, is used instead, clamped to [60 s, 24 h]. Never less than `min_refresh`.
     pub cache_ttl: Duration,
-    /// At most one fetch per this interval for unknown kids, and no retry sooner than this
-    /// after a failed fetch (default 10 s).
+    /// At most one fetch per this interval, whatever unknown kids arrive: refetches for unknown
+    /// kids, retries after a failed fetch and refreshes of a stale set alike (default 10 s).
     pub min_refresh: Duration,
     /// Limit per fetch: connect, TLS handshake and the whole response (default 5 s).
     pub timeout: Duration,
@@ -81,9 +81,14 @@ pub struct JwksStatus {
     pub generation: u64,
 }
 
+/// A key set with the generation it belongs to.
+pub(crate) type Tagged = (Arc<KeySet>, u64);
+
 #[derive(Default)]
 struct State {
     keys: Option<Arc<KeySet>>,
+    /// Bumped with every change of `keys`; mirrored in [`Jwks::generation`] for lock-free reads.
+    generation: u64,
     /// When the current set stops being fresh (URL only).
     fresh_until: Option<Instant>,
     last_attempt: Option<Instant>,
@@ -121,6 +126,7 @@ impl Jwks {
                 state.last_attempt = Some(now);
                 state.last_success = Some(now);
                 state.fetches = 1;
+                state.generation = 1;
                 generation = 1;
                 None
             }
@@ -143,6 +149,11 @@ impl Jwks {
     /// refreshed, other callers get the stale set at once rather than wait. After a failed
     /// fetch, the next one waits `min_refresh`.
     pub async fn current(&self) -> Result<Arc<KeySet>, JwtError> {
+        self.current_tagged().await.map(|(keys, _)| keys)
+    }
+
+    /// [`Jwks::current`] with the generation of the returned set.
+    pub(crate) async fn current_tagged(&self) -> Result<Tagged, JwtError> {
         let Some(source) = &self.source else {
             return self.keys_or_unavailable();
         };
@@ -151,13 +162,13 @@ impl Jwks {
             if let Some(keys) = fresh(&st) {
                 return Ok(keys);
             }
-            st.keys.clone()
+            st.keys.clone().map(|k| (k, st.generation))
         };
         let _guard = match &stale {
             Some(stale) => match self.fetch_lock.try_lock() {
                 Ok(guard) => guard,
                 // Someone is fetching already; the stale set is as good as it gets right now.
-                Err(_) => return Ok(Arc::clone(stale)),
+                Err(_) => return Ok(stale.clone()),
             },
             None => self.fetch_lock.lock().await,
         };
@@ -177,6 +188,11 @@ impl Jwks {
     /// fetch is older than `min_refresh`; otherwise returns the current set without any
     /// network I/O. A failed refetch leaves the previous set in use.
     pub async fn refresh_for_unknown_kid(&self) -> Result<Arc<KeySet>, JwtError> {
+        self.refresh_tagged().await.map(|(keys, _)| keys)
+    }
+
+    /// [`Jwks::refresh_for_unknown_kid`] with the generation of the returned set.
+    pub(crate) async fn refresh_tagged(&self) -> Result<Tagged, JwtError> {
         let Some(source) = &self.source else {
             return self.keys_or_unavailable();
         };
@@ -219,7 +235,7 @@ impl Jwks {
 
     /// Fetches and installs a new set; the caller holds `fetch_lock`. On failure the previous
     /// set, if any, is returned.
-    async fn fetch_locked(&self, source: &HttpsSource) -> Result<Arc<KeySet>, JwtError> {
+    async fn fetch_locked(&self, source: &HttpsSource) -> Result<Tagged, JwtError> {
         let started = Instant::now();
         let result = match source.fetch(self.options.timeout).await {
             Ok(f) => KeySet::from_jwks(&f.body).map(|keys| (keys, f.max_age)),
@@ -230,9 +246,13 @@ impl Jwks {
         st.last_attempt = Some(started);
         match result {
             Ok((keys, max_age)) => {
-                let ttl = max_age.map_or(self.options.cache_ttl, |a| {
-                    a.clamp(MAX_AGE_MIN, MAX_AGE_MAX)
-                });
+                let ttl = max_age
+                    .map_or(self.options.cache_ttl, |a| {
+                        a.clamp(MAX_AGE_MIN, MAX_AGE_MAX)
+                    })
+                    // min_refresh bounds every kind of fetch: a cache_ttl of 0 must not mean a
+                    // fetch per request.
+                    .max(self.options.min_refresh);
                 let now = Instant::now();
                 st.fresh_until = now.checked_add(ttl);
                 st.last_success = Some(now);
@@ -243,9 +263,11 @@ impl Jwks {
                     _ => {
                         let keys = Arc::new(keys);
                         st.keys = Some(Arc::clone(&keys));
-                        // Bumped under the state lock, so whoever sees the new generation and
+                        st.generation += 1;
+                        let generation = st.generation;
+                        // Stored under the state lock, so whoever sees the new generation and
                         // then reads the state sees the new keys.
-                        let generation = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
+                        self.generation.store(generation, Ordering::Release);
                         tracing::info!(
                             location = %self.location,
                             keys = keys.len(),
@@ -257,7 +279,7 @@ impl Jwks {
                         keys
                     }
                 };
-                Ok(keys)
+                Ok((keys, st.generation))
             }
             Err(e) => {
                 st.failed_fetches += 1;
@@ -281,16 +303,19 @@ impl Jwks {
                 .is_some_and(|t| t.elapsed() < self.options.min_refresh)
     }
 
-    fn stale_or_unavailable(&self, st: &State) -> Result<Arc<KeySet>, JwtError> {
-        st.keys.clone().ok_or_else(|| JwtError::KeysUnavailable {
-            reason: st
-                .last_error
-                .clone()
-                .unwrap_or_else(|| "no key set fetched yet".to_owned()),
-        })
+    fn stale_or_unavailable(&self, st: &State) -> Result<Tagged, JwtError> {
+        st.keys
+            .clone()
+            .map(|k| (k, st.generation))
+            .ok_or_else(|| JwtError::KeysUnavailable {
+                reason: st
+                    .last_error
+                    .clone()
+                    .unwrap_or_else(|| "no key set fetched yet".to_owned()),
+            })
     }
 
-    fn keys_or_unavailable(&self) -> Result<Arc<KeySet>, JwtError> {
+    fn keys_or_unavailable(&self) -> Result<Tagged, JwtError> {
         self.stale_or_unavailable(&self.read())
     }
 
@@ -305,11 +330,11 @@ impl Jwks {
     }
 }
 
-fn fresh(st: &State) -> Option<Arc<KeySet>> {
+fn fresh(st: &State) -> Option<Tagged> {
     let keys = st.keys.as_ref()?;
     st.fresh_until
         .is_some_and(|t| Instant::now() < t)
-        .then(|| Arc::clone(keys))
+        .then(|| (Arc::clone(keys), st.generation))
 }
 
 fn read_file(path: &std::path::Path) -> Result<KeySet, JwksError> {

@@ -39,12 +39,14 @@ impl Verifier {
     /// signed once the set is refetched (on the next miss after the set went stale).
     pub async fn verify(&self, token: &str) -> Result<Arc<Claims>, JwtError> {
         let now = unix_now();
-        let generation = self.jwks.generation();
         let key = TokenKey::of(token);
-        if let Some(claims) = self.cache.get(&key, generation, now) {
+        if let Some(claims) = self.cache.get(&key, self.jwks.generation(), now) {
             return Ok(claims);
         }
-        let claims = Arc::new(self.verify_at(token, now).await?);
+        // Tagged with the generation of the keys that verified it, so that an entry never
+        // outlives the key set it was verified with.
+        let (claims, generation) = self.verify_at(token, now).await?;
+        let claims = Arc::new(claims);
         let until = claims.expires_at().map_or(u64::MAX, |exp| {
             exp.saturating_add(self.validation.leeway.as_secs())
         });
@@ -55,7 +57,9 @@ impl Verifier {
 
     /// [`Verifier::verify`] without the cache (neither read nor filled): the cost of a miss.
     pub async fn verify_uncached(&self, token: &str) -> Result<Arc<Claims>, JwtError> {
-        self.verify_at(token, unix_now()).await.map(Arc::new)
+        self.verify_at(token, unix_now())
+            .await
+            .map(|(claims, _)| Arc::new(claims))
     }
 
     /// Number of cached tokens (of the current key-set generation).
@@ -73,14 +77,14 @@ impl Verifier {
         &self.jwks
     }
 
-    async fn verify_at(&self, token: &str, now: u64) -> Result<Claims, JwtError> {
-        let keys = self.jwks.current().await?;
+    async fn verify_at(&self, token: &str, now: u64) -> Result<(Claims, u64), JwtError> {
+        let (keys, generation) = self.jwks.current_tagged().await?;
         match verify(token, &keys, &self.validation, now) {
             Err(JwtError::UnknownKey) => {
-                let keys = self.jwks.refresh_for_unknown_kid().await?;
-                verify(token, &keys, &self.validation, now)
+                let (keys, generation) = self.jwks.refresh_tagged().await?;
+                verify(token, &keys, &self.validation, now).map(|c| (c, generation))
             }
-            other => other,
+            other => other.map(|c| (c, generation)),
         }
     }
 }

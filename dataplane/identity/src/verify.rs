@@ -122,7 +122,12 @@ impl<'t> Jws<'t> {
         };
         let payload = b64(p, "payload is not base64url")?;
         let signature = b64(s, "signature is not base64url")?;
-        let signed = &token.as_bytes()[..h.len() + 1 + p.len()];
+        let signed = token
+            .as_bytes()
+            .get(..h.len() + 1 + p.len())
+            .ok_or(JwtError::Malformed {
+                what: "token is not three dot-separated parts",
+            })?;
         Ok(Jws {
             alg,
             kid,
