@@ -265,6 +265,12 @@ impl Gateway {
         });
     }
 
+    /// The key sets the identity stage verifies tokens with: where from, how many keys, the
+    /// last fetch and its error, for `vigilctl status`.
+    pub fn jwks_status(&self) -> Vec<vigil_identity::JwksStatus> {
+        self.shared.services.jwks_status()
+    }
+
     /// The shadow-API inventory (for `vigilctl shadow list`).
     pub fn shadow(&self) -> Vec<vigil_policy::ShadowEntry> {
         self.shared.shadow.list()

@@ -1,9 +1,10 @@
 //! What the stages share across config generations: things a reload must not reset (the
 //! shared bucket store the daemon plugs in, the metrics every stage counts into).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwapOption;
+use vigil_identity::{Jwks, JwksError, JwksLocation, JwksOptions};
 
 use crate::limits::SharedBuckets;
 use crate::metrics::Metrics;
@@ -13,6 +14,11 @@ pub(crate) struct Services {
     /// The fleet's bucket store, once the daemon sets one (see `Gateway::set_shared_buckets`).
     pub buckets: ArcSwapOption<Arc<dyn SharedBuckets>>,
     pub metrics: Arc<Metrics>,
+    /// Key sets fetched over HTTPS, kept across reloads so a reload does not refetch them
+    /// (nor lose them while the identity provider is down).
+    url_jwks: Mutex<Vec<Arc<Jwks>>>,
+    /// Every key set of the generation built last, for status.
+    current_jwks: Mutex<Vec<Arc<Jwks>>>,
 }
 
 impl Services {
@@ -20,7 +26,52 @@ impl Services {
         Self {
             buckets: ArcSwapOption::empty(),
             metrics,
+            url_jwks: Mutex::new(Vec::new()),
+            current_jwks: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The key set at `location`: a file is read now; a URL's set is reused when an earlier
+    /// generation already has one with the same options.
+    pub fn jwks(
+        &self,
+        location: JwksLocation,
+        options: JwksOptions,
+    ) -> Result<Arc<Jwks>, JwksError> {
+        // Same URL, same set: options changed by a reload apply once the URL is dropped.
+        let same = |j: &Arc<Jwks>| j.location() == &location;
+        let is_url = matches!(location, JwksLocation::Url { .. });
+        let mut kept = self.url_jwks.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(j) = kept.iter().find(|j| same(j)).filter(|_| is_url) {
+            return Ok(j.clone());
+        }
+        let j = Arc::new(Jwks::new(location, options)?);
+        if is_url {
+            kept.push(j.clone());
+        }
+        Ok(j)
+    }
+
+    /// Records the key sets of the generation now serving (and forgets URL sets it dropped).
+    pub fn set_current_jwks(&self, current: Vec<Arc<Jwks>>) {
+        self.url_jwks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|j| current.iter().any(|c| Arc::ptr_eq(c, j)));
+        *self
+            .current_jwks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = current;
+    }
+
+    /// Status of the key sets in use.
+    pub fn jwks_status(&self) -> Vec<vigil_identity::JwksStatus> {
+        self.current_jwks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|j| j.status())
+            .collect()
     }
 
     /// The shared bucket store, if one is set.

@@ -77,7 +77,7 @@ impl State {
             }
             None => None,
         };
-        let chain = pipeline::chain_with(&cfg, policy, shadow, services);
+        let chain = pipeline::chain_with(&cfg, policy, shadow, services)?;
         let needs_body = chain.iter().any(|s| s.needs_body());
         let hsts = (cfg.listener.hsts_max_age_secs > 0)
             .then(|| HeaderValue::from_str(&format!("max-age={}", cfg.listener.hsts_max_age_secs)))

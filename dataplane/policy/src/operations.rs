@@ -9,18 +9,27 @@ use crate::compile::{Ctx, esc};
 use crate::convert::{Shape, Types};
 use crate::form::FORM;
 use crate::options::{RouteSettings, x_vigil};
+use crate::ownership::compile_ownership;
 use crate::params::{Param, ParamIn, Style};
 use crate::path::{Part, Segment, parse_template};
 use crate::route::Route;
 use crate::router::{PathItem, Router};
+use crate::security::{Requirement, SecurityScheme, compile_requirements};
 use crate::shapes::{form_fields, shape_of};
 
 /// Header parameters OpenAPI says to ignore: they are described elsewhere.
 const IGNORED_HEADERS: [&str; 3] = ["accept", "content-type", "authorization"];
 
+/// The document's security, which operations inherit.
+pub(crate) struct DocSecurity<'s> {
+    pub schemes: &'s [SecurityScheme],
+    pub default: Option<Vec<Requirement>>,
+}
+
 pub(crate) fn compile_paths(
     ctx: &mut Ctx<'_>,
     base: RouteSettings,
+    sec: &DocSecurity<'_>,
     router: &mut Router,
 ) -> Vec<Route> {
     let mut routes = Vec::new();
@@ -123,6 +132,23 @@ pub(crate) fn compile_paths(
                 Some(b) => compile_body(ctx, b, &format!("{op_at}/requestBody")),
                 None => None,
             };
+            let security = compile_requirements(
+                ctx,
+                op.get("security"),
+                &format!("{op_at}/security"),
+                sec.schemes,
+            )
+            .or_else(|| sec.default.clone());
+            let ownership = compile_ownership(ctx, op, &op_at, &template_params(&segments));
+            let anonymous = security
+                .as_ref()
+                .is_none_or(|s| s.is_empty() || s.iter().any(|r| r.schemes.is_empty()));
+            if ownership.is_some() && anonymous {
+                ctx.warn(format!(
+                    "{op_at}: x-vigil-ownership on an operation open to anonymous requests: \
+                     those are refused (403), describe `security` to ask for an identity"
+                ));
+            }
             ops[m as usize] = Some(routes.len());
             routes.push(Route {
                 id: format!("{} {template}", m.as_str()),
@@ -135,6 +161,8 @@ pub(crate) fn compile_paths(
                 settings,
                 params,
                 body,
+                security,
+                ownership,
             });
         }
         let path_item = PathItem {

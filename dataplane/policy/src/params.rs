@@ -45,6 +45,14 @@ pub(crate) fn parse_query(q: &str) -> Result<Query<'_>, Deny> {
     Ok(out)
 }
 
+/// The first value of query parameter `name`, decoded; `Err` when the query cannot be decoded.
+pub fn query_value(q: &str, name: &str) -> Result<Option<String>, Deny> {
+    Ok(parse_query(q)?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned()))
+}
+
 /// The value of cookie `name` in a `Cookie` header.
 pub(crate) fn cookie<'h>(header: &'h str, name: &str) -> Option<&'h str> {
     header

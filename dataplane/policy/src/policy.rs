@@ -12,11 +12,12 @@ use crate::compile::{Ctx, Findings, base_paths, dialect_of, document_settings};
 use crate::deny::{Deny, reason};
 use crate::error::PolicyError;
 use crate::load::{load_bundled, parse_text};
-use crate::operations::compile_paths;
+use crate::operations::{DocSecurity, compile_paths};
 use crate::options::{OnDegrade, PolicyOptions, RouteSettings};
 use crate::params::{ParamIn, cookie, parse_query};
 use crate::route::Route;
 use crate::router::{Router, path_params};
+use crate::security::{Requirement, SecurityScheme, compile_requirements, compile_schemes};
 
 /// Request headers, as the gateway holds them.
 pub trait Headers {
@@ -52,6 +53,8 @@ pub struct RequestParts<'r, H: Headers + ?Sized> {
 pub struct Policy {
     router: Router,
     routes: Vec<Route>,
+    schemes: Vec<SecurityScheme>,
+    default_security: Option<Vec<Requirement>>,
     settings: RouteSettings,
     options: PolicyOptions,
     dialect: Dialect,
@@ -101,7 +104,14 @@ impl Policy {
         let mut ctx = Ctx::new(doc, dialect, options);
         let settings = document_settings(&mut ctx);
         let mut router = Router::new(base_paths(&mut ctx));
-        let routes = compile_paths(&mut ctx, settings, &mut router);
+        let schemes = compile_schemes(&mut ctx);
+        let default_security =
+            compile_requirements(&mut ctx, doc.get("security"), "/security", &schemes);
+        let sec = DocSecurity {
+            schemes: &schemes,
+            default: default_security.clone(),
+        };
+        let routes = compile_paths(&mut ctx, settings, &sec, &mut router);
         if routes.is_empty() {
             ctx.warn("the description has no operations: every request will be refused".into());
         }
@@ -109,6 +119,8 @@ impl Policy {
         let policy = Policy {
             router,
             routes,
+            schemes,
+            default_security,
             settings,
             options: options.clone(),
             dialect,
@@ -153,6 +165,7 @@ impl Policy {
         Ok(RouteMatch {
             policy: self,
             route,
+            index: op.unwrap_or_default(),
             path_params: path_params(&item.segments, segs),
         })
     }
@@ -182,6 +195,28 @@ impl Policy {
     /// The route with id `id` (`GET /users/{id}`).
     pub fn route(&self, id: &str) -> Option<&Route> {
         self.routes.iter().find(|r| r.id == id)
+    }
+
+    /// `components.securitySchemes`, by name; requirements index into it.
+    pub fn schemes(&self) -> &[SecurityScheme] {
+        &self.schemes
+    }
+
+    /// The document's own `security` (for requests no route matched, forwarded log-only).
+    pub fn default_security(&self) -> Option<&[Requirement]> {
+        self.default_security.as_deref()
+    }
+
+    /// Resumes a match kept between stages (see [`RouteMatch::to_matched`]).
+    pub fn resume<'p>(&'p self, m: &'p Matched) -> Option<RouteMatch<'p, 'p>> {
+        let route = self.routes.get(m.route)?;
+        let names = route_param_names(route, &m.path_params)?;
+        Some(RouteMatch {
+            policy: self,
+            route,
+            index: m.route,
+            path_params: names,
+        })
     }
 
     /// Document-level `x-vigil` settings: they apply to 404s and 405s, which have no route.
@@ -215,6 +250,7 @@ impl Policy {
 pub struct RouteMatch<'p, 'r> {
     policy: &'p Policy,
     route: &'p Route,
+    index: usize,
     path_params: Vec<(&'p str, Cow<'r, str>)>,
 }
 
@@ -237,6 +273,18 @@ impl<'p> RouteMatch<'p, '_> {
     /// Degrade or shed under thermal pressure.
     pub fn on_degrade(&self) -> OnDegrade {
         self.route.on_degrade()
+    }
+
+    /// An owned copy to keep in a request's context between stages.
+    pub fn to_matched(&self) -> Matched {
+        Matched {
+            route: self.index,
+            path_params: self
+                .path_params
+                .iter()
+                .map(|(n, v)| ((*n).to_owned(), v.as_ref().to_owned()))
+                .collect(),
+        }
     }
 
     /// A path parameter's decoded value (`id` in `/users/{id}`).
@@ -295,6 +343,38 @@ impl<'p> RouteMatch<'p, '_> {
             &self.policy.options.limits,
         )
     }
+}
+
+/// A matched route, owned, kept between stages; resumed with [`Policy::resume`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Matched {
+    route: usize,
+    path_params: Vec<(String, String)>,
+}
+
+impl Matched {
+    /// A path parameter's decoded value.
+    pub fn path_param(&self, name: &str) -> Option<&str> {
+        self.path_params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// The kept parameters with their names borrowed again (names must be the route's own).
+fn route_param_names<'p>(
+    route: &'p Route,
+    kept: &'p [(String, String)],
+) -> Option<Vec<(&'p str, Cow<'p, str>)>> {
+    kept.iter()
+        .map(|(n, v)| {
+            route
+                .template
+                .contains(&format!("{{{n}}}"))
+                .then_some((n.as_str(), Cow::Borrowed(v.as_str())))
+        })
+        .collect()
 }
 
 fn header_str<'h, H: Headers + ?Sized>(

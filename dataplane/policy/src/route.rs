@@ -4,7 +4,9 @@
 use crate::Method;
 use crate::body::Body;
 use crate::options::{Mode, OnDegrade, RouteSettings};
+use crate::ownership::Ownership;
 use crate::params::Param;
+use crate::security::Requirement;
 
 /// One described operation.
 #[derive(Debug)]
@@ -16,6 +18,9 @@ pub struct Route {
     pub(crate) settings: RouteSettings,
     pub(crate) params: Vec<Param>,
     pub(crate) body: Option<Body>,
+    /// Effective `security` (the operation's, else the document's); `None` when neither says.
+    pub(crate) security: Option<Vec<Requirement>>,
+    pub(crate) ownership: Option<Ownership>,
 }
 
 impl Route {
@@ -59,6 +64,17 @@ impl Route {
         self.params.len()
     }
 
+    /// The security requirements: alternatives, any one of which must be met. `None` or an
+    /// empty list: no identity required.
+    pub fn security(&self) -> Option<&[Requirement]> {
+        self.security.as_deref()
+    }
+
+    /// Object-ownership rules (`x-vigil-ownership`).
+    pub fn ownership(&self) -> Option<&Ownership> {
+        self.ownership.as_ref()
+    }
+
     /// Whether the operation describes a request body.
     pub fn has_body(&self) -> bool {
         self.body.is_some()
@@ -82,6 +98,8 @@ mod tests {
             },
             params: Vec::new(),
             body: None,
+            security: None,
+            ownership: None,
         };
         assert_eq!(
             (r.id(), r.template(), r.operation_id()),

@@ -72,6 +72,12 @@ pub struct AuditEvent {
     pub tls: Option<&'static str>,
     /// Client identity (mTLS subject and SANs), if any.
     pub identity: Option<ClientIdentity>,
+    /// The verified identity's subject (JWT `sub` or the mTLS subject), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// How that identity was verified (`jwt`, `mtls`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<crate::pipeline::AuthMethod>,
     /// Request method.
     pub method: String,
     /// Path with query parameter names only (values dropped).

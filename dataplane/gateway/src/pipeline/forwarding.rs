@@ -157,6 +157,7 @@ mod tests {
             }),
             identity: None,
             principal: None,
+            matched: None,
             route: None,
             upstream: None,
             started: std::time::Instant::now(),

@@ -12,10 +12,13 @@ pub(crate) mod forwarding_header {
 }
 mod depth;
 mod hardening;
+mod identity;
 mod openapi;
+mod ownership;
 mod policy;
 pub(crate) mod proxy;
 mod ratelimit;
+mod route;
 
 pub(crate) use forwarding::is_upgrade;
 
@@ -31,7 +34,7 @@ use http::{HeaderName, HeaderValue, StatusCode};
 
 use vigil_hw::thermal::Level;
 
-use crate::config::GatewayConfig;
+use crate::config::{ConfigError, GatewayConfig};
 use crate::services::Services;
 
 /// The TLS protocol version of a connection.
@@ -100,6 +103,8 @@ pub struct Principal {
     pub subject: String,
     /// Where it came from.
     pub via: AuthMethod,
+    /// The verified claims (for a certificate: `sub` and the scopes the scheme grants it).
+    pub claims: Arc<vigil_identity::Claims>,
 }
 
 /// Per-request state handed to every stage. Later stages (rate limit, identity, route match)
@@ -116,6 +121,8 @@ pub struct RequestCtx {
     pub principal: Option<Principal>,
     /// Matched route (OpenAPI operation), when a stage has matched one.
     pub route: Option<String>,
+    /// The route stage's match, kept for the stages after it.
+    pub matched: Option<vigil_policy::Matched>,
     /// Name of the upstream to use; `None` means round-robin over the default pool.
     pub upstream: Option<String>,
     /// When the request head was received.
@@ -211,7 +218,7 @@ pub fn ready<'a>(outcome: Outcome) -> StageFuture<'a> {
 #[cfg(test)]
 pub(crate) fn chain(cfg: &GatewayConfig) -> Vec<Arc<dyn Stage>> {
     let services = Arc::new(Services::new(Arc::default()));
-    chain_with(cfg, None, Arc::default(), &services)
+    chain_with(cfg, None, Arc::default(), &services).unwrap_or_default()
 }
 
 /// A request context for stage tests.
@@ -223,6 +230,7 @@ pub(crate) fn test_ctx(client: SocketAddr) -> RequestCtx {
         identity: None,
         principal: None,
         route: None,
+        matched: None,
         upstream: None,
         started: Instant::now(),
         timings: Vec::new(),
@@ -237,7 +245,7 @@ pub(crate) fn chain_with(
     policy: Option<Arc<vigil_policy::Policy>>,
     shadow: Arc<vigil_policy::ShadowInventory>,
     services: &Arc<Services>,
-) -> Vec<Arc<dyn Stage>> {
+) -> Result<Vec<Arc<dyn Stage>>, ConfigError> {
     let mut stages: Vec<Arc<dyn Stage>> = vec![
         // Fail closed first: without a policy nothing else matters.
         Arc::new(policy::PolicyPresent::new(cfg)),
@@ -256,25 +264,47 @@ pub(crate) fn chain_with(
             policy.is_some() && cfg.policy.is_some(),
         )),
     ];
-    // Route match, parameters and body schema, from the API's own description.
-    if let (Some(p), Some(pc)) = (policy, cfg.policy.as_ref()) {
+    let policy = policy.zip(cfg.policy.as_ref());
+    // Route match from the API's own description: every later stage needs the operation.
+    if let Some((p, pc)) = &policy {
         let retry_after = HeaderValue::from(cfg.inspection.retry_after_secs);
-        stages.push(Arc::new(openapi::OpenApi::new(
-            p,
+        stages.push(Arc::new(route::Route::new(
+            p.clone(),
             pc.mode,
             shadow,
             retry_after,
         )));
+        // Who is asking, as the operation's security requirements say.
+        let dir = pc.file.parent().unwrap_or(std::path::Path::new("."));
+        let schemes = identity::schemes(p, dir, services)?;
+        services.set_current_jwks(
+            schemes
+                .iter()
+                .filter_map(|s| match s {
+                    identity::Scheme::Jwt(v) => Some(v.jwks().clone()),
+                    _ => None,
+                })
+                .collect(),
+        );
+        stages.push(Arc::new(identity::Identity::new(p.clone(), schemes)));
     }
     // Limits keyed by who is asking and for what: once identity and route are known.
     let late = ratelimit::RateLimit::new(&cfg.rate_limit, true, services.clone());
     if !late.is_empty() {
         stages.push(Arc::new(late));
     }
-    // Later issues insert here: BOLA, virtual patches.
+    // Parameters and body schema: the costly checks, after every cheaper refusal.
+    if let Some((p, pc)) = &policy {
+        stages.push(Arc::new(openapi::OpenApi::new(p.clone(), pc.mode)));
+        // Object ownership: whose object the request names, once it is known to be well formed.
+        if ownership::OwnershipCheck::wanted(p) {
+            stages.push(Arc::new(ownership::OwnershipCheck::new(p.clone())));
+        }
+    }
+    // Later issues insert here: virtual patches.
     // Last: rewrite headers for the upstream only once the request is accepted.
     stages.push(Arc::new(forwarding::Forwarding));
-    stages
+    Ok(stages)
 }
 
 /// Runs the chain; returns the first rejection.
@@ -358,6 +388,7 @@ mod tests {
             identity: None,
             principal: None,
             route: None,
+            matched: None,
             upstream: None,
             started: Instant::now(),
             timings: Vec::new(),

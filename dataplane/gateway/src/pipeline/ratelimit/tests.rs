@@ -36,6 +36,7 @@ fn ctx(ip: [u8; 4], sub: Option<&str>, route: Option<&str>) -> RequestCtx {
     c.principal = sub.map(|s| Principal {
         subject: s.to_owned(),
         via: AuthMethod::Jwt,
+        claims: Arc::new(vigil_identity::Claims::from_subject(s, &[])),
     });
     c.route = route.map(str::to_owned);
     c

@@ -1,0 +1,157 @@
+//! Object ownership (BOLA): the operation's `x-vigil-ownership` rules, enforced. Each rule
+//! reads a value of the request (path, query or header parameter, or a JSON body member) and
+//! requires the verified identity's claim to equal it or list it; 403 `bola_denied` otherwise.
+//! Identities holding an exempt scope (an administrator's) skip the rules. Authorisation does
+//! not degrade: this stage runs whatever the inspection depth.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::StatusCode;
+use http::request::Parts;
+use serde_json::Value;
+use vigil_policy::{OwnerIn, OwnerRule, Ownership, Policy, RouteMatch};
+
+use super::{Outcome, Principal, Rejection, RequestCtx, Stage, StageFuture, ready};
+
+#[derive(Debug)]
+pub struct OwnershipCheck {
+    policy: Arc<Policy>,
+}
+
+/// Why a rule did not hold.
+enum Refusal {
+    /// No verified identity to compare with.
+    NoIdentity,
+    /// The value the rule reads is absent (and required) or unreadable.
+    Missing(String),
+    /// The value is not the identity's.
+    NotOwner(String),
+}
+
+fn location(r: &OwnerRule) -> String {
+    match r.at {
+        OwnerIn::Path => format!("path.{}", r.name),
+        OwnerIn::Query => format!("query.{}", r.name),
+        OwnerIn::Header => format!("header.{}", r.name),
+        OwnerIn::Body => r.name.clone(),
+    }
+}
+
+/// A body member as text: strings as they are, integers in decimal; other kinds never match.
+fn scalar(v: &Value) -> Option<Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(Cow::Borrowed(s)),
+        Value::Number(n) if n.is_i64() || n.is_u64() => Some(Cow::Owned(n.to_string())),
+        _ => None,
+    }
+}
+
+impl OwnershipCheck {
+    pub fn new(policy: Arc<Policy>) -> Self {
+        Self { policy }
+    }
+
+    /// Whether any operation of the description has ownership rules.
+    pub fn wanted(policy: &Policy) -> bool {
+        policy.routes().iter().any(|r| r.ownership().is_some())
+    }
+
+    fn check(
+        o: &Ownership,
+        m: &RouteMatch<'_, '_>,
+        who: Option<&Principal>,
+        head: &Parts,
+        body: Option<&Bytes>,
+    ) -> Result<(), Refusal> {
+        let who = who.ok_or(Refusal::NoIdentity)?;
+        if o.exempt_scopes.iter().any(|s| who.claims.has_scope(s)) {
+            return Ok(());
+        }
+        // Parsed once, and only when a rule reads the body.
+        let mut parsed: Option<Option<Value>> = None;
+        for r in &o.rules {
+            let value: Option<Cow<'_, str>> = match r.at {
+                OwnerIn::Path => m.path_param(&r.name).map(Cow::Borrowed),
+                OwnerIn::Query => match head.uri.query() {
+                    Some(q) => vigil_policy::query_value(q, &r.name)
+                        .map_err(|_| Refusal::Missing(location(r)))?
+                        .map(Cow::Owned),
+                    None => None,
+                },
+                OwnerIn::Header => match head.headers.get(r.name.as_str()) {
+                    Some(v) => Some(Cow::Borrowed(
+                        v.to_str().map_err(|_| Refusal::Missing(location(r)))?,
+                    )),
+                    None => None,
+                },
+                OwnerIn::Body => {
+                    let doc = parsed.get_or_insert_with(|| {
+                        body.and_then(|b| serde_json::from_slice::<Value>(b).ok())
+                    });
+                    match doc.as_ref().and_then(|d| d.pointer(&r.name)) {
+                        Some(v) => Some(Cow::Owned(
+                            scalar(v)
+                                .ok_or_else(|| Refusal::NotOwner(location(r)))?
+                                .into_owned(),
+                        )),
+                        // A body that is not JSON cannot show whose object it names.
+                        None if doc.is_none() && body.is_some_and(|b| !b.is_empty()) => {
+                            return Err(Refusal::Missing(location(r)));
+                        }
+                        None => None,
+                    }
+                }
+            };
+            let Some(value) = value else {
+                if r.required || r.at == OwnerIn::Path {
+                    return Err(Refusal::Missing(location(r)));
+                }
+                continue;
+            };
+            if !who.claims.values(&r.claim).contains(&value) {
+                return Err(Refusal::NotOwner(location(r)));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Stage for OwnershipCheck {
+    fn name(&self) -> &'static str {
+        "ownership"
+    }
+
+    fn needs_body(&self) -> bool {
+        true
+    }
+
+    fn on_request<'a>(
+        &'a self,
+        ctx: &'a mut RequestCtx,
+        head: &'a mut Parts,
+        body: Option<&'a Bytes>,
+    ) -> StageFuture<'a> {
+        let Some(m) = ctx.matched.as_ref().and_then(|m| self.policy.resume(m)) else {
+            return ready(Outcome::Continue);
+        };
+        let Some(o) = m.route().ownership() else {
+            return ready(Outcome::Continue);
+        };
+        let outcome = match Self::check(o, &m, ctx.principal.as_ref(), head, body) {
+            Ok(()) => Outcome::Continue,
+            // Locations name the parameter, never its value.
+            Err(Refusal::NoIdentity) => {
+                Outcome::Respond(Rejection::new(StatusCode::FORBIDDEN, "bola_no_identity"))
+            }
+            Err(Refusal::Missing(at)) => Outcome::Respond(
+                Rejection::new(StatusCode::FORBIDDEN, "bola_owner_missing").at(Some(at), None),
+            ),
+            Err(Refusal::NotOwner(at)) => Outcome::Respond(
+                Rejection::new(StatusCode::FORBIDDEN, "bola_denied").at(Some(at), None),
+            ),
+        };
+        ready(outcome)
+    }
+}

@@ -1,0 +1,118 @@
+//! Route match against the API's OpenAPI description: 404 for shadow APIs, 405 with `Allow`,
+//! and a hot box's per-route choice to shed. It always runs, whatever the inspection depth:
+//! identity, limits by route and ownership all need to know the operation. The match is kept
+//! in the request's context for the later stages.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, header::ALLOW};
+use tracing::info;
+use vigil_hw::thermal::Level;
+use vigil_policy::{Deny, Policy, ShadowInventory};
+
+use super::{Outcome, Rejection, RequestCtx, Stage, StageFuture, ready};
+use crate::config::PolicyMode;
+
+#[derive(Debug)]
+pub struct Route {
+    policy: Arc<Policy>,
+    mode: PolicyMode,
+    shadow: Arc<ShadowInventory>,
+    retry_after: HeaderValue,
+}
+
+/// What a policy denial becomes: logged and let through (log-only), or refused.
+pub(crate) fn deny_outcome(ctx: &mut RequestCtx, deny: &Deny, log_only: bool) -> Outcome {
+    if log_only {
+        // Location and keyword name the failing part, never the submitted value.
+        info!(
+            request_id = %ctx.request_id, reason = deny.reason, location = %deny.location,
+            keyword = ?deny.keyword, "policy violation (log-only: forwarded)"
+        );
+        ctx.log_only_violation = Some(deny.reason);
+        return Outcome::Continue;
+    }
+    let status = StatusCode::from_u16(deny.status).unwrap_or(StatusCode::BAD_REQUEST);
+    // Routing denials locate by the request path itself: leave that out of the body.
+    let routed = !matches!(
+        deny.reason,
+        "route_not_found" | "method_not_allowed" | "path_invalid"
+    );
+    let location = routed.then(|| deny.location.clone());
+    let mut rej = Rejection::new(status, deny.reason).at(location, deny.keyword.clone());
+    if let Some(allow) = deny
+        .allow_header()
+        .and_then(|a| HeaderValue::from_str(&a).ok())
+    {
+        rej = rej.with_header(ALLOW, allow);
+    }
+    Outcome::Respond(rej)
+}
+
+impl Route {
+    pub fn new(
+        policy: Arc<Policy>,
+        mode: PolicyMode,
+        shadow: Arc<ShadowInventory>,
+        retry_after: HeaderValue,
+    ) -> Self {
+        Self {
+            policy,
+            mode,
+            shadow,
+            retry_after,
+        }
+    }
+
+    fn decide(&self, ctx: &mut RequestCtx, head: &Parts) -> Outcome {
+        let global_log_only = self.mode == PolicyMode::LogOnly;
+        let doc_log_only = self.policy.settings().mode == vigil_policy::Mode::LogOnly;
+        let m = match self
+            .policy
+            .match_route(head.method.as_str(), head.uri.path())
+        {
+            Ok(m) => m,
+            Err(d) => {
+                // Shadow APIs: paths or methods the description does not know, whether
+                // refused or (log-only) forwarded, go into the inventory operators review.
+                if matches!(d.reason, "route_not_found" | "method_not_allowed") {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map_or(0, |t| t.as_secs());
+                    self.shadow.record(
+                        head.method.as_str(),
+                        head.uri.path(),
+                        d.status,
+                        ctx.conn.client.ip(),
+                        now,
+                    );
+                }
+                return deny_outcome(ctx, &d, global_log_only || doc_log_only);
+            }
+        };
+        ctx.route = Some(m.route_id().to_owned());
+        ctx.matched = Some(m.to_matched());
+        // A hot box: the route's own policy says whether to shed or to inspect less.
+        if ctx.depth > Level::Full && m.on_degrade() == vigil_policy::OnDegrade::Shed {
+            return super::depth::thermal_shed(&self.retry_after);
+        }
+        Outcome::Continue
+    }
+}
+
+impl Stage for Route {
+    fn name(&self) -> &'static str {
+        "route"
+    }
+
+    fn on_request<'a>(
+        &'a self,
+        ctx: &'a mut RequestCtx,
+        head: &'a mut Parts,
+        _body: Option<&'a Bytes>,
+    ) -> StageFuture<'a> {
+        ready(self.decide(ctx, head))
+    }
+}
