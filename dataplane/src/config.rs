@@ -416,7 +416,8 @@ mod tests {
 
     #[test]
     fn shared_rate_limits_need_the_fleet() {
-        let gw = "[listener]\nhttps = \"127.0.0.1:8443\"\n[tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n\
+        let gw = "[listener]\nhttps = \"127.0.0.1:8443\"\n\
+                  [tls]\ncert = \"/c.pem\"\nkey = \"/k.pem\"\n\
                   [[upstream]]\nname = \"api\"\nurl = \"http://127.0.0.1:9\"\n";
         let rule = |shared: bool| {
             format!(

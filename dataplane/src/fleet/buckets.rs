@@ -208,6 +208,7 @@ impl RedisBuckets {
     /// The `rate_limits` block of the fleet status.
     pub fn status(&self) -> Json {
         let c = &self.inner.counters;
+        let timeout_ms = u64::try_from(self.inner.settings.timeout.as_millis()).unwrap_or(u64::MAX);
         json!({
             "backend": if self.is_up() { "redis" } else { "local-fallback" },
             "since_unix": self.inner.since_unix.load(Ordering::Relaxed),
@@ -215,7 +216,7 @@ impl RedisBuckets {
             "errors": c.errors.load(Ordering::Relaxed),
             "fallbacks": c.fallbacks.load(Ordering::Relaxed),
             "queue_full": c.queue_full.load(Ordering::Relaxed),
-            "timeout_ms": u64::try_from(self.inner.settings.timeout.as_millis()).unwrap_or(u64::MAX),
+            "timeout_ms": timeout_ms,
             "last_error": *self.inner.last_error.lock().unwrap_or_else(|p| p.into_inner()),
         })
     }
