@@ -29,6 +29,23 @@ pub fn gateway(v: &Value) -> String {
             names.join(", ")
         }
     ));
+    // One line per token key set: an operator sees a stale or failing identity provider here.
+    for j in g["jwks"].as_array().into_iter().flatten() {
+        let fetched = match j["seconds_since_fetch"].as_u64() {
+            Some(s) => format!("fetched {s}s ago"),
+            None => "never fetched".to_owned(),
+        };
+        out.push_str(&format!(
+            "jwks:          {} ({} keys, {fetched}, {} fetches, {} failed)\n",
+            j["location"].as_str().unwrap_or("?"),
+            j["keys"].as_u64().unwrap_or(0),
+            j["fetches"].as_u64().unwrap_or(0),
+            j["failed_fetches"].as_u64().unwrap_or(0),
+        ));
+        if let Some(e) = j["last_error"].as_str() {
+            out.push_str(&format!("               LAST ERROR: {e}\n"));
+        }
+    }
     out
 }
 
@@ -116,6 +133,20 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("upstreams:     api, auth"), "{out}");
+        assert!(!out.contains("jwks"), "{out}");
+        let v = json!({ "gateway": {
+            "https": "0.0.0.0:8443", "upstreams": [],
+            "jwks": [{"location": "https://id.test/jwks", "keys": 2, "seconds_since_fetch": 40,
+                      "fetches": 3, "failed_fetches": 1, "last_error": "timed out"}]
+        }});
+        let out = gateway(&v);
+        assert!(
+            out.contains(
+                "jwks:          https://id.test/jwks (2 keys, fetched 40s ago, 3 fetches, 1 failed)"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("LAST ERROR: timed out"), "{out}");
         assert!(gateway(&json!({ "gateway": null })).contains("not running"));
         assert_eq!(gateway(&json!({})), "");
     }

@@ -252,6 +252,8 @@ impl Daemon {
                 "http": gw.http_addr().map(|a| a.to_string()),
                 "metrics": gw.metrics_addr().to_string(),
                 "upstreams": cfg.upstream.iter().map(|u| u.name.clone()).collect::<Vec<_>>(),
+                // Where token keys come from, how many, the last fetch and its error.
+                "jwks": gw.jwks_status(),
             })
         });
         let fleet = lock(&self.fleet).as_ref().map(Fleet::status);
