@@ -364,6 +364,23 @@ impl Identity {
     }
 }
 
+/// A fixed description of a token failure for `WWW-Authenticate`.
+fn describe(e: &JwtError) -> &'static str {
+    match e {
+        JwtError::Malformed { .. } => "malformed token",
+        JwtError::AlgorithmRefused { .. } => "token algorithm refused",
+        JwtError::UnknownKey => "token signed with an unknown key",
+        JwtError::BadSignature => "token signature does not verify",
+        JwtError::Expired => "token expired",
+        JwtError::NotYetValid => "token not yet valid",
+        JwtError::IssuedInFuture => "token issued in the future",
+        JwtError::Issuer => "token issuer not accepted",
+        JwtError::Audience => "token audience not accepted",
+        JwtError::MissingExp => "token has no expiry",
+        JwtError::KeysUnavailable { .. } => "signing keys unavailable",
+    }
+}
+
 fn challenge(v: String) -> HeaderValue {
     HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static("Bearer realm=\"vigil\""))
 }
@@ -376,9 +393,11 @@ fn refuse(f: &Failure) -> Outcome {
         ),
         Failure::Invalid(e) => Rejection::new(StatusCode::UNAUTHORIZED, e.reason()).with_header(
             WWW_AUTHENTICATE,
-            // The description names the failed check only, never the token's content.
+            // The description names the failed check only, never the token's content (an
+            // `alg` echoed here could close the quoted string and add parameters).
             challenge(format!(
-                "Bearer realm=\"vigil\", error=\"invalid_token\", error_description=\"{e}\""
+                "Bearer realm=\"vigil\", error=\"invalid_token\", error_description=\"{}\"",
+                describe(e)
             )),
         ),
         Failure::Scope(missing) => Rejection::new(StatusCode::FORBIDDEN, "insufficient_scope")
