@@ -1,0 +1,65 @@
+//! `--serve-gateway CONFIG [REDIS]`: runs the gateway in this (child) process with the config
+//! written by the harness, prints `READY <https port> <metrics port>` and serves until killed. With `REDIS`
+//! (`host:port`), the `shared = true` rate-limit rules keep their buckets there.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use vigil_dataplane::fleet::buckets::RedisBuckets;
+use vigil_gateway::{Gateway, GatewayConfig};
+use vigil_hw::keys::FileKeyProvider;
+
+/// Worker threads of the gateway's runtime: one, as in perf/tls, so the load generator and the
+/// upstream have the other core.
+pub const WORKERS: usize = 1;
+
+/// Per-decision deadline of the Redis store: vigild's default `fleet.rate_limit_timeout`.
+const STORE_TIMEOUT: Duration = Duration::from_millis(250);
+
+/// Keeps the gateway's `shared = true` buckets in the Redis at `addr`, with vigild's store,
+/// wired as vigild wires it (its metrics included). Returns once the store is connected, so no
+/// measured decision is left to the local fallback while it connects.
+async fn attach_redis(gw: &Gateway, addr: &str) -> Result<()> {
+    let store = RedisBuckets::start(addr, "vigil-perf", STORE_TIMEOUT);
+    gw.set_shared_buckets(Arc::new(store.clone()));
+    let metrics = store.clone();
+    gw.add_metrics_source(Arc::new(move |out: &mut String| metrics.write_metrics(out)));
+    let t = Instant::now();
+    while !store.is_up() {
+        if t.elapsed() > Duration::from_secs(10) {
+            anyhow::bail!("the Redis bucket store did not connect to {addr} within 10 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+pub fn serve(config: &Path, redis: Option<&str>) -> Result<()> {
+    let cfg: GatewayConfig = serde_json::from_slice(&std::fs::read(config)?)
+        .context("gateway config written by the harness")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(WORKERS)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let keys = Arc::new(FileKeyProvider::new(&cfg.tls.cert, &cfg.tls.key));
+        let gw = Gateway::start(cfg, keys).await?;
+        if let Some(addr) = redis {
+            attach_redis(&gw, addr).await?;
+        }
+        let mut out = std::io::stdout();
+        writeln!(
+            out,
+            "READY {} {}",
+            gw.https_addr().port(),
+            gw.metrics_addr().port()
+        )?;
+        out.flush()?;
+        // Serve until the harness kills this process.
+        std::future::pending::<()>().await;
+        Ok(())
+    })
+}
