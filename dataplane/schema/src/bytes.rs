@@ -117,8 +117,11 @@ fn is_number_byte(b: u8) -> bool {
     b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E')
 }
 
-/// Whether the number token around `at` follows the JSON grammar (so it failed only because it
-/// does not fit). Numbers are never rewritten by the parser, so the bytes are still the input's.
+/// Whether the number token around `at` is a whole JSON number that failed only because it
+/// does not fit: it follows the JSON grammar, starts where a value may start and ends where a
+/// value may end. `12abc`, `0x1F` or `1/2` stop simd-json inside a number too, but they are
+/// not numbers at all. Bytes before `at` may have been rewritten by in-place string unescaping,
+/// but only inside strings: a number's own bytes and the separators around it are the input's.
 fn number_token_is_valid(buf: &[u8], at: usize) -> bool {
     let mut at = at.min(buf.len().saturating_sub(1));
     if !buf.get(at).copied().is_some_and(is_number_byte) && at > 0 {
@@ -132,7 +135,17 @@ fn number_token_is_valid(buf: &[u8], at: usize) -> bool {
     while buf.get(end).copied().is_some_and(is_number_byte) {
         end += 1;
     }
-    json_number(buf.get(start..end).unwrap_or(&[]))
+    let ws = |b: &u8| matches!(b, b' ' | b'\t' | b'\n' | b'\r');
+    let before = buf
+        .get(..start)
+        .unwrap_or(&[])
+        .iter()
+        .rev()
+        .find(|b| !ws(b));
+    let after = buf.get(end..).unwrap_or(&[]).iter().find(|b| !ws(b));
+    matches!(before, None | Some(b'[' | b',' | b':'))
+        && matches!(after, None | Some(b',' | b']' | b'}'))
+        && json_number(buf.get(start..end).unwrap_or(&[]))
 }
 
 /// `-? (0 | [1-9][0-9]*) (\.[0-9]+)? ([eE][+-]?[0-9]+)?`
@@ -253,6 +266,78 @@ mod tests {
         }
         let mut ok = b"[18446744073709551615, -9223372036854775808, 1e308, 5e-324]".to_vec();
         assert!(any().validate_bytes(&mut ok, &Limits::default()).is_ok());
+    }
+
+    /// Only a real number that does not fit is `number_out_of_range`: bodies that merely begin
+    /// like a number (simd-json stops inside its number parser for them) are not JSON.
+    #[test]
+    fn parse_failures_are_malformed_unless_a_number_is_out_of_range() {
+        let cases: [(&[u8], Reason); 22] = [
+            (b"abc", Reason::MalformedJson),
+            (b"-", Reason::MalformedJson),
+            (b"{", Reason::MalformedJson),
+            (b"tru", Reason::MalformedJson),
+            (b"\"x", Reason::MalformedJson),
+            (b"12abc", Reason::MalformedJson),
+            (b"0x1F", Reason::MalformedJson),
+            (b"1/2", Reason::MalformedJson),
+            (b"[1,2,3a]", Reason::MalformedJson),
+            (b"1e5x", Reason::MalformedJson),
+            (b"1e999 x", Reason::MalformedJson),
+            (b"[1e999 x]", Reason::MalformedJson),
+            (b"99999999999999999999x", Reason::MalformedJson),
+            (b"{\"a\": 1e400 \"b\"}", Reason::MalformedJson),
+            (b"\"a\"1e400", Reason::MalformedJson),
+            (b"5\x01", Reason::MalformedJson),
+            (b"1e999999", Reason::NumberOutOfRange),
+            (b" 1e400 ", Reason::NumberOutOfRange),
+            (b"[1, -1e999]", Reason::NumberOutOfRange),
+            (b"[\n1e400\n]", Reason::NumberOutOfRange),
+            (b"{\"a\":1e400}", Reason::NumberOutOfRange),
+            // Strings before the number are unescaped in place; the number is still found.
+            (
+                b"{\"s\": \"\\u0041\\n\\u0042\", \"n\": 1e400}",
+                Reason::NumberOutOfRange,
+            ),
+        ];
+        for (body, reason) in cases {
+            assert_eq!(
+                reject(body, &Limits::default()).reason,
+                reason,
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        // Random bytes from a JSON-ish alphabet: out of range only where serde_json agrees
+        // that a number does not fit (or takes it, as a double: it does not refuse big integers).
+        let alphabet = b"0123456789-+.eE[]{},: \"atx\x01\xff";
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        for _ in 0..20_000 {
+            let mut body = Vec::new();
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            for _ in 0..(seed % 24 + 1) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                body.push(alphabet[(seed % alphabet.len() as u64) as usize]);
+            }
+            let mut b = body.clone();
+            let Err(r) = any().validate_bytes(&mut b, &Limits::default()) else {
+                continue;
+            };
+            if r.reason == Reason::NumberOutOfRange {
+                let reference = serde_json::from_slice::<serde_json::Value>(&body);
+                assert!(
+                    reference
+                        .as_ref()
+                        .map_or_else(|e| e.to_string().contains("out of range"), |_| true),
+                    "{:?}: {reference:?}",
+                    String::from_utf8_lossy(&body)
+                );
+            }
+        }
     }
 
     #[test]
