@@ -62,6 +62,10 @@ pub mod reason {
     pub const PARAM_MISSING: &str = "param_missing";
     /// 400: a query parameter is not described and `strict_query` is on.
     pub const PARAM_UNKNOWN: &str = "param_unknown";
+    /// 400: a parameter appears more than once where its style reads one value (`?limit=1&
+    /// limit=1000`, a repeated header or cookie): the gateway and the upstream could each read
+    /// a different one.
+    pub const PARAM_REPEATED: &str = "param_repeated";
     /// 415: the body's content type is not described for the operation.
     pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
     /// 400: the operation requires a body and there is none.

@@ -22,7 +22,7 @@ use crate::compile::Ctx;
 pub enum OwnerIn {
     /// A path template parameter.
     Path,
-    /// A query parameter (its first value).
+    /// A query parameter (a repeated one is refused, see [`crate::query_value`]).
     Query,
     /// A request header.
     Header,

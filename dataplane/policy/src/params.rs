@@ -10,6 +10,7 @@ use vigil_schema::Validator;
 use crate::convert::{Shape, array_readings, object_reading, readings};
 use crate::deny::{Deny, reason};
 use crate::path::decode_query;
+use crate::policy::Headers;
 pub(crate) use crate::style::{ParamIn, Style};
 
 /// A compiled parameter.
@@ -45,21 +46,37 @@ pub(crate) fn parse_query(q: &str) -> Result<Query<'_>, Deny> {
     Ok(out)
 }
 
-/// The first value of query parameter `name`, decoded; `Err` when the query cannot be decoded.
+/// The value of query parameter `name`, decoded (`None` when absent). A name that appears
+/// more than once is refused (400 `param_repeated` at `query.NAME`), as `check_params` refuses
+/// it: a caller must never act on a different value than the one that was validated. A query
+/// that cannot be decoded is 400 `param_invalid`.
 pub fn query_value(q: &str, name: &str) -> Result<Option<String>, Deny> {
-    Ok(parse_query(q)?
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned()))
+    let mut found = None;
+    for (k, v) in parse_query(q)? {
+        if k == name && found.replace(v).is_some() {
+            return Err(Deny::new(
+                400,
+                reason::PARAM_REPEATED,
+                format!("query.{name}"),
+            ));
+        }
+    }
+    Ok(found.map(Cow::into_owned))
 }
 
-/// The value of cookie `name` in a `Cookie` header.
-pub(crate) fn cookie<'h>(header: &'h str, name: &str) -> Option<&'h str> {
-    header
-        .split(';')
+/// The values of cookie `name` in one `Cookie` line.
+fn cookies<'h>(line: &'h str, name: &str) -> impl Iterator<Item = &'h str> {
+    line.split(';')
         .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
+        .filter(move |(k, _)| *k == name)
         .map(|(_, v)| v)
+}
+
+/// Whether two pairs share a key (`color[R]=1&color[R]=2`).
+fn has_repeated_keys(pairs: &[(&str, &str)]) -> bool {
+    let mut keys: Vec<&str> = pairs.iter().map(|(k, _)| *k).collect();
+    keys.sort_unstable();
+    keys.windows(2).any(|w| w[0] == w[1])
 }
 
 impl Param {
@@ -73,6 +90,22 @@ impl Param {
 
     fn invalid(&self, keyword: &str) -> Deny {
         Deny::new(400, reason::PARAM_INVALID, self.label.as_str()).with_keyword(keyword)
+    }
+
+    fn repeated(&self) -> Deny {
+        Deny::new(400, reason::PARAM_REPEATED, self.label.as_str())
+    }
+
+    fn utf8<'v>(&self, v: &'v [u8]) -> Result<&'v str, Deny> {
+        std::str::from_utf8(v)
+            .map(str::trim)
+            .map_err(|_| self.invalid("utf8"))
+    }
+
+    /// Whether the parameter is a JSON-free array: the only shape whose values a repeated
+    /// query key or header line add to.
+    fn is_array(&self) -> bool {
+        !self.json && matches!(self.shape, Shape::Array(_))
     }
 
     /// Passes when one reading validates; otherwise denies with the first reading's keyword.
@@ -151,20 +184,70 @@ impl Param {
                 array_readings(&items, *t)
             }
             Shape::Object(props) => {
-                let pairs = if self.explode {
+                let pairs: Vec<(&str, &str)> = if self.explode {
                     raw.split(sep).filter_map(|p| p.split_once('=')).collect()
                 } else {
                     flat_pairs(raw, ',').ok_or_else(|| self.invalid("style"))?
                 };
+                if has_repeated_keys(&pairs) {
+                    return Err(self.repeated());
+                }
                 object_reading(&pairs, props).into_iter().collect()
             }
         };
         self.validate(readings)
     }
 
-    /// Checks a query parameter against the decoded query.
+    /// Checks a header parameter. Field lines of one name are one comma-separated list (RFC
+    /// 9110 §5.3), so only an array may be repeated, and only when every line is visible: a
+    /// value repeated in another line would otherwise reach the upstream unchecked.
+    pub(crate) fn check_header<H: Headers + ?Sized>(&self, headers: &H) -> Result<(), Deny> {
+        let values = headers.header_values(&self.name);
+        let count = headers.header_count(&self.name).max(values.len());
+        match values.as_slice() {
+            [] if count == 0 => self.check_raw(None),
+            [one] if count == 1 => self.check_raw(Some(self.utf8(one)?)),
+            lines if count == lines.len() && self.is_array() => {
+                let mut joined = String::new();
+                for line in lines {
+                    if !joined.is_empty() {
+                        joined.push(',');
+                    }
+                    joined.push_str(self.utf8(line)?);
+                }
+                self.check_raw(Some(&joined))
+            }
+            _ => Err(self.repeated()),
+        }
+    }
+
+    /// Checks a cookie parameter: at most one cookie of its name over every `Cookie` line.
+    pub(crate) fn check_cookie<H: Headers + ?Sized>(&self, headers: &H) -> Result<(), Deny> {
+        let lines = headers.header_values("cookie");
+        if headers.header_count("cookie") > lines.len() {
+            // Lines the policy cannot see may hold another value of this cookie.
+            return Err(self.repeated());
+        }
+        let mut found = None;
+        for line in lines {
+            for value in cookies(self.utf8(line)?, &self.name) {
+                if found.replace(value).is_some() {
+                    return Err(self.repeated());
+                }
+            }
+        }
+        self.check_raw(found)
+    }
+
+    /// Checks a query parameter against the decoded query. Only an exploded `form` array reads
+    /// every occurrence of its name (`?id=1&id=2`); any other parameter, or object member,
+    /// that appears twice is refused: frameworks disagree on which of two values they read.
     pub(crate) fn check_query(&self, q: &Query<'_>) -> Result<(), Deny> {
         let named = || q.iter().filter(|(k, _)| k.as_ref() == self.name.as_str());
+        let repeats = self.is_array() && self.explode && self.style == Style::Form;
+        if !repeats && named().nth(1).is_some() {
+            return Err(self.repeated());
+        }
         let first = named().next().map(|(_, v)| v.as_ref());
         if self.json {
             return first.map_or_else(|| self.missing(), |raw| self.json(raw));
@@ -207,6 +290,9 @@ impl Param {
                 };
                 if pairs.is_empty() {
                     return self.missing();
+                }
+                if has_repeated_keys(&pairs) {
+                    return Err(self.repeated());
                 }
                 object_reading(&pairs, props).into_iter().collect()
             }
@@ -283,8 +369,11 @@ mod tests {
 
     #[test]
     fn cookies_and_keys() {
-        assert_eq!(cookie("a=1; session=xyz; b=2", "session"), Some("xyz"));
-        assert_eq!(cookie("a=1", "session"), None);
+        let all: Vec<&str> = cookies("a=1; session=xyz; b=2; session=q", "session").collect();
+        assert_eq!(all, ["xyz", "q"]);
+        assert_eq!(cookies("a=1", "session").next(), None);
+        assert!(has_repeated_keys(&[("R", "1"), ("G", "2"), ("R", "3")]));
+        assert!(!has_repeated_keys(&[("R", "1"), ("G", "2")]));
         assert_eq!(deep_key("color[R]", "color"), Some("R"));
         assert_eq!(deep_key("colors[R]", "color"), None);
         assert_eq!(

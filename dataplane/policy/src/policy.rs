@@ -14,16 +14,31 @@ use crate::error::PolicyError;
 use crate::load::{load_bundled, parse_text};
 use crate::operations::{DocSecurity, compile_paths};
 use crate::options::{OnDegrade, PolicyOptions, RouteSettings};
-use crate::params::{ParamIn, cookie, parse_query};
+use crate::params::{ParamIn, parse_query};
 use crate::route::Route;
 use crate::router::{Router, path_params};
 use crate::security::{Requirement, SecurityScheme, compile_requirements, compile_schemes};
 
-/// Request headers, as the gateway holds them.
+/// Request headers, as the gateway holds them. Names are passed in lower case (header names
+/// are case-insensitive).
+///
+/// A header parameter that is not an array must appear once, and a cookie once over all
+/// `Cookie` lines (HTTP/2 may split them): implement `header_count` and `header_values` so the
+/// policy sees every line. With only `header` it sees the first line of each name; with
+/// `header_count` but not `header_values` it refuses repeats it cannot see.
 pub trait Headers {
-    /// The value of header `name` (passed in lower case; header names are case-insensitive),
-    /// if the request has it. Repeated headers should be joined with `, ` by the implementor.
+    /// The value of header `name`, if the request has it (the first, when it is repeated).
     fn header(&self, name: &str) -> Option<&[u8]>;
+
+    /// How many field lines named `name` the request has.
+    fn header_count(&self, name: &str) -> usize {
+        self.header_values(name).len()
+    }
+
+    /// The values of every field line named `name`, in order.
+    fn header_values(&self, name: &str) -> Vec<&[u8]> {
+        self.header(name).into_iter().collect()
+    }
 }
 
 impl Headers for [(&str, &str)] {
@@ -31,6 +46,19 @@ impl Headers for [(&str, &str)] {
         self.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_bytes())
+    }
+
+    fn header_count(&self, name: &str) -> usize {
+        self.iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .count()
+    }
+
+    fn header_values(&self, name: &str) -> Vec<&[u8]> {
+        self.iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_bytes())
+            .collect()
     }
 }
 
@@ -295,7 +323,9 @@ impl<'p> RouteMatch<'p, '_> {
             .map(|(_, v)| v.as_ref())
     }
 
-    /// Checks path, query, header and cookie parameters. `query` is the raw query string.
+    /// Checks path, query, header and cookie parameters. `query` is the raw query string. A
+    /// parameter that appears more than once where its style reads one value is 400
+    /// `param_repeated` (only exploded `form` query arrays and header arrays may repeat).
     pub fn check_params<H: Headers + ?Sized>(
         &self,
         query: Option<&str>,
@@ -311,11 +341,8 @@ impl<'p> RouteMatch<'p, '_> {
             match p.at {
                 ParamIn::Path => p.check_raw(self.path_param(&p.name))?,
                 ParamIn::Query => p.check_query(&parsed)?,
-                ParamIn::Header => p.check_raw(header_str(headers, &p.name, &p.label)?)?,
-                ParamIn::Cookie => {
-                    let jar = header_str(headers, "cookie", &p.label)?;
-                    p.check_raw(jar.and_then(|j| cookie(j, &p.name)))?
-                }
+                ParamIn::Header => p.check_header(headers)?,
+                ParamIn::Cookie => p.check_cookie(headers)?,
             }
         }
         if strict {
@@ -375,19 +402,6 @@ fn route_param_names<'p>(
                 .then_some((n.as_str(), Cow::Borrowed(v.as_str())))
         })
         .collect()
-}
-
-fn header_str<'h, H: Headers + ?Sized>(
-    headers: &'h H,
-    name: &str,
-    label: &str,
-) -> Result<Option<&'h str>, Deny> {
-    match headers.header(name) {
-        None => Ok(None),
-        Some(v) => std::str::from_utf8(v)
-            .map(|s| Some(s.trim()))
-            .map_err(|_| Deny::new(400, reason::PARAM_INVALID, label).with_keyword("utf8")),
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use crate::query_value;
 use crate::testutil::TempDir;
 
 const DOC: &str = r##"
@@ -306,11 +307,187 @@ fn loads_from_files_with_sibling_refs() {
     assert_send_sync::<Policy>();
 }
 
+/// Parameters whose style reads one value, each described once (HTTP parameter pollution).
+const POLLUTION: &str = r##"
+openapi: 3.0.3
+info: {title: t, version: "1"}
+paths:
+  /items:
+    get:
+      parameters:
+        - {name: limit, in: query, schema: {type: integer, maximum: 100}}
+        - {name: ids, in: query, schema: {type: array, items: {type: integer, maximum: 100}}}
+        - {name: tags, in: query, explode: false, schema: {type: array, items: {type: string}}}
+        - {name: q, in: query, content: {application/json: {schema: {type: object}}}}
+        - {name: filter, in: query, style: deepObject, schema: {type: object, properties: {age: {type: integer}}}}
+        - {name: X-Limit, in: header, schema: {type: integer, maximum: 100}}
+        - {name: x-ids, in: header, schema: {type: array, items: {type: integer, maximum: 100}}}
+        - {name: session, in: cookie, schema: {type: string, maxLength: 8}}
+    post:
+      requestBody:
+        content:
+          application/x-www-form-urlencoded:
+            schema:
+              type: object
+              properties:
+                limit: {type: integer, maximum: 100}
+                tags: {type: array, items: {type: string}}
+"##;
+
+fn check_items(query: Option<&str>, headers: &[(&str, &str)]) -> Result<(), Deny> {
+    let p = Policy::from_text(POLLUTION, &PolicyOptions::default()).expect("compiles");
+    p.match_route("GET", "/items")
+        .unwrap()
+        .check_params(query, headers)
+}
+
+fn at(r: Result<(), Deny>) -> (u16, &'static str, String) {
+    let e = r.expect_err("refused");
+    (e.status, e.reason, e.location)
+}
+
+#[test]
+fn repeated_query_parameters_are_refused_unless_their_style_repeats() {
+    let repeated = |name: &str| (400, "param_repeated", format!("query.{name}"));
+    assert!(check_items(Some("limit=100"), &[]).is_ok());
+    assert_eq!(
+        at(check_items(Some("limit=1&limit=1000"), &[])),
+        repeated("limit")
+    );
+    assert_eq!(
+        at(check_items(Some("limit=1000&limit=1"), &[])),
+        repeated("limit")
+    );
+    assert_eq!(
+        at(check_items(Some("limit=1&limit"), &[])),
+        repeated("limit")
+    );
+    // Exploded form arrays read every occurrence, so every one is checked.
+    assert!(check_items(Some("ids=1&ids=2"), &[]).is_ok());
+    let e = check_items(Some("ids=1&ids=1000"), &[]).unwrap_err();
+    assert_eq!(
+        (e.reason, e.keyword.as_deref()),
+        ("param_invalid", Some("maximum"))
+    );
+    assert!(check_items(Some("tags=a,b"), &[]).is_ok());
+    assert_eq!(
+        at(check_items(Some("tags=a,b&tags=c"), &[])),
+        repeated("tags")
+    );
+    assert_eq!(at(check_items(Some("q={}&q={}"), &[])), repeated("q"));
+    assert!(check_items(Some("filter[age]=1"), &[]).is_ok());
+    assert_eq!(
+        at(check_items(Some("filter[age]=1&filter[age]=1000"), &[])),
+        repeated("filter")
+    );
+    // Undescribed parameters are not read, so they may repeat (unless `strict_query`).
+    assert!(check_items(Some("other=1&other=2"), &[]).is_ok());
+}
+
+#[test]
+fn query_value_refuses_what_validation_refuses() {
+    assert_eq!(
+        query_value("limit=5&x=1", "limit"),
+        Ok(Some("5".to_string()))
+    );
+    assert_eq!(query_value("x=1", "limit"), Ok(None));
+    let e = query_value("limit=1&x=2&limit=1000", "limit").unwrap_err();
+    assert_eq!(
+        (e.status, e.reason, e.location.as_str()),
+        (400, "param_repeated", "query.limit")
+    );
+    assert_eq!(
+        query_value("limit=%zz", "limit").unwrap_err().reason,
+        "param_invalid"
+    );
+}
+
+#[test]
+fn repeated_headers_and_cookies_are_refused_unless_arrays() {
+    assert!(check_items(None, &[("x-limit", "100")]).is_ok());
+    assert_eq!(
+        at(check_items(None, &[("X-Limit", "1"), ("x-limit", "1000")])),
+        (400, "param_repeated", "header.x-limit".to_string())
+    );
+    // Header lines of an array parameter are one list, every item checked.
+    assert!(check_items(None, &[("x-ids", "1, 2"), ("x-ids", "3")]).is_ok());
+    let e = check_items(None, &[("x-ids", "1"), ("x-ids", "1000")]).unwrap_err();
+    assert_eq!(
+        (e.reason, e.location.as_str(), e.keyword.as_deref()),
+        ("param_invalid", "header.x-ids", Some("maximum"))
+    );
+    let session = (400, "param_repeated", "cookie.session".to_string());
+    assert!(check_items(None, &[("cookie", "a=1; session=abc")]).is_ok());
+    assert_eq!(
+        at(check_items(None, &[("cookie", "session=a; session=b")])),
+        session
+    );
+    // HTTP/2 may split cookies over several lines: all of them count.
+    assert_eq!(
+        at(check_items(
+            None,
+            &[("cookie", "session=a"), ("cookie", "session=b")]
+        )),
+        session
+    );
+    assert!(check_items(None, &[("cookie", "a=1"), ("cookie", "session=abc")]).is_ok());
+    let e = check_items(
+        None,
+        &[("cookie", "a=1"), ("cookie", "session=much-too-long")],
+    );
+    assert_eq!(e.unwrap_err().keyword.as_deref(), Some("maxLength"));
+}
+
+/// A `Headers` that only says how many lines there are: what it does not show is refused.
+struct CountOnly<'a>(&'a [(&'a str, &'a str)]);
+
+impl Headers for CountOnly<'_> {
+    fn header(&self, name: &str) -> Option<&[u8]> {
+        self.0.header(name)
+    }
+
+    fn header_count(&self, name: &str) -> usize {
+        self.0.header_count(name)
+    }
+}
+
+#[test]
+fn lines_the_policy_cannot_see_are_not_trusted() {
+    let p = Policy::from_text(POLLUTION, &PolicyOptions::default()).unwrap();
+    let m = p.match_route("GET", "/items").unwrap();
+    let check = |h: &[(&str, &str)]| m.check_params(None, &CountOnly(h));
+    assert!(check(&[("x-ids", "1,2"), ("cookie", "session=abc")]).is_ok());
+    assert_eq!(
+        at(check(&[("x-ids", "1"), ("x-ids", "1000")])),
+        (400, "param_repeated", "header.x-ids".to_string())
+    );
+    assert_eq!(
+        at(check(&[("cookie", "a=1"), ("cookie", "session=abc")])),
+        (400, "param_repeated", "cookie.session".to_string())
+    );
+}
+
+#[test]
+fn repeated_form_fields_are_refused_unless_arrays() {
+    let p = Policy::from_text(POLLUTION, &PolicyOptions::default()).unwrap();
+    let m = p.match_route("POST", "/items").unwrap();
+    let form = Some("application/x-www-form-urlencoded");
+    let body = |b: &str| m.check_body(form, &mut b.as_bytes().to_vec());
+    assert!(body("limit=5&tags=a&tags=b").is_ok());
+    let e = body("limit=1&limit=1000").unwrap_err();
+    assert_eq!(
+        (e.status, e.reason, e.location.as_str()),
+        (400, "duplicate_key", "/limit")
+    );
+    assert_eq!(body("other=1&other=2").unwrap_err().reason, "duplicate_key");
+}
+
 /// Hostile input never panics and is always answered with a known code.
 #[test]
 fn random_requests_get_known_answers() {
-    const KNOWN: [&str; 14] = [
+    const KNOWN: [&str; 15] = [
         "route_not_found",
+        "param_repeated",
         "method_not_allowed",
         "path_invalid",
         "param_invalid",
