@@ -75,6 +75,80 @@ impl Body {
     }
 }
 
+/// How a selected media type's body is checked.
+enum Reading<'b> {
+    /// Parsed and validated as JSON.
+    Json(&'b Validator),
+    /// Read as a form into an object with these fields, then validated.
+    Form(&'b Validator, &'b [(String, Shape)]),
+    /// Not read: accepted once the content type matches.
+    Opaque,
+}
+
+/// The described media type a request's content type selects, and how its body is read:
+/// 415 `unsupported_media_type` when none does. The body itself is not looked at.
+fn select<'b>(spec: Option<&'b Body>, content_type: Option<&str>) -> Result<Reading<'b>, Deny> {
+    let unsupported = || Deny::new(415, reason::UNSUPPORTED_MEDIA_TYPE, "header.content-type");
+    let Some(spec) = spec else {
+        return Err(unsupported().with_keyword("requestBody"));
+    };
+    let Some(ct) = content_type else {
+        // RFC 9110 §8.3: without a Content-Type the recipient may assume
+        // application/octet-stream. A description that takes any bytes unchecked there (`*/*`,
+        // `application/*`, the type itself, without a schema) accepts the body; one with a
+        // schema to enforce cannot be applied to bytes of unknown type, and upstreams that
+        // sniff would parse what was never validated.
+        return match spec.media_for("application", "octet-stream") {
+            Some(m) if m.validator.is_none() => Ok(Reading::Opaque),
+            _ => Err(unsupported().with_keyword("content-type")),
+        };
+    };
+    let Some((t, s)) = essence(ct) else {
+        return Err(unsupported().with_keyword("content-type"));
+    };
+    let Some(media) = spec.media_for(&t, &s) else {
+        return Err(unsupported().with_keyword("content"));
+    };
+    Ok(match (media.validator.as_deref(), &media.form) {
+        (Some(v), Some(fields)) if FORM.split_once('/') == Some((t.as_str(), s.as_str())) => {
+            Reading::Form(v, fields)
+        }
+        (Some(v), _) if is_json(&t, &s) => Reading::Json(v),
+        _ => Reading::Opaque,
+    })
+}
+
+/// The answer for a request without a body.
+fn empty(spec: Option<&Body>) -> Result<(), Deny> {
+    match spec {
+        Some(b) if b.required => {
+            Err(Deny::new(400, reason::BODY_MISSING, "").with_keyword("requestBody"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Decides what can be decided before the body is read: 400 `body_missing` for a required
+/// body that is absent, 415 for a content type the operation does not take.
+pub(crate) fn check_content_type(
+    spec: Option<&Body>,
+    content_type: Option<&str>,
+    body_present: bool,
+) -> Result<(), Deny> {
+    if !body_present {
+        return empty(spec);
+    }
+    select(spec, content_type).map(|_| ())
+}
+
+/// Whether [`check`] reads the body for this content type (JSON or form with a schema).
+pub(crate) fn reads_body(spec: Option<&Body>, content_type: Option<&str>) -> bool {
+    matches!(
+        select(spec, content_type),
+        Ok(Reading::Json(_) | Reading::Form(..))
+    )
+}
+
 /// Checks a body against the operation's request body (`None`: the operation describes none).
 pub(crate) fn check(
     spec: Option<&Body>,
@@ -83,28 +157,11 @@ pub(crate) fn check(
     limits: &Limits,
 ) -> Result<(), Deny> {
     if body.is_empty() {
-        return match spec {
-            Some(b) if b.required => {
-                Err(Deny::new(400, reason::BODY_MISSING, "").with_keyword("requestBody"))
-            }
-            _ => Ok(()),
-        };
+        return empty(spec);
     }
-    let unsupported = || Deny::new(415, reason::UNSUPPORTED_MEDIA_TYPE, "header.content-type");
-    let Some(spec) = spec else {
-        return Err(unsupported().with_keyword("requestBody"));
-    };
-    let Some((t, s)) = content_type.and_then(essence) else {
-        return Err(unsupported().with_keyword("content-type"));
-    };
-    let Some(media) = spec.media_for(&t, &s) else {
-        return Err(unsupported().with_keyword("content"));
-    };
-    let Some(validator) = media.validator.as_ref() else {
-        return Ok(());
-    };
-    let result = match &media.form {
-        Some(fields) if format!("{t}/{s}") == FORM => {
+    let result = match select(spec, content_type)? {
+        Reading::Opaque => return Ok(()),
+        Reading::Form(validator, fields) => {
             if body.len() > limits.max_body_bytes {
                 return Err(
                     Deny::new(413, Reason::TooLarge.as_str(), "").with_keyword("maxBodyBytes")
@@ -112,8 +169,7 @@ pub(crate) fn check(
             }
             validator.validate_value(&form_value(body, fields)?)
         }
-        _ if is_json(&t, &s) => validator.validate_bytes(body, limits),
-        _ => return Ok(()),
+        Reading::Json(validator) => validator.validate_bytes(body, limits),
     };
     result.map_err(|rej| {
         let (location, keyword) = rej
@@ -200,6 +256,87 @@ mod tests {
     }
 
     #[test]
+    fn a_body_without_content_type_is_refused_unless_any_bytes_are_taken() {
+        let json_only = Body {
+            required: false,
+            media: vec![media(
+                "application/json",
+                body(true).media[0].validator.clone(),
+                None,
+            )],
+        };
+        let e = run(Some(&json_only), None, r#"{"name": "a"}"#).unwrap_err();
+        assert_eq!(
+            (
+                e.status,
+                e.reason,
+                e.location.as_str(),
+                e.keyword.as_deref()
+            ),
+            (
+                415,
+                "unsupported_media_type",
+                "header.content-type",
+                Some("content-type")
+            )
+        );
+        // `*/*` (or `application/*`, `application/octet-stream`) without a schema: any bytes.
+        for key in ["*/*", "application/*", "application/octet-stream"] {
+            let any = Body {
+                required: false,
+                media: vec![
+                    media("application/json", None, None),
+                    media(key, None, None),
+                ],
+            };
+            assert!(run(Some(&any), None, "anything").is_ok(), "{key}");
+        }
+        // A schema there could not be applied to bytes of unknown type.
+        let schema = body(true).media[0].validator.clone();
+        let checked = Body {
+            required: false,
+            media: vec![media("*/*", schema, None)],
+        };
+        assert_eq!(run(Some(&checked), None, "{}").unwrap_err().status, 415);
+        assert!(run(Some(&checked), Some("text/plain"), "{}").is_ok());
+    }
+
+    #[test]
+    fn content_type_is_decided_without_the_body() {
+        let b = body(true);
+        let ct = |spec, ct, present| check_content_type(spec, ct, present);
+        assert!(ct(Some(&b), Some("application/json"), true).is_ok());
+        assert!(ct(Some(&b), Some("text/csv"), true).is_ok());
+        for (spec, c, keyword) in [
+            (Some(&b), None, "content-type"),
+            (Some(&b), Some("json"), "content-type"),
+            (Some(&b), Some("application/xml"), "content"),
+            (None, Some("application/json"), "requestBody"),
+        ] {
+            let e = ct(spec, c, true).unwrap_err();
+            assert_eq!(
+                (e.status, e.reason, e.keyword.as_deref()),
+                (415, "unsupported_media_type", Some(keyword)),
+                "{c:?}"
+            );
+        }
+        let e = ct(Some(&b), None, false).unwrap_err();
+        assert_eq!((e.status, e.reason), (400, "body_missing"));
+        let optional = body(false);
+        assert!(ct(Some(&optional), Some("application/xml"), false).is_ok());
+        assert!(ct(None, None, false).is_ok());
+        // Whether the body is read at all: JSON and forms with a schema.
+        let reads = |c| reads_body(Some(&b), c);
+        assert!(reads(Some("application/json; charset=utf-8")));
+        assert!(reads(Some("application/merge-patch+json")));
+        assert!(reads(Some(FORM)));
+        assert!(!reads(Some("text/plain")));
+        assert!(!reads(Some("application/xml")));
+        assert!(!reads(None));
+        assert!(!reads_body(None, Some("application/json")));
+    }
+
+    #[test]
     fn form_bodies_are_validated_too() {
         let b = body(true);
         assert!(run(Some(&b), Some(FORM), "name=ann").is_ok());
@@ -218,6 +355,55 @@ mod tests {
         assert_eq!((e.status, e.reason), (400, "body_missing"));
         assert!(run(Some(&body(false)), None, "").is_ok());
         assert!(run(None, None, "").is_ok());
+    }
+
+    /// Anything that is not JSON is `malformed_json`; only a real number that does not fit is
+    /// `number_out_of_range`.
+    #[test]
+    fn bodies_that_are_not_json_are_malformed() {
+        let b = body(true);
+        let cases = [
+            ("abc", "malformed_json"),
+            ("-", "malformed_json"),
+            ("{", "malformed_json"),
+            ("tru", "malformed_json"),
+            ("\"x", "malformed_json"),
+            ("12abc", "malformed_json"),
+            ("0x1F", "malformed_json"),
+            ("1/2", "malformed_json"),
+            ("{\"name\": 5e5x}", "malformed_json"),
+            ("1e999999", "number_out_of_range"),
+            ("{\"name\": \"a\", \"n\": -1e999}", "number_out_of_range"),
+        ];
+        for (data, code) in cases {
+            let e = run(Some(&b), Some("application/json"), data).unwrap_err();
+            assert_eq!(
+                (e.status, e.reason, e.location.as_str()),
+                (400, code, ""),
+                "{data}"
+            );
+        }
+        let mut seed: u64 = 0x0123_4567_89AB_CDEF;
+        for _ in 0..2000 {
+            let mut data = Vec::new();
+            for _ in 0..16 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                data.push((seed >> 32) as u8);
+            }
+            let e = check(
+                Some(&b),
+                Some("application/json"),
+                &mut data,
+                &Limits::default(),
+            );
+            let reason = e.unwrap_err().reason;
+            assert!(
+                ["malformed_json", "invalid_utf8"].contains(&reason),
+                "{data:?}: {reason}"
+            );
+        }
     }
 
     #[test]

@@ -361,6 +361,29 @@ impl<'p> RouteMatch<'p, '_> {
         Ok(())
     }
 
+    /// Decides what can be decided before any body byte is read, so the gateway can answer
+    /// early: 415 `unsupported_media_type` when the operation describes no request body, or
+    /// not this content type (a body without `Content-Type` passes only where the description
+    /// takes any bytes unchecked, such as `*/*` without a schema); 400 `body_missing` when a
+    /// required body is absent. `body_present`: the request has a body, or may have one
+    /// (`Content-Length` above zero, or `Transfer-Encoding`). `check_body` decides the same
+    /// on its own; this is the same answer, earlier.
+    pub fn check_content_type(
+        &self,
+        content_type: Option<&str>,
+        body_present: bool,
+    ) -> Result<(), Deny> {
+        crate::body::check_content_type(self.route.body.as_ref(), content_type, body_present)
+    }
+
+    /// Whether `check_body` reads the body for this content type: JSON or a form with a
+    /// schema. When false, `check_content_type` is the whole body check and the body need not
+    /// be buffered for it (ownership rules may still need it: `Ownership::reads_body`); a body
+    /// announced but empty is then not checked against `required`.
+    pub fn needs_body(&self, content_type: Option<&str>) -> bool {
+        crate::body::reads_body(self.route.body.as_ref(), content_type)
+    }
+
     /// Checks the body against the operation's request body. `body` is parsed in place.
     pub fn check_body(&self, content_type: Option<&str>, body: &mut [u8]) -> Result<(), Deny> {
         crate::body::check(

@@ -228,6 +228,53 @@ fn body_decisions() {
 }
 
 #[test]
+fn content_type_decisions_need_no_body() {
+    let p = policy(&PolicyOptions::default());
+    let post = p.match_route("POST", "/v1/users").unwrap();
+    // A JSON-only operation (here JSON and text/plain) refuses a body without Content-Type.
+    let e = post
+        .check_body(None, &mut br#"{"name": "ann"}"#.to_vec())
+        .unwrap_err();
+    assert_eq!(
+        (e.status, e.reason, e.location.as_str()),
+        (415, "unsupported_media_type", "header.content-type")
+    );
+    let req = RequestParts {
+        method: "POST",
+        path: "/v1/users",
+        query: None,
+        headers: &[][..],
+    };
+    assert_eq!(p.check(&req, &mut b"{}".to_vec()).unwrap_err().status, 415);
+    // The same answers before any body byte is read.
+    assert_eq!(post.check_content_type(None, true).unwrap_err().status, 415);
+    let e = post.check_content_type(Some("application/xml"), true);
+    assert_eq!(e.unwrap_err().reason, "unsupported_media_type");
+    assert!(
+        post.check_content_type(Some("application/json"), true)
+            .is_ok()
+    );
+    let e = post.check_content_type(Some("application/json"), false);
+    assert_eq!(e.unwrap_err().reason, "body_missing");
+    let get = p.match_route("GET", "/v1/users/me").unwrap();
+    assert!(get.check_content_type(None, false).is_ok());
+    let e = get.check_content_type(Some("application/json"), true);
+    assert_eq!(e.unwrap_err().keyword.as_deref(), Some("requestBody"));
+    // Only a body the validator reads needs buffering.
+    assert!(post.needs_body(Some("application/json")));
+    assert!(!post.needs_body(Some("text/plain")));
+    assert!(!post.needs_body(Some("application/xml")));
+    assert!(!post.needs_body(None));
+    assert!(!get.needs_body(Some("application/json")));
+    // A description that takes any bytes takes them without a Content-Type too.
+    let any = DOC.replace("text/plain: {}", "'*/*': {}");
+    let p = Policy::from_text(&any, &PolicyOptions::default()).unwrap();
+    let post = p.match_route("POST", "/v1/users").unwrap();
+    assert!(post.check_content_type(None, true).is_ok());
+    assert!(post.check_body(None, &mut b"\x00\x01".to_vec()).is_ok());
+}
+
+#[test]
 fn one_call_checks_everything() {
     let p = policy(&PolicyOptions::default());
     let headers = [("content-type", "application/json")];
