@@ -1,17 +1,18 @@
 //! The audit log: one JSON line per decision, queued without ever blocking the request path and
-//! written by one task to stdout, a file or syslog. Secrets (Authorization, Cookie, Set-Cookie
+//! written by one thread to stdout, a file or syslog. Secrets (Authorization, Cookie, Set-Cookie
 //! and configured names) never reach a line; query values are never logged.
 
 mod sink;
+mod writer;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
 
 use http::{HeaderMap, HeaderName, Uri};
 use serde::Serialize;
-use tokio::sync::{Notify, mpsc};
-use tokio::task::JoinHandle;
+use tokio::sync::oneshot;
 
 use crate::config::AuditConfig;
 use crate::error::GatewayError;
@@ -158,24 +159,44 @@ impl Redactor {
 /// The request path's handle on the audit queue.
 #[derive(Debug)]
 pub struct Auditor {
-    tx: mpsc::Sender<AuditLine>,
+    tx: SyncSender<writer::Msg>,
     metrics: Arc<Metrics>,
-    stop: Arc<Notify>,
-    task: std::sync::Mutex<Option<JoinHandle<()>>>,
+    stop: Arc<AtomicBool>,
+    done: std::sync::Mutex<Option<oneshot::Receiver<()>>>,
 }
 
 impl Auditor {
-    /// Opens the sink and starts the writer task.
+    /// Opens the sink and starts the writer thread.
     pub async fn start(cfg: &AuditConfig, metrics: Arc<Metrics>) -> Result<Self, GatewayError> {
-        let sink = sink::Sink::open(cfg).await?;
-        let (tx, rx) = mpsc::channel(cfg.queue_capacity);
-        let stop = Arc::new(Notify::new());
-        let task = tokio::spawn(sink::drain(rx, sink, metrics.clone(), stop.clone()));
+        let sink = sink::Sink::open(cfg)?;
+        let what = match cfg.sink {
+            crate::config::AuditSink::Stdout => "stdout".to_owned(),
+            crate::config::AuditSink::File => format!("file {}", cfg.path.display()),
+            crate::config::AuditSink::Syslog => format!("syslog {}", cfg.syslog_address),
+        };
+        // Plain blocking writes on a thread of its own: no trip through tokio's blocking pool
+        // per batch, and a stuck sink stalls only this thread.
+        let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue_capacity);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (done_tx, done) = oneshot::channel();
+        writer::spawn(
+            sink,
+            what.clone(),
+            cfg.queue_capacity,
+            rx,
+            metrics.clone(),
+            stop.clone(),
+            done_tx,
+        )
+        .map_err(|source| GatewayError::AuditSink {
+            what: format!("{what} (writer thread)"),
+            source,
+        })?;
         Ok(Self {
             tx,
             metrics,
             stop,
-            task: std::sync::Mutex::new(Some(task)),
+            done: std::sync::Mutex::new(Some(done)),
         })
     }
 
@@ -190,21 +211,23 @@ impl Auditor {
     }
 
     fn send(&self, line: AuditLine) {
-        if self.tx.try_send(line).is_err() {
+        if self.tx.try_send(Some(line)).is_err() {
             self.metrics.audit_dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Writes what is queued and stops the writer.
+    /// Writes what is queued and stops the writer (waits at most 5 s for a stuck sink).
     pub async fn flush_and_stop(&self) {
-        self.stop.notify_one();
-        let task = self
-            .task
+        self.stop.store(true, Ordering::Release);
+        // Wakes the thread if it is waiting; a full queue wakes it anyway.
+        let _ = self.tx.try_send(None);
+        let done = self
+            .done
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .take();
-        if let Some(task) = task {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+        if let Some(done) = done {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), done).await;
         }
     }
 }
