@@ -137,6 +137,22 @@ impl Vigild {
         }
     }
 
+    /// Sends `sig` (e.g. `libc::SIGHUP`) to the running vigild; false if none is running.
+    pub fn signal(&self, sig: i32) -> bool {
+        let Some(c) = self.child.as_ref() else {
+            return false;
+        };
+        // SAFETY: plain kill(2) on the PID of a child this struct started and still owns.
+        unsafe { libc::kill(c.id() as i32, sig) == 0 }
+    }
+
+    /// True while the vigild this struct started has not exited.
+    pub fn alive(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("vigild.log")).unwrap_or_default()
     }
