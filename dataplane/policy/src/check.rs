@@ -24,6 +24,8 @@ pub struct RouteSummary {
     pub mode: Mode,
     /// Degrade or shed under thermal pressure.
     pub on_degrade: OnDegrade,
+    /// Whether the operation may be upgraded to a WebSocket.
+    pub websocket: bool,
     /// Parameters checked.
     pub parameters: usize,
     /// Whether a request body is described.
@@ -110,6 +112,7 @@ pub fn check_value(doc: &Value, options: &PolicyOptions) -> CheckReport {
             operation_id: r.operation_id().map(str::to_string),
             mode: r.settings().mode,
             on_degrade: r.on_degrade(),
+            websocket: r.websocket(),
             parameters: r.parameter_count(),
             body: r.has_body(),
         })

@@ -73,6 +73,7 @@ pub enum OnDegrade {
 pub(crate) struct XVigil {
     pub mode: Option<Mode>,
     pub on_degrade: Option<OnDegrade>,
+    pub websocket: Option<bool>,
 }
 
 /// The effective `x-vigil` settings of a route.
@@ -82,6 +83,9 @@ pub struct RouteSettings {
     pub mode: Mode,
     /// Degrade or shed under thermal pressure.
     pub on_degrade: OnDegrade,
+    /// Whether the operation may be upgraded to a WebSocket (`Upgrade: websocket`). The tunnel
+    /// is opaque after the 101: its messages are not inspected.
+    pub websocket: bool,
 }
 
 impl RouteSettings {
@@ -90,6 +94,7 @@ impl RouteSettings {
         Self {
             mode: x.mode.unwrap_or(self.mode),
             on_degrade: x.on_degrade.unwrap_or(self.on_degrade),
+            websocket: x.websocket.unwrap_or(self.websocket),
         }
     }
 }
@@ -101,7 +106,7 @@ pub(crate) fn x_vigil(obj: &serde_json::Value, pointer: &str) -> Result<XVigil, 
         Some(v) => XVigil::deserialize(v).map_err(|e| {
             format!(
                 "{pointer}/x-vigil: {e} (keys: mode = enforce | log-only, \
-                 on_degrade = degrade | shed)"
+                 on_degrade = degrade | shed, websocket = true | false)"
             )
         }),
     }
@@ -134,5 +139,18 @@ mod tests {
         let e = x_vigil(&bad, "/paths/~1a/get").unwrap_err();
         assert!(e.starts_with("/paths/~1a/get/x-vigil:"), "{e}");
         assert!(x_vigil(&json!({"x-vigil": {"shed": true}}), "").is_err());
+    }
+
+    #[test]
+    fn websocket_is_off_unless_a_level_turns_it_on() {
+        assert!(!RouteSettings::default().websocket);
+        let doc = RouteSettings::default().apply(x_vigil(&json!({}), "").unwrap());
+        let item = doc.apply(x_vigil(&json!({"x-vigil": {"websocket": true}}), "").unwrap());
+        let op = item.apply(x_vigil(&json!({"x-vigil": {"mode": "log-only"}}), "").unwrap());
+        assert!(item.websocket && op.websocket, "inherited");
+        let off = op.apply(x_vigil(&json!({"x-vigil": {"websocket": false}}), "").unwrap());
+        assert!(!off.websocket);
+        let e = x_vigil(&json!({"x-vigil": {"websocket": "yes"}}), "/paths/~1ws/get").unwrap_err();
+        assert!(e.contains("websocket = true | false"), "{e}");
     }
 }

@@ -303,6 +303,12 @@ impl<'p> RouteMatch<'p, '_> {
         self.route.on_degrade()
     }
 
+    /// Whether the operation may be upgraded to a WebSocket; refuse `Upgrade: websocket`
+    /// otherwise.
+    pub fn websocket(&self) -> bool {
+        self.route.websocket()
+    }
+
     /// An owned copy to keep in a request's context between stages.
     pub fn to_matched(&self) -> Matched {
         Matched {

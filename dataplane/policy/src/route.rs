@@ -79,6 +79,12 @@ impl Route {
     pub fn has_body(&self) -> bool {
         self.body.is_some()
     }
+
+    /// Whether the operation may be upgraded to a WebSocket (`x-vigil: {websocket: true}`).
+    /// Only what precedes the 101 is checked; the tunnel's messages are not inspected.
+    pub fn websocket(&self) -> bool {
+        self.settings.websocket
+    }
 }
 
 #[cfg(test)]
@@ -95,6 +101,7 @@ mod tests {
             settings: RouteSettings {
                 mode: Mode::LogOnly,
                 on_degrade: OnDegrade::Degrade,
+                websocket: true,
             },
             params: Vec::new(),
             body: None,
@@ -108,5 +115,6 @@ mod tests {
         assert!(r.log_only());
         assert_eq!(r.on_degrade(), OnDegrade::Degrade);
         assert_eq!((r.parameter_count(), r.has_body()), (0, false));
+        assert!(r.websocket());
     }
 }

@@ -79,6 +79,40 @@ fn routes_have_ids_and_settings() {
 }
 
 #[test]
+fn websocket_upgrades_are_allowed_per_operation() {
+    let doc = r#"
+openapi: 3.1.0
+info: {title: t, version: "1"}
+paths:
+  /live:
+    x-vigil: {websocket: true}
+    get: {}
+    post: {x-vigil: {websocket: false}}
+  /poll:
+    get: {}
+"#;
+    let p = Policy::from_text(doc, &PolicyOptions::default()).unwrap();
+    let ws = |m: &str, path: &str| p.match_route(m, path).unwrap().websocket();
+    assert!(ws("GET", "/live"));
+    assert!(!ws("POST", "/live"));
+    assert!(!ws("GET", "/poll"), "off by default");
+    assert!(p.route("GET /live").unwrap().websocket());
+    assert!(!p.settings().websocket);
+    let parsed: Value = serde_yaml_ng::from_str(doc).unwrap();
+    let report = crate::check_value(&parsed, &PolicyOptions::default());
+    let on: Vec<&str> = report
+        .routes
+        .iter()
+        .filter(|r| r.websocket)
+        .map(|r| r.id.as_str())
+        .collect();
+    assert_eq!(on, ["GET /live"]);
+    let bad = doc.replace("websocket: true", "websocket: maybe");
+    let e = Policy::from_text(&bad, &PolicyOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("/paths/~1live/x-vigil"), "{e}");
+}
+
+#[test]
 fn routing_decisions() {
     let p = policy(&PolicyOptions::default());
     let m = p.match_route("GET", "/v1/users/me").unwrap();
