@@ -765,6 +765,9 @@ impl Tmpfs {
             .arg(&dir)
             .output()
             .unwrap();
+        if !out.status.success() {
+            let _ = std::fs::remove_dir(&dir);
+        }
         assert!(
             out.status.success(),
             "mount (needs root): {}",
@@ -784,6 +787,7 @@ impl Drop for Tmpfs {
             // Still open by a vigild being torn down: detach now, freed when it closes.
             let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
         }
+        let _ = std::fs::remove_dir(&self.dir);
     }
 }
 
@@ -795,7 +799,7 @@ fn a_full_audit_disk_keeps_whole_lines_and_says_what_was_lost() {
     let up = Upstream::start(free_port());
     let tag = unique(64);
     let dir = std::env::temp_dir().join(format!("vigil-e2e-{tag}-fs"));
-    let fs = Tmpfs::mount(dir.clone(), "64k");
+    let fs = Tmpfs::mount(dir, "64k");
     let audit = fs.dir.join("audit.log");
     let mut gw = Gw::start(&tag, up.addr(), &audit.display().to_string(), "");
     let mut c = Conn::open(gw.http).unwrap();
@@ -874,7 +878,4 @@ fn a_full_audit_disk_keeps_whole_lines_and_says_what_was_lost() {
         "full disk: {total} requests answered, {} audit lines written, {lost} lost and counted",
         lines.len()
     );
-    drop(gw);
-    drop(fs);
-    let _ = std::fs::remove_dir(&dir);
 }
