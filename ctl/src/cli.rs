@@ -1,6 +1,7 @@
 //! Command-line shape of `vigilctl`.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vigil_hw::{keys::KeyMode, thermal::Level};
@@ -20,6 +21,9 @@ pub struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// How long to wait for vigild's reply (500ms, 10s, 2m).
+    #[arg(long, global = true, default_value = "10s", value_parser = parse_timeout)]
+    pub timeout: Duration,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -205,6 +209,14 @@ fn parse_level(s: &str) -> Result<Level, String> {
         .ok_or_else(|| format!("unknown level {s:?}: use full, reduced, minimal or shed"))
 }
 
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = vigil_dataplane::duration::parse_duration(s)?;
+    if d.is_zero() || d > crate::client::MAX_TIMEOUT {
+        return Err(format!("{s:?}: a timeout lasts between 1ms and 1d"));
+    }
+    Ok(d)
+}
+
 /// Whole seconds, rounded up (vigild counts overrides in seconds).
 fn parse_override_secs(s: &str) -> Result<u64, String> {
     let d = vigil_dataplane::duration::parse_duration(s)?;
@@ -236,6 +248,17 @@ mod tests {
         assert!(parse_override_secs("0s").is_err());
         assert!(parse_override_secs("8d").is_err());
         assert!(parse_override_secs("ten").is_err());
+    }
+
+    #[test]
+    fn timeouts_parse_as_durations_and_are_bounded() {
+        assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("2d").is_err());
+        assert!(parse_timeout("soon").is_err());
+        let cli = Cli::try_parse_from(["vigilctl", "status"]).unwrap();
+        assert_eq!(cli.timeout, Duration::from_secs(10));
     }
 
     #[test]

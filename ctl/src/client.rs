@@ -1,7 +1,7 @@
 //! Talking to vigild, or to the pinned maps directly when it is down.
 
 use std::{
-    io::{BufRead, BufReader, ErrorKind, Write},
+    io::{ErrorKind, Read, Write},
     os::unix::net::UnixStream,
     path::{Path, PathBuf},
     time::{Duration, Instant},
@@ -15,9 +15,22 @@ use vigil_dataplane::control::{
 };
 use vigil_xdp::VigilMaps;
 
-/// Sends one request; `Ok(None)` when no daemon listens on `socket`.
-pub fn ask_daemon(socket: &Path, req: &Request) -> anyhow::Result<Option<Value>> {
-    let stream = match UnixStream::connect(socket) {
+/// Largest reply read from the control socket. The biggest real replies (rule lists of a full
+/// blocklist, the shadow inventory) stay well below it; anything larger is not vigild talking.
+pub const MAX_REPLY: usize = 16 << 20;
+
+/// Longest `--timeout` accepted (one day): longer means "forever", which is what it prevents.
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
+
+/// Sends one request and waits at most `timeout` for the whole reply; `Ok(None)` when no
+/// daemon listens on `socket`.
+pub fn ask_daemon(
+    socket: &Path,
+    req: &Request,
+    timeout: Duration,
+) -> anyhow::Result<Option<Value>> {
+    let timeout = timeout.min(MAX_TIMEOUT);
+    let mut stream = match UnixStream::connect(socket) {
         Ok(s) => s,
         Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::ConnectionRefused) => {
             return Ok(None);
@@ -30,16 +43,15 @@ pub fn ask_daemon(socket: &Path, req: &Request) -> anyhow::Result<Option<Value>>
         }
         Err(e) => return Err(e).with_context(|| format!("connecting to {}", socket.display())),
     };
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut w = stream.try_clone()?;
+    let deadline = Instant::now() + timeout;
     let mut line = serde_json::to_vec(req)?;
     line.push(b'\n');
-    w.write_all(&line)?;
-    let mut reply = String::new();
-    BufReader::new(stream)
-        .read_line(&mut reply)
-        .context("reading vigild's reply")?;
-    let reply: Reply = serde_json::from_str(&reply).context("vigild sent a malformed reply")?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream
+        .write_all(&line)
+        .map_err(|e| io_failure(socket, timeout, e, "sending the request"))?;
+    let reply = read_reply(&mut stream, socket, deadline, timeout)?;
+    let reply: Reply = serde_json::from_slice(&reply).context("vigild sent a malformed reply")?;
     if !reply.ok {
         bail!(
             "{}",
@@ -51,14 +63,87 @@ pub fn ask_daemon(socket: &Path, req: &Request) -> anyhow::Result<Option<Value>>
     Ok(Some(reply.data))
 }
 
+/// Reads one reply line, at most [`MAX_REPLY`] bytes, by `deadline`: a hung daemon (or whatever
+/// else listens on the socket) can neither stall vigilctl nor fill its memory.
+fn read_reply(
+    stream: &mut UnixStream,
+    socket: &Path,
+    deadline: Instant,
+    timeout: Duration,
+) -> anyhow::Result<Vec<u8>> {
+    let mut reply = Vec::new();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(not_answering(socket, timeout));
+        }
+        stream.set_read_timeout(Some(left))?;
+        let n = match stream.read(&mut chunk) {
+            Ok(0) => bail!(
+                "vigild closed {} before a complete reply; see its log (journalctl -u vigild)",
+                socket.display()
+            ),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => return Err(io_failure(socket, timeout, e, "reading the reply")),
+        };
+        // read() never returns more than the buffer holds.
+        let got = &chunk[..n];
+        let end = got.iter().position(|&b| b == b'\n');
+        reply.extend_from_slice(&got[..end.unwrap_or(n)]);
+        if reply.len() > MAX_REPLY {
+            bail!(
+                "the reply on {} is over the {} MiB limit; refusing to read more: check that \
+                 the socket is vigild's (--socket)",
+                socket.display(),
+                MAX_REPLY >> 20
+            );
+        }
+        if end.is_some() {
+            return Ok(reply);
+        }
+    }
+}
+
+fn not_answering(socket: &Path, timeout: Duration) -> anyhow::Error {
+    anyhow!(
+        "vigild is not answering on {}: no reply within {}; check that it is running and not \
+         stuck (journalctl -u vigild), or allow longer with --timeout",
+        socket.display(),
+        humanize(timeout)
+    )
+}
+
+/// A timed-out socket call reads as "not answering"; anything else keeps the OS error.
+fn io_failure(socket: &Path, timeout: Duration, e: std::io::Error, what: &str) -> anyhow::Error {
+    match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => not_answering(socket, timeout),
+        _ => anyhow::Error::new(e).context(format!("{what} on {}", socket.display())),
+    }
+}
+
+/// `10s`, `1500ms`: how the operator wrote `--timeout`, near enough.
+fn humanize(d: Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
+}
+
 /// vigild answers `thermal clear` before its governor thread has applied the clear, so its
 /// reply may still show the override. Re-read the status briefly until it is gone, so the
 /// operator does not see "cleared" above a table that says otherwise.
-pub fn settle_thermal_clear(socket: &Path, mut data: Value) -> anyhow::Result<Value> {
+pub fn settle_thermal_clear(
+    socket: &Path,
+    timeout: Duration,
+    mut data: Value,
+) -> anyhow::Result<Value> {
     let deadline = Instant::now() + Duration::from_millis(500);
     while !data["status"]["override_level"].is_null() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
-        if let Some(v) = ask_daemon(socket, &Request::Thermal)? {
+        if let Some(v) = ask_daemon(socket, &Request::Thermal, timeout)? {
             data = v;
         }
     }
@@ -160,4 +245,94 @@ pub fn run_offline(pin_root: &Path, iface: Option<&str>, req: &Request) -> anyho
         other => bail!("vigild is not running: {other:?} needs it"),
     };
     Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::net::UnixListener;
+    use std::sync::mpsc;
+    use std::thread;
+
+    use super::*;
+
+    /// A fake daemon on a fresh socket: `serve` gets each accepted connection.
+    fn fake_daemon(
+        serve: impl FnOnce(UnixStream) + Send + 'static,
+    ) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("vigild.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        thread::spawn(move || {
+            if let Ok((s, _)) = listener.accept() {
+                serve(s);
+            }
+        });
+        (dir, path)
+    }
+
+    #[test]
+    fn a_daemon_that_answers_is_heard() {
+        let (_dir, path) = fake_daemon(|mut s| {
+            let mut line = String::new();
+            BufReader::new(s.try_clone().unwrap())
+                .read_line(&mut line)
+                .unwrap();
+            assert!(line.contains("\"status\""), "{line}");
+            s.write_all(b"{\"ok\":true,\"data\":{\"x\":1}}\n").unwrap();
+        });
+        let v = ask_daemon(&path, &Request::Status, Duration::from_secs(5)).unwrap();
+        assert_eq!(v, Some(json!({ "x": 1 })));
+    }
+
+    #[test]
+    fn a_daemon_that_never_answers_times_out_naming_the_socket() {
+        let (release, held) = mpsc::channel::<()>();
+        let (_dir, path) = fake_daemon(move |s| {
+            let _ = held.recv();
+            drop(s);
+        });
+        let started = Instant::now();
+        let err = ask_daemon(&path, &Request::Status, Duration::from_millis(300)).unwrap_err();
+        let elapsed = started.elapsed();
+        release.send(()).unwrap();
+        let msg = format!("{err:#}");
+        assert!(
+            msg.contains(&format!("vigild is not answering on {}", path.display())),
+            "{msg}"
+        );
+        assert!(msg.contains("no reply within 300ms"), "{msg}");
+        assert!(elapsed >= Duration::from_millis(300), "{elapsed:?}");
+        assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    }
+
+    #[test]
+    fn a_trickling_reply_is_cut_off_at_the_deadline() {
+        let (_dir, path) = fake_daemon(|mut s| {
+            // One byte every 50 ms: each read succeeds, only the overall deadline stops it.
+            while s.write_all(b"{").is_ok() {
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let started = Instant::now();
+        let err = ask_daemon(&path, &Request::Status, Duration::from_millis(400)).unwrap_err();
+        assert!(format!("{err:#}").contains("not answering"), "{err:#}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
+
+    #[test]
+    fn an_endless_reply_is_refused_at_the_limit() {
+        let (_dir, path) = fake_daemon(|mut s| {
+            let block = vec![b'x'; 1 << 20];
+            while s.write_all(&block).is_ok() {}
+        });
+        let started = Instant::now();
+        let err = ask_daemon(&path, &Request::Status, Duration::from_secs(30)).unwrap_err();
+        let msg = format!("{err:#}");
+        assert!(msg.contains("is over the 16 MiB limit"), "{msg}");
+        assert!(msg.contains(&path.display().to_string()), "{msg}");
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
 }

@@ -68,7 +68,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
             cmd: Some(ThermalCmd::Clear),
         } => Request::ThermalClear,
     };
-    let data = match client::ask_daemon(&cli.socket, &req)? {
+    let data = match client::ask_daemon(&cli.socket, &req, cli.timeout)? {
         Some(v) => v,
         None => {
             if let Some(what) = client::needs_daemon(&req) {
@@ -83,7 +83,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         }
     };
     let data = match req {
-        Request::ThermalClear => client::settle_thermal_clear(&cli.socket, data)?,
+        Request::ThermalClear => client::settle_thermal_clear(&cli.socket, cli.timeout, data)?,
         _ => data,
     };
     if cli.json {

@@ -17,10 +17,12 @@ use vigil_xdp::{ModePolicy, RateLimit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
+    /// The file was refused before parsing: missing, unreadable, not a regular file (a FIFO,
+    /// `/dev/zero`) or over [`vigil_files::CONFIG_LIMIT`]. The message names it and what to do.
+    #[error(transparent)]
     Read {
-        path: PathBuf,
-        source: std::io::Error,
+        #[from]
+        source: vigil_files::FileError,
     },
     #[error("config {path}: {key}: {message}")]
     Invalid {
@@ -199,12 +201,9 @@ impl Config {
         })
     }
 
-    /// Reads, parses and validates a config file.
+    /// Reads (bounded: a regular file of at most 1 MiB), parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = vigil_files::read_to_string(path, vigil_files::FileKind::Config)?;
         Self::parse(&text, path)
     }
 
@@ -450,5 +449,25 @@ mod tests {
         let cfg = parse("").unwrap();
         assert!(cfg.xdp.is_none());
         assert_eq!(cfg.control.socket, PathBuf::from(DEFAULT_SOCKET));
+    }
+
+    #[test]
+    fn only_a_regular_file_is_read() {
+        let e = Config::load(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("/dev/zero is a character device, not a regular file"),
+            "{e}"
+        );
+        let e = Config::load(&std::env::temp_dir()).unwrap_err().to_string();
+        assert!(e.contains("is a directory, not a regular file"), "{e}");
+        let e = Config::load(Path::new("/nonexistent/vigild.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("cannot read config file /nonexistent/vigild.toml"),
+            "{e}"
+        );
     }
 }

@@ -98,7 +98,8 @@ impl NicFacts {
 }
 
 fn read_attr(dir: &Path, attr: &str) -> Option<String> {
-    std::fs::read_to_string(dir.join(attr))
+    // Bounded: the sysfs root is configurable, so the tree may hold a FIFO or a device.
+    vigil_files::read_to_string(&dir.join(attr), vigil_files::FileKind::SysfsAttribute)
         .ok()
         .map(|s| s.trim().to_owned())
 }

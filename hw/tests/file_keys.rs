@@ -139,7 +139,7 @@ fn missing_and_empty_files_are_named() {
     let missing = dir.path().join("nope.pem");
 
     let err = FileKeyProvider::new(&missing, &k).load().unwrap_err();
-    assert!(matches!(err, KeyError::FileUnreadable { ref path, .. } if *path == missing));
+    assert!(matches!(err, KeyError::File { ref source } if source.path() == missing));
     assert!(err.to_string().contains("nope.pem"), "{err}");
 
     // A key file given as the chain: no CERTIFICATE block.
@@ -157,6 +157,52 @@ fn missing_and_empty_files_are_named() {
     );
     let err = FileKeyProvider::new(&c, &garbage).load().unwrap_err();
     assert!(matches!(err, KeyError::UnsupportedKey { .. }), "{err:?}");
+}
+
+#[test]
+fn devices_fifos_and_huge_files_are_refused_quickly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = rcgen_pair(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let c = write(dir.path(), "c.pem", &cert);
+    let k = write(dir.path(), "k.pem", &key);
+    let fifo = dir.path().join("fifo.pem");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let huge = dir.path().join("huge.pem");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let cases = [
+        (
+            Path::new("/dev/zero"),
+            k.as_path(),
+            "is a character device, not a regular file",
+        ),
+        (
+            c.as_path(),
+            Path::new("/dev/zero"),
+            "a private key must be a regular file",
+        ),
+        (c.as_path(), fifo.as_path(), "is a FIFO, not a regular file"),
+        (
+            huge.as_path(),
+            k.as_path(),
+            "over the 1 MiB limit for a TLS certificate",
+        ),
+    ];
+    for (cert, key, needle) in cases {
+        let err = FileKeyProvider::new(cert, key).load().unwrap_err();
+        assert!(matches!(err, KeyError::File { .. }), "{err:?}");
+        assert!(err.to_string().contains(needle), "{err}");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
 
 #[test]

@@ -2,9 +2,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Output};
+use std::{
+    io::Write,
+    os::unix::net::UnixListener,
+    path::{Path, PathBuf},
+    process::{Command, Output, Stdio},
+    time::{Duration, Instant},
+};
 
-use vigil_e2e::{bin_dir, unique};
+use vigil_e2e::{bin_dir, daemon::Vigild, unique, upstream::Upstream};
 
 fn run(bin: &str, args: &[&str]) -> Output {
     Command::new(bin_dir().join(bin))
@@ -177,4 +183,273 @@ fn policy_check_reports_routes_and_refuses_unsupported_keywords() {
     assert_clean_failure(&o, "would not load");
     assert!(String::from_utf8_lossy(&o.stdout).contains("cannot read"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Runs a binary and fails the test if it has not exited within `limit` (then kills it), so a
+/// regression shows as a failure rather than a hung suite.
+fn run_within(bin: &str, args: &[&str], limit: Duration) -> Output {
+    let mut child = Command::new(bin_dir().join(bin))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    panic!(
+        "{bin} {args:?} still running after {limit:?}: {}",
+        stderr(&out)
+    );
+}
+
+fn mkfifo(path: &Path) {
+    let _ = std::fs::remove_file(path);
+    let ok = Command::new("mkfifo").arg(path).status().unwrap().success();
+    assert!(ok, "mkfifo {}", path.display());
+}
+
+#[test]
+fn vigild_refuses_a_fifo_a_device_or_a_huge_file_as_config_quickly() {
+    let dir = std::env::temp_dir().join(format!("vigil-cfgfile-{}", unique(21)));
+    std::fs::create_dir_all(&dir).unwrap();
+    let fifo = dir.join("vigild.toml");
+    mkfifo(&fifo);
+    let huge = dir.join("huge.toml");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let limit = Duration::from_secs(5);
+    let (fifo, huge) = (fifo.to_str().unwrap(), huge.to_str().unwrap());
+    for (args, needle) in [
+        (
+            vec!["--check", "--config", "/dev/zero"],
+            "/dev/zero is a character device, not a regular file".to_owned(),
+        ),
+        (
+            vec!["--config", "/dev/zero"],
+            "a config file must be a regular file".to_owned(),
+        ),
+        (
+            vec!["--check", "--config", fifo],
+            format!("{fifo} is a FIFO, not a regular file"),
+        ),
+        (
+            vec!["--config", fifo],
+            format!("{fifo} is a FIFO, not a regular file"),
+        ),
+        (
+            vec!["--check", "--config", huge],
+            format!("{huge} is 2 GiB, over the 1 MiB limit for a config file"),
+        ),
+    ] {
+        let o = run_within("vigild", &args, limit);
+        assert_clean_failure(&o, &needle);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The PID of the vigild started with `config` (the harness keeps its child to itself).
+fn vigild_pid(config: &Path) -> i32 {
+    let want = config.as_os_str().as_encoded_bytes();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let mut args = cmdline.split(|&b| b == 0);
+        let is_vigild = args.next().is_some_and(|a| a.ends_with(b"/vigild"));
+        if is_vigild && args.any(|a| a == want) {
+            return pid;
+        }
+    }
+    panic!("no vigild running with {}", config.display());
+}
+
+/// HTTPS status of GET / through the gateway.
+fn https_status(port: u16, ca: &Path) -> String {
+    let out = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "3",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg("--cacert")
+        .arg(ca)
+        .arg(format!("https://127.0.0.1:{port}/"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Waits (bounded) until the daemon's log holds `needle` more than `before` times.
+fn log_shows(d: &Vigild, needle: &str, before: usize) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if d.log().matches(needle).count() > before {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn a_reload_from_a_fifo_or_dev_zero_is_refused_and_vigild_keeps_serving() {
+    let up = Upstream::start().unwrap();
+    let port = vigil_e2e::free_port();
+    let body = format!(
+        "[listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
+         key = \"@DIR@/key.pem\"\n[[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\
+         [metrics]\nlisten = \"127.0.0.1:0\"\n",
+        up.addr
+    );
+    let mut d = Vigild::without_xdp(&format!("badreload-{}", unique(22)), &body).unwrap();
+    vigil_e2e::self_signed_cert(&d.dir, "127.0.0.1");
+    d.start().unwrap();
+    let ca = d.dir.join("cert.pem");
+    assert_eq!(https_status(port, &ca), "200");
+    let good = std::fs::read(&d.config).unwrap();
+    let pid = vigild_pid(&d.config);
+    let socket = d.socket.to_str().unwrap().to_owned();
+    let pin_root = d.pin_root.to_str().unwrap().to_owned();
+    let ctl = |args: &[&str]| {
+        let mut all = vec!["--socket", &socket, "--pin-root", &pin_root];
+        all.extend_from_slice(args);
+        run_within("vigilctl", &all, Duration::from_secs(20))
+    };
+
+    let fifo_msg = format!("{} is a FIFO, not a regular file", d.config.display());
+    let zero_msg = format!(
+        "{} is a character device, not a regular file",
+        d.config.display()
+    );
+    type Swap = fn(&Path);
+    let cases: [(Swap, &str); 2] = [
+        (|cfg| mkfifo(cfg), fifo_msg.as_str()),
+        (
+            |cfg| {
+                let _ = std::fs::remove_file(cfg);
+                std::os::unix::fs::symlink("/dev/zero", cfg).unwrap();
+            },
+            zero_msg.as_str(),
+        ),
+    ];
+    for (swap, needle) in cases {
+        swap(&d.config);
+        let o = ctl(&["reload"]);
+        assert_clean_failure(&o, "reload refused");
+        assert_clean_failure(&o, needle);
+        let before = d.log().matches(needle).count();
+        // SAFETY: kill(2) with SIGHUP on the PID of the vigild this test started.
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+        assert!(
+            log_shows(&d, needle, before),
+            "SIGHUP reload not refused: {}",
+            d.log()
+        );
+        assert!(d.ctl_json(&["status"]).unwrap()["daemon"]["running"] == true);
+        assert_eq!(https_status(port, &ca), "200", "{}", d.log());
+    }
+
+    // A good config again, but the certificate now names /dev/zero: the reload is refused and
+    // the key already loaded keeps serving.
+    let _ = std::fs::remove_file(&d.config);
+    std::fs::write(&d.config, &good).unwrap();
+    let real_cert = d.dir.join("real-cert.pem");
+    std::fs::rename(&ca, &real_cert).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &ca).unwrap();
+    let o = ctl(&["reload"]);
+    assert_clean_failure(&o, "reload refused");
+    assert_clean_failure(&o, "a TLS certificate must be a regular file");
+    std::fs::remove_file(&ca).unwrap();
+    std::fs::rename(&real_cert, &ca).unwrap();
+    assert_eq!(https_status(port, &ca), "200", "{}", d.log());
+    let o = ctl(&["reload"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+/// A fake control socket whose every connection gets `serve`.
+fn fake_daemon(tag: u8, serve: fn(std::os::unix::net::UnixStream)) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("vigil-fakesock-{}", unique(tag)));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let sock = dir.join("vigild.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    std::thread::spawn(move || {
+        for s in listener.incoming().flatten() {
+            std::thread::spawn(move || serve(s));
+        }
+    });
+    (dir, sock)
+}
+
+#[test]
+fn vigilctl_gives_up_on_a_silent_or_flooding_socket() {
+    // Accepts and never answers (holds the connection until vigilctl goes away).
+    let (silent_dir, silent) = fake_daemon(23, |s| {
+        let mut buf = [0u8; 1024];
+        while std::io::Read::read(&mut &s, &mut buf).is_ok_and(|n| n > 0) {}
+    });
+    let started = Instant::now();
+    let o = run_within(
+        "vigilctl",
+        &[
+            "--socket",
+            silent.to_str().unwrap(),
+            "--timeout",
+            "1s",
+            "status",
+        ],
+        Duration::from_secs(10),
+    );
+    assert_clean_failure(
+        &o,
+        &format!("vigild is not answering on {}", silent.display()),
+    );
+    assert_clean_failure(&o, "no reply within 1s");
+    assert!(started.elapsed() < Duration::from_secs(8));
+
+    // Answers with an endless line.
+    let (flood_dir, flood) = fake_daemon(24, |mut s| {
+        let block = vec![b'x'; 1 << 20];
+        while s.write_all(&block).is_ok() {}
+    });
+    let started = Instant::now();
+    let o = run_within(
+        "vigilctl",
+        &["--socket", flood.to_str().unwrap(), "stats"],
+        Duration::from_secs(20),
+    );
+    assert_clean_failure(&o, "over the 16 MiB limit");
+    assert_clean_failure(&o, flood.to_str().unwrap());
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    let o = run_within(
+        "vigilctl",
+        &[
+            "--socket",
+            flood.to_str().unwrap(),
+            "--timeout",
+            "0s",
+            "stats",
+        ],
+        Duration::from_secs(10),
+    );
+    assert_clean_failure(&o, "a timeout lasts between 1ms and 1d");
+    let _ = std::fs::remove_dir_all(&silent_dir);
+    let _ = std::fs::remove_dir_all(&flood_dir);
 }

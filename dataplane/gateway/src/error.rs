@@ -46,6 +46,14 @@ pub enum GatewayError {
         /// What went wrong.
         detail: String,
     },
+    /// The client CA file was refused before parsing: missing, unreadable, not a regular file
+    /// or over its size limit.
+    #[error("tls.client_ca: {file}")]
+    ClientCaFile {
+        /// What is wrong with the file (names it and says what to do; kept out of `source`
+        /// because the message already carries it).
+        file: vigil_files::FileError,
+    },
     /// rustls refused the TLS settings.
     #[error("TLS settings rejected: {detail}; check [tls]")]
     Tls {

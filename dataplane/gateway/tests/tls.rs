@@ -202,3 +202,46 @@ async fn mtls_required_accepts_ca_clients_and_refuses_others() {
     assert_eq!(r.status, 0, "a presented certificate must still verify");
     gw.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_ca_that_is_a_fifo_or_device_is_refused_and_keeps_the_running_config() {
+    let dir = TempDir::new("ca-fifo");
+    let pki = Pki::new(&dir);
+    let up = Upstream::start("a").await;
+    let cfg = config(&dir, &pki, &[up.url()]);
+    let gw = Gw::start(cfg.clone()).await;
+    let fifo = dir.path("ca-fifo.pem");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.unwrap().success());
+    for (ca, needle) in [
+        (fifo, "is a FIFO, not a regular file"),
+        (
+            std::path::PathBuf::from("/dev/zero"),
+            "is a character device, not a regular file",
+        ),
+    ] {
+        let mut bad = cfg.clone();
+        bad.tls.client_ca = Some(ca);
+        let started = std::time::Instant::now();
+        let err = gw.get().reload(bad.clone()).unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let msg = err.to_string();
+        assert!(
+            matches!(err, vigil_gateway::GatewayError::ClientCaFile { .. }),
+            "{msg}"
+        );
+        assert!(
+            msg.starts_with("tls.client_ca: ") && msg.contains(needle),
+            "{msg}"
+        );
+        let keys = std::sync::Arc::new(vigil_hw::keys::FileKeyProvider::new(
+            &bad.tls.cert,
+            &bad.tls.key,
+        ));
+        let refused = vigil_gateway::Gateway::start(bad, keys).await.err();
+        assert!(refused.is_some_and(|e| e.to_string().contains(needle)));
+    }
+    let r = curl(&pki, gw.https, "/echo", &[]).await;
+    assert_eq!(r.status, 200, "the running config must keep serving: {r:?}");
+    gw.stop().await;
+}

@@ -105,6 +105,14 @@ pub enum JwksError {
         #[source]
         source: std::io::Error,
     },
+    /// A file (the JWKS or a CA bundle) was refused before parsing: missing, unreadable, not a
+    /// regular file, or over its size limit. The message names the file and what to do.
+    #[error(transparent)]
+    Unreadable {
+        /// What is wrong with the file.
+        #[from]
+        source: vigil_files::FileError,
+    },
     /// The JWKS file is unusable; `source` says why.
     #[error("JWKS file {}: {source}", path.display())]
     File {

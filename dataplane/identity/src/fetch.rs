@@ -209,10 +209,7 @@ impl HttpsSource {
 /// CA roots from a PEM file. The system bundle may hold certificates webpki cannot parse; those
 /// are skipped there, while a configured CA file must be entirely usable.
 fn roots_from(path: &Path, lenient: bool) -> Result<RootCertStore, JwksError> {
-    let pem = std::fs::read(path).map_err(|source| JwksError::Io {
-        path: path.into(),
-        source,
-    })?;
+    let pem = vigil_files::read(path, vigil_files::FileKind::CaCertificates)?;
     let tls_err = |what: String| JwksError::Tls {
         reason: format!("{}: {what}", path.display()),
     };
@@ -288,7 +285,7 @@ mod tests {
         // A good URL gets as far as the CA file, which names its path.
         let e = HttpsSource::new("https://[::1]:8443/.well-known/jwks.json?x=1", Some(ca)).err();
         assert!(
-            matches!(&e, Some(JwksError::Io { path, .. }) if path == ca),
+            matches!(&e, Some(JwksError::Unreadable { source }) if source.path() == ca),
             "{e:?}"
         );
     }

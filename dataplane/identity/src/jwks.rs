@@ -337,21 +337,15 @@ fn fresh(st: &State) -> Option<Tagged> {
         .then(|| (Arc::clone(keys), st.generation))
 }
 
+// A key set is held to one limit whether it comes from a file or over HTTPS.
+const _: () = assert!(vigil_files::JWKS_LIMIT == MAX_JWKS_BYTES as u64);
+
 fn read_file(path: &std::path::Path) -> Result<KeySet, JwksError> {
-    let io = |source| JwksError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let in_file = |e| JwksError::File {
+    let bytes = vigil_files::read(path, vigil_files::FileKind::Jwks)?;
+    KeySet::from_jwks(&bytes).map_err(|e| JwksError::File {
         path: path.to_owned(),
         source: Box::new(e),
-    };
-    let meta = std::fs::metadata(path).map_err(io)?;
-    if meta.len() > MAX_JWKS_BYTES as u64 {
-        return Err(in_file(JwksError::TooLarge));
-    }
-    let bytes = std::fs::read(path).map_err(io)?;
-    KeySet::from_jwks(&bytes).map_err(in_file)
+    })
 }
 
 impl fmt::Debug for Jwks {

@@ -73,7 +73,7 @@ fn bad_files_name_the_path() {
         .unwrap_or_default();
     assert!(e.contains(&missing.display().to_string()), "{e}");
 
-    let cases: [(&str, Vec<u8>, &str); 4] = [
+    let cases: [(&str, Vec<u8>, &str); 3] = [
         ("garbage.json", b"{not json".to_vec(), "not a JWKS"),
         ("empty.json", br#"{"keys":[]}"#.to_vec(), "no usable"),
         (
@@ -81,13 +81,39 @@ fn bad_files_name_the_path() {
             br#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#.to_vec(),
             "no usable",
         ),
-        ("big.json", vec![b' '; (1 << 20) + 1], "larger than"),
     ];
     for (name, content, expect) in cases {
         let path = dir.path().join(name);
         std::fs::write(&path, content).unwrap_or_else(|e| panic!("{e}"));
         let e = load(&path).err();
         assert!(matches!(e, Some(JwksError::File { .. })), "{name}: {e:?}");
+        let msg = e.map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            msg.contains(&path.display().to_string()) && msg.contains(expect),
+            "{msg}"
+        );
+    }
+}
+
+#[test]
+fn files_that_are_not_small_regular_files_are_refused_before_reading() {
+    let dir = TempDir::new();
+    let big = dir.path().join("big.json");
+    std::fs::write(&big, vec![b' '; (1 << 20) + 1]).unwrap_or_else(|e| panic!("{e}"));
+    let fifo = dir.path().join("fifo.json");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()));
+    let cases = [
+        (big.as_path(), "over the 1 MiB limit for a JWKS file"),
+        (fifo.as_path(), "is a FIFO, not a regular file"),
+        (
+            std::path::Path::new("/dev/zero"),
+            "is a character device, not a regular file",
+        ),
+    ];
+    for (path, expect) in cases {
+        let e = load(path).err();
+        assert!(matches!(e, Some(JwksError::Unreadable { .. })), "{e:?}");
         let msg = e.map(|e| e.to_string()).unwrap_or_default();
         assert!(
             msg.contains(&path.display().to_string()) && msg.contains(expect),

@@ -1,14 +1,25 @@
-use std::{os::unix::fs::PermissionsExt, path::Path, sync::Arc};
+use std::{os::unix::fs::PermissionsExt, path::Path, sync::Arc, time::Duration};
 
 use tokio::{
     io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader},
     net::{UnixListener, UnixStream},
+    sync::Semaphore,
     task::JoinHandle,
+    time::timeout,
 };
 use tracing::{debug, warn};
 
 use super::proto::{MAX_LINE, Reply, Request};
 use crate::daemon::Daemon;
+
+/// How long a client may take to send each request line, idle time included: a client that
+/// stalls is disconnected instead of holding a task and a descriptor forever.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a client may take to read each reply before it is disconnected.
+pub const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Control connections served at once; further ones get a one-line error and are closed, so
+/// stuck clients cannot pile up without bound.
+pub const MAX_SESSIONS: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
@@ -20,6 +31,20 @@ pub enum ServeError {
         source: std::io::Error,
     },
 }
+
+/// Per-connection time limits (the constants above; tests shorten them).
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    request: Duration,
+    reply: Duration,
+    sessions: usize,
+}
+
+const LIMITS: Limits = Limits {
+    request: REQUEST_TIMEOUT,
+    reply: REPLY_TIMEOUT,
+    sessions: MAX_SESSIONS,
+};
 
 /// Binds the control socket (mode 0600 in a 0700 directory) and serves it in the background.
 pub async fn serve(daemon: Arc<Daemon>, path: &Path) -> Result<JoinHandle<()>, ServeError> {
@@ -41,27 +66,56 @@ pub async fn serve(daemon: Arc<Daemon>, path: &Path) -> Result<JoinHandle<()>, S
     }
     let listener = UnixListener::bind(path).map_err(io)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    Ok(tokio::spawn(async move {
-        loop {
-            match listener.accept().await {
-                Ok((stream, _)) => {
-                    let d = daemon.clone();
-                    tokio::spawn(async move {
-                        if let Err(e) = session(d, stream).await {
-                            debug!(error = %e, "control session ended");
-                        }
-                    });
-                }
-                Err(e) => {
-                    warn!(error = %e, "control socket accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }))
+    let handle = move |req| daemon.handle(req);
+    Ok(tokio::spawn(accept_loop(listener, handle, LIMITS)))
 }
 
-async fn session(daemon: Arc<Daemon>, stream: UnixStream) -> std::io::Result<()> {
+async fn accept_loop<H>(listener: UnixListener, handle: H, limits: Limits)
+where
+    H: Fn(Request) -> Reply + Clone + Send + Sync + 'static,
+{
+    let sessions = Arc::new(Semaphore::new(limits.sessions));
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let Ok(permit) = sessions.clone().try_acquire_owned() else {
+                    // Never waits: the client hears why, and the accept loop moves on.
+                    let _ = stream.try_write(&busy_line(limits.sessions));
+                    warn!(
+                        limit = limits.sessions,
+                        "control connection refused: too many open"
+                    );
+                    continue;
+                };
+                let h = handle.clone();
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    if let Err(e) = session(h, stream, limits).await {
+                        debug!(error = %e, "control session ended");
+                    }
+                });
+            }
+            Err(e) => {
+                warn!(error = %e, "control socket accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+fn busy_line(limit: usize) -> Vec<u8> {
+    let reply = Reply::err(format!(
+        "vigild already serves {limit} control connections; retry when one ends"
+    ));
+    let mut out = serde_json::to_vec(&reply).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
+    out.push(b'\n');
+    out
+}
+
+async fn session<H>(handle: H, stream: UnixStream, limits: Limits) -> std::io::Result<()>
+where
+    H: Fn(Request) -> Reply + Clone + Send + Sync + 'static,
+{
     // Defence in depth behind the 0600 mode: only root or the daemon's own user may speak.
     let cred = stream.peer_cred()?;
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -73,15 +127,28 @@ async fn session(daemon: Arc<Daemon>, stream: UnixStream) -> std::io::Result<()>
         );
         return Ok(());
     }
+    serve_lines(handle, stream, limits).await
+}
+
+/// One JSON request per line, one reply per line, until the client hangs up, sends a line
+/// over [`MAX_LINE`], stalls mid-request or does not take a reply in time.
+async fn serve_lines<H>(handle: H, stream: UnixStream, limits: Limits) -> std::io::Result<()>
+where
+    H: Fn(Request) -> Reply + Clone + Send + Sync + 'static,
+{
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
     let mut line = Vec::new();
     loop {
         line.clear();
-        let n = (&mut reader)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .await?;
+        let mut bounded = (&mut reader).take(MAX_LINE as u64 + 1);
+        let n = match timeout(limits.request, bounded.read_until(b'\n', &mut line)).await {
+            Ok(n) => n?,
+            Err(_) => {
+                debug!("control client sent no complete request in time; closing");
+                return Ok(());
+            }
+        };
         if n == 0 {
             return Ok(());
         }
@@ -90,9 +157,9 @@ async fn session(daemon: Arc<Daemon>, stream: UnixStream) -> std::io::Result<()>
         } else {
             match serde_json::from_slice::<Request>(&line) {
                 Ok(req) => {
-                    let d = daemon.clone();
+                    let h = handle.clone();
                     // Map operations are syscalls; keep them off the async workers.
-                    tokio::task::spawn_blocking(move || d.handle(req))
+                    tokio::task::spawn_blocking(move || h(req))
                         .await
                         .unwrap_or_else(|e| Reply::err(format!("request failed: {e}")))
                 }
@@ -101,9 +168,124 @@ async fn session(daemon: Arc<Daemon>, stream: UnixStream) -> std::io::Result<()>
         };
         let mut out = serde_json::to_vec(&reply).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
         out.push(b'\n');
-        w.write_all(&out).await?;
+        match timeout(limits.reply, w.write_all(&out)).await {
+            Ok(written) => written?,
+            Err(_) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client did not read its reply in time",
+                ));
+            }
+        }
         if line.len() > MAX_LINE {
             return Ok(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::time::Instant;
+
+    use serde_json::json;
+
+    use super::*;
+
+    const SHORT: Limits = Limits {
+        request: Duration::from_millis(200),
+        reply: Duration::from_millis(200),
+        sessions: 2,
+    };
+
+    fn echo(req: Request) -> Reply {
+        Reply::ok(json!({ "got": format!("{req:?}") }))
+    }
+
+    async fn read_line(s: &mut UnixStream) -> String {
+        let mut out = Vec::new();
+        let mut r = BufReader::new(s);
+        timeout(Duration::from_secs(5), r.read_until(b'\n', &mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_silent_or_stalled_client_is_disconnected() {
+        for sent in [&b""[..], b"{\"cmd\":\"sta"] {
+            let (server, mut client) = UnixStream::pair().unwrap();
+            let task = tokio::spawn(serve_lines(echo, server, SHORT));
+            client.write_all(sent).await.unwrap();
+            let started = Instant::now();
+            let mut rest = Vec::new();
+            let n = timeout(Duration::from_secs(5), client.read_to_end(&mut rest))
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(n, 0, "closed without a reply");
+            assert!(started.elapsed() < Duration::from_secs(2));
+            task.await.unwrap().unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_read_its_reply_is_dropped() {
+        let big = |_req: Request| Reply::ok(json!("x".repeat(8 << 20)));
+        let (server, mut client) = UnixStream::pair().unwrap();
+        let task = tokio::spawn(serve_lines(big, server, SHORT));
+        client.write_all(b"{\"cmd\":\"status\"}\n").await.unwrap();
+        let res = timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+        let err = res.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test]
+    async fn an_oversized_request_is_refused_and_closed() {
+        let (server, mut client) = UnixStream::pair().unwrap();
+        let task = tokio::spawn(serve_lines(echo, server, SHORT));
+        let w = tokio::spawn(async move {
+            let _ = client.write_all(&vec![b'x'; MAX_LINE + 10]).await;
+            client
+        });
+        let mut client = w.await.unwrap();
+        let line = read_line(&mut client).await;
+        assert!(line.contains("request longer than 65536 bytes"), "{line}");
+        task.await.unwrap().unwrap();
+    }
+
+    #[tokio::test]
+    async fn stuck_clients_neither_block_others_nor_pile_up() {
+        let path = std::env::temp_dir().join(format!("vigil-ctl-test-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path).unwrap();
+        let server = tokio::spawn(accept_loop(
+            listener,
+            echo,
+            Limits {
+                request: Duration::from_secs(30),
+                ..SHORT
+            },
+        ));
+        // One client connects and says nothing: the next one is still answered.
+        let _stuck = UnixStream::connect(&path).await.unwrap();
+        let mut c = UnixStream::connect(&path).await.unwrap();
+        c.write_all(b"{\"cmd\":\"status\"}\n").await.unwrap();
+        assert!(read_line(&mut c).await.contains("Status"));
+        // Both slots held: a third connection is told so and closed at once.
+        let mut third = UnixStream::connect(&path).await.unwrap();
+        let line = read_line(&mut third).await;
+        assert!(
+            line.contains("already serves 2 control connections"),
+            "{line}"
+        );
+        drop(c);
+        server.abort();
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use super::resident::{TpmResidentKeyProvider, TpmSigningKey};
 use super::sealed::{DEFAULT_PCRS, TpmSealedKeyProvider, read_pem, seal_pem};
-use super::{FileKeyProvider, KeyError, KeyMode, KeyProvider, read_file};
+use super::{FileKeyProvider, KeyError, KeyMode, KeyProvider};
 use crate::tpm::blob::{BlobKind, KeyBlob, hex, now_unix, write_atomic};
 use crate::tpm::conn::Tpm;
 use crate::tpm::resident::{TpmSigner, create_resident};
@@ -145,7 +145,7 @@ pub fn show(dir: &Path) -> Result<KeyInfo, KeyError> {
             dir: dir.to_path_buf(),
         });
     }
-    let bytes = read_file(&path)?;
+    let bytes = vigil_files::read(&path, vigil_files::FileKind::KeyBlob)?;
     serde_json::from_slice(&bytes).map_err(|e| KeyError::BadBlob {
         path,
         detail: e.to_string(),

@@ -21,6 +21,14 @@ pub enum KeyError {
         /// The underlying I/O error.
         source: std::io::Error,
     },
+    /// A certificate, key or blob file was refused before parsing: missing, unreadable, not a
+    /// regular file, or over its size limit.
+    #[error(transparent)]
+    File {
+        /// What was wrong with the file (names the file and what to do).
+        #[from]
+        source: vigil_files::FileError,
+    },
     /// A PEM file is malformed.
     #[error("{} is not valid PEM ({detail}); re-export it as PEM", path.display())]
     BadPem {

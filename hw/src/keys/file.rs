@@ -7,7 +7,7 @@ use rustls::pki_types::PrivateKeyDer;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::sign::{CertifiedKey, SigningKey};
 
-use super::{KeyError, KeyMode, KeyProvider, certify, load_cert_chain, read_file};
+use super::{KeyError, KeyMode, KeyProvider, certify, load_cert_chain};
 
 /// Serves a certificate chain and a private key read from PEM files on every [`load`].
 ///
@@ -35,7 +35,7 @@ impl KeyProvider for FileKeyProvider {
 
     fn load(&self) -> Result<Arc<CertifiedKey>, KeyError> {
         let chain = load_cert_chain(&self.cert_chain_pem)?;
-        let pem = read_file(&self.key_pem)?;
+        let pem = vigil_files::read(&self.key_pem, vigil_files::FileKind::PrivateKey)?;
         let key = signing_key_from_pem(&pem, &self.key_pem)?;
         certify(chain, key, &self.cert_chain_pem, &self.key_pem)
     }

@@ -15,6 +15,7 @@ use std::sync::Arc;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::sign::{CertifiedKey, SigningKey};
+use vigil_files::FileKind;
 
 pub use admin::{
     CERT_FILE, CSR_FILE, INFO_FILE, KEY_FILE, KeyInfo, RESIDENT_FILE, SEALED_FILE, init, provider,
@@ -54,17 +55,9 @@ pub trait KeyProvider: Send + Sync + std::fmt::Debug {
     fn load(&self) -> Result<Arc<CertifiedKey>, KeyError>;
 }
 
-/// Reads a whole file, naming it in the error.
-pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>, KeyError> {
-    std::fs::read(path).map_err(|source| KeyError::FileUnreadable {
-        path: path.to_path_buf(),
-        source,
-    })
-}
-
 /// Parses every `CERTIFICATE` block of a PEM file (leaf first).
 pub(crate) fn load_cert_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, KeyError> {
-    let pem = read_file(path)?;
+    let pem = vigil_files::read(path, FileKind::Certificate)?;
     let mut chain = Vec::new();
     for cert in CertificateDer::pem_slice_iter(&pem) {
         let cert = cert.map_err(|e| KeyError::BadPem {

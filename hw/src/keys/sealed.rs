@@ -13,7 +13,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
 use rustls::sign::{CertifiedKey, SigningKey};
 
-use super::{KeyError, KeyMode, KeyProvider, certify, load_cert_chain, read_file};
+use super::{KeyError, KeyMode, KeyProvider, certify, load_cert_chain};
 use crate::tpm::blob::{BlobKind, KeyBlob, hex};
 use crate::tpm::conn::Tpm;
 use crate::tpm::locked::LockedBuffer;
@@ -221,5 +221,6 @@ pub(crate) fn unseal_signing_key(
 
 /// Reads a PEM file for sealing.
 pub(crate) fn read_pem(path: &Path) -> Result<zeroize::Zeroizing<Vec<u8>>, KeyError> {
-    read_file(path).map(zeroize::Zeroizing::new)
+    let pem = vigil_files::read(path, vigil_files::FileKind::PrivateKey)?;
+    Ok(zeroize::Zeroizing::new(pem))
 }

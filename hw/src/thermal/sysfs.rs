@@ -151,12 +151,18 @@ fn natural_key(name: &str) -> (String, u64, String) {
     (name[..start].to_owned(), digits.parse().unwrap_or(0), rest)
 }
 
+/// Reads an attribute through the bounded reader: `hw.sysfs_root` comes from the config, so a
+/// FIFO or device planted in the tree must not hang or flood the governor.
 pub(crate) fn read_trimmed(path: &Path) -> Result<String, SensorError> {
-    std::fs::read_to_string(path)
+    vigil_files::read_to_string(path, vigil_files::FileKind::SysfsAttribute)
         .map(|s| s.trim().to_owned())
         .map_err(|e| SensorError {
             path: path.to_path_buf(),
-            detail: e.to_string(),
+            // The path is in SensorError's message already; an OS error needs no more.
+            detail: match e {
+                vigil_files::FileError::Io { error, .. } => error.to_string(),
+                other => other.to_string(),
+            },
         })
 }
 
@@ -241,6 +247,28 @@ mod tests {
             ]
         );
         assert!(scan.errors[0].to_string().contains("\"hot\""));
+    }
+
+    #[test]
+    fn a_fifo_or_device_in_the_tree_is_an_error_not_a_hang() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        put(r, "class/thermal/thermal_zone0/type", "x\n");
+        let fifo = r.join("class/thermal/thermal_zone0/temp");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+        assert!(made.unwrap().success());
+        std::fs::create_dir_all(r.join("class/thermal/thermal_zone1")).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", r.join("class/thermal/thermal_zone1/temp"))
+            .unwrap();
+        let scan = SysfsRoot::new(r).scan_temperatures();
+        assert!(scan.readings.is_empty());
+        let msgs: Vec<String> = scan.errors.iter().map(ToString::to_string).collect();
+        assert_eq!(msgs.len(), 2, "{msgs:?}");
+        assert!(
+            msgs[0].contains("is a FIFO, not a regular file"),
+            "{msgs:?}"
+        );
+        assert!(msgs[1].contains("is a character device"), "{msgs:?}");
     }
 
     #[test]

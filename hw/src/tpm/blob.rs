@@ -64,7 +64,7 @@ impl KeyBlob {
 
     /// Reads and checks a blob of the expected kind.
     pub(crate) fn read(path: &Path, kind: BlobKind) -> Result<Self, KeyError> {
-        let bytes = crate::keys::read_file(path)?;
+        let bytes = vigil_files::read(path, vigil_files::FileKind::KeyBlob)?;
         let bad = |detail: String| KeyError::BadBlob {
             path: path.to_path_buf(),
             detail,

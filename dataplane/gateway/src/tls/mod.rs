@@ -96,8 +96,9 @@ pub fn server_config(
                 detail,
             };
             let mut roots = RootCertStore::empty();
-            let certs = CertificateDer::pem_file_iter(path).map_err(|e| ca_err(e.to_string()))?;
-            for cert in certs {
+            let pem = vigil_files::read(path, vigil_files::FileKind::CaCertificates)
+                .map_err(|file| GatewayError::ClientCaFile { file })?;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
                 let cert = cert.map_err(|e| ca_err(e.to_string()))?;
                 roots.add(cert).map_err(|e| ca_err(e.to_string()))?;
             }
