@@ -27,14 +27,39 @@ pub enum PolicyError {
         detail: String,
     },
     /// The file is larger than a policy document may be.
-    #[error("{path} is {size} bytes, over the {limit}-byte limit for a policy document")]
+    #[error(
+        "{path} is {size} bytes, over the {limit}-byte limit for a policy document; split it \
+         into files beside it, referenced with `$ref` (each has its own limit)"
+    )]
     TooLarge {
         /// The file.
         path: PathBuf,
-        /// Its size.
+        /// Its size (at least this much, when it grew while being read).
         size: u64,
         /// The limit.
         limit: u64,
+    },
+    /// The path names something other than a regular file (a FIFO would block the load, a
+    /// device such as `/dev/zero` never ends); it is not read.
+    #[error("{path} is a {kind}, not a regular file; point the policy at the description file")]
+    NotAFile {
+        /// The path as given (or as a `$ref` resolved it).
+        path: PathBuf,
+        /// What it is: `FIFO`, `character device`, `directory`, ...
+        kind: &'static str,
+    },
+    /// The document nests collections deeper than any description needs.
+    #[error(
+        "{path} nests more than {limit} levels deep at line {line}; no OpenAPI description \
+         needs that many: check that this is the right file"
+    )]
+    TooDeep {
+        /// The file (`<policy>` for text).
+        path: PathBuf,
+        /// The line where the limit is passed.
+        line: usize,
+        /// The limit.
+        limit: usize,
     },
     /// A `$ref` that the loader refuses or cannot follow.
     #[error("`$ref` `{reference}` at {pointer} in {file}: {reason}")]

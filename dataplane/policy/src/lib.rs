@@ -14,6 +14,7 @@ mod check;
 mod compile;
 mod convert;
 mod deny;
+mod depth;
 mod error;
 mod form;
 mod load;

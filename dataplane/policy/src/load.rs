@@ -4,10 +4,13 @@
 //! document's directory or go to the network are refused: a policy must be what was reviewed.
 
 use std::collections::HashMap;
+use std::fs::{File, Metadata};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::depth::{MAX_NESTING, too_deep};
 use crate::error::PolicyError;
 use crate::path::decode_fragment;
 
@@ -20,23 +23,119 @@ const MAX_SLOTS: usize = 100_000;
 
 /// Parses one file: JSON when it looks like JSON, YAML otherwise (YAML 1.2 is a superset).
 pub(crate) fn read_document(path: &Path) -> Result<Value, PolicyError> {
+    parse_text(&read_text(path)?, path)
+}
+
+/// The text of a policy file: a regular file of at most [`MAX_DOCUMENT_BYTES`], checked before
+/// anything is read and read no further than the limit, whatever the file claims.
+fn read_text(path: &Path) -> Result<String, PolicyError> {
     let read = |source| PolicyError::Read {
         path: path.to_path_buf(),
         source,
     };
-    let size = std::fs::metadata(path).map_err(read)?.len();
-    if size > MAX_DOCUMENT_BYTES {
-        return Err(PolicyError::TooLarge {
-            path: path.to_path_buf(),
-            size,
-            limit: MAX_DOCUMENT_BYTES,
-        });
+    // stat before open: opening a FIFO would wait for a writer.
+    regular(path, &std::fs::metadata(path).map_err(read)?)?;
+    let file = open(path).map_err(read)?;
+    // fstat what was opened: the path may have been replaced in between.
+    let meta = file.metadata().map_err(read)?;
+    regular(path, &meta)?;
+    let too_large = |size| PolicyError::TooLarge {
+        path: path.to_path_buf(),
+        size,
+        limit: MAX_DOCUMENT_BYTES,
+    };
+    if meta.len() > MAX_DOCUMENT_BYTES {
+        return Err(too_large(meta.len()));
     }
-    let text = std::fs::read_to_string(path).map_err(read)?;
-    parse_text(&text, path)
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_DOCUMENT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read)?;
+    let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if len > MAX_DOCUMENT_BYTES {
+        return Err(too_large(len));
+    }
+    String::from_utf8(bytes).map_err(|e| PolicyError::Parse {
+        path: path.to_path_buf(),
+        format: "UTF-8 text",
+        detail: e.utf8_error().to_string(),
+    })
 }
 
+/// Refuses anything but a regular file.
+fn regular(path: &Path, meta: &Metadata) -> Result<(), PolicyError> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    let t = meta.file_type();
+    let kind = if t.is_dir() {
+        "directory"
+    } else {
+        special_kind(&t)
+    };
+    Err(PolicyError::NotAFile {
+        path: path.to_path_buf(),
+        kind,
+    })
+}
+
+#[cfg(unix)]
+fn special_kind(t: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if t.is_fifo() {
+        "FIFO"
+    } else if t.is_char_device() {
+        "character device"
+    } else if t.is_block_device() {
+        "block device"
+    } else if t.is_socket() {
+        "socket"
+    } else {
+        "special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special_kind(_: &std::fs::FileType) -> &'static str {
+    "special file"
+}
+
+/// Opens for reading. Where the value is known, without blocking: should the path have become
+/// a FIFO since it was checked, `open` must not wait for a writer (the fstat that follows then
+/// refuses it). std has no `O_NONBLOCK`; 0o4000 is its value in the Linux ABI of these
+/// architectures, and it changes nothing for regular files.
+fn open(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(all(
+        target_os = "linux",
+        any(
+            target_arch = "x86_64",
+            target_arch = "x86",
+            target_arch = "aarch64",
+            target_arch = "arm",
+            target_arch = "riscv64",
+            target_arch = "powerpc64",
+            target_arch = "s390x"
+        )
+    ))]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(0o4000);
+    }
+    options.open(path)
+}
+
+/// Parses a document's text. Its nesting is measured first: the YAML parser is quadratic in
+/// it and would take minutes on a hostile 200 KB file before refusing it (see `depth`).
 pub(crate) fn parse_text(text: &str, path: &Path) -> Result<Value, PolicyError> {
+    if let Some(line) = too_deep(text) {
+        return Err(PolicyError::TooDeep {
+            path: path.to_path_buf(),
+            line,
+            limit: MAX_NESTING,
+        });
+    }
     if text.trim_start().starts_with('{') {
         serde_json::from_str(text).map_err(|e| PolicyError::Parse {
             path: path.to_path_buf(),
@@ -268,7 +367,7 @@ fn encode_fragment(pointer: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
     use crate::testutil::TempDir;
     use serde_json::json;
@@ -316,6 +415,148 @@ mod tests {
             doc[EXTERNAL_KEY][1]["example"],
             json!({"$ref": "not a ref"})
         );
+    }
+
+    /// Runs `f` on a thread and fails the test if it has not returned within 10 s, rather than
+    /// hang the suite as a blocking open of a FIFO would.
+    fn within_seconds<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("returned without waiting")
+    }
+
+    fn mkfifo(path: &Path) {
+        let made = std::process::Command::new("mkfifo").arg(path).status();
+        assert!(made.is_ok_and(|s| s.success()), "mkfifo {}", path.display());
+    }
+
+    #[test]
+    fn only_regular_files_are_read() {
+        let t = TempDir::new("special");
+        let fifo = t.path("pipe.yaml");
+        mkfifo(&fifo);
+        let f = fifo.clone();
+        let e = within_seconds(move || load_bundled(&f).unwrap_err());
+        assert!(
+            matches!(e, PolicyError::NotAFile { kind: "FIFO", .. }),
+            "{e}"
+        );
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{} is a FIFO, not a regular file; point the policy at the description file",
+                fifo.display()
+            )
+        );
+        // Were the FIFO swapped in after the check, opening it still would not wait.
+        let f = fifo.clone();
+        let opened = within_seconds(move || open(&f).and_then(|file| file.metadata()));
+        assert!(opened.is_ok_and(|m| !m.is_file()));
+        // Siblings named by a `$ref` are held to the same rule.
+        t.write("api.yaml", "openapi: 3.0.3\nx: {$ref: 'pipe.yaml#/A'}\n");
+        let api = t.path("api.yaml");
+        let e = within_seconds(move || load_bundled(&api).unwrap_err());
+        assert!(
+            matches!(&e, PolicyError::NotAFile { path, .. } if path.ends_with("pipe.yaml")),
+            "{e}"
+        );
+        // `/dev/zero` claims no size and never ends: it is not read at all.
+        let e = crate::Policy::load(Path::new("/dev/zero"), &Default::default()).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/dev/zero is a character device, not a regular file"),
+            "{e}"
+        );
+        let e = load_bundled(&t.path("")).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                PolicyError::NotAFile {
+                    kind: "directory",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn files_over_the_limit_are_refused_before_reading() {
+        let t = TempDir::new("large");
+        let big = t.path("big.json");
+        // Sparse: the size is set, nothing is written.
+        std::fs::File::create(&big)
+            .unwrap()
+            .set_len(MAX_DOCUMENT_BYTES + 1)
+            .unwrap();
+        let e = read_document(&big).unwrap_err();
+        assert!(
+            matches!(e, PolicyError::TooLarge { size, limit, .. }
+                if size == MAX_DOCUMENT_BYTES + 1 && limit == MAX_DOCUMENT_BYTES),
+            "{e}"
+        );
+        assert!(e.to_string().contains("split it into files"), "{e}");
+        t.write("api.json", r#"{"a": {"$ref": "big.json#/A"}}"#);
+        let e = load_bundled(&t.path("api.json")).unwrap_err();
+        assert!(
+            matches!(&e, PolicyError::TooLarge { path, .. } if path.ends_with("big.json")),
+            "{e}"
+        );
+        std::fs::write(t.path("latin1.yaml"), b"a: caf\xe9\n").unwrap();
+        let e = read_document(&t.path("latin1.yaml")).unwrap_err();
+        assert!(e.to_string().contains("as UTF-8 text"), "{e}");
+    }
+
+    /// 200 KB nested 100,000 (JSON) or 50,000 (YAML) levels deep: refused by the scan before a
+    /// parser sees them (the YAML scanner alone would take about a minute on the flow maps).
+    #[test]
+    fn deeply_nested_documents_are_refused_before_parsing() {
+        let t = TempDir::new("deep");
+        let n = 100_000;
+        let cases = [
+            (
+                "deep.json",
+                format!("{{\"a\": {}{}}}", "[".repeat(n), "]".repeat(n)),
+                1,
+            ),
+            (
+                "maps.yaml",
+                format!(
+                    "openapi: 3.0.3\nx: {}1{}\n",
+                    "{a: ".repeat(n / 2),
+                    "}".repeat(n / 2)
+                ),
+                2,
+            ),
+            (
+                "seqs.yaml",
+                format!("openapi: 3.0.3\nx: {}{}\n", "[".repeat(n), "]".repeat(n)),
+                2,
+            ),
+            (
+                "block.yaml",
+                format!("openapi: 3.0.3\nx:\n{}x\n", "- ".repeat(n)),
+                3,
+            ),
+        ];
+        for (name, text, at) in cases {
+            t.write(name, &text);
+            let e = crate::Policy::load(&t.path(name), &Default::default()).unwrap_err();
+            assert!(
+                matches!(e, PolicyError::TooDeep { line, limit: 128, .. } if line == at),
+                "{name}: {e}"
+            );
+            assert!(
+                e.to_string()
+                    .contains(&format!("nests more than 128 levels deep at line {at}")),
+                "{e}"
+            );
+            let e = crate::Policy::from_text(&text, &Default::default()).unwrap_err();
+            assert!(matches!(e, PolicyError::TooDeep { .. }), "{name}: {e}");
+        }
     }
 
     #[test]

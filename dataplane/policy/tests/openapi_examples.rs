@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use vigil_policy::{Deny, Method, Policy, PolicyOptions, RequestParts, check};
+use vigil_policy::{Deny, Method, Policy, PolicyError, PolicyOptions, RequestParts, check};
 
 fn data_dir() -> PathBuf {
     let dir = std::env::var_os("VIGIL_OPENAPI_EXAMPLES")
@@ -271,6 +271,11 @@ fn every_description_in_the_package_is_checked_with_a_verdict() {
         for f in files {
             let report = check(&f, &PolicyOptions::default());
             let loads = Policy::load(&f, &PolicyOptions::default());
+            assert!(
+                !matches!(loads, Err(PolicyError::TooDeep { .. })),
+                "{}: real descriptions are far from the nesting limit",
+                f.display()
+            );
             assert_eq!(
                 report.ok,
                 loads.is_ok(),
