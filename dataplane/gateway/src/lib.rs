@@ -17,6 +17,8 @@ mod body;
 mod clock;
 pub mod config;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 pub mod limits;
 mod metrics;
