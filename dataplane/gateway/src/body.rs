@@ -9,9 +9,12 @@ use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
+
+use crate::budget::BodyReservation;
+use crate::server::io::SendWatch;
 
 /// Errors carried through bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -134,6 +137,51 @@ where
     }
 }
 
+/// Why a body could not be buffered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BufferError {
+    /// Buffering it would take bodies in memory over `limits.max_body_memory`.
+    Memory,
+    /// The body stopped (too large, malformed, timed out: see its [`BodyState`]).
+    Stopped,
+}
+
+/// Reads a whole body into memory for the stages that check it, holding its bytes against
+/// `reservation` (and refusing past `max_memory`, over all requests) as they arrive. A declared
+/// length is reserved before the first byte is read, so a body that cannot fit is refused
+/// without being received.
+pub async fn buffer<B>(
+    mut body: LimitedBody<B>,
+    expected: Option<u64>,
+    reservation: &mut BodyReservation,
+    max_memory: u64,
+) -> Result<Bytes, BufferError>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    use http_body_util::BodyExt;
+    let expected = expected.map(|n| n.min(body.max));
+    if let Some(n) = expected
+        && !reservation.grow(n, max_memory)
+    {
+        return Err(BufferError::Memory);
+    }
+    let capacity = usize::try_from(expected.unwrap_or(0)).unwrap_or(0);
+    let mut buf = BytesMut::with_capacity(capacity);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| BufferError::Stopped)?;
+        if let Ok(data) = frame.into_data() {
+            let total = (buf.len() + data.len()) as u64;
+            if !reservation.grow(total, max_memory) {
+                return Err(BufferError::Memory);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(buf.freeze())
+}
+
 /// Called once when a response body is finished or dropped, with the bytes sent.
 pub type OnDone = Box<dyn FnOnce(u64) + Send>;
 
@@ -144,6 +192,7 @@ pub struct ClientBody {
     sent: u64,
     deadline: Option<Pin<Box<Sleep>>>,
     on_done: Option<OnDone>,
+    watch: Option<SendWatch>,
 }
 
 impl std::fmt::Debug for ClientBody {
@@ -155,18 +204,32 @@ impl std::fmt::Debug for ClientBody {
 }
 
 impl ClientBody {
-    pub fn new(inner: InnerBody, deadline: Option<Instant>, on_done: OnDone) -> Self {
+    /// `watch` follows the body for the connection's send timeout.
+    pub fn new(
+        inner: InnerBody,
+        deadline: Option<Instant>,
+        on_done: OnDone,
+        watch: Option<SendWatch>,
+    ) -> Self {
         Self {
             inner,
             sent: 0,
             deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
             on_done: Some(on_done),
+            watch,
         }
     }
 
     fn finish(&mut self) {
+        self.watch = None;
         if let Some(done) = self.on_done.take() {
             done(self.sent);
+        }
+    }
+
+    fn waiting_for_client(&mut self, waiting: bool) {
+        if let Some(w) = self.watch.as_mut() {
+            w.set_waiting(waiting);
         }
     }
 }
@@ -180,12 +243,17 @@ impl Body for ClientBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
+        if let Some(w) = this.watch.as_mut() {
+            w.polled();
+        }
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(data) = frame.data_ref() {
                     this.sent = this.sent.saturating_add(data.len() as u64);
                 }
+                // Handed to the HTTP stack: now the client has to take it.
+                this.waiting_for_client(true);
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(None) => {
@@ -197,6 +265,8 @@ impl Body for ClientBody {
                 Poll::Ready(Some(Err(e)))
             }
             Poll::Pending => {
+                // Waiting for the upstream, which its own timeouts bound.
+                this.waiting_for_client(false);
                 if let Some(d) = this.deadline.as_mut()
                     && d.as_mut().poll(cx).is_ready()
                 {

@@ -13,6 +13,7 @@ use vigil_hw::keys::KeyProvider;
 use vigil_hw::thermal::Level;
 
 use crate::audit::Auditor;
+use crate::budget::{BodyMemory, ClientShares};
 use crate::config::GatewayConfig;
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, MetricsSource};
@@ -100,6 +101,10 @@ pub struct Shared {
     pub audit: Auditor,
     pub ids: IdGen,
     pub conns: Arc<ConnCount>,
+    /// In-flight requests per client address.
+    pub clients: Arc<ClientShares>,
+    /// Memory held by buffered request bodies.
+    pub body_memory: Arc<BodyMemory>,
     /// Called once per decision (see [`Gateway::add_decision_observer`]).
     pub observers: Observers,
     /// Where the inspection depth comes from (see [`Gateway::set_depth_source`]).
@@ -183,6 +188,8 @@ impl Gateway {
             audit,
             ids: IdGen::new(),
             conns: Arc::new(ConnCount::default()),
+            clients: Arc::new(ClientShares::default()),
+            body_memory: Arc::new(BodyMemory::default()),
             resolver,
             keys: Mutex::new(keys),
             reload: Mutex::new(()),

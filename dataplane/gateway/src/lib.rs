@@ -14,6 +14,7 @@
 
 mod audit;
 mod body;
+mod budget;
 mod clock;
 pub mod config;
 mod error;

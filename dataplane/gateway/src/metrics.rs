@@ -32,6 +32,12 @@ pub struct Metrics {
     rate_limit_fallback: Mutex<BTreeMap<String, u64>>,
     pub(crate) open_connections: AtomicI64,
     pub(crate) shed_connections: AtomicU64,
+    /// Requests refused over a share of the in-flight budget, by share.
+    shed_requests: Mutex<BTreeMap<&'static str, u64>>,
+    /// Connections ended by the gateway or the HTTP parser, by reason.
+    connection_errors: Mutex<BTreeMap<&'static str, u64>>,
+    /// Bytes of request bodies buffered now (set before each render).
+    pub(crate) body_memory_bytes: AtomicU64,
     pub(crate) audit_dropped: AtomicU64,
     pub(crate) audit_write_errors: AtomicU64,
     pub(crate) reloads_ok: AtomicU64,
@@ -87,6 +93,25 @@ impl Metrics {
                 map.insert(rule.to_owned(), 1);
             }
         }
+    }
+
+    /// Counts a request refused over a share of the in-flight budget (`global`, `connection`,
+    /// `client`, `body_memory`).
+    pub fn shed_request(&self, share: &'static str) {
+        let mut map = self
+            .shed_requests
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *map.entry(share).or_default() += 1;
+    }
+
+    /// Counts a connection ended for `reason` (a framing error hyper refused, a timeout).
+    pub fn connection_error(&self, reason: &'static str) {
+        let mut map = self
+            .connection_errors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *map.entry(reason).or_default() += 1;
     }
 
     /// Counts a policy violation forwarded because the policy is log-only.
@@ -218,6 +243,27 @@ impl Metrics {
             "Connections refused with 503 over listener.max_connections.",
             self.shed_connections.load(Ordering::Relaxed),
         );
+        labelled(
+            o,
+            "vigil_gateway_shed_requests_total",
+            "Requests refused with 503 over a share of the in-flight budget, by share.",
+            "share",
+            &self.shed_requests,
+        );
+        labelled(
+            o,
+            "vigil_gateway_connection_errors_total",
+            "Connections ended by a framing error, a timeout or a protocol error, by reason.",
+            "reason",
+            &self.connection_errors,
+        );
+        simple(
+            o,
+            "vigil_gateway_body_memory_bytes",
+            "gauge",
+            "Bytes of request bodies held in memory for inspection now.",
+            self.body_memory_bytes.load(Ordering::Relaxed),
+        );
         simple(
             o,
             "vigil_gateway_audit_dropped_total",
@@ -281,6 +327,20 @@ fn header(o: &mut String, name: &str, kind: &str, help: &str) {
 fn simple(o: &mut String, name: &str, kind: &str, help: &str, v: impl std::fmt::Display) {
     header(o, name, kind, help);
     let _ = writeln!(o, "{name} {v}");
+}
+
+/// A counter with one label, from a map of label value to count.
+fn labelled(
+    o: &mut String,
+    name: &str,
+    help: &str,
+    label: &str,
+    map: &Mutex<BTreeMap<&'static str, u64>>,
+) {
+    header(o, name, "counter", help);
+    for (value, n) in map.lock().unwrap_or_else(PoisonError::into_inner).iter() {
+        let _ = writeln!(o, "{name}{{{label}=\"{value}\"}} {n}");
+    }
 }
 
 /// Escapes a label value (backslash, quote, newline).

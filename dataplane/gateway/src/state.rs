@@ -34,7 +34,9 @@ pub struct State {
     pub cfg: Arc<GatewayConfig>,
     pub tls: TlsAcceptor,
     pub chain: Vec<Arc<dyn Stage>>,
-    pub needs_body: bool,
+    /// Index of the first stage that reads the body: the stages before it run before a byte
+    /// of the body is read (`chain.len()` when none reads it and bodies stream).
+    pub body_at: usize,
     pub pool: Arc<Pool>,
     pub inflight: Arc<Semaphore>,
     pub redactor: Redactor,
@@ -78,7 +80,10 @@ impl State {
             None => None,
         };
         let chain = pipeline::chain_with(&cfg, policy, shadow, services)?;
-        let needs_body = chain.iter().any(|s| s.needs_body());
+        let body_at = chain
+            .iter()
+            .position(|s| s.needs_body())
+            .unwrap_or(chain.len());
         let hsts = (cfg.listener.hsts_max_age_secs > 0)
             .then(|| HeaderValue::from_str(&format!("max-age={}", cfg.listener.hsts_max_age_secs)))
             .and_then(Result::ok);
@@ -86,7 +91,7 @@ impl State {
             tls,
             pool,
             chain,
-            needs_body,
+            body_at,
             inflight: Arc::new(Semaphore::new(cfg.listener.max_requests_in_flight)),
             redactor: Redactor::new(&cfg.audit),
             hsts,
@@ -113,7 +118,12 @@ fn servers(cfg: &GatewayConfig) -> Servers {
         b.http2()
             .timer(TokioTimer::new())
             .max_header_list_size(u32::try_from(buf).unwrap_or(u32::MAX))
-            .max_concurrent_streams(256)
+            // A stream is held until its response is sent: this and the per-connection share
+            // of the in-flight budget are one number.
+            .max_concurrent_streams(
+                u32::try_from(cfg.listener.max_requests_in_flight_per_connection)
+                    .unwrap_or(u32::MAX),
+            )
             .keep_alive_interval(Some(std::time::Duration::from_secs(30)))
             .keep_alive_timeout(std::time::Duration::from_secs(10))
             .max_pending_accept_reset_streams(Some(64));

@@ -19,6 +19,12 @@ pub struct ListenerConfig {
     pub max_connections: usize,
     /// Requests being processed at once above which new ones are shed with 503.
     pub max_requests_in_flight: usize,
+    /// Share of `max_requests_in_flight` one connection may hold (HTTP/2 streams or pipelined
+    /// HTTP/1.1 requests); also the HTTP/2 `MAX_CONCURRENT_STREAMS` the gateway announces.
+    pub max_requests_in_flight_per_connection: usize,
+    /// Share of `max_requests_in_flight` one client address (an IPv6 /64) may hold across all
+    /// its connections.
+    pub max_requests_in_flight_per_client: usize,
     /// Time allowed for a TLS handshake.
     #[serde(deserialize_with = "duration::de", serialize_with = "duration::ser")]
     pub handshake_timeout: Duration,
@@ -31,6 +37,11 @@ pub struct ListenerConfig {
     /// Time allowed to receive a whole request body.
     #[serde(deserialize_with = "duration::de", serialize_with = "duration::ser")]
     pub request_timeout: Duration,
+    /// A connection whose responses (the gateway's own included) make no progress towards the
+    /// client for this long is closed: a client that stops reading, or announces an HTTP/2
+    /// window of zero, cannot hold its requests' share of the in-flight budget.
+    #[serde(deserialize_with = "duration::de", serialize_with = "duration::ser")]
+    pub send_timeout: Duration,
     /// Seconds sent in `Retry-After` when a request or connection is shed.
     pub retry_after_secs: u32,
     /// `max-age` of the `Strict-Transport-Security` header on TLS responses (0 = not sent).
@@ -44,10 +55,13 @@ impl Default for ListenerConfig {
             http: None,
             max_connections: 10_000,
             max_requests_in_flight: 4_096,
+            max_requests_in_flight_per_connection: 128,
+            max_requests_in_flight_per_client: 1_024,
             handshake_timeout: Duration::from_secs(10),
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             request_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(30),
             retry_after_secs: 1,
             hsts_max_age_secs: 31_536_000,
         }
@@ -66,6 +80,10 @@ pub struct LimitsConfig {
     pub max_uri_bytes: usize,
     /// Maximum request body size in bytes (413 above), enforced while streaming.
     pub max_body_bytes: u64,
+    /// Bytes of request bodies held in memory at once, over all requests, while a stage that
+    /// reads the body (schema validation, body ownership rules) waits for them; a request that
+    /// would go over gets `503 body_memory_full`.
+    pub max_body_memory: u64,
 }
 
 impl Default for LimitsConfig {
@@ -75,6 +93,7 @@ impl Default for LimitsConfig {
             max_header_bytes: 16 * 1024,
             max_uri_bytes: 8 * 1024,
             max_body_bytes: 10 * 1024 * 1024,
+            max_body_memory: 256 * 1024 * 1024,
         }
     }
 }

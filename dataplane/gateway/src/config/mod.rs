@@ -151,10 +151,25 @@ impl GatewayConfig {
                 "must be at least 1",
             ));
         }
-        if l.max_requests_in_flight == 0 {
+        for (key, v) in [
+            ("listener.max_requests_in_flight", l.max_requests_in_flight),
+            (
+                "listener.max_requests_in_flight_per_connection",
+                l.max_requests_in_flight_per_connection,
+            ),
+            (
+                "listener.max_requests_in_flight_per_client",
+                l.max_requests_in_flight_per_client,
+            ),
+        ] {
+            if v == 0 {
+                return Err(ConfigError::new(key, "must be at least 1"));
+            }
+        }
+        if l.max_requests_in_flight_per_connection > u32::MAX as usize {
             return Err(ConfigError::new(
-                "listener.max_requests_in_flight",
-                "must be at least 1",
+                "listener.max_requests_in_flight_per_connection",
+                "must be at most 4294967295 (it is announced as HTTP/2 MAX_CONCURRENT_STREAMS)",
             ));
         }
         // Port 0 asks the OS for a free port, so two port-0 listeners do not collide.
@@ -172,6 +187,7 @@ impl GatewayConfig {
             ("listener.header_timeout", l.header_timeout),
             ("listener.idle_timeout", l.idle_timeout),
             ("listener.request_timeout", l.request_timeout),
+            ("listener.send_timeout", l.send_timeout),
         ] {
             if d.is_zero() {
                 return Err(ConfigError::new(
@@ -191,6 +207,16 @@ impl GatewayConfig {
             if v == 0 {
                 return Err(ConfigError::new(key, "must be at least 1"));
             }
+        }
+        if lim.max_body_memory < lim.max_body_bytes {
+            return Err(ConfigError::new(
+                "limits.max_body_memory",
+                format!(
+                    "must be at least limits.max_body_bytes ({}), or no body that fits the \
+                     limit could ever be checked",
+                    lim.max_body_bytes
+                ),
+            ));
         }
         if lim.max_header_count > 10_000 {
             return Err(ConfigError::new(

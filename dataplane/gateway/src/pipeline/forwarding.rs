@@ -46,12 +46,26 @@ fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
         .filter(|t| !t.is_empty())
 }
 
+/// End-to-end headers a `Connection` token may not remove: the upstream must see the host, the
+/// framing and the credentials the gateway's checks were made on (`Connection: host` would
+/// otherwise send the request on without its Host).
+const NEVER_HOP_BY_HOP: [&str; 7] = [
+    "host",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "authorization",
+    "cookie",
+    "x-request-id",
+];
+
 /// Removes hop-by-hop headers. With `keep_upgrade`, `Connection: upgrade` and `Upgrade`
 /// survive so a WebSocket handshake can pass. `TE: trailers` is kept (gRPC needs it).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
     let named: Vec<HeaderName> = connection_tokens(headers)
         .filter(|t| !(keep_upgrade && t.eq_ignore_ascii_case("upgrade")))
         .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .filter(|n| !NEVER_HOP_BY_HOP.contains(&n.as_str()))
         .collect();
     for n in named {
         headers.remove(n);
@@ -91,6 +105,15 @@ impl Stage for Forwarding {
         let upgrade = is_upgrade(&head.method, head.version, &head.headers);
         let h = &mut head.headers;
         strip_hop_by_hop(h, upgrade);
+        // An absolute-form target names the host; Host is then ignored (RFC 9112 §3.2.2), so
+        // the upstream gets the one the checks saw. (HTTP/2 Host and :authority agree, or the
+        // hardening stage refused the request.)
+        if head.version < Version::HTTP_2
+            && let Some(a) = head.uri.authority()
+            && let Ok(v) = HeaderValue::from_str(a.as_str())
+        {
+            h.insert(http::header::HOST, v);
+        }
         let ip = ctx.conn.client.ip();
         let proto = if ctx.conn.tls.is_some() {
             "https"
@@ -164,6 +187,7 @@ mod tests {
             timings: Vec::new(),
             depth: vigil_hw::thermal::Level::Full,
             log_only_violation: None,
+            body_announced: false,
         };
         let req = http::Request::get("/x")
             .header(
@@ -223,5 +247,22 @@ mod tests {
         let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         assert_eq!(names, vec!["x-kept", "te"]);
         assert_eq!(h.get(TE), Some(&HeaderValue::from_static("trailers")));
+    }
+
+    #[test]
+    fn connection_cannot_remove_host_or_credentials() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONNECTION,
+            HeaderValue::from_static("host, authorization, Content-Length, x-hop"),
+        );
+        h.insert(http::header::HOST, HeaderValue::from_static("api.example"));
+        h.insert("authorization", HeaderValue::from_static("Bearer t"));
+        h.insert("content-length", HeaderValue::from_static("2"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, vec!["authorization", "content-length", "host"]);
     }
 }

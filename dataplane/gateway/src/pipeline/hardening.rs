@@ -5,12 +5,15 @@
 //! project's JSON rejections.
 
 use bytes::Bytes;
-use http::header::{ALLOW, CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::header::{ALLOW, CONTENT_LENGTH, HOST, HeaderName, TRANSFER_ENCODING, UPGRADE};
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, Version};
 
 use super::{Outcome, Rejection, RequestCtx, Stage, StageFuture, ready};
 use crate::config::LimitsConfig;
+
+/// The settings an `Upgrade: h2c` request carries (RFC 7540 §3.2.1).
+const HTTP2_SETTINGS: HeaderName = HeaderName::from_static("http2-settings");
 
 /// Methods advertised in `Allow` when TRACE or CONNECT is refused.
 const ALLOWED: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
@@ -106,7 +109,73 @@ impl Hardening {
         if head.version == Version::HTTP_11 && hosts == 0 && head.uri.authority().is_none() {
             return bad("missing_host");
         }
-        Ok(())
+        check_target(head)
+    }
+}
+
+/// The request target and the host it names (RFC 9112 §3.2, RFC 9113 §8.3.1): an `http` or
+/// `https` absolute form only, a Host that is a plain `host[:port]`, and on HTTP/2 a Host
+/// that agrees with `:authority`. Anything else is how a front end and a back end are made to
+/// route one request to two different places.
+fn check_target(head: &Parts) -> Result<(), Rejection> {
+    let bad = |reason| Err(Rejection::new(StatusCode::BAD_REQUEST, reason));
+    if let Some(scheme) = head.uri.scheme_str()
+        && !scheme.eq_ignore_ascii_case("http")
+        && !scheme.eq_ignore_ascii_case("https")
+    {
+        return bad("bad_request_target");
+    }
+    if let Some(a) = head.uri.authority()
+        && !plain_authority(a.as_str())
+    {
+        return bad("bad_host");
+    }
+    let Some(host) = head.headers.get(HOST) else {
+        return Ok(());
+    };
+    let Some(host) = host.to_str().ok().filter(|h| plain_authority(h)) else {
+        return bad("bad_host");
+    };
+    // The host names must agree; a port given in one and left out of the other names the
+    // same origin for routing purposes.
+    if head.version == Version::HTTP_2
+        && let Some(a) = head.uri.authority()
+        && let Ok(h) = host.parse::<http::uri::Authority>()
+        && !a.host().eq_ignore_ascii_case(h.host())
+    {
+        return bad("host_mismatch");
+    }
+    Ok(())
+}
+
+/// `host[:port]` with nothing else: no user info, path, query, space or control character.
+fn plain_authority(text: &str) -> bool {
+    !text.is_empty()
+        && !text.contains(['@', '/', '?', '#', '\\', ' '])
+        && !text.bytes().any(|b| b.is_ascii_control())
+        && text.parse::<http::uri::Authority>().is_ok()
+}
+
+/// Upgrade tokens the gateway lets through: WebSocket only, and only to operations that allow
+/// it (checked by the route stage). `h2c` in particular is never passed on: an upstream that
+/// switched to HTTP/2 would carry requests no stage ever saw through the spliced connection.
+fn strip_upgrades(head: &mut Parts) {
+    head.headers.remove(HTTP2_SETTINGS);
+    if !head.headers.contains_key(UPGRADE) {
+        return;
+    }
+    let keep = head.method == Method::GET
+        && head.version == Version::HTTP_11
+        && head.headers.get_all(UPGRADE).iter().all(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .map(str::trim)
+                    .all(|t| t.eq_ignore_ascii_case("websocket"))
+            })
+        });
+    if !keep {
+        // The request is answered as the plain request it also is, as RFC 9110 §7.8 allows.
+        head.headers.remove(UPGRADE);
     }
 }
 
@@ -121,6 +190,7 @@ impl Stage for Hardening {
         head: &'a mut Parts,
         _body: Option<&'a Bytes>,
     ) -> StageFuture<'a> {
+        strip_upgrades(head);
         ready(match self.check(head) {
             Ok(()) => Outcome::Continue,
             Err(r) => Outcome::Respond(r),
@@ -150,6 +220,7 @@ mod tests {
             max_header_bytes: 64,
             max_uri_bytes: 16,
             max_body_bytes: 10,
+            max_body_memory: 100,
         };
         let h = Hardening::new(&limits);
         let base = || http::Request::builder().uri("/a").header("host", "x");
@@ -182,5 +253,70 @@ mod tests {
         assert_eq!(reason(&h, &head(te)), Some("bad_transfer_encoding"));
         let no_host = http::Request::builder().uri("/a");
         assert_eq!(reason(&h, &head(no_host)), Some("missing_host"));
+    }
+
+    #[test]
+    fn refuses_hosts_and_targets_that_name_two_places() {
+        let h = Hardening::new(&LimitsConfig::default());
+        let with_host = |host: &str| http::Request::builder().uri("/a").header("host", host);
+        assert_eq!(reason(&h, &head(with_host("api.example:8443"))), None);
+        assert_eq!(reason(&h, &head(with_host("[2001:db8::1]:443"))), None);
+        for bad in ["a b", "evil.example/x?y", "a@evil.example", "", "a\\b"] {
+            assert_eq!(
+                reason(&h, &head(with_host(bad))),
+                Some("bad_host"),
+                "{bad:?}"
+            );
+        }
+        let ftp = http::Request::builder()
+            .uri("ftp://x.example/a")
+            .header("host", "x.example");
+        assert_eq!(reason(&h, &head(ftp)), Some("bad_request_target"));
+        let userinfo = http::Request::builder()
+            .version(Version::HTTP_2)
+            .uri("https://u:p@api.example/a");
+        assert_eq!(reason(&h, &head(userinfo)), Some("bad_host"));
+        let mismatch = http::Request::builder()
+            .version(Version::HTTP_2)
+            .uri("https://api.example/a")
+            .header("host", "internal.example");
+        assert_eq!(reason(&h, &head(mismatch)), Some("host_mismatch"));
+        let agree = http::Request::builder()
+            .version(Version::HTTP_2)
+            .uri("https://api.example/a")
+            .header("host", "API.example");
+        assert_eq!(reason(&h, &head(agree)), None);
+        let port_only_once = http::Request::builder()
+            .version(Version::HTTP_2)
+            .uri("https://api.example:8443/a")
+            .header("host", "api.example");
+        assert_eq!(reason(&h, &head(port_only_once)), None);
+    }
+
+    #[test]
+    fn h2c_and_unknown_upgrades_are_stripped_websocket_is_kept() {
+        let upgrade = |proto: &str| {
+            head(
+                http::Request::get("/a")
+                    .header("host", "x")
+                    .header("connection", "Upgrade, HTTP2-Settings")
+                    .header("upgrade", proto)
+                    .header("http2-settings", "AAMAAABkAAQCAAAAAAIAAAAA"),
+            )
+        };
+        let mut h2c = upgrade("h2c");
+        strip_upgrades(&mut h2c);
+        assert!(h2c.headers.get(UPGRADE).is_none());
+        assert!(h2c.headers.get(HTTP2_SETTINGS).is_none());
+        let mut mixed = upgrade("websocket, h2c");
+        strip_upgrades(&mut mixed);
+        assert!(mixed.headers.get(UPGRADE).is_none());
+        let mut ws = upgrade("websocket");
+        strip_upgrades(&mut ws);
+        assert_eq!(
+            ws.headers.get(UPGRADE).map(|v| v.as_bytes()),
+            Some(&b"websocket"[..])
+        );
+        assert!(ws.headers.get(HTTP2_SETTINGS).is_none());
     }
 }

@@ -21,6 +21,7 @@ mod ratelimit;
 mod route;
 
 pub(crate) use forwarding::is_upgrade;
+use openapi::Part;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -135,6 +136,9 @@ pub struct RequestCtx {
     /// A policy violation let through because the policy (or route) is log-only: counted in
     /// metrics so a new description can be judged on live traffic before it enforces.
     pub log_only_violation: Option<&'static str>,
+    /// The request announces a body (a length over 0, chunked framing, or an HTTP/2 stream
+    /// still open): known before a byte of it is read.
+    pub body_announced: bool,
 }
 
 /// An answer given instead of forwarding: status, stable reason code, extra headers.
@@ -236,6 +240,7 @@ pub(crate) fn test_ctx(client: SocketAddr) -> RequestCtx {
         timings: Vec::new(),
         depth: Level::Full,
         log_only_violation: None,
+        body_announced: false,
     }
 }
 
@@ -293,12 +298,34 @@ pub(crate) fn chain_with(
     if !late.is_empty() {
         stages.push(Arc::new(late));
     }
-    // Parameters and body schema: the costly checks, after every cheaper refusal.
     if let Some((p, pc)) = &policy {
-        stages.push(Arc::new(openapi::OpenApi::new(p.clone(), pc.mode)));
-        // Object ownership: whose object the request names, once it is known to be well formed.
-        if ownership::OwnershipCheck::wanted(p) {
-            stages.push(Arc::new(ownership::OwnershipCheck::new(p.clone())));
+        // Parameters and media type: everything the head shows, after every cheaper refusal.
+        stages.push(Arc::new(openapi::OpenApi::new(
+            p.clone(),
+            pc.mode,
+            Part::Head,
+        )));
+        // Object ownership from path, query and headers, once they are known to be well formed.
+        if ownership::OwnershipCheck::wanted(p, Part::Head) {
+            stages.push(Arc::new(ownership::OwnershipCheck::new(
+                p.clone(),
+                Part::Head,
+            )));
+        }
+        // ---- the body is read here, after every check that can refuse without it (a request
+        // without a token never gets its megabytes held) ----
+        // The body schema: the costliest check.
+        stages.push(Arc::new(openapi::OpenApi::new(
+            p.clone(),
+            pc.mode,
+            Part::Body,
+        )));
+        // Ownership of objects the body names, once it is known to be well formed.
+        if ownership::OwnershipCheck::wanted(p, Part::Body) {
+            stages.push(Arc::new(ownership::OwnershipCheck::new(
+                p.clone(),
+                Part::Body,
+            )));
         }
     }
     // Later issues insert here: virtual patches.
@@ -394,6 +421,7 @@ mod tests {
             timings: Vec::new(),
             depth: vigil_hw::thermal::Level::Full,
             log_only_violation: None,
+            body_announced: false,
         }
     }
 

@@ -1,6 +1,7 @@
 //! The matched operation's parameters, content type (415) and JSON body schema, through
-//! `vigil-policy`. At reduced depth (a hot box whose operator chose `degrade`) the body schema
-//! is skipped; at minimal depth parameter checks are skipped too.
+//! `vigil-policy`, as two stages: the head part runs before any body byte is read, the body part
+//! after the body is buffered. At reduced depth (a hot box whose operator chose `degrade`) the
+//! body schema is skipped; at minimal depth parameter checks are skipped too.
 
 use std::sync::Arc;
 
@@ -14,24 +15,48 @@ use super::route::deny_outcome;
 use super::{Outcome, RequestCtx, Stage, StageFuture, ready};
 use crate::config::PolicyMode;
 
-#[derive(Debug)]
-pub struct OpenApi {
-    policy: Arc<Policy>,
-    mode: PolicyMode,
-}
-
-/// Request headers as the policy reads them (the first value of a repeated header).
+/// Request headers as the policy reads them; a repeated header is counted so a parameter that
+/// is not an array can be refused when it appears twice.
 pub(crate) struct HeaderView<'a>(pub &'a HeaderMap);
 
 impl Headers for HeaderView<'_> {
     fn header(&self, name: &str) -> Option<&[u8]> {
         self.0.get(name).map(HeaderValue::as_bytes)
     }
+
+    fn header_count(&self, name: &str) -> usize {
+        self.0.get_all(name).iter().count()
+    }
+
+    fn header_values(&self, name: &str) -> Vec<&[u8]> {
+        self.0
+            .get_all(name)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect()
+    }
+}
+
+/// Which part of the operation a stage checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Parameters and the body's media type: everything the head shows, before any body byte
+    /// is read.
+    Head,
+    /// The body against its schema.
+    Body,
+}
+
+#[derive(Debug)]
+pub struct OpenApi {
+    policy: Arc<Policy>,
+    mode: PolicyMode,
+    part: Part,
 }
 
 impl OpenApi {
-    pub fn new(policy: Arc<Policy>, mode: PolicyMode) -> Self {
-        Self { policy, mode }
+    pub fn new(policy: Arc<Policy>, mode: PolicyMode, part: Part) -> Self {
+        Self { policy, mode, part }
     }
 
     /// Checks the request against its operation, at the depth in force. Nothing to check when
@@ -43,17 +68,22 @@ impl OpenApi {
         if ctx.depth >= Level::Minimal {
             return Ok(());
         }
-        m.check_params(head.uri.query(), &HeaderView(&head.headers))?;
-        if ctx.depth >= Level::Reduced {
-            return Ok(());
-        }
         let ct = head
             .headers
             .get(http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
-        // simd-json parses in place: the schema check needs its own mutable copy.
-        let mut buf = body.map(|b| b.to_vec()).unwrap_or_default();
-        m.check_body(ct, &mut buf)
+        match self.part {
+            Part::Head => {
+                m.check_params(head.uri.query(), &HeaderView(&head.headers))?;
+                m.check_content_type(ct, ctx.body_announced)
+            }
+            Part::Body if ctx.depth >= Level::Reduced => Ok(()),
+            Part::Body => {
+                // simd-json parses in place: the schema check needs its own mutable copy.
+                let mut buf = body.map(|b| b.to_vec()).unwrap_or_default();
+                m.check_body(ct, &mut buf)
+            }
+        }
     }
 
     fn log_only(&self, ctx: &RequestCtx) -> bool {
@@ -68,11 +98,14 @@ impl OpenApi {
 
 impl Stage for OpenApi {
     fn name(&self) -> &'static str {
-        "openapi"
+        match self.part {
+            Part::Head => "params",
+            Part::Body => "body",
+        }
     }
 
     fn needs_body(&self) -> bool {
-        true
+        self.part == Part::Body
     }
 
     fn on_request<'a>(

@@ -13,11 +13,13 @@ use http::request::Parts;
 use serde_json::Value;
 use vigil_policy::{OwnerIn, OwnerRule, Ownership, Policy, RouteMatch};
 
+use super::openapi::Part;
 use super::{Outcome, Principal, Rejection, RequestCtx, Stage, StageFuture, ready};
 
 #[derive(Debug)]
 pub struct OwnershipCheck {
     policy: Arc<Policy>,
+    part: Part,
 }
 
 /// Why a rule did not hold.
@@ -28,6 +30,14 @@ enum Refusal {
     Missing(String),
     /// The value is not the identity's.
     NotOwner(String),
+}
+
+/// Which stage checks a rule.
+fn rule_part(r: &OwnerRule) -> Part {
+    match r.at {
+        OwnerIn::Body => Part::Body,
+        OwnerIn::Path | OwnerIn::Query | OwnerIn::Header => Part::Head,
+    }
 }
 
 fn location(r: &OwnerRule) -> String {
@@ -49,16 +59,22 @@ fn scalar(v: &Value) -> Option<Cow<'_, str>> {
 }
 
 impl OwnershipCheck {
-    pub fn new(policy: Arc<Policy>) -> Self {
-        Self { policy }
+    /// The rules of `part`: those on the path, query and headers run before the body is read,
+    /// those on body members once it is.
+    pub fn new(policy: Arc<Policy>, part: Part) -> Self {
+        Self { policy, part }
     }
 
-    /// Whether any operation of the description has ownership rules.
-    pub fn wanted(policy: &Policy) -> bool {
-        policy.routes().iter().any(|r| r.ownership().is_some())
+    /// Whether any operation of the description has ownership rules on `part`.
+    pub fn wanted(policy: &Policy, part: Part) -> bool {
+        policy.routes().iter().any(|r| {
+            r.ownership()
+                .is_some_and(|o| o.rules.iter().any(|rule| rule_part(rule) == part))
+        })
     }
 
     fn check(
+        part: Part,
         o: &Ownership,
         m: &RouteMatch<'_, '_>,
         who: Option<&Principal>,
@@ -71,7 +87,7 @@ impl OwnershipCheck {
         }
         // Parsed once, and only when a rule reads the body.
         let mut parsed: Option<Option<Value>> = None;
-        for r in &o.rules {
+        for r in o.rules.iter().filter(|r| rule_part(r) == part) {
             let value: Option<Cow<'_, str>> = match r.at {
                 OwnerIn::Path => m.path_param(&r.name).map(Cow::Borrowed),
                 OwnerIn::Query => match head.uri.query() {
@@ -80,12 +96,17 @@ impl OwnershipCheck {
                         .map(Cow::Owned),
                     None => None,
                 },
-                OwnerIn::Header => match head.headers.get(r.name.as_str()) {
-                    Some(v) => Some(Cow::Borrowed(
-                        v.to_str().map_err(|_| Refusal::Missing(location(r)))?,
-                    )),
-                    None => None,
-                },
+                OwnerIn::Header => {
+                    let mut values = head.headers.get_all(r.name.as_str()).iter();
+                    match (values.next(), values.next()) {
+                        (Some(v), None) => Some(Cow::Borrowed(
+                            v.to_str().map_err(|_| Refusal::Missing(location(r)))?,
+                        )),
+                        // Twice: which one the upstream reads is its choice, not ours.
+                        (Some(_), Some(_)) => return Err(Refusal::Missing(location(r))),
+                        (None, _) => None,
+                    }
+                }
                 OwnerIn::Body => {
                     let doc = parsed.get_or_insert_with(|| {
                         body.and_then(|b| serde_json::from_slice::<Value>(b).ok())
@@ -120,11 +141,14 @@ impl OwnershipCheck {
 
 impl Stage for OwnershipCheck {
     fn name(&self) -> &'static str {
-        "ownership"
+        match self.part {
+            Part::Head => "ownership",
+            Part::Body => "ownership_body",
+        }
     }
 
     fn needs_body(&self) -> bool {
-        true
+        self.part == Part::Body
     }
 
     fn on_request<'a>(
@@ -139,7 +163,7 @@ impl Stage for OwnershipCheck {
         let Some(o) = m.route().ownership() else {
             return ready(Outcome::Continue);
         };
-        let outcome = match Self::check(o, &m, ctx.principal.as_ref(), head, body) {
+        let outcome = match Self::check(self.part, o, &m, ctx.principal.as_ref(), head, body) {
             Ok(()) => Outcome::Continue,
             // Locations name the parameter, never its value.
             Err(Refusal::NoIdentity) => {

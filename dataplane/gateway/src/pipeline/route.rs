@@ -94,6 +94,16 @@ impl Route {
         };
         ctx.route = Some(m.route_id().to_owned());
         ctx.matched = Some(m.to_matched());
+        // After a 101 the connection is an opaque tunnel no stage sees into: only operations
+        // described as WebSocket endpoints get one, whatever the mode (log-only included).
+        if super::is_upgrade(&head.method, head.version, &head.headers)
+            && !m.route().settings().websocket
+        {
+            return Outcome::Respond(Rejection::new(
+                StatusCode::BAD_REQUEST,
+                "upgrade_not_allowed",
+            ));
+        }
         // A hot box: the route's own policy says whether to shed or to inspect less.
         if ctx.depth > Level::Full && m.on_degrade() == vigil_policy::OnDegrade::Shed {
             return super::depth::thermal_shed(&self.retry_after);

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::io::{Activity, ConnGuard, Tracked};
+use super::refusal;
 use super::service::Handler;
 use crate::gateway::{RunLevel, Shared};
 use crate::pipeline::ConnInfo;
@@ -121,6 +122,7 @@ async fn serve_http<I>(
     let idle = state.cfg.listener.idle_timeout;
     let activity = Activity::new();
     activity.touch();
+    let conn_info = conn.clone();
     let handler = Handler {
         shared: shared.clone(),
         conn,
@@ -137,15 +139,18 @@ async fn serve_http<I>(
     let io = TokioIo::new(Tracked::new(io, activity.clone(), http1));
     let conn = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(conn);
+    let l = &state.cfg.listener;
     let mut draining = false;
-    let mut tick = tokio::time::interval((idle / 4).max(Duration::from_millis(50)));
-    loop {
+    let period = idle.min(l.header_timeout).min(l.send_timeout) / 4;
+    let mut tick =
+        tokio::time::interval(period.clamp(Duration::from_millis(50), Duration::from_secs(1)));
+    let ended = loop {
         tokio::select! {
-            _ = conn.as_mut() => break,
+            r = conn.as_mut() => break r.err().map(Ended::Error),
             changed = level.changed() => {
                 let now = *level.borrow_and_update();
                 if changed.is_err() || now == RunLevel::Abort {
-                    break;
+                    break None;
                 }
                 if !draining {
                     // Finish in-flight requests, refuse new ones, then close.
@@ -153,13 +158,87 @@ async fn serve_http<I>(
                     draining = true;
                 }
             }
-            _ = tick.tick(), if !draining => {
+            _ = tick.tick() => {
+                // The first request's head is due header_timeout after the handshake, whatever
+                // the protocol: an idle connection must not hold a slot for idle_timeout.
+                if activity.requests.load(Ordering::Acquire) == 0
+                    && activity.age() >= l.header_timeout
+                {
+                    break Some(Ended::Timeout("header_timeout"));
+                }
+                // A client that takes nothing of what is sent to it (a full socket, or an
+                // HTTP/2 window of zero) loses the connection and the budget it held.
+                if activity.send_stalled_for() >= l.send_timeout {
+                    break Some(Ended::Timeout("send_timeout"));
+                }
                 let busy = activity.inflight.load(Ordering::Acquire) > 0;
-                if !busy && activity.idle_for() >= idle {
+                if !draining && !busy && activity.idle_for() >= idle {
                     conn.as_mut().graceful_shutdown();
                     draining = true;
                 }
             }
         }
+    };
+    if let Some(ended) = ended {
+        record_end(&shared, &conn_info, &activity, &ended);
     }
+}
+
+/// Why the gateway's side of a connection ended early.
+enum Ended {
+    /// hyper returned an error (a parse error it answered itself, a protocol error...).
+    Error(Box<dyn std::error::Error + Send + Sync>),
+    /// The gateway closed it on one of its timeouts.
+    Timeout(&'static str),
+}
+
+/// Counts how a connection ended; a refused request head also gets an audit line, like any
+/// other refusal. A connection that sent nothing at all (a port probe, a preconnect) is only
+/// counted.
+fn record_end(shared: &Shared, conn: &ConnInfo, activity: &Activity, ended: &Ended) {
+    let refusal = match ended {
+        Ended::Error(e) => {
+            let r = refusal::classify(e.as_ref(), activity.framing_fault());
+            if r.is_none() {
+                shared.metrics.connection_error(refusal::label(e.as_ref()));
+            }
+            r
+        }
+        Ended::Timeout(reason) => Some(refusal::Refusal {
+            status: if *reason == "header_timeout" { 408 } else { 0 },
+            reason,
+        }),
+    };
+    let Some(r) = refusal else { return };
+    if r.reason == "header_timeout" && !activity.head_partial() {
+        // Nothing of a request had arrived: a keep-alive connection or a port probe going
+        // quiet is no refusal of a request.
+        shared.metrics.connection_error("idle_before_request");
+        return;
+    }
+    shared.metrics.connection_error(r.reason);
+    if r.status == 0 {
+        // The send timeout ends a connection whose requests were already answered and audited.
+        return;
+    }
+    shared.metrics.record_request("-", r.status, r.reason, 0);
+    shared.audit.record(crate::audit::AuditEvent {
+        time: crate::clock::rfc3339_now(),
+        request_id: shared.ids.next_id(),
+        client: conn.client.to_string(),
+        tls: conn.tls.as_ref().map(|t| t.version.as_str()),
+        identity: None,
+        subject: None,
+        auth: None,
+        method: "-".to_owned(),
+        path: "-".to_owned(),
+        route: None,
+        upstream: None,
+        status: r.status,
+        reason: r.reason,
+        latency_us: 0,
+        bytes_in: 0,
+        bytes_out: 0,
+        headers: Default::default(),
+    });
 }

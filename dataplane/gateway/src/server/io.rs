@@ -4,14 +4,14 @@
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
-use super::framing::Framing;
+use super::framing::{Fault, Framing};
 use crate::metrics::Metrics;
 
 /// Activity of one connection.
@@ -23,8 +23,18 @@ pub struct Activity {
     pub inflight: AtomicUsize,
     /// Requests received on this connection so far.
     pub requests: AtomicU64,
-    /// 1 + index of the first HTTP/1.1 head with both Content-Length and Transfer-Encoding.
-    pub ambiguous_from: AtomicU64,
+    /// 1 + index of the first HTTP/1.1 head whose framing is ambiguous, and why.
+    ambiguous_from: AtomicU64,
+    fault: AtomicU8,
+    /// An HTTP/1.1 request head has begun and not ended.
+    head_partial: AtomicBool,
+    /// Milliseconds (since `origin`, plus one) at which a write to the client first found the
+    /// socket full; 0 while writes go through.
+    write_blocked_at: AtomicU64,
+    /// Response bodies waiting for the client to take their next bytes (see [`SendWatch`]).
+    sends_waiting: AtomicUsize,
+    /// When a response body last moved towards the client.
+    send_progress_ms: AtomicU64,
 }
 
 impl Activity {
@@ -35,25 +45,166 @@ impl Activity {
             inflight: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
             ambiguous_from: AtomicU64::new(0),
+            fault: AtomicU8::new(0),
+            head_partial: AtomicBool::new(false),
+            write_blocked_at: AtomicU64::new(0),
+            sends_waiting: AtomicUsize::new(0),
+            send_progress_ms: AtomicU64::new(0),
         })
     }
 
-    pub fn touch(&self) {
-        let ms = self.origin.elapsed().as_millis() as u64;
-        self.last_ms.store(ms, Ordering::Relaxed);
+    fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
     }
 
-    /// Numbers a new request; true if its head (or an earlier one) had ambiguous framing.
-    pub fn next_request_is_ambiguous(&self) -> bool {
+    pub fn touch(&self) {
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Time since the connection was set up for HTTP.
+    pub fn age(&self) -> Duration {
+        self.origin.elapsed()
+    }
+
+    /// Numbers a new request; the reason to refuse it if its head (or an earlier one) had
+    /// ambiguous framing.
+    pub fn next_request_framing(&self) -> Option<&'static str> {
         let index = self.requests.fetch_add(1, Ordering::AcqRel);
         let from = self.ambiguous_from.load(Ordering::Acquire);
-        from != 0 && index + 1 >= from
+        (from != 0 && index + 1 >= from).then(|| {
+            self.framing_fault()
+                .map_or("ambiguous_framing", Fault::reason)
+        })
+    }
+
+    /// The framing fault seen on this connection, if any.
+    pub fn framing_fault(&self) -> Option<Fault> {
+        match self.fault.load(Ordering::Acquire) {
+            1 => Some(Fault::Ambiguous),
+            2 => Some(Fault::RepeatedLength),
+            3 => Some(Fault::HugeLength),
+            _ => None,
+        }
+    }
+
+    fn note_fault(&self, index: u64, fault: Fault) {
+        let code = match fault {
+            Fault::Ambiguous => 1,
+            Fault::RepeatedLength => 2,
+            Fault::HugeLength => 3,
+        };
+        if self
+            .ambiguous_from
+            .compare_exchange(0, index + 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.fault.store(code, Ordering::Release);
+        }
+    }
+
+    /// Whether the client is part way through an HTTP/1.1 request head (as opposed to a
+    /// keep-alive connection waiting, silent, for its next request).
+    pub fn head_partial(&self) -> bool {
+        self.head_partial.load(Ordering::Relaxed)
     }
 
     /// Time since bytes last moved.
     pub fn idle_for(&self) -> Duration {
-        let now = self.origin.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+        Duration::from_millis(
+            self.now_ms()
+                .saturating_sub(self.last_ms.load(Ordering::Relaxed)),
+        )
+    }
+
+    /// How long the client has not been taking what the gateway sends: the socket has been full
+    /// for that long, or response bodies have waited that long for the client (an HTTP/2 flow
+    /// control window kept at zero) without any of them moving.
+    pub fn send_stalled_for(&self) -> Duration {
+        let now = self.now_ms();
+        let blocked = match self.write_blocked_at.load(Ordering::Relaxed) {
+            0 => 0,
+            at => now.saturating_sub(at - 1),
+        };
+        let waiting = if self.sends_waiting.load(Ordering::Acquire) > 0 {
+            now.saturating_sub(self.send_progress_ms.load(Ordering::Relaxed))
+        } else {
+            0
+        };
+        Duration::from_millis(blocked.max(waiting))
+    }
+
+    fn send_progress(&self) {
+        self.send_progress_ms
+            .store(self.now_ms(), Ordering::Relaxed);
+    }
+}
+
+/// Follows one response body on its way to the client, for the send timeout: the body waits
+/// for the client from the moment it is handed to the HTTP stack until the stack asks for more,
+/// and waits for the upstream (not counted) while its own source has nothing to give.
+#[derive(Debug)]
+pub struct SendWatch {
+    activity: Arc<Activity>,
+    waiting: bool,
+}
+
+impl SendWatch {
+    /// A response head handed to the HTTP stack: the client has to take it now.
+    pub fn new(activity: Arc<Activity>) -> Self {
+        activity.send_progress();
+        activity.sends_waiting.fetch_add(1, Ordering::AcqRel);
+        Self {
+            activity,
+            waiting: true,
+        }
+    }
+
+    /// The HTTP stack asked for more of the body: what it had was taken.
+    pub fn polled(&mut self) {
+        self.activity.send_progress();
+    }
+
+    /// The body handed over data (`true`: the client must take it) or is waiting for its own
+    /// source (`false`).
+    pub fn set_waiting(&mut self, waiting: bool) {
+        if waiting != self.waiting {
+            self.waiting = waiting;
+            if waiting {
+                self.activity.sends_waiting.fetch_add(1, Ordering::AcqRel);
+            } else {
+                self.activity.sends_waiting.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+impl Drop for SendWatch {
+    fn drop(&mut self) {
+        self.activity.send_progress();
+        self.set_waiting(false);
+    }
+}
+
+impl Activity {
+    /// Notes the result of a write: progress, or the moment the socket first refused bytes.
+    fn wrote<E>(&self, r: &Poll<Result<usize, E>>) {
+        match r {
+            Poll::Ready(Ok(n)) if *n > 0 => {
+                self.touch();
+                self.write_blocked_at.store(0, Ordering::Relaxed);
+            }
+            Poll::Pending => self.write_blocked(),
+            _ => {}
+        }
+    }
+
+    fn write_blocked(&self) {
+        let _ = self.write_blocked_at.compare_exchange(
+            0,
+            self.now_ms() + 1,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
     }
 }
 
@@ -87,15 +238,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
         if buf.filled().len() > before {
             self.activity.touch();
             let this = &mut *self;
-            if let Some(f) = this.framing.as_mut()
-                && let Some(index) = f.feed(&buf.filled()[before..])
-            {
-                let _ = this.activity.ambiguous_from.compare_exchange(
-                    0,
-                    index + 1,
-                    Ordering::AcqRel,
-                    Ordering::Acquire,
-                );
+            if let Some(f) = this.framing.as_mut() {
+                if let Some((index, fault)) = f.feed(&buf.filled()[before..]) {
+                    this.activity.note_fault(index, fault);
+                }
+                this.activity
+                    .head_partial
+                    .store(f.partial_head(), Ordering::Relaxed);
             }
         }
         r
@@ -109,9 +258,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
+        self.activity.wrote(&r);
         r
     }
 
@@ -121,9 +268,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
-        }
+        self.activity.wrote(&r);
         r
     }
 
@@ -132,7 +277,14 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let r = Pin::new(&mut self.inner).poll_flush(cx);
+        // A TLS stream writes its buffered records here: blocked just like a write.
+        match &r {
+            Poll::Ready(Ok(())) => self.activity.write_blocked_at.store(0, Ordering::Relaxed),
+            Poll::Pending => self.activity.write_blocked(),
+            Poll::Ready(Err(_)) => {}
+        }
+        r
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

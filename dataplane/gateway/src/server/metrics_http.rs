@@ -35,6 +35,10 @@ pub async fn serve(
                 async move {
                     let resp = if req.method() == Method::GET && req.uri().path() == "/metrics" {
                         let health = shared.state.load().pool.health();
+                        shared.metrics.body_memory_bytes.store(
+                            shared.body_memory.used(),
+                            std::sync::atomic::Ordering::Relaxed,
+                        );
                         let mut r = text(StatusCode::OK, shared.metrics.render(&health));
                         r.headers_mut().insert(
                             http::header::CONTENT_TYPE,

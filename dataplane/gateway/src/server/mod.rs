@@ -5,4 +5,5 @@ pub mod conn;
 pub mod framing;
 pub mod io;
 pub mod metrics_http;
+pub mod refusal;
 pub mod service;

@@ -12,9 +12,12 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
-use super::io::Activity;
+use super::io::{Activity, SendWatch};
 use crate::audit::AuditEvent;
-use crate::body::{BodyFault, BodyState, ClientBody, InnerBody, LimitedBody, UpstreamBody};
+use crate::body::{
+    self, BodyFault, BodyState, BufferError, ClientBody, InnerBody, LimitedBody, UpstreamBody,
+};
+use crate::budget::ClientSlot;
 use crate::gateway::Shared;
 use crate::pipeline::{self, ConnInfo, Outcome, Rejection, RequestCtx, proxy};
 use crate::response;
@@ -38,11 +41,52 @@ struct Seen {
     headers: std::collections::BTreeMap<String, String>,
 }
 
+/// Why a request was refused before the pipeline: what it holds until its response is done.
+struct Admitted {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    _client: ClientSlot,
+}
+
+/// Refusals after which the connection is closed: the framing of what follows is not to be
+/// trusted, or the client is sending a body nobody will read.
+fn closes_connection(reason: &str) -> bool {
+    matches!(
+        reason,
+        "ambiguous_framing"
+            | "bad_transfer_encoding"
+            | "bad_content_length"
+            | "duplicate_host"
+            | "missing_host"
+            | "bad_host"
+            | "bad_request_target"
+            | "body_too_large"
+            | "malformed_body"
+            | "request_timeout"
+            | "body_memory_full"
+    )
+}
+
+/// Whether the request head announces a body.
+fn has_body(headers: &http::HeaderMap, body: &Incoming) -> bool {
+    use http_body::Body as _;
+    !body.is_end_stream()
+        || headers.contains_key(http::header::TRANSFER_ENCODING)
+        || content_length(headers).is_some_and(|n| n > 0)
+}
+
+/// The request's Content-Length, if it has exactly one valid value (the hardening stage
+/// refuses every other case before a body is read).
+fn content_length(h: &http::HeaderMap) -> Option<u64> {
+    let mut all = h.get_all(http::header::CONTENT_LENGTH).iter();
+    let v = all.next()?;
+    if all.next().is_some() {
+        return None;
+    }
+    v.to_str().ok()?.parse().ok()
+}
+
 impl Handler {
-    pub async fn handle(
-        self,
-        mut req: Request<Incoming>,
-    ) -> Result<Response<ClientBody>, Infallible> {
+    pub async fn handle(self, req: Request<Incoming>) -> Result<Response<ClientBody>, Infallible> {
         let state = self.shared.state.load_full();
         let started = Instant::now();
         self.activity.inflight.fetch_add(1, Ordering::AcqRel);
@@ -64,32 +108,42 @@ impl Handler {
             timings: Vec::new(),
             depth: self.shared.depth(),
             log_only_violation: None,
+            body_announced: false,
         };
         let body_state = Arc::new(BodyState::default());
-        let retry_after = HeaderValue::from(state.cfg.listener.retry_after_secs);
-
-        // Load shedding sits outermost: an over-budget request must cost as little as possible.
-        let permit = if self.shed {
-            None
-        } else {
-            state.inflight.clone().try_acquire_owned().ok()
-        };
+        let http1 = req.version() < http::Version::HTTP_2;
         // Every HTTP/1.x head counts, to stay in step with the framing tracker.
-        let ambiguous =
-            req.version() < http::Version::HTTP_2 && self.activity.next_request_is_ambiguous();
-        let result = match &permit {
-            // Smuggling check on raw framing (see server::framing) before anything else reads
-            // the request.
-            _ if ambiguous => Err(Rejection::new(StatusCode::BAD_REQUEST, "ambiguous_framing")),
-            None => Err(
-                Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "overloaded")
-                    .with_header(RETRY_AFTER, retry_after.clone()),
-            ),
-            Some(_) => {
-                let on_upgrade = pipeline::is_upgrade(req.method(), req.version(), req.headers())
-                    .then(|| hyper::upgrade::on(&mut req));
-                self.run(&state, &mut ctx, req, body_state.clone(), on_upgrade)
-                    .await
+        let framing = if http1 {
+            self.activity.next_request_framing()
+        } else {
+            self.activity.requests.fetch_add(1, Ordering::AcqRel);
+            None
+        };
+        // Smuggling check on raw framing (see server::framing) before anything else reads the
+        // request; then load shedding, outermost: an over-budget request must cost little.
+        let admitted = match framing {
+            Some(reason) => Err(Rejection::new(StatusCode::BAD_REQUEST, reason)),
+            None => self.admit(&state),
+        };
+        let mut unread_body;
+        let result = match &admitted {
+            Err(rej) => {
+                unread_body = has_body(req.headers(), req.body());
+                Err(rej.clone())
+            }
+            Ok(_) => {
+                let (head, body) = req.into_parts();
+                unread_body = has_body(&head.headers, &body);
+                ctx.body_announced = unread_body;
+                self.run(
+                    &state,
+                    &mut ctx,
+                    head,
+                    body,
+                    body_state.clone(),
+                    &mut unread_body,
+                )
+                .await
             }
         };
         let (mut resp, reason, deadline) = match result {
@@ -108,7 +162,10 @@ impl Handler {
                     }
                 };
                 let mut resp = response::rejection(&rej, &ctx.request_id);
-                if self.shed {
+                // HTTP/2 streams end on their own; an HTTP/1.1 connection whose framing is
+                // in doubt, or that still carries a body nobody read, is closed.
+                let close = self.shed || (http1 && (unread_body || closes_connection(rej.reason)));
+                if close && http1 {
                     resp.headers_mut()
                         .insert(CONNECTION, HeaderValue::from_static("close"));
                 }
@@ -118,20 +175,58 @@ impl Handler {
         let hsts = self.conn.tls.as_ref().and(state.hsts.as_ref());
         response::finalize(resp.headers_mut(), &ctx.request_id, hsts);
         let status = resp.status().as_u16();
-        let on_done = self.finisher(ctx, seen, status, reason, body_state, permit);
-        Ok(resp.map(|b| ClientBody::new(b, deadline, on_done)))
+        let on_done = self.finisher(ctx, seen, status, reason, body_state, admitted.ok());
+        let watch = SendWatch::new(self.activity.clone());
+        Ok(resp.map(|b| ClientBody::new(b, deadline, on_done, Some(watch))))
     }
 
-    /// The pipeline, then the proxy. Returns the response and its body deadline.
+    /// The in-flight budget, then this connection's and this client's shares of it: a client
+    /// that stalls its requests (an HTTP/2 window of zero) only ever holds its own share.
+    fn admit(&self, state: &State) -> Result<Admitted, Rejection> {
+        let l = &state.cfg.listener;
+        let retry_after = HeaderValue::from(l.retry_after_secs);
+        let shed = |reason| {
+            Rejection::new(StatusCode::SERVICE_UNAVAILABLE, reason)
+                .with_header(RETRY_AFTER, retry_after.clone())
+        };
+        if self.shed {
+            return Err(shed("overloaded"));
+        }
+        if self.activity.inflight.load(Ordering::Acquire) > l.max_requests_in_flight_per_connection
+        {
+            self.shared.metrics.shed_request("connection");
+            return Err(shed("overloaded_connection"));
+        }
+        let Some(client) = self
+            .shared
+            .clients
+            .try_enter(self.conn.client.ip(), l.max_requests_in_flight_per_client)
+        else {
+            self.shared.metrics.shed_request("client");
+            return Err(shed("overloaded_client"));
+        };
+        let Ok(permit) = state.inflight.clone().try_acquire_owned() else {
+            self.shared.metrics.shed_request("global");
+            return Err(shed("overloaded"));
+        };
+        Ok(Admitted {
+            _permit: permit,
+            _client: client,
+        })
+    }
+
+    /// The pipeline, then the proxy. Returns the response and its body deadline. Every stage
+    /// that does not read the body runs before a byte of it is read: a request without a token
+    /// is refused at once, not after its megabytes have been received and held.
     async fn run(
         &self,
         state: &State,
         ctx: &mut RequestCtx,
-        req: Request<Incoming>,
+        mut head: http::request::Parts,
+        body: Incoming,
         body_state: Arc<BodyState>,
-        on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+        unread_body: &mut bool,
     ) -> Result<(Response<InnerBody>, tokio::time::Instant), Rejection> {
-        let (mut head, body) = req.into_parts();
         let lim = &state.cfg;
         // The size limit and the body deadline wrap the raw body, so they hold whether the
         // body is buffered for a stage or streamed to the upstream.
@@ -141,24 +236,52 @@ impl Handler {
             lim.listener.request_timeout,
             body_state,
         );
-        let (outcome, upstream_body) = if state.needs_body {
-            let bytes = limited
-                .collect()
-                .await
-                .map(|c| c.to_bytes())
-                .map_err(|_| Rejection::new(StatusCode::BAD_REQUEST, "malformed_body"))?;
-            let outcome = pipeline::run(&state.chain, ctx, &mut head, Some(&bytes)).await;
-            let body: UpstreamBody = Full::new(bytes).map_err(|never| match never {}).boxed();
-            (outcome, body)
-        } else {
-            let outcome = pipeline::run(&state.chain, ctx, &mut head, None).await;
-            (outcome, limited.boxed())
-        };
-        if let Outcome::Respond(rej) = outcome {
+        let (head_stages, body_stages) = state.chain.split_at(state.body_at);
+        if let Outcome::Respond(rej) = pipeline::run(head_stages, ctx, &mut head, None).await {
             return Err(rej);
         }
-        let (resp, total) =
-            proxy::forward(&state.pool, ctx, head, upstream_body, on_upgrade).await?;
+        // Held until the upstream has the request, so buffered bodies stay within the budget.
+        let mut reservation = self.shared.body_memory.reservation();
+        let upstream_body: UpstreamBody = if body_stages.is_empty() {
+            *unread_body = false;
+            limited.boxed()
+        } else {
+            let expected = content_length(&head.headers);
+            let bytes = body::buffer(
+                limited,
+                expected,
+                &mut reservation,
+                lim.limits.max_body_memory,
+            )
+            .await
+            .map_err(|e| match e {
+                BufferError::Memory => {
+                    self.shared.metrics.shed_request("body_memory");
+                    Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "body_memory_full").with_header(
+                        RETRY_AFTER,
+                        HeaderValue::from(lim.listener.retry_after_secs),
+                    )
+                }
+                BufferError::Stopped => Rejection::new(StatusCode::BAD_REQUEST, "malformed_body"),
+            })?;
+            *unread_body = false;
+            if let Outcome::Respond(rej) =
+                pipeline::run(body_stages, ctx, &mut head, Some(&bytes)).await
+            {
+                return Err(rej);
+            }
+            Full::new(bytes).map_err(|never| match never {}).boxed()
+        };
+        // Only an upgrade the chain let through (a WebSocket handshake to an operation that
+        // allows it) is spliced; hyper keeps the handle in the request's extensions.
+        let on_upgrade = if pipeline::is_upgrade(&head.method, head.version, &head.headers) {
+            head.extensions.remove::<hyper::upgrade::OnUpgrade>()
+        } else {
+            None
+        };
+        let forwarded = proxy::forward(&state.pool, ctx, head, upstream_body, on_upgrade).await;
+        drop(reservation);
+        let (resp, total) = forwarded?;
         // total_timeout counts from the request head, like the operator reads it.
         let deadline = tokio::time::Instant::from_std(ctx.started) + total;
         Ok((resp.map(|b| b.map_err(Into::into).boxed_unsync()), deadline))
@@ -172,7 +295,7 @@ impl Handler {
         status: u16,
         reason: &'static str,
         body_state: Arc<BodyState>,
-        permit: Option<tokio::sync::OwnedSemaphorePermit>,
+        admitted: Option<Admitted>,
     ) -> crate::body::OnDone {
         let shared = self.shared.clone();
         let activity = self.activity.clone();
@@ -213,7 +336,7 @@ impl Handler {
                 bytes_out,
                 headers: seen.headers,
             });
-            drop(permit);
+            drop(admitted);
             activity.inflight.fetch_sub(1, Ordering::AcqRel);
             activity.touch();
         })

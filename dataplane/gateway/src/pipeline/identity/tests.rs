@@ -11,6 +11,7 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as 
 use serde_json::{Value, json};
 
 use super::*;
+use crate::pipeline::openapi::Part;
 use crate::pipeline::ownership::OwnershipCheck;
 use crate::pipeline::{ConnInfo, TlsInfo, TlsVersion, test_ctx};
 
@@ -19,6 +20,7 @@ struct Fixture {
     key: EcdsaKeyPair,
     identity: Identity,
     ownership: OwnershipCheck,
+    ownership_body: OwnershipCheck,
     policy: Arc<Policy>,
 }
 
@@ -95,7 +97,8 @@ fn fixture(tag: &str) -> Fixture {
         dir,
         key,
         identity: Identity::new(policy.clone(), schemes),
-        ownership: OwnershipCheck::new(policy.clone()),
+        ownership: OwnershipCheck::new(policy.clone(), Part::Head),
+        ownership_body: OwnershipCheck::new(policy.clone(), Part::Body),
         policy,
     }
 }
@@ -167,8 +170,12 @@ impl Fixture {
         if o != Outcome::Continue {
             return (o, ctx);
         }
+        let o = self.ownership.on_request(&mut ctx, &mut head, None).await;
+        if o != Outcome::Continue {
+            return (o, ctx);
+        }
         let o = self
-            .ownership
+            .ownership_body
             .on_request(&mut ctx, &mut head, body.as_ref())
             .await;
         (o, ctx)
