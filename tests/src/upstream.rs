@@ -30,18 +30,9 @@ impl Upstream {
                     let mut reader = BufReader::new(read);
                     let mut w = stream;
                     loop {
-                        let mut head = String::new();
-                        loop {
-                            let mut line = String::new();
-                            match reader.read_line(&mut line) {
-                                Ok(0) | Err(_) => return,
-                                Ok(_) => {}
-                            }
-                            if line == "\r\n" {
-                                break;
-                            }
-                            head.push_str(&line);
-                        }
+                        let Some(head) = read_head(&mut reader) else {
+                            return;
+                        };
                         let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
                         if let Ok(mut l) = log.lock() {
                             l.push(head.clone());
@@ -60,5 +51,21 @@ impl Upstream {
             }
         });
         Ok(Upstream { addr, seen })
+    }
+}
+
+/// Reads one HTTP/1.1 request head (without its blank line); `None` when the peer is gone.
+pub fn read_head(reader: &mut impl BufRead) -> Option<String> {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return None,
+            Ok(_) => {}
+        }
+        if line == "\r\n" {
+            return Some(head);
+        }
+        head.push_str(&line);
     }
 }
