@@ -4,8 +4,6 @@
 //! document's directory or go to the network are refused: a policy must be what was reviewed.
 
 use std::collections::HashMap;
-use std::fs::{File, Metadata};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -15,7 +13,7 @@ use crate::error::PolicyError;
 use crate::path::decode_fragment;
 
 /// Largest file a description (or a file it references) may be.
-pub const MAX_DOCUMENT_BYTES: u64 = 64 * 1024 * 1024;
+pub const MAX_DOCUMENT_BYTES: u64 = vigil_files::POLICY_LIMIT;
 /// Where bundled external targets go in the root document.
 pub(crate) const EXTERNAL_KEY: &str = "x-vigil-external";
 const MAX_FILES: usize = 256;
@@ -29,101 +27,41 @@ pub(crate) fn read_document(path: &Path) -> Result<Value, PolicyError> {
 /// The text of a policy file: a regular file of at most [`MAX_DOCUMENT_BYTES`], checked before
 /// anything is read and read no further than the limit, whatever the file claims.
 fn read_text(path: &Path) -> Result<String, PolicyError> {
-    let read = |source| PolicyError::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    // stat before open: opening a FIFO would wait for a writer.
-    regular(path, &std::fs::metadata(path).map_err(read)?)?;
-    let file = open(path).map_err(read)?;
-    // fstat what was opened: the path may have been replaced in between.
-    let meta = file.metadata().map_err(read)?;
-    regular(path, &meta)?;
-    let too_large = |size| PolicyError::TooLarge {
-        path: path.to_path_buf(),
-        size,
-        limit: MAX_DOCUMENT_BYTES,
-    };
-    if meta.len() > MAX_DOCUMENT_BYTES {
-        return Err(too_large(meta.len()));
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.take(MAX_DOCUMENT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read)?;
-    let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-    if len > MAX_DOCUMENT_BYTES {
-        return Err(too_large(len));
-    }
-    String::from_utf8(bytes).map_err(|e| PolicyError::Parse {
-        path: path.to_path_buf(),
-        format: "UTF-8 text",
-        detail: e.utf8_error().to_string(),
-    })
+    vigil_files::read_to_string(path, vigil_files::FileKind::PolicyDocument)
+        .map_err(|e| file_error(path, e))
 }
 
-/// Refuses anything but a regular file.
-fn regular(path: &Path, meta: &Metadata) -> Result<(), PolicyError> {
-    if meta.is_file() {
-        return Ok(());
+/// The reader's refusal as the policy's own error.
+pub(crate) fn file_error(path: &Path, e: vigil_files::FileError) -> PolicyError {
+    let path = path.to_path_buf();
+    match e {
+        vigil_files::FileError::NotRegular { file_type, .. } => PolicyError::NotAFile {
+            path,
+            kind: file_type
+                .strip_prefix("a ")
+                .or_else(|| file_type.strip_prefix("an "))
+                .unwrap_or(file_type),
+        },
+        vigil_files::FileError::TooLarge { size, .. } => PolicyError::TooLarge {
+            path,
+            size,
+            limit: MAX_DOCUMENT_BYTES,
+        },
+        vigil_files::FileError::Grew { .. } => PolicyError::TooLarge {
+            path,
+            size: MAX_DOCUMENT_BYTES + 1,
+            limit: MAX_DOCUMENT_BYTES,
+        },
+        vigil_files::FileError::Io { error, .. } => PolicyError::Read {
+            path,
+            source: error,
+        },
+        other => PolicyError::Parse {
+            path,
+            format: "UTF-8 text",
+            detail: other.to_string(),
+        },
     }
-    let t = meta.file_type();
-    let kind = if t.is_dir() {
-        "directory"
-    } else {
-        special_kind(&t)
-    };
-    Err(PolicyError::NotAFile {
-        path: path.to_path_buf(),
-        kind,
-    })
-}
-
-#[cfg(unix)]
-fn special_kind(t: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if t.is_fifo() {
-        "FIFO"
-    } else if t.is_char_device() {
-        "character device"
-    } else if t.is_block_device() {
-        "block device"
-    } else if t.is_socket() {
-        "socket"
-    } else {
-        "special file"
-    }
-}
-
-#[cfg(not(unix))]
-fn special_kind(_: &std::fs::FileType) -> &'static str {
-    "special file"
-}
-
-/// Opens for reading. Where the value is known, without blocking: should the path have become
-/// a FIFO since it was checked, `open` must not wait for a writer (the fstat that follows then
-/// refuses it). std has no `O_NONBLOCK`; 0o4000 is its value in the Linux ABI of these
-/// architectures, and it changes nothing for regular files.
-fn open(path: &Path) -> std::io::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(all(
-        target_os = "linux",
-        any(
-            target_arch = "x86_64",
-            target_arch = "x86",
-            target_arch = "aarch64",
-            target_arch = "arm",
-            target_arch = "riscv64",
-            target_arch = "powerpc64",
-            target_arch = "s390x"
-        )
-    ))]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(0o4000);
-    }
-    options.open(path)
 }
 
 /// Parses a document's text. Its nesting is measured first: the YAML parser is quadratic in
@@ -451,10 +389,6 @@ mod tests {
                 fifo.display()
             )
         );
-        // Were the FIFO swapped in after the check, opening it still would not wait.
-        let f = fifo.clone();
-        let opened = within_seconds(move || open(&f).and_then(|file| file.metadata()));
-        assert!(opened.is_ok_and(|m| !m.is_file()));
         // Siblings named by a `$ref` are held to the same rule.
         t.write("api.yaml", "openapi: 3.0.3\nx: {$ref: 'pipe.yaml#/A'}\n");
         let api = t.path("api.yaml");

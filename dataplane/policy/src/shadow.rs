@@ -49,6 +49,9 @@ pub enum ShadowError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The file could not be read (not a regular file, too large, unreadable).
+    #[error("shadow inventory: {0}")]
+    File(vigil_files::FileError),
     /// The file is not an inventory.
     #[error("shadow inventory file {path} is corrupt ({detail}); move it aside to start empty")]
     Corrupt {
@@ -203,15 +206,14 @@ impl ShadowInventory {
     /// Loads an inventory saved by [`ShadowInventory::save`]; a missing file is an empty one.
     pub fn load(path: &Path, capacity: usize) -> Result<Self, ShadowError> {
         let inv = Self::new(capacity);
-        let bytes = match std::fs::read(path) {
+        let bytes = match vigil_files::read(path, vigil_files::FileKind::ShadowInventory) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(inv),
-            Err(source) => {
-                return Err(ShadowError::Io {
-                    path: path.to_path_buf(),
-                    source,
-                });
+            Err(vigil_files::FileError::Io { error, .. })
+                if error.kind() == std::io::ErrorKind::NotFound =>
+            {
+                return Ok(inv);
             }
+            Err(e) => return Err(ShadowError::File(e)),
         };
         let stored: Stored = serde_json::from_slice(&bytes).map_err(|e| ShadowError::Corrupt {
             path: path.to_path_buf(),
@@ -321,6 +323,9 @@ mod tests {
         std::fs::write(&file, "{not json").unwrap();
         let e = ShadowInventory::load(&file, 10).unwrap_err();
         assert!(e.to_string().contains("corrupt"), "{e}");
+        // A device or a FIFO is refused, not read until memory runs out or waited on.
+        let e = ShadowInventory::load(Path::new("/dev/zero"), 10).unwrap_err();
+        assert!(e.to_string().contains("not a regular file"), "{e}");
         let e = inv.save(&t.path("no/such/dir/x.json")).unwrap_err();
         assert!(e.to_string().contains("writable"), "{e}");
     }

@@ -23,6 +23,11 @@ pub const PEM_LIMIT: u64 = 1 << 20;
 pub const JWKS_LIMIT: u64 = 1 << 20;
 /// Largest key directory JSON file: a TPM key blob or `key.json` (a few KiB in practice).
 pub const KEY_BLOB_LIMIT: u64 = 64 << 10;
+/// Largest OpenAPI description (or a sibling file it `$ref`s): real descriptions of large APIs
+/// run to a few MiB.
+pub const POLICY_LIMIT: u64 = 64 << 20;
+/// Largest shadow-API inventory (10,000 entries of a few hundred bytes).
+pub const SHADOW_LIMIT: u64 = 64 << 20;
 /// Largest sysfs attribute (sysfs reports 4 KiB for every attribute; values are a few bytes).
 pub const SYSFS_LIMIT: u64 = 64 << 10;
 
@@ -44,6 +49,10 @@ pub enum FileKind {
     KeyBlob,
     /// A sysfs attribute under `hw.sysfs_root` (sensor readings, NIC facts).
     SysfsAttribute,
+    /// An OpenAPI description or a file it `$ref`s (`policy.file`).
+    PolicyDocument,
+    /// The shadow-API inventory (`policy.shadow_file`).
+    ShadowInventory,
 }
 
 impl FileKind {
@@ -55,6 +64,8 @@ impl FileKind {
             FileKind::Jwks => JWKS_LIMIT,
             FileKind::KeyBlob => KEY_BLOB_LIMIT,
             FileKind::SysfsAttribute => SYSFS_LIMIT,
+            FileKind::PolicyDocument => POLICY_LIMIT,
+            FileKind::ShadowInventory => SHADOW_LIMIT,
         }
     }
 
@@ -68,6 +79,8 @@ impl FileKind {
             FileKind::Jwks => "JWKS file",
             FileKind::KeyBlob => "key blob",
             FileKind::SysfsAttribute => "sysfs attribute",
+            FileKind::PolicyDocument => "policy document",
+            FileKind::ShadowInventory => "shadow inventory",
         }
     }
 }
