@@ -5,7 +5,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,7 +14,6 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
 use crate::budget::BodyReservation;
-use crate::server::io::SendWatch;
 
 /// Errors carried through bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -180,6 +179,92 @@ where
         }
     }
     Ok(buf.freeze())
+}
+
+/// How the response bodies of one connection move towards the client, for the send timeout.
+#[derive(Debug)]
+pub struct SendClock {
+    origin: std::time::Instant,
+    /// Bodies waiting for the client to take their next bytes.
+    waiting: AtomicUsize,
+    /// When a body last moved (milliseconds since `origin`).
+    progress_ms: AtomicU64,
+}
+
+impl SendClock {
+    pub fn new() -> Self {
+        Self {
+            origin: std::time::Instant::now(),
+            waiting: AtomicUsize::new(0),
+            progress_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn progress(&self) {
+        let ms = self.origin.elapsed().as_millis() as u64;
+        self.progress_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long bodies have waited for the client without any of them moving (zero when none
+    /// waits).
+    pub fn stalled_for(&self) -> Duration {
+        if self.waiting.load(Ordering::Acquire) == 0 {
+            return Duration::ZERO;
+        }
+        let now = self.origin.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.progress_ms.load(Ordering::Relaxed)))
+    }
+}
+
+impl Default for SendClock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Follows one response body on its way to the client: the body waits for the client from the
+/// moment it is handed to the HTTP stack until the stack asks for more, and waits for its own
+/// source (not counted: the upstream's timeouts bound that) while the source has nothing.
+#[derive(Debug)]
+pub struct SendWatch {
+    clock: Arc<SendClock>,
+    waiting: bool,
+}
+
+impl SendWatch {
+    /// A response head handed to the HTTP stack: the client has to take it now.
+    pub fn new(clock: Arc<SendClock>) -> Self {
+        clock.progress();
+        clock.waiting.fetch_add(1, Ordering::AcqRel);
+        Self {
+            clock,
+            waiting: true,
+        }
+    }
+
+    /// The HTTP stack asked for more of the body: what it had was taken.
+    fn polled(&mut self) {
+        self.clock.progress();
+    }
+
+    /// The body handed over data (`true`: the client must take it) or waits for its source.
+    fn set_waiting(&mut self, waiting: bool) {
+        if waiting != self.waiting {
+            self.waiting = waiting;
+            if waiting {
+                self.clock.waiting.fetch_add(1, Ordering::AcqRel);
+            } else {
+                self.clock.waiting.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+impl Drop for SendWatch {
+    fn drop(&mut self) {
+        self.clock.progress();
+        self.set_waiting(false);
+    }
 }
 
 /// Called once when a response body is finished or dropped, with the bytes sent.

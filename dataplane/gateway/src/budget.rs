@@ -1,11 +1,15 @@
 //! Budgets shared by every connection, so that no single client or request can take what the
-//! box needs for everyone else: the share of the in-flight budget held by one client address,
-//! and the memory held by buffered request bodies.
+//! box needs for everyone else: the open connections, the share of the in-flight budget held by
+//! one client address, and the memory held by buffered request bodies.
 
 use std::hash::BuildHasher;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
+
+use crate::metrics::Metrics;
 
 /// Buckets of per-client in-flight counts. Addresses are hashed into them: two clients that
 /// share a bucket share its limit, which errs on the side of refusing (never of letting a
@@ -131,6 +135,59 @@ impl BodyReservation {
 impl Drop for BodyReservation {
     fn drop(&mut self) {
         self.memory.used.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+/// Counts open connections for shedding, the gauge and the shutdown drain.
+#[derive(Debug, Default)]
+pub struct ConnCount {
+    open: AtomicUsize,
+    zero: Notify,
+}
+
+impl ConnCount {
+    /// Registers a connection; returns the guard and how many are open including it.
+    pub fn enter(self: &Arc<Self>, metrics: &Arc<Metrics>) -> (ConnGuard, usize) {
+        let n = self.open.fetch_add(1, Ordering::AcqRel) + 1;
+        metrics.open_connections.fetch_add(1, Ordering::Relaxed);
+        let guard = ConnGuard {
+            count: self.clone(),
+            metrics: metrics.clone(),
+        };
+        (guard, n)
+    }
+
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    /// Waits until no connection is open.
+    pub async fn wait_zero(&self) {
+        loop {
+            let notified = self.zero.notified();
+            if self.open() == 0 {
+                return;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// Decrements the count when the connection task ends.
+#[derive(Debug)]
+pub struct ConnGuard {
+    count: Arc<ConnCount>,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.metrics
+            .open_connections
+            .fetch_sub(1, Ordering::Relaxed);
+        if self.count.open.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.count.zero.notify_waiters();
+        }
     }
 }
 

@@ -10,55 +10,20 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use vigil_hw::keys::KeyProvider;
-use vigil_hw::thermal::Level;
 
 use crate::audit::Auditor;
+use crate::budget::ConnCount;
 use crate::budget::{BodyMemory, ClientShares};
 use crate::config::GatewayConfig;
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, MetricsSource};
 use crate::reqid::IdGen;
-use crate::server::io::ConnCount;
 use crate::server::{conn, metrics_http};
 use crate::services::Services;
+use crate::shared::Shared;
+pub use crate::shared::{Decision, DecisionObserver, DepthSource, Observers, RunLevel};
 use crate::state::State;
 use crate::tls::CertResolver;
-
-/// One decision as seen by a [`DecisionObserver`].
-#[derive(Debug, Clone, Copy)]
-pub struct Decision<'a> {
-    /// The client's address.
-    pub client: SocketAddr,
-    /// Status sent to the client.
-    pub status: u16,
-    /// Reason code (`ok` when forwarded).
-    pub reason: &'static str,
-    /// Matched route, if a stage matched one.
-    pub route: Option<&'a str>,
-}
-
-/// Receives every decision; see [`Gateway::add_decision_observer`].
-pub type DecisionObserver = Arc<dyn Fn(&Decision<'_>) + Send + Sync>;
-
-/// The registered observers, swapped as a whole so the request path reads them without a lock.
-pub struct Observers(pub ArcSwap<Vec<DecisionObserver>>);
-
-impl std::fmt::Debug for Observers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Observers({})", self.0.load().len())
-    }
-}
-
-/// Lifecycle signal watched by listeners and connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunLevel {
-    /// Accepting and serving.
-    Running,
-    /// Not accepting; connections finish their requests and close.
-    Draining,
-    /// Connections are dropped now.
-    Abort,
-}
 
 async fn save_shadow(inv: &Arc<vigil_policy::ShadowInventory>, file: &std::path::Path) {
     let (inv, file) = (inv.clone(), file.to_owned());
@@ -70,53 +35,6 @@ async fn save_shadow(inv: &Arc<vigil_policy::ShadowInventory>, file: &std::path:
 
 /// Shadow-API entries kept; the least recently seen go first when full.
 const SHADOW_CAPACITY: usize = 10_000;
-
-/// Reads the inspection depth in force.
-pub type DepthSource = Arc<dyn Fn() -> Level + Send + Sync>;
-
-impl Shared {
-    /// The inspection depth for a request arriving now.
-    pub fn depth(&self) -> Level {
-        self.depth_source
-            .load()
-            .as_ref()
-            .map_or(Level::Full, |f| f())
-    }
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("metrics", &self.metrics)
-            .field("conns", &self.conns)
-            .field("depth", &self.depth())
-            .finish_non_exhaustive()
-    }
-}
-
-/// State shared by all tasks of one gateway.
-pub struct Shared {
-    pub state: ArcSwap<State>,
-    pub metrics: Arc<Metrics>,
-    pub audit: Auditor,
-    pub ids: IdGen,
-    pub conns: Arc<ConnCount>,
-    /// In-flight requests per client address.
-    pub clients: Arc<ClientShares>,
-    /// Memory held by buffered request bodies.
-    pub body_memory: Arc<BodyMemory>,
-    /// Called once per decision (see [`Gateway::add_decision_observer`]).
-    pub observers: Observers,
-    /// Where the inspection depth comes from (see [`Gateway::set_depth_source`]).
-    depth_source: ArcSwapOption<DepthSource>,
-    /// Requests to paths and methods the OpenAPI description does not know.
-    shadow: Arc<vigil_policy::ShadowInventory>,
-    /// Shared by every config generation's stages.
-    services: Arc<Services>,
-    resolver: Arc<CertResolver>,
-    keys: Mutex<Arc<dyn KeyProvider>>,
-    reload: Mutex<()>,
-}
 
 /// A running gateway. Dropping it without [`Gateway::shutdown`] stops the listeners and cuts
 /// open connections at once; call `shutdown` for a graceful drain.

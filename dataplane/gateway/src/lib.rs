@@ -21,6 +21,7 @@ mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 mod gateway;
+mod headers;
 pub mod limits;
 mod metrics;
 pub mod pipeline;
@@ -28,6 +29,7 @@ mod reqid;
 mod response;
 mod server;
 mod services;
+mod shared;
 mod state;
 mod tls;
 mod upstream;

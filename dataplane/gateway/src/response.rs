@@ -8,8 +8,8 @@ use http::{HeaderMap, HeaderValue, Response};
 use http_body_util::{BodyExt, Full};
 
 use crate::body::InnerBody;
+use crate::headers::X_REQUEST_ID;
 use crate::pipeline::Rejection;
-use crate::pipeline::forwarding_header::X_REQUEST_ID;
 
 /// `{"status":N,"reason":"code","request_id":"...","location":"...","keyword":"..."}`: only
 /// values the gateway chose or names of the place a check failed, never submitted values.

@@ -79,7 +79,7 @@ impl State {
             }
             None => None,
         };
-        let chain = pipeline::chain_with(&cfg, policy, shadow, services)?;
+        let chain = pipeline::chain::chain_with(&cfg, policy, shadow, services)?;
         let body_at = chain
             .iter()
             .position(|s| s.needs_body())

@@ -6,11 +6,11 @@
 //! parameter checks).
 
 use bytes::Bytes;
+use http::HeaderValue;
 use http::request::Parts;
-use http::{HeaderValue, StatusCode, header::RETRY_AFTER};
 use vigil_hw::thermal::Level;
 
-use super::{Outcome, Rejection, RequestCtx, Stage, StageFuture, ready};
+use super::stage::{Outcome, RequestCtx, SyncStage};
 use crate::config::{InspectionConfig, OnDegrade};
 
 #[derive(Debug)]
@@ -20,14 +20,6 @@ pub struct Depth {
     /// With an OpenAPI policy each route's `x-vigil.on_degrade` decides at reduced and minimal
     /// depth (the `openapi` stage applies it); this stage then only sheds at `shed` depth.
     per_route: bool,
-}
-
-/// The 503 a request gets when the box sheds for heat.
-pub(crate) fn thermal_shed(retry_after: &HeaderValue) -> Outcome {
-    Outcome::Respond(
-        Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "thermal_shed")
-            .with_header(RETRY_AFTER, retry_after.clone()),
-    )
 }
 
 impl Depth {
@@ -50,28 +42,25 @@ impl Depth {
         if !shed {
             return Outcome::Continue;
         }
-        thermal_shed(&self.retry_after)
+        super::stage::thermal_shed(&self.retry_after)
     }
 }
 
-impl Stage for Depth {
+impl SyncStage for Depth {
     fn name(&self) -> &'static str {
         "depth"
     }
 
-    fn on_request<'a>(
-        &'a self,
-        ctx: &'a mut RequestCtx,
-        _head: &'a mut Parts,
-        _body: Option<&'a Bytes>,
-    ) -> StageFuture<'a> {
-        ready(self.decide(ctx.depth))
+    fn check(&self, ctx: &mut RequestCtx, _head: &mut Parts, _body: Option<&Bytes>) -> Outcome {
+        self.decide(ctx.depth)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::StatusCode;
+    use http::header::RETRY_AFTER;
 
     fn stage(on_degrade: OnDegrade) -> Depth {
         Depth::new(

@@ -9,7 +9,7 @@ use http::header::{ALLOW, CONTENT_LENGTH, HOST, HeaderName, TRANSFER_ENCODING, U
 use http::request::Parts;
 use http::{HeaderValue, Method, StatusCode, Version};
 
-use super::{Outcome, Rejection, RequestCtx, Stage, StageFuture, ready};
+use super::stage::{Outcome, Rejection, RequestCtx, SyncStage};
 use crate::config::LimitsConfig;
 
 /// The settings an `Upgrade: h2c` request carries (RFC 7540 §3.2.1).
@@ -31,7 +31,7 @@ impl Hardening {
         }
     }
 
-    fn check(&self, head: &Parts) -> Result<(), Rejection> {
+    fn verify(&self, head: &Parts) -> Result<(), Rejection> {
         if head.method == Method::TRACE || head.method == Method::CONNECT {
             return Err(
                 Rejection::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
@@ -179,22 +179,17 @@ fn strip_upgrades(head: &mut Parts) {
     }
 }
 
-impl Stage for Hardening {
+impl SyncStage for Hardening {
     fn name(&self) -> &'static str {
         "hardening"
     }
 
-    fn on_request<'a>(
-        &'a self,
-        _ctx: &'a mut RequestCtx,
-        head: &'a mut Parts,
-        _body: Option<&'a Bytes>,
-    ) -> StageFuture<'a> {
+    fn check(&self, _ctx: &mut RequestCtx, head: &mut Parts, _body: Option<&Bytes>) -> Outcome {
         strip_upgrades(head);
-        ready(match self.check(head) {
+        match self.verify(head) {
             Ok(()) => Outcome::Continue,
             Err(r) => Outcome::Respond(r),
-        })
+        }
     }
 }
 
@@ -210,7 +205,7 @@ mod tests {
     }
 
     fn reason(h: &Hardening, p: &Parts) -> Option<&'static str> {
-        h.check(p).err().map(|r| r.reason)
+        h.verify(p).err().map(|r| r.reason)
     }
 
     #[test]

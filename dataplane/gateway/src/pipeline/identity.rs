@@ -24,7 +24,7 @@ use vigil_policy::{MtlsSettings, MtlsSubject, Policy, Requirement, SchemeKind};
 use crate::config::ConfigError;
 use crate::services::Services;
 
-use super::{
+use super::stage::{
     AuthMethod, ClientIdentity, Outcome, Principal, Rejection, RequestCtx, Stage, StageFuture,
 };
 

@@ -11,8 +11,7 @@ use http::{HeaderMap, HeaderValue};
 use vigil_hw::thermal::Level;
 use vigil_policy::{Deny, Headers, Policy};
 
-use super::route::deny_outcome;
-use super::{Outcome, RequestCtx, Stage, StageFuture, ready};
+use super::stage::{Outcome, Part, RequestCtx, SyncStage};
 use crate::config::PolicyMode;
 
 /// Request headers as the policy reads them; a repeated header is counted so a parameter that
@@ -37,16 +36,6 @@ impl Headers for HeaderView<'_> {
     }
 }
 
-/// Which part of the operation a stage checks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Part {
-    /// Parameters and the body's media type: everything the head shows, before any body byte
-    /// is read.
-    Head,
-    /// The body against its schema.
-    Body,
-}
-
 #[derive(Debug)]
 pub struct OpenApi {
     policy: Arc<Policy>,
@@ -61,7 +50,7 @@ impl OpenApi {
 
     /// Checks the request against its operation, at the depth in force. Nothing to check when
     /// no route matched (a log-only request the route stage let through).
-    fn check(&self, ctx: &RequestCtx, head: &Parts, body: Option<&Bytes>) -> Result<(), Deny> {
+    fn verify(&self, ctx: &RequestCtx, head: &Parts, body: Option<&Bytes>) -> Result<(), Deny> {
         let Some(m) = ctx.matched.as_ref().and_then(|m| self.policy.resume(m)) else {
             return Ok(());
         };
@@ -96,7 +85,7 @@ impl OpenApi {
     }
 }
 
-impl Stage for OpenApi {
+impl SyncStage for OpenApi {
     fn name(&self) -> &'static str {
         match self.part {
             Part::Head => "params",
@@ -108,19 +97,13 @@ impl Stage for OpenApi {
         self.part == Part::Body
     }
 
-    fn on_request<'a>(
-        &'a self,
-        ctx: &'a mut RequestCtx,
-        head: &'a mut Parts,
-        body: Option<&'a Bytes>,
-    ) -> StageFuture<'a> {
-        let outcome = match self.check(ctx, head, body) {
+    fn check(&self, ctx: &mut RequestCtx, head: &mut Parts, body: Option<&Bytes>) -> Outcome {
+        match self.verify(ctx, head, body) {
             Ok(()) => Outcome::Continue,
             Err(deny) => {
                 let log_only = self.log_only(ctx);
-                deny_outcome(ctx, &deny, log_only)
+                super::stage::deny_outcome(ctx, &deny, log_only)
             }
-        };
-        ready(outcome)
+        }
     }
 }

@@ -13,8 +13,7 @@ use http::request::Parts;
 use serde_json::Value;
 use vigil_policy::{OwnerIn, OwnerRule, Ownership, Policy, RouteMatch};
 
-use super::openapi::Part;
-use super::{Outcome, Principal, Rejection, RequestCtx, Stage, StageFuture, ready};
+use super::stage::{Outcome, Part, Principal, Rejection, RequestCtx, SyncStage};
 
 #[derive(Debug)]
 pub struct OwnershipCheck {
@@ -73,7 +72,7 @@ impl OwnershipCheck {
         })
     }
 
-    fn check(
+    fn verify(
         part: Part,
         o: &Ownership,
         m: &RouteMatch<'_, '_>,
@@ -139,7 +138,7 @@ impl OwnershipCheck {
     }
 }
 
-impl Stage for OwnershipCheck {
+impl SyncStage for OwnershipCheck {
     fn name(&self) -> &'static str {
         match self.part {
             Part::Head => "ownership",
@@ -151,19 +150,14 @@ impl Stage for OwnershipCheck {
         self.part == Part::Body
     }
 
-    fn on_request<'a>(
-        &'a self,
-        ctx: &'a mut RequestCtx,
-        head: &'a mut Parts,
-        body: Option<&'a Bytes>,
-    ) -> StageFuture<'a> {
+    fn check(&self, ctx: &mut RequestCtx, head: &mut Parts, body: Option<&Bytes>) -> Outcome {
         let Some(m) = ctx.matched.as_ref().and_then(|m| self.policy.resume(m)) else {
-            return ready(Outcome::Continue);
+            return Outcome::Continue;
         };
         let Some(o) = m.route().ownership() else {
-            return ready(Outcome::Continue);
+            return Outcome::Continue;
         };
-        let outcome = match Self::check(self.part, o, &m, ctx.principal.as_ref(), head, body) {
+        match Self::verify(self.part, o, &m, ctx.principal.as_ref(), head, body) {
             Ok(()) => Outcome::Continue,
             // Locations name the parameter, never its value.
             Err(Refusal::NoIdentity) => {
@@ -175,7 +169,6 @@ impl Stage for OwnershipCheck {
             Err(Refusal::NotOwner(at)) => Outcome::Respond(
                 Rejection::new(StatusCode::FORBIDDEN, "bola_denied").at(Some(at), None),
             ),
-        };
-        ready(outcome)
+        }
     }
 }

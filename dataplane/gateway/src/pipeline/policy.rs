@@ -5,7 +5,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use http::request::Parts;
 
-use super::{Outcome, Rejection, RequestCtx, Stage, StageFuture, ready};
+use super::stage::{Outcome, Rejection, RequestCtx, SyncStage};
 use crate::config::GatewayConfig;
 
 /// Rejects everything when the config carries no policy.
@@ -22,24 +22,19 @@ impl PolicyPresent {
     }
 }
 
-impl Stage for PolicyPresent {
+impl SyncStage for PolicyPresent {
     fn name(&self) -> &'static str {
         "policy"
     }
 
-    fn on_request<'a>(
-        &'a self,
-        _ctx: &'a mut RequestCtx,
-        _head: &'a mut Parts,
-        _body: Option<&'a Bytes>,
-    ) -> StageFuture<'a> {
+    fn check(&self, _ctx: &mut RequestCtx, _head: &mut Parts, _body: Option<&Bytes>) -> Outcome {
         if self.present {
-            ready(Outcome::Continue)
+            Outcome::Continue
         } else {
-            ready(Outcome::Respond(Rejection::new(
+            Outcome::Respond(Rejection::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "policy_missing",
-            )))
+            ))
         }
     }
 }

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, StatusCode, header::RETRY_AFTER};
 
-use super::{Outcome, Rejection, RequestCtx, Stage, StageFuture};
+use super::stage::{Outcome, Rejection, RequestCtx, Stage, StageFuture};
 use crate::config::{KeyPart, RateLimitConfig};
 use crate::limits::SharedTake;
 use crate::services::Services;

@@ -7,12 +7,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use http::request::Parts;
-use http::{HeaderValue, StatusCode, header::ALLOW};
-use tracing::info;
+use http::{HeaderValue, StatusCode};
 use vigil_hw::thermal::Level;
-use vigil_policy::{Deny, Policy, ShadowInventory};
+use vigil_policy::{Policy, ShadowInventory};
 
-use super::{Outcome, Rejection, RequestCtx, Stage, StageFuture, ready};
+use super::stage::{Outcome, Rejection, RequestCtx, SyncStage};
 use crate::config::PolicyMode;
 
 #[derive(Debug)]
@@ -21,34 +20,6 @@ pub struct Route {
     mode: PolicyMode,
     shadow: Arc<ShadowInventory>,
     retry_after: HeaderValue,
-}
-
-/// What a policy denial becomes: logged and let through (log-only), or refused.
-pub(crate) fn deny_outcome(ctx: &mut RequestCtx, deny: &Deny, log_only: bool) -> Outcome {
-    if log_only {
-        // Location and keyword name the failing part, never the submitted value.
-        info!(
-            request_id = %ctx.request_id, reason = deny.reason, location = %deny.location,
-            keyword = ?deny.keyword, "policy violation (log-only: forwarded)"
-        );
-        ctx.log_only_violation = Some(deny.reason);
-        return Outcome::Continue;
-    }
-    let status = StatusCode::from_u16(deny.status).unwrap_or(StatusCode::BAD_REQUEST);
-    // Routing denials locate by the request path itself: leave that out of the body.
-    let routed = !matches!(
-        deny.reason,
-        "route_not_found" | "method_not_allowed" | "path_invalid"
-    );
-    let location = routed.then(|| deny.location.clone());
-    let mut rej = Rejection::new(status, deny.reason).at(location, deny.keyword.clone());
-    if let Some(allow) = deny
-        .allow_header()
-        .and_then(|a| HeaderValue::from_str(&a).ok())
-    {
-        rej = rej.with_header(ALLOW, allow);
-    }
-    Outcome::Respond(rej)
 }
 
 impl Route {
@@ -89,14 +60,14 @@ impl Route {
                         now,
                     );
                 }
-                return deny_outcome(ctx, &d, global_log_only || doc_log_only);
+                return super::stage::deny_outcome(ctx, &d, global_log_only || doc_log_only);
             }
         };
         ctx.route = Some(m.route_id().to_owned());
         ctx.matched = Some(m.to_matched());
         // After a 101 the connection is an opaque tunnel no stage sees into: only operations
         // described as WebSocket endpoints get one, whatever the mode (log-only included).
-        if super::is_upgrade(&head.method, head.version, &head.headers)
+        if crate::headers::is_upgrade(&head.method, head.version, &head.headers)
             && !m.route().settings().websocket
         {
             return Outcome::Respond(Rejection::new(
@@ -106,23 +77,18 @@ impl Route {
         }
         // A hot box: the route's own policy says whether to shed or to inspect less.
         if ctx.depth > Level::Full && m.on_degrade() == vigil_policy::OnDegrade::Shed {
-            return super::depth::thermal_shed(&self.retry_after);
+            return super::stage::thermal_shed(&self.retry_after);
         }
         Outcome::Continue
     }
 }
 
-impl Stage for Route {
+impl SyncStage for Route {
     fn name(&self) -> &'static str {
         "route"
     }
 
-    fn on_request<'a>(
-        &'a self,
-        ctx: &'a mut RequestCtx,
-        head: &'a mut Parts,
-        _body: Option<&'a Bytes>,
-    ) -> StageFuture<'a> {
-        ready(self.decide(ctx, head))
+    fn check(&self, ctx: &mut RequestCtx, head: &mut Parts, _body: Option<&Bytes>) -> Outcome {
+        self.decide(ctx, head)
     }
 }

@@ -12,11 +12,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::io::{Activity, ConnGuard, Tracked};
+use super::io::{Activity, Tracked};
 use super::refusal;
 use super::service::Handler;
-use crate::gateway::{RunLevel, Shared};
+use crate::budget::ConnGuard;
 use crate::pipeline::ConnInfo;
+use crate::shared::{RunLevel, Shared};
 use crate::tls;
 
 /// Connections over budget that are still answered 503 (the rest are closed at once): enough

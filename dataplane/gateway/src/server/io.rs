@@ -9,10 +9,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 
 use super::framing::{Fault, Framing};
-use crate::metrics::Metrics;
+use crate::body::SendClock;
 
 /// Activity of one connection.
 #[derive(Debug)]
@@ -31,10 +30,8 @@ pub struct Activity {
     /// Milliseconds (since `origin`, plus one) at which a write to the client first found the
     /// socket full; 0 while writes go through.
     write_blocked_at: AtomicU64,
-    /// Response bodies waiting for the client to take their next bytes (see [`SendWatch`]).
-    sends_waiting: AtomicUsize,
-    /// When a response body last moved towards the client.
-    send_progress_ms: AtomicU64,
+    /// Response bodies of this connection on their way to the client.
+    pub send: Arc<SendClock>,
 }
 
 impl Activity {
@@ -48,8 +45,7 @@ impl Activity {
             fault: AtomicU8::new(0),
             head_partial: AtomicBool::new(false),
             write_blocked_at: AtomicU64::new(0),
-            sends_waiting: AtomicUsize::new(0),
-            send_progress_ms: AtomicU64::new(0),
+            send: Arc::new(SendClock::new()),
         })
     }
 
@@ -125,63 +121,7 @@ impl Activity {
             0 => 0,
             at => now.saturating_sub(at - 1),
         };
-        let waiting = if self.sends_waiting.load(Ordering::Acquire) > 0 {
-            now.saturating_sub(self.send_progress_ms.load(Ordering::Relaxed))
-        } else {
-            0
-        };
-        Duration::from_millis(blocked.max(waiting))
-    }
-
-    fn send_progress(&self) {
-        self.send_progress_ms
-            .store(self.now_ms(), Ordering::Relaxed);
-    }
-}
-
-/// Follows one response body on its way to the client, for the send timeout: the body waits
-/// for the client from the moment it is handed to the HTTP stack until the stack asks for more,
-/// and waits for the upstream (not counted) while its own source has nothing to give.
-#[derive(Debug)]
-pub struct SendWatch {
-    activity: Arc<Activity>,
-    waiting: bool,
-}
-
-impl SendWatch {
-    /// A response head handed to the HTTP stack: the client has to take it now.
-    pub fn new(activity: Arc<Activity>) -> Self {
-        activity.send_progress();
-        activity.sends_waiting.fetch_add(1, Ordering::AcqRel);
-        Self {
-            activity,
-            waiting: true,
-        }
-    }
-
-    /// The HTTP stack asked for more of the body: what it had was taken.
-    pub fn polled(&mut self) {
-        self.activity.send_progress();
-    }
-
-    /// The body handed over data (`true`: the client must take it) or is waiting for its own
-    /// source (`false`).
-    pub fn set_waiting(&mut self, waiting: bool) {
-        if waiting != self.waiting {
-            self.waiting = waiting;
-            if waiting {
-                self.activity.sends_waiting.fetch_add(1, Ordering::AcqRel);
-            } else {
-                self.activity.sends_waiting.fetch_sub(1, Ordering::AcqRel);
-            }
-        }
-    }
-}
-
-impl Drop for SendWatch {
-    fn drop(&mut self) {
-        self.activity.send_progress();
-        self.set_waiting(false);
+        Duration::from_millis(blocked).max(self.send.stalled_for())
     }
 }
 
@@ -289,58 +229,5 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-}
-
-/// Counts open connections for shedding, the gauge and the shutdown drain.
-#[derive(Debug, Default)]
-pub struct ConnCount {
-    open: AtomicUsize,
-    zero: Notify,
-}
-
-impl ConnCount {
-    /// Registers a connection; returns the guard and how many are open including it.
-    pub fn enter(self: &Arc<Self>, metrics: &Arc<Metrics>) -> (ConnGuard, usize) {
-        let n = self.open.fetch_add(1, Ordering::AcqRel) + 1;
-        metrics.open_connections.fetch_add(1, Ordering::Relaxed);
-        let guard = ConnGuard {
-            count: self.clone(),
-            metrics: metrics.clone(),
-        };
-        (guard, n)
-    }
-
-    pub fn open(&self) -> usize {
-        self.open.load(Ordering::Acquire)
-    }
-
-    /// Waits until no connection is open.
-    pub async fn wait_zero(&self) {
-        loop {
-            let notified = self.zero.notified();
-            if self.open() == 0 {
-                return;
-            }
-            notified.await;
-        }
-    }
-}
-
-/// Decrements the count when the connection task ends.
-#[derive(Debug)]
-pub struct ConnGuard {
-    count: Arc<ConnCount>,
-    metrics: Arc<Metrics>,
-}
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        self.metrics
-            .open_connections
-            .fetch_sub(1, Ordering::Relaxed);
-        if self.count.open.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.count.zero.notify_waiters();
-        }
     }
 }

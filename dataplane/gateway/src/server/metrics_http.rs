@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::service::text;
-use crate::gateway::{RunLevel, Shared};
+use crate::shared::{RunLevel, Shared};
 
 /// Serves metrics until the gateway stops.
 pub async fn serve(

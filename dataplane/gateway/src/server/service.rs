@@ -12,16 +12,18 @@ use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 
-use super::io::{Activity, SendWatch};
+use super::io::Activity;
 use crate::audit::AuditEvent;
 use crate::body::{
-    self, BodyFault, BodyState, BufferError, ClientBody, InnerBody, LimitedBody, UpstreamBody,
+    self, BodyFault, BodyState, BufferError, ClientBody, InnerBody, LimitedBody, SendWatch,
+    UpstreamBody,
 };
 use crate::budget::ClientSlot;
-use crate::gateway::Shared;
-use crate::pipeline::{self, ConnInfo, Outcome, Rejection, RequestCtx, proxy};
+use crate::pipeline::{self, ConnInfo, Outcome, Rejection, RequestCtx};
 use crate::response;
+use crate::shared::Shared;
 use crate::state::State;
+use crate::upstream::proxy;
 
 /// Per-connection request handler.
 #[derive(Debug, Clone)]
@@ -96,20 +98,12 @@ impl Handler {
             path: state.redactor.path(req.uri()),
             headers: state.redactor.headers(req.headers()),
         };
-        let mut ctx = RequestCtx {
-            request_id: self.shared.ids.next_id(),
-            identity: self.conn.tls.as_ref().and_then(|t| t.identity.clone()),
-            principal: None,
-            matched: None,
-            conn: self.conn.clone(),
-            route: None,
-            upstream: None,
-            started,
-            timings: Vec::new(),
-            depth: self.shared.depth(),
-            log_only_violation: None,
-            body_announced: false,
-        };
+        let mut ctx = RequestCtx::new(
+            self.shared.ids.next_id(),
+            self.conn.clone(),
+            self.shared.depth(),
+        );
+        ctx.started = started;
         let body_state = Arc::new(BodyState::default());
         let http1 = req.version() < http::Version::HTTP_2;
         // Every HTTP/1.x head counts, to stay in step with the framing tracker.
@@ -176,7 +170,7 @@ impl Handler {
         response::finalize(resp.headers_mut(), &ctx.request_id, hsts);
         let status = resp.status().as_u16();
         let on_done = self.finisher(ctx, seen, status, reason, body_state, admitted.ok());
-        let watch = SendWatch::new(self.activity.clone());
+        let watch = SendWatch::new(self.activity.send.clone());
         Ok(resp.map(|b| ClientBody::new(b, deadline, on_done, Some(watch))))
     }
 
@@ -237,7 +231,8 @@ impl Handler {
             body_state,
         );
         let (head_stages, body_stages) = state.chain.split_at(state.body_at);
-        if let Outcome::Respond(rej) = pipeline::run(head_stages, ctx, &mut head, None).await {
+        if let Outcome::Respond(rej) = pipeline::chain::run(head_stages, ctx, &mut head, None).await
+        {
             return Err(rej);
         }
         // Held until the upstream has the request, so buffered bodies stay within the budget.
@@ -266,7 +261,7 @@ impl Handler {
             })?;
             *unread_body = false;
             if let Outcome::Respond(rej) =
-                pipeline::run(body_stages, ctx, &mut head, Some(&bytes)).await
+                pipeline::chain::run(body_stages, ctx, &mut head, Some(&bytes)).await
             {
                 return Err(rej);
             }
@@ -274,7 +269,7 @@ impl Handler {
         };
         // Only an upgrade the chain let through (a WebSocket handshake to an operation that
         // allows it) is spliced; hyper keeps the handle in the request's extensions.
-        let on_upgrade = if pipeline::is_upgrade(&head.method, head.version, &head.headers) {
+        let on_upgrade = if crate::headers::is_upgrade(&head.method, head.version, &head.headers) {
             head.extensions.remove::<hyper::upgrade::OnUpgrade>()
         } else {
             None
@@ -308,7 +303,7 @@ impl Handler {
             if let Some(v) = ctx.log_only_violation {
                 shared.metrics.log_only_violation(v);
             }
-            let decision = crate::gateway::Decision {
+            let decision = crate::shared::Decision {
                 client: ctx.conn.client,
                 status,
                 reason,

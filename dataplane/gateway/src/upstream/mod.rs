@@ -1,6 +1,8 @@
 //! The upstream pool: one pooled hyper client per `[[upstream]]` (HTTP/1.1 or h2c), active
 //! health checks, and round-robin over the healthy members.
 
+pub(crate) mod proxy;
+
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 

@@ -11,8 +11,8 @@ use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as 
 use serde_json::{Value, json};
 
 use super::*;
-use crate::pipeline::openapi::Part;
 use crate::pipeline::ownership::OwnershipCheck;
+use crate::pipeline::stage::Part;
 use crate::pipeline::{ConnInfo, TlsInfo, TlsVersion, test_ctx};
 
 struct Fixture {

@@ -1,4 +1,4 @@
-//! The last stage: sends the accepted request to an upstream and brings its response back,
+//! After the last stage: sends the accepted request to an upstream and brings its response back,
 //! mapping failures to 502 (upstream failed) and 504 (upstream too slow). HTTP/1.1 upgrades
 //! (WebSocket) are spliced byte for byte once the upstream answers 101; gRPC trailers pass
 //! because bodies stream frame by frame.
@@ -10,10 +10,10 @@ use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
-use super::forwarding::strip_hop_by_hop;
-use super::{Rejection, RequestCtx};
+use super::Pool;
 use crate::body::UpstreamBody;
-use crate::upstream::Pool;
+use crate::headers::strip_hop_by_hop;
+use crate::pipeline::{Rejection, RequestCtx};
 
 /// Forwards the request; on success the response head is already cleaned for the client, and
 /// the upstream's `total_timeout` is returned for the body deadline.

@@ -1,0 +1,116 @@
+//! Header rules shared by the request path and the proxy: hop-by-hop headers (RFC 9110
+//! §7.6.1), the upgrade handshake, and the request-id header.
+
+use http::header::{CONNECTION, HeaderMap, HeaderName, TE, UPGRADE};
+use http::{HeaderValue, Method, Version};
+
+/// Carries the request id upstream and back to the client.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Hop-by-hop headers of RFC 9110 §7.6.1 plus common non-standard ones.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailer",
+    "transfer-encoding",
+];
+
+/// Whether the request asks for an HTTP/1.1 protocol upgrade (WebSocket).
+pub fn is_upgrade(method: &Method, version: Version, headers: &HeaderMap) -> bool {
+    version == Version::HTTP_11
+        && method == Method::GET
+        && headers.contains_key(UPGRADE)
+        && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
+}
+
+fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
+/// End-to-end headers a `Connection` token may not remove: the upstream must see the host, the
+/// framing and the credentials the gateway's checks were made on (`Connection: host` would
+/// otherwise send the request on without its Host).
+const NEVER_HOP_BY_HOP: [&str; 7] = [
+    "host",
+    "content-length",
+    "content-type",
+    "content-encoding",
+    "authorization",
+    "cookie",
+    "x-request-id",
+];
+
+/// Removes hop-by-hop headers. With `keep_upgrade`, `Connection: upgrade` and `Upgrade`
+/// survive so a WebSocket handshake can pass. `TE: trailers` is kept (gRPC needs it).
+pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
+    let named: Vec<HeaderName> = connection_tokens(headers)
+        .filter(|t| !(keep_upgrade && t.eq_ignore_ascii_case("upgrade")))
+        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+        .filter(|n| !NEVER_HOP_BY_HOP.contains(&n.as_str()))
+        .collect();
+    for n in named {
+        headers.remove(n);
+    }
+    let te_trailers = headers.get_all(TE).iter().any(|v| {
+        v.to_str()
+            .is_ok_and(|s| s.split(',').any(|t| t.trim() == "trailers"))
+    });
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+    if te_trailers {
+        headers.insert(TE, HeaderValue::from_static("trailers"));
+    }
+    if keep_upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(UPGRADE);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strips_hop_by_hop_and_connection_named_headers() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("keep-alive, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(TE, HeaderValue::from_static("trailers, deflate"));
+        h.insert(UPGRADE, HeaderValue::from_static("h2c"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        let names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        assert_eq!(names, vec!["x-kept", "te"]);
+        assert_eq!(h.get(TE), Some(&HeaderValue::from_static("trailers")));
+    }
+
+    #[test]
+    fn connection_cannot_remove_host_or_credentials() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            CONNECTION,
+            HeaderValue::from_static("host, authorization, Content-Length, x-hop"),
+        );
+        h.insert(http::header::HOST, HeaderValue::from_static("api.example"));
+        h.insert("authorization", HeaderValue::from_static("Bearer t"));
+        h.insert("content-length", HeaderValue::from_static("2"));
+        h.insert("x-hop", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, vec!["authorization", "content-length", "host"]);
+    }
+}
