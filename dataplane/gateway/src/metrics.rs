@@ -9,6 +9,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 /// Extra exposition text appended by the embedding daemon (e.g. XDP counters).
 pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
 
+/// Label value -> count.
+type ByLabel = Mutex<BTreeMap<&'static str, u64>>;
+
 /// (status, reason) -> count, for one route.
 type ByStatus = BTreeMap<(u16, &'static str), u64>;
 
@@ -131,7 +134,23 @@ impl Metrics {
     /// The whole exposition; `upstreams` gives (name, healthy) for the current pool.
     pub fn render(&self, upstreams: &[(String, bool)]) -> String {
         let mut out = String::with_capacity(4096);
-        let o = &mut out;
+        self.render_requests(&mut out);
+        self.render_latency(&mut out);
+        self.render_labelled(&mut out);
+        self.render_counters(&mut out);
+        render_upstreams(&mut out, upstreams);
+        let sources: Vec<MetricsSource> = self
+            .sources
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        for s in sources {
+            s(&mut out);
+        }
+        out
+    }
+
+    fn render_requests(&self, o: &mut String) {
         header(
             o,
             "vigil_gateway_requests_total",
@@ -149,85 +168,120 @@ impl Metrics {
                 );
             }
         }
-        drop(requests);
+    }
+
+    fn render_latency(&self, o: &mut String) {
+        const NAME: &str = "vigil_gateway_request_duration_seconds";
         header(
             o,
-            "vigil_gateway_request_duration_seconds",
+            NAME,
             "histogram",
             "Time from request head to end of response body.",
         );
         for (i, le) in BUCKETS.iter().enumerate() {
             let n = self.latency_buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(
-                o,
-                "vigil_gateway_request_duration_seconds_bucket{{le=\"{le}\"}} {n}"
-            );
+            let _ = writeln!(o, "{NAME}_bucket{{le=\"{le}\"}} {n}");
         }
         let count = self.latency_count.load(Ordering::Relaxed);
         let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(
-            o,
-            "vigil_gateway_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
-        );
-        let _ = writeln!(o, "vigil_gateway_request_duration_seconds_sum {sum}");
-        let _ = writeln!(o, "vigil_gateway_request_duration_seconds_count {count}");
-        simple(
-            o,
-            "vigil_gateway_tls_handshakes_total",
-            "counter",
-            "Completed TLS handshakes.",
-            self.handshakes.load(Ordering::Relaxed),
-        );
-        header(
-            o,
-            "vigil_gateway_tls_handshake_failures_total",
-            "counter",
-            "Failed TLS handshakes, by reason.",
-        );
-        for (reason, n) in self
-            .handshake_failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            let _ = writeln!(
-                o,
-                "vigil_gateway_tls_handshake_failures_total{{reason=\"{reason}\"}} {n}"
-            );
+        let _ = writeln!(o, "{NAME}_bucket{{le=\"+Inf\"}} {count}");
+        let _ = writeln!(o, "{NAME}_sum {sum}");
+        let _ = writeln!(o, "{NAME}_count {count}");
+    }
+
+    /// The counters kept by label value.
+    fn render_labelled(&self, o: &mut String) {
+        let maps: [(&str, &str, &str, &ByLabel); 4] = [
+            (
+                "vigil_gateway_tls_handshake_failures_total",
+                "Failed TLS handshakes, by reason.",
+                "reason",
+                &self.handshake_failures,
+            ),
+            (
+                "vigil_gateway_policy_log_only_total",
+                "Policy violations forwarded because the policy or route is log-only, by reason.",
+                "reason",
+                &self.log_only,
+            ),
+            (
+                "vigil_gateway_shed_requests_total",
+                "Requests refused with 503 over a share of the in-flight budget, by share.",
+                "share",
+                &self.shed_requests,
+            ),
+            (
+                "vigil_gateway_connection_errors_total",
+                "Connections ended by a framing error, a timeout or a protocol error, by reason.",
+                "reason",
+                &self.connection_errors,
+            ),
+        ];
+        for (name, help, label, map) in maps {
+            let map = map.lock().unwrap_or_else(PoisonError::into_inner);
+            labelled(o, name, help, label, map.iter().map(|(k, n)| (*k, *n)));
         }
-        header(
-            o,
-            "vigil_gateway_policy_log_only_total",
-            "counter",
-            "Policy violations forwarded because the policy or route is log-only, by reason.",
-        );
-        for (reason, n) in self
-            .log_only
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            let _ = writeln!(
-                o,
-                "vigil_gateway_policy_log_only_total{{reason=\"{reason}\"}} {n}"
-            );
-        }
-        header(
-            o,
-            "vigil_gateway_rate_limit_fallback_total",
-            "counter",
-            "Shared rate-limit decisions taken with the local fallback limit, by rule.",
-        );
-        for (rule, n) in self
+        let rules = self
             .rate_limit_fallback
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-        {
-            let _ = writeln!(
-                o,
-                "vigil_gateway_rate_limit_fallback_total{{rule=\"{rule}\"}} {n}"
-            );
+            .unwrap_or_else(PoisonError::into_inner);
+        labelled(
+            o,
+            "vigil_gateway_rate_limit_fallback_total",
+            "Shared rate-limit decisions taken with the local fallback limit, by rule.",
+            "rule",
+            rules.iter().map(|(k, n)| (k.as_str(), *n)),
+        );
+        let reloads = [
+            ("ok", self.reloads_ok.load(Ordering::Relaxed)),
+            ("rejected", self.reloads_failed.load(Ordering::Relaxed)),
+        ];
+        labelled(
+            o,
+            "vigil_gateway_reloads_total",
+            "Config reloads, by result.",
+            "result",
+            reloads.into_iter(),
+        );
+    }
+
+    /// The plain counters and gauges.
+    fn render_counters(&self, o: &mut String) {
+        let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let plain: [(&str, &str, &str, u64); 5] = [
+            (
+                "vigil_gateway_tls_handshakes_total",
+                "counter",
+                "Completed TLS handshakes.",
+                load(&self.handshakes),
+            ),
+            (
+                "vigil_gateway_shed_connections_total",
+                "counter",
+                "Connections refused with 503 over listener.max_connections.",
+                load(&self.shed_connections),
+            ),
+            (
+                "vigil_gateway_body_memory_bytes",
+                "gauge",
+                "Bytes of request bodies held in memory for inspection now.",
+                load(&self.body_memory_bytes),
+            ),
+            (
+                "vigil_gateway_audit_dropped_total",
+                "counter",
+                "Audit lines dropped because the queue was full.",
+                load(&self.audit_dropped),
+            ),
+            (
+                "vigil_gateway_audit_write_errors_total",
+                "counter",
+                "Audit lines lost to sink write errors.",
+                load(&self.audit_write_errors),
+            ),
+        ];
+        for (name, kind, help, v) in plain {
+            simple(o, name, kind, help, v);
         }
         simple(
             o,
@@ -236,87 +290,23 @@ impl Metrics {
             "Client connections open now.",
             self.open_connections.load(Ordering::Relaxed),
         );
-        simple(
-            o,
-            "vigil_gateway_shed_connections_total",
-            "counter",
-            "Connections refused with 503 over listener.max_connections.",
-            self.shed_connections.load(Ordering::Relaxed),
-        );
-        labelled(
-            o,
-            "vigil_gateway_shed_requests_total",
-            "Requests refused with 503 over a share of the in-flight budget, by share.",
-            "share",
-            &self.shed_requests,
-        );
-        labelled(
-            o,
-            "vigil_gateway_connection_errors_total",
-            "Connections ended by a framing error, a timeout or a protocol error, by reason.",
-            "reason",
-            &self.connection_errors,
-        );
-        simple(
-            o,
-            "vigil_gateway_body_memory_bytes",
-            "gauge",
-            "Bytes of request bodies held in memory for inspection now.",
-            self.body_memory_bytes.load(Ordering::Relaxed),
-        );
-        simple(
-            o,
-            "vigil_gateway_audit_dropped_total",
-            "counter",
-            "Audit lines dropped because the queue was full.",
-            self.audit_dropped.load(Ordering::Relaxed),
-        );
-        simple(
-            o,
-            "vigil_gateway_audit_write_errors_total",
-            "counter",
-            "Audit lines lost to sink write errors.",
-            self.audit_write_errors.load(Ordering::Relaxed),
-        );
-        header(
-            o,
-            "vigil_gateway_reloads_total",
-            "counter",
-            "Config reloads, by result.",
-        );
+    }
+}
+
+fn render_upstreams(o: &mut String, upstreams: &[(String, bool)]) {
+    header(
+        o,
+        "vigil_gateway_upstream_healthy",
+        "gauge",
+        "1 if the upstream passes its health check.",
+    );
+    for (name, healthy) in upstreams {
         let _ = writeln!(
             o,
-            "vigil_gateway_reloads_total{{result=\"ok\"}} {}",
-            self.reloads_ok.load(Ordering::Relaxed)
+            "vigil_gateway_upstream_healthy{{upstream=\"{}\"}} {}",
+            escape(name),
+            u8::from(*healthy)
         );
-        let _ = writeln!(
-            o,
-            "vigil_gateway_reloads_total{{result=\"rejected\"}} {}",
-            self.reloads_failed.load(Ordering::Relaxed)
-        );
-        header(
-            o,
-            "vigil_gateway_upstream_healthy",
-            "gauge",
-            "1 if the upstream passes its health check.",
-        );
-        for (name, healthy) in upstreams {
-            let _ = writeln!(
-                o,
-                "vigil_gateway_upstream_healthy{{upstream=\"{}\"}} {}",
-                escape(name),
-                u8::from(*healthy)
-            );
-        }
-        let sources: Vec<MetricsSource> = self
-            .sources
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        for s in sources {
-            s(o);
-        }
-        out
     }
 }
 
@@ -329,17 +319,17 @@ fn simple(o: &mut String, name: &str, kind: &str, help: &str, v: impl std::fmt::
     let _ = writeln!(o, "{name} {v}");
 }
 
-/// A counter with one label, from a map of label value to count.
-fn labelled(
+/// A counter with one label, from (label value, count) pairs.
+fn labelled<'a>(
     o: &mut String,
     name: &str,
     help: &str,
     label: &str,
-    map: &Mutex<BTreeMap<&'static str, u64>>,
+    values: impl Iterator<Item = (&'a str, u64)>,
 ) {
     header(o, name, "counter", help);
-    for (value, n) in map.lock().unwrap_or_else(PoisonError::into_inner).iter() {
-        let _ = writeln!(o, "{name}{{{label}=\"{value}\"}} {n}");
+    for (value, n) in values {
+        let _ = writeln!(o, "{name}{{{label}=\"{}\"}} {n}", escape(value));
     }
 }
 
