@@ -179,15 +179,18 @@ if [ "$mode" = prove ]; then
   secs=$(( $(date +%s) - start ))
   if report_target planted; then
     echo "fuzz: --prove FAILED: no crash in the planted target within ${PROVE_BOUND}s" >&2
+    echo "fuzz: 0 passed, 1 failed"
     exit 1
   fi
   first=$(ls "$work"/planted/afl/default/crashes/id:* | head -n1)
   if ! head -c 6 "$first" | cmp -s - <(printf 'VIGIL\177'); then
     echo "fuzz: --prove FAILED: the crash is not the planted one" >&2
+    echo "fuzz: 0 passed, 1 failed"
     exit 1
   fi
   log "--prove ok: AFL found the planted bug in ${secs}s (${AFL_FUZZ_VERSION}, cargo-afl $CARGO_AFL_VERSION)"
   [ -z "$keep" ] && rm -rf "$work"
+  echo "fuzz: 1 passed, 0 failed"
   exit 0
 fi
 
@@ -215,10 +218,14 @@ failed=()
 for t in "${runnable[@]}"; do
   report_target "$t" || failed+=("$t")
 done
+skipped=$(( $(echo $targets | wc -w) - ${#runnable[@]} ))
+summary="$(( ${#runnable[@]} - ${#failed[@]} )) passed, ${#failed[@]} failed"
+[ "$skipped" -gt 0 ] && summary="$summary, $skipped skipped"
 if [ ${#failed[@]} -gt 0 ]; then
   echo "fuzz: FAILED: ${failed[*]} (corpora and crashes kept in $work)" >&2
+  echo "fuzz: $summary"
   exit 1
 fi
-log "no crashes"
 [ -z "$keep" ] && rm -rf "$work"
+echo "fuzz: $summary"
 exit 0
