@@ -129,10 +129,10 @@ pub enum JwksError {
         reason: String,
     },
     /// The document is over the 1 MiB limit.
-    #[error("JWKS document larger than {} bytes", crate::jwk::MAX_JWKS_BYTES)]
+    #[error("JWKS document larger than {} bytes", crate::MAX_JWKS_BYTES)]
     TooLarge,
     /// The document holds more than 256 keys.
-    #[error("JWKS document holds more than {} keys", crate::jwk::MAX_KEYS)]
+    #[error("JWKS document holds more than {} keys", crate::MAX_KEYS)]
     TooManyKeys,
     /// The document holds no key this gateway can verify signatures with.
     #[error(

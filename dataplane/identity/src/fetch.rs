@@ -14,8 +14,8 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::net::TcpStream;
 
+use crate::MAX_JWKS_BYTES;
 use crate::error::JwksError;
-use crate::jwk::MAX_JWKS_BYTES;
 
 /// The CA bundle used when the configuration names none (Debian's ca-certificates).
 pub(crate) const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";

@@ -13,10 +13,8 @@ use serde_json::{Map, Value};
 use crate::alg::{Algorithm, KeyFamily};
 use crate::error::JwksError;
 
-/// Largest JWKS document accepted, in bytes.
-pub(crate) const MAX_JWKS_BYTES: usize = 1 << 20;
-/// Most keys (entries of `keys`, usable or not) a JWKS document may hold.
-pub(crate) const MAX_KEYS: usize = 256;
+use crate::{MAX_JWKS_BYTES, MAX_KEYS};
+
 const RSA_MIN_BITS: usize = 2048;
 const RSA_MAX_BITS: usize = 8192;
 

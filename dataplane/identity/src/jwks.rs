@@ -6,9 +6,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
+use crate::MAX_JWKS_BYTES;
 use crate::error::{JwksError, JwtError};
 use crate::fetch::HttpsSource;
-use crate::jwk::{KeySet, MAX_JWKS_BYTES};
+use crate::jwk::KeySet;
 
 /// Bounds applied to a server's Cache-Control max-age: below a minute an identity provider
 /// would have the gateway fetch on most requests, beyond a day a rotation would go unseen.

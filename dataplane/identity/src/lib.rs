@@ -26,6 +26,11 @@ pub use jwks::{Jwks, JwksLocation, JwksOptions, JwksStatus};
 pub use verifier::Verifier;
 pub use verify::{MAX_TOKEN_BYTES, Validation, verify};
 
+/// Largest JWKS document accepted, in bytes (read from a file or fetched).
+pub(crate) const MAX_JWKS_BYTES: usize = 1 << 20;
+/// Most keys (entries of `keys`, usable or not) a JWKS document may hold.
+pub(crate) const MAX_KEYS: usize = 256;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,6 +13,7 @@ mod compile;
 mod error;
 mod format;
 mod index;
+mod keyword_values;
 mod keywords;
 mod node;
 mod number;

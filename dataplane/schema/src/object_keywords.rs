@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 use crate::compile::Compiler;
 use crate::error::CompileError;
 use crate::index::esc;
-use crate::keywords::{invalid, names, regex};
+use crate::keyword_values::{invalid, names, regex};
 use crate::options::Dialect;
 use crate::tree::{Kw, KwKind, ObjectKw};
 
