@@ -1,11 +1,29 @@
 #!/usr/bin/env bash
 # Runs every check and test: formatting, lints, unit tests, BPF_PROG_TEST_RUN suites, and the
 # end-to-end tests on veth pairs in namespaces, against swtpm and real TLS clients. Needs root.
+#
+#   scripts/test.sh          the full tier (README, CI): everything below, as root
+#   scripts/test.sh --unit   the fast tier for a contributor without root: formatting, lints
+#                            and the unit tests inside each crate (no XDP, netns, swtpm, peers)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+if [ "${1:-}" = "--unit" ]; then
+  echo "== cargo fmt --check"
+  cargo fmt --all --check
+  echo "== cargo clippy"
+  cargo clippy --workspace --all-targets --locked -- -D warnings
+  echo "== cargo test --lib (unit tier)"
+  exec cargo test --workspace --lib --locked --no-fail-fast
+fi
+if [ $# -gt 0 ]; then
+  echo "test: unknown argument ${1}; use no argument (full tier, root) or --unit" >&2
+  exit 2
+fi
+
 if [ "$(id -u)" -ne 0 ]; then
-  echo "test: run as root: the XDP, namespace and TPM tests need it (they are never skipped)" >&2
+  echo "test: run as root: the XDP, namespace and TPM tests need it (they are never skipped);" \
+    "scripts/test.sh --unit runs the unit tier without root" >&2
   exit 1
 fi
 
