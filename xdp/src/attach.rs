@@ -96,47 +96,11 @@ pub fn attach(opts: &AttachOptions) -> Result<Attachment, XdpError> {
     ensure_bpffs(&opts.pin_root)?;
     let dir = pin_dir(&opts.pin_root, &opts.iface);
     fs::create_dir_all(&dir).map_err(XdpError::io("creating the pin directory", &dir))?;
-
-    let link_path = dir.join(LINK_PIN);
-    if link_path.exists() {
-        match sys::pinned_xdp_link_ifindex(&link_path) {
-            Ok(Some(idx)) if idx == ifindex => {
-                let mut maps = VigilMaps::open(&dir)?;
-                let mode = AttachedMode::from_abi(maps.config()?.attach_mode);
-                maps.set_config(opts.rate, mode.to_abi())?;
-                info!(iface = %opts.iface, ?mode, "adopted the pinned XDP program and maps");
-                return Ok(Attachment {
-                    iface: opts.iface.clone(),
-                    ifindex,
-                    mode,
-                    adopted: true,
-                    maps,
-                });
-            }
-            Ok(_) => {
-                warn!(iface = %opts.iface, "pinned XDP link is defunct (interface recreated?); attaching anew");
-                fs::remove_file(&link_path)
-                    .map_err(XdpError::io("removing a defunct link pin", &link_path))?;
-            }
-            Err(e) => {
-                return Err(XdpError::io("reading the pinned XDP link", &link_path)(e));
-            }
-        }
+    if let Some(adopted) = adopt(opts, ifindex, &dir)? {
+        return Ok(adopted);
     }
-
     check_existing_pins(&dir)?;
-    let mut ebpf = EbpfLoader::new()
-        .default_map_pin_directory(&dir)
-        .map_max_entries(maps::RATE, opts.rate_table_size.max(1024))
-        .load(OBJECT)
-        .map_err(|e| match &e {
-            aya::EbpfError::MapError(m) if is_eperm(m) => XdpError::PermissionDenied {
-                what: "loading the XDP program".into(),
-            },
-            _ => XdpError::Load {
-                source: Box::new(e),
-            },
-        })?;
+    let mut ebpf = load(opts, &dir)?;
     let prog: &mut Xdp = ebpf
         .program_mut(PROGRAM)
         .ok_or_else(|| XdpError::Load {
@@ -151,27 +115,95 @@ pub fn attach(opts: &AttachOptions) -> Result<Attachment, XdpError> {
         what: "verifying the XDP program".into(),
         source: e,
     })?;
+    let (link_id, mode) = attach_in_mode(prog, opts)?;
+    pin(prog, link_id, &dir)?;
+    let mut maps = VigilMaps::open(&dir)?;
+    maps.set_config(opts.rate, mode.to_abi())?;
+    info!(iface = %opts.iface, ?mode, pins = %dir.display(), "attached the XDP program");
+    Ok(Attachment {
+        iface: opts.iface.clone(),
+        ifindex,
+        mode,
+        adopted: false,
+        maps,
+    })
+}
 
-    let (link_id, mode) = match opts.mode {
+/// The program a previous run left pinned and attached to this interface, taken over with its
+/// maps (rules, counters) intact; `None` when there is none (a defunct link pin is removed).
+fn adopt(opts: &AttachOptions, ifindex: u32, dir: &Path) -> Result<Option<Attachment>, XdpError> {
+    let link_path = dir.join(LINK_PIN);
+    if !link_path.exists() {
+        return Ok(None);
+    }
+    match sys::pinned_xdp_link_ifindex(&link_path) {
+        Ok(Some(idx)) if idx == ifindex => {
+            let mut maps = VigilMaps::open(dir)?;
+            let mode = AttachedMode::from_abi(maps.config()?.attach_mode);
+            maps.set_config(opts.rate, mode.to_abi())?;
+            info!(iface = %opts.iface, ?mode, "adopted the pinned XDP program and maps");
+            Ok(Some(Attachment {
+                iface: opts.iface.clone(),
+                ifindex,
+                mode,
+                adopted: true,
+                maps,
+            }))
+        }
+        Ok(_) => {
+            warn!(iface = %opts.iface, "pinned XDP link is defunct (interface recreated?); attaching anew");
+            fs::remove_file(&link_path)
+                .map_err(XdpError::io("removing a defunct link pin", &link_path))?;
+            Ok(None)
+        }
+        Err(e) => Err(XdpError::io("reading the pinned XDP link", &link_path)(e)),
+    }
+}
+
+/// Loads the embedded object with its maps pinned in `dir`.
+fn load(opts: &AttachOptions, dir: &Path) -> Result<aya::Ebpf, XdpError> {
+    EbpfLoader::new()
+        .default_map_pin_directory(dir)
+        .map_max_entries(maps::RATE, opts.rate_table_size.max(1024))
+        .load(OBJECT)
+        .map_err(|e| match &e {
+            aya::EbpfError::MapError(m) if is_eperm(m) => XdpError::PermissionDenied {
+                what: "loading the XDP program".into(),
+            },
+            _ => XdpError::Load {
+                source: Box::new(e),
+            },
+        })
+}
+
+/// Attaches in the mode the options ask for (native, generic, or native falling back).
+fn attach_in_mode(
+    prog: &mut Xdp,
+    opts: &AttachOptions,
+) -> Result<(aya::programs::xdp::XdpLinkId, AttachedMode), XdpError> {
+    match opts.mode {
         ModePolicy::Native => match prog.attach(&opts.iface, XdpMode::Driver) {
-            Ok(id) => (id, AttachedMode::Native),
-            Err(e) => {
-                return Err(XdpError::NativeUnsupported {
-                    iface: opts.iface.clone(),
-                    source: e,
-                });
-            }
+            Ok(id) => Ok((id, AttachedMode::Native)),
+            Err(e) => Err(XdpError::NativeUnsupported {
+                iface: opts.iface.clone(),
+                source: e,
+            }),
         },
-        ModePolicy::Generic => (attach_generic(prog, &opts.iface)?, AttachedMode::Generic),
+        ModePolicy::Generic => Ok((attach_generic(prog, &opts.iface)?, AttachedMode::Generic)),
         ModePolicy::Auto => match prog.attach(&opts.iface, XdpMode::Driver) {
-            Ok(id) => (id, AttachedMode::Native),
+            Ok(id) => Ok((id, AttachedMode::Native)),
             Err(e) => {
                 warn!(iface = %opts.iface, error = %e,
                     "native XDP unavailable; falling back to generic mode (xdp.mode = \"auto\")");
-                (attach_generic(prog, &opts.iface)?, AttachedMode::Generic)
+                Ok((attach_generic(prog, &opts.iface)?, AttachedMode::Generic))
             }
         },
-    };
+    }
+}
+
+/// Pins the program and its link: once pinned, dropping our handles leaves the program
+/// attached, which is the point (drops go on while vigild is down).
+fn pin(prog: &mut Xdp, link_id: aya::programs::xdp::XdpLinkId, dir: &Path) -> Result<(), XdpError> {
     let link = prog.take_link(link_id).map_err(|e| XdpError::Program {
         what: "taking the XDP link".into(),
         source: e,
@@ -188,22 +220,11 @@ pub fn attach(opts: &AttachOptions) -> Result<Attachment, XdpError> {
         what: "pinning the program".into(),
         source: e,
     })?;
-    // Once pinned, dropping our handle leaves the program attached: that is the point.
-    fd_link.pin(&link_path).map_err(|e| XdpError::Pin {
+    fd_link.pin(dir.join(LINK_PIN)).map_err(|e| XdpError::Pin {
         what: "pinning the XDP link".into(),
         source: e,
     })?;
-
-    let mut maps = VigilMaps::open(&dir)?;
-    maps.set_config(opts.rate, mode.to_abi())?;
-    info!(iface = %opts.iface, ?mode, pins = %dir.display(), "attached the XDP program");
-    Ok(Attachment {
-        iface: opts.iface.clone(),
-        ifindex,
-        mode,
-        adopted: false,
-        maps,
-    })
+    Ok(())
 }
 
 fn attach_generic(prog: &mut Xdp, iface: &str) -> Result<aya::programs::xdp::XdpLinkId, XdpError> {
