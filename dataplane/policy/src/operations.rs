@@ -74,96 +74,17 @@ pub(crate) fn compile_paths(
             let Some(op) = item.get(m.openapi_key()) else {
                 continue;
             };
-            let op_at = format!("{item_at}/{}", m.openapi_key());
-            if !op.is_object() {
-                ctx.problem(&op_at, "an operation must be an object");
-                continue;
-            }
-            let settings = match x_vigil(op, &op_at) {
-                Ok(x) => settings.apply(x),
-                Err(e) => {
-                    ctx.problem(&op_at, e);
-                    settings
-                }
-            };
-            let mut params = Vec::new();
-            let shared_at = format!("{item_at}/parameters");
-            collect_params(
-                ctx,
-                op.get("parameters"),
-                &format!("{op_at}/parameters"),
-                &mut params,
-            );
-            let mut inherited = Vec::new();
-            collect_params(ctx, shared, &shared_at, &mut inherited);
-            for p in inherited {
-                if !params
-                    .iter()
-                    .any(|q: &Param| q.name == p.name && q.at == p.at)
-                {
-                    params.push(p);
-                }
-            }
-            // A path parameter the template does not have could never be present: enforcing
-            // it would refuse every request, so it is dropped with a warning.
-            let in_template = template_params(&segments);
-            params.retain(|p| {
-                let stray = p.at == ParamIn::Path && !in_template.contains(&p.name.as_str());
-                if stray {
-                    ctx.warn(format!(
-                        "{op_at}: path parameter `{}` is not in the template `{template}`; \
-                         it is not checked",
-                        p.name
-                    ));
-                }
-                !stray
-            });
-            for name in in_template {
-                if !params
-                    .iter()
-                    .any(|p| p.at == ParamIn::Path && p.name == name)
-                {
-                    ctx.warn(format!(
-                        "{op_at}: path parameter `{name}` is not described; any value passes"
-                    ));
-                }
-            }
-            let body = match op.get("requestBody") {
-                Some(b) => compile_body(ctx, b, &format!("{op_at}/requestBody")),
-                None => None,
-            };
-            let security = compile_requirements(
-                ctx,
-                op.get("security"),
-                &format!("{op_at}/security"),
-                sec.schemes,
-            )
-            .or_else(|| sec.default.clone());
-            let ownership = compile_ownership(ctx, op, &op_at, &template_params(&segments));
-            let anonymous = security
-                .as_ref()
-                .is_none_or(|s| s.is_empty() || s.iter().any(|r| r.schemes.is_empty()));
-            if ownership.is_some() && anonymous {
-                ctx.warn(format!(
-                    "{op_at}: x-vigil-ownership on an operation open to anonymous requests: \
-                     those are refused (403), describe `security` to ask for an identity"
-                ));
-            }
-            ops[m as usize] = Some(routes.len());
-            routes.push(Route {
-                id: format!("{} {template}", m.as_str()),
-                method: m,
-                template: template.clone(),
-                operation_id: op
-                    .get("operationId")
-                    .and_then(Value::as_str)
-                    .map(str::to_string),
+            let path = PathCtx {
+                template,
+                segments: &segments,
+                item_at: &item_at,
+                shared,
                 settings,
-                params,
-                body,
-                security,
-                ownership,
-            });
+            };
+            if let Some(route) = compile_operation(ctx, &path, m, op, sec) {
+                ops[m as usize] = Some(routes.len());
+                routes.push(route);
+            }
         }
         let path_item = PathItem {
             template: template.clone(),
@@ -182,6 +103,129 @@ pub(crate) fn compile_paths(
         }
     }
     routes
+}
+
+/// What an operation inherits from its path item.
+struct PathCtx<'a, 'd> {
+    template: &'a str,
+    segments: &'a [Segment],
+    item_at: &'a str,
+    /// The path item's own `parameters` (borrowed from the document).
+    shared: Option<&'d Value>,
+    settings: RouteSettings,
+}
+
+/// One operation of a path item as a route; `None` (with a problem noted) when it is not an
+/// object.
+fn compile_operation<'d>(
+    ctx: &mut Ctx<'d>,
+    path: &PathCtx<'_, 'd>,
+    m: Method,
+    op: &'d Value,
+    sec: &DocSecurity<'_>,
+) -> Option<Route> {
+    let op_at = format!("{}/{}", path.item_at, m.openapi_key());
+    if !op.is_object() {
+        ctx.problem(&op_at, "an operation must be an object");
+        return None;
+    }
+    let settings = match x_vigil(op, &op_at) {
+        Ok(x) => path.settings.apply(x),
+        Err(e) => {
+            ctx.problem(&op_at, e);
+            path.settings
+        }
+    };
+    let params = operation_params(ctx, path, op, &op_at);
+    let body = match op.get("requestBody") {
+        Some(b) => compile_body(ctx, b, &format!("{op_at}/requestBody")),
+        None => None,
+    };
+    let security = compile_requirements(
+        ctx,
+        op.get("security"),
+        &format!("{op_at}/security"),
+        sec.schemes,
+    )
+    .or_else(|| sec.default.clone());
+    let ownership = compile_ownership(ctx, op, &op_at, &template_params(path.segments));
+    let anonymous = security
+        .as_ref()
+        .is_none_or(|s| s.is_empty() || s.iter().any(|r| r.schemes.is_empty()));
+    if ownership.is_some() && anonymous {
+        ctx.warn(format!(
+            "{op_at}: x-vigil-ownership on an operation open to anonymous requests: \
+             those are refused (403), describe `security` to ask for an identity"
+        ));
+    }
+    Some(Route {
+        id: format!("{} {}", m.as_str(), path.template),
+        method: m,
+        template: path.template.to_owned(),
+        operation_id: op
+            .get("operationId")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        settings,
+        params,
+        body,
+        security,
+        ownership,
+    })
+}
+
+/// The operation's parameters, with those of its path item it does not override; path
+/// parameters checked against the template.
+fn operation_params<'d>(
+    ctx: &mut Ctx<'d>,
+    path: &PathCtx<'_, 'd>,
+    op: &'d Value,
+    op_at: &str,
+) -> Vec<Param> {
+    let mut params = Vec::new();
+    collect_params(
+        ctx,
+        op.get("parameters"),
+        &format!("{op_at}/parameters"),
+        &mut params,
+    );
+    let mut inherited = Vec::new();
+    let shared_at = format!("{}/parameters", path.item_at);
+    collect_params(ctx, path.shared, &shared_at, &mut inherited);
+    for p in inherited {
+        if !params
+            .iter()
+            .any(|q: &Param| q.name == p.name && q.at == p.at)
+        {
+            params.push(p);
+        }
+    }
+    // A path parameter the template does not have could never be present: enforcing it would
+    // refuse every request, so it is dropped with a warning.
+    let template = path.template;
+    let in_template = template_params(path.segments);
+    params.retain(|p| {
+        let stray = p.at == ParamIn::Path && !in_template.contains(&p.name.as_str());
+        if stray {
+            ctx.warn(format!(
+                "{op_at}: path parameter `{}` is not in the template `{template}`; \
+                 it is not checked",
+                p.name
+            ));
+        }
+        !stray
+    });
+    for name in in_template {
+        if !params
+            .iter()
+            .any(|p| p.at == ParamIn::Path && p.name == name)
+        {
+            ctx.warn(format!(
+                "{op_at}: path parameter `{name}` is not described; any value passes"
+            ));
+        }
+    }
+    params
 }
 
 fn template_params(segments: &[Segment]) -> Vec<&str> {
