@@ -4,13 +4,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use vigil_hw::{keys::KeyMode, thermal::Level};
+use vigil_control::{Level, OverrideSecs, duration};
+use vigil_hw::keys::KeyMode;
 
 #[derive(Debug, Parser)]
 #[command(name = "vigilctl", version, about = "Operate a Vigil gateway")]
 pub struct Cli {
     /// vigild's control socket.
-    #[arg(long, global = true, default_value = vigil_dataplane::config::DEFAULT_SOCKET)]
+    #[arg(long, global = true, default_value = vigil_control::DEFAULT_SOCKET)]
     pub socket: PathBuf,
     /// Where the XDP maps are pinned (used when vigild is not running).
     #[arg(long, global = true, default_value = vigil_xdp::DEFAULT_PIN_ROOT)]
@@ -21,7 +22,7 @@ pub struct Cli {
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
-    /// How long to wait for vigild's reply (500ms, 10s, 2m).
+    /// How long to wait for vigild's reply (500ms, 10s, 2m; docs/config.md#durations).
     #[arg(long, global = true, default_value = "10s", value_parser = parse_timeout)]
     pub timeout: Duration,
     #[command(subcommand)]
@@ -95,7 +96,7 @@ pub enum RuleCmd {
 #[derive(Debug, Args)]
 pub struct AddArgs {
     pub cidr: String,
-    /// Remove the rule after this long (30s, 10m, 1h30m, 2d). Default: permanent.
+    /// Remove the rule after this long (30s, 10m, 1h 30m, 2d; at most 365d). Default: permanent.
     #[arg(long)]
     pub ttl: Option<String>,
     /// Why, for whoever reads the list later (at most 47 bytes).
@@ -191,26 +192,21 @@ pub enum ThermalCmd {
         /// full, reduced, minimal or shed.
         #[arg(value_parser = parse_level)]
         level: Level,
-        /// How long (30s, 10m, 1h30m; at most 7d).
+        /// How long (30s, 10m, 1h 30m; at most 7d).
         #[arg(long = "for", value_name = "DURATION", value_parser = parse_override_secs)]
-        for_secs: u64,
+        for_secs: OverrideSecs,
     },
     /// End an override now.
     Clear,
 }
 
-/// Longest override vigild accepts.
-pub const MAX_OVERRIDE_SECS: u64 = 7 * 86_400;
-
 fn parse_level(s: &str) -> Result<Level, String> {
-    Level::ALL
-        .into_iter()
-        .find(|l| l.as_str() == s)
-        .ok_or_else(|| format!("unknown level {s:?}: use full, reduced, minimal or shed"))
+    s.parse()
+        .map_err(|e: vigil_control::RangeError| e.to_string())
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let d = vigil_dataplane::duration::parse_duration(s)?;
+    let d = duration::parse(s).map_err(|e| e.to_string())?;
     if d.is_zero() || d > crate::client::MAX_TIMEOUT {
         return Err(format!("{s:?}: a timeout lasts between 1ms and 1d"));
     }
@@ -218,13 +214,9 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 }
 
 /// Whole seconds, rounded up (vigild counts overrides in seconds).
-fn parse_override_secs(s: &str) -> Result<u64, String> {
-    let d = vigil_dataplane::duration::parse_duration(s)?;
-    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
-    if secs == 0 || secs > MAX_OVERRIDE_SECS {
-        return Err(format!("{s:?}: an override lasts between 1s and 7d"));
-    }
-    Ok(secs)
+fn parse_override_secs(s: &str) -> Result<OverrideSecs, String> {
+    let d = duration::parse(s).map_err(|e| e.to_string())?;
+    OverrideSecs::from_duration(d).map_err(|e| format!("{s:?}: {e}"))
 }
 
 #[cfg(test)]
@@ -243,17 +235,27 @@ mod tests {
 
     #[test]
     fn override_durations_round_up_and_are_bounded() {
-        assert_eq!(parse_override_secs("10m"), Ok(600));
-        assert_eq!(parse_override_secs("1500ms"), Ok(2));
-        assert!(parse_override_secs("0s").is_err());
-        assert!(parse_override_secs("8d").is_err());
-        assert!(parse_override_secs("ten").is_err());
+        let secs = |s| parse_override_secs(s).map(OverrideSecs::as_secs);
+        assert_eq!(secs("10m"), Ok(600));
+        assert_eq!(secs("1h 30m"), Ok(5400));
+        assert_eq!(secs("1500ms"), Ok(2));
+        assert_eq!(
+            secs("0s"),
+            Err("\"0s\": an override lasts between 1s and 7d".to_owned())
+        );
+        assert!(secs("8d").is_err());
+        assert!(
+            secs("ten")
+                .unwrap_err()
+                .contains("\"ten\" is not a duration")
+        );
     }
 
     #[test]
     fn timeouts_parse_as_durations_and_are_bounded() {
         assert_eq!(parse_timeout("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_timeout("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_timeout("1m30s"), Ok(Duration::from_secs(90)));
         assert!(parse_timeout("0s").is_err());
         assert!(parse_timeout("2d").is_err());
         assert!(parse_timeout("soon").is_err());

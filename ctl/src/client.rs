@@ -8,10 +8,10 @@ use std::{
 };
 
 use anyhow::{Context, anyhow, bail};
-use serde_json::{Value, json};
-use vigil_dataplane::control::{
-    ops,
-    proto::{Reply, Request},
+use vigil_control::{
+    Detached, Reply, Request, Status, ops,
+    reply::{DaemonStatus, XdpReport},
+    wire,
 };
 use vigil_xdp::VigilMaps;
 
@@ -23,12 +23,12 @@ pub const MAX_REPLY: usize = 16 << 20;
 pub const MAX_TIMEOUT: Duration = Duration::from_secs(86_400);
 
 /// Sends one request and waits at most `timeout` for the whole reply; `Ok(None)` when no
-/// daemon listens on `socket`.
+/// daemon listens on `socket`, an error with vigild's message when it refuses.
 pub fn ask_daemon(
     socket: &Path,
     req: &Request,
     timeout: Duration,
-) -> anyhow::Result<Option<Value>> {
+) -> anyhow::Result<Option<Reply>> {
     let timeout = timeout.min(MAX_TIMEOUT);
     let mut stream = match UnixStream::connect(socket) {
         Ok(s) => s,
@@ -44,23 +44,13 @@ pub fn ask_daemon(
         Err(e) => return Err(e).with_context(|| format!("connecting to {}", socket.display())),
     };
     let deadline = Instant::now() + timeout;
-    let mut line = serde_json::to_vec(req)?;
-    line.push(b'\n');
+    let line = wire::encode_request(req);
     stream.set_write_timeout(Some(timeout))?;
     stream
         .write_all(&line)
         .map_err(|e| io_failure(socket, timeout, e, "sending the request"))?;
     let reply = read_reply(&mut stream, socket, deadline, timeout)?;
-    let reply: Reply = serde_json::from_slice(&reply).context("vigild sent a malformed reply")?;
-    if !reply.ok {
-        bail!(
-            "{}",
-            reply
-                .error
-                .unwrap_or_else(|| "vigild refused the request".into())
-        );
-    }
-    Ok(Some(reply.data))
+    Ok(Some(wire::decode_reply(req, &reply)??))
 }
 
 /// Reads one reply line, at most [`MAX_REPLY`] bytes, by `deadline`: a hung daemon (or whatever
@@ -138,16 +128,18 @@ fn humanize(d: Duration) -> String {
 pub fn settle_thermal_clear(
     socket: &Path,
     timeout: Duration,
-    mut data: Value,
-) -> anyhow::Result<Value> {
+    mut reply: Reply,
+) -> anyhow::Result<Reply> {
     let deadline = Instant::now() + Duration::from_millis(500);
-    while !data["status"]["override_level"].is_null() && Instant::now() < deadline {
+    while matches!(&reply, Reply::Thermal(t) if t.status.override_level.is_some())
+        && Instant::now() < deadline
+    {
         std::thread::sleep(Duration::from_millis(10));
-        if let Some(v) = ask_daemon(socket, &Request::Thermal, timeout)? {
-            data = v;
+        if let Some(r) = ask_daemon(socket, &Request::Thermal, timeout)? {
+            reply = r;
         }
     }
-    Ok(data)
+    Ok(reply)
 }
 
 /// Picks the interface whose pins to open: `--iface`, else the only one pinned.
@@ -184,19 +176,6 @@ pub fn pinned_iface(pin_root: &Path, iface: Option<&str>) -> anyhow::Result<Stri
     }
 }
 
-/// The command's name when only vigild can answer `req` (no pinned-map fallback).
-pub fn needs_daemon(req: &Request) -> Option<&'static str> {
-    match req {
-        Request::Reload => Some("reload"),
-        Request::KeysRotate => Some("keys rotate"),
-        Request::Thermal | Request::ThermalOverride { .. } | Request::ThermalClear => {
-            Some("thermal")
-        }
-        Request::ShadowList => Some("shadow list"),
-        _ => None,
-    }
-}
-
 /// Whether this process runs as root (the owner of `/proc/self` is the effective uid).
 fn is_root() -> bool {
     use std::os::unix::fs::MetadataExt;
@@ -206,11 +185,11 @@ fn is_root() -> bool {
 }
 
 /// Runs a request against the pinned maps, the way the daemon would.
-pub fn run_offline(pin_root: &Path, iface: Option<&str>, req: &Request) -> anyhow::Result<Value> {
+pub fn run_offline(pin_root: &Path, iface: Option<&str>, req: &Request) -> anyhow::Result<Reply> {
     if !is_root() {
         bail!("vigild is not reachable and the pinned maps need privileges: vigilctl needs root");
     }
-    if let Some(what) = needs_daemon(req) {
+    if let Some(what) = req.needs_daemon() {
         bail!("vigild is not running: `{what}` needs it (start it with vigild --config FILE)");
     }
     let iface = pinned_iface(pin_root, iface)?;
@@ -219,32 +198,51 @@ pub fn run_offline(pin_root: &Path, iface: Option<&str>, req: &Request) -> anyho
         if !vigil_xdp::detach(pin_root, &iface)? {
             bail!("nothing is pinned for {iface} under {}", pin_root.display());
         }
-        return Ok(json!({ "detached": iface }));
+        return Ok(Reply::Detached(Detached { detached: iface }));
     }
     let mut maps = VigilMaps::open(&dir)?;
-    let v = match req {
+    Ok(match req {
         Request::RuleAdd {
             list,
             cidr,
             ttl_secs,
             reason,
-        } => ops::rule_add(&mut maps, *list, cidr, *ttl_secs, reason.as_deref(), 0)?,
-        Request::RuleDel { list, cidr } => ops::rule_del(&mut maps, *list, cidr)?,
-        Request::RuleList { list } => ops::rule_list(&maps, *list)?,
-        Request::Stats => ops::stats(&maps)?,
+        } => Reply::RuleAdded(ops::rule_add(
+            &mut maps,
+            *list,
+            *cidr,
+            *ttl_secs,
+            reason.as_deref(),
+            0,
+        )?),
+        Request::RuleDel { list, cidr } => {
+            Reply::RuleRemoved(ops::rule_del(&mut maps, *list, *cidr)?)
+        }
+        Request::RuleList { list } => Reply::Rules(ops::rule_list(&maps, *list)?),
+        Request::Stats => Reply::Stats(ops::stats(&maps)?),
         Request::Status => {
-            let mode = vigil_xdp::attached_mode(pin_root, &iface);
-            let xdp = match mode {
-                Some(m) => ops::xdp_status(&maps, &iface, m)?,
-                None => {
-                    json!({ "error": format!("maps are pinned for {iface} but no program is attached") })
-                }
+            let xdp = match vigil_xdp::attached_mode(pin_root, &iface) {
+                Some(m) => XdpReport::Attached(ops::xdp_status(&maps, &iface, m)?),
+                None => XdpReport::Broken {
+                    error: format!("maps are pinned for {iface} but no program is attached"),
+                },
             };
-            json!({ "daemon": { "running": false }, "xdp": xdp })
+            Reply::Status(Box::new(Status {
+                fleet: None,
+                gateway: None,
+                host: None,
+                daemon: DaemonStatus {
+                    running: false,
+                    pid: None,
+                    version: None,
+                    uptime_secs: None,
+                    config: None,
+                },
+                xdp: Some(xdp),
+            }))
         }
         other => bail!("vigild is not running: {other:?} needs it"),
-    };
-    Ok(v)
+    })
 }
 
 #[cfg(test)]
@@ -280,11 +278,17 @@ mod tests {
             BufReader::new(s.try_clone().unwrap())
                 .read_line(&mut line)
                 .unwrap();
-            assert!(line.contains("\"status\""), "{line}");
-            s.write_all(b"{\"ok\":true,\"data\":{\"x\":1}}\n").unwrap();
+            assert!(line.contains("\"xdp_detach\""), "{line}");
+            s.write_all(b"{\"ok\":true,\"data\":{\"detached\":\"eth0\"}}\n")
+                .unwrap();
         });
-        let v = ask_daemon(&path, &Request::Status, Duration::from_secs(5)).unwrap();
-        assert_eq!(v, Some(json!({ "x": 1 })));
+        let v = ask_daemon(&path, &Request::XdpDetach, Duration::from_secs(5)).unwrap();
+        assert_eq!(
+            v,
+            Some(Reply::Detached(Detached {
+                detached: "eth0".into()
+            }))
+        );
     }
 
     #[test]

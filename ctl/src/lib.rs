@@ -7,39 +7,31 @@ pub mod keys;
 pub mod policy;
 pub mod render;
 
-use anyhow::Context;
+use anyhow::{Context, anyhow};
 use cli::{Cli, Command, KeysCmd, RuleCmd, ThermalCmd, XdpCmd};
-use serde_json::Value;
-use vigil_dataplane::control::proto::Request;
-use vigil_xdp::List;
+use vigil_control::{Cidr, List, Reply, Request, Ttl, duration};
+
+/// `--ttl`: the shared duration grammar, whole seconds (at least one), at most 365 days.
+fn parse_ttl(text: &str) -> anyhow::Result<Ttl> {
+    let d = duration::parse(text).map_err(|e| anyhow!("invalid --ttl: {e}"))?;
+    Ttl::from_duration(d).map_err(|e| anyhow!("invalid --ttl {text:?}: {e}"))
+}
 
 fn rule_request(list: List, cmd: &RuleCmd) -> anyhow::Result<Request> {
     Ok(match cmd {
         RuleCmd::Add(a) => {
-            vigil_xdp::parse_cidr(&a.cidr)?;
-            let ttl_secs = a
-                .ttl
-                .as_deref()
-                .map(|t| {
-                    vigil_dataplane::duration::parse_duration(t)
-                        .map_err(|e| anyhow::anyhow!("invalid --ttl: {e}"))
-                        .map(|d| d.as_secs().max(1))
-                })
-                .transpose()?;
+            let cidr: Cidr = a.cidr.parse()?;
             Request::RuleAdd {
                 list,
-                cidr: a.cidr.clone(),
-                ttl_secs,
+                cidr,
+                ttl_secs: a.ttl.as_deref().map(parse_ttl).transpose()?,
                 reason: a.reason.clone(),
             }
         }
-        RuleCmd::Del { cidr } => {
-            vigil_xdp::parse_cidr(cidr)?;
-            Request::RuleDel {
-                list,
-                cidr: cidr.clone(),
-            }
-        }
+        RuleCmd::Del { cidr } => Request::RuleDel {
+            list,
+            cidr: cidr.parse()?,
+        },
         RuleCmd::List => Request::RuleList { list },
     })
 }
@@ -61,17 +53,17 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         Command::Thermal {
             cmd: Some(ThermalCmd::Override { level, for_secs }),
         } => Request::ThermalOverride {
-            level: level.as_str().to_owned(),
+            level: *level,
             for_secs: *for_secs,
         },
         Command::Thermal {
             cmd: Some(ThermalCmd::Clear),
         } => Request::ThermalClear,
     };
-    let data = match client::ask_daemon(&cli.socket, &req, cli.timeout)? {
-        Some(v) => v,
+    let reply = match client::ask_daemon(&cli.socket, &req, cli.timeout)? {
+        Some(r) => r,
         None => {
-            if let Some(what) = client::needs_daemon(&req) {
+            if let Some(what) = req.needs_daemon() {
                 anyhow::bail!(
                     "vigild is not running (nothing listens on {}): `{what}` needs it; start \
                      it with vigild --config FILE, or point --socket at its control socket",
@@ -82,39 +74,37 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
                 .context("vigild is not running; used the pinned maps")?
         }
     };
-    let data = match req {
-        Request::ThermalClear => client::settle_thermal_clear(&cli.socket, cli.timeout, data)?,
-        _ => data,
+    let reply = match req {
+        Request::ThermalClear => client::settle_thermal_clear(&cli.socket, cli.timeout, reply)?,
+        _ => reply,
     };
     if cli.json {
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&data)?));
+        // Through a JSON value, whose keys are sorted: the same document vigild sent.
+        let v = serde_json::to_value(&reply)?;
+        return Ok(format!("{}\n", serde_json::to_string_pretty(&v)?));
     }
-    Ok(match (&cli.command, &req) {
-        (_, Request::RuleList { .. }) => render::rules(&data),
-        (_, Request::Stats) => render::stats(&data),
-        (_, Request::Status) => render::status(&data),
-        (_, Request::RuleAdd { .. }) => format!("added {}\n", text(&data["cidr"])),
-        (_, Request::RuleDel { .. }) => format!("removed {}\n", text(&data["cidr"])),
-        (_, Request::Reload) => "reloaded\n".to_owned(),
-        (_, Request::XdpDetach) => format!("detached XDP from {}\n", text(&data["detached"])),
-        (_, Request::KeysRotate) => render::keys::rotated(&data),
-        (_, Request::ShadowList) => policy::render_shadow(&data),
-        (_, Request::Thermal) => render::thermal::status(&data, None)?,
-        (_, Request::ThermalOverride { level, for_secs }) => render::thermal::status(
-            &data,
-            Some(&format!(
-                "pinned the inspection level at {level} for {}",
-                vigil_dataplane::duration::format_secs(*for_secs)
-            )),
-        )?,
-        (_, Request::ThermalClear) => {
-            render::thermal::status(&data, Some("override cleared; the temperature decides"))?
+    Ok(match &reply {
+        Reply::Rules(r) => render::rules(r),
+        Reply::Stats(s) => render::stats(s),
+        Reply::Status(s) => render::status(s),
+        Reply::RuleAdded(a) => format!("added {}\n", a.cidr),
+        Reply::RuleRemoved(r) => format!("removed {}\n", r.cidr),
+        Reply::Reloaded(_) => "reloaded\n".to_owned(),
+        Reply::Detached(d) => format!("detached XDP from {}\n", d.detached),
+        Reply::KeysRotated(k) => render::keys::rotated(k),
+        Reply::Shadow(s) => policy::render_shadow(s),
+        Reply::Thermal(t) => {
+            let headline = match &req {
+                Request::ThermalOverride { level, for_secs } => Some(format!(
+                    "pinned the inspection level at {level} for {}",
+                    duration::format_secs(for_secs.as_secs())
+                )),
+                Request::ThermalClear => {
+                    Some("override cleared; the temperature decides".to_owned())
+                }
+                _ => None,
+            };
+            render::thermal::status(t, headline.as_deref())
         }
     })
-}
-
-fn text(v: &Value) -> String {
-    v.as_str()
-        .map(str::to_owned)
-        .unwrap_or_else(|| v.to_string())
 }

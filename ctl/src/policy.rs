@@ -3,6 +3,7 @@
 
 use anyhow::bail;
 use serde_json::Value;
+use vigil_control::Shadow;
 use vigil_policy::PolicyOptions;
 
 use crate::cli::PolicyCmd;
@@ -121,40 +122,27 @@ fn render(v: &Value) -> String {
 }
 
 /// `vigilctl shadow list`: one line per undescribed method and path.
-pub fn render_shadow(v: &Value) -> String {
-    let entries = v["entries"].as_array().cloned().unwrap_or_default();
-    if entries.is_empty() {
+pub fn render_shadow(s: &Shadow) -> String {
+    if s.entries.is_empty() {
         return "no shadow API traffic seen\n".to_owned();
     }
     let mut out = format!(
         "{:<7} {:<40} {:>8} {:>11} {:>11}  {:<12} CLIENTS\n",
         "METHOD", "PATH", "COUNT", "FIRST", "LAST", "STATUSES"
     );
-    for e in entries {
-        let list = |k: &str| -> String {
-            e[k].as_array()
-                .map(|a| {
-                    a.iter()
-                        .map(|x| x.to_string().trim_matches('"').to_owned())
-                        .collect::<Vec<_>>()
-                        .join(",")
-                })
-                .unwrap_or_default()
-        };
+    for e in &s.entries {
+        let statuses: Vec<String> = e.statuses.iter().map(u16::to_string).collect();
+        let clients: Vec<String> = e.clients.iter().map(ToString::to_string).collect();
         out.push_str(&format!(
             "{:<7} {:<40} {:>8} {:>11} {:>11}  {:<12} {}{}\n",
-            e["method"].as_str().unwrap_or("?"),
-            e["path"].as_str().unwrap_or("?"),
-            e["count"].as_u64().unwrap_or(0),
-            e["first_seen"].as_u64().unwrap_or(0),
-            e["last_seen"].as_u64().unwrap_or(0),
-            list("statuses"),
-            list("clients"),
-            if e["more_clients"].as_bool() == Some(true) {
-                ",..."
-            } else {
-                ""
-            }
+            e.method,
+            e.path,
+            e.count,
+            e.first_seen,
+            e.last_seen,
+            statuses.join(","),
+            clients.join(","),
+            if e.more_clients { ",..." } else { "" }
         ));
     }
     out

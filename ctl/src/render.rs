@@ -5,132 +5,185 @@ mod host;
 pub mod keys;
 pub mod thermal;
 
-use serde_json::Value;
-use vigil_dataplane::duration::format_secs;
+use vigil_control::{
+    Rules, Stats, Status,
+    duration::format_secs,
+    ops::list_name,
+    reply::{DaemonStatus, XdpReport},
+};
+use vigil_xdp::AttachedMode;
 
-pub fn rules(v: &Value) -> String {
-    let mut out = String::new();
-    let rules = v["rules"].as_array().cloned().unwrap_or_default();
-    if rules.is_empty() {
-        return format!("no {} rules\n", v["list"].as_str().unwrap_or(""));
+pub fn rules(r: &Rules) -> String {
+    if r.rules.is_empty() {
+        return format!("no {} rules\n", list_name(r.list));
     }
-    out.push_str(&format!(
-        "{:<44} {:<10} {:<9} REASON\n",
-        "CIDR", "EXPIRES", "ORIGIN"
-    ));
-    for r in rules {
-        let expires = match r["expires_in_secs"].as_u64() {
+    let mut out = format!("{:<44} {:<10} {:<9} REASON\n", "CIDR", "EXPIRES", "ORIGIN");
+    for rule in &r.rules {
+        let expires = match rule.expires_in_secs {
             None => "never".to_owned(),
             Some(0) => "expired".to_owned(),
             Some(s) => format!("in {}", format_secs(s)),
         };
-        let origin = if r["auto"].as_bool() == Some(true) {
-            "auto-ban"
-        } else if r["from_config"].as_bool() == Some(true) {
-            "config"
-        } else {
-            "operator"
-        };
         out.push_str(&format!(
             "{:<44} {:<10} {:<9} {}\n",
-            r["cidr"].as_str().unwrap_or("?"),
+            rule.cidr,
             expires,
-            origin,
-            r["reason"].as_str().unwrap_or("")
+            rule.origin(),
+            rule.reason
         ));
     }
     out
 }
 
-pub fn stats(v: &Value) -> String {
+pub fn stats(s: &Stats) -> String {
     let mut out = format!(
         "{:<14} {:>14} {:>16}  VERDICT\n",
         "REASON", "PACKETS", "BYTES"
     );
-    if let Some(map) = v["xdp"].as_object() {
-        let order = vigil_xdp::abi::Reason::ALL.map(|r| r.as_str());
-        for (name, c) in order.iter().filter_map(|n| map.get(*n).map(|c| (n, c))) {
-            let verdict = if c["dropped"].as_bool() == Some(true) {
-                "drop"
-            } else {
-                "pass"
-            };
-            out.push_str(&format!(
-                "{:<14} {:>14} {:>16}  {verdict}\n",
-                name,
-                c["packets"].as_u64().unwrap_or(0),
-                c["bytes"].as_u64().unwrap_or(0)
-            ));
-        }
+    let order = vigil_xdp::abi::Reason::ALL.map(|r| r.as_str());
+    for (name, c) in order.iter().filter_map(|n| s.xdp.get(*n).map(|c| (n, c))) {
+        let verdict = if c.dropped { "drop" } else { "pass" };
+        out.push_str(&format!(
+            "{:<14} {:>14} {:>16}  {verdict}\n",
+            name, c.packets, c.bytes
+        ));
     }
     out.push_str(&format!(
         "dropped packets: {}   sources tracked by the rate limiter: {}\n",
-        v["dropped_packets"].as_u64().unwrap_or(0),
-        v["tracked_sources"].as_u64().unwrap_or(0)
+        s.dropped_packets, s.tracked_sources
     ));
     out
 }
 
-pub fn status(v: &Value) -> String {
-    let mut out = daemon_and_xdp(v);
-    out.push_str(&host::gateway(v));
-    out.push_str(&fleet::fleet(v));
-    out.push_str(&host::host(v));
+pub fn status(s: &Status) -> String {
+    let mut out = daemon(&s.daemon);
+    out.push_str(&xdp(s.xdp.as_ref()));
+    out.push_str(&host::gateway(s.gateway.as_ref()));
+    out.push_str(&fleet::fleet(s.fleet.as_ref()));
+    out.push_str(&host::host(s.host.as_ref()));
     out
 }
 
-fn daemon_and_xdp(v: &Value) -> String {
-    let mut out = String::new();
-    let d = &v["daemon"];
-    if d["running"].as_bool() == Some(true) {
-        out.push_str(&format!(
-            "vigild:        running (pid {}, version {}, up {})\n",
-            d["pid"],
-            d["version"].as_str().unwrap_or("?"),
-            format_secs(d["uptime_secs"].as_u64().unwrap_or(0))
-        ));
-        out.push_str(&format!(
-            "config:        {}\n",
-            d["config"].as_str().unwrap_or("?")
-        ));
-    } else {
-        out.push_str("vigild:        not running (read from the pinned maps)\n");
+fn daemon(d: &DaemonStatus) -> String {
+    if !d.running {
+        return "vigild:        not running (read from the pinned maps)\n".to_owned();
     }
-    let x = &v["xdp"];
-    if x.is_null() {
-        out.push_str("xdp:           not attached\n");
-        return out;
+    format!(
+        "vigild:        running (pid {}, version {}, up {})\nconfig:        {}\n",
+        d.pid.map_or_else(|| "?".to_owned(), |p| p.to_string()),
+        d.version.as_deref().unwrap_or("?"),
+        format_secs(d.uptime_secs.unwrap_or(0)),
+        d.config
+            .as_ref()
+            .map_or_else(|| "?".to_owned(), |c| c.display().to_string())
+    )
+}
+
+fn mode_name(mode: AttachedMode) -> &'static str {
+    match mode {
+        AttachedMode::Native => "native",
+        AttachedMode::Generic => "generic",
+        AttachedMode::Unknown => "unknown",
     }
-    if let Some(e) = x["error"].as_str() {
-        out.push_str(&format!("xdp:           error: {e}\n"));
-        return out;
-    }
-    out.push_str(&format!(
+}
+
+fn xdp(x: Option<&XdpReport>) -> String {
+    let x = match x {
+        None => return "xdp:           not attached\n".to_owned(),
+        Some(XdpReport::Broken { error }) => return format!("xdp:           error: {error}\n"),
+        Some(XdpReport::Attached(x)) => x,
+    };
+    let mut out = format!(
         "xdp:           {} on {}{}\n",
-        x["mode"].as_str().unwrap_or("?"),
-        x["interface"].as_str().unwrap_or("?"),
-        if x["mode"] == "generic" {
+        mode_name(x.mode),
+        x.interface,
+        if x.mode == AttachedMode::Generic {
             "  (generic fallback: drops cost an skb each)"
         } else {
             ""
         }
-    ));
-    out.push_str(&format!(
-        "pins:          {}\n",
-        x["pins"].as_str().unwrap_or("?")
-    ));
-    let rate = &x["rate_limit"];
-    if rate.is_null() {
-        out.push_str("rate limit:    off\n");
-    } else {
-        out.push_str(&format!(
+    );
+    out.push_str(&format!("pins:          {}\n", x.pins.display()));
+    match x.rate_limit {
+        None => out.push_str("rate limit:    off\n"),
+        Some(r) => out.push_str(&format!(
             "rate limit:    {} pps per source, burst {}\n",
-            rate["pps"], rate["burst"]
-        ));
+            r.pps, r.burst
+        )),
     }
     out.push_str(&format!(
         "rules:         {} block, {} allow\n",
-        x["block_rules"], x["allow_rules"]
+        x.block_rules, x.allow_rules
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn rules_table_shows_expiry_and_origin() {
+        let r: Rules = serde_json::from_value(json!({ "list": "block", "rules": [
+            { "cidr": "198.18.0.0/24", "reason": "e2e", "created_unix": 1, "expires_unix": 700,
+              "expires_in_secs": 598, "auto": false, "from_config": false },
+            { "cidr": "2001:db8::/48", "reason": "config", "created_unix": 1,
+              "expires_unix": null, "expires_in_secs": null, "auto": false, "from_config": true },
+            { "cidr": "198.18.9.9/32", "reason": "auto-ban: r", "created_unix": 1,
+              "expires_unix": 1, "expires_in_secs": 0, "auto": true, "from_config": false }
+        ]}))
+        .unwrap();
+        let out = rules(&r);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(
+            lines[1],
+            format!(
+                "{:<44} {:<10} {:<9} e2e",
+                "198.18.0.0/24", "in 9m58s", "operator"
+            )
+        );
+        assert!(lines[2].contains("never      config"), "{out}");
+        assert!(
+            lines[3].contains("expired    auto-ban  auto-ban: r"),
+            "{out}"
+        );
+        let empty: Rules = serde_json::from_value(json!({ "list": "allow", "rules": [] })).unwrap();
+        assert_eq!(rules(&empty), "no allow rules\n");
+    }
+
+    #[test]
+    fn offline_status_says_the_daemon_is_down() {
+        let s: Status = serde_json::from_value(json!({
+            "daemon": { "running": false },
+            "xdp": { "error": "maps are pinned for eth0 but no program is attached" }
+        }))
+        .unwrap();
+        let out = status(&s);
+        assert_eq!(
+            out,
+            "vigild:        not running (read from the pinned maps)\n\
+             xdp:           error: maps are pinned for eth0 but no program is attached\n"
+        );
+        let s: Status = serde_json::from_value(json!({
+            "daemon": { "running": false },
+            "xdp": { "interface": "eth0", "mode": "generic", "pins": "/sys/fs/bpf/vigil/eth0",
+                     "rate_limit": { "pps": 20, "burst": 40 }, "block_rules": 2,
+                     "allow_rules": 0 }
+        }))
+        .unwrap();
+        let out = status(&s);
+        assert!(
+            out.contains("xdp:           generic on eth0  (generic fallback"),
+            "{out}"
+        );
+        assert!(
+            out.contains("rate limit:    20 pps per source, burst 40"),
+            "{out}"
+        );
+        assert!(out.contains("rules:         2 block, 0 allow"), "{out}");
+    }
 }

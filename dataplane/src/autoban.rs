@@ -75,8 +75,8 @@ impl AutobanRule {
 
     fn parse(&self) -> Result<Rule, (String, String)> {
         let dur = |k: &str, v: &str| {
-            crate::duration::parse_duration(v)
-                .map_err(|e| (k.to_owned(), e))
+            vigil_control::duration::parse(v)
+                .map_err(|e| (k.to_owned(), e.to_string()))
                 .and_then(|d| {
                     if d.is_zero() {
                         Err((k.to_owned(), "must be more than zero".to_owned()))

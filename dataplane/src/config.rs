@@ -147,7 +147,7 @@ impl Default for ControlSection {
     }
 }
 
-pub const DEFAULT_SOCKET: &str = "/run/vigil/vigild.sock";
+pub use vigil_control::DEFAULT_SOCKET;
 
 fn default_socket() -> PathBuf {
     PathBuf::from(DEFAULT_SOCKET)

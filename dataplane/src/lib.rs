@@ -5,7 +5,6 @@ pub mod autoban;
 pub mod config;
 pub mod control;
 pub mod daemon;
-pub mod duration;
 pub mod fleet;
 
 pub use config::Config;

@@ -1,8 +1,10 @@
 //! The fleet block of `status`: the blocklist connection and where shared rate limits are
 //! decided.
 
-use serde_json::Value;
-use vigil_dataplane::duration::format_secs;
+use vigil_control::{
+    duration::format_secs,
+    reply::{FleetStatus, StoreBackend},
+};
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -11,56 +13,48 @@ fn unix_now() -> u64 {
 }
 
 /// Nothing when the reply has no `fleet` key (offline), one line when the box has no fleet.
-pub fn fleet(v: &Value) -> String {
-    fleet_at(v, unix_now())
+pub fn fleet(f: Option<&Option<FleetStatus>>) -> String {
+    fleet_at(f, unix_now())
 }
 
-fn fleet_at(v: &Value, now: u64) -> String {
-    let Some(f) = v.get("fleet") else {
-        return String::new();
+fn fleet_at(f: Option<&Option<FleetStatus>>, now: u64) -> String {
+    let f = match f {
+        None => return String::new(),
+        Some(None) => return "fleet:         off (no [fleet] section)\n".to_owned(),
+        Some(Some(f)) => f,
     };
-    if f.is_null() {
-        return "fleet:         off (no [fleet] section)\n".to_owned();
-    }
     let mut out = format!(
         "fleet:         redis {} as {}, {} (events applied {}, dropped {})\n",
-        f["redis"].as_str().unwrap_or("?"),
-        f["box_id"].as_str().unwrap_or("?"),
-        if f["connected"].as_bool() == Some(true) {
+        f.redis,
+        f.box_id,
+        if f.connected {
             "connected"
         } else {
             "NOT connected"
         },
-        f["events_applied"].as_u64().unwrap_or(0),
-        f["events_dropped"].as_u64().unwrap_or(0),
+        f.events_applied,
+        f.events_dropped,
     );
-    if let Some(e) = f["last_error"].as_str() {
+    if let Some(e) = &f.last_error {
         out.push_str(&format!("fleet error:   {e}\n"));
     }
-    let r = &f["rate_limits"];
-    if r.is_object() {
-        let since = r["since_unix"]
-            .as_u64()
-            .map(|s| format!(" for {}", format_secs(now.saturating_sub(s))))
-            .unwrap_or_default();
-        let backend = match r["backend"].as_str() {
-            Some("redis") => format!("shared in Redis{since}"),
-            Some("local-fallback") => {
+    if let Some(r) = &f.rate_limits {
+        let since = format!(" for {}", format_secs(now.saturating_sub(r.since_unix)));
+        let backend = match r.backend {
+            StoreBackend::Redis => format!("shared in Redis{since}"),
+            StoreBackend::LocalFallback => {
                 format!("LOCAL FALLBACK{since} (Redis unavailable; fallback limits per box)")
             }
-            other => other.unwrap_or("?").to_owned(),
         };
         out.push_str(&format!("rate limits:   {backend}\n"));
         out.push_str(&format!(
             "               decisions {}, errors {}, fallbacks {}\n",
-            r["decisions"].as_u64().unwrap_or(0),
-            r["errors"].as_u64().unwrap_or(0),
-            r["fallbacks"].as_u64().unwrap_or(0),
+            r.decisions, r.errors, r.fallbacks,
         ));
-        if r["backend"] != "redis" {
-            if let Some(e) = r["last_error"].as_str() {
-                out.push_str(&format!("               last error: {e}\n"));
-            }
+        if r.backend != StoreBackend::Redis
+            && let Some(e) = &r.last_error
+        {
+            out.push_str(&format!("               last error: {e}\n"));
         }
     }
     out
@@ -70,8 +64,16 @@ fn fleet_at(v: &Value, now: u64) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use serde_json::{Value, json};
+
     use super::*;
-    use serde_json::json;
+
+    fn at(v: &Value, now: u64) -> String {
+        let f: Option<Option<FleetStatus>> = v
+            .get("fleet")
+            .map(|f| serde_json::from_value(f.clone()).unwrap());
+        fleet_at(f.as_ref(), now)
+    }
 
     #[test]
     fn fleet_block_shows_the_connection_and_the_rate_limit_backend() {
@@ -79,9 +81,10 @@ mod tests {
             "redis": "10.0.0.5:6379", "box_id": "edge-1", "connected": true,
             "events_applied": 3, "events_dropped": 0, "last_error": null,
             "rate_limits": { "backend": "redis", "since_unix": 1000, "decisions": 42,
-                             "errors": 1, "fallbacks": 2, "last_error": "old" }
+                             "errors": 1, "fallbacks": 2, "queue_full": 0, "timeout_ms": 250,
+                             "last_error": "old" }
         }});
-        let out = fleet_at(&v, 1090);
+        let out = at(&v, 1090);
         assert!(
             out.contains("redis 10.0.0.5:6379 as edge-1, connected (events applied 3"),
             "{out}"
@@ -97,7 +100,7 @@ mod tests {
         v["fleet"]["last_error"] = json!("subscriber: connection refused");
         v["fleet"]["rate_limits"]["backend"] = json!("local-fallback");
         v["fleet"]["rate_limits"]["last_error"] = json!("connection refused");
-        let out = fleet_at(&v, 1005);
+        let out = at(&v, 1005);
         assert!(out.contains("NOT connected"), "{out}");
         assert!(out.contains("fleet error:   subscriber"), "{out}");
         assert!(
@@ -109,8 +112,8 @@ mod tests {
         // Without a gateway there is no rate-limit line; without a fleet, one line; offline,
         // nothing.
         v["fleet"]["rate_limits"] = Value::Null;
-        assert!(!fleet_at(&v, 0).contains("rate limits"));
-        assert!(fleet(&json!({ "fleet": null })).contains("off"));
-        assert_eq!(fleet(&json!({})), "");
+        assert!(!at(&v, 0).contains("rate limits"));
+        assert!(at(&json!({ "fleet": null }), 0).contains("off"));
+        assert_eq!(fleet(None), "");
     }
 }

@@ -1,48 +1,39 @@
 //! The gateway and host blocks of `status`.
 
-use serde_json::Value;
-use vigil_hw::HostFacts;
+use vigil_control::reply::{GatewayStatus, HostFacts};
 
 /// Listener addresses and upstreams; nothing when the reply has no `gateway` key (offline).
-pub fn gateway(v: &Value) -> String {
-    let Some(g) = v.get("gateway") else {
-        return String::new();
+pub fn gateway(g: Option<&Option<GatewayStatus>>) -> String {
+    let g = match g {
+        None => return String::new(),
+        Some(None) => return "gateway:       not running (no [listener] section)\n".to_owned(),
+        Some(Some(g)) => g,
     };
-    if g.is_null() {
-        return "gateway:       not running (no [listener] section)\n".to_owned();
-    }
     let mut out = format!(
         "gateway:       https {}, http {}, metrics {}\n",
-        g["https"].as_str().unwrap_or("?"),
-        g["http"].as_str().unwrap_or("off"),
-        g["metrics"].as_str().unwrap_or("?")
+        g.https,
+        g.http.as_deref().unwrap_or("off"),
+        g.metrics
     );
-    let names: Vec<&str> = g["upstreams"]
-        .as_array()
-        .map(|a| a.iter().filter_map(Value::as_str).collect())
-        .unwrap_or_default();
     out.push_str(&format!(
         "upstreams:     {}\n",
-        if names.is_empty() {
+        if g.upstreams.is_empty() {
             "none".to_owned()
         } else {
-            names.join(", ")
+            g.upstreams.join(", ")
         }
     ));
     // One line per token key set: an operator sees a stale or failing identity provider here.
-    for j in g["jwks"].as_array().into_iter().flatten() {
-        let fetched = match j["seconds_since_fetch"].as_u64() {
+    for j in &g.jwks {
+        let fetched = match j.seconds_since_fetch {
             Some(s) => format!("fetched {s}s ago"),
             None => "never fetched".to_owned(),
         };
         out.push_str(&format!(
             "jwks:          {} ({} keys, {fetched}, {} fetches, {} failed)\n",
-            j["location"].as_str().unwrap_or("?"),
-            j["keys"].as_u64().unwrap_or(0),
-            j["fetches"].as_u64().unwrap_or(0),
-            j["failed_fetches"].as_u64().unwrap_or(0),
+            j.location, j.keys, j.fetches, j.failed_fetches,
         ));
-        if let Some(e) = j["last_error"].as_str() {
+        if let Some(e) = &j.last_error {
             out.push_str(&format!("               LAST ERROR: {e}\n"));
         }
     }
@@ -54,13 +45,9 @@ fn yes(b: bool) -> &'static str {
 }
 
 /// CPU features, warnings and NICs; nothing when the reply has no `host` key.
-pub fn host(v: &Value) -> String {
-    let Some(h) = v.get("host").filter(|h| !h.is_null()) else {
+pub fn host(h: Option<&HostFacts>) -> String {
+    let Some(h) = h else {
         return String::new();
-    };
-    let h: HostFacts = match serde_json::from_value(h.clone()) {
-        Ok(h) => h,
-        Err(e) => return format!("host:          unreadable reply ({e}); try --json\n"),
     };
     let mut out = String::new();
     let mut facts = vec![format!("{} CPUs", h.logical_cpus)];
@@ -118,8 +105,23 @@ pub fn host(v: &Value) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+    use serde_json::{Value, json};
+
     use super::*;
-    use serde_json::json;
+
+    fn gw(v: &Value) -> String {
+        let g: Option<Option<GatewayStatus>> = v
+            .get("gateway")
+            .map(|g| serde_json::from_value(g.clone()).unwrap());
+        gateway(g.as_ref())
+    }
+
+    fn hst(v: &Value) -> String {
+        let h: Option<HostFacts> = v
+            .get("host")
+            .map(|h| serde_json::from_value(h.clone()).unwrap());
+        host(h.as_ref())
+    }
 
     #[test]
     fn gateway_block_lists_addresses_and_upstreams() {
@@ -127,7 +129,7 @@ mod tests {
             "https": "0.0.0.0:8443", "http": null, "metrics": "127.0.0.1:9100",
             "upstreams": ["api", "auth"]
         }});
-        let out = gateway(&v);
+        let out = gw(&v);
         assert!(
             out.contains("https 0.0.0.0:8443, http off, metrics 127.0.0.1:9100"),
             "{out}"
@@ -135,11 +137,12 @@ mod tests {
         assert!(out.contains("upstreams:     api, auth"), "{out}");
         assert!(!out.contains("jwks"), "{out}");
         let v = json!({ "gateway": {
-            "https": "0.0.0.0:8443", "upstreams": [],
+            "https": "0.0.0.0:8443", "http": null, "metrics": "127.0.0.1:9100", "upstreams": [],
             "jwks": [{"location": "https://id.test/jwks", "keys": 2, "seconds_since_fetch": 40,
-                      "fetches": 3, "failed_fetches": 1, "last_error": "timed out"}]
+                      "fetches": 3, "failed_fetches": 1, "last_error": "timed out",
+                      "generation": 1}]
         }});
-        let out = gateway(&v);
+        let out = gw(&v);
         assert!(
             out.contains(
                 "jwks:          https://id.test/jwks (2 keys, fetched 40s ago, 3 fetches, 1 failed)"
@@ -147,8 +150,8 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("LAST ERROR: timed out"), "{out}");
-        assert!(gateway(&json!({ "gateway": null })).contains("not running"));
-        assert_eq!(gateway(&json!({})), "");
+        assert!(gw(&json!({ "gateway": null })).contains("not running"));
+        assert_eq!(gateway(None), "");
     }
 
     #[test]
@@ -166,7 +169,7 @@ mod tests {
                        "native_xdp": false }],
             "temperatures": { "readings": [], "errors": [] }
         }});
-        let out = host(&v);
+        let out = hst(&v);
         assert!(
             out.contains("AES-NI no, AVX2 yes, AVX-512 no, SHA yes"),
             "{out}"
@@ -182,6 +185,6 @@ mod tests {
         assert!(out.contains("virtio_net"), "{out}");
         assert!(out.contains("native"), "{out}");
         assert!(out.contains("generic only"), "{out}");
-        assert_eq!(host(&json!({})), "");
+        assert_eq!(host(None), "");
     }
 }

@@ -1,6 +1,7 @@
 //! `keys` output: what a key directory holds.
 
 use serde_json::Value;
+use vigil_control::KeysRotated;
 use vigil_hw::keys::KeyMode;
 
 /// The name operators see in key.json and the config (`tpm-sealed`).
@@ -95,11 +96,15 @@ pub fn sealed(v: &Value) -> String {
 }
 
 /// `keys rotate`: vigild's answer.
-pub fn rotated(v: &Value) -> String {
+pub fn rotated(r: &KeysRotated) -> String {
+    let mode = match r.mode {
+        vigil_control::reply::KeyMode::File => "file",
+        vigil_control::reply::KeyMode::TpmSealed => "tpm-sealed",
+        vigil_control::reply::KeyMode::TpmResident => "tpm-resident",
+    };
     format!(
-        "rotated: vigild serves the {} key to new handshakes; established connections keep \
-         the old one\n",
-        v["mode"].as_str().unwrap_or("reloaded")
+        "rotated: vigild serves the {mode} key to new handshakes; established connections keep \
+         the old one\n"
     )
 }
 

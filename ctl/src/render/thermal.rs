@@ -1,28 +1,14 @@
 //! `thermal` output: the level in force, why, and what would change it.
 
-use anyhow::Context;
-use serde_json::Value;
-use vigil_dataplane::duration::format_secs;
-use vigil_hw::thermal::{GovernorStatus, SensorScan, ThermalConfig};
-
-/// vigild's reply to `thermal`, `thermal override` and `thermal clear`.
-#[derive(Debug, serde::Deserialize)]
-struct Reply {
-    status: GovernorStatus,
-    thresholds: ThermalConfig,
-    sensors: SensorScan,
-    #[serde(default)]
-    transitions: u64,
-}
+use vigil_control::{Thermal, duration::format_secs};
 
 fn celsius(c: f64) -> String {
     format!("{c:.1} °C")
 }
 
-/// The status table. `headline` (e.g. "override cleared") goes first when given.
-pub fn status(v: &Value, headline: Option<&str>) -> anyhow::Result<String> {
-    let r: Reply = serde_json::from_value(v.clone())
-        .context("vigild's thermal reply is not what this vigilctl expects; try --json")?;
+/// The status table of vigild's reply to `thermal`, `thermal override` and `thermal clear`.
+/// `headline` (e.g. "override cleared") goes first when given.
+pub fn status(r: &Thermal, headline: Option<&str>) -> String {
     let st = &r.status;
     let mut out = String::new();
     if let Some(h) = headline {
@@ -76,7 +62,7 @@ pub fn status(v: &Value, headline: Option<&str>) -> anyhow::Result<String> {
     ));
     if r.sensors.readings.is_empty() && r.sensors.errors.is_empty() {
         out.push_str("sensors:       no sensors: staying at full depth\n");
-        return Ok(out);
+        return out;
     }
     if !r.sensors.readings.is_empty() {
         out.push_str(&format!(
@@ -96,18 +82,19 @@ pub fn status(v: &Value, headline: Option<&str>) -> anyhow::Result<String> {
     for e in &r.sensors.errors {
         out.push_str(&format!("unreadable:    {e}\n"));
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
-    fn reply(status: Value, readings: Value) -> Value {
-        json!({
+    use super::*;
+
+    fn reply(status: Value, readings: Value) -> Thermal {
+        serde_json::from_value(json!({
             "status": status,
             "thresholds": {
                 "reduced_c": 80.0, "minimal_c": 90.0, "shed_c": 95.0, "hysteresis_c": 5.0,
@@ -115,7 +102,8 @@ mod tests {
             },
             "sensors": { "readings": readings, "errors": [] },
             "transitions": 1
-        })
+        }))
+        .unwrap()
     }
 
     #[test]
@@ -128,7 +116,7 @@ mod tests {
             }),
             json!([]),
         );
-        let out = status(&v, None).unwrap();
+        let out = status(&v, None);
         assert!(out.contains("no sensors: staying at full depth"), "{out}");
         assert!(out.contains("level:         full"), "{out}");
     }
@@ -146,7 +134,7 @@ mod tests {
                 "kind": "hwmon", "celsius": 85.0, "crit_celsius": 100.0
             }]),
         );
-        let out = status(&v, Some("pinned")).unwrap();
+        let out = status(&v, Some("pinned"));
         assert!(out.starts_with("pinned\n"), "{out}");
         assert!(
             out.contains("override:      minimal for 1m30s more"),
@@ -167,15 +155,6 @@ mod tests {
             }),
             json!([]),
         );
-        assert!(
-            status(&v, None)
-                .unwrap()
-                .contains("override:      shed for ")
-        );
-    }
-
-    #[test]
-    fn unexpected_reply_is_an_error_not_a_panic() {
-        assert!(status(&json!({ "status": 3 }), None).is_err());
+        assert!(status(&v, None).contains("override:      shed for "));
     }
 }

@@ -1,7 +1,8 @@
-//! The control socket: a Unix socket, root only, speaking `proto`.
+//! The control socket: a Unix socket, root only, speaking `vigil_control::wire` to whatever
+//! implements `vigil_control::Handler` (the daemon).
 
-pub mod ops;
-pub mod proto;
+mod convert;
 mod server;
 
+pub(crate) use convert::{hw_level, to_control};
 pub use server::serve;

@@ -9,8 +9,10 @@ use tokio::{
 };
 use tracing::{debug, warn};
 
-use super::proto::{MAX_LINE, Reply, Request};
-use crate::daemon::Daemon;
+use vigil_control::{
+    ControlError, ErrorCode, Handler,
+    wire::{self, MAX_LINE},
+};
 
 /// How long a client may take to send each request line, idle time included: a client that
 /// stalls is disconnected instead of holding a task and a descriptor forever.
@@ -46,8 +48,9 @@ const LIMITS: Limits = Limits {
     sessions: MAX_SESSIONS,
 };
 
-/// Binds the control socket (mode 0600 in a 0700 directory) and serves it in the background.
-pub async fn serve(daemon: Arc<Daemon>, path: &Path) -> Result<JoinHandle<()>, ServeError> {
+/// Binds the control socket (mode 0600 in a 0700 directory) and serves `handler` on it in the
+/// background.
+pub async fn serve(handler: Arc<dyn Handler>, path: &Path) -> Result<JoinHandle<()>, ServeError> {
     let io = |source| ServeError::Io {
         path: path.display().to_string(),
         source,
@@ -66,14 +69,10 @@ pub async fn serve(daemon: Arc<Daemon>, path: &Path) -> Result<JoinHandle<()>, S
     }
     let listener = UnixListener::bind(path).map_err(io)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
-    let handle = move |req| daemon.handle(req);
-    Ok(tokio::spawn(accept_loop(listener, handle, LIMITS)))
+    Ok(tokio::spawn(accept_loop(listener, handler, LIMITS)))
 }
 
-async fn accept_loop<H>(listener: UnixListener, handle: H, limits: Limits)
-where
-    H: Fn(Request) -> Reply + Clone + Send + Sync + 'static,
-{
+async fn accept_loop(listener: UnixListener, handler: Arc<dyn Handler>, limits: Limits) {
     let sessions = Arc::new(Semaphore::new(limits.sessions));
     loop {
         match listener.accept().await {
@@ -87,7 +86,7 @@ where
                     );
                     continue;
                 };
-                let h = handle.clone();
+                let h = handler.clone();
                 tokio::spawn(async move {
                     let _permit = permit;
                     if let Err(e) = session(h, stream, limits).await {
@@ -104,18 +103,17 @@ where
 }
 
 fn busy_line(limit: usize) -> Vec<u8> {
-    let reply = Reply::err(format!(
-        "vigild already serves {limit} control connections; retry when one ends"
-    ));
-    let mut out = serde_json::to_vec(&reply).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
-    out.push(b'\n');
-    out
+    wire::encode_reply(&Err(ControlError::new(
+        ErrorCode::Busy,
+        format!("vigild already serves {limit} control connections; retry when one ends"),
+    )))
 }
 
-async fn session<H>(handle: H, stream: UnixStream, limits: Limits) -> std::io::Result<()>
-where
-    H: Fn(Request) -> Reply + Clone + Send + Sync + 'static,
-{
+async fn session(
+    handler: Arc<dyn Handler>,
+    stream: UnixStream,
+    limits: Limits,
+) -> std::io::Result<()> {
     // Defence in depth behind the 0600 mode: only root or the daemon's own user may speak.
     let cred = stream.peer_cred()?;
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -127,15 +125,16 @@ where
         );
         return Ok(());
     }
-    serve_lines(handle, stream, limits).await
+    serve_lines(handler, stream, limits).await
 }
 
 /// One JSON request per line, one reply per line, until the client hangs up, sends a line
 /// over [`MAX_LINE`], stalls mid-request or does not take a reply in time.
-async fn serve_lines<H>(handle: H, stream: UnixStream, limits: Limits) -> std::io::Result<()>
-where
-    H: Fn(Request) -> Reply + Clone + Send + Sync + 'static,
-{
+async fn serve_lines(
+    handler: Arc<dyn Handler>,
+    stream: UnixStream,
+    limits: Limits,
+) -> std::io::Result<()> {
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
     let mut line = Vec::new();
@@ -153,21 +152,28 @@ where
             return Ok(());
         }
         let reply = if line.len() > MAX_LINE {
-            Reply::err(format!("request longer than {MAX_LINE} bytes"))
+            Err(ControlError::new(
+                ErrorCode::BadRequest,
+                format!("request longer than {MAX_LINE} bytes"),
+            ))
         } else {
-            match serde_json::from_slice::<Request>(&line) {
+            match wire::decode_request(&line) {
                 Ok(req) => {
-                    let h = handle.clone();
+                    let h = handler.clone();
                     // Map operations are syscalls; keep them off the async workers.
-                    tokio::task::spawn_blocking(move || h(req))
+                    tokio::task::spawn_blocking(move || h.handle(req))
                         .await
-                        .unwrap_or_else(|e| Reply::err(format!("request failed: {e}")))
+                        .unwrap_or_else(|e| {
+                            Err(ControlError::new(
+                                ErrorCode::Failed,
+                                format!("request failed: {e}"),
+                            ))
+                        })
                 }
-                Err(e) => Reply::err(format!("malformed request: {e}")),
+                Err(e) => Err(e),
             }
         };
-        let mut out = serde_json::to_vec(&reply).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
-        out.push(b'\n');
+        let out = wire::encode_reply(&reply);
         match timeout(limits.reply, w.write_all(&out)).await {
             Ok(written) => written?,
             Err(_) => {
@@ -189,7 +195,7 @@ mod tests {
 
     use std::time::Instant;
 
-    use serde_json::json;
+    use vigil_control::{Detached, Reply, Request};
 
     use super::*;
 
@@ -199,8 +205,10 @@ mod tests {
         sessions: 2,
     };
 
-    fn echo(req: Request) -> Reply {
-        Reply::ok(json!({ "got": format!("{req:?}") }))
+    fn echo(req: Request) -> Result<Reply, ControlError> {
+        Ok(Reply::Detached(Detached {
+            detached: format!("{req:?}"),
+        }))
     }
 
     async fn read_line(s: &mut UnixStream) -> String {
@@ -217,7 +225,7 @@ mod tests {
     async fn a_silent_or_stalled_client_is_disconnected() {
         for sent in [&b""[..], b"{\"cmd\":\"sta"] {
             let (server, mut client) = UnixStream::pair().unwrap();
-            let task = tokio::spawn(serve_lines(echo, server, SHORT));
+            let task = tokio::spawn(serve_lines(Arc::new(echo), server, SHORT));
             client.write_all(sent).await.unwrap();
             let started = Instant::now();
             let mut rest = Vec::new();
@@ -233,9 +241,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_client_that_does_not_read_its_reply_is_dropped() {
-        let big = |_req: Request| Reply::ok(json!("x".repeat(8 << 20)));
+        let big = |_req: Request| {
+            Ok(Reply::Detached(Detached {
+                detached: "x".repeat(8 << 20),
+            }))
+        };
         let (server, mut client) = UnixStream::pair().unwrap();
-        let task = tokio::spawn(serve_lines(big, server, SHORT));
+        let task = tokio::spawn(serve_lines(Arc::new(big), server, SHORT));
         client.write_all(b"{\"cmd\":\"status\"}\n").await.unwrap();
         let res = timeout(Duration::from_secs(5), task)
             .await
@@ -248,7 +260,7 @@ mod tests {
     #[tokio::test]
     async fn an_oversized_request_is_refused_and_closed() {
         let (server, mut client) = UnixStream::pair().unwrap();
-        let task = tokio::spawn(serve_lines(echo, server, SHORT));
+        let task = tokio::spawn(serve_lines(Arc::new(echo), server, SHORT));
         let w = tokio::spawn(async move {
             let _ = client.write_all(&vec![b'x'; MAX_LINE + 10]).await;
             client
@@ -266,7 +278,7 @@ mod tests {
         let listener = UnixListener::bind(&path).unwrap();
         let server = tokio::spawn(accept_loop(
             listener,
-            echo,
+            Arc::new(echo),
             Limits {
                 request: Duration::from_secs(30),
                 ..SHORT

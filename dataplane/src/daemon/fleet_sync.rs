@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
 use tracing::{info, warn};
+use vigil_control::{Cidr, RuleAdded};
 use vigil_xdp::List;
 
 use super::{Daemon, lock};
@@ -11,15 +11,17 @@ use crate::fleet;
 
 impl Daemon {
     /// Sends a block this box just applied to the rest of the fleet.
-    pub(super) fn share_block(&self, added: &Value, ttl_secs: Option<u64>) {
+    pub(super) fn share_block(&self, added: &RuleAdded) {
         let fleet = lock(&self.fleet);
-        let (Some(f), Some(cidr)) = (fleet.as_ref(), added["cidr"].as_str()) else {
+        let Some(f) = fleet.as_ref() else {
             return;
         };
         f.publish_add(fleet::Block {
-            cidr: cidr.to_owned(),
-            reason: added["reason"].as_str().unwrap_or("").to_owned(),
-            expires_unix: ttl_secs.map(|t| vigil_xdp::clock::unix_now().saturating_add(t)),
+            cidr: added.cidr.to_string(),
+            reason: added.reason.clone(),
+            expires_unix: added
+                .ttl_secs
+                .map(|t| vigil_xdp::clock::unix_now().saturating_add(t.as_secs())),
             auto: false,
         });
     }
@@ -30,7 +32,7 @@ impl Daemon {
         let Some(att) = xdp.as_mut() else { return };
         match ev {
             fleet::Event::Add { from, block } => {
-                let Ok(net) = vigil_xdp::parse_cidr(&block.cidr) else {
+                let Ok(net) = block.cidr.parse::<Cidr>().map(Cidr::net) else {
                     warn!(cidr = %block.cidr, "fleet: ignored a block with a malformed CIDR");
                     return;
                 };
@@ -59,7 +61,7 @@ impl Daemon {
                 }
             }
             fleet::Event::Del { from, cidr } => {
-                if let Ok(net) = vigil_xdp::parse_cidr(cidr) {
+                if let Ok(net) = cidr.parse::<Cidr>().map(Cidr::net) {
                     if let Ok(true) = att.maps.remove(List::Block, net) {
                         info!(%net, %from, "fleet: block removed");
                     }

@@ -5,62 +5,70 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{Value, json};
 use tracing::{info, warn};
+use vigil_control::{
+    ControlError, ErrorCode, Level, OverrideSecs,
+    reply::{KeysRotated, Thermal},
+};
 use vigil_hw::{
     keys::{FileKeyProvider, KeyProvider},
-    thermal::{Level, SysfsRoot},
+    thermal::SysfsRoot,
 };
 
 use super::{Daemon, lock};
-use crate::config::Config;
+use crate::{
+    config::Config,
+    control::{hw_level, to_control},
+};
 
 impl Daemon {
-    pub(super) fn rotate_keys(&self) -> Result<Value, String> {
+    pub(super) fn rotate_keys(&self) -> Result<KeysRotated, ControlError> {
+        let refused = |why: String| ControlError::new(ErrorCode::Refused, why);
         let cfg = lock(&self.config).clone();
         let gw = lock(&self.gateway);
-        let gw = gw
-            .as_ref()
-            .ok_or("the gateway is not running (no [listener]); no key to rotate")?;
-        let keys = key_provider(&cfg).map_err(|e| format!("keys rotate refused: {e:#}"))?;
+        let gw = gw.as_ref().ok_or_else(|| {
+            ControlError::new(
+                ErrorCode::NotRunning,
+                "the gateway is not running (no [listener]); no key to rotate",
+            )
+        })?;
+        let keys =
+            key_provider(&cfg).map_err(|e| refused(format!("keys rotate refused: {e:#}")))?;
         let mode = keys.mode();
         gw.rotate_keys(keys)
-            .map_err(|e| format!("keys rotate refused: {e}"))?;
+            .map_err(|e| refused(format!("keys rotate refused: {e}")))?;
         info!(?mode, "TLS key rotated; new handshakes use the new key");
-        Ok(json!({ "rotated": true, "mode": mode }))
-    }
-
-    pub(super) fn thermal_status(&self) -> Value {
-        let cfg = lock(&self.config).clone();
-        json!({
-            "status": self.thermal.status(),
-            "thresholds": cfg.thermal,
-            "sensors": SysfsRoot::new(&cfg.hw.sysfs_root).scan_temperatures(),
-            "transitions": self.thermal_transitions.load(Ordering::Relaxed),
+        Ok(KeysRotated {
+            rotated: true,
+            mode: to_control(mode),
         })
     }
 
-    pub(super) fn thermal_override(&self, level: &str, for_secs: u64) -> Result<Value, String> {
-        let level = Level::ALL
-            .into_iter()
-            .find(|l| l.as_str() == level)
-            .ok_or_else(|| {
-                format!("unknown level {level:?}: use full, reduced, minimal or shed")
-            })?;
-        if for_secs == 0 || for_secs > 7 * 86_400 {
-            return Err("override duration must be between 1 second and 7 days".into());
+    pub(super) fn thermal_status(&self) -> Thermal {
+        let cfg = lock(&self.config).clone();
+        Thermal {
+            status: to_control(self.thermal.status()),
+            thresholds: to_control(cfg.thermal),
+            sensors: to_control(SysfsRoot::new(&cfg.hw.sysfs_root).scan_temperatures()),
+            transitions: self.thermal_transitions.load(Ordering::Relaxed),
         }
-        self.thermal
-            .override_level(level, Instant::now() + Duration::from_secs(for_secs));
-        warn!(
-            level = level.as_str(),
-            for_secs, "thermal level pinned by operator"
-        );
-        self.settle_thermal(Some(level));
-        Ok(self.thermal_status())
     }
 
-    pub(super) fn thermal_clear(&self) -> Value {
+    /// Both values were bounded when the request was parsed.
+    pub(super) fn thermal_override(&self, level: Level, for_secs: OverrideSecs) -> Thermal {
+        let level = hw_level(level);
+        self.thermal
+            .override_level(level, Instant::now() + for_secs.as_duration());
+        warn!(
+            level = level.as_str(),
+            for_secs = for_secs.as_secs(),
+            "thermal level pinned by operator"
+        );
+        self.settle_thermal(Some(level));
+        self.thermal_status()
+    }
+
+    pub(super) fn thermal_clear(&self) -> Thermal {
         self.thermal.clear_override();
         info!("thermal override cleared by operator");
         self.settle_thermal(None);
@@ -68,7 +76,7 @@ impl Daemon {
     }
 
     /// The governor thread applies overrides; wait briefly so the reply already shows it.
-    fn settle_thermal(&self, want: Option<Level>) {
+    fn settle_thermal(&self, want: Option<vigil_hw::thermal::Level>) {
         let deadline = Instant::now() + Duration::from_millis(500);
         while self.thermal.status().override_level != want && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -76,7 +84,7 @@ impl Daemon {
     }
 
     /// The inspection level in force (one atomic load).
-    pub fn inspection_level(&self) -> Level {
+    pub fn inspection_level(&self) -> vigil_hw::thermal::Level {
         self.thermal.level()
     }
 }

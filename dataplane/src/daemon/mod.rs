@@ -17,8 +17,11 @@ use std::{
     time::Instant,
 };
 
-use serde_json::{Value, json};
 use tracing::{info, warn};
+use vigil_control::{
+    ControlError, ErrorCode, Handler, Reply, Request, ops,
+    reply::{DaemonStatus, GatewayStatus, Reloaded, Shadow, Status, XdpReport},
+};
 use vigil_hw::thermal::{GovernorHandle, SysfsRoot, TransitionEvent};
 use vigil_xdp::{Attachment, List};
 
@@ -26,15 +29,7 @@ pub(crate) use hw::key_provider;
 pub use run::run;
 use xdp::{attach, mode_abi};
 
-use crate::{
-    autoban::Autoban,
-    config::Config,
-    control::{
-        ops,
-        proto::{Reply, Request},
-    },
-    fleet::Fleet,
-};
+use crate::{autoban::Autoban, config::Config, control::to_control, fleet::Fleet};
 
 /// Where the governor's thread sends level changes for the audit log.
 type ThermalAudit = Arc<Mutex<Option<Box<dyn Fn(&TransitionEvent) + Send>>>>;
@@ -130,145 +125,160 @@ impl Daemon {
     }
 
     /// Re-reads the config file. An invalid file changes nothing.
-    pub fn reload(&self) -> Result<Value, String> {
-        let new = Config::load(&self.config_path).map_err(|e| format!("reload refused: {e}"))?;
+    pub fn reload(&self) -> Result<Reloaded, ControlError> {
+        let refused = |why: String| ControlError::new(ErrorCode::Refused, why);
+        let failed = |why: String| ControlError::new(ErrorCode::Failed, why);
+        let new =
+            Config::load(&self.config_path).map_err(|e| refused(format!("reload refused: {e}")))?;
         let old = lock(&self.config).clone();
         match (&old.xdp, &new.xdp) {
             (Some(a), Some(b)) if a.interface != b.interface || a.pin_root != b.pin_root => {
-                return Err(
+                return Err(refused(
                     "reload refused: xdp.interface or xdp.pin_root changed; restart vigild".into(),
-                );
+                ));
             }
             (None, Some(_)) | (Some(_), None) => {
-                return Err("reload refused: adding or removing [xdp] needs a restart".into());
+                return Err(refused(
+                    "reload refused: adding or removing [xdp] needs a restart".into(),
+                ));
             }
             _ => {}
         }
         if new.control.socket != old.control.socket {
-            return Err("reload refused: control.socket changed; restart vigild".into());
+            return Err(refused(
+                "reload refused: control.socket changed; restart vigild".into(),
+            ));
         }
         if new.fleet != old.fleet {
-            return Err("reload refused: [fleet] changed; restart vigild".into());
+            return Err(refused(
+                "reload refused: [fleet] changed; restart vigild".into(),
+            ));
         }
         if new.listener.is_some() != old.listener.is_some() || new.keys != old.keys {
-            return Err(
+            return Err(refused(
                 "reload refused: adding or removing [listener] or changing [keys] needs a restart"
                     .into(),
-            );
+            ));
         }
         // The gateway validates and builds the new config fully before swapping it in.
         if let (Some(gw_cfg), Some(gw)) = (new.gateway(), lock(&self.gateway).as_ref()) {
             gw.reload(gw_cfg)
-                .map_err(|e| format!("reload refused: {e}"))?;
+                .map_err(|e| refused(format!("reload refused: {e}")))?;
         }
         if let (Some(section), Some(att)) = (&new.xdp, lock(&self.xdp).as_mut()) {
             let mode = att.mode;
             att.maps
                 .set_config(section.rate(), mode_abi(mode))
-                .map_err(|e| format!("reload failed applying the rate limit: {e}"))?;
+                .map_err(|e| failed(format!("reload failed applying the rate limit: {e}")))?;
         }
         self.thermal
             .reload(new.thermal.clone())
-            .map_err(|e| format!("reload failed applying [thermal]: {e}"))?;
+            .map_err(|e| failed(format!("reload failed applying [thermal]: {e}")))?;
         if new.autoban != old.autoban {
             *lock(&self.autoban) = Autoban::new(&new.autoban);
         }
         *lock(&self.config) = new;
         self.sync_config_rules()
-            .map_err(|e| format!("reload failed applying rules: {e}"))?;
+            .map_err(|e| failed(format!("reload failed applying rules: {e}")))?;
         info!(path = %self.config_path.display(), "configuration reloaded");
-        Ok(json!({ "reloaded": self.config_path }))
+        Ok(Reloaded {
+            reloaded: self.config_path.clone(),
+        })
     }
 
-    /// Handles one control request.
-    pub fn handle(&self, req: Request) -> Reply {
-        let res: Result<Value, String> = match req {
-            Request::Status => Ok(self.status()),
-            Request::Reload => self.reload(),
-            Request::XdpDetach => self.detach(),
+    fn status(&self) -> Status {
+        let xdp = lock(&self.xdp).as_ref().map(|att| {
+            match ops::xdp_status(&att.maps, &att.iface, att.mode) {
+                Ok(mut x) => {
+                    x.adopted = Some(att.adopted);
+                    XdpReport::Attached(x)
+                }
+                Err(e) => XdpReport::Broken {
+                    error: e.to_string(),
+                },
+            }
+        });
+        let gateway = lock(&self.gateway).as_ref().map(|gw| GatewayStatus {
+            https: gw.https_addr().to_string(),
+            http: gw.http_addr().map(|a| a.to_string()),
+            metrics: gw.metrics_addr().to_string(),
+            upstreams: gw
+                .config()
+                .upstream
+                .iter()
+                .map(|u| u.name.clone())
+                .collect(),
+            jwks: to_control(gw.jwks_status()),
+        });
+        let fleet = lock(&self.fleet).as_ref().map(Fleet::status);
+        Status {
+            fleet: Some(fleet),
+            gateway: Some(gateway),
+            host: Some(to_control(vigil_hw::HostFacts::collect(&SysfsRoot::new(
+                "/sys",
+            )))),
+            daemon: DaemonStatus {
+                running: true,
+                pid: Some(std::process::id()),
+                version: Some(env!("CARGO_PKG_VERSION").to_owned()),
+                uptime_secs: Some(self.started.elapsed().as_secs()),
+                config: Some(self.config_path.clone()),
+            },
+            xdp,
+        }
+    }
+}
+
+/// The control socket's requests, each answered on a blocking thread.
+impl Handler for Daemon {
+    fn handle(&self, req: Request) -> Result<Reply, ControlError> {
+        Ok(match req {
+            Request::Status => Reply::Status(Box::new(self.status())),
+            Request::Reload => Reply::Reloaded(self.reload()?),
+            Request::XdpDetach => Reply::Detached(self.detach()?),
             Request::RuleAdd {
                 list,
                 cidr,
                 ttl_secs,
                 reason,
-            } => self
-                .with_maps(|m| {
-                    let r = ops::rule_add(m, list, &cidr, ttl_secs, reason.as_deref(), 0)?;
-                    info!(list = ops::list_name(list), %cidr, ?ttl_secs, "rule added");
-                    Ok(r)
-                })
-                .inspect(|r| {
-                    if list == List::Block {
-                        self.share_block(r, ttl_secs);
-                    }
-                }),
-            Request::RuleDel { list, cidr } => self
-                .with_maps(|m| {
-                    let r = ops::rule_del(m, list, &cidr)?;
-                    info!(list = ops::list_name(list), %cidr, "rule removed");
-                    Ok(r)
-                })
-                .inspect(|r| {
-                    if let (List::Block, Some(f), Some(c)) =
-                        (list, lock(&self.fleet).as_ref(), r["cidr"].as_str())
-                    {
-                        f.publish_del(c.to_owned());
-                    }
-                }),
-            Request::RuleList { list } => self.with_maps(|m| ops::rule_list(m, list)),
-            Request::Stats => self.with_maps(|m| ops::stats(m)),
-            Request::KeysRotate => self.rotate_keys(),
-            Request::Thermal => Ok(self.thermal_status()),
-            Request::ThermalOverride { level, for_secs } => self.thermal_override(&level, for_secs),
-            Request::ThermalClear => Ok(self.thermal_clear()),
+            } => {
+                let added = self
+                    .with_maps(|m| ops::rule_add(m, list, cidr, ttl_secs, reason.as_deref(), 0))?;
+                info!(list = ops::list_name(list), %cidr, ttl_secs = ?ttl_secs.map(u64::from), "rule added");
+                if list == List::Block {
+                    self.share_block(&added);
+                }
+                Reply::RuleAdded(added)
+            }
+            Request::RuleDel { list, cidr } => {
+                let removed = self.with_maps(|m| ops::rule_del(m, list, cidr))?;
+                info!(list = ops::list_name(list), %cidr, "rule removed");
+                if let (List::Block, Some(f)) = (list, lock(&self.fleet).as_ref()) {
+                    f.publish_del(removed.cidr.to_string());
+                }
+                Reply::RuleRemoved(removed)
+            }
+            Request::RuleList { list } => {
+                Reply::Rules(self.with_maps(|m| ops::rule_list(m, list))?)
+            }
+            Request::Stats => Reply::Stats(self.with_maps(|m| ops::stats(m))?),
+            Request::KeysRotate => Reply::KeysRotated(self.rotate_keys()?),
+            Request::Thermal => Reply::Thermal(Box::new(self.thermal_status())),
+            Request::ThermalOverride { level, for_secs } => {
+                Reply::Thermal(Box::new(self.thermal_override(level, for_secs)))
+            }
+            Request::ThermalClear => Reply::Thermal(Box::new(self.thermal_clear())),
             Request::ShadowList => match lock(&self.gateway).as_ref() {
-                Some(gw) => Ok(json!({ "entries": gw.shadow() })),
+                Some(gw) => Reply::Shadow(Shadow {
+                    entries: to_control(gw.shadow()),
+                }),
                 None => {
-                    Err("the gateway is not running (no [listener]): no shadow inventory".into())
+                    return Err(ControlError::new(
+                        ErrorCode::NotRunning,
+                        "the gateway is not running (no [listener]): no shadow inventory",
+                    ));
                 }
             },
-        };
-        match res {
-            Ok(v) => Reply::ok(v),
-            Err(e) => Reply::err(e),
-        }
-    }
-
-    fn status(&self) -> Value {
-        let xdp = lock(&self.xdp);
-        let xdp_status = match xdp.as_ref() {
-            Some(att) => ops::xdp_status(&att.maps, &att.iface, att.mode)
-                .map(|mut v| {
-                    v["adopted"] = json!(att.adopted);
-                    v
-                })
-                .unwrap_or_else(|e| json!({ "error": e.to_string() })),
-            None => Value::Null,
-        };
-        let gateway = lock(&self.gateway).as_ref().map(|gw| {
-            let cfg = gw.config();
-            json!({
-                "https": gw.https_addr().to_string(),
-                "http": gw.http_addr().map(|a| a.to_string()),
-                "metrics": gw.metrics_addr().to_string(),
-                "upstreams": cfg.upstream.iter().map(|u| u.name.clone()).collect::<Vec<_>>(),
-                // Where token keys come from, how many, the last fetch and its error.
-                "jwks": gw.jwks_status(),
-            })
-        });
-        let fleet = lock(&self.fleet).as_ref().map(Fleet::status);
-        json!({
-            "fleet": fleet,
-            "gateway": gateway,
-            "host": vigil_hw::HostFacts::collect(&vigil_hw::thermal::SysfsRoot::new("/sys")),
-            "daemon": {
-                "running": true,
-                "pid": std::process::id(),
-                "version": env!("CARGO_PKG_VERSION"),
-                "uptime_secs": self.started.elapsed().as_secs(),
-                "config": self.config_path,
-            },
-            "xdp": xdp_status,
         })
     }
 }

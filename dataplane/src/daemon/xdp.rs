@@ -2,15 +2,12 @@
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
 use tracing::{info, warn};
+use vigil_control::{ControlError, ErrorCode, ops, ops::OpError, reply::Detached};
 use vigil_xdp::{AttachOptions, Attachment, List, abi::RULE_F_CONFIG};
 
 use super::{Daemon, lock};
-use crate::{
-    config::XdpSection,
-    control::ops::{self, OpError},
-};
+use crate::config::XdpSection;
 
 impl Daemon {
     /// Replaces the rules that came from the config file with the current file's lists.
@@ -36,21 +33,27 @@ impl Daemon {
         Ok(())
     }
 
-    pub(super) fn with_maps(
+    pub(super) fn with_maps<T>(
         &self,
-        f: impl FnOnce(&mut vigil_xdp::VigilMaps) -> Result<Value, OpError>,
-    ) -> Result<Value, String> {
+        f: impl FnOnce(&mut vigil_xdp::VigilMaps) -> Result<T, OpError>,
+    ) -> Result<T, ControlError> {
         let mut xdp = lock(&self.xdp);
-        let att = xdp
-            .as_mut()
-            .ok_or("XDP is not attached (no [xdp] section, or detached); nothing to do")?;
-        f(&mut att.maps).map_err(|e| e.to_string())
+        let att = xdp.as_mut().ok_or_else(|| {
+            ControlError::new(
+                ErrorCode::NotAttached,
+                "XDP is not attached (no [xdp] section, or detached); nothing to do",
+            )
+        })?;
+        Ok(f(&mut att.maps)?)
     }
 
-    pub(super) fn detach(&self) -> Result<Value, String> {
+    pub(super) fn detach(&self) -> Result<Detached, ControlError> {
         let mut xdp = lock(&self.xdp);
         let Some(att) = xdp.take() else {
-            return Err("XDP is not attached".into());
+            return Err(ControlError::new(
+                ErrorCode::NotAttached,
+                "XDP is not attached",
+            ));
         };
         let root = lock(&self.config)
             .xdp
@@ -59,9 +62,10 @@ impl Daemon {
             .unwrap_or_default();
         let iface = att.iface.clone();
         drop(att);
-        vigil_xdp::detach(&root, &iface).map_err(|e| e.to_string())?;
+        vigil_xdp::detach(&root, &iface)
+            .map_err(|e| ControlError::new(ErrorCode::Failed, e.to_string()))?;
         warn!(%iface, "XDP program detached and pins removed on operator request");
-        Ok(json!({ "detached": iface }))
+        Ok(Detached { detached: iface })
     }
 
     pub(super) fn sweep(&self) {

@@ -19,8 +19,8 @@ use std::{
 };
 
 use arc_swap::ArcSwapOption;
-use serde_json::{Value as Json, json};
 use tracing::{info, warn};
+use vigil_control::reply::{SharedRateLimits, StoreBackend};
 use vigil_gateway::limits::{SharedBuckets, SharedTake, StoreUnavailable, TakeFuture};
 
 use super::{
@@ -206,19 +206,27 @@ impl RedisBuckets {
     }
 
     /// The `rate_limits` block of the fleet status.
-    pub fn status(&self) -> Json {
+    pub fn status(&self) -> SharedRateLimits {
         let c = &self.inner.counters;
-        let timeout_ms = u64::try_from(self.inner.settings.timeout.as_millis()).unwrap_or(u64::MAX);
-        json!({
-            "backend": if self.is_up() { "redis" } else { "local-fallback" },
-            "since_unix": self.inner.since_unix.load(Ordering::Relaxed),
-            "decisions": c.decisions.load(Ordering::Relaxed),
-            "errors": c.errors.load(Ordering::Relaxed),
-            "fallbacks": c.fallbacks.load(Ordering::Relaxed),
-            "queue_full": c.queue_full.load(Ordering::Relaxed),
-            "timeout_ms": timeout_ms,
-            "last_error": *self.inner.last_error.lock().unwrap_or_else(|p| p.into_inner()),
-        })
+        SharedRateLimits {
+            backend: if self.is_up() {
+                StoreBackend::Redis
+            } else {
+                StoreBackend::LocalFallback
+            },
+            since_unix: self.inner.since_unix.load(Ordering::Relaxed),
+            decisions: c.decisions.load(Ordering::Relaxed),
+            errors: c.errors.load(Ordering::Relaxed),
+            fallbacks: c.fallbacks.load(Ordering::Relaxed),
+            queue_full: c.queue_full.load(Ordering::Relaxed),
+            timeout_ms: u64::try_from(self.inner.settings.timeout.as_millis()).unwrap_or(u64::MAX),
+            last_error: self
+                .inner
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
     }
 
     /// Appends this store's Prometheus metrics to `out`.

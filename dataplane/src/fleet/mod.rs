@@ -22,9 +22,9 @@ use std::{
 };
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value as Json, json};
 use tokio::sync::mpsc;
 use tracing::{info, warn};
+use vigil_control::reply::FleetStatus;
 
 use resp::{Conn, RespError, Value};
 
@@ -59,7 +59,8 @@ pub const MAX_RATE_LIMIT_TIMEOUT: Duration = Duration::from_millis(999);
 impl FleetConfig {
     /// `rate_limit_timeout` parsed; validation has refused values out of range.
     pub fn rate_limit_timeout(&self) -> Result<Duration, String> {
-        let d = crate::duration::parse_duration(&self.rate_limit_timeout)?;
+        let d =
+            vigil_control::duration::parse(&self.rate_limit_timeout).map_err(|e| e.to_string())?;
         if d.is_zero() || d > MAX_RATE_LIMIT_TIMEOUT {
             return Err(format!(
                 "{:?}: must be more than 0 and less than 1s (the gateway gives up on the store \
@@ -176,16 +177,21 @@ impl Fleet {
         }
     }
 
-    pub fn status(&self) -> Json {
-        json!({
-            "redis": self.cfg.redis,
-            "box_id": self.box_id,
-            "connected": self.state.connected.load(Ordering::Relaxed),
-            "events_applied": self.state.applied.load(Ordering::Relaxed),
-            "events_dropped": self.state.dropped.load(Ordering::Relaxed),
-            "last_error": *self.state.last_error.lock().unwrap_or_else(|p| p.into_inner()),
-            "rate_limits": self.buckets.as_ref().map(buckets::RedisBuckets::status),
-        })
+    pub fn status(&self) -> FleetStatus {
+        FleetStatus {
+            redis: self.cfg.redis.clone(),
+            box_id: self.box_id.clone(),
+            connected: self.state.connected.load(Ordering::Relaxed),
+            events_applied: self.state.applied.load(Ordering::Relaxed),
+            events_dropped: self.state.dropped.load(Ordering::Relaxed),
+            last_error: self
+                .state
+                .last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            rate_limits: self.buckets.as_ref().map(buckets::RedisBuckets::status),
+        }
     }
 }
 

@@ -25,7 +25,7 @@ async fn store(redis: &TestRedis, prefix: &str) -> RedisBuckets {
     let s = RedisBuckets::start(&redis.addr(), prefix, TIMEOUT);
     assert!(
         wait_for(Duration::from_secs(5), || s.is_up()).await,
-        "the store never connected: {}",
+        "the store never connected: {:?}",
         s.status()
     );
     s
@@ -95,8 +95,8 @@ async fn concurrent_takes_on_one_key_allow_exactly_the_burst() {
         assert_eq!(t.remaining, 0);
         assert!((1..=1000).contains(&t.retry_after_ms), "{t:?}");
     }
-    assert_eq!(s.status()["decisions"], 200);
-    assert_eq!(s.status()["fallbacks"], 0);
+    assert_eq!(s.status().decisions, 200);
+    assert_eq!(s.status().fallbacks, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,26 +197,26 @@ async fn a_killed_redis_means_local_decisions_at_once_until_it_is_back() {
     // The closed connection is noticed without any request.
     assert!(
         wait_for(Duration::from_secs(2), || !s.is_up()).await,
-        "{}",
+        "{:?}",
         s.status()
     );
-    assert_eq!(s.status()["backend"], "local-fallback");
-    let errors = s.status()["errors"].clone();
-    let fallbacks = s.status()["fallbacks"].as_u64().unwrap();
+    assert_eq!(s.status().backend, StoreBackend::LocalFallback);
+    let errors = s.status().errors;
+    let fallbacks = s.status().fallbacks;
     for _ in 0..100 {
         assert_eq!(take(&s, "r:k", 1, 5).await, Err(()));
     }
     // While down no take tries the network: none of them failed on a call.
-    assert_eq!(s.status()["errors"], errors);
-    assert_eq!(s.status()["fallbacks"].as_u64().unwrap(), fallbacks + 100);
-    assert!(s.status()["last_error"].is_string());
+    assert_eq!(s.status().errors, errors);
+    assert_eq!(s.status().fallbacks, fallbacks + 100);
+    assert!(s.status().last_error.is_some());
     redis.restart();
     assert!(
         wait_for(Duration::from_secs(5), || s.is_up()).await,
-        "the store did not come back: {}",
+        "the store did not come back: {:?}",
         s.status()
     );
-    assert_eq!(s.status()["backend"], "redis");
+    assert_eq!(s.status().backend, StoreBackend::Redis);
     // The new server is empty: a fresh, full bucket.
     let t = take(&s, "r:k", 1, 5).await.unwrap();
     assert_eq!((t.allowed, t.remaining), (true, 4));
@@ -235,17 +235,14 @@ async fn a_hung_redis_times_out_and_the_store_recovers_when_it_answers() {
         assert_eq!(take(&s, "r:k", 1, 5).await, Err(()));
     }
     assert!(
-        s.status()["last_error"]
-            .as_str()
-            .unwrap()
-            .contains("within 250 ms"),
-        "{}",
+        s.status().last_error.unwrap().contains("within 250 ms"),
+        "{:?}",
         s.status()
     );
     redis.resume();
     assert!(
         wait_for(Duration::from_secs(5), || s.is_up()).await,
-        "{}",
+        "{:?}",
         s.status()
     );
     // Commands written before the hang may still run once it resumes: only ask that it allows.
@@ -290,5 +287,5 @@ async fn a_foreign_value_at_one_key_falls_back_for_that_key_only() {
     assert_eq!(take(&s, "r:odd", 1, 5).await, Err(()));
     assert!(s.is_up());
     assert!(take(&s, "r:even", 1, 5).await.unwrap().allowed);
-    assert_eq!(s.status()["errors"], 1);
+    assert_eq!(s.status().errors, 1);
 }

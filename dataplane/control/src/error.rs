@@ -1,0 +1,46 @@
+//! Why vigild refused a request: a code scripts can branch on and a message for the operator.
+
+use serde::{Deserialize, Serialize};
+
+/// A refused request. On the wire: `{"ok":false,"error":MESSAGE,"code":CODE}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[error("{message}")]
+pub struct ControlError {
+    pub code: ErrorCode,
+    /// What went wrong and what to do about it.
+    pub message: String,
+}
+
+impl ControlError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ControlError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// The kind of refusal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not a request: malformed JSON, an unknown command or field, a value out of range.
+    BadRequest,
+    /// vigild serves as many control connections as it allows; retry.
+    Busy,
+    /// XDP is not attached (no `[xdp]` section, or detached).
+    NotAttached,
+    /// The part that would answer is not running (the gateway without `[listener]`).
+    NotRunning,
+    /// `rule_del` of a rule that is not there.
+    NoSuchRule,
+    /// A value the request carries cannot be applied (a reason with control characters).
+    Invalid,
+    /// The new configuration or key was refused; the running one stays in place.
+    Refused,
+    /// Applying the request failed (a map operation, detaching).
+    Failed,
+    /// A code this build does not know (a newer vigild).
+    #[serde(other)]
+    Unknown,
+}

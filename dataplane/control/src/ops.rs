@@ -1,0 +1,144 @@
+//! Operations on the XDP maps that both vigild and vigilctl (when vigild is down) run, so a
+//! rule looks the same whichever path wrote it.
+
+use std::collections::BTreeMap;
+
+use vigil_xdp::{AttachedMode, List, RuleEntry, VigilMaps, XdpError, abi::Reason};
+
+use crate::{
+    Cidr, ControlError, ErrorCode, Ttl,
+    reply::{RateLimitStatus, ReasonCount, Rule, RuleAdded, RuleRemoved, Rules, Stats, XdpStatus},
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpError {
+    #[error(transparent)]
+    Xdp(#[from] XdpError),
+    #[error("no rule for {cidr} in the {list} list")]
+    NoSuchRule { list: &'static str, cidr: Cidr },
+    #[error("reason must be printable text without control characters")]
+    BadReason,
+}
+
+impl From<OpError> for ControlError {
+    fn from(e: OpError) -> Self {
+        let code = match &e {
+            OpError::Xdp(XdpError::InvalidCidr { .. } | XdpError::ReasonTooLong { .. })
+            | OpError::BadReason => ErrorCode::Invalid,
+            OpError::NoSuchRule { .. } => ErrorCode::NoSuchRule,
+            OpError::Xdp(_) => ErrorCode::Failed,
+        };
+        ControlError::new(code, e.to_string())
+    }
+}
+
+pub fn list_name(list: List) -> &'static str {
+    match list {
+        List::Block => "block",
+        List::Allow => "allow",
+    }
+}
+
+pub fn rule_add(
+    maps: &mut VigilMaps,
+    list: List,
+    cidr: Cidr,
+    ttl: Option<Ttl>,
+    reason: Option<&str>,
+    flags: u32,
+) -> Result<RuleAdded, OpError> {
+    let reason = reason.unwrap_or("operator");
+    if reason.chars().any(char::is_control) {
+        return Err(OpError::BadReason);
+    }
+    maps.insert(list, cidr.net(), ttl.map(Ttl::as_duration), reason, flags)?;
+    Ok(RuleAdded {
+        list,
+        cidr,
+        ttl_secs: ttl,
+        reason: reason.to_owned(),
+    })
+}
+
+pub fn rule_del(maps: &mut VigilMaps, list: List, cidr: Cidr) -> Result<RuleRemoved, OpError> {
+    if !maps.remove(list, cidr.net())? {
+        return Err(OpError::NoSuchRule {
+            list: list_name(list),
+            cidr,
+        });
+    }
+    Ok(RuleRemoved {
+        list,
+        cidr,
+        removed: true,
+    })
+}
+
+pub fn rule_list(maps: &VigilMaps, list: List) -> Result<Rules, OpError> {
+    let rules = maps
+        .list(list)?
+        .into_iter()
+        .map(rule)
+        .collect::<Result<_, _>>()?;
+    Ok(Rules { list, rules })
+}
+
+fn rule(e: RuleEntry) -> Result<Rule, XdpError> {
+    let RuleEntry {
+        cidr,
+        reason,
+        created_unix,
+        expires_unix,
+        expires_in_secs,
+        auto,
+        from_config,
+    } = e;
+    Ok(Rule {
+        cidr: Cidr::try_from(cidr)?,
+        reason,
+        created_unix,
+        expires_unix,
+        expires_in_secs,
+        auto,
+        from_config,
+    })
+}
+
+pub fn stats(maps: &VigilMaps) -> Result<Stats, OpError> {
+    let c = maps.counters()?;
+    let xdp: BTreeMap<String, ReasonCount> = Reason::ALL
+        .into_iter()
+        .map(|r| {
+            let v = c.get(r);
+            let count = ReasonCount {
+                packets: v.packets,
+                bytes: v.bytes,
+                dropped: r.drops(),
+            };
+            (r.as_str().to_owned(), count)
+        })
+        .collect();
+    Ok(Stats {
+        xdp,
+        dropped_packets: c.dropped_packets(),
+        tracked_sources: maps.tracked_sources() as u64,
+    })
+}
+
+/// What status says about the XDP side, from the maps alone.
+pub fn xdp_status(maps: &VigilMaps, iface: &str, mode: AttachedMode) -> Result<XdpStatus, OpError> {
+    let cfg = maps.config()?;
+    let rate_limit = (cfg.rate_enabled == 1 && cfg.ns_per_packet > 0).then(|| RateLimitStatus {
+        pps: 1_000_000_000 / cfg.ns_per_packet,
+        burst: cfg.burst_ns / cfg.ns_per_packet,
+    });
+    Ok(XdpStatus {
+        interface: iface.to_owned(),
+        mode,
+        pins: maps.dir().to_path_buf(),
+        rate_limit,
+        block_rules: maps.list(List::Block)?.len(),
+        allow_rules: maps.list(List::Allow)?.len(),
+        adopted: None,
+    })
+}

@@ -1,0 +1,209 @@
+//! What vigild answers, one type per command. On the wire each is the `data` of the reply
+//! line; which type it is follows from the request ([`Request::reply_kind`]).
+//!
+//! [`Request::reply_kind`]: crate::Request::reply_kind
+
+mod hw;
+mod status;
+
+use std::{collections::BTreeMap, net::IpAddr, path::PathBuf};
+
+use serde::{Deserialize, Serialize};
+use vigil_xdp::List;
+
+pub use hw::{
+    CpuFeatures, GovernorStatus, HostFacts, KeyMode, NicFacts, SensorError, SensorKind,
+    SensorReading, SensorScan, Thermal, ThermalThresholds,
+};
+pub use status::{
+    DaemonStatus, FleetStatus, GatewayStatus, JwksStatus, RateLimitStatus, SharedRateLimits,
+    Status, StoreBackend, XdpReport, XdpStatus,
+};
+
+use crate::{Cidr, Ttl};
+
+/// A successful reply.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Reply {
+    RuleAdded(RuleAdded),
+    RuleRemoved(RuleRemoved),
+    Rules(Rules),
+    Stats(Stats),
+    Status(Box<Status>),
+    Reloaded(Reloaded),
+    Detached(Detached),
+    KeysRotated(KeysRotated),
+    Thermal(Box<Thermal>),
+    Shadow(Shadow),
+}
+
+/// Which [`Reply`] a request gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyKind {
+    RuleAdded,
+    RuleRemoved,
+    Rules,
+    Stats,
+    Status,
+    Reloaded,
+    Detached,
+    KeysRotated,
+    Thermal,
+    Shadow,
+}
+
+impl Reply {
+    pub fn kind(&self) -> ReplyKind {
+        match self {
+            Reply::RuleAdded(_) => ReplyKind::RuleAdded,
+            Reply::RuleRemoved(_) => ReplyKind::RuleRemoved,
+            Reply::Rules(_) => ReplyKind::Rules,
+            Reply::Stats(_) => ReplyKind::Stats,
+            Reply::Status(_) => ReplyKind::Status,
+            Reply::Reloaded(_) => ReplyKind::Reloaded,
+            Reply::Detached(_) => ReplyKind::Detached,
+            Reply::KeysRotated(_) => ReplyKind::KeysRotated,
+            Reply::Thermal(_) => ReplyKind::Thermal,
+            Reply::Shadow(_) => ReplyKind::Shadow,
+        }
+    }
+
+    /// Reads the `data` of a reply line as `kind`.
+    pub fn decode(kind: ReplyKind, data: serde_json::Value) -> Result<Reply, serde_json::Error> {
+        use serde_json::from_value as from;
+        Ok(match kind {
+            ReplyKind::RuleAdded => Reply::RuleAdded(from(data)?),
+            ReplyKind::RuleRemoved => Reply::RuleRemoved(from(data)?),
+            ReplyKind::Rules => Reply::Rules(from(data)?),
+            ReplyKind::Stats => Reply::Stats(from(data)?),
+            ReplyKind::Status => Reply::Status(Box::new(from(data)?)),
+            ReplyKind::Reloaded => Reply::Reloaded(from(data)?),
+            ReplyKind::Detached => Reply::Detached(from(data)?),
+            ReplyKind::KeysRotated => Reply::KeysRotated(from(data)?),
+            ReplyKind::Thermal => Reply::Thermal(Box::new(from(data)?)),
+            ReplyKind::Shadow => Reply::Shadow(from(data)?),
+        })
+    }
+}
+
+/// `rule_add`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleAdded {
+    pub list: List,
+    pub cidr: Cidr,
+    /// `null` for a permanent rule.
+    pub ttl_secs: Option<Ttl>,
+    pub reason: String,
+}
+
+/// `rule_del`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleRemoved {
+    pub list: List,
+    pub cidr: Cidr,
+    pub removed: bool,
+}
+
+/// `rule_list`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rules {
+    pub list: List,
+    pub rules: Vec<Rule>,
+}
+
+/// One rule as operators see it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub cidr: Cidr,
+    pub reason: String,
+    pub created_unix: u64,
+    /// Seconds since the epoch when the rule stops applying; `None` = permanent.
+    pub expires_unix: Option<u64>,
+    /// Seconds left; `None` = permanent, `Some(0)` = expired, waiting for the sweep.
+    pub expires_in_secs: Option<u64>,
+    /// Added by an automatic ban rather than by an operator.
+    pub auto: bool,
+    /// Comes from the config file (replaced on reload).
+    pub from_config: bool,
+}
+
+impl Rule {
+    /// Where the rule came from, as `block list` shows it.
+    pub fn origin(&self) -> &'static str {
+        if self.auto {
+            "auto-ban"
+        } else if self.from_config {
+            "config"
+        } else {
+            "operator"
+        }
+    }
+}
+
+/// `stats`: the XDP counters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Per verdict reason (`vigil_xdp::abi::Reason::as_str`).
+    pub xdp: BTreeMap<String, ReasonCount>,
+    pub dropped_packets: u64,
+    /// Sources in the rate limiter's table.
+    pub tracked_sources: u64,
+}
+
+/// Packets and bytes of one verdict reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonCount {
+    pub packets: u64,
+    pub bytes: u64,
+    /// Whether this reason drops the packet.
+    pub dropped: bool,
+}
+
+/// `reload`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reloaded {
+    /// The config file read.
+    pub reloaded: PathBuf,
+}
+
+/// `xdp_detach`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Detached {
+    /// The interface.
+    pub detached: String,
+}
+
+/// `keys_rotate`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeysRotated {
+    pub rotated: bool,
+    pub mode: KeyMode,
+}
+
+/// `shadow_list`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shadow {
+    pub entries: Vec<ShadowEntry>,
+}
+
+/// One method and path the OpenAPI description does not know, as seen so far.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShadowEntry {
+    /// `OTHER` for methods that are not plain tokens of at most 16 bytes.
+    pub method: String,
+    /// The normalised path (`/v2/orders/{id}`).
+    pub path: String,
+    pub count: u64,
+    /// Unix seconds.
+    pub first_seen: u64,
+    /// Unix seconds.
+    pub last_seen: u64,
+    /// At most 16, sorted.
+    pub statuses: Vec<u16>,
+    /// The first 16 distinct ones.
+    pub clients: Vec<IpAddr>,
+    /// More clients were seen than are listed.
+    #[serde(default)]
+    pub more_clients: bool,
+}
