@@ -154,8 +154,9 @@ report_target() {
     echo "  input ($(wc -c <"$f") bytes, hex):"
     hexdump_file "$f" | sed 's/^/    /'
     echo "  replay: $FUZZ/target/release/$t < '$f'"
-    # timeout(1) is the parent: the abort is reported by its exit code, not by the shell.
-    timeout 20 "$FUZZ/target/release/$t" <"$f" 2>&1 | grep -m3 -A2 "panicked at" | sed 's/^/    /' || true
+    # Through sh -c, so the abort is not announced by this shell as a job that died.
+    sh -c 'timeout 20 "$0" <"$1" >"$2" 2>&1; exit 0' "$FUZZ/target/release/$t" "$f" "$out/replay.txt"
+    grep -m3 -A2 "panicked at" "$out/replay.txt" | sed 's/^/    /' || true
   done
   return $crashed
 }
