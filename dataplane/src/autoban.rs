@@ -24,10 +24,15 @@ pub struct AutobanRule {
     /// A source is banned when it collects more than this many within `window`.
     pub threshold: u32,
     /// e.g. "60s".
-    pub window: String,
+    #[serde(deserialize_with = "vigil_control::duration::de")]
+    pub window: Duration,
     /// How long the ban lasts, e.g. "10m".
-    pub ban: String,
+    #[serde(deserialize_with = "vigil_control::duration::de")]
+    pub ban: Duration,
 }
+
+/// Longest `window` and `ban`: a ban is an XDP rule, whose ttl is at most 365 days.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 86_400);
 
 /// A rule with its durations parsed.
 #[derive(Clone, Debug)]
@@ -74,16 +79,14 @@ impl AutobanRule {
     }
 
     fn parse(&self) -> Result<Rule, (String, String)> {
-        let dur = |k: &str, v: &str| {
-            vigil_control::duration::parse(v)
-                .map_err(|e| (k.to_owned(), e.to_string()))
-                .and_then(|d| {
-                    if d.is_zero() {
-                        Err((k.to_owned(), "must be more than zero".to_owned()))
-                    } else {
-                        Ok(d)
-                    }
-                })
+        let dur = |k: &str, d: Duration| {
+            if d.is_zero() {
+                Err((k.to_owned(), "must be more than zero".to_owned()))
+            } else if d > MAX_DURATION {
+                Err((k.to_owned(), "must be at most 365 days".to_owned()))
+            } else {
+                Ok(d)
+            }
         };
         if self.name.is_empty() || self.name.len() > 24 {
             return Err((
@@ -104,8 +107,8 @@ impl AutobanRule {
             name: self.name.clone(),
             statuses: self.statuses.clone(),
             threshold: self.threshold,
-            window: dur("window", &self.window)?,
-            ban: dur("ban", &self.ban)?,
+            window: dur("window", self.window)?,
+            ban: dur("ban", self.ban)?,
         })
     }
 }
@@ -215,8 +218,8 @@ mod tests {
             name: "auth".into(),
             statuses: vec![401, 403],
             threshold,
-            window: "10s".into(),
-            ban: "5m".into(),
+            window: Duration::from_secs(10),
+            ban: Duration::from_secs(300),
         }
     }
 
@@ -291,7 +294,7 @@ mod tests {
     #[test]
     fn a_ban_can_recur_after_it_ends() {
         let mut a = Autoban::new(&[AutobanRule {
-            ban: "2s".into(),
+            ban: Duration::from_secs(2),
             ..rule(1)
         }]);
         let t0 = Instant::now();
@@ -320,13 +323,21 @@ mod tests {
     #[test]
     fn invalid_rules_are_named() {
         let bad = AutobanRule {
-            window: "soon".into(),
+            window: Duration::ZERO,
             ..rule(5)
         };
         assert_eq!(
-            bad.validate("autoban[0]").unwrap_err().0,
-            "autoban[0].window"
+            bad.validate("autoban[0]").unwrap_err(),
+            (
+                "autoban[0].window".to_owned(),
+                "must be more than zero".to_owned()
+            )
         );
+        let bad = AutobanRule {
+            ban: Duration::from_secs(366 * 86_400),
+            ..rule(5)
+        };
+        assert_eq!(bad.validate("autoban[0]").unwrap_err().0, "autoban[0].ban");
         let bad = AutobanRule {
             statuses: vec![],
             ..rule(5)

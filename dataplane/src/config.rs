@@ -2,9 +2,18 @@
 //! path; every key is documented in docs/config.md. A config is validated whole before it is
 //! applied, so a bad reload leaves the running one in place.
 
-use std::path::{Path, PathBuf};
+mod thermal;
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use serde::Deserialize;
+use vigil_control::{
+    Cidr,
+    duration::{Spellings, Unit},
+};
 use vigil_gateway::{
     GatewayConfig,
     config::{
@@ -57,7 +66,7 @@ pub struct Config {
     #[serde(default)]
     pub rate_limit: Vec<RateLimitConfig>,
     /// Thermal governor thresholds (docs/hw.md); absent = defaults.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "thermal::de")]
     pub thermal: ThermalConfig,
     #[serde(default)]
     pub hw: HwSection,
@@ -116,14 +125,27 @@ pub struct XdpSection {
     pub rate_limit: Option<RateLimitSection>,
     /// Sources never dropped (management networks, health checkers).
     #[serde(default)]
-    pub allow: Vec<String>,
+    pub allow: Vec<Cidr>,
     /// Sources always dropped.
     #[serde(default)]
-    pub block: Vec<String>,
-    /// How often expired rules are removed, in milliseconds.
-    #[serde(default = "default_sweep_ms")]
-    pub sweep_interval_ms: u64,
+    pub block: Vec<Cidr>,
+    /// How often expired rules are removed; read it with [`XdpSection::sweep_interval`].
+    #[serde(default, with = "vigil_control::duration::option")]
+    pub sweep_interval: Option<Duration>,
+    /// The older spelling of `sweep_interval`, in milliseconds.
+    #[serde(default)]
+    pub sweep_interval_ms: Option<u64>,
 }
+
+/// `xdp.sweep_interval` and its older integer spelling.
+const SWEEP: Spellings = Spellings {
+    key: "xdp.sweep_interval",
+    legacy_key: "xdp.sweep_interval_ms",
+    unit: Unit::Millis,
+};
+const DEFAULT_SWEEP: Duration = Duration::from_secs(1);
+const SWEEP_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_millis(100)..=Duration::from_secs(60);
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -158,9 +180,6 @@ fn default_pin_root() -> PathBuf {
 fn default_rate_table_size() -> u32 {
     65_536
 }
-fn default_sweep_ms() -> u64 {
-    1000
-}
 
 impl XdpSection {
     pub fn rate(&self) -> Option<RateLimit> {
@@ -171,17 +190,20 @@ impl XdpSection {
     }
 
     pub fn allow_cidrs(&self) -> Vec<ipnet::IpNet> {
-        self.allow
-            .iter()
-            .filter_map(|c| vigil_xdp::parse_cidr(c).ok())
-            .collect()
+        self.allow.iter().map(|c| c.net()).collect()
     }
 
     pub fn block_cidrs(&self) -> Vec<ipnet::IpNet> {
-        self.block
-            .iter()
-            .filter_map(|c| vigil_xdp::parse_cidr(c).ok())
-            .collect()
+        self.block.iter().map(|c| c.net()).collect()
+    }
+
+    /// How often expired rules are removed. Validation has refused both spellings at once.
+    pub fn sweep_interval(&self) -> Duration {
+        SWEEP
+            .resolve(self.sweep_interval, self.sweep_interval_ms)
+            .ok()
+            .flatten()
+            .unwrap_or(DEFAULT_SWEEP)
     }
 }
 
@@ -266,11 +288,20 @@ impl Config {
                     "must be between 1024 and 16777216".into(),
                 ));
             }
-            if !(100..=60_000).contains(&x.sweep_interval_ms) {
-                return Err((
-                    "xdp.sweep_interval_ms".into(),
-                    "must be between 100 and 60000".into(),
-                ));
+            let sweep = SWEEP
+                .resolve(x.sweep_interval, x.sweep_interval_ms)
+                .map_err(|e| (SWEEP.key.to_owned(), e.to_string()))?;
+            match (sweep, x.sweep_interval_ms) {
+                (Some(d), Some(_)) if !SWEEP_RANGE.contains(&d) => {
+                    return Err((
+                        SWEEP.legacy_key.into(),
+                        "must be between 100 and 60000".into(),
+                    ));
+                }
+                (Some(d), None) if !SWEEP_RANGE.contains(&d) => {
+                    return Err((SWEEP.key.into(), "must be between 100ms and 60s".into()));
+                }
+                _ => {}
             }
             if let Some(r) = x.rate_limit {
                 if r.pps == 0 || r.pps > 1_000_000_000 {
@@ -284,12 +315,6 @@ impl Config {
                         "xdp.rate_limit.burst".into(),
                         "must be between 1 and 1e9".into(),
                     ));
-                }
-            }
-            for (name, list) in [("allow", &x.allow), ("block", &x.block)] {
-                for (i, c) in list.iter().enumerate() {
-                    vigil_xdp::parse_cidr(c)
-                        .map_err(|e| (format!("xdp.{name}[{i}]"), e.to_string()))?;
                 }
             }
         }
@@ -327,7 +352,7 @@ impl Config {
                     "must be non-empty without spaces".into(),
                 ));
             }
-            f.rate_limit_timeout()
+            f.validate_rate_limit_timeout()
                 .map_err(|e| ("fleet.rate_limit_timeout".to_owned(), e))?;
         }
         // Shared buckets live in the fleet's Redis: without it the rule would silently run on
@@ -432,16 +457,114 @@ mod tests {
         let fleet = "[fleet]\nredis = \"127.0.0.1:6379\"\n";
         let cfg = parse(&format!("{gw}{}{fleet}", rule(true))).unwrap();
         let f = cfg.fleet.unwrap();
-        assert_eq!(
-            f.rate_limit_timeout(),
-            Ok(std::time::Duration::from_millis(250))
-        );
+        assert_eq!(f.rate_limit_timeout, Duration::from_millis(250));
         for (bad, why) in [("0ms", "more than 0"), ("1s", "less than 1s"), ("soon", "")] {
             let e = parse(&format!("{fleet}rate_limit_timeout = \"{bad}\"\n")).unwrap_err();
             assert!(e.contains("fleet.rate_limit_timeout"), "{e}");
             assert!(e.contains(why), "{e}");
         }
         parse(&format!("{fleet}rate_limit_timeout = \"100ms\"\n")).unwrap();
+    }
+
+    #[test]
+    fn sweep_interval_in_either_spelling_but_not_both() {
+        let sweep = |extra: &str| {
+            parse(&format!("[xdp]\ninterface = \"eth0\"\n{extra}"))
+                .map(|c| c.xdp.unwrap().sweep_interval())
+        };
+        assert_eq!(sweep(""), Ok(Duration::from_secs(1)));
+        assert_eq!(
+            sweep("sweep_interval = \"200ms\""),
+            Ok(Duration::from_millis(200))
+        );
+        assert_eq!(
+            sweep("sweep_interval = \"1m\""),
+            Ok(Duration::from_secs(60))
+        );
+        // The older spelling still loads, with its old range and message.
+        assert_eq!(
+            sweep("sweep_interval_ms = 200"),
+            Ok(Duration::from_millis(200))
+        );
+        let e = sweep("sweep_interval_ms = 50").unwrap_err();
+        assert!(
+            e.contains("xdp.sweep_interval_ms: must be between 100 and 60000"),
+            "{e}"
+        );
+        let e = sweep("sweep_interval = \"50ms\"").unwrap_err();
+        assert!(
+            e.contains("xdp.sweep_interval: must be between 100ms and 60s"),
+            "{e}"
+        );
+        let e = sweep("sweep_interval = \"200ms\"\nsweep_interval_ms = 200").unwrap_err();
+        assert!(
+            e.contains(
+                "xdp.sweep_interval and xdp.sweep_interval_ms are both set: keep \
+                 xdp.sweep_interval = \"200ms\" and remove xdp.sweep_interval_ms"
+            ),
+            "{e}"
+        );
+        let e = sweep("sweep_interval = 200").unwrap_err();
+        assert!(e.contains("xdp.sweep_interval: 200 is a number"), "{e}");
+    }
+
+    #[test]
+    fn autoban_durations_take_the_shared_grammar() {
+        let rule = |window: &str, ban: &str| {
+            parse(&format!(
+                "[[autoban]]\nname = \"r\"\nstatuses = [401]\nthreshold = 5\n\
+                 window = \"{window}\"\nban = \"{ban}\"\n"
+            ))
+            .map(|c| (c.autoban[0].window, c.autoban[0].ban))
+        };
+        assert_eq!(
+            rule("1m30s", "1d"),
+            Ok((Duration::from_secs(90), Duration::from_secs(86_400)))
+        );
+        assert_eq!(
+            rule("60s", "1h 30m"),
+            Ok((Duration::from_secs(60), Duration::from_secs(5400)))
+        );
+        let e = rule("soon", "1m").unwrap_err();
+        assert!(e.contains("autoban[0].window"), "{e}");
+        assert!(e.contains("\"soon\" is not a duration"), "{e}");
+        let e = rule("0s", "1m").unwrap_err();
+        assert!(
+            e.contains("autoban[0].window: must be more than zero"),
+            "{e}"
+        );
+        let e = rule("1m", "2y").unwrap_err();
+        assert!(
+            e.contains("autoban[0].ban: must be at most 365 days"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn gateway_durations_load_in_both_spellings() {
+        let gw = "[listener]\nhttps = \"127.0.0.1:8443\"\n";
+        let cfg = parse(&format!(
+            "{gw}header_timeout = \"1m30s\"\nretry_after = \"2s\"\nhsts_max_age = \"1d\"\n\
+             [inspection]\nretry_after = \"1m\"\n"
+        ))
+        .unwrap();
+        let l = cfg.listener.unwrap();
+        assert_eq!(l.header_timeout, Duration::from_secs(90));
+        assert_eq!((l.retry_after_secs, l.hsts_max_age_secs), (2, 86_400));
+        assert_eq!(cfg.inspection.unwrap().retry_after_secs, 60);
+        let cfg = parse(&format!(
+            "{gw}retry_after_secs = 3\nhsts_max_age_secs = 0\n[inspection]\nretry_after_secs = 5\n"
+        ))
+        .unwrap();
+        let l = cfg.listener.unwrap();
+        assert_eq!((l.retry_after_secs, l.hsts_max_age_secs), (3, 0));
+        assert_eq!(cfg.inspection.unwrap().retry_after_secs, 5);
+        let e = parse(&format!("{gw}retry_after = \"3s\"\nretry_after_secs = 3\n")).unwrap_err();
+        assert!(
+            e.contains("config test.toml: listener: listener.retry_after and "),
+            "{e}"
+        );
+        assert!(e.contains("remove listener.retry_after_secs"), "{e}");
     }
 
     #[test]

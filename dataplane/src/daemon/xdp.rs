@@ -82,12 +82,10 @@ impl Daemon {
     }
 
     pub(super) fn sweep_interval(&self) -> Duration {
-        let ms = lock(&self.config)
+        lock(&self.config)
             .xdp
             .as_ref()
-            .map(|x| x.sweep_interval_ms)
-            .unwrap_or(1000);
-        Duration::from_millis(ms)
+            .map_or(Duration::from_secs(1), |x| x.sweep_interval())
     }
 }
 

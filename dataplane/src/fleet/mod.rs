@@ -41,34 +41,36 @@ pub struct FleetConfig {
     pub box_id: Option<String>,
     /// How long a shared rate-limit decision may wait for Redis before the request is decided
     /// with the local fallback limit and the store is marked down, e.g. "250ms".
-    #[serde(default = "default_rate_limit_timeout")]
-    pub rate_limit_timeout: String,
+    #[serde(
+        default = "default_rate_limit_timeout",
+        deserialize_with = "vigil_control::duration::de"
+    )]
+    pub rate_limit_timeout: Duration,
 }
 
 fn default_prefix() -> String {
     "vigil".to_owned()
 }
 
-fn default_rate_limit_timeout() -> String {
-    "250ms".to_owned()
+fn default_rate_limit_timeout() -> Duration {
+    Duration::from_millis(250)
 }
 
 /// Longest `rate_limit_timeout`: the gateway stops waiting for the store after 1 s anyway.
 pub const MAX_RATE_LIMIT_TIMEOUT: Duration = Duration::from_millis(999);
 
 impl FleetConfig {
-    /// `rate_limit_timeout` parsed; validation has refused values out of range.
-    pub fn rate_limit_timeout(&self) -> Result<Duration, String> {
-        let d =
-            vigil_control::duration::parse(&self.rate_limit_timeout).map_err(|e| e.to_string())?;
+    /// Refuses a `rate_limit_timeout` out of range.
+    pub fn validate_rate_limit_timeout(&self) -> Result<(), String> {
+        let d = self.rate_limit_timeout;
         if d.is_zero() || d > MAX_RATE_LIMIT_TIMEOUT {
             return Err(format!(
-                "{:?}: must be more than 0 and less than 1s (the gateway gives up on the store \
+                "\"{}\": must be more than 0 and less than 1s (the gateway gives up on the store \
                  after 1 s)",
-                self.rate_limit_timeout
+                vigil_control::duration::format(d)
             ));
         }
-        Ok(d)
+        Ok(())
     }
 }
 
@@ -141,11 +143,8 @@ impl Fleet {
     /// Starts the shared rate-limit store on the fleet's Redis (its own connection, so a
     /// blocklist catch-up never delays a decision) and keeps it for `status`.
     pub fn start_buckets(&mut self) -> buckets::RedisBuckets {
-        // Validation refused a bad value; the default is the documented fallback.
-        let timeout = self
-            .cfg
-            .rate_limit_timeout()
-            .unwrap_or(Duration::from_millis(250));
+        // Validation refused a value out of range.
+        let timeout = self.cfg.rate_limit_timeout;
         let store = buckets::RedisBuckets::start(&self.cfg.redis, &self.cfg.prefix, timeout);
         self.buckets = Some(store.clone());
         store

@@ -4,12 +4,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use vigil_control::duration::{SpellingError, Spellings, Unit};
 
 use super::duration;
 
 /// `[listener]`: the client-facing sockets and their connection budget.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(try_from = "ListenerToml")]
 pub struct ListenerConfig {
     /// TLS listener address.
     pub https: SocketAddr,
@@ -26,26 +27,129 @@ pub struct ListenerConfig {
     /// its connections.
     pub max_requests_in_flight_per_client: usize,
     /// Time allowed for a TLS handshake.
-    #[serde(deserialize_with = "duration::de", serialize_with = "duration::ser")]
+    #[serde(serialize_with = "duration::ser")]
     pub handshake_timeout: Duration,
     /// Time allowed to receive a request's headers (slowloris guard).
-    #[serde(deserialize_with = "duration::de", serialize_with = "duration::ser")]
+    #[serde(serialize_with = "duration::ser")]
     pub header_timeout: Duration,
     /// A connection with no request in flight and no bytes moving for this long is closed.
-    #[serde(deserialize_with = "duration::de", serialize_with = "duration::ser")]
+    #[serde(serialize_with = "duration::ser")]
     pub idle_timeout: Duration,
     /// Time allowed to receive a whole request body.
-    #[serde(deserialize_with = "duration::de", serialize_with = "duration::ser")]
+    #[serde(serialize_with = "duration::ser")]
     pub request_timeout: Duration,
     /// A connection whose responses (the gateway's own included) make no progress towards the
     /// client for this long is closed: a client that stops reading, or announces an HTTP/2
     /// window of zero, cannot hold its requests' share of the in-flight budget.
-    #[serde(deserialize_with = "duration::de", serialize_with = "duration::ser")]
+    #[serde(serialize_with = "duration::ser")]
     pub send_timeout: Duration,
-    /// Seconds sent in `Retry-After` when a request or connection is shed.
+    /// Seconds sent in `Retry-After` when a request or connection is shed (`retry_after` in the
+    /// file, or its older spelling `retry_after_secs`).
     pub retry_after_secs: u32,
-    /// `max-age` of the `Strict-Transport-Security` header on TLS responses (0 = not sent).
+    /// `max-age` of the `Strict-Transport-Security` header on TLS responses, in seconds; 0 =
+    /// not sent (`hsts_max_age` in the file, or its older spelling `hsts_max_age_secs`).
     pub hsts_max_age_secs: u64,
+}
+
+/// `[listener]` as written: durations in the duration grammar, and the two keys that used to
+/// be integer seconds in either spelling.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct ListenerToml {
+    https: SocketAddr,
+    http: Option<SocketAddr>,
+    max_connections: usize,
+    max_requests_in_flight: usize,
+    max_requests_in_flight_per_connection: usize,
+    max_requests_in_flight_per_client: usize,
+    #[serde(deserialize_with = "duration::de")]
+    handshake_timeout: Duration,
+    #[serde(deserialize_with = "duration::de")]
+    header_timeout: Duration,
+    #[serde(deserialize_with = "duration::de")]
+    idle_timeout: Duration,
+    #[serde(deserialize_with = "duration::de")]
+    request_timeout: Duration,
+    #[serde(deserialize_with = "duration::de")]
+    send_timeout: Duration,
+    #[serde(with = "duration::option")]
+    retry_after: Option<Duration>,
+    retry_after_secs: Option<u32>,
+    #[serde(with = "duration::option")]
+    hsts_max_age: Option<Duration>,
+    hsts_max_age_secs: Option<u64>,
+}
+
+impl Default for ListenerToml {
+    fn default() -> Self {
+        let d = ListenerConfig::default();
+        Self {
+            https: d.https,
+            http: d.http,
+            max_connections: d.max_connections,
+            max_requests_in_flight: d.max_requests_in_flight,
+            max_requests_in_flight_per_connection: d.max_requests_in_flight_per_connection,
+            max_requests_in_flight_per_client: d.max_requests_in_flight_per_client,
+            handshake_timeout: d.handshake_timeout,
+            header_timeout: d.header_timeout,
+            idle_timeout: d.idle_timeout,
+            request_timeout: d.request_timeout,
+            send_timeout: d.send_timeout,
+            retry_after: None,
+            retry_after_secs: None,
+            hsts_max_age: None,
+            hsts_max_age_secs: None,
+        }
+    }
+}
+
+const RETRY_AFTER: Spellings = Spellings {
+    key: "listener.retry_after",
+    legacy_key: "listener.retry_after_secs",
+    unit: Unit::Secs,
+};
+const HSTS_MAX_AGE: Spellings = Spellings {
+    key: "listener.hsts_max_age",
+    legacy_key: "listener.hsts_max_age_secs",
+    unit: Unit::Secs,
+};
+
+impl TryFrom<ListenerToml> for ListenerConfig {
+    type Error = SpellingError;
+
+    fn try_from(t: ListenerToml) -> Result<Self, SpellingError> {
+        let d = ListenerConfig::default();
+        let retry_after_secs =
+            match RETRY_AFTER.resolve(t.retry_after, t.retry_after_secs.map(u64::from))? {
+                Some(v) => {
+                    let secs = RETRY_AFTER.whole(v)?;
+                    u32::try_from(secs).map_err(|_| SpellingError::TooLarge {
+                        key: RETRY_AFTER.key,
+                        value: duration::format(v),
+                    })?
+                }
+                None => d.retry_after_secs,
+            };
+        let hsts_max_age_secs = match HSTS_MAX_AGE.resolve(t.hsts_max_age, t.hsts_max_age_secs)? {
+            Some(v) => HSTS_MAX_AGE.whole(v)?,
+            None => d.hsts_max_age_secs,
+        };
+        Ok(Self {
+            https: t.https,
+            http: t.http,
+            max_connections: t.max_connections,
+            max_requests_in_flight: t.max_requests_in_flight,
+            max_requests_in_flight_per_connection: t.max_requests_in_flight_per_connection,
+            max_requests_in_flight_per_client: t.max_requests_in_flight_per_client,
+            handshake_timeout: t.handshake_timeout,
+            header_timeout: t.header_timeout,
+            idle_timeout: t.idle_timeout,
+            request_timeout: t.request_timeout,
+            send_timeout: t.send_timeout,
+            retry_after_secs,
+            hsts_max_age_secs,
+        })
+    }
 }
 
 impl Default for ListenerConfig {
@@ -111,5 +215,67 @@ impl Default for MetricsConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn listener(text: &str) -> Result<ListenerConfig, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn durations_take_the_shared_grammar() {
+        let l = listener("header_timeout = \"1m30s\"\nidle_timeout = \"1h 30m\"\n");
+        let l = l.as_ref().map(|l| (l.header_timeout, l.idle_timeout));
+        assert_eq!(l, Ok((Duration::from_secs(90), Duration::from_secs(5400))));
+        let e = listener("send_timeout = \"10\"").err().unwrap_or_default();
+        assert!(e.contains("a number needs a unit"), "{e}");
+        let e = listener("send_timeout = 10").err().unwrap_or_default();
+        assert!(e.contains("10 is a number, not a duration"), "{e}");
+    }
+
+    #[test]
+    fn retry_after_and_hsts_max_age_in_either_spelling() {
+        let keys = |text: &str| listener(text).map(|l| (l.retry_after_secs, l.hsts_max_age_secs));
+        assert_eq!(keys(""), Ok((1, 31_536_000)));
+        assert_eq!(
+            keys("retry_after = \"2m\"\nhsts_max_age = \"365d\""),
+            Ok((120, 31_536_000))
+        );
+        // The older spellings still load.
+        assert_eq!(
+            keys("retry_after_secs = 3\nhsts_max_age_secs = 0"),
+            Ok((3, 0))
+        );
+        let e = keys("retry_after = \"3s\"\nretry_after_secs = 3")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.contains(
+                "listener.retry_after and listener.retry_after_secs are both set: keep \
+                 listener.retry_after = \"3s\" and remove listener.retry_after_secs"
+            ),
+            "{e}"
+        );
+        let e = keys("hsts_max_age = \"1d\"\nhsts_max_age_secs = 1")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.contains("listener.hsts_max_age and listener.hsts_max_age_secs"),
+            "{e}"
+        );
+        let e = keys("retry_after = \"1500ms\"").err().unwrap_or_default();
+        assert!(
+            e.contains("listener.retry_after = \"1500ms\" is not a whole number of seconds"),
+            "{e}"
+        );
+        let e = keys("retry_after = \"200y\"").err().unwrap_or_default();
+        assert!(e.contains("listener.retry_after = "), "{e}");
+        assert!(e.contains("is too large"), "{e}");
+        let e = keys("retry_aftr = \"1s\"").err().unwrap_or_default();
+        assert!(e.contains("unknown field `retry_aftr`"), "{e}");
     }
 }

@@ -3,7 +3,6 @@
 //! documented in `docs/gateway.md`.
 
 mod audit;
-pub mod duration;
 mod listener;
 mod policy;
 mod ratelimit;
@@ -13,6 +12,10 @@ mod upstream;
 use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
+/// Durations in the config file: Vigil's one grammar (`"500ms"`, `"10s"`, `"1h 30m"`), see
+/// docs/config.md.
+pub use vigil_control::duration;
+use vigil_control::duration::{SpellingError, Spellings, Unit};
 
 pub use audit::{AuditConfig, AuditSink, SyslogTransport};
 pub use listener::{LimitsConfig, ListenerConfig, MetricsConfig};
@@ -78,13 +81,55 @@ pub enum OnDegrade {
 
 /// `[inspection]`: how the thermal governor's level applies to requests.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(try_from = "InspectionToml")]
 pub struct InspectionConfig {
     /// At `reduced` and `minimal` depth: `"shed"` (default) or `"degrade"`. At `shed` depth
     /// every request is refused whatever this says.
     pub on_degrade: OnDegrade,
-    /// Seconds sent in `Retry-After` when a request is shed for heat.
+    /// Seconds sent in `Retry-After` when a request is shed for heat (`retry_after` in the
+    /// file, or its older spelling `retry_after_secs`).
     pub retry_after_secs: u64,
+}
+
+/// `[inspection]` as written: `retry_after` or its older spelling.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct InspectionToml {
+    on_degrade: OnDegrade,
+    #[serde(with = "duration::option")]
+    retry_after: Option<std::time::Duration>,
+    retry_after_secs: Option<u64>,
+}
+
+impl Default for InspectionToml {
+    fn default() -> Self {
+        Self {
+            on_degrade: InspectionConfig::default().on_degrade,
+            retry_after: None,
+            retry_after_secs: None,
+        }
+    }
+}
+
+const INSPECTION_RETRY_AFTER: Spellings = Spellings {
+    key: "inspection.retry_after",
+    legacy_key: "inspection.retry_after_secs",
+    unit: Unit::Secs,
+};
+
+impl TryFrom<InspectionToml> for InspectionConfig {
+    type Error = SpellingError;
+
+    fn try_from(t: InspectionToml) -> Result<Self, SpellingError> {
+        let s = INSPECTION_RETRY_AFTER;
+        Ok(Self {
+            on_degrade: t.on_degrade,
+            retry_after_secs: match s.resolve(t.retry_after, t.retry_after_secs)? {
+                Some(d) => s.whole(d)?,
+                None => InspectionConfig::default().retry_after_secs,
+            },
+        })
+    }
 }
 
 impl Default for InspectionConfig {
@@ -372,6 +417,39 @@ mod tests {
         assert_eq!(
             cfg.validate().err().map(|e| e.key).as_deref(),
             Some("tls.alpn[1]")
+        );
+    }
+
+    #[test]
+    fn inspection_retry_after_in_either_spelling() {
+        let retry = |text: &str| {
+            toml::from_str::<InspectionConfig>(text)
+                .map(|i| i.retry_after_secs)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(retry(""), Ok(30));
+        assert_eq!(retry("retry_after = \"1m\""), Ok(60));
+        assert_eq!(retry("retry_after_secs = 7"), Ok(7));
+        let e = retry("retry_after = \"1m\"\nretry_after_secs = 60")
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.contains("inspection.retry_after and inspection.retry_after_secs are both set"),
+            "{e}"
+        );
+        let degrade = toml::from_str::<InspectionConfig>("on_degrade = \"degrade\"")
+            .map(|i| i.on_degrade)
+            .ok();
+        assert_eq!(degrade, Some(OnDegrade::Degrade));
+    }
+
+    #[test]
+    fn upstream_durations_take_the_shared_grammar() {
+        let u: Result<UpstreamConfig, _> =
+            toml::from_str("name = \"a\"\nurl = \"http://a:1\"\ntotal_timeout = \"1m30s\"");
+        assert_eq!(
+            u.map(|u| u.total_timeout).ok(),
+            Some(std::time::Duration::from_secs(90))
         );
     }
 
