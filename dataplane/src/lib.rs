@@ -1,5 +1,6 @@
-//! vigild, Vigil's daemon: owns the XDP attachment, the control socket and (as the gateway
-//! lands) the inspecting TLS proxy. `main.rs` only parses arguments and calls `daemon::run`.
+//! vigild, Vigil's daemon: owns the XDP attachment, the control socket, the embedded
+//! inspecting TLS gateway, auto-ban and the fleet. `main.rs` only parses arguments and calls
+//! `daemon::run`.
 
 pub mod autoban;
 pub mod config;
