@@ -142,7 +142,9 @@ fn builder(cfg: &GatewayConfig) -> auto::Builder<TokioExecutor> {
     b.http2()
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(buf).unwrap_or(u32::MAX))
-        .max_concurrent_streams(256)
+        .max_concurrent_streams(
+            u32::try_from(cfg.listener.max_requests_in_flight_per_connection).unwrap_or(u32::MAX),
+        )
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10))
         .max_pending_accept_reset_streams(Some(64));
