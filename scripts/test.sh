@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs every check and test: formatting, lints, unit tests, BPF_PROG_TEST_RUN suites, and the
-# end-to-end tests on veth pairs in namespaces, against swtpm and real TLS clients. Needs root.
+# Runs every check and test: formatting, lints, unit tests, BPF_PROG_TEST_RUN suites, the
+# end-to-end tests on veth pairs in namespaces, against swtpm and real TLS clients, the attack
+# suite, and a short run of every fuzz target (AFL++). Needs root.
 #
 #   scripts/test.sh          the full tier (README, CI): everything below, as root
 #   scripts/test.sh --unit   the fast tier for a contributor without root: formatting, lints
@@ -41,6 +42,9 @@ echo "== cargo build --bins"
 cargo build --workspace --bins --locked
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test.log
+echo "== fuzz (the planted bug must be found, then 60 s per target)"
+scripts/fuzz.sh --prove
+scripts/fuzz.sh --budget 60
 # Left-over namespaces or pins would mean a test did not clean up after itself.
 leftovers=$(ip netns list | grep -c '^vgt' || true)
 if [ "$leftovers" -ne 0 ]; then

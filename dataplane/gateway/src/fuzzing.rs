@@ -14,8 +14,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::GatewayConfig;
@@ -50,21 +49,17 @@ pub struct ConnReport {
     pub finished: bool,
 }
 
-/// hyper's server builders, set up as `state.rs` sets them up for a config.
+/// hyper's server builders, exactly as the gateway builds them for a config.
 #[derive(Debug)]
 pub struct HttpHarness {
-    auto: auto::Builder<TokioExecutor>,
-    h1: auto::Builder<TokioExecutor>,
-    h2: auto::Builder<TokioExecutor>,
+    servers: crate::state::Servers,
 }
 
 impl HttpHarness {
     /// Builders for `cfg`. Must be called inside a tokio runtime with time enabled.
     pub fn new(cfg: &GatewayConfig) -> Self {
         Self {
-            auto: builder(cfg),
-            h1: builder(cfg).http1_only(),
-            h2: builder(cfg).http2_only(),
+            servers: crate::state::servers(cfg),
         }
     }
 
@@ -73,9 +68,9 @@ impl HttpHarness {
     /// Then the client half-closes and reads the responses to the end.
     pub async fn serve(&self, protocol: Protocol, chunk: usize, input: &[u8]) -> ConnReport {
         let builder = match protocol {
-            Protocol::Auto => &self.auto,
-            Protocol::Http1 => &self.h1,
-            Protocol::Http2 => &self.h2,
+            Protocol::Auto => &self.servers.auto,
+            Protocol::Http1 => &self.servers.h1,
+            Protocol::Http2 => &self.servers.h2,
         };
         let (client, server) = tokio::io::duplex(64 * 1024);
         let io = TokioIo::new(Tracked::new(
@@ -125,30 +120,6 @@ impl HttpHarness {
             finished,
         }
     }
-}
-
-/// A copy of `state::servers()` for one builder (that function is private to `state.rs`);
-/// keep the two in step.
-fn builder(cfg: &GatewayConfig) -> auto::Builder<TokioExecutor> {
-    let lim = &cfg.limits;
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    let buf = (2 * (lim.max_header_bytes + lim.max_uri_bytes)).max(16 * 1024);
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(cfg.listener.header_timeout)
-        .max_buf_size(buf)
-        .max_headers((2 * lim.max_header_count).max(100))
-        .keep_alive(true);
-    b.http2()
-        .timer(TokioTimer::new())
-        .max_header_list_size(u32::try_from(buf).unwrap_or(u32::MAX))
-        .max_concurrent_streams(
-            u32::try_from(cfg.listener.max_requests_in_flight_per_connection).unwrap_or(u32::MAX),
-        )
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .keep_alive_timeout(Duration::from_secs(10))
-        .max_pending_accept_reset_streams(Some(64));
-    b
 }
 
 /// Reads the body (up to [`BODY_LIMIT`]) so hyper decodes all of it, then answers.

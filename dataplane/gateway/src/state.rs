@@ -101,7 +101,8 @@ impl State {
     }
 }
 
-fn servers(cfg: &GatewayConfig) -> Servers {
+/// The server builders for `cfg` (also what the HTTP fuzz target drives).
+pub(crate) fn servers(cfg: &GatewayConfig) -> Servers {
     let lim = &cfg.limits;
     let build = || {
         let mut b = auto::Builder::new(TokioExecutor::new());
