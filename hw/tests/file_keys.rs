@@ -23,12 +23,7 @@ fn rcgen_pair(alg: &'static rcgen::SignatureAlgorithm) -> (String, String) {
 
 /// Runs openssl and fails the test with its stderr if it fails.
 fn openssl(args: &[&str]) {
-    let out = Command::new("openssl").args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    vigil_testkit::pki::openssl(args, None).unwrap();
 }
 
 fn load_scheme(cert: &Path, key: &Path) -> Vec<SignatureScheme> {

@@ -5,7 +5,6 @@ mod common;
 
 use std::path::Path;
 
-use common::Swtpm;
 use common::tls::{client_config, client_fetch, openssl_fetch, serve, server_config};
 use rustls::SignatureScheme;
 use rustls::pki_types::CertificateDer;
@@ -15,6 +14,7 @@ use vigil_hw::keys::{
     self, CERT_FILE, KeyError, KeyMode, KeyProvider, RESIDENT_FILE, SEALED_FILE,
     TpmResidentKeyProvider, TpmSealedKeyProvider,
 };
+use vigil_testkit::swtpm::Swtpm;
 
 const NAME: &str = "gw.vigil.test";
 
@@ -71,7 +71,7 @@ fn file_key_serves_tls13_to_rustls_and_openssl() {
 
 #[test]
 fn sealed_key_round_trips_and_serves_tls13() {
-    let tpm = Swtpm::start();
+    let tpm = Swtpm::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let info = keys::init(KeyMode::TpmSealed, dir.path(), &tpm.tcti(), NAME).unwrap();
     assert_eq!(info.pcrs, keys::DEFAULT_PCRS);
@@ -93,7 +93,7 @@ fn sealed_key_round_trips_and_serves_tls13() {
 
 #[test]
 fn existing_pem_key_is_sealed_and_refused_after_a_pcr_extend() {
-    let tpm = Swtpm::start();
+    let tpm = Swtpm::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     // An operator's existing key and certificate (Ed25519 here, to cover another algorithm).
     let kp = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
@@ -111,7 +111,7 @@ fn existing_pem_key_is_sealed_and_refused_after_a_pcr_extend() {
     let ck = provider.load().unwrap();
     assert!(ck.key.choose_scheme(&[SignatureScheme::ED25519]).is_some());
 
-    tpm.pcr_extend(16);
+    tpm.pcr_extend(16).unwrap();
     let err = provider.load().unwrap_err();
     match &err {
         KeyError::PcrMismatch { pcrs, .. } => assert_eq!(pcrs, &vec![16]),
@@ -132,7 +132,7 @@ fn existing_pem_key_is_sealed_and_refused_after_a_pcr_extend() {
 
 #[test]
 fn resident_key_signs_verifies_and_serves_tls13() {
-    let tpm = Swtpm::start();
+    let tpm = Swtpm::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let info = keys::init(KeyMode::TpmResident, dir.path(), &tpm.tcti(), NAME).unwrap();
     let csr = std::fs::read_to_string(dir.path().join(keys::CSR_FILE)).unwrap();
@@ -156,7 +156,7 @@ fn resident_key_signs_verifies_and_serves_tls13() {
 
 #[test]
 fn keys_survive_a_swtpm_restart_on_the_same_state() {
-    let mut tpm = Swtpm::start();
+    let mut tpm = Swtpm::start().unwrap();
     let sealed_dir = tempfile::tempdir().unwrap();
     let resident_dir = tempfile::tempdir().unwrap();
     keys::init(KeyMode::TpmSealed, sealed_dir.path(), &tpm.tcti(), NAME).unwrap();
@@ -165,7 +165,7 @@ fn keys_survive_a_swtpm_restart_on_the_same_state() {
     let ck = resident.load().unwrap();
     assert_signs(&ck);
 
-    tpm.restart();
+    tpm.restart().unwrap();
     // The live resident provider reconnects by itself and reloads its key from the blob.
     assert_signs(&ck);
     // Fresh loads work too: the primary key is re-derived from the unchanged owner seed.
@@ -177,7 +177,7 @@ fn keys_survive_a_swtpm_restart_on_the_same_state() {
 
 #[test]
 fn two_hundred_signatures_do_not_exhaust_object_slots() {
-    let tpm = Swtpm::start();
+    let tpm = Swtpm::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     keys::init(KeyMode::TpmResident, dir.path(), &tpm.tcti(), NAME).unwrap();
     let provider = TpmResidentKeyProvider::new(
@@ -213,7 +213,7 @@ fn two_hundred_signatures_do_not_exhaust_object_slots() {
 
 #[test]
 fn concurrent_handshake_threads_share_one_tpm_connection() {
-    let tpm = Swtpm::start();
+    let tpm = Swtpm::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     keys::init(KeyMode::TpmResident, dir.path(), &tpm.tcti(), NAME).unwrap();
     let provider = keys::provider(dir.path(), &tpm.tcti()).unwrap();
@@ -249,14 +249,15 @@ fn concurrent_handshake_threads_share_one_tpm_connection() {
 
 #[test]
 fn exhausted_object_slots_are_explained() {
-    let tpm = Swtpm::start();
+    let tpm = Swtpm::start().unwrap();
     let dir = tempfile::tempdir().unwrap();
     // Another TPM client that never flushes: without a resource manager, each primary it
     // creates stays loaded. swtpm has three transient object slots.
     let ctx = dir.path().join("leak.ctx");
     let ctx = ctx.to_str().unwrap();
     for _ in 0..3 {
-        tpm.tool("tpm2_createprimary", &["-C", "o", "-G", "ecc", "-c", ctx]);
+        tpm.tool("tpm2_createprimary", &["-C", "o", "-G", "ecc", "-c", ctx])
+            .unwrap();
     }
     let err = keys::init(
         KeyMode::TpmResident,
@@ -271,7 +272,7 @@ fn exhausted_object_slots_are_explained() {
     );
     assert!(err.to_string().contains("0x902"), "{err}");
     // The remedy the message gives works.
-    tpm.tool("tpm2_flushcontext", &["-t"]);
+    tpm.tool("tpm2_flushcontext", &["-t"]).unwrap();
     keys::init(
         KeyMode::TpmResident,
         &dir.path().join("k"),
@@ -283,8 +284,8 @@ fn exhausted_object_slots_are_explained() {
 
 #[test]
 fn blobs_from_another_tpm_are_refused_in_words() {
-    let first = Swtpm::start();
-    let second = Swtpm::start();
+    let first = Swtpm::start().unwrap();
+    let second = Swtpm::start().unwrap();
     let sealed = tempfile::tempdir().unwrap();
     let resident = tempfile::tempdir().unwrap();
     keys::init(KeyMode::TpmSealed, sealed.path(), &first.tcti(), NAME).unwrap();
