@@ -54,6 +54,13 @@ impl Upstream {
     }
 }
 
+impl Upstream {
+    /// `http://127.0.0.1:<port>`, for `[[upstream]] url`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
 /// Reads one HTTP/1.1 request head (without its blank line); `None` when the peer is gone.
 pub fn read_head(reader: &mut impl BufRead) -> Option<String> {
     let mut head = String::new();

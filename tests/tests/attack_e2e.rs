@@ -21,7 +21,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use vigil_e2e::{daemon::Vigild, free_port, unique};
+use vigil_testkit::config::Config;
+use vigil_testkit::ports::free_port;
+use vigil_testkit::vigild::Vigild;
 
 /// A P-256 public key (RFC 7517 appendix A.1): requests in this suite never carry a valid
 /// token, they only need operations that require one.
@@ -162,23 +164,21 @@ struct Env {
 }
 
 impl Env {
-    fn start(slot: u8, listener_extra: &str, limits_extra: &str) -> Env {
+    /// With `extra` applied to the config (listener timeouts, limits).
+    fn start(extra: impl FnOnce(Config) -> Config) -> Env {
         let (up, seen) = upstream();
-        let https = free_port();
-        let http = free_port();
-        let body = format!(
-            "[listener]\nhttps = \"127.0.0.1:{https}\"\nhttp = \"127.0.0.1:{http}\"\n\
-             {listener_extra}\n[limits]\nmax_body_bytes = 1048576\n{limits_extra}\n\
-             [tls]\ncert = \"@DIR@/cert.pem\"\nkey = \"@DIR@/key.pem\"\n\
-             [[upstream]]\nname = \"api\"\nurl = \"http://{up}\"\n\
-             [metrics]\nlisten = \"127.0.0.1:0\"\n\
-             [audit]\nsink = \"file\"\npath = \"@DIR@/audit.log\"\n\
-             [policy]\nfile = \"@DIR@/openapi.yaml\"\n"
-        );
-        let mut d = Vigild::without_xdp(&format!("attack-{}", unique(slot)), &body).unwrap();
-        std::fs::write(d.dir.join("openapi.yaml"), POLICY).unwrap();
-        std::fs::write(d.dir.join("jwks.json"), JWKS).unwrap();
-        vigil_e2e::self_signed_cert(&d.dir, "127.0.0.1");
+        let (https, http) = (free_port().unwrap(), free_port().unwrap());
+        let mut d = Vigild::new("attack").unwrap();
+        let cfg = d
+            .gateway_config("127.0.0.1", https, format!("http://{up}"))
+            .unwrap()
+            .http(format!("127.0.0.1:{http}"))
+            .set("limits.max_body_bytes", 1_048_576)
+            .audit_file(&d.path("audit.log"))
+            .policy(&d.path("openapi.yaml"));
+        d.configure(extra(cfg)).unwrap();
+        std::fs::write(d.path("openapi.yaml"), POLICY).unwrap();
+        std::fs::write(d.path("jwks.json"), JWKS).unwrap();
         d.start().unwrap();
         Env {
             d,
@@ -192,7 +192,7 @@ impl Env {
     fn audit_with(&self, reason: &str, status: u64) -> Vec<Value> {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
-            let lines: Vec<Value> = std::fs::read_to_string(self.d.dir.join("audit.log"))
+            let lines: Vec<Value> = std::fs::read_to_string(self.d.path("audit.log"))
                 .unwrap_or_default()
                 .lines()
                 .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
@@ -404,7 +404,7 @@ mod h2 {
 
 #[test]
 fn h2c_upgrade_is_never_tunnelled_and_websocket_only_where_described() {
-    let env = Env::start(40, "", "");
+    let env = Env::start(|c| c);
     // The reported bypass: an open operation, an h2c upgrade, then HTTP/2 to a protected one.
     let mut s = TcpStream::connect(env.http).unwrap();
     s.write_all(
@@ -482,7 +482,7 @@ fn h2c_upgrade_is_never_tunnelled_and_websocket_only_where_described() {
 
 #[test]
 fn parameter_pollution_and_missing_content_type_are_refused() {
-    let env = Env::start(41, "", "");
+    let env = Env::start(|c| c);
     let get = |q: &str| env.curl(&[], &format!("/api/v1/items?{q}"));
     assert_eq!(get("limit=5").0, 200);
     let (status, text) = get("limit=1&limit=1000");
@@ -523,7 +523,10 @@ fn parameter_pollution_and_missing_content_type_are_refused() {
 #[test]
 fn bodies_are_not_read_before_the_checks_that_do_not_need_them() {
     // Two 1 MiB bodies fill the body memory; slow bodies would be cut at 30 s.
-    let env = Env::start(42, "request_timeout = \"30s\"", "max_body_memory = 2097152");
+    let env = Env::start(|c| {
+        c.set("listener.request_timeout", "30s")
+            .set("limits.max_body_memory", 2_097_152)
+    });
     let head = |path: &str, len: u64, auth: bool| {
         format!(
             "POST {path} HTTP/1.1\r\nHost: api.example\r\nContent-Type: application/json\r\n\
@@ -579,11 +582,11 @@ fn bodies_are_not_read_before_the_checks_that_do_not_need_them() {
 
 #[test]
 fn idle_connections_are_closed_after_the_header_timeout() {
-    let env = Env::start(
-        43,
-        "max_connections = 20\nheader_timeout = \"2s\"\nidle_timeout = \"60s\"",
-        "",
-    );
+    let env = Env::start(|c| {
+        c.set("listener.max_connections", 20)
+            .set("listener.header_timeout", "2s")
+            .set("listener.idle_timeout", "60s")
+    });
     // Fill every slot with connections that never send a request.
     let mut idle: Vec<TcpStream> = (0..20)
         .map(|_| TcpStream::connect(env.http).unwrap())
@@ -638,7 +641,7 @@ fn idle_connections_are_closed_after_the_header_timeout() {
 
 #[test]
 fn framing_refusals_are_audited_and_close_the_connection() {
-    let env = Env::start(44, "", "");
+    let env = Env::start(|c| c);
     let cases: [(&[u8], u16, &str); 9] = [
         // Refused by the HTTP parser itself: no JSON body, but an audit line.
         (b"POST /api/v1/open-items HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n", 400, "bad_transfer_encoding"),
@@ -678,7 +681,7 @@ fn framing_refusals_are_audited_and_close_the_connection() {
 
 #[test]
 fn host_and_target_tricks_are_refused() {
-    let env = Env::start(45, "", "");
+    let env = Env::start(|c| c);
     for host in ["a b", "evil.example/x?y", "a@evil.example"] {
         let req =
             format!("GET /api/v1/health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
@@ -748,12 +751,12 @@ fn host_and_target_tricks_are_refused() {
 
 #[test]
 fn stalled_http2_streams_only_hold_their_own_share() {
-    let env = Env::start(
-        46,
-        "max_requests_in_flight = 64\nmax_requests_in_flight_per_connection = 16\n\
-         max_requests_in_flight_per_client = 32\nsend_timeout = \"3s\"",
-        "",
-    );
+    let env = Env::start(|c| {
+        c.set("listener.max_requests_in_flight", 64)
+            .set("listener.max_requests_in_flight_per_connection", 16)
+            .set("listener.max_requests_in_flight_per_client", 32)
+            .set("listener.send_timeout", "3s")
+    });
     // Four attacker connections from 127.0.0.2, each with a flow-control window of zero and
     // 64 streams asking for a 404 whose body can never be sent.
     let mut attackers: Vec<TcpStream> = (0..4)
@@ -792,7 +795,7 @@ fn stalled_http2_streams_only_hold_their_own_share() {
 
 #[test]
 fn http2_floods_end_the_connection_not_the_gateway() {
-    let mut env = Env::start(47, "", "");
+    let mut env = Env::start(|c| c);
     // Rapid reset: streams opened and cancelled at once.
     let (mut s, mut out) = h2_conn(env.http);
     for i in 0..2000u32 {
@@ -860,7 +863,7 @@ fn http2_floods_end_the_connection_not_the_gateway() {
 
 #[test]
 fn slow_posts_are_cut_but_a_missing_token_is_answered_at_once() {
-    let env = Env::start(48, "request_timeout = \"3s\"", "");
+    let env = Env::start(|c| c.set("listener.request_timeout", "3s"));
     let head = |path: &str, len: u64| {
         format!(
             "POST {path} HTTP/1.1\r\nHost: api.example\r\nContent-Type: application/json\r\n\

@@ -10,10 +10,15 @@ use std::{
     time::{Duration, Instant},
 };
 
-use vigil_e2e::{bin_dir, daemon::Vigild, unique, upstream::Upstream};
+use vigil_e2e::upstream::Upstream;
+use vigil_testkit::config::{self, Config};
+use vigil_testkit::pki::self_signed;
+use vigil_testkit::ports::free_port;
+use vigil_testkit::procs::assert_failed;
+use vigil_testkit::vigild::{Vigild, bin_dir};
 
 fn run(bin: &str, args: &[&str]) -> Output {
-    Command::new(bin_dir().join(bin))
+    Command::new(bin_dir().unwrap().join(bin))
         .args(args)
         .output()
         .unwrap()
@@ -24,15 +29,13 @@ fn stderr(o: &Output) -> String {
 }
 
 fn assert_clean_failure(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success: {err}");
-    assert!(err.contains(needle), "stderr lacks {needle:?}: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
+    assert_failed(o, &[needle]);
 }
 
 #[test]
 fn vigilctl_rejects_malformed_arguments() {
-    let dir = std::env::temp_dir().join(format!("vigil-bad-{}", unique(6)));
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let sock = dir.join("none.sock");
     let sock = sock.to_str().unwrap();
     let o = run(
@@ -60,14 +63,14 @@ fn vigilctl_rejects_malformed_arguments() {
     assert_clean_failure(&o, "invalid --ttl");
     let o = run("vigilctl", &["--socket", sock, "allow", "del", "not-an-ip"]);
     assert_clean_failure(&o, "invalid CIDR");
-    // No daemon and nothing pinned: the fallback says what to do.
+    // No daemon and no pin root: the fallback says what to do.
     let o = run(
         "vigilctl",
         &[
             "--socket",
             sock,
             "--pin-root",
-            dir.to_str().unwrap(),
+            dir.join("pins").to_str().unwrap(),
             "stats",
         ],
     );
@@ -78,8 +81,8 @@ fn vigilctl_rejects_malformed_arguments() {
 
 #[test]
 fn vigild_refuses_bad_configs_naming_the_problem() {
-    let dir = std::env::temp_dir().join(format!("vigil-badcfg-{}", unique(7)));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let cfg = dir.join("vigild.toml");
     let sock = dir.join("vigild.sock");
     let write = |body: &str| {
@@ -112,13 +115,12 @@ fn vigild_refuses_bad_configs_naming_the_problem() {
     write("[xdp]\ninterface = \"lo\"\n");
     let o = run("vigild", &["--config", cfg.to_str().unwrap(), "--check"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn unprivileged_users_are_told_they_need_root() {
     // setpriv drops to uid/gid 65534 (nobody) without needing a login shell.
-    let ctl = bin_dir().join("vigilctl");
+    let ctl = bin_dir().unwrap().join("vigilctl");
     let o = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&ctl)
@@ -138,8 +140,8 @@ fn unprivileged_users_are_told_they_need_root() {
 
 #[test]
 fn policy_check_reports_routes_and_refuses_unsupported_keywords() {
-    let dir = std::env::temp_dir().join(format!("vigil-policy-{}", unique(11)));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let good = dir.join("good.yaml");
     std::fs::write(
         &good,
@@ -182,13 +184,12 @@ fn policy_check_reports_routes_and_refuses_unsupported_keywords() {
     );
     assert_clean_failure(&o, "would not load");
     assert!(String::from_utf8_lossy(&o.stdout).contains("cannot read"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Runs a binary and fails the test if it has not exited within `limit` (then kills it), so a
 /// regression shows as a failure rather than a hung suite.
 fn run_within(bin: &str, args: &[&str], limit: Duration) -> Output {
-    let mut child = Command::new(bin_dir().join(bin))
+    let mut child = Command::new(bin_dir().unwrap().join(bin))
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -217,8 +218,8 @@ fn mkfifo(path: &Path) {
 
 #[test]
 fn vigild_refuses_a_fifo_a_device_or_a_huge_file_as_config_quickly() {
-    let dir = std::env::temp_dir().join(format!("vigil-cfgfile-{}", unique(21)));
-    std::fs::create_dir_all(&dir).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
     let fifo = dir.join("vigild.toml");
     mkfifo(&fifo);
     let huge = dir.join("huge.toml");
@@ -253,26 +254,6 @@ fn vigild_refuses_a_fifo_a_device_or_a_huge_file_as_config_quickly() {
         let o = run_within("vigild", &args, limit);
         assert_clean_failure(&o, &needle);
     }
-    let _ = std::fs::remove_dir_all(&dir);
-}
-
-/// The PID of the vigild started with `config` (the harness keeps its child to itself).
-fn vigild_pid(config: &Path) -> i32 {
-    let want = config.as_os_str().as_encoded_bytes();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let mut args = cmdline.split(|&b| b == 0);
-        let is_vigild = args.next().is_some_and(|a| a.ends_with(b"/vigild"));
-        if is_vigild && args.any(|a| a == want) {
-            return pid;
-        }
-    }
-    panic!("no vigild running with {}", config.display());
 }
 
 /// HTTPS status of GET / through the gateway.
@@ -310,32 +291,32 @@ fn log_shows(d: &Vigild, needle: &str, before: usize) -> bool {
 #[test]
 fn a_reload_from_a_fifo_or_dev_zero_is_refused_and_vigild_keeps_serving() {
     let up = Upstream::start().unwrap();
-    let port = vigil_e2e::free_port();
-    let body = format!(
-        "[listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
-         key = \"@DIR@/key.pem\"\n[[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\
-         [metrics]\nlisten = \"127.0.0.1:0\"\n",
-        up.addr
-    );
-    let mut d = Vigild::without_xdp(&format!("badreload-{}", unique(22)), &body).unwrap();
-    vigil_e2e::self_signed_cert(&d.dir, "127.0.0.1");
+    let port = free_port().unwrap();
+    let mut d = Vigild::new("badreload").unwrap();
+    let tls = self_signed(&["127.0.0.1"])
+        .unwrap()
+        .write_in(d.dir())
+        .unwrap();
+    let cfg = Config::gateway(format!("127.0.0.1:{port}"), &tls)
+        .upstream(config::Upstream::new("api", format!("http://{}", up.addr)));
+    d.configure(cfg).unwrap();
     d.start().unwrap();
-    let ca = d.dir.join("cert.pem");
+    let ca = tls.cert;
     assert_eq!(https_status(port, &ca), "200");
-    let good = std::fs::read(&d.config).unwrap();
-    let pid = vigild_pid(&d.config);
-    let socket = d.socket.to_str().unwrap().to_owned();
-    let pin_root = d.pin_root.to_str().unwrap().to_owned();
+    let config = d.config_path().to_path_buf();
+    let good = std::fs::read(&config).unwrap();
+    let socket = d.socket().to_str().unwrap().to_owned();
+    let pin_root = d.pin_root().to_str().unwrap().to_owned();
     let ctl = |args: &[&str]| {
         let mut all = vec!["--socket", &socket, "--pin-root", &pin_root];
         all.extend_from_slice(args);
         run_within("vigilctl", &all, Duration::from_secs(20))
     };
 
-    let fifo_msg = format!("{} is a FIFO, not a regular file", d.config.display());
+    let fifo_msg = format!("{} is a FIFO, not a regular file", config.display());
     let zero_msg = format!(
         "{} is a character device, not a regular file",
-        d.config.display()
+        config.display()
     );
     type Swap = fn(&Path);
     let cases: [(Swap, &str); 2] = [
@@ -349,13 +330,12 @@ fn a_reload_from_a_fifo_or_dev_zero_is_refused_and_vigild_keeps_serving() {
         ),
     ];
     for (swap, needle) in cases {
-        swap(&d.config);
+        swap(&config);
         let o = ctl(&["reload"]);
         assert_clean_failure(&o, "reload refused");
         assert_clean_failure(&o, needle);
         let before = d.log().matches(needle).count();
-        // SAFETY: kill(2) with SIGHUP on the PID of the vigild this test started.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+        assert!(d.signal(libc::SIGHUP), "vigild is not running");
         assert!(
             log_shows(&d, needle, before),
             "SIGHUP reload not refused: {}",
@@ -367,9 +347,9 @@ fn a_reload_from_a_fifo_or_dev_zero_is_refused_and_vigild_keeps_serving() {
 
     // A good config again, but the certificate now names /dev/zero: the reload is refused and
     // the key already loaded keeps serving.
-    let _ = std::fs::remove_file(&d.config);
-    std::fs::write(&d.config, &good).unwrap();
-    let real_cert = d.dir.join("real-cert.pem");
+    let _ = std::fs::remove_file(&config);
+    std::fs::write(&config, &good).unwrap();
+    let real_cert = d.path("real-cert.pem");
     std::fs::rename(&ca, &real_cert).unwrap();
     std::os::unix::fs::symlink("/dev/zero", &ca).unwrap();
     let o = ctl(&["reload"]);
@@ -383,11 +363,9 @@ fn a_reload_from_a_fifo_or_dev_zero_is_refused_and_vigild_keeps_serving() {
 }
 
 /// A fake control socket whose every connection gets `serve`.
-fn fake_daemon(tag: u8, serve: fn(std::os::unix::net::UnixStream)) -> (PathBuf, PathBuf) {
-    let dir = std::env::temp_dir().join(format!("vigil-fakesock-{}", unique(tag)));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let sock = dir.join("vigild.sock");
+fn fake_daemon(serve: fn(std::os::unix::net::UnixStream)) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("vigild.sock");
     let listener = UnixListener::bind(&sock).unwrap();
     std::thread::spawn(move || {
         for s in listener.incoming().flatten() {
@@ -400,7 +378,7 @@ fn fake_daemon(tag: u8, serve: fn(std::os::unix::net::UnixStream)) -> (PathBuf, 
 #[test]
 fn vigilctl_gives_up_on_a_silent_or_flooding_socket() {
     // Accepts and never answers (holds the connection until vigilctl goes away).
-    let (silent_dir, silent) = fake_daemon(23, |s| {
+    let (_silent_dir, silent) = fake_daemon(|s| {
         let mut buf = [0u8; 1024];
         while std::io::Read::read(&mut &s, &mut buf).is_ok_and(|n| n > 0) {}
     });
@@ -424,7 +402,7 @@ fn vigilctl_gives_up_on_a_silent_or_flooding_socket() {
     assert!(started.elapsed() < Duration::from_secs(8));
 
     // Answers with an endless line.
-    let (flood_dir, flood) = fake_daemon(24, |mut s| {
+    let (_flood_dir, flood) = fake_daemon(|mut s| {
         let block = vec![b'x'; 1 << 20];
         while s.write_all(&block).is_ok() {}
     });
@@ -450,6 +428,4 @@ fn vigilctl_gives_up_on_a_silent_or_flooding_socket() {
         Duration::from_secs(10),
     );
     assert_clean_failure(&o, "a timeout lasts between 1ms and 1d");
-    let _ = std::fs::remove_dir_all(&silent_dir);
-    let _ = std::fs::remove_dir_all(&flood_dir);
 }

@@ -22,7 +22,11 @@ use std::{
 };
 
 use serde_json::Value;
-use vigil_e2e::{daemon::Vigild, free_port, redis::Redis, self_signed_cert, unique};
+use vigil_e2e::unique;
+use vigil_testkit::config::{Config, RateLimit};
+use vigil_testkit::ports::free_port;
+use vigil_testkit::redis::Redis;
+use vigil_testkit::vigild::Vigild;
 
 /// `[audit] queue_capacity` of these tests.
 const QUEUE: usize = 1024;
@@ -354,28 +358,35 @@ fn serve(s: TcpStream) {
 struct Gw {
     d: Vigild,
     http: u16,
+    cfg: Config,
 }
 
 impl Gw {
-    /// vigild without XDP in front of `upstream`, audit lines in `audit` (`@DIR@` is the
-    /// daemon's directory), `extra` sections appended.
-    fn start(tag: &str, upstream: SocketAddr, audit: &str, extra: &str) -> Gw {
-        let (https, http) = (free_port(), free_port());
-        let body = format!(
-            "[listener]\nhttps = \"127.0.0.1:{https}\"\nhttp = \"127.0.0.1:{http}\"\n\
-             [tls]\ncert = \"@DIR@/cert.pem\"\nkey = \"@DIR@/key.pem\"\n\
-             [[upstream]]\nname = \"api\"\nurl = \"http://{upstream}\"\n\
-             [metrics]\nlisten = \"127.0.0.1:0\"\n\
-             [audit]\nsink = \"file\"\npath = \"{audit}\"\nqueue_capacity = {QUEUE}\n{extra}"
-        );
-        let mut d = Vigild::without_xdp(tag, &body).unwrap();
-        self_signed_cert(&d.dir, "127.0.0.1");
+    /// vigild without XDP in front of `upstream`, HTTPS and plain HTTP, audit lines in `audit`
+    /// (`None`: `audit.log` in the daemon's directory), `extra` applied.
+    fn start(
+        tag: &str,
+        upstream: SocketAddr,
+        audit: Option<&Path>,
+        extra: impl FnOnce(Config) -> Config,
+    ) -> Gw {
+        let (https, http) = (free_port().unwrap(), free_port().unwrap());
+        let mut d = Vigild::new(tag).unwrap();
+        let audit = audit.map_or_else(|| d.path("audit.log"), Path::to_path_buf);
+        let cfg = d
+            .gateway_config("127.0.0.1", https, format!("http://{upstream}"))
+            .unwrap()
+            .http(format!("127.0.0.1:{http}"))
+            .audit_file(&audit)
+            .set("audit.queue_capacity", QUEUE as i64);
+        let cfg = extra(cfg);
+        d.configure(cfg.clone()).unwrap();
         d.start().unwrap();
-        Gw { d, http }
+        Gw { d, http, cfg }
     }
 
     fn audit_path(&self) -> PathBuf {
-        self.d.dir.join("audit.log")
+        self.d.path("audit.log")
     }
 
     fn metrics(&self) -> String {
@@ -455,8 +466,8 @@ fn assert_all_ok(samples: &[Sample], what: &str, log: &str) {
 ///    (docs/gateway.md); the restarted daemon cuts a line the kill left half-written.
 #[test]
 fn kill_9_under_load_loses_at_most_the_queued_audit_lines() {
-    let up = Upstream::start(free_port());
-    let mut gw = Gw::start(&unique(60), up.addr(), "@DIR@/audit.log", "");
+    let up = Upstream::start(free_port().unwrap());
+    let mut gw = Gw::start(&unique(60), up.addr(), None, |c| c);
     let load = Load::start(gw.http, 4, 5_000, 50, Duration::ZERO);
     // Kill while requests are flowing: once a good share of them has been answered.
     let audit = gw.audit_path();
@@ -532,8 +543,8 @@ fn upstream_killed_and_restarted_under_load() {
     const DOWN: u8 = 2;
     const RESTARTING: u8 = 3;
     const BACK: u8 = 4;
-    let mut up = Upstream::start(free_port());
-    let mut gw = Gw::start(&unique(61), up.addr(), "@DIR@/audit.log", "");
+    let mut up = Upstream::start(free_port().unwrap());
+    let mut gw = Gw::start(&unique(61), up.addr(), None, |c| c);
     let load = Load::start(gw.http, 4, 3_000, 25, Duration::ZERO);
     let audit = gw.audit_path();
     let lines = || audit_lines(&audit, false).0.len();
@@ -615,15 +626,12 @@ fn upstream_killed_and_restarted_under_load() {
 #[test]
 fn redis_killed_and_restarted_under_load() {
     let mut redis = Redis::start().unwrap();
-    let up = Upstream::start(free_port());
-    let fleet = format!(
-        "[fleet]\nredis = \"{}\"\nprefix = \"vigil-chaos-{}\"\n\
-         [[rate_limit]]\nname = \"per-ip\"\nkey = \"client_ip\"\nrate = 100000\n\
-         burst = 100000\nshared = true\n",
-        redis.addr(),
-        unique(62)
-    );
-    let mut gw = Gw::start(&unique(62), up.addr(), "@DIR@/audit.log", &fleet);
+    let up = Upstream::start(free_port().unwrap());
+    let mut gw = Gw::start(&unique(62), up.addr(), None, |c| {
+        c.set("fleet.redis", redis.addr())
+            .set("fleet.prefix", format!("vigil-chaos-{}", unique(62)))
+            .rate_limit(RateLimit::new("per-ip", "client_ip", 100_000, 100_000).shared())
+    });
     let backend = |gw: &Gw| {
         gw.d.ctl_json(&["status"]).unwrap()["fleet"]["rate_limits"]["backend"]
             .as_str()
@@ -668,9 +676,10 @@ fn redis_killed_and_restarted_under_load() {
 ///    TLS: none fails (docs/gateway.md: "reloads never cut requests in flight").
 #[test]
 fn a_storm_of_50_reloads_fails_no_request() {
-    let up = Upstream::start(free_port());
-    let limits = "[limits]\nmax_header_count = 100\n";
-    let mut gw = Gw::start(&unique(63), up.addr(), "@DIR@/audit.log", limits);
+    let up = Upstream::start(free_port().unwrap());
+    let mut gw = Gw::start(&unique(63), up.addr(), None, |c| {
+        c.set("limits.max_header_count", 100)
+    });
     let https: u16 = {
         let status = gw.d.ctl_json(&["status"]).unwrap();
         let a = status["gateway"]["https"].as_str().unwrap().to_owned();
@@ -683,7 +692,7 @@ fn a_storm_of_50_reloads_fails_no_request() {
     // TLS clients too: curl keeps one connection for the URLs of one run (h2 and h1).
     let stop = Arc::new(AtomicBool::new(false));
     let tls = {
-        let (stop, cert) = (stop.clone(), gw.d.dir.join("cert.pem"));
+        let (stop, cert) = (stop.clone(), gw.d.ca());
         thread::spawn(move || {
             let mut codes = Vec::new();
             let url = format!("https://127.0.0.1:{https}/tls");
@@ -710,20 +719,15 @@ fn a_storm_of_50_reloads_fails_no_request() {
         })
     };
 
-    let cfg = std::fs::read_to_string(&gw.d.config).unwrap();
-    for i in 1..=50u64 {
-        // A real change each time, written whole (rename) so a reload never reads half a file.
-        let next = cfg.replace(
-            "max_header_count = 100",
-            &format!("max_header_count = {}", 100 + i % 2),
-        );
-        let tmp = gw.d.dir.join("vigild.toml.new");
-        std::fs::write(&tmp, next).unwrap();
-        std::fs::rename(&tmp, &gw.d.config).unwrap();
+    for i in 1..=50u32 {
+        // A real change each time (the kit writes the file whole, by rename).
+        let next = gw.cfg.clone().set("limits.max_header_count", 100 + i % 2);
+        gw.d.configure(next).unwrap();
         assert!(gw.d.signal(libc::SIGHUP));
         // One at a time: signals sent faster than handled would merge into one reload.
         assert!(
-            wait_for(Duration::from_secs(10), || reloads(&gw) == Some(i)),
+            wait_for(Duration::from_secs(10), || reloads(&gw)
+                == Some(u64::from(i))),
             "reload {i} not applied\n{}",
             gw.d.log()
         );
@@ -796,12 +800,12 @@ impl Drop for Tmpfs {
 ///    there is room.
 #[test]
 fn a_full_audit_disk_keeps_whole_lines_and_says_what_was_lost() {
-    let up = Upstream::start(free_port());
+    let up = Upstream::start(free_port().unwrap());
     let tag = unique(64);
     let dir = std::env::temp_dir().join(format!("vigil-e2e-{tag}-fs"));
     let fs = Tmpfs::mount(dir, "64k");
     let audit = fs.dir.join("audit.log");
-    let mut gw = Gw::start(&tag, up.addr(), &audit.display().to_string(), "");
+    let mut gw = Gw::start(&tag, up.addr(), Some(&audit), |c| c);
     let mut c = Conn::open(gw.http).unwrap();
     let mut answered = 0;
     let mut send = |c: &mut Conn, n: usize, tag: &str| {

@@ -5,7 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use vigil_e2e::{daemon::Vigild, netns::Netns, redis::Redis, unique};
+use vigil_e2e::{netns::Netns, unique};
+use vigil_testkit::config::Config;
+use vigil_testkit::redis::Redis;
+use vigil_testkit::vigild::Vigild;
 
 fn blocked_cidrs(d: &Vigild) -> Vec<String> {
     d.ctl_json(&["block", "list"]).unwrap()["rules"]
@@ -28,11 +31,12 @@ fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> {
     None
 }
 
-fn fleet_section(redis: &Redis, prefix: &str, box_id: &str) -> String {
-    format!(
-        "[fleet]\nredis = \"{}\"\nprefix = \"{prefix}\"\nbox_id = \"{box_id}\"\n",
-        redis.addr()
-    )
+/// vigild with XDP on `ns`'s host end, a member of the fleet `prefix` in `redis`; not started.
+fn member(tag: &str, ns: &Netns, redis: &Redis, prefix: &str, box_id: &str) -> Vigild {
+    let d = Vigild::with_xdp(tag, &ns.host_if).unwrap();
+    d.configure(Config::new().fleet(redis.addr(), prefix, box_id))
+        .unwrap();
+    d
 }
 
 #[test]
@@ -44,20 +48,8 @@ fn blocks_reach_every_box_and_late_boxes_catch_up() {
         Netns::new(&ta, 108, 1).unwrap(),
         Netns::new(&tb, 109, 2).unwrap(),
     );
-    let mut a = Vigild::with_sections(
-        &ta,
-        &na.host_if,
-        "",
-        &fleet_section(&redis, &prefix, "box-a"),
-    )
-    .unwrap();
-    let mut b = Vigild::with_sections(
-        &tb,
-        &nb.host_if,
-        "",
-        &fleet_section(&redis, &prefix, "box-b"),
-    )
-    .unwrap();
+    let mut a = member(&ta, &na, &redis, &prefix, "box-a");
+    let mut b = member(&tb, &nb, &redis, &prefix, "box-b");
     a.start().unwrap();
     b.start().unwrap();
     for d in [&a, &b] {
@@ -124,13 +116,7 @@ fn redis_outage_never_fails_a_local_block() {
     let mut redis = Redis::start().unwrap();
     let tag = unique(10);
     let ns = Netns::new(&tag, 110, 1).unwrap();
-    let mut d = Vigild::with_sections(
-        &tag,
-        &ns.host_if,
-        "",
-        &fleet_section(&redis, &format!("vigil-e2e-{tag}"), "solo"),
-    )
-    .unwrap();
+    let mut d = member(&tag, &ns, &redis, &format!("vigil-e2e-{tag}"), "solo");
     d.start().unwrap();
     redis.stop();
     // The block applies locally at once; sharing waits for Redis to come back.

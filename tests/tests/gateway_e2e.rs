@@ -6,7 +6,9 @@
 
 use std::{path::Path, process::Command};
 
-use vigil_e2e::{daemon::Vigild, netns::Netns, unique, upstream::Upstream};
+use vigil_e2e::{netns::Netns, unique, upstream::Upstream};
+use vigil_testkit::config::{Config, table};
+use vigil_testkit::vigild::Vigild;
 
 /// curl from `src` inside the namespace; returns (exit code, http code, body).
 fn curl(ns: &Netns, src: &str, cacert: &Path, url: &str, http2: bool) -> (i32, String) {
@@ -35,30 +37,12 @@ fn curl(ns: &Netns, src: &str, cacert: &Path, url: &str, http2: bool) -> (i32, S
 }
 
 /// vigild on `ns`'s host end with the gateway on port 8443 in front of `up`, a fresh
-/// self-signed certificate, a file audit log, and `extra` sections appended.
-fn gateway_daemon(tag: &str, ns: &Netns, up: &Upstream, extra: &str) -> Vigild {
-    let host = &ns.host_addr;
-    let d = Vigild::with_sections(
-        tag,
-        &ns.host_if,
-        "",
-        &format!(
-            "[listener]\nhttps = \"{host}:8443\"\n\
-             [tls]\ncert = \"CERT\"\nkey = \"KEY\"\n\
-             [[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\
-             [metrics]\nlisten = \"127.0.0.1:0\"\n\
-             [audit]\nsink = \"file\"\npath = \"AUDIT\"\n{extra}",
-            up.addr
-        ),
-    )
-    .unwrap();
-    vigil_e2e::self_signed_cert(&d.dir, host);
-    let cfg = std::fs::read_to_string(&d.config).unwrap();
-    let cfg = cfg
-        .replace("CERT", &d.dir.join("cert.pem").display().to_string())
-        .replace("KEY", &d.dir.join("key.pem").display().to_string())
-        .replace("AUDIT", &d.dir.join("audit.log").display().to_string());
-    std::fs::write(&d.config, cfg).unwrap();
+/// self-signed certificate, a file audit log, and `extra` applied.
+fn gateway_daemon(tag: &str, ns: &Netns, up: &Upstream, extra: fn(Config) -> Config) -> Vigild {
+    let d = Vigild::with_xdp(tag, &ns.host_if).unwrap();
+    let cfg = d.gateway_config(&ns.host_addr, 8443, up.url()).unwrap();
+    d.configure(extra(cfg.audit_file(&d.path("audit.log"))))
+        .unwrap();
     d
 }
 
@@ -68,7 +52,7 @@ fn https_through_the_gateway_and_xdp_drops_blocked_clients() {
     let ns = Netns::new(&tag, 105, 2).unwrap();
     let up = Upstream::start().unwrap();
     let host = ns.host_addr.clone();
-    let mut d = gateway_daemon(&tag, &ns, &up, "");
+    let mut d = gateway_daemon(&tag, &ns, &up, |c| c);
     d.start().unwrap();
 
     let status = d.ctl_json(&["status"]).unwrap();
@@ -78,7 +62,7 @@ fn https_through_the_gateway_and_xdp_drops_blocked_clients() {
         "{status}"
     );
     let metrics_addr = status["gateway"]["metrics"].as_str().unwrap().to_owned();
-    let cacert = d.dir.join("cert.pem");
+    let cacert = d.ca();
     let url = format!("https://{host}:8443/users/7?token=secret");
     let (good, bad) = (ns.client_addrs[0].clone(), ns.client_addrs[1].clone());
 
@@ -126,7 +110,7 @@ fn https_through_the_gateway_and_xdp_drops_blocked_clients() {
     );
 
     // The audit log records the decisions, never the query's values.
-    let audit = std::fs::read_to_string(d.dir.join("audit.log")).unwrap_or_default();
+    let audit = std::fs::read_to_string(d.path("audit.log")).unwrap_or_default();
     assert!(audit.lines().count() >= 3, "audit: {audit}");
     assert!(
         !audit.contains("secret"),
@@ -139,11 +123,20 @@ fn a_burst_of_rejections_ends_in_an_xdp_ban_that_expires() {
     let tag = unique(12);
     let ns = Netns::new(&tag, 112, 2).unwrap();
     let up = Upstream::start().unwrap();
-    let rule = "[[autoban]]\nname = \"probe\"\nstatuses = [405]\nthreshold = 5\n\
-                window = \"30s\"\nban = \"3s\"\n";
-    let mut d = gateway_daemon(&tag, &ns, &up, rule);
+    let mut d = gateway_daemon(&tag, &ns, &up, |c| {
+        c.push(
+            "autoban",
+            table([
+                ("name", "probe".into()),
+                ("statuses", vec![405].into()),
+                ("threshold", 5.into()),
+                ("window", "30s".into()),
+                ("ban", "3s".into()),
+            ]),
+        )
+    });
     d.start().unwrap();
-    let cacert = d.dir.join("cert.pem");
+    let cacert = d.ca();
     let host = ns.host_addr.clone();
     let url = format!("https://{host}:8443/anything");
     let (good, prober) = (ns.client_addrs[0].clone(), ns.client_addrs[1].clone());

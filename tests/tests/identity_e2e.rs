@@ -4,29 +4,27 @@
 //! (BOLA) on path and body values, rate limits per token subject, and audit lines that name the
 //! subject and never carry the token.
 //!
-//! Everything is real: vigild as a process, curl as the client over TLS, tokens signed by the
-//! openssl CLI, and the JWKS served over HTTPS by `openssl s_server` behind a small counting TCP
-//! relay (so the test sees every fetch vigild makes).
+//! Everything is real: vigild as a process, curl as the client over TLS, tokens signed with the
+//! test kit's keys, and the JWKS served over HTTPS by the kit's server, which counts the requests
+//! (so the test sees every fetch vigild makes).
 
 use std::{
     collections::BTreeMap,
     ffi::OsString,
     fs,
-    io::{BufRead, BufReader, Read, Write},
-    net::{Shutdown, SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
-    sync::{
-        Arc,
-        atomic::{AtomicBool, AtomicUsize, Ordering},
-        mpsc,
-    },
+    process::Command,
+    sync::atomic::{AtomicUsize, Ordering},
     thread,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use serde_json::{Value, json};
-use vigil_e2e::{daemon::Vigild, free_port, self_signed_cert, unique, upstream::Upstream};
+use vigil_e2e::upstream::Upstream;
+use vigil_testkit::config::{Config, RateLimit};
+use vigil_testkit::jwt::{Alg, JwksServer, Key, Mode, hs256_token, jwks_json, now, signing_input};
+use vigil_testkit::ports::free_port;
+use vigil_testkit::vigild::Vigild;
 
 const ISSUER: &str = "https://id.e2e.test";
 const AUDIENCE: &str = "vigil-e2e-api";
@@ -36,244 +34,21 @@ const MIN_REFRESH: Duration = Duration::from_secs(1);
 const PAST_MIN_REFRESH: Duration = Duration::from_millis(1_300);
 
 // ---------------------------------------------------------------------------------------------
-// Small helpers: errors, time, encodings, the openssl CLI.
+// Tokens and the identity provider's JWKS endpoint.
 
 fn ok<T, E: std::fmt::Display>(r: Result<T, E>, what: &str) -> T {
     r.unwrap_or_else(|e| panic!("{what}: {e}"))
 }
 
-fn path_str(p: &Path) -> &str {
-    p.to_str()
-        .unwrap_or_else(|| panic!("{} is not UTF-8", p.display()))
+/// A fresh key (RSA: `variant` 0 or 1 of the process's two keys).
+fn signing_key(alg: Alg, kid: &str, variant: usize) -> Key {
+    ok(Key::variant(alg, kid, variant), "making a signing key")
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// base64url without padding (RFC 7515).
-fn b64url(data: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let byte = |i: usize| u32::from(chunk.get(i).copied().unwrap_or(0));
-        let n = (byte(0) << 16) | (byte(1) << 8) | byte(2);
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-        }
-    }
-    out
-}
-
-fn hex(data: &[u8]) -> String {
-    data.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    s.trim()
-        .as_bytes()
-        .chunks(2)
-        .map(|pair| {
-            std::str::from_utf8(pair)
-                .ok()
-                .filter(|h| h.len() == 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .unwrap_or_else(|| panic!("not hex: {s}"))
-        })
-        .collect()
-}
-
-/// Runs the openssl CLI with `input` on stdin; its stdout.
-fn openssl(args: &[&str], input: Option<&[u8]>) -> Vec<u8> {
-    let mut child = ok(
-        Command::new("openssl")
-            .args(args)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn(),
-        "running openssl",
-    );
-    if let (Some(data), Some(mut stdin)) = (input, child.stdin.take()) {
-        ok(stdin.write_all(data), "writing to openssl");
-    }
-    let out = ok(child.wait_with_output(), "waiting for openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// A DER ECDSA-Sig-Value (what openssl writes) as the fixed-size r || s of JWS ES256.
-fn ecdsa_der_to_jws(der: &[u8]) -> Vec<u8> {
-    let bad = || -> ! { panic!("not a DER ECDSA P-256 signature: {der:02x?}") };
-    if der.len() < 8 || der[0] != 0x30 || usize::from(der[1]) != der.len() - 2 {
-        bad();
-    }
-    let mut out = Vec::with_capacity(64);
-    let mut at = 2;
-    for _ in 0..2 {
-        if der.get(at) != Some(&0x02) {
-            bad();
-        }
-        let len = usize::from(*der.get(at + 1).unwrap_or_else(|| bad()));
-        let int = der.get(at + 2..at + 2 + len).unwrap_or_else(|| bad());
-        let first = int.iter().position(|b| *b != 0).unwrap_or(int.len());
-        let int = &int[first..];
-        if int.len() > 32 {
-            bad();
-        }
-        out.resize(out.len() + 32 - int.len(), 0);
-        out.extend_from_slice(int);
-        at += 2 + len;
-    }
-    out
-}
-
-// ---------------------------------------------------------------------------------------------
-// Signing keys and tokens.
-
-/// A signing key made by the openssl CLI, with its public JWK.
-struct Key {
-    kid: String,
-    alg: &'static str,
-    pem: PathBuf,
-    jwk: Value,
-}
-
-impl Key {
-    /// A P-256 key for ES256, written to `dir/<file>.pem`.
-    fn ec(dir: &Path, file: &str, kid: &str) -> Key {
-        let pem = dir.join(format!("{file}.pem"));
-        openssl(
-            &[
-                "genpkey",
-                "-algorithm",
-                "EC",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-out",
-                path_str(&pem),
-            ],
-            None,
-        );
-        let spki = openssl(
-            &["pkey", "-in", path_str(&pem), "-pubout", "-outform", "DER"],
-            None,
-        );
-        // A P-256 SubjectPublicKeyInfo ends with the uncompressed point 04 || x || y.
-        let point = spki
-            .len()
-            .checked_sub(65)
-            .and_then(|at| spki.get(at..))
-            .filter(|p| p[0] == 4)
-            .unwrap_or_else(|| panic!("unexpected P-256 SPKI: {spki:02x?}"));
-        let jwk = json!({"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
-            "x": b64url(&point[1..33]), "y": b64url(&point[33..65])});
-        Key {
-            kid: kid.to_owned(),
-            alg: "ES256",
-            pem,
-            jwk,
-        }
-    }
-
-    /// A 2048-bit RSA key for RS256, written to `dir/<file>.pem`.
-    fn rsa(dir: &Path, file: &str, kid: &str) -> Key {
-        let pem = dir.join(format!("{file}.pem"));
-        openssl(
-            &[
-                "genpkey",
-                "-algorithm",
-                "RSA",
-                "-pkeyopt",
-                "rsa_keygen_bits:2048",
-                "-pkeyopt",
-                "rsa_keygen_pubexp:65537",
-                "-out",
-                path_str(&pem),
-            ],
-            None,
-        );
-        let modulus = String::from_utf8_lossy(&openssl(
-            &["rsa", "-in", path_str(&pem), "-noout", "-modulus"],
-            None,
-        ))
-        .into_owned();
-        let n = unhex(
-            modulus
-                .trim()
-                .strip_prefix("Modulus=")
-                .unwrap_or_else(|| panic!("openssl rsa -modulus: {modulus}")),
-        );
-        let first = n.iter().position(|b| *b != 0).unwrap_or(0);
-        let jwk = json!({"kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
-            "n": b64url(&n[first..]), "e": b64url(&[1, 0, 1])});
-        Key {
-            kid: kid.to_owned(),
-            alg: "RS256",
-            pem,
-            jwk,
-        }
-    }
-
-    /// The public key as PEM (SubjectPublicKeyInfo), as a JWKS consumer might store it.
-    fn public_pem(&self) -> Vec<u8> {
-        openssl(&["pkey", "-in", path_str(&self.pem), "-pubout"], None)
-    }
-
-    /// A compact JWS with the usual header (`alg`, `kid`, `typ`).
-    fn token(&self, claims: &Value) -> String {
-        self.token_with(
-            &json!({"alg": self.alg, "kid": self.kid, "typ": "JWT"}),
-            claims,
-        )
-    }
-
-    /// A compact JWS with this header, signed with this key's algorithm (SHA-256).
-    fn token_with(&self, header: &Value, claims: &Value) -> String {
-        let input = signing_input(header, claims);
-        let sig = openssl(
-            &["dgst", "-sha256", "-binary", "-sign", path_str(&self.pem)],
-            Some(input.as_bytes()),
-        );
-        let sig = if self.alg == "ES256" {
-            ecdsa_der_to_jws(&sig)
-        } else {
-            sig
-        };
-        format!("{input}.{}", b64url(&sig))
-    }
-}
-
-fn signing_input(header: &Value, claims: &Value) -> String {
-    format!(
-        "{}.{}",
-        b64url(header.to_string().as_bytes()),
-        b64url(claims.to_string().as_bytes())
-    )
-}
-
-/// An HS256 token whose secret is `secret` (the algorithm-confusion attack: an RSA public key
-/// used as an HMAC secret).
-fn hs256_token(header: &Value, claims: &Value, secret: &[u8]) -> String {
-    let input = signing_input(header, claims);
-    let macopt = format!("hexkey:{}", hex(secret));
-    let mac = openssl(
-        &[
-            "dgst", "-sha256", "-binary", "-mac", "HMAC", "-macopt", &macopt,
-        ],
-        Some(input.as_bytes()),
-    );
-    format!("{input}.{}", b64url(&mac))
+/// Publishes these keys (with `alg`, as identity providers do).
+fn publish(server: &JwksServer, keys: &[&Key]) {
+    let jwks: Vec<Value> = keys.iter().map(|k| k.jwk_with_alg()).collect();
+    server.serve(jwks_json(&jwks));
 }
 
 /// Good claims for `sub` with `scope`, valid for ten minutes.
@@ -296,238 +71,6 @@ fn with(base: &Value, extra: Value) -> Value {
         }
     }
     out
-}
-
-// ---------------------------------------------------------------------------------------------
-// The identity provider's JWKS endpoint over HTTPS.
-
-/// `openssl s_server -HTTP` serving `jwks.json` (a complete HTTP response, rewritten to rotate
-/// keys) with a certificate from a private CA, behind a TCP relay that counts connections: each
-/// is one fetch by vigild. The server is killed (by PID) and the relay stopped on drop.
-struct JwksServer {
-    dir: PathBuf,
-    www: PathBuf,
-    /// The CA certificate vigild verifies the server with (`jwks_ca_file`).
-    ca: PathBuf,
-    /// The relay's port: the one in the URL.
-    port: u16,
-    hits: Arc<AtomicUsize>,
-    stop: Arc<AtomicBool>,
-    child: Option<Child>,
-}
-
-impl JwksServer {
-    fn start(tag: &str) -> JwksServer {
-        let dir = std::env::temp_dir().join(format!("vigil-e2e-jwks-{tag}"));
-        let _ = fs::remove_dir_all(&dir);
-        let www = dir.join("www");
-        ok(
-            fs::create_dir_all(&www),
-            "creating the JWKS server directory",
-        );
-        let at = |f: &str| dir.join(f).to_string_lossy().into_owned();
-        // A CA and a leaf for IP 127.0.0.1 signed by it (a self-signed CA:TRUE certificate
-        // cannot be an end entity for a webpki client).
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-        ];
-        let mut args = vec!["req", "-x509"];
-        args.extend(ec);
-        args.extend(["-subj", "/CN=vigil-e2e-idp-ca", "-days", "1"]);
-        let (ca_key, ca) = (at("ca.key"), at("ca.pem"));
-        args.extend(["-keyout", &ca_key, "-out", &ca]);
-        openssl(&args, None);
-        let (leaf_key, csr, leaf, ext) =
-            (at("leaf.key"), at("leaf.csr"), at("leaf.pem"), at("ext"));
-        let mut args = vec!["req", "-new"];
-        args.extend(ec);
-        args.extend([
-            "-subj",
-            "/CN=vigil-e2e-idp",
-            "-keyout",
-            &leaf_key,
-            "-out",
-            &csr,
-        ]);
-        openssl(&args, None);
-        ok(
-            fs::write(
-                &ext,
-                "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
-                 extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1\n",
-            ),
-            "writing the extensions file",
-        );
-        let serial = at("ca.srl");
-        openssl(
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &csr,
-                "-CA",
-                &ca,
-                "-CAkey",
-                &ca_key,
-                "-CAserial",
-                &serial,
-                "-CAcreateserial",
-                "-days",
-                "1",
-                "-extfile",
-                &ext,
-                "-out",
-                &leaf,
-            ],
-            None,
-        );
-
-        let backend = free_port();
-        let stderr = ok(
-            fs::File::create(dir.join("s_server.err")),
-            "creating the s_server log",
-        );
-        let child = ok(
-            Command::new("openssl")
-                .args(["s_server", "-HTTP", "-accept"])
-                .arg(format!("127.0.0.1:{backend}"))
-                .args(["-cert", &leaf, "-key", &leaf_key])
-                .current_dir(&www)
-                .stdin(Stdio::null())
-                .stdout(Stdio::piped())
-                .stderr(stderr)
-                .spawn(),
-            "starting openssl s_server",
-        );
-        let listener = ok(TcpListener::bind("127.0.0.1:0"), "binding the JWKS relay");
-        let port = ok(listener.local_addr(), "relay address").port();
-        let mut server = JwksServer {
-            dir: dir.clone(),
-            www,
-            ca: PathBuf::from(ca),
-            port,
-            hits: Arc::new(AtomicUsize::new(0)),
-            stop: Arc::new(AtomicBool::new(false)),
-            child: Some(child),
-        };
-        // Until keys are published the identity provider answers 503.
-        server.serve_raw("503 Service Unavailable", "{}");
-        server.wait_ready();
-        let (hits, stop) = (server.hits.clone(), server.stop.clone());
-        let backend = SocketAddr::from(([127, 0, 0, 1], backend));
-        thread::spawn(move || relay(&listener, backend, &hits, &stop));
-        server
-    }
-
-    /// Waits for s_server's `ACCEPT` (it is listening), then keeps draining its stdout.
-    fn wait_ready(&mut self) {
-        let stdout = self.child.as_mut().and_then(|c| c.stdout.take());
-        let Some(stdout) = stdout else {
-            panic!("s_server has no stdout")
-        };
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if line.starts_with("ACCEPT") {
-                    let _ = tx.send(());
-                }
-            }
-        });
-        if rx.recv_timeout(Duration::from_secs(10)).is_err() {
-            let status = self.child.as_mut().map(|c| c.try_wait());
-            panic!(
-                "openssl s_server did not start ({status:?}): {}",
-                fs::read_to_string(self.dir.join("s_server.err")).unwrap_or_default()
-            );
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("https://127.0.0.1:{}/jwks.json", self.port)
-    }
-
-    /// Connections vigild made so far (one per fetch).
-    fn hits(&self) -> usize {
-        self.hits.load(Ordering::SeqCst)
-    }
-
-    /// Publishes these keys.
-    fn serve(&self, keys: &[&Key]) {
-        let doc = json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()});
-        self.serve_raw("200 OK", &doc.to_string());
-    }
-
-    /// Replaces the response, atomically (s_server opens the file per request).
-    fn serve_raw(&self, status: &str, body: &str) {
-        let response = format!(
-            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-             connection: close\r\n\r\n{body}",
-            body.len()
-        );
-        let tmp = self.www.join("jwks.json.tmp");
-        ok(fs::write(&tmp, response), "writing the JWKS response");
-        ok(
-            fs::rename(&tmp, self.www.join("jwks.json")),
-            "publishing the JWKS response",
-        );
-    }
-}
-
-impl Drop for JwksServer {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            // Child::kill signals this child's PID only.
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        self.stop.store(true, Ordering::SeqCst);
-        // Wakes the relay's accept so it sees the flag.
-        let _ = TcpStream::connect(("127.0.0.1", self.port));
-        let _ = fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Accepts on `listener`, counts each connection and splices it to `backend`.
-fn relay(listener: &TcpListener, backend: SocketAddr, hits: &AtomicUsize, stop: &AtomicBool) {
-    for client in listener.incoming() {
-        if stop.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(client) = client else { continue };
-        hits.fetch_add(1, Ordering::SeqCst);
-        let Ok(server) = TcpStream::connect_timeout(&backend, Duration::from_secs(2)) else {
-            continue;
-        };
-        for s in [&client, &server] {
-            let _ = s.set_read_timeout(Some(Duration::from_secs(20)));
-            let _ = s.set_nodelay(true);
-        }
-        let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
-            continue;
-        };
-        thread::spawn(move || splice(client, server));
-        thread::spawn(move || splice(server2, client2));
-    }
-}
-
-fn splice(mut from: TcpStream, mut to: TcpStream) {
-    let mut buf = [0u8; 16 * 1024];
-    loop {
-        match from.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if to.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-        }
-    }
-    let _ = to.shutdown(Shutdown::Write);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -605,43 +148,41 @@ struct Env {
     port: u16,
     /// The gateway's certificate, for curl.
     ca: PathBuf,
-    /// Where keys and curl's output go (inside vigild's directory).
+    /// Where curl's output goes (inside vigild's directory).
     scratch: PathBuf,
     batches: AtomicUsize,
 }
 
 impl Env {
-    /// vigild with the policy, an audit file and `extra` config sections. Not started.
-    fn new(slot: u8, extra: &str) -> Env {
-        let tag = unique(slot);
-        let jwks = JwksServer::start(&tag);
+    /// vigild with the policy, an audit file and `extra` applied to its config; the identity
+    /// provider answers 503 until keys are published. Not started.
+    fn new(extra: impl FnOnce(Config) -> Config) -> Env {
+        let jwks = ok(
+            JwksServer::start_with(Mode::Status(503)),
+            "starting the JWKS server",
+        );
         let up = ok(Upstream::start(), "starting the upstream");
-        let port = free_port();
-        let body = format!(
-            "[listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
-             key = \"@DIR@/key.pem\"\n[[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\
-             [metrics]\nlisten = \"127.0.0.1:0\"\n\
-             [audit]\nsink = \"file\"\npath = \"@DIR@/audit.log\"\n\
-             headers = [\"user-agent\", \"authorization\"]\n\
-             [policy]\nfile = \"@DIR@/openapi.yaml\"\n{extra}\n",
-            up.addr
-        );
-        let d = ok(
-            Vigild::without_xdp(&tag, &body),
-            "writing the vigild config",
-        );
+        let port = ok(free_port(), "picking a port");
+        let d = ok(Vigild::new("identity"), "making vigild's directory");
+        let cfg = ok(
+            d.gateway_config("127.0.0.1", port, up.url()),
+            "making the gateway's certificate",
+        )
+        .audit_file(&d.path("audit.log"))
+        .set("audit.headers", vec!["user-agent", "authorization"])
+        .policy(&d.path("openapi.yaml"));
+        ok(d.configure(extra(cfg)), "writing the vigild config");
         ok(
-            fs::write(d.dir.join("openapi.yaml"), policy(&jwks.url(), &jwks.ca)),
+            fs::write(d.path("openapi.yaml"), policy(&jwks.url(), &jwks.ca_file)),
             "writing the policy",
         );
-        self_signed_cert(&d.dir, "127.0.0.1");
-        let scratch = d.dir.join("scratch");
+        let scratch = d.path("scratch");
         ok(
             fs::create_dir_all(&scratch),
             "creating the scratch directory",
         );
         Env {
-            ca: d.dir.join("cert.pem"),
+            ca: d.ca(),
             d,
             jwks,
             _up: up,
@@ -707,12 +248,6 @@ impl Env {
         self.send_all(std::slice::from_ref(&req))
             .pop()
             .unwrap_or_else(|| panic!("no response"))
-    }
-
-    fn keys_dir(&self) -> PathBuf {
-        let dir = self.scratch.join("keys");
-        ok(fs::create_dir_all(&dir), "creating the keys directory");
-        dir
     }
 }
 
@@ -802,19 +337,20 @@ impl Resp {
 
 #[test]
 fn tokens_from_an_https_jwks_are_verified_es256_and_rs256() {
-    let mut env = Env::new(21, "");
-    let keys = env.keys_dir();
-    let ec = Key::ec(&keys, "ec", "ec-1");
-    let rsa = Key::rsa(&keys, "rsa", "rsa-1");
+    let mut env = Env::new(|c| c);
+    let ec = signing_key(Alg::Es256, "ec-1", 0);
+    let rsa = signing_key(Alg::Rs256, "rsa-1", 0);
     // Other keys claiming the published kids: forged signatures.
-    let ec_forger = Key::ec(&keys, "ec-forger", "ec-1");
-    let rsa_forger = Key::rsa(&keys, "rsa-forger", "rsa-1");
-    env.jwks.serve(&[&ec, &rsa]);
+    let ec_forger = signing_key(Alg::Es256, "ec-1", 0);
+    let rsa_forger = signing_key(Alg::Rs256, "rsa-1", 1);
+    publish(&env.jwks, &[&ec, &rsa]);
     env.start();
 
     let good = claims("alice", "items:read");
     let t = now();
-    let rsa_pem = rsa.public_pem();
+    let rsa_pem = ok(rsa.rsa().ok_or("no RSA key material"), "RSA key")
+        .spki_pem
+        .clone();
     let none_header = json!({"alg": "none", "kid": "ec-1", "typ": "JWT"});
     let hs_header = json!({"alg": "HS256", "kid": "rsa-1", "typ": "JWT"});
     // (label, request, expected status, expected reason)
@@ -907,7 +443,7 @@ fn tokens_from_an_https_jwks_are_verified_es256_and_rs256() {
             "ES256 naming the RSA key's kid",
             get(
                 "/items",
-                Some(&ec.token_with(&json!({"alg": "ES256", "kid": "rsa-1"}), &good)),
+                Some(&ec.token_with_header(&json!({"alg": "ES256", "kid": "rsa-1"}), &good)),
             ),
             401,
             "token_alg_refused",
@@ -980,16 +516,15 @@ fn tokens_from_an_https_jwks_are_verified_es256_and_rs256() {
         failures.join("\n"),
         env.d.log()
     );
-    assert!(env.jwks.hits() >= 1, "the JWKS was never fetched");
+    assert!(env.jwks.requests() >= 1, "the JWKS was never fetched");
 }
 
 #[test]
 fn key_rotation_is_picked_up_on_an_unknown_kid_with_bounded_fetches() {
-    let mut env = Env::new(22, "");
-    let keys = env.keys_dir();
-    let old = Key::ec(&keys, "old", "ec-old");
-    let new = Key::ec(&keys, "new", "ec-new");
-    let ghost = Key::ec(&keys, "ghost", "ec-ghost");
+    let mut env = Env::new(|c| c);
+    let old = signing_key(Alg::Es256, "ec-old", 0);
+    let new = signing_key(Alg::Es256, "ec-new", 0);
+    let ghost = signing_key(Alg::Es256, "ec-ghost", 0);
     env.start();
     let old_token = old.token(&claims("alice", "items:read"));
     let new_token = new.token(&claims("alice", "items:read"));
@@ -998,10 +533,10 @@ fn key_rotation_is_picked_up_on_an_unknown_kid_with_bounded_fetches() {
     let r = env.send(get("/items", Some(&old_token)));
     assert_eq!(r.outcome(), (503, "jwks_unavailable".into()), "{r:?}");
     assert!(r.header("retry-after").is_some(), "{r:?}");
-    assert!(env.jwks.hits() >= 1, "no fetch was attempted");
+    assert!(env.jwks.requests() >= 1, "no fetch was attempted");
 
     // Keys published; after a failed fetch the next one waits for the min-refresh interval.
-    env.jwks.serve(&[&old]);
+    publish(&env.jwks, &[&old]);
     thread::sleep(PAST_MIN_REFRESH);
     let r = env.send(get("/items", Some(&old_token)));
     assert_eq!(r.outcome(), (200, "ok".into()), "{r:?}\n{}", env.d.log());
@@ -1012,12 +547,12 @@ fn key_rotation_is_picked_up_on_an_unknown_kid_with_bounded_fetches() {
 
     // The provider rotates: the new key is added. Once the min-refresh interval has passed,
     // the same token makes vigild fetch again and find it.
-    env.jwks.serve(&[&old, &new]);
+    publish(&env.jwks, &[&old, &new]);
     thread::sleep(PAST_MIN_REFRESH);
-    let before = env.jwks.hits();
+    let before = env.jwks.requests();
     let r = env.send(get("/items", Some(&new_token)));
     assert_eq!(r.outcome(), (200, "ok".into()), "{r:?}\n{}", env.d.log());
-    let after = env.jwks.hits();
+    let after = env.jwks.requests();
     assert!(
         after > before,
         "the rotated key was accepted without a fetch"
@@ -1040,11 +575,11 @@ fn key_rotation_is_picked_up_on_an_unknown_kid_with_bounded_fetches() {
             get("/items", Some(&ghost.token(&c)))
         })
         .collect();
-    let before = env.jwks.hits();
+    let before = env.jwks.requests();
     let started = Instant::now();
     let resps = env.send_all(&burst);
     let took = started.elapsed();
-    let fetches = env.jwks.hits() - before;
+    let fetches = env.jwks.requests() - before;
     for r in &resps {
         assert_eq!(r.outcome(), (401, "token_unknown_key".into()), "{r:?}");
     }
@@ -1057,10 +592,9 @@ fn key_rotation_is_picked_up_on_an_unknown_kid_with_bounded_fetches() {
 
 #[test]
 fn ownership_rules_bind_objects_to_the_token_subject() {
-    let mut env = Env::new(23, "");
-    let keys = env.keys_dir();
-    let key = Key::ec(&keys, "ec", "ec-1");
-    env.jwks.serve(&[&key]);
+    let mut env = Env::new(|c| c);
+    let key = signing_key(Alg::Es256, "ec-1", 0);
+    publish(&env.jwks, &[&key]);
     env.start();
     let alice = key.token(&claims("alice", "items:read"));
     let admin = key.token(&claims("carol", "items:read admin"));
@@ -1172,13 +706,9 @@ fn ownership_rules_bind_objects_to_the_token_subject() {
 
 #[test]
 fn rate_limits_apply_per_token_subject() {
-    let mut env = Env::new(
-        24,
-        "[[rate_limit]]\nname = \"per-user\"\nkey = \"sub\"\nrate = 1\nburst = 5\n",
-    );
-    let keys = env.keys_dir();
-    let key = Key::ec(&keys, "ec", "ec-1");
-    env.jwks.serve(&[&key]);
+    let mut env = Env::new(|c| c.rate_limit(RateLimit::new("per-user", "sub", 1, 5)));
+    let key = signing_key(Alg::Es256, "ec-1", 0);
+    publish(&env.jwks, &[&key]);
     env.start();
     let alice = key.token(&claims("alice", "items:read"));
     let bob = key.token(&claims("bob", "items:read"));
@@ -1218,10 +748,9 @@ fn rate_limits_apply_per_token_subject() {
 
 #[test]
 fn audit_lines_name_the_subject_and_never_hold_the_token() {
-    let mut env = Env::new(25, "");
-    let keys = env.keys_dir();
-    let key = Key::ec(&keys, "ec", "ec-1");
-    env.jwks.serve(&[&key]);
+    let mut env = Env::new(|c| c);
+    let key = signing_key(Alg::Es256, "ec-1", 0);
+    publish(&env.jwks, &[&key]);
     env.start();
     let good = key.token(&claims("alice", "items:read"));
     let t = now();
@@ -1248,7 +777,7 @@ fn audit_lines_name_the_subject_and_never_hold_the_token() {
         .collect();
 
     // The audit writer is asynchronous: wait (bounded) for both lines.
-    let audit = env.d.dir.join("audit.log");
+    let audit = env.d.path("audit.log");
     let deadline = Instant::now() + Duration::from_secs(10);
     let (text, lines) = loop {
         let text = fs::read_to_string(&audit).unwrap_or_default();

@@ -6,7 +6,9 @@
 
 use std::{path::Path, process::Command};
 
-use vigil_e2e::{daemon::Vigild, unique, upstream::Upstream};
+use vigil_e2e::upstream::Upstream;
+use vigil_testkit::ports::free_port;
+use vigil_testkit::vigild::Vigild;
 
 const API: &str = r#"openapi: 3.0.3
 info: {title: demo, version: "1"}
@@ -51,21 +53,21 @@ fn req(port: u16, cacert: &Path, args: &[&str], path: &str) -> (String, String) 
 
 #[test]
 fn the_openapi_description_is_enforced() {
-    let tag = unique(14);
     let up = Upstream::start().unwrap();
-    let port = vigil_e2e::free_port();
-    let body = format!(
-        "[listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
-         key = \"@DIR@/key.pem\"\n[[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\
-         [metrics]\nlisten = \"127.0.0.1:0\"\n[policy]\nfile = \"@DIR@/openapi.yaml\"\n\
-         shadow_file = \"@DIR@/shadow.json\"\n",
-        up.addr
-    );
-    let mut d = Vigild::without_xdp(&tag, &body).unwrap();
-    std::fs::write(d.dir.join("openapi.yaml"), API).unwrap();
-    vigil_e2e::self_signed_cert(&d.dir, "127.0.0.1");
+    let port = free_port().unwrap();
+    let mut d = Vigild::new("policy").unwrap();
+    let cfg = d
+        .gateway_config("127.0.0.1", port, up.url())
+        .unwrap()
+        .policy(&d.path("openapi.yaml"))
+        .set(
+            "policy.shadow_file",
+            d.path("shadow.json").display().to_string(),
+        );
+    d.configure(cfg.clone()).unwrap();
+    std::fs::write(d.path("openapi.yaml"), API).unwrap();
     d.start().unwrap();
-    let ca = d.dir.join("cert.pem");
+    let ca = d.ca();
     let json = ["-H", "content-type: application/json"];
 
     assert_eq!(req(port, &ca, &[], "/api/users/7?fields=name").0, "200");
@@ -142,12 +144,8 @@ fn the_openapi_description_is_enforced() {
     );
 
     // Log-only rollout: violations are forwarded and counted, not refused.
-    let cfg = std::fs::read_to_string(&d.config).unwrap();
-    std::fs::write(
-        &d.config,
-        cfg.replace("[policy]\n", "[policy]\nmode = \"log-only\"\n"),
-    )
-    .unwrap();
+    d.configure(cfg.clone().set("policy.mode", "log-only"))
+        .unwrap();
     d.ctl(&["reload"]).unwrap();
     assert_eq!(req(port, &ca, &[], "/api/users/abc").0, "200");
     assert_eq!(req(port, &ca, &[], "/api/users/7?fields=password").0, "200");
@@ -169,13 +167,13 @@ fn the_openapi_description_is_enforced() {
         m.contains("vigil_gateway_policy_log_only_total{reason=\"param_invalid\"} 2"),
         "{m}"
     );
-    std::fs::write(&d.config, cfg).unwrap();
+    d.configure(cfg).unwrap();
     d.ctl(&["reload"]).unwrap();
     assert_eq!(req(port, &ca, &[], "/api/users/abc").0, "400");
 
     // A description that does not compile is refused on reload; the old one keeps serving.
     std::fs::write(
-        d.dir.join("openapi.yaml"),
+        d.path("openapi.yaml"),
         "openapi: 3.0.3\npaths: {/x: {get: 7}}\n",
     )
     .unwrap();

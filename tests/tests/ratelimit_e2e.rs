@@ -5,7 +5,10 @@
 
 use std::{path::Path, process::Command};
 
-use vigil_e2e::{daemon::Vigild, self_signed_cert, unique, upstream::Upstream};
+use vigil_e2e::upstream::Upstream;
+use vigil_testkit::config::RateLimit;
+use vigil_testkit::ports::free_port;
+use vigil_testkit::vigild::Vigild;
 
 /// (status, response head) of one HTTPS GET with optional extra curl args.
 fn get(port: u16, ca: &Path, extra: &[&str]) -> (String, String) {
@@ -34,20 +37,14 @@ fn get(port: u16, ca: &Path, extra: &[&str]) -> (String, String) {
 
 #[test]
 fn bursts_pass_and_excess_gets_429_with_retry_after() {
-    let tag = unique(17);
     let up = Upstream::start().unwrap();
-    let port = vigil_e2e::free_port();
-    let body = format!(
-        "[listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
-         key = \"@DIR@/key.pem\"\n[[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\
-         [metrics]\nlisten = \"127.0.0.1:0\"\n\
-         [[rate_limit]]\nname = \"per-key\"\nkey = \"header:x-api-key\"\nrate = 1\nburst = 3\n",
-        up.addr
-    );
-    let mut d = Vigild::without_xdp(&tag, &body).unwrap();
-    self_signed_cert(&d.dir, "127.0.0.1");
+    let port = free_port().unwrap();
+    let mut d = Vigild::new("ratelimit").unwrap();
+    let cfg = d.gateway_config("127.0.0.1", port, up.url()).unwrap();
+    let rule = |rate| RateLimit::new("per-key", "header:x-api-key", rate, 3);
+    d.configure(cfg.clone().rate_limit(rule(1))).unwrap();
     d.start().unwrap();
-    let ca = d.dir.join("cert.pem");
+    let ca = d.ca();
     let k1 = ["-H", "x-api-key: k1"];
     for i in 0..3 {
         assert_eq!(get(port, &ca, &k1).0, "200", "request {i} of the burst");
@@ -63,8 +60,7 @@ fn bursts_pass_and_excess_gets_429_with_retry_after() {
     assert_eq!(get(port, &ca, &["-H", "x-api-key: k2"]).0, "200");
     assert_eq!(get(port, &ca, &[]).0, "200");
     // A bad rule is refused at reload, naming the key, and the running limits stay.
-    let cfg = std::fs::read_to_string(&d.config).unwrap();
-    std::fs::write(&d.config, cfg.replace("rate = 1\n", "rate = 0\n")).unwrap();
+    d.configure(cfg.rate_limit(rule(0))).unwrap();
     let err = d.ctl(&["reload"]).unwrap_err().to_string();
     assert!(err.contains("rate_limit[0]"), "{err}");
     // The limit still applies (bounded: a few requests, well inside the refill time).

@@ -18,7 +18,11 @@ use std::{
 };
 
 use serde_json::Value;
-use vigil_e2e::{daemon::Vigild, redis::Redis, self_signed_cert, unique, upstream::Upstream};
+use vigil_e2e::{unique, upstream::Upstream};
+use vigil_testkit::config::RateLimit;
+use vigil_testkit::ports::free_port;
+use vigil_testkit::redis::Redis;
+use vigil_testkit::vigild::Vigild;
 
 const BURST: usize = 20;
 /// The default fallback: half the burst, on each box.
@@ -109,19 +113,16 @@ struct Node {
 
 impl Node {
     fn start(tag: &str, redis: &Redis, prefix: &str, name: &str, upstream: &str) -> Node {
-        let (https, http) = (vigil_e2e::free_port(), vigil_e2e::free_port());
-        let body = format!(
-            "[listener]\nhttps = \"127.0.0.1:{https}\"\nhttp = \"127.0.0.1:{http}\"\n\
-             [tls]\ncert = \"@DIR@/cert.pem\"\nkey = \"@DIR@/key.pem\"\n\
-             [[upstream]]\nname = \"api\"\nurl = \"http://{upstream}\"\n\
-             [metrics]\nlisten = \"127.0.0.1:0\"\n\
-             [fleet]\nredis = \"{}\"\nprefix = \"{prefix}\"\nbox_id = \"{name}\"\n\
-             [[rate_limit]]\nname = \"per-ip\"\nkey = \"client_ip\"\nrate = 1\nburst = {BURST}\n\
-             shared = true\n",
-            redis.addr()
-        );
-        let mut d = Vigild::without_xdp(tag, &body).unwrap();
-        self_signed_cert(&d.dir, "127.0.0.1");
+        let (https, http) = (free_port().unwrap(), free_port().unwrap());
+        let mut d = Vigild::new(tag).unwrap();
+        let rule = RateLimit::new("per-ip", "client_ip", 1, BURST as u32).shared();
+        let cfg = d
+            .gateway_config("127.0.0.1", https, upstream)
+            .unwrap()
+            .http(format!("127.0.0.1:{http}"))
+            .fleet(redis.addr(), prefix, name)
+            .rate_limit(rule);
+        d.configure(cfg).unwrap();
         d.start().unwrap();
         Node { d, http }
     }
@@ -184,8 +185,8 @@ fn two_boxes_share_one_limit_and_fall_back_locally_while_redis_is_down() {
     let mut redis = Redis::start().unwrap();
     let up = Upstream::start().unwrap();
     let prefix = format!("vigil-e2e-rl-{}", unique(30));
-    let a = Node::start(&unique(30), &redis, &prefix, "box-a", &up.addr.to_string());
-    let b = Node::start(&unique(31), &redis, &prefix, "box-b", &up.addr.to_string());
+    let a = Node::start(&unique(30), &redis, &prefix, "box-a", &up.url());
+    let b = Node::start(&unique(31), &redis, &prefix, "box-b", &up.url());
     for x in [&a, &b] {
         assert!(
             wait_for(Duration::from_secs(5), || x.backend() == "redis"),

@@ -13,7 +13,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use vigil_e2e::{daemon::Vigild, self_signed_cert, unique, upstream::Upstream};
+use vigil_e2e::upstream::Upstream;
+use vigil_testkit::pki::self_signed;
+use vigil_testkit::ports::free_port;
+use vigil_testkit::vigild::Vigild;
 
 fn curl_ok(port: u16, ca: &std::path::Path) -> bool {
     Command::new("curl")
@@ -27,27 +30,18 @@ fn curl_ok(port: u16, ca: &std::path::Path) -> bool {
 
 #[test]
 fn keys_rotate_under_load_loses_no_request() {
-    let tag = unique(16);
     let up = Upstream::start().unwrap();
-    let port = vigil_e2e::free_port();
-    let body = format!(
-        "[listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
-         key = \"@DIR@/key.pem\"\n[[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\
-         [metrics]\nlisten = \"127.0.0.1:0\"\n",
-        up.addr
-    );
-    let mut d = Vigild::without_xdp(&tag, &body).unwrap();
-    self_signed_cert(&d.dir, "127.0.0.1");
-    let old_cert = std::fs::read_to_string(d.dir.join("cert.pem")).unwrap();
+    let port = free_port().unwrap();
+    let mut d = Vigild::new("rotation").unwrap();
+    d.configure(d.gateway_config("127.0.0.1", port, up.url()).unwrap())
+        .unwrap();
+    let old_cert = std::fs::read_to_string(d.ca()).unwrap();
     // The next key, made aside; clients trust both while the key changes.
-    let next = d.dir.join("next");
-    std::fs::create_dir_all(&next).unwrap();
-    self_signed_cert(&next, "127.0.0.1");
-    let new_cert = std::fs::read_to_string(next.join("cert.pem")).unwrap();
-    let old = d.dir.join("old.pem");
+    let next = self_signed(&["127.0.0.1"]).unwrap();
+    let old = d.path("old.pem");
     std::fs::write(&old, &old_cert).unwrap();
-    let both = d.dir.join("both.pem");
-    std::fs::write(&both, format!("{old_cert}{new_cert}")).unwrap();
+    let both = d.path("both.pem");
+    std::fs::write(&both, format!("{old_cert}{}", next.cert_pem)).unwrap();
     d.start().unwrap();
 
     let (stop, ok, failed) = (
@@ -73,8 +67,11 @@ fn keys_rotate_under_load_loses_no_request() {
         .collect();
     thread::sleep(Duration::from_millis(500));
     // Swap the files in place, then rotate: new handshakes get the new key.
-    std::fs::copy(next.join("key.pem"), d.dir.join("key.pem")).unwrap();
-    std::fs::copy(next.join("cert.pem"), d.dir.join("cert.pem")).unwrap();
+    let new_cert = next
+        .write(&d.path("next-cert.pem"), &d.path("next-key.pem"))
+        .unwrap();
+    std::fs::copy(&new_cert.key, d.path("key.pem")).unwrap();
+    std::fs::copy(&new_cert.cert, d.path("cert.pem")).unwrap();
     d.ctl(&["keys", "rotate"]).unwrap();
     thread::sleep(Duration::from_millis(500));
     stop.store(true, Ordering::Relaxed);
@@ -91,7 +88,7 @@ fn keys_rotate_under_load_loses_no_request() {
     );
     // New handshakes verify against the new certificate alone, and no longer against the old.
     assert!(
-        curl_ok(port, &next.join("cert.pem")),
+        curl_ok(port, &new_cert.cert),
         "new handshakes still get the old key"
     );
     assert!(

@@ -10,13 +10,22 @@ use std::{
     time::{Duration, Instant},
 };
 
-use vigil_e2e::{daemon::Vigild, unique, upstream::Upstream};
+use vigil_e2e::upstream::Upstream;
+use vigil_testkit::config::Config;
+use vigil_testkit::ports::free_port;
+use vigil_testkit::vigild::Vigild;
 
-fn set_temp(dir: &Path, millideg: u32) {
-    let zone = dir.join("sys/class/thermal/thermal_zone0");
-    std::fs::create_dir_all(&zone).unwrap();
-    std::fs::write(zone.join("type"), "x86_pkg_temp\n").unwrap();
-    std::fs::write(zone.join("temp"), format!("{millideg}\n")).unwrap();
+/// vigild (not started) with the gateway on a free port in front of a fresh upstream, sensors
+/// read from a fake sysfs tree every 100 ms; the HTTPS port and the config so far.
+fn hot_gateway(tag: &str, up: &Upstream) -> (Vigild, Config, u16) {
+    let port = free_port().unwrap();
+    let d = Vigild::new(tag).unwrap();
+    d.set_temp(45_000).unwrap();
+    let cfg = d
+        .gateway_config("127.0.0.1", port, up.url())
+        .unwrap()
+        .sysfs(&d.sysfs_root(), 100);
+    (d, cfg, port)
 }
 
 /// (status, body, retry-after header) of one HTTPS GET.
@@ -50,25 +59,16 @@ fn until(mut f: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn requests_follow_the_inspection_level() {
-    let tag = unique(13);
     let up = Upstream::start().unwrap();
-    let port = vigil_e2e::free_port();
-    let base = format!(
-        "[hw]\nsysfs_root = \"@DIR@/sys\"\n[thermal]\npoll_interval_ms = 100\n\
-         [listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
-         key = \"@DIR@/key.pem\"\n[[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\
-         [metrics]\nlisten = \"127.0.0.1:0\"\n[audit]\nsink = \"file\"\npath = \"@DIR@/audit.log\"\n",
-        up.addr
-    );
-    let mut d = Vigild::without_xdp(&tag, &base).unwrap();
-    vigil_e2e::self_signed_cert(&d.dir, "127.0.0.1");
-    set_temp(&d.dir, 45_000);
+    let (mut d, cfg, port) = hot_gateway("thermal", &up);
+    let cfg = cfg.audit_file(&d.path("audit.log"));
+    d.configure(cfg.clone()).unwrap();
     d.start().unwrap();
-    let cacert = d.dir.join("cert.pem");
+    let cacert = d.ca();
     assert_eq!(get(port, &cacert).0, "200", "{}", d.log());
 
     // Hot: the default policy sheds rather than forward less-inspected requests.
-    set_temp(&d.dir, 85_000);
+    d.set_temp(85_000).unwrap();
     assert!(
         until(|| get(port, &cacert).0 == "503"),
         "never shed at 85 °C: {}",
@@ -78,37 +78,33 @@ fn requests_follow_the_inspection_level() {
     assert!(body.contains("\"reason\":\"thermal_shed\""), "{body}");
     assert_eq!(retry.as_deref(), Some("30"));
     // Cool again: served.
-    set_temp(&d.dir, 45_000);
+    d.set_temp(45_000).unwrap();
     assert!(until(|| get(port, &cacert).0 == "200"), "never recovered");
 
     // The operator chooses degrade: served while reduced, still shed at the shed level.
-    let cfg = std::fs::read_to_string(&d.config).unwrap();
-    std::fs::write(
-        &d.config,
-        format!("{cfg}\n[inspection]\non_degrade = \"degrade\"\n"),
-    )
-    .unwrap();
+    d.configure(cfg.set("inspection.on_degrade", "degrade"))
+        .unwrap();
     d.ctl(&["reload"]).unwrap();
-    set_temp(&d.dir, 85_000);
+    d.set_temp(85_000).unwrap();
     assert!(until(
         || d.ctl_json(&["thermal"]).unwrap()["status"]["level"] == "reduced"
     ));
     assert_eq!(get(port, &cacert).0, "200");
-    set_temp(&d.dir, 97_000);
+    d.set_temp(97_000).unwrap();
     assert!(
         until(|| get(port, &cacert).0 == "503"),
         "never shed at 97 °C"
     );
 
     // An operator override pins a level whatever the temperature says, and clears.
-    set_temp(&d.dir, 45_000);
+    d.set_temp(45_000).unwrap();
     assert!(until(|| get(port, &cacert).0 == "200"));
     d.ctl(&["thermal", "override", "shed", "--for", "1m"])
         .unwrap();
     assert_eq!(get(port, &cacert).0, "503");
     d.ctl(&["thermal", "clear"]).unwrap();
     assert_eq!(get(port, &cacert).0, "200");
-    let audit = std::fs::read_to_string(d.dir.join("audit.log")).unwrap();
+    let audit = std::fs::read_to_string(d.path("audit.log")).unwrap();
     assert!(
         audit.contains("thermal_shed"),
         "shed requests missing from the audit log"
@@ -116,7 +112,7 @@ fn requests_follow_the_inspection_level() {
     // Every level change is an audit event too, next to the decisions it affected (the audit
     // writer drains in the background: allow it a moment).
     let audited = until(|| {
-        let audit = std::fs::read_to_string(d.dir.join("audit.log")).unwrap_or_default();
+        let audit = std::fs::read_to_string(d.path("audit.log")).unwrap_or_default();
         let t: Vec<&str> = audit
             .lines()
             .filter(|l| l.contains("\"event\":\"thermal_transition\""))
@@ -130,19 +126,11 @@ fn requests_follow_the_inspection_level() {
 
 #[test]
 fn each_route_sheds_or_degrades_as_its_policy_says() {
-    let tag = unique(15);
     let up = Upstream::start().unwrap();
-    let port = vigil_e2e::free_port();
-    let body = format!(
-        "[hw]\nsysfs_root = \"@DIR@/sys\"\n[thermal]\npoll_interval_ms = 100\n\
-         [listener]\nhttps = \"127.0.0.1:{port}\"\n[tls]\ncert = \"@DIR@/cert.pem\"\n\
-         key = \"@DIR@/key.pem\"\n[[upstream]]\nname = \"api\"\nurl = \"http://{}\"\n\
-         [metrics]\nlisten = \"127.0.0.1:0\"\n[policy]\nfile = \"@DIR@/openapi.yaml\"\n",
-        up.addr
-    );
-    let mut d = Vigild::without_xdp(&tag, &body).unwrap();
+    let (mut d, cfg, port) = hot_gateway("thermal-routes", &up);
+    d.configure(cfg.policy(&d.path("openapi.yaml"))).unwrap();
     std::fs::write(
-        d.dir.join("openapi.yaml"),
+        d.path("openapi.yaml"),
         "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /things/{id}:\n    get:\n      \
          x-vigil: {on_degrade: degrade}\n      parameters:\n        - {name: id, in: path, \
          required: true, schema: {type: integer}}\n      responses: {'200': {description: ok}}\n  \
@@ -150,10 +138,8 @@ fn each_route_sheds_or_degrades_as_its_policy_says() {
          true, schema: {type: integer}}\n      responses: {'200': {description: ok}}\n",
     )
     .unwrap();
-    vigil_e2e::self_signed_cert(&d.dir, "127.0.0.1");
-    set_temp(&d.dir, 45_000);
     d.start().unwrap();
-    let ca = d.dir.join("cert.pem");
+    let ca = d.ca();
     let at = |path: &str| {
         let out = Command::new("curl")
             .args([
@@ -176,7 +162,7 @@ fn each_route_sheds_or_degrades_as_its_policy_says() {
         (at("/things/1").as_str(), at("/orders/1").as_str()),
         ("200", "200")
     );
-    set_temp(&d.dir, 85_000);
+    d.set_temp(85_000).unwrap();
     assert!(
         until(|| at("/orders/1") == "503"),
         "the default route never shed"
@@ -186,11 +172,11 @@ fn each_route_sheds_or_degrades_as_its_policy_says() {
     assert_eq!(at("/things/abc"), "400");
     // At reduced depth the route match still runs: shadow paths stay 404.
     assert_eq!(at("/nope"), "404");
-    set_temp(&d.dir, 97_000);
+    d.set_temp(97_000).unwrap();
     assert!(
         until(|| at("/things/1") == "503"),
         "nothing sheds at the shed level"
     );
-    set_temp(&d.dir, 40_000);
+    d.set_temp(40_000).unwrap();
     assert!(until(|| at("/orders/1") == "200"));
 }

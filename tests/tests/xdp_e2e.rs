@@ -8,7 +8,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use vigil_e2e::{daemon::Vigild, netns::Netns, unique};
+use vigil_e2e::{netns::Netns, unique};
+use vigil_testkit::config::Config;
+use vigil_testkit::vigild::Vigild;
 
 /// Sends `n` UDP datagrams from `src` (inside the namespace) to `dst`, bounded by `limit`.
 fn udp_flood(ns: &Netns, src: &str, dst: SocketAddr, n: u32, limit: Duration) -> u32 {
@@ -94,17 +96,22 @@ fn socket2_connect(
     Ok(stream)
 }
 
+/// vigild with XDP on `ns`'s host end and `cfg`, started.
+fn xdp_daemon(tag: &str, ns: &Netns, cfg: Config) -> Vigild {
+    let mut d = Vigild::with_xdp(tag, &ns.host_if).unwrap();
+    d.configure(cfg).unwrap();
+    d.start().unwrap();
+    d
+}
+
 #[test]
 fn blocked_sources_are_dropped_and_allowed_ones_pass() {
     let tag = unique(1);
     let ns = Netns::new(&tag, 101, 3).unwrap();
-    let mut d = Vigild::new(
-        &tag,
-        &ns.host_if,
-        "mode = \"native\"\nallow = [\"198.18.101.4/32\"]\n",
-    )
-    .unwrap();
-    d.start().unwrap();
+    let cfg = Config::new()
+        .set("xdp.mode", "native")
+        .set("xdp.allow", vec!["198.18.101.4/32"]);
+    let d = xdp_daemon(&tag, &ns, cfg);
     let status = d.ctl_json(&["status"]).unwrap();
     assert_eq!(status["xdp"]["mode"], "native", "{status}");
     let (good, bad, vip) = (
@@ -156,10 +163,10 @@ fn blocked_sources_are_dropped_and_allowed_ones_pass() {
         "TCP handshake from a blocked source completed"
     );
 
-    let blocked = d.counter("blocked");
+    let blocked = d.xdp_packets("blocked");
     // 2 pings, 5 datagrams, at least one SYN.
     assert!(blocked >= 8, "blocked counter {blocked}");
-    assert!(d.counter("allowlisted") >= 2);
+    assert!(d.xdp_packets("allowlisted") >= 2);
     let list = d.ctl(&["block", "list"]).unwrap();
     assert!(
         list.contains("198.18.101.3/32") && list.contains("e2e"),
@@ -171,13 +178,10 @@ fn blocked_sources_are_dropped_and_allowed_ones_pass() {
 fn packets_over_the_source_rate_are_dropped() {
     let tag = unique(2);
     let ns = Netns::new(&tag, 102, 2).unwrap();
-    let mut d = Vigild::new(
-        &tag,
-        &ns.host_if,
-        "[xdp.rate_limit]\npps = 20\nburst = 20\n",
-    )
-    .unwrap();
-    d.start().unwrap();
+    let cfg = Config::new()
+        .set("xdp.rate_limit.pps", 20)
+        .set("xdp.rate_limit.burst", 20);
+    let d = xdp_daemon(&tag, &ns, cfg);
     let udp = UdpSocket::bind(format!("{}:0", ns.host_addr)).unwrap();
     let dst = udp.local_addr().unwrap();
     let start = Instant::now();
@@ -192,7 +196,7 @@ fn packets_over_the_source_rate_are_dropped() {
         "received {got} of {sent}; at most {allowed} expected"
     );
     assert!(got >= 15, "received {got}: the burst should pass");
-    let limited = d.counter("rate_limited");
+    let limited = d.xdp_packets("rate_limited");
     assert!(
         limited >= u64::from(sent - got) - 5,
         "rate_limited {limited}, sent {sent}, got {got}"
@@ -206,13 +210,12 @@ fn packets_over_the_source_rate_are_dropped() {
 fn drops_survive_kill_9_and_a_restart_adopts_the_pins() {
     let tag = unique(3);
     let ns = Netns::new(&tag, 103, 2).unwrap();
-    let mut d = Vigild::new(&tag, &ns.host_if, "").unwrap();
-    d.start().unwrap();
+    let mut d = xdp_daemon(&tag, &ns, Config::new());
     let bad = ns.client_addrs[1].clone();
     d.ctl(&["block", "add", &bad, "--ttl", "1h", "--reason", "survives"])
         .unwrap();
     assert!(!ns.ping_from(&bad, 2));
-    let before = d.counter("blocked");
+    let before = d.xdp_packets("blocked");
     assert!(before >= 2);
 
     d.kill9();
@@ -225,7 +228,7 @@ fn drops_survive_kill_9_and_a_restart_adopts_the_pins() {
     let offline = d.ctl_json(&["status"]).unwrap();
     assert_eq!(offline["daemon"]["running"], false);
     assert_eq!(offline["xdp"]["mode"], "native");
-    let during = d.counter("blocked");
+    let during = d.xdp_packets("blocked");
     assert!(
         during >= before + 3,
         "counters must keep counting: {before} -> {during}"
@@ -247,7 +250,10 @@ fn drops_survive_kill_9_and_a_restart_adopts_the_pins() {
         .collect();
     assert_eq!(cidrs, [format!("{bad}/32").as_str(), "198.18.103.200/32"]);
     assert_eq!(rules["rules"][0]["reason"], "survives");
-    assert!(d.counter("blocked") >= during, "counters reset on restart");
+    assert!(
+        d.xdp_packets("blocked") >= during,
+        "counters reset on restart"
+    );
     assert!(!ns.ping_from(&bad, 1));
 
     // A clean stop (SIGTERM) also leaves the program attached and its socket removed.
@@ -258,7 +264,7 @@ fn drops_survive_kill_9_and_a_restart_adopts_the_pins() {
         d.log()
     );
     assert!(
-        !d.socket.exists(),
+        !d.socket().exists(),
         "control socket left behind after SIGTERM"
     );
     assert!(
@@ -276,8 +282,7 @@ fn drops_survive_kill_9_and_a_restart_adopts_the_pins() {
 fn expired_blocks_let_the_source_back_in() {
     let tag = unique(4);
     let ns = Netns::new(&tag, 104, 1).unwrap();
-    let mut d = Vigild::new(&tag, &ns.host_if, "").unwrap();
-    d.start().unwrap();
+    let d = xdp_daemon(&tag, &ns, Config::new());
     let src = ns.client_addrs[0].clone();
     d.ctl(&["block", "add", &src, "--ttl", "2s"]).unwrap();
     assert!(!ns.ping_from(&src, 1));
