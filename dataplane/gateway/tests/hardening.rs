@@ -8,11 +8,11 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::clients::{client_config, curl, exchange, raw_both, status_of, tls_connect};
-use common::pki::Pki;
 use common::upstream::Upstream;
-use common::{Gw, TempDir, config};
+use common::{Gw, config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use vigil_testkit::pki::Pki;
 
 fn req(extra: &str, body: &str) -> Vec<u8> {
     format!("POST /echo HTTP/1.1\r\nHost: localhost\r\n{extra}Connection: close\r\n\r\n{body}")
@@ -21,10 +21,10 @@ fn req(extra: &str, body: &str) -> Vec<u8> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn limits_and_methods_answer_with_their_status_codes() {
-    let dir = TempDir::new("limits");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let mut cfg = config(&dir, &pki, &[up.url()]);
+    let mut cfg = config(dir.path(), &pki, &[up.url()]);
     cfg.limits.max_header_count = 20;
     cfg.limits.max_header_bytes = 2048;
     cfg.limits.max_uri_bytes = 256;
@@ -102,10 +102,10 @@ async fn limits_and_methods_answer_with_their_status_codes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn smuggling_attempts_are_rejected_with_400() {
-    let dir = TempDir::new("smuggle");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let gw = Gw::start(config(&dir, &pki, &[up.url()])).await;
+    let gw = Gw::start(config(dir.path(), &pki, &[up.url()])).await;
     let cases: Vec<(&str, Vec<u8>)> = vec![
         (
             "CL+TE",
@@ -181,10 +181,10 @@ async fn dribble<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(s: &mu
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slowloris_is_closed_within_the_header_timeout() {
-    let dir = TempDir::new("slowloris");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let mut cfg = config(&dir, &pki, &[up.url()]);
+    let mut cfg = config(dir.path(), &pki, &[up.url()]);
     cfg.listener.header_timeout = Duration::from_secs(1);
     let gw = Gw::start(cfg).await;
     let mut tcp = TcpStream::connect(gw.http).await.unwrap();
@@ -205,10 +205,10 @@ async fn slowloris_is_closed_within_the_header_timeout() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_and_requests_over_budget_are_shed_with_503() {
-    let dir = TempDir::new("shed");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let mut cfg = config(&dir, &pki, &[up.url()]);
+    let mut cfg = config(dir.path(), &pki, &[up.url()]);
     cfg.listener.max_connections = 2;
     cfg.listener.max_requests_in_flight = 1;
     cfg.listener.retry_after_secs = 3;
@@ -258,9 +258,9 @@ async fn connections_and_requests_over_budget_are_shed_with_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_policy_everything_is_refused_with_503() {
-    let dir = TempDir::new("closed");
-    let pki = Pki::new(&dir);
-    let gw = Gw::start(config(&dir, &pki, &[])).await;
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
+    let gw = Gw::start(config(dir.path(), &pki, &[])).await;
     for flag in ["--http1.1", "--http2"] {
         let r = curl(&pki, gw.https, "/anything", &[flag]).await;
         assert_eq!(r.status, 503);
@@ -271,10 +271,10 @@ async fn without_a_policy_everything_is_refused_with_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_connections_are_closed_after_the_idle_timeout() {
-    let dir = TempDir::new("idle");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let mut cfg = config(&dir, &pki, &[up.url()]);
+    let mut cfg = config(dir.path(), &pki, &[up.url()]);
     cfg.listener.idle_timeout = Duration::from_millis(500);
     let gw = Gw::start(cfg).await;
     let tls = tls_connect(gw.https, client_config(&pki, &["h2"], None))

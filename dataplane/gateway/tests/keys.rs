@@ -8,14 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::clients::{client_config, exchange, status_of, tls_connect};
-use common::pki::Pki;
+use common::config;
 use common::upstream::Upstream;
-use common::{TempDir, config};
 use rustls::pki_types::SubjectPublicKeyInfoDer;
 use rustls::sign::{CertifiedKey, Signer, SigningKey};
 use rustls::{SignatureAlgorithm, SignatureScheme};
 use vigil_gateway::Gateway;
 use vigil_hw::keys::{FileKeyProvider, KeyError, KeyMode, KeyProvider};
+use vigil_testkit::pki::Pki;
 
 const DELAY: Duration = Duration::from_millis(300);
 
@@ -72,10 +72,10 @@ impl Signer for SlowSigner {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_signatures_do_not_stall_other_connections() {
-    let dir = TempDir::new("slowkey");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let cfg = config(&dir, &pki, &[up.url()]);
+    let cfg = config(dir.path(), &pki, &[up.url()]);
     let keys = Arc::new(SlowTpm(FileKeyProvider::new(&cfg.tls.cert, &cfg.tls.key)));
     let gw = Gateway::start(cfg, keys).await.unwrap();
     let (https, http) = (gw.https_addr(), gw.http_addr().unwrap());

@@ -7,17 +7,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::clients::{curl, curl_raw};
-use common::pki::Pki;
 use common::upstream::Upstream;
-use common::{Gw, TempDir, audit_lines, config};
+use common::{Gw, audit_lines, config};
 use vigil_gateway::config::{AuditSink, SyslogTransport};
+use vigil_testkit::pki::Pki;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_lines_record_decisions_and_never_secrets() {
-    let dir = TempDir::new("audit");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let mut cfg = config(&dir, &pki, &[up.url()]);
+    let mut cfg = config(dir.path(), &pki, &[up.url()]);
     cfg.audit.headers = vec![
         "user-agent".into(),
         "authorization".into(),
@@ -50,8 +50,8 @@ async fn audit_lines_record_decisions_and_never_secrets() {
     let long = format!("/{}", "p".repeat(100));
     let rejected = curl(&pki, gw.https, &long, &["--http2"]).await;
     assert_eq!(rejected.status, 414);
-    let lines = audit_lines(&dir.path("audit.log"), 2).await;
-    let raw = std::fs::read_to_string(dir.path("audit.log")).unwrap();
+    let lines = audit_lines(&dir.path().join("audit.log"), 2).await;
+    let raw = std::fs::read_to_string(dir.path().join("audit.log")).unwrap();
     for secret in ["SECRET", "tok-", "page=2"] {
         assert!(!raw.contains(secret), "{secret} in audit log: {raw}");
     }
@@ -85,10 +85,10 @@ async fn audit_lines_record_decisions_and_never_secrets() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_requests_handshakes_and_daemon_text() {
-    let dir = TempDir::new("metrics");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let gw = Gw::start(config(&dir, &pki, &[up.url()])).await;
+    let gw = Gw::start(config(dir.path(), &pki, &[up.url()])).await;
     let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let sink = seen.clone();
     gw.get()
@@ -168,11 +168,11 @@ async fn metrics_count_requests_handshakes_and_daemon_text() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn syslog_sinks_receive_rfc5424_lines() {
-    let dir = TempDir::new("syslog");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
     let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let mut cfg = config(&dir, &pki, &[up.url()]);
+    let mut cfg = config(dir.path(), &pki, &[up.url()]);
     cfg.audit.sink = AuditSink::Syslog;
     cfg.audit.syslog_address = udp.local_addr().unwrap();
     let gw = Gw::start(cfg.clone()).await;
@@ -217,11 +217,11 @@ async fn syslog_sinks_receive_rfc5424_lines() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stuck_audit_sink_drops_lines_but_never_blocks_requests() {
     use std::os::unix::fs::OpenOptionsExt;
-    let dir = TempDir::new("stuck");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
     // A FIFO nobody reads: once its 64 KiB buffer is full, every write blocks.
-    let fifo = dir.path("audit.fifo");
+    let fifo = dir.path().join("audit.fifo");
     let made = std::process::Command::new("mkfifo")
         .arg(&fifo)
         .status()
@@ -232,7 +232,7 @@ async fn a_stuck_audit_sink_drops_lines_but_never_blocks_requests() {
         .custom_flags(libc::O_NONBLOCK)
         .open(&fifo)
         .unwrap();
-    let mut cfg = config(&dir, &pki, &[up.url()]);
+    let mut cfg = config(dir.path(), &pki, &[up.url()]);
     cfg.audit.path = fifo;
     cfg.audit.queue_capacity = 4;
     let gw = Gw::start(cfg).await;

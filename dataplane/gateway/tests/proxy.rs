@@ -9,20 +9,20 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::clients::{client_config, curl, exchange, read_bytes, status_of, tls_connect};
-use common::pki::Pki;
 use common::upstream::{TestBody, Upstream};
-use common::{Gw, TempDir, config};
+use common::{Gw, config};
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
+use vigil_testkit::pki::Pki;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn trailers_pass_through_to_an_h2_client_from_an_h2c_upstream() {
-    let dir = TempDir::new("trailers");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("grpc").await;
-    let gw = Gw::start(config(&dir, &pki, &[up.h2c_url()])).await;
+    let gw = Gw::start(config(dir.path(), &pki, &[up.h2c_url()])).await;
     let tls = tls_connect(gw.https, client_config(&pki, &["h2"], None))
         .await
         .unwrap();
@@ -76,10 +76,10 @@ async fn websocket_echo<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_upgrade_is_spliced_both_ways() {
-    let dir = TempDir::new("ws");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("ws").await;
-    let gw = Gw::start(config(&dir, &pki, &[up.url()])).await;
+    let gw = Gw::start(config(dir.path(), &pki, &[up.url()])).await;
     let mut tcp = TcpStream::connect(gw.http).await.unwrap();
     websocket_echo(&mut tcp).await;
     let mut tls = tls_connect(gw.https, client_config(&pki, &["http/1.1"], None))
@@ -91,14 +91,14 @@ async fn websocket_upgrade_is_spliced_both_ways() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upstream_failures_map_to_502_and_504() {
-    let dir = TempDir::new("fail");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("slow").await;
     let closed = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let mut cfg = config(&dir, &pki, &[format!("http://{closed}")]);
+    let mut cfg = config(dir.path(), &pki, &[format!("http://{closed}")]);
     let gw = Gw::start(cfg.clone()).await;
     let r = curl(&pki, gw.https, "/echo", &[]).await;
     assert_eq!(
@@ -122,10 +122,10 @@ async fn upstream_failures_map_to_502_and_504() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn round_robin_skips_unhealthy_upstreams() {
-    let dir = TempDir::new("health");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
-    let mut cfg = config(&dir, &pki, &[a.url(), b.url()]);
+    let mut cfg = config(dir.path(), &pki, &[a.url(), b.url()]);
     for u in &mut cfg.upstream {
         u.health_path = Some("/health".to_owned());
         u.health_interval = Duration::from_millis(100);

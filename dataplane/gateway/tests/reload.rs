@@ -9,11 +9,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::clients::{client_config, curl, tls_connect};
-use common::pki::Pki;
 use common::upstream::{TestBody, Upstream};
-use common::{Gw, TempDir, config};
+use common::{Gw, config};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use vigil_gateway::GatewayError;
+use vigil_testkit::pki::Pki;
 
 /// Sends requests on one TLS connection (h1 or h2) until `stop`; returns (ok, failed).
 async fn load(
@@ -81,10 +81,10 @@ async fn load(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn good_and_bad_reloads_under_load_fail_no_request() {
-    let dir = TempDir::new("reload");
-    let pki = Arc::new(Pki::new(&dir));
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Arc::new(Pki::write(dir.path()).unwrap());
     let (a, b) = (Upstream::start("a").await, Upstream::start("b").await);
-    let cfg = config(&dir, &pki, &[a.url()]);
+    let cfg = config(dir.path(), &pki, &[a.url()]);
     let gw = Gw::start(cfg.clone()).await;
     let until = Instant::now() + Duration::from_secs(3);
     let clients: Vec<_> = [false, false, true]
@@ -92,7 +92,7 @@ async fn good_and_bad_reloads_under_load_fail_no_request() {
         .map(|h2| tokio::spawn(load(gw.https, pki.clone(), h2, until)))
         .collect();
     let (mut good, mut bad) = (0, 0);
-    let mut to_b = config(&dir, &pki, &[b.url()]);
+    let mut to_b = config(dir.path(), &pki, &[b.url()]);
     to_b.limits.max_header_count = 50;
     let mut broken = cfg.clone();
     broken.upstream[0].url = "ftp://127.0.0.1:1".to_owned();
@@ -151,10 +151,10 @@ async fn good_and_bad_reloads_under_load_fail_no_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_applies_limits_and_rotated_key_to_new_requests_only() {
-    let dir = TempDir::new("rotate");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let cfg = config(&dir, &pki, &[up.url()]);
+    let cfg = config(dir.path(), &pki, &[up.url()]);
     let gw = Gw::start(cfg.clone()).await;
     let cert_of = |s: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| {
         s.get_ref().1.peer_certificates().unwrap()[0]
@@ -180,8 +180,8 @@ async fn reload_applies_limits_and_rotated_key_to_new_requests_only() {
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Rotate: new key and certificate (same CA) written over the files, then reload.
-    let dir2 = TempDir::new("rotate-ca");
-    let pki2 = Pki::new(&dir2);
+    let dir2 = tempfile::tempdir().unwrap();
+    let pki2 = Pki::write(dir2.path()).unwrap();
     std::fs::copy(&pki2.server_cert, &pki.server_cert).unwrap();
     std::fs::copy(&pki2.server_key, &pki.server_key).unwrap();
     let mut tighter = cfg.clone();
@@ -223,10 +223,10 @@ async fn reload_applies_limits_and_rotated_key_to_new_requests_only() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_in_flight_requests_finish() {
-    let dir = TempDir::new("drain");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let mut gw = Gw::start(config(&dir, &pki, &[up.url()])).await;
+    let mut gw = Gw::start(config(dir.path(), &pki, &[up.url()])).await;
     let done = Arc::new(AtomicUsize::new(0));
     let slow = tokio::spawn({
         let (ca, port, done) = (pki.ca.clone(), gw.https.port(), done.clone());
@@ -258,6 +258,6 @@ async fn shutdown_lets_in_flight_requests_finish() {
         "still accepting"
     );
     // Every decision was flushed to the audit log before shutdown returned.
-    let lines = common::audit_lines(&dir.path("audit.log"), 1).await;
+    let lines = common::audit_lines(&dir.path().join("audit.log"), 1).await;
     assert_eq!(lines[0]["status"], 200);
 }

@@ -7,17 +7,17 @@ mod common;
 use std::time::Duration;
 
 use common::clients::{client_config, curl, exchange, s_client, status_of, tls_connect};
-use common::pki::Pki;
 use common::upstream::Upstream;
-use common::{Gw, TempDir, config};
+use common::{Gw, config};
 use vigil_gateway::config::{ClientAuth, MinVersion};
+use vigil_testkit::pki::Pki;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_h1_and_h2_are_proxied_with_hardened_headers() {
-    let dir = TempDir::new("curl");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let gw = Gw::start(config(&dir, &pki, &[up.url()])).await;
+    let gw = Gw::start(config(dir.path(), &pki, &[up.url()])).await;
     for (flag, version) in [("--http1.1", "1.1"), ("--http2", "2")] {
         let r = curl(
             &pki,
@@ -84,10 +84,10 @@ async fn curl_h1_and_h2_are_proxied_with_hardened_headers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls12_refused_by_default_and_accepted_when_configured() {
-    let dir = TempDir::new("tls12");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let mut cfg = config(&dir, &pki, &[up.url()]);
+    let mut cfg = config(dir.path(), &pki, &[up.url()]);
     let gw = Gw::start(cfg.clone()).await;
     let (ok, out) = s_client(gw.https, &pki.ca, &["-tls1_2"]).await;
     assert!(!ok, "TLS 1.2 accepted by default: {out}");
@@ -127,10 +127,10 @@ async fn tls12_refused_by_default_and_accepted_when_configured() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn alpn_selects_protocol_for_rustls_client() {
-    let dir = TempDir::new("alpn");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let gw = Gw::start(config(&dir, &pki, &[up.url()])).await;
+    let gw = Gw::start(config(dir.path(), &pki, &[up.url()])).await;
     for (offer, expect) in [
         (&["h2", "http/1.1"][..], "h2"),
         (&["http/1.1"][..], "http/1.1"),
@@ -163,10 +163,10 @@ async fn alpn_selects_protocol_for_rustls_client() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_required_accepts_ca_clients_and_refuses_others() {
-    let dir = TempDir::new("mtls");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let mut cfg = config(&dir, &pki, &[up.url()]);
+    let mut cfg = config(dir.path(), &pki, &[up.url()]);
     cfg.tls.client_ca = Some(pki.ca.clone());
     cfg.audit.headers = vec![];
     let gw = Gw::start(cfg.clone()).await;
@@ -186,7 +186,7 @@ async fn mtls_required_accepts_ca_clients_and_refuses_others() {
     assert_eq!(r.status, 0, "rogue CA accepted: {r:?}");
     assert_eq!(up.hits.load(std::sync::atomic::Ordering::Relaxed), 1);
     // The identity reaches the audit line.
-    let lines = common::audit_lines(&dir.path("audit.log"), 1).await;
+    let lines = common::audit_lines(&dir.path().join("audit.log"), 1).await;
     assert_eq!(lines[0]["identity"]["subject"], "CN=svc-orders");
     assert_eq!(
         lines[0]["identity"]["sans"][0],
@@ -205,12 +205,12 @@ async fn mtls_required_accepts_ca_clients_and_refuses_others() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_ca_that_is_a_fifo_or_device_is_refused_and_keeps_the_running_config() {
-    let dir = TempDir::new("ca-fifo");
-    let pki = Pki::new(&dir);
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let cfg = config(&dir, &pki, &[up.url()]);
+    let cfg = config(dir.path(), &pki, &[up.url()]);
     let gw = Gw::start(cfg.clone()).await;
-    let fifo = dir.path("ca-fifo.pem");
+    let fifo = dir.path().join("ca-fifo.pem");
     let made = std::process::Command::new("mkfifo").arg(&fifo).status();
     assert!(made.unwrap().success());
     for (ca, needle) in [

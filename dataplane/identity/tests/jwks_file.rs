@@ -4,11 +4,12 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{TempDir, TestKey, TestResult, b64, claims_now, jwks_json};
+use common::{TestResult, claims_now, jwks_json, test_key};
 use serde_json::json;
 use vigil_identity::{
     Algorithm, Jwks, JwksError, JwksLocation, JwksOptions, JwtError, Validation, Verifier,
 };
+use vigil_testkit::jwt::{b64, hs256_token};
 
 fn load(path: &std::path::Path) -> Result<Jwks, JwksError> {
     Jwks::new(JwksLocation::File(path.to_owned()), JwksOptions::default())
@@ -16,10 +17,10 @@ fn load(path: &std::path::Path) -> Result<Jwks, JwksError> {
 
 #[tokio::test]
 async fn loads_and_skips_symmetric_and_encryption_keys() -> TestResult {
-    let dir = TempDir::new();
+    let dir = tempfile::tempdir()?;
     let path = dir.path().join("jwks.json");
-    let key = TestKey::new(Algorithm::Es384, "sig", 0);
-    let mut enc = TestKey::new(Algorithm::Rs256, "enc", 0).jwk();
+    let key = test_key(Algorithm::Es384, "sig", 0);
+    let mut enc = test_key(Algorithm::Rs256, "enc", 0).jwk();
     enc["use"] = json!("enc");
     let oct = json!({"kty":"oct","kid":"sig","k":b64("hunter2"),"alg":"HS256"});
     std::fs::write(&path, jwks_json(&[oct, key.jwk(), enc]))?;
@@ -40,7 +41,7 @@ async fn loads_and_skips_symmetric_and_encryption_keys() -> TestResult {
 
     // The oct key shares the kid and is never used: an HS256 token with its secret is refused.
     let verifier = Verifier::new(Arc::clone(&jwks), Validation::default(), 16);
-    let hs = common::hs256_token(
+    let hs = hs256_token(
         &json!({"alg":"HS256","kid":"sig"}),
         &claims_now(),
         b"hunter2",
@@ -65,7 +66,7 @@ async fn loads_and_skips_symmetric_and_encryption_keys() -> TestResult {
 
 #[test]
 fn bad_files_name_the_path() {
-    let dir = TempDir::new();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let missing = dir.path().join("missing.json");
     let e = load(&missing)
         .err()
@@ -97,7 +98,7 @@ fn bad_files_name_the_path() {
 
 #[test]
 fn files_that_are_not_small_regular_files_are_refused_before_reading() {
-    let dir = TempDir::new();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let big = dir.path().join("big.json");
     std::fs::write(&big, vec![b' '; (1 << 20) + 1]).unwrap_or_else(|e| panic!("{e}"));
     let fifo = dir.path().join("fifo.json");

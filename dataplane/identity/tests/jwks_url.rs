@@ -5,11 +5,12 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::server::{JwksServer, Mode, closed_port};
-use common::{TempDir, TestKey, TestResult, claims_now, jwks_json};
+use common::{Key, TestResult, claims_now, jwks_json, test_key};
 use vigil_identity::{
     Algorithm, Jwks, JwksError, JwksLocation, JwksOptions, JwtError, Validation, Verifier,
 };
+use vigil_testkit::jwt::{JwksServer, Mode};
+use vigil_testkit::ports::free_port;
 
 fn options(cache_ttl_ms: u64, min_refresh_ms: u64) -> JwksOptions {
     JwksOptions {
@@ -29,8 +30,8 @@ fn jwks_for(server: &JwksServer, options: JwksOptions) -> Arc<Jwks> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fetches_once_then_serves_from_cache() -> TestResult {
-    let key = TestKey::new(Algorithm::Es256, "a", 0);
-    let server = JwksServer::start(jwks_json(&[key.jwk()])).await;
+    let key = test_key(Algorithm::Es256, "a", 0);
+    let server = JwksServer::start(jwks_json(&[key.jwk()]))?;
     let jwks = jwks_for(&server, options(60_000, 10_000));
     assert_eq!(
         server.requests(),
@@ -57,8 +58,8 @@ async fn fetches_once_then_serves_from_cache() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_callers_share_one_fetch() -> TestResult {
-    let key = TestKey::new(Algorithm::EdDsa, "a", 0);
-    let server = JwksServer::start(jwks_json(&[key.jwk()])).await;
+    let key = test_key(Algorithm::EdDsa, "a", 0);
+    let server = JwksServer::start(jwks_json(&[key.jwk()]))?;
     let jwks = jwks_for(&server, options(60_000, 10_000));
     let tasks: Vec<_> = (0..20)
         .map(|_| {
@@ -75,9 +76,9 @@ async fn concurrent_first_callers_share_one_fetch() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_kid_refetches_and_finds_the_rotated_key() -> TestResult {
-    let old = TestKey::new(Algorithm::Es256, "old", 0);
-    let new = TestKey::new(Algorithm::Rs256, "new", 0);
-    let server = JwksServer::start(jwks_json(&[old.jwk()])).await;
+    let old = test_key(Algorithm::Es256, "old", 0);
+    let new = test_key(Algorithm::Rs256, "new", 0);
+    let server = JwksServer::start(jwks_json(&[old.jwk()]))?;
     let jwks = jwks_for(&server, options(300_000, 300));
     let verifier = Verifier::new(Arc::clone(&jwks), Validation::default(), 100);
     verifier.verify(&old.token(&claims_now())).await?;
@@ -100,9 +101,9 @@ async fn unknown_kid_refetches_and_finds_the_rotated_key() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_unknown_kids_costs_at_most_one_fetch() -> TestResult {
-    let old = TestKey::new(Algorithm::Es256, "old", 0);
-    let new = TestKey::new(Algorithm::Es256, "new", 0);
-    let server = JwksServer::start(jwks_json(&[old.jwk()])).await;
+    let old = test_key(Algorithm::Es256, "old", 0);
+    let new = test_key(Algorithm::Es256, "new", 0);
+    let server = JwksServer::start(jwks_json(&[old.jwk()]))?;
     let jwks = jwks_for(&server, options(300_000, 2_000));
     let verifier = Arc::new(Verifier::new(Arc::clone(&jwks), Validation::default(), 100));
     jwks.current().await?;
@@ -111,7 +112,7 @@ async fn a_burst_of_unknown_kids_costs_at_most_one_fetch() -> TestResult {
     tokio::time::sleep(Duration::from_millis(2_100)).await;
 
     // 50 concurrent verifications of distinct tokens (the verified-token cache cannot help).
-    let burst = |key: &TestKey| {
+    let burst = |key: &Key| {
         let tasks: Vec<_> = (0..50)
             .map(|i| {
                 let mut c = claims_now();
@@ -133,7 +134,7 @@ async fn a_burst_of_unknown_kids_costs_at_most_one_fetch() -> TestResult {
     assert!(results.iter().all(Result::is_ok), "{results:?}");
     assert_eq!(server.requests(), 2);
     // Tokens naming a kid nobody publishes, within min_refresh: no fetch at all.
-    let ghost = TestKey::new(Algorithm::Es256, "ghost", 0);
+    let ghost = test_key(Algorithm::Es256, "ghost", 0);
     let results = burst(&ghost).await;
     assert!(
         results.iter().all(|r| *r == Err(JwtError::UnknownKey)),
@@ -145,8 +146,8 @@ async fn a_burst_of_unknown_kids_costs_at_most_one_fetch() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_while_error() -> TestResult {
-    let key = TestKey::new(Algorithm::Ps256, "k", 0);
-    let mut server = JwksServer::start(jwks_json(&[key.jwk()])).await;
+    let key = test_key(Algorithm::Ps256, "k", 0);
+    let mut server = JwksServer::start(jwks_json(&[key.jwk()]))?;
     let jwks = jwks_for(&server, options(500, 800));
     let verifier = Verifier::new(Arc::clone(&jwks), Validation::default(), 0);
     let before = jwks.current().await?;
@@ -173,7 +174,7 @@ async fn stale_while_error() -> TestResult {
     assert_eq!(server.requests(), 2);
 
     // The server is gone altogether: the refetch fails, the old set still verifies.
-    server.stop().await;
+    server.stop();
     tokio::time::sleep(Duration::from_millis(900)).await;
     verifier.verify(&key.token(&claims_now())).await?;
     let status = jwks.status();
@@ -191,8 +192,8 @@ async fn stale_while_error() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn min_refresh_also_bounds_a_short_cache_ttl() -> TestResult {
-    let key = TestKey::new(Algorithm::EdDsa, "k", 0);
-    let server = JwksServer::start(jwks_json(&[key.jwk()])).await;
+    let key = test_key(Algorithm::EdDsa, "k", 0);
+    let server = JwksServer::start(jwks_json(&[key.jwk()]))?;
     let jwks = jwks_for(&server, options(0, 500));
     for _ in 0..20 {
         jwks.current().await?;
@@ -206,10 +207,10 @@ async fn min_refresh_also_bounds_a_short_cache_ttl() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn never_fetched_and_unreachable_is_unavailable() -> TestResult {
-    let dir = TempDir::new();
-    let key = TestKey::new(Algorithm::Es256, "k", 0);
-    let server = JwksServer::start(jwks_json(&[key.jwk()])).await;
-    let url = format!("https://127.0.0.1:{}/jwks", closed_port().await);
+    let dir = tempfile::tempdir()?;
+    let key = test_key(Algorithm::Es256, "k", 0);
+    let server = JwksServer::start(jwks_json(&[key.jwk()]))?;
+    let url = format!("https://127.0.0.1:{}/jwks", free_port()?);
     let ca = dir.path().join("ca.pem");
     std::fs::copy(&server.ca_file, &ca)?;
     let jwks = Arc::new(Jwks::new(
@@ -268,7 +269,7 @@ fn only_https_urls_and_readable_ca_files() {
             .unwrap_or_default()
             .contains("/nonexistent/ca.pem")
     );
-    let dir = TempDir::new();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let not_pem = dir.path().join("ca.pem");
     std::fs::write(&not_pem, "hello").unwrap_or_else(|e| panic!("{e}"));
     let e = new("https://127.0.0.1/jwks", not_pem.to_str()).err();
@@ -277,8 +278,8 @@ fn only_https_urls_and_readable_ca_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_bodies_are_refused() -> TestResult {
-    let key = TestKey::new(Algorithm::Es256, "k", 0);
-    let server = JwksServer::start(jwks_json(&[key.jwk()])).await;
+    let key = test_key(Algorithm::Es256, "k", 0);
+    let server = JwksServer::start(jwks_json(&[key.jwk()]))?;
     for content_length in [true, false] {
         server.set_mode(Mode::Oversize {
             len: 1 << 20,
@@ -297,8 +298,8 @@ async fn oversized_bodies_are_refused() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn errors_wrong_status_wrong_ca_timeout() -> TestResult {
-    let key = TestKey::new(Algorithm::Es256, "k", 0);
-    let server = JwksServer::start(jwks_json(&[key.jwk()])).await;
+    let key = test_key(Algorithm::Es256, "k", 0);
+    let server = JwksServer::start(jwks_json(&[key.jwk()]))?;
     server.set_mode(Mode::Status(404));
     let e = jwks_for(&server, options(60_000, 10_000))
         .current()
@@ -307,7 +308,7 @@ async fn errors_wrong_status_wrong_ca_timeout() -> TestResult {
     assert!(e.map(|e| e.to_string()).unwrap_or_default().contains("404"));
 
     // A server whose certificate the configured CA did not issue.
-    let other = JwksServer::start(jwks_json(&[key.jwk()])).await;
+    let other = JwksServer::start(jwks_json(&[key.jwk()]))?;
     let jwks = Jwks::new(
         JwksLocation::Url {
             url: server.url(),
@@ -340,8 +341,8 @@ async fn errors_wrong_status_wrong_ca_timeout() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_age_is_honoured_with_a_floor_and_host_names_work() -> TestResult {
-    let key = TestKey::new(Algorithm::Es256, "k", 0);
-    let server = JwksServer::start(String::new()).await;
+    let key = test_key(Algorithm::Es256, "k", 0);
+    let server = JwksServer::start("")?;
     server.set_mode(Mode::Serve {
         body: jwks_json(&[key.jwk()]).into_bytes(),
         headers: vec!["Cache-Control: public, max-age=1".into()],

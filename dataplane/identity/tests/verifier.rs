@@ -5,10 +5,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::server::JwksServer;
-use common::{TempDir, TestKey, TestResult, claims_now, jwks_json, now};
+use common::{TestResult, claims_now, jwks_json, now, test_key};
 use serde_json::json;
 use vigil_identity::{Algorithm, Jwks, JwksLocation, JwksOptions, JwtError, Validation, Verifier};
+use vigil_testkit::jwt::JwksServer;
 
 fn url_jwks(server: &JwksServer, cache_ttl: Duration, min_refresh: Duration) -> Arc<Jwks> {
     let location = JwksLocation::Url {
@@ -25,8 +25,8 @@ fn url_jwks(server: &JwksServer, cache_ttl: Duration, min_refresh: Duration) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hit_does_not_verify_again() -> TestResult {
-    let key = TestKey::new(Algorithm::Rs384, "k", 0);
-    let server = JwksServer::start(jwks_json(&[key.jwk()])).await;
+    let key = test_key(Algorithm::Rs384, "k", 0);
+    let server = JwksServer::start(jwks_json(&[key.jwk()]))?;
     let jwks = url_jwks(
         &server,
         Duration::from_millis(300),
@@ -56,9 +56,9 @@ async fn a_hit_does_not_verify_again() -> TestResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_set_change_empties_the_cache() -> TestResult {
-    let old = TestKey::new(Algorithm::Es256, "old", 0);
-    let new = TestKey::new(Algorithm::Es256, "new", 0);
-    let server = JwksServer::start(jwks_json(&[old.jwk()])).await;
+    let old = test_key(Algorithm::Es256, "old", 0);
+    let new = test_key(Algorithm::Es256, "new", 0);
+    let server = JwksServer::start(jwks_json(&[old.jwk()]))?;
     let jwks = url_jwks(
         &server,
         Duration::from_secs(300),
@@ -91,8 +91,8 @@ async fn a_key_set_change_empties_the_cache() -> TestResult {
 
 #[tokio::test]
 async fn an_entry_is_not_served_after_exp() -> TestResult {
-    let key = TestKey::new(Algorithm::EdDsa, "k", 0);
-    let dir = TempDir::new();
+    let key = test_key(Algorithm::EdDsa, "k", 0);
+    let dir = tempfile::tempdir()?;
     let path = dir.path().join("jwks.json");
     std::fs::write(&path, jwks_json(&[key.jwk()]))?;
     let jwks = Arc::new(Jwks::new(JwksLocation::File(path), JwksOptions::default())?);
@@ -112,8 +112,8 @@ async fn an_entry_is_not_served_after_exp() -> TestResult {
 
 #[tokio::test]
 async fn only_successes_are_cached_and_the_cache_is_bounded() -> TestResult {
-    let key = TestKey::new(Algorithm::Es384, "k", 0);
-    let dir = TempDir::new();
+    let key = test_key(Algorithm::Es384, "k", 0);
+    let dir = tempfile::tempdir()?;
     let path = dir.path().join("jwks.json");
     std::fs::write(&path, jwks_json(&[key.jwk()]))?;
     let jwks = Arc::new(Jwks::new(JwksLocation::File(path), JwksOptions::default())?);

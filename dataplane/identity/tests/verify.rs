@@ -4,9 +4,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TestKey, TestResult, b64, claims_now, hs256_token, key_set, now};
+use common::{Key, TestResult, claims_now, key_set, now, test_key};
 use serde_json::{Value, json};
 use vigil_identity::{Algorithm, JwtError, KeySet, MAX_TOKEN_BYTES, Validation, verify};
+use vigil_testkit::jwt::{Alg, b64, hs256_token};
 
 fn strict() -> Validation {
     Validation {
@@ -16,14 +17,14 @@ fn strict() -> Validation {
     }
 }
 
-fn single(key: &TestKey) -> KeySet {
+fn single(key: &Key) -> KeySet {
     key_set(&[key.jwk()])
 }
 
 #[test]
 fn every_algorithm_verifies() -> TestResult {
     for (i, alg) in Algorithm::ALL.into_iter().enumerate() {
-        let key = TestKey::new(alg, &format!("k{i}"), 0);
+        let key = test_key(alg, &format!("k{i}"), 0);
         for jwk in [key.jwk(), key.jwk_with_alg()] {
             let keys = key_set(&[jwk]);
             let token = key.token(&claims_now());
@@ -37,7 +38,7 @@ fn every_algorithm_verifies() -> TestResult {
 
 #[test]
 fn exp_nbf_iat_with_leeway_on_both_sides() {
-    let key = TestKey::new(Algorithm::Es256, "k", 0);
+    let key = test_key(Algorithm::Es256, "k", 0);
     let keys = single(&key);
     let v = Validation {
         leeway: Duration::from_secs(30),
@@ -83,7 +84,7 @@ fn exp_nbf_iat_with_leeway_on_both_sides() {
 
 #[test]
 fn issuer_and_audience() {
-    let key = TestKey::new(Algorithm::EdDsa, "k", 0);
+    let key = test_key(Algorithm::EdDsa, "k", 0);
     let keys = single(&key);
     let t = now();
     let mut c = claims_now();
@@ -112,8 +113,8 @@ fn issuer_and_audience() {
 #[test]
 fn a_different_key_with_the_same_kid_is_a_bad_signature() {
     for alg in Algorithm::ALL {
-        let signer = TestKey::new(alg, "shared", 1);
-        let published = TestKey::new(alg, "shared", 0);
+        let signer = test_key(alg, "shared", 1);
+        let published = test_key(alg, "shared", 0);
         let token = signer.token(&claims_now());
         assert_eq!(
             verify(&token, &single(&published), &Validation::default(), now()),
@@ -125,7 +126,7 @@ fn a_different_key_with_the_same_kid_is_a_bad_signature() {
 
 #[test]
 fn tampering_is_a_bad_signature() {
-    let key = TestKey::new(Algorithm::Rs256, "k", 0);
+    let key = test_key(Algorithm::Rs256, "k", 0);
     let keys = single(&key);
     let token = key.token(&claims_now());
     let parts: Vec<&str> = token.split('.').collect();
@@ -137,7 +138,7 @@ fn tampering_is_a_bad_signature() {
         Err(JwtError::BadSignature)
     );
     // An ECDSA signature in ASN.1 DER instead of JWS's fixed r||s does not verify.
-    let ec = TestKey::new(Algorithm::Es256, "e", 0);
+    let ec = test_key(Algorithm::Es256, "e", 0);
     let token = ec.token(&claims_now());
     let (input, sig) = token.rsplit_once('.').unwrap_or_default();
     let raw = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, sig)
@@ -155,7 +156,7 @@ fn tampering_is_a_bad_signature() {
 
 #[test]
 fn alg_none_is_refused() {
-    let key = TestKey::new(Algorithm::Rs256, "k", 0);
+    let key = test_key(Algorithm::Rs256, "k", 0);
     let keys = single(&key);
     for alg in ["none", "NONE", "nOnE"] {
         for header in [json!({"alg": alg}), json!({"alg": alg, "kid": "k"})] {
@@ -176,7 +177,7 @@ fn alg_none_is_refused() {
 fn hmac_with_the_public_key_as_secret_is_refused() {
     // The algorithm-confusion attack: an HS256 token whose HMAC secret is the RSA public key,
     // in every encoding a confused verifier might use as the secret.
-    let key = TestKey::new(Algorithm::Rs256, "k", 0);
+    let key = test_key(Algorithm::Rs256, "k", 0);
     let rsa = key.rsa().unwrap_or_else(|| panic!("RSA key"));
     let jwk = key.jwk();
     let n_text = jwk["n"].as_str().unwrap_or_default().to_owned();
@@ -209,8 +210,8 @@ fn hmac_with_the_public_key_as_secret_is_refused() {
 #[test]
 fn key_type_and_pinned_alg_must_fit() {
     // An RS256 token naming an EC key's kid.
-    let rsa = TestKey::new(Algorithm::Rs256, "shared", 0);
-    let ec = TestKey::new(Algorithm::Es256, "shared", 0);
+    let rsa = test_key(Algorithm::Rs256, "shared", 0);
+    let ec = test_key(Algorithm::Es256, "shared", 0);
     let token = rsa.token(&claims_now());
     let r = verify(&token, &single(&ec), &Validation::default(), now());
     assert_eq!(
@@ -220,7 +221,7 @@ fn key_type_and_pinned_alg_must_fit() {
         })
     );
     // An ES384 token for a P-256 key.
-    let p384 = TestKey::new(Algorithm::Es384, "shared", 0);
+    let p384 = test_key(Algorithm::Es384, "shared", 0);
     let r = verify(
         &p384.token(&claims_now()),
         &single(&ec),
@@ -257,7 +258,7 @@ fn key_type_and_pinned_alg_must_fit() {
 
 #[test]
 fn algorithms_outside_the_configuration_are_refused() {
-    let key = TestKey::new(Algorithm::Rs256, "k", 0);
+    let key = test_key(Algorithm::Rs256, "k", 0);
     let v = Validation {
         algorithms: vec![Algorithm::Es256, Algorithm::EdDsa],
         ..Validation::default()
@@ -272,15 +273,15 @@ fn algorithms_outside_the_configuration_are_refused() {
 
 #[test]
 fn kid_selects_and_no_kid_tries_fitting_keys() -> TestResult {
-    let a = TestKey::new(Algorithm::Es256, "a", 0);
-    let b = TestKey::new(Algorithm::Es256, "b", 0);
-    let ed = TestKey::new(Algorithm::EdDsa, "ed", 0);
+    let a = test_key(Algorithm::Es256, "a", 0);
+    let b = test_key(Algorithm::Es256, "b", 0);
+    let ed = test_key(Algorithm::EdDsa, "ed", 0);
     let keys = key_set(&[a.jwk(), ed.jwk(), b.jwk()]);
     let v = Validation::default();
     assert!(verify(&b.token(&claims_now()), &keys, &v, now()).is_ok());
     let no_kid = b.token_with_header(&json!({"alg":"ES256"}), &claims_now());
     assert_eq!(verify(&no_kid, &keys, &v, now())?.subject(), Some("user-1"));
-    let unknown = TestKey::new(Algorithm::Es256, "zzz", 0);
+    let unknown = test_key(Algorithm::Es256, "zzz", 0);
     assert_eq!(
         verify(&unknown.token(&claims_now()), &keys, &v, now()),
         Err(JwtError::UnknownKey)
@@ -291,7 +292,7 @@ fn kid_selects_and_no_kid_tries_fitting_keys() -> TestResult {
         Err(JwtError::BadSignature)
     );
     // No kid and no key of the algorithm's type at all.
-    let rsa = TestKey::new(Algorithm::Rs256, "r", 0);
+    let rsa = test_key(Algorithm::Rs256, "r", 0);
     let no_kid = rsa.token_with_header(&json!({"alg":"RS256"}), &claims_now());
     assert_eq!(verify(&no_kid, &keys, &v, now()), Err(JwtError::UnknownKey));
     Ok(())
@@ -299,9 +300,9 @@ fn kid_selects_and_no_kid_tries_fitting_keys() -> TestResult {
 
 #[test]
 fn at_most_eight_keys_are_tried_without_kid() {
-    let target = TestKey::new(Algorithm::EdDsa, "target", 0);
+    let target = test_key(Algorithm::EdDsa, "target", 0);
     let mut jwks: Vec<Value> = (0..8)
-        .map(|i| TestKey::new(Algorithm::EdDsa, &format!("d{i}"), 0).jwk())
+        .map(|i| test_key(Algorithm::EdDsa, &format!("d{i}"), 0).jwk())
         .collect();
     jwks.push(target.jwk());
     let keys = key_set(&jwks);
@@ -324,7 +325,7 @@ fn at_most_eight_keys_are_tried_without_kid() {
 
 #[test]
 fn malformed_tokens_never_panic() {
-    let key = TestKey::new(Algorithm::Es256, "k", 0);
+    let key = test_key(Algorithm::Es256, "k", 0);
     let keys = single(&key);
     let v = Validation::default();
     let token = key.token(&claims_now());
@@ -373,7 +374,9 @@ fn malformed_tokens_never_panic() {
         let t = key.token_with_header(&json!({"alg":"ES256","kid":"k"}), &json!(null));
         let (h, _) = t.split_once('.').unwrap_or_default();
         let input = format!("{h}.{}", b64(payload));
-        let sig = key.sign_raw(Algorithm::Es256, input.as_bytes());
+        let sig = key
+            .sign(Alg::Es256, input.as_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(malformed(&format!("{input}.{}", b64(sig))), "{payload}");
     }
     // Every prefix and a byte flip at every position: an error, never a panic, never Ok.
@@ -389,7 +392,7 @@ fn malformed_tokens_never_panic() {
 
 #[test]
 fn crit_header_is_refused() {
-    let key = TestKey::new(Algorithm::EdDsa, "k", 0);
+    let key = test_key(Algorithm::EdDsa, "k", 0);
     let t = key.token_with_header(
         &json!({"alg":"EdDSA","kid":"k","crit":["exp"],"exp":1}),
         &claims_now(),
@@ -402,7 +405,7 @@ fn crit_header_is_refused() {
 
 #[test]
 fn wrong_claim_types_are_malformed() {
-    let key = TestKey::new(Algorithm::EdDsa, "k", 0);
+    let key = test_key(Algorithm::EdDsa, "k", 0);
     let keys = single(&key);
     let t = now();
     for (name, value) in [
@@ -432,7 +435,7 @@ fn wrong_claim_types_are_malformed() {
 
 #[test]
 fn scopes_and_values_from_a_token() -> TestResult {
-    let key = TestKey::new(Algorithm::Ps256, "k", 0);
+    let key = test_key(Algorithm::Ps256, "k", 0);
     let mut c = claims_now();
     c["scope"] = json!("orders:read orders:write");
     c["scp"] = json!(["orders:read", "admin"]);
@@ -452,7 +455,7 @@ fn scopes_and_values_from_a_token() -> TestResult {
 
 #[test]
 fn error_messages_carry_nothing_from_the_token() {
-    let key = TestKey::new(Algorithm::Es256, "k", 0);
+    let key = test_key(Algorithm::Es256, "k", 0);
     let keys = single(&key);
     let secret_sub = "sub-SECRET-4711";
     let t = now();

@@ -14,7 +14,7 @@ use tokio::process::Command;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
-use super::pki::Pki;
+use vigil_testkit::pki::Pki;
 
 /// What curl reported.
 #[derive(Debug)]

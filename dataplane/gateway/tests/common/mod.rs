@@ -1,48 +1,23 @@
-//! Shared test fixtures: a temp dir, generated PKI, an in-process upstream, a gateway started on
-//! loopback port 0, and clients (curl, openssl, rustls, raw sockets). Everything started here is
-//! stopped by a guard's Drop, so a failing test cleans up too.
+//! Shared test fixtures: an in-process upstream, a gateway started on loopback port 0, and
+//! clients (curl, openssl, rustls, raw sockets); temp dirs come from tempfile and certificates
+//! from the test kit. Everything started here is stopped by a guard's Drop, so a failing test
+//! cleans up too.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod clients;
-pub mod pki;
 pub mod upstream;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use vigil_gateway::config::{AuditSink, UpstreamConfig};
 use vigil_gateway::{Gateway, GatewayConfig};
 use vigil_hw::keys::FileKeyProvider;
-
-/// A directory removed on drop.
-#[derive(Debug)]
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let p = std::env::temp_dir().join(format!("vigil-gw-{tag}-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&p);
-        std::fs::create_dir_all(&p).unwrap();
-        Self(p)
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use vigil_testkit::pki::Pki;
 
 /// A config on loopback port 0 with the audit log in `dir` and the given upstream URLs.
-pub fn config(dir: &TempDir, pki: &pki::Pki, upstreams: &[String]) -> GatewayConfig {
+pub fn config(dir: &Path, pki: &Pki, upstreams: &[String]) -> GatewayConfig {
     let mut cfg = GatewayConfig::default();
     cfg.listener.https = "127.0.0.1:0".parse().unwrap();
     cfg.listener.http = Some("127.0.0.1:0".parse().unwrap());
@@ -50,7 +25,7 @@ pub fn config(dir: &TempDir, pki: &pki::Pki, upstreams: &[String]) -> GatewayCon
     cfg.tls.cert = pki.server_cert.clone();
     cfg.tls.key = pki.server_key.clone();
     cfg.audit.sink = AuditSink::File;
-    cfg.audit.path = dir.path("audit.log");
+    cfg.audit.path = dir.join("audit.log");
     for (i, url) in upstreams.iter().enumerate() {
         cfg.upstream.push(UpstreamConfig {
             name: format!("up{i}"),
