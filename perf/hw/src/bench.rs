@@ -2,7 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -13,6 +13,9 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, ServerConfig, SignatureScheme};
+use vigil_testkit::load::quantile;
+use vigil_testkit::ports::{free_port, wait_port};
+use vigil_testkit::procs::Proc;
 
 pub const NAME: &str = "bench.vigil.test";
 
@@ -126,27 +129,19 @@ pub fn openssl_handshakes(
     count: u64,
     limit: Duration,
 ) -> anyhow::Result<HandshakeRun> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let child = Command::new("openssl")
-        .args(["s_server", "-quiet", "-tls1_3", "-no_ticket", "-naccept"])
-        .arg((count + 1).to_string())
-        .args(["-accept", &format!("127.0.0.1:{port}"), "-cert"])
-        .arg(cert)
-        .arg("-key")
-        .arg(key)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .context("running openssl s_server")?;
-    let guard = ChildGuard(child);
-    let ready = Instant::now() + Duration::from_secs(5);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        if Instant::now() > ready {
-            bail!("openssl s_server did not start");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let port = free_port()?;
+    let server = Proc::spawn(
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-tls1_3", "-no_ticket", "-naccept"])
+            .arg((count + 1).to_string())
+            .args(["-accept", &format!("127.0.0.1:{port}"), "-cert"])
+            .arg(cert)
+            .arg("-key")
+            .arg(key)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )?;
+    wait_port(port, Duration::from_secs(5), "openssl s_server")?;
     let run = drive(
         "file",
         "openssl-s_server",
@@ -155,17 +150,8 @@ pub fn openssl_handshakes(
         count,
         Instant::now() + limit,
     );
-    drop(guard);
+    drop(server);
     run
-}
-
-struct ChildGuard(Child);
-
-impl Drop for ChildGuard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn drive(
@@ -226,22 +212,13 @@ pub fn latency(
         bail!("no {what} sample within {limit:?}");
     }
     ms.sort_by(f64::total_cmp);
-    let pick = |q: f64| {
-        #[allow(
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss,
-            clippy::cast_precision_loss
-        )]
-        let i = ((ms.len() - 1) as f64 * q).round() as usize;
-        ms[i.min(ms.len() - 1)]
-    };
     #[allow(clippy::cast_precision_loss)]
     let mean = ms.iter().sum::<f64>() / ms.len() as f64;
     Ok(Latency {
         what: what.to_owned(),
         samples: ms.len(),
-        p50_ms: pick(0.50),
-        p99_ms: pick(0.99),
+        p50_ms: quantile(&ms, 0.50),
+        p99_ms: quantile(&ms, 0.99),
         mean_ms: mean,
     })
 }

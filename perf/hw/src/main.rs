@@ -2,57 +2,46 @@
 //! s_server with the file key as the reference peer, plus signature latencies. Starts its own
 //! swtpm; writes perf/results/hw.json and prints a table.
 //!
-//! Usage: vigil-perf-hw [--handshakes N] [--seconds S] [--signatures N] [--out PATH]
+//! Usage: `vigil-perf-hw --help`.
 
 mod bench;
-mod swtpm;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use clap::Parser;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use vigil_hw::keys::{self, CERT_FILE, KEY_FILE, KeyMode};
+use vigil_testkit::machine::{nproc, write_report};
+use vigil_testkit::swtpm::Swtpm;
 
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil-perf-hw",
+    about = "TLS 1.3 handshake rate and signature latency by key mode (file, TPM-sealed, \
+             TPM-resident) against openssl s_server, on a private swtpm"
+)]
 struct Args {
+    /// Most handshakes per key mode.
+    #[arg(long, default_value_t = 1000)]
     handshakes: u64,
+    /// Most seconds per measurement.
+    #[arg(long, default_value_t = 10)]
     seconds: u64,
+    /// Signatures timed per key mode.
+    #[arg(long, default_value_t = 500)]
     signatures: usize,
+    /// Where the JSON goes.
+    #[arg(long, default_value_os_t = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/hw.json"))]
     out: PathBuf,
 }
 
-fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        handshakes: 1000,
-        seconds: 10,
-        signatures: 500,
-        out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/hw.json"),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--handshakes" => args.handshakes = value()?.parse()?,
-            "--seconds" => args.seconds = value()?.parse()?,
-            "--signatures" => args.signatures = value()?.parse()?,
-            "--out" => args.out = PathBuf::from(value()?),
-            "-h" | "--help" => {
-                println!(
-                    "vigil-perf-hw [--handshakes N] [--seconds S] [--signatures N] [--out PATH]"
-                );
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other}"),
-        }
-    }
-    Ok(args)
-}
-
 fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
+    let args = Args::parse();
     let limit = Duration::from_secs(args.seconds);
-    let tpm = swtpm::Swtpm::start()?;
+    let tpm = Swtpm::start()?;
     let tcti = tpm.tcti();
     let work = tempfile::tempdir()?;
 
@@ -120,16 +109,12 @@ fn main() -> anyhow::Result<()> {
         "what": "TLS 1.3 full handshakes/s over loopback (rustls client, no resumption) by key \
             mode; openssl s_server with the file key is the reference peer; the TPM is swtpm",
         "host": vigil_hw::HostFacts::collect(&vigil_hw::thermal::SysfsRoot::new("/sys")).cpu,
-        "logical_cpus": std::thread::available_parallelism().map_or(1, usize::from),
+        "logical_cpus": nproc(),
         "handshakes": runs,
         "latency": latencies,
         "ratios": ratios,
     });
-    if let Some(parent) = args.out.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    write_report(&args.out, &report)?;
 
     println!(
         "{:<18} {:<13} {:>10} {:>8} {:>12}",

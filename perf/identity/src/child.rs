@@ -1,8 +1,7 @@
-//! `--serve-gateway CONFIG [REDIS]`: runs the gateway in this (child) process with the config
-//! written by the harness, prints `READY <https port> <metrics port>` and serves until killed. With `REDIS`
-//! (`host:port`), the `shared = true` rate-limit rules keep their buckets there.
+//! `--serve-gateway CONFIG [--redis ADDR]`: runs the gateway in this (child) process with the
+//! config written by the harness, announces `READY <https port> <metrics port>` and serves
+//! until killed. With `--redis`, the `shared = true` rate-limit rules keep their buckets there.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,29 +36,16 @@ async fn attach_redis(gw: &Gateway, addr: &str) -> Result<()> {
     Ok(())
 }
 
-pub fn serve(config: &Path, redis: Option<&str>) -> Result<()> {
-    let cfg: GatewayConfig = serde_json::from_slice(&std::fs::read(config)?)
-        .context("gateway config written by the harness")?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
+pub fn serve(config: &Path, redis: Option<String>) -> Result<()> {
+    let text = std::fs::read_to_string(config)?;
+    let cfg: GatewayConfig = toml::from_str(&text).context("gateway config from the harness")?;
+    vigil_testkit::procs::serve_ready(WORKERS, async move {
         let keys = Arc::new(FileKeyProvider::new(&cfg.tls.cert, &cfg.tls.key));
         let gw = Gateway::start(cfg, keys).await?;
         if let Some(addr) = redis {
-            attach_redis(&gw, addr).await?;
+            attach_redis(&gw, &addr).await?;
         }
-        let mut out = std::io::stdout();
-        writeln!(
-            out,
-            "READY {} {}",
-            gw.https_addr().port(),
-            gw.metrics_addr().port()
-        )?;
-        out.flush()?;
-        // Serve until the harness kills this process.
-        std::future::pending::<()>().await;
-        Ok(())
+        let ports = vec![gw.https_addr().port(), gw.metrics_addr().port()];
+        Ok((gw, ports))
     })
 }

@@ -5,9 +5,9 @@
 //! summed and their logs merged.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
+use vigil_testkit::load::h2load;
 
 /// One measured round.
 #[derive(Debug, Clone)]
@@ -28,73 +28,6 @@ pub struct Round {
 pub struct Group {
     pub connections: u32,
     pub token: Option<String>,
-}
-
-/// `finished in 5.00s, 35012.30 req/s, ...` and `requests: ... N succeeded, M failed, ...`.
-fn parse(text: &str) -> Result<(f64, u64, u64)> {
-    let fin = text
-        .lines()
-        .find(|l| l.starts_with("finished in"))
-        .context("no 'finished in' line")?;
-    let rps: f64 = fin
-        .split(", ")
-        .find(|p| p.ends_with("req/s"))
-        .and_then(|p| p.trim_end_matches(" req/s").parse().ok())
-        .with_context(|| format!("no req/s in {fin:?}"))?;
-    let req = text
-        .lines()
-        .find(|l| l.starts_with("requests:"))
-        .context("no requests line")?;
-    let count = |what: &str| -> u64 {
-        req.split(", ")
-            .find(|p| p.ends_with(what))
-            .and_then(|p| p.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok((
-        rps,
-        count("succeeded"),
-        count("failed") + count("errored") + count("timeout"),
-    ))
-}
-
-/// Log lines: start (µs since the epoch), status, µs to the end of the response.
-fn read_log(path: &Path, lat: &mut Vec<u64>) -> Result<u64> {
-    let mut non_2xx = 0;
-    for line in std::fs::read_to_string(path)?.lines() {
-        let mut cols = line.split('\t');
-        let status: Option<u16> = cols.nth(1).and_then(|s| s.trim().parse().ok());
-        if !matches!(status, Some(200..=299)) {
-            non_2xx += 1;
-        }
-        if let Some(us) = cols.next().and_then(|s| s.trim().parse().ok()) {
-            lat.push(us);
-        }
-    }
-    Ok(non_2xx)
-}
-
-/// The `p` quantile of sorted µs values, in ms.
-pub fn percentile_ms(sorted: &[u64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted
-        .get(i)
-        .or(sorted.last())
-        .map_or(f64::NAN, |&us| us as f64 / 1000.0)
-}
-
-fn spawn(args: &[String]) -> Result<Child> {
-    Command::new("h2load")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running h2load (apt-get install nghttp2-client)")
 }
 
 fn common_args(group: &Group, log: &Path) -> Vec<String> {
@@ -135,32 +68,28 @@ pub fn run(
             format!("{warm_up_ms}ms"),
             format!("https://127.0.0.1:{port}{path}"),
         ]);
-        children.push(spawn(&args)?);
+        children.push(h2load::spawn(&args)?);
         logs.push(log);
     }
     let (mut rps, mut succeeded, mut failed, mut non_2xx) = (0.0, 0, 0, 0);
     let mut lat = Vec::new();
     let mut first_error = None;
     for (child, log) in children.into_iter().zip(&logs) {
-        let out = child.wait_with_output()?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            first_error.get_or_insert_with(|| {
-                format!(
-                    "h2load failed: {text}{}",
-                    String::from_utf8_lossy(&out.stderr)
-                )
-            });
-            continue;
-        }
-        let (r, s, f) = parse(&text)?;
-        rps += r;
-        succeeded += s;
-        failed += f;
-        non_2xx += read_log(log, &mut lat)?;
+        let text = match h2load::finish(child) {
+            Ok(text) => text,
+            Err(e) => {
+                first_error.get_or_insert(e);
+                continue;
+            }
+        };
+        let summary = h2load::parse(&text)?;
+        rps += summary.requests_per_s;
+        succeeded += summary.succeeded;
+        failed += summary.failed;
+        non_2xx += h2load::read_log(log, &mut lat)?;
     }
     if let Some(e) = first_error {
-        bail!(e);
+        return Err(e);
     }
     Ok(Round {
         requests_per_s: rps,
@@ -186,14 +115,7 @@ pub fn probe(port: u16, path: &str, dir: &Path, token: Option<&str>) -> Result<u
         "1".to_owned(),
         format!("https://127.0.0.1:{port}{path}"),
     ]);
-    let out = spawn(&args)?.wait_with_output()?;
-    if !out.status.success() {
-        bail!(
-            "h2load failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+    h2load::run(&args)?;
     std::fs::read_to_string(&log)?
         .lines()
         .find_map(|l| l.split('\t').nth(1)?.trim().parse().ok())
@@ -205,26 +127,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_h2load_summary_and_log() {
-        let text = "finished in 5.00s, 35012.30 req/s, 2.34MB/s\n\
-            requests: 175061 total, 175061 started, 175060 done, 175058 succeeded, 2 failed, \
-            0 errored, 0 timeout\n";
-        assert_eq!(parse(text).ok(), Some((35012.30, 175058, 2)));
-        assert_eq!(percentile_ms(&[1000, 2000, 3000], 0.5), 2.0);
-        assert_eq!(percentile_ms(&[1000, 2000, 3000], 0.99), 3.0);
-        assert!(percentile_ms(&[], 0.5).is_nan());
-
-        let dir = std::env::temp_dir().join(format!("vigil-perf-identity-t{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
-        let log = dir.join("log");
-        std::fs::write(
-            &log,
-            "1700000000000000\t200\t812\n1700000000000100\t429\t900\n",
-        )
-        .unwrap_or_else(|e| panic!("{e}"));
-        let mut lat = Vec::new();
-        assert_eq!(read_log(&log, &mut lat).ok(), Some(1));
-        assert_eq!(lat, vec![812, 900]);
-        let _ = std::fs::remove_dir_all(&dir);
+    fn each_group_sends_its_own_token_and_logs_every_request() {
+        let log = Path::new("/tmp/l");
+        let with = Group {
+            connections: 3,
+            token: Some("t1".to_owned()),
+        };
+        let args = common_args(&with, log);
+        assert!(args.windows(2).any(|w| w == ["-c", "3"]), "{args:?}");
+        assert!(
+            args.contains(&"authorization: Bearer t1".to_owned()),
+            "{args:?}"
+        );
+        assert!(args.contains(&"--log-file=/tmp/l".to_owned()), "{args:?}");
+        let without = Group {
+            connections: 1,
+            token: None,
+        };
+        assert!(!common_args(&without, log).contains(&"-H".to_owned()));
     }
 }

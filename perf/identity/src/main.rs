@@ -5,75 +5,71 @@
 //! p99 and the gateway's CPU time per request for each configuration, with the ratio to the
 //! plain proxy; writes `perf/results/identity.json` and prints a table.
 //!
-//! Usage: `vigil-perf-identity [--secs S] [--connections N] [--tokens N] [--rounds N]
-//! [--out PATH]` (needs `nginx`, `h2load` and `redis-server` on PATH). `--secs` is the measured
-//! time per configuration, cut into `--rounds` rounds that interleave the configurations.
-//! `--tokens 0` leaves out the two runs that spread the load over several h2load processes.
+//! Usage: `vigil-perf-identity --help` (needs `nginx`, `h2load` and `redis-server` on PATH).
 
 mod child;
 mod fixtures;
+mod gateway;
 mod load;
-mod procs;
 mod report;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use clap::Parser;
+use vigil_testkit::ports::free_port;
+use vigil_testkit::procs::{Proc, nginx};
+use vigil_testkit::redis::Redis;
 
 use fixtures::{Issuer, PATH, Setup};
+use gateway::GatewayProc;
 use load::Group;
-use procs::{GatewayProc, Proc, TempDir, free_port};
 use report::{Acc, RunReport};
 
 /// Warm-up before each round: the connections' handshakes are not measured.
 const WARM_UP_MS: u64 = 250;
 
-const USAGE: &str = "usage: vigil-perf-identity [--secs S (5)] [--connections N (32)] \
-                     [--tokens N (--connections; 0: no split runs)] [--rounds N (10)] \
-                     [--out PATH (perf/results/identity.json)]";
-
-#[derive(Debug)]
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil-perf-identity",
+    about = "The gateway with an OpenAPI policy, JWT verification and rate limits (local and in \
+             Redis) against the same gateway as a plain TLS proxy"
+)]
 struct Opts {
+    /// Measured seconds per configuration, cut into --rounds rounds that interleave the
+    /// configurations.
+    #[arg(long, default_value_t = 5)]
     secs: u32,
+    /// h2load connections, one request in flight each.
+    #[arg(long, default_value_t = 32)]
     connections: u32,
-    tokens: u32,
+    /// h2load processes (one token each) for the split runs; default one per connection, 0
+    /// leaves out the two runs that spread the load over several processes.
+    #[arg(long)]
+    tokens: Option<u32>,
+    /// Rounds the seconds are cut into; each runs every configuration once.
+    #[arg(long, default_value_t = 10)]
     rounds: usize,
+    /// Where the JSON goes.
+    #[arg(long, default_value_os_t = default_out())]
     out: PathBuf,
+    /// Internal: serve a gateway with this config in this process (the harness's child).
+    #[arg(long, hide = true)]
+    serve_gateway: Option<PathBuf>,
+    /// Internal: with --serve-gateway, the Redis for shared rate-limit buckets.
+    #[arg(long, hide = true, requires = "serve_gateway")]
+    redis: Option<String>,
+}
+
+fn default_out() -> PathBuf {
+    let perf = Path::new(env!("CARGO_MANIFEST_DIR"));
+    perf.parent().unwrap_or(perf).join("results/identity.json")
 }
 
 impl Opts {
-    fn parse(args: &[String]) -> Result<Self> {
-        let mut o = Self {
-            secs: 5,
-            connections: 32,
-            tokens: 0,
-            rounds: 10,
-            out: Path::new(env!("CARGO_MANIFEST_DIR"))
-                .parent()
-                .unwrap_or(Path::new("perf"))
-                .join("results/identity.json"),
-        };
-        let mut tokens = None;
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            if a == "--help" || a == "-h" {
-                println!("{USAGE}");
-                std::process::exit(0);
-            }
-            let v = it
-                .next()
-                .with_context(|| format!("{a} needs a value; {USAGE}"))?;
-            match a.as_str() {
-                "--secs" => o.secs = v.parse()?,
-                "--connections" => o.connections = v.parse()?,
-                "--tokens" => tokens = Some(v.parse()?),
-                "--rounds" => o.rounds = v.parse()?,
-                "--out" => o.out = PathBuf::from(v),
-                _ => anyhow::bail!("unknown option {a}; {USAGE}"),
-            }
-        }
-        // Default: one token per connection.
-        o.tokens = tokens.unwrap_or(o.connections);
+    /// The options from `args` (the program name first), checked together.
+    fn parse_from_args(args: impl IntoIterator<Item = String>) -> Result<Self> {
+        let o = Self::try_parse_from(args)?;
         anyhow::ensure!(o.secs >= 1, "--secs must be at least 1");
         anyhow::ensure!(o.connections >= 1, "--connections must be at least 1");
         anyhow::ensure!(o.rounds >= 1, "--rounds must be at least 1");
@@ -82,10 +78,15 @@ impl Opts {
             "--secs / --rounds must leave at least 500 ms per round"
         );
         anyhow::ensure!(
-            o.tokens <= o.connections,
+            o.tokens() <= o.connections,
             "--tokens must not exceed --connections (each h2load process needs a connection)"
         );
         Ok(o)
+    }
+
+    /// Default: one token per connection.
+    fn tokens(&self) -> u32 {
+        self.tokens.unwrap_or(self.connections)
     }
 }
 
@@ -125,7 +126,7 @@ fn split(connections: u32, tokens: &[String]) -> Vec<Group> {
 }
 
 fn runs(o: &Opts, issuer: &Issuer) -> Result<Vec<Run>> {
-    let token = issuer.token("bench-user")?;
+    let token = issuer.token("bench-user");
     // Every configuration sends the same request, token included, so they differ only in
     // what the gateway does with it.
     let one = |token: &String| {
@@ -158,11 +159,11 @@ fn runs(o: &Opts, issuer: &Issuer) -> Result<Vec<Run>> {
             compared_to: Some("policy"),
         },
     ];
-    if o.tokens > 0 {
-        let same = vec![token.clone(); o.tokens as usize];
-        let distinct = (0..o.tokens)
+    if o.tokens() > 0 {
+        let same = vec![token.clone(); o.tokens() as usize];
+        let distinct: Vec<String> = (0..o.tokens())
             .map(|i| issuer.token(&format!("bench-user-{i}")))
-            .collect::<Result<Vec<_>>>()?;
+            .collect();
         runs.push(Run {
             name: "jwt-split",
             what: "as jwt, the connections spread over --tokens h2load processes (default one \
@@ -202,7 +203,7 @@ fn runs(o: &Opts, issuer: &Issuer) -> Result<Vec<Run>> {
 /// The running gateways and the processes they need (dropped in this order).
 struct Gateways {
     list: Vec<(Gw, GatewayProc)>,
-    redis: Option<Proc>,
+    redis: Option<Redis>,
     /// Why the Redis configuration could not be started, if it could not.
     redis_error: Option<String>,
 }
@@ -236,7 +237,7 @@ fn start_gateways(dir: &Path, up_port: u16) -> Result<Gateways> {
             rate_limit,
         };
         let cfg = fixtures::gateway_config(dir, &tls, up_port, setup)?;
-        let p = procs::gateway(&cfg, None).with_context(|| format!("gateway {name}"))?;
+        let p = GatewayProc::start(&cfg, None).with_context(|| format!("gateway {name}"))?;
         list.push((gw, p));
     }
     // Without Redis the other configurations still run; this one reports why it did not.
@@ -246,10 +247,8 @@ fn start_gateways(dir: &Path, up_port: u16) -> Result<Gateways> {
         rate_limit: Some(fixtures::rate_limit(true)),
     };
     let cfg = fixtures::gateway_config(dir, &tls, up_port, setup)?;
-    let started = free_port().and_then(|port| {
-        let redis = procs::redis(dir, port)?;
-        let gw = procs::gateway(&cfg, Some(&format!("127.0.0.1:{port}")))
-            .context("gateway limit-redis")?;
+    let started = Redis::start().and_then(|redis| {
+        let gw = GatewayProc::start(&cfg, Some(&redis.addr())).context("gateway limit-redis")?;
         Ok((redis, gw))
     });
     let (redis, redis_error) = match started {
@@ -330,23 +329,30 @@ fn main() {
 
 /// Ok(false): the report was written but some configuration failed.
 fn real_main() -> Result<bool> {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--serve-gateway") {
-        let config = args.get(1).context("--serve-gateway CONFIG [REDIS]")?;
-        child::serve(Path::new(config), args.get(2).map(String::as_str))?;
+    let o = match Opts::parse_from_args(std::env::args()) {
+        Ok(o) => o,
+        // --help and --version print to stdout and exit 0; a bad option prints its usage.
+        Err(e) => match e.downcast::<clap::Error>() {
+            Ok(e) => e.exit(),
+            Err(e) => return Err(e),
+        },
+    };
+    if let Some(config) = &o.serve_gateway {
+        child::serve(config, o.redis.clone())?;
         return Ok(true);
     }
-    let o = Opts::parse(&args)?;
-    let machine = report::machine();
+    let machine = vigil_testkit::machine::machine();
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
-    let tmp = TempDir::new()?;
-    let dir = tmp.0.clone();
+    let tmp = tempfile::Builder::new()
+        .prefix("vigil-perf-identity-")
+        .tempdir()?;
+    let dir = tmp.path().to_path_buf();
     let issuer = Issuer::new(&dir)?;
     let runs = runs(&o, &issuer)?;
     let up_port = free_port()?;
-    let upstream = procs::upstream(&dir, up_port)?;
+    let upstream = nginx::upstream(&dir, up_port)?;
     let gateways = start_gateways(&dir, up_port)?;
     let mut reports: Vec<RunReport> = runs
         .iter()
@@ -389,7 +395,7 @@ fn real_main() -> Result<bool> {
                 continue;
             }
             let redis = match run.gateway {
-                Gw::LimitRedis => gateways.redis.as_ref(),
+                Gw::LimitRedis => gateways.redis.as_ref().and_then(Redis::proc),
                 _ => None,
             };
             match measure(gw, redis, run, &dir, round_ms) {
@@ -413,10 +419,7 @@ fn real_main() -> Result<bool> {
     let ok = reports.iter().all(|r| r.error.is_none());
     let report = report::finish(&o, started, machine, reports, acc, round_ms);
     report::print_table(&report.runs, o.rounds);
-    if let Some(parent) = o.out.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&o.out, serde_json::to_vec_pretty(&report)?)?;
+    vigil_testkit::machine::write_report(&o.out, &report)?;
     println!("wrote {}", o.out.display());
     Ok(ok)
 }
@@ -442,19 +445,22 @@ mod tests {
 
     #[test]
     fn options_default_to_one_token_per_connection() {
-        let o = Opts::parse(&["--connections".to_owned(), "12".to_owned()])
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((o.secs, o.rounds, o.tokens), (5, 10, 12));
-        assert!(Opts::parse(&["--tokens".to_owned(), "40".to_owned()]).is_err());
-        assert!(Opts::parse(&["--rounds".to_owned(), "20".to_owned()]).is_err());
-        assert!(
-            Opts::parse(&[
-                "--secs".to_owned(),
-                "10".to_owned(),
-                "--rounds".to_owned(),
-                "20".to_owned()
-            ])
-            .is_ok()
+        let parse = |args: &[&str]| {
+            let all = std::iter::once("vigil-perf-identity").chain(args.iter().copied());
+            Opts::parse_from_args(all.map(str::to_owned))
+        };
+        let o = parse(&["--connections", "12"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((o.secs, o.rounds, o.tokens()), (5, 10, 12));
+        assert!(parse(&["--tokens", "40"]).is_err());
+        assert!(parse(&["--rounds", "20"]).is_err());
+        assert!(parse(&["--secs", "10", "--rounds", "20"]).is_ok());
+        assert!(parse(&["--redis", "127.0.0.1:1"]).is_err());
+        let help = parse(&["--help"])
+            .err()
+            .and_then(|e| e.downcast::<clap::Error>().ok());
+        assert_eq!(
+            help.map(|e| e.kind()),
+            Some(clap::error::ErrorKind::DisplayHelp)
         );
     }
 }

@@ -3,6 +3,9 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use vigil_testkit::load::{lowest, median, percentile_ms};
+use vigil_testkit::machine::loadavg;
+
 use crate::load::{self, Group};
 use crate::{Opts, WARM_UP_MS, child, fixtures};
 
@@ -30,8 +33,8 @@ impl Acc {
         lat.sort_unstable();
         self.rounds.push(RoundFigures {
             requests_per_s: round.requests_per_s,
-            p50_ms: load::percentile_ms(&lat, 0.50),
-            p99_ms: load::percentile_ms(&lat, 0.99),
+            p50_ms: percentile_ms(&lat, 0.50),
+            p99_ms: percentile_ms(&lat, 0.99),
             cpu_us,
             redis_cpu_us,
         });
@@ -128,54 +131,6 @@ pub struct Report {
     pub load: Value,
     pub gateway: Value,
     pub runs: Vec<RunReport>,
-}
-
-fn lowest(v: &[f64]) -> Option<f64> {
-    v.iter()
-        .copied()
-        .filter(|x| x.is_finite())
-        .min_by(f64::total_cmp)
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    v.retain(|x| x.is_finite());
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => v.get(n / 2).copied(),
-        _ => Some((v.get(n / 2 - 1)? + v.get(n / 2)?) / 2.0),
-    }
-}
-
-pub fn machine() -> Value {
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default();
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .unwrap_or_default();
-    json!({
-        "kernel": kernel,
-        "cpu_model": cpu,
-        "nproc": std::thread::available_parallelism().map_or(0, usize::from),
-        "loadavg_1m_at_start": loadavg(),
-    })
-}
-
-fn loadavg() -> Option<f64> {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
 }
 
 /// Summaries and ratios. Only configurations that ran every round without error get a result,
@@ -319,12 +274,44 @@ pub fn print_table(reports: &[RunReport], rounds: usize) {
 mod tests {
     use super::*;
 
+    fn round(requests_per_s: f64) -> load::Round {
+        load::Round {
+            requests_per_s,
+            succeeded: 10,
+            failed: 0,
+            non_2xx: 0,
+            latencies_us: vec![1000, 2000, 3000],
+        }
+    }
+
     #[test]
-    fn medians_and_lows_skip_what_is_not_a_number() {
-        assert_eq!(median(vec![3.0, 1.0, 2.0]), Some(2.0));
-        assert_eq!(median(vec![4.0, 1.0, 2.0, 3.0]), Some(2.5));
-        assert_eq!(median(vec![f64::NAN]), None);
-        assert_eq!(lowest(&[3.0, f64::NAN, 2.5]), Some(2.5));
-        assert_eq!(lowest(&[]), None);
+    fn the_best_round_counts_and_stages_are_compared_to_their_base() {
+        let args = ["x", "--secs", "2", "--rounds", "2"].map(str::to_owned);
+        let o = Opts::parse_from_args(args).unwrap_or_else(|e| panic!("{e}"));
+        let reports = vec![
+            RunReport::new("plain", "", None, &[]),
+            RunReport::new("jwt", "", Some("plain"), &[]),
+            RunReport::new("broken", "", Some("plain"), &[]),
+        ];
+        let mut acc: Vec<Acc> = (0..3).map(|_| Acc::default()).collect();
+        for (rps, cpu) in [(100.0, 10.0), (200.0, 12.0)] {
+            acc[0].add(round(rps), cpu, None);
+            acc[1].add(round(rps / 2.0), cpu * 2.0, None);
+        }
+        acc[2].add(round(1.0), 1.0, None);
+        let r = finish(&o, 0, Value::Null, reports, acc, 1000);
+        let plain = r.runs[0]
+            .result
+            .as_ref()
+            .map(|s| (s.requests_per_s, s.p50_ms));
+        assert_eq!(plain, Some((200.0, 2.0)));
+        let jwt = &r.runs[1];
+        assert_eq!(jwt.ratio_to_plain, Some(0.5));
+        assert_eq!(jwt.cpu_ratio_to_plain, Some(2.0));
+        assert_eq!(jwt.extra_cpu_us_per_request, Some(10.0));
+        assert!(
+            r.runs[2].result.is_none(),
+            "a run short of rounds has no result"
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! (the same plus the key-set lookup: a cache miss), and `Verifier::verify` cache hits. Writes
 //! perf/results/jwt.json and prints a table.
 //!
-//! Usage: vigil-perf-jwt [--secs S] [--rounds N] [--out PATH]
+//! Usage: `vigil-perf-jwt --help`.
 
 mod keys;
 
@@ -13,35 +13,32 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, bail};
+use clap::Parser;
 use serde_json::json;
 use vigil_identity::{Jwks, JwksLocation, JwksOptions, KeySet, Validation, Verifier, verify};
+use vigil_testkit::load::median;
+use vigil_testkit::machine::{cpu_model, nproc, write_report};
 
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil-perf-jwt",
+    about = "JWT verifications per second by algorithm: ring's signature check alone against \
+             vigil_identity's verify, a verifier cache miss and a cache hit"
+)]
 struct Args {
+    /// Measured seconds per case and algorithm.
+    #[arg(long, default_value_t = 1.0)]
     secs: f64,
+    /// Rounds each case's seconds are cut into (the median round is reported).
+    #[arg(long, default_value_t = 3)]
     rounds: u32,
+    /// Where the JSON goes.
+    #[arg(long, default_value_os_t = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/jwt.json"))]
     out: PathBuf,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
-    let mut args = Args {
-        secs: 1.0,
-        rounds: 3,
-        out: PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/jwt.json"),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(flag) = it.next() {
-        let mut value = || it.next().with_context(|| format!("{flag} needs a value"));
-        match flag.as_str() {
-            "--secs" => args.secs = value()?.parse()?,
-            "--rounds" => args.rounds = value()?.parse()?,
-            "--out" => args.out = PathBuf::from(value()?),
-            "-h" | "--help" => {
-                println!("vigil-perf-jwt [--secs S (1, per case)] [--rounds N (3)] [--out PATH]");
-                std::process::exit(0);
-            }
-            other => bail!("unknown argument {other}"),
-        }
-    }
+    let args = Args::parse();
     if !args.secs.is_finite() || args.secs <= 0.0 || args.rounds == 0 {
         bail!("--secs must be > 0 and --rounds >= 1");
     }
@@ -94,7 +91,7 @@ fn main() -> anyhow::Result<()> {
         "tenant": "t-42",
         "jti": "b7c3c1a2-5f0e-4d6e-9a1b-8e2f4c6d7a90",
     });
-    let signed = keys::sign_all(work.path(), &claims)?;
+    let signed = keys::sign_all(&claims)?;
     let jwks_doc = json!({"keys": signed.iter().map(|s| s.jwk.clone()).collect::<Vec<_>>()});
     let jwks_path = work.path().join("jwks.json");
     std::fs::write(&jwks_path, jwks_doc.to_string())?;
@@ -169,10 +166,10 @@ fn main() -> anyhow::Result<()> {
             }
         }
         for (i, case) in CASES.iter().enumerate() {
-            let mut rates: Vec<f64> = rounds[i].iter().map(|&(n, t)| n as f64 / t).collect();
+            let rates: Vec<f64> = rounds[i].iter().map(|&(n, t)| n as f64 / t).collect();
             let iterations = rounds[i].iter().map(|r| r.0).sum();
             let seconds = rounds[i].iter().map(|r| r.1).sum();
-            let per_second = median(&mut rates);
+            let per_second = median(rates).unwrap_or(0.0);
             results.push(CaseResult {
                 alg,
                 case,
@@ -219,17 +216,13 @@ fn main() -> anyhow::Result<()> {
             alone (the floor) against vigil_identity::verify, Verifier::verify_uncached (a cache \
             miss) and Verifier::verify cache hits; RSA keys are 2048-bit",
         "cpu": cpu_model(),
-        "logical_cpus": std::thread::available_parallelism().map_or(1, usize::from),
+        "logical_cpus": nproc(),
         "secs_per_case": args.secs,
         "rounds": args.rounds,
         "results": results,
         "ratios": ratios,
     });
-    if let Some(parent) = args.out.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&args.out, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", args.out.display()))?;
+    write_report(&args.out, &report)?;
 
     println!(
         "{:<6} {:>12} {:>12} {:>14} {:>14} {:>9} {:>9} {:>10}",
@@ -267,25 +260,4 @@ fn main() -> anyhow::Result<()> {
     println!("hit/miss: how many times faster a cache hit is than a miss");
     println!("wrote {}", args.out.display());
     Ok(())
-}
-
-fn median(v: &mut [f64]) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => 0.0,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, m)| m.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown".to_owned())
 }

@@ -1,28 +1,37 @@
-//! `vigil-perf-schema [--seconds S] [--out PATH]`: see the library for what it measures.
+//! `vigil-perf-schema --help`: see the library for what it measures.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
+use clap::Parser;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil-perf-schema",
+    about = "Vigil's schema validator against serde_json + the jsonschema crate on the same \
+             schema and payloads"
+)]
+struct Args {
+    /// Seconds per implementation and payload (0.01 to 60).
+    #[arg(long, default_value_t = 1.0, value_parser = seconds)]
+    seconds: f64,
+    /// Where the JSON goes.
+    #[arg(long, default_value_os_t = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/schema.json"))]
+    out: PathBuf,
+}
+
+fn seconds(text: &str) -> Result<f64, String> {
+    let s: f64 = text.parse().map_err(|e| format!("{e}"))?;
+    if (0.01..=60.0).contains(&s) {
+        Ok(s)
+    } else {
+        Err("must be between 0.01 and 60".to_owned())
+    }
+}
 
 fn main() -> Result<()> {
-    let mut seconds = 1.0f64;
-    let mut out = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/schema.json");
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--seconds" => {
-                seconds = args.next().context("--seconds needs a value")?.parse()?;
-                if !(0.01..=60.0).contains(&seconds) {
-                    bail!("--seconds must be between 0.01 and 60");
-                }
-            }
-            "--out" => out = PathBuf::from(args.next().context("--out needs a path")?),
-            other => bail!(
-                "unknown argument {other}; usage: vigil-perf-schema [--seconds S] [--out PATH]"
-            ),
-        }
-    }
+    let Args { seconds, out } = Args::parse();
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; run with --release for meaningful figures");
     }
@@ -39,11 +48,7 @@ fn main() -> Result<()> {
         report.targets.valid_64k_mb_per_s,
         report.targets.valid_64k_met
     );
-    if let Some(dir) = out.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    std::fs::write(&out, serde_json::to_vec_pretty(&report)?)
-        .with_context(|| format!("writing {}", out.display()))?;
+    vigil_testkit::machine::write_report(&out, &report)?;
     println!("wrote {}", out.display());
     Ok(())
 }

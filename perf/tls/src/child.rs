@@ -1,7 +1,6 @@
 //! `--serve-gateway CONFIG`: runs the gateway in this (child) process with the config written
-//! by the harness, prints `READY <port>` and serves until killed.
+//! by the harness, announces `READY <https port>` and serves until killed.
 
-use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -13,20 +12,12 @@ use vigil_hw::keys::FileKeyProvider;
 pub const WORKERS: usize = 1;
 
 pub fn serve(config: &Path) -> Result<()> {
-    let cfg: GatewayConfig = serde_json::from_slice(&std::fs::read(config)?)
-        .context("gateway config written by the harness")?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(WORKERS)
-        .enable_all()
-        .build()?;
-    rt.block_on(async move {
+    let text = std::fs::read_to_string(config)?;
+    let cfg: GatewayConfig = toml::from_str(&text).context("gateway config from the harness")?;
+    vigil_testkit::procs::serve_ready(WORKERS, async move {
         let keys = Arc::new(FileKeyProvider::new(&cfg.tls.cert, &cfg.tls.key));
         let gw = Gateway::start(cfg, keys).await?;
-        let mut out = std::io::stdout();
-        writeln!(out, "READY {}", gw.https_addr().port())?;
-        out.flush()?;
-        // Serve until the harness kills this process.
-        std::future::pending::<()>().await;
-        Ok(())
+        let https = gw.https_addr().port();
+        Ok((gw, vec![https]))
     })
 }

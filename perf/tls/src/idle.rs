@@ -11,7 +11,7 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
 
-use crate::peers::rss_kib;
+use vigil_testkit::procs::rss_kib;
 
 /// Result of one idle-connection run.
 #[derive(Debug, Clone, Serialize)]

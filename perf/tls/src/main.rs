@@ -3,57 +3,50 @@
 //! h2load. Reports requests/s, p50 and p99 for HTTP/1.1 and HTTP/2, full handshakes per second,
 //! and memory per idle TLS connection; writes `perf/results/tls.json`.
 //!
-//! Usage: `vigil-perf-tls [--duration SECS] [--connections N] [--idle N] [--keepalive N]
-//! [--out PATH]` (`--keepalive`: idle upstream connections kept by both proxies, default 64)
-//! (needs `nginx` and `h2load` on PATH).
+//! Usage: `vigil-perf-tls --help` (needs `nginx` and `h2load` on PATH).
 
 mod child;
 mod idle;
 mod load;
-mod peers;
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::{Context, Result};
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
-use rustls::pki_types::CertificateDer;
+use clap::Parser;
 use serde::Serialize;
-use vigil_gateway::GatewayConfig;
-use vigil_gateway::config::{AuditSink, UpstreamConfig};
+use vigil_testkit::config::{Config, Upstream};
+use vigil_testkit::machine::nproc;
+use vigil_testkit::pki::{Ca, TlsFiles};
+use vigil_testkit::ports::free_port;
+use vigil_testkit::procs::{self, Proc, nginx};
 
-use peers::{Proc, TempDir, free_port};
-
+#[derive(Debug, Parser)]
+#[command(
+    name = "vigil-perf-tls",
+    about = "The Vigil gateway against nginx as TLS 1.3 proxies in front of the same upstream: \
+             requests/s and latency (HTTP/1.1 and HTTP/2), full handshakes/s, memory per idle \
+             connection"
+)]
 struct Opts {
-    keepalive: usize,
+    /// Seconds per load run.
+    #[arg(long, default_value_t = 10)]
     duration: u32,
+    /// Connections per load run.
+    #[arg(long, default_value_t = 16)]
     connections: u32,
+    /// Idle TLS connections opened to measure memory per connection.
+    #[arg(long, default_value_t = 10_000)]
     idle: usize,
+    /// Idle upstream connections kept by both proxies.
+    #[arg(long, default_value_t = 64)]
+    keepalive: usize,
+    /// Where the JSON goes.
+    #[arg(long, default_value_os_t = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/tls.json"))]
     out: PathBuf,
-}
-
-impl Opts {
-    fn parse(args: &[String]) -> Result<Self> {
-        let mut o = Self {
-            keepalive: 64,
-            duration: 10,
-            connections: 16,
-            idle: 10_000,
-            out: Path::new(env!("CARGO_MANIFEST_DIR")).join("../results/tls.json"),
-        };
-        let mut it = args.iter();
-        while let Some(a) = it.next() {
-            let v = it.next().with_context(|| format!("{a} needs a value"))?;
-            match a.as_str() {
-                "--duration" => o.duration = v.parse()?,
-                "--connections" => o.connections = v.parse()?,
-                "--idle" => o.idle = v.parse()?,
-                "--keepalive" => o.keepalive = v.parse()?,
-                "--out" => o.out = PathBuf::from(v),
-                _ => anyhow::bail!("unknown option {a}; see the usage in the source header"),
-            }
-        }
-        Ok(o)
-    }
+    /// Internal: serve the gateway with this config in this process (the harness's child).
+    #[arg(long, hide = true)]
+    serve_gateway: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -85,23 +78,10 @@ struct Report {
 }
 
 /// A CA and a server certificate for localhost, ECDSA P-256, written to `dir`.
-fn pki(dir: &Path) -> Result<(CertificateDer<'static>, PathBuf, PathBuf)> {
-    let mut ca = CertificateParams::new(Vec::<String>::new())?;
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "Vigil bench CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
-    let ca_key = KeyPair::generate()?;
-    let ca = ca.self_signed(&ca_key)?;
-    let mut leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])?;
-    leaf.distinguished_name
-        .push(DnType::CommonName, "localhost");
-    let key = KeyPair::generate()?;
-    let leaf = leaf.signed_by(&key, &ca, &ca_key)?;
-    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert_path, leaf.pem())?;
-    std::fs::write(&key_path, key.serialize_pem())?;
-    Ok((ca.der().clone(), cert_path, key_path))
+fn pki(dir: &Path) -> Result<(Ca, TlsFiles)> {
+    let ca = Ca::new("Vigil bench CA")?;
+    let tls = ca.server(&["localhost", "127.0.0.1"])?.write_in(dir)?;
+    Ok((ca, tls))
 }
 
 fn raise_nofile() {
@@ -116,34 +96,31 @@ fn raise_nofile() {
     }
 }
 
-fn gateway_config(
-    dir: &Path,
-    cert: &Path,
-    key: &Path,
-    upstream: u16,
-    keepalive: usize,
-) -> Result<PathBuf> {
-    let mut cfg = GatewayConfig::default();
-    cfg.listener.https = "127.0.0.1:0".parse()?;
-    cfg.metrics.listen = "127.0.0.1:0".parse()?;
-    cfg.listener.max_connections = 30_000;
-    cfg.listener.max_requests_in_flight = 100_000;
-    // Equal to nginx's client_header_timeout so idle connections survive the measurement.
-    cfg.listener.header_timeout = std::time::Duration::from_secs(60);
-    cfg.listener.idle_timeout = std::time::Duration::from_secs(75);
-    cfg.tls.cert = cert.to_path_buf();
-    cfg.tls.key = key.to_path_buf();
-    cfg.audit.sink = AuditSink::File;
-    cfg.audit.path = dir.join("audit.log");
-    cfg.upstream.push(UpstreamConfig {
-        name: "up".to_owned(),
-        url: format!("http://127.0.0.1:{upstream}"),
-        pool_size: keepalive,
-        ..UpstreamConfig::default()
-    });
-    let path = dir.join("gateway.json");
-    std::fs::write(&path, serde_json::to_vec(&cfg)?)?;
+/// The gateway's config: limits raised so the load is never refused for them, header timeout
+/// equal to nginx's client_header_timeout so idle connections survive the measurement.
+fn gateway_config(dir: &Path, tls: &TlsFiles, upstream: u16, keepalive: usize) -> Result<PathBuf> {
+    let path = dir.join("gateway.toml");
+    Config::gateway("127.0.0.1:0", tls)
+        .set("listener.max_connections", 30_000)
+        .set("listener.max_requests_in_flight", 100_000)
+        .set("listener.header_timeout", "60s")
+        .set("listener.idle_timeout", "75s")
+        .audit_file(&dir.join("audit.log"))
+        .upstream(
+            Upstream::new("up", format!("http://127.0.0.1:{upstream}"))
+                .pool_size(u32::try_from(keepalive)?),
+        )
+        .write(&path)?;
     Ok(path)
+}
+
+/// The gateway in a child process (this binary with `--serve-gateway CONFIG`), so its memory
+/// and CPU are its own like nginx's; its HTTPS port.
+fn gateway(config: &Path) -> Result<(Proc, u16)> {
+    let exe = std::env::current_exe()?;
+    let (p, ports) = procs::spawn_ready(Command::new(exe).arg("--serve-gateway").arg(config))?;
+    let https = *ports.first().context("the gateway announced no port")?;
+    Ok((p, https))
 }
 
 /// Runs of each measurement per proxy; the best is reported.
@@ -167,15 +144,10 @@ fn best(a: Option<load::Throughput>, b: load::Throughput) -> load::Throughput {
 
 /// Measures both proxies, alternating them within each round so drift in background load hits
 /// both alike; each figure is the best of `ROUNDS`.
-fn run_all(
-    o: &Opts,
-    dir: &Path,
-    targets: &[Target; 2],
-    ca: &CertificateDer<'static>,
-) -> Result<[ProxyResult; 2]> {
+fn run_all(o: &Opts, dir: &Path, targets: &[Target; 2], ca: &Ca) -> Result<[ProxyResult; 2]> {
     let mut idle = Vec::new();
     for t in targets {
-        let i = idle::measure(t.port, t.pid, ca, o.idle)?;
+        let i = idle::measure(t.port, t.pid, ca.der(), o.idle)?;
         eprintln!(
             "{}: idle {} connections, {:.1} KiB each",
             t.name, i.connections, i.kib_per_connection
@@ -225,23 +197,24 @@ fn run_all(
 }
 
 fn main() -> Result<()> {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--serve-gateway") {
-        return child::serve(Path::new(args.get(2).context("--serve-gateway CONFIG")?));
+    let o = Opts::parse();
+    if let Some(config) = &o.serve_gateway {
+        return child::serve(config);
     }
-    let o = Opts::parse(&args[1..])?;
     raise_nofile();
-    let tmp = TempDir::new()?;
-    let dir = tmp.0.clone();
-    let (ca, cert, key) = pki(&dir)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("vigil-perf-tls-")
+        .tempdir()?;
+    let dir = tmp.path();
+    let (ca, tls) = pki(dir)?;
     let up_port = free_port()?;
-    let _upstream = peers::upstream(&dir, up_port)?;
+    let _upstream = nginx::upstream(dir, up_port)?;
 
     // Both proxies run side by side (idle between their turns) so they can be alternated.
-    let gw_cfg = gateway_config(&dir, &cert, &key, up_port, o.keepalive)?;
-    let (gw, gw_port): (Proc, u16) = peers::gateway(&gw_cfg)?;
+    let gw_cfg = gateway_config(dir, &tls, up_port, o.keepalive)?;
+    let (gw, gw_port) = gateway(&gw_cfg)?;
     let ng_port = free_port()?;
-    let ng = peers::nginx_proxy(&dir, ng_port, up_port, &cert, &key, o.keepalive)?;
+    let ng = nginx::tls_proxy(dir, ng_port, up_port, &tls, o.keepalive)?;
     let targets = [
         Target {
             name: "vigil",
@@ -251,10 +224,10 @@ fn main() -> Result<()> {
         Target {
             name: "nginx",
             port: ng_port,
-            pid: peers::nginx_worker(ng.pid())?,
+            pid: nginx::worker(ng.pid())?,
         },
     ];
-    let [vigil, nginx] = run_all(&o, &dir, &targets, &ca)?;
+    let [vigil, nginx] = run_all(&o, dir, &targets, &ca)?;
     drop((gw, ng));
 
     let r = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
@@ -283,17 +256,14 @@ fn main() -> Result<()> {
         tls_version: "TLSv1.3",
         gateway_worker_threads: child::WORKERS,
         nginx_worker_processes: 1,
-        cpus: std::thread::available_parallelism().map_or(0, usize::from),
+        cpus: nproc(),
         vigil,
         nginx,
         ratios,
         targets,
     };
     print_table(&report);
-    if let Some(parent) = o.out.parent() {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(&o.out, serde_json::to_vec_pretty(&report)?)?;
+    vigil_testkit::machine::write_report(&o.out, &report)?;
     println!("wrote {}", o.out.display());
     Ok(())
 }
@@ -327,4 +297,35 @@ fn print_table(r: &Report) {
         n.idle.kib_per_connection,
     );
     println!("targets: {}", r.targets);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_gateway_config_parses_and_validates() -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let (_, tls) = pki(dir.path())?;
+        let path = gateway_config(dir.path(), &tls, 9, 64)?;
+        let cfg: vigil_gateway::GatewayConfig = toml::from_str(&std::fs::read_to_string(path)?)?;
+        assert_eq!(cfg.validate(), Ok(()));
+        assert_eq!(cfg.upstream[0].pool_size, 64);
+        assert_eq!(
+            cfg.listener.header_timeout,
+            std::time::Duration::from_secs(60)
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn help_and_defaults() {
+        let o = Opts::try_parse_from(["vigil-perf-tls"]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((o.duration, o.connections, o.keepalive), (10, 16, 64));
+        let help = Opts::try_parse_from(["vigil-perf-tls", "--help"]).err();
+        assert_eq!(
+            help.map(|e| e.kind()),
+            Some(clap::error::ErrorKind::DisplayHelp)
+        );
+    }
 }

@@ -81,7 +81,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
     stop::install();
     let started = report::timestamp();
-    let machine = report::machine();
+    let machine = vigil_testkit::machine::machine();
 
     let cost = cost::run(cost::Options {
         repeat: args.repeat,

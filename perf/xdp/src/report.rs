@@ -2,44 +2,16 @@
 //! comparable to another run's.
 
 use std::{
-    fs,
     path::Path,
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use anyhow::Context;
 use serde_json::{Value, json};
 
 use crate::{cost, veth};
 
 /// The target: Vigil's program at most this many times the bare drop's cost.
 pub const TARGET_RATIO: f64 = 1.5;
-
-pub fn machine() -> Value {
-    let kernel = fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default();
-    let cpu = fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .unwrap_or_default();
-    let nproc = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let load = fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .and_then(|s| s.parse::<f64>().ok());
-    json!({
-        "kernel": kernel,
-        "cpu_model": cpu,
-        "nproc": nproc,
-        "loadavg_1m": load,
-    })
-}
 
 /// Now as RFC 3339 UTC, without pulling in a date crate.
 pub fn timestamp() -> String {
@@ -272,13 +244,7 @@ pub fn write(
             Err(e) => json!({ "error": format!("{e:#}") }),
         }),
     });
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut text = serde_json::to_string_pretty(&doc)?;
-    text.push('\n');
-    fs::write(out, text).with_context(|| format!("writing {}", out.display()))?;
-    Ok(())
+    vigil_testkit::machine::write_report(out, &doc)
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::{
     fs,
     net::{IpAddr, Ipv4Addr},
     path::PathBuf,
-    process::{Command, Stdio},
+    process::Command,
     thread::sleep,
     time::Duration,
 };
@@ -15,6 +15,7 @@ use anyhow::{Context, bail};
 use ipnet::IpNet;
 use serde_json::Value;
 use vigil_e2e::netns::Netns;
+use vigil_testkit::procs::output;
 use vigil_xdp::{AttachOptions, Attachment, List, ModePolicy, abi::Reason};
 
 use crate::{
@@ -285,30 +286,8 @@ fn counter_packets(v: &Value) -> u64 {
 }
 
 fn nft(args: &[&str], stdin: Option<&str>) -> anyhow::Result<String> {
-    use std::io::Write;
-    let mut child = Command::new("nft")
-        .args(args)
-        .stdin(if stdin.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("running nft")?;
-    if let (Some(text), Some(mut pipe)) = (stdin, child.stdin.take()) {
-        pipe.write_all(text.as_bytes())?;
-    }
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!(
-            "nft {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = output(Command::new("nft").args(args), stdin.map(str::as_bytes))?;
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 #[cfg(test)]
