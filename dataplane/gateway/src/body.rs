@@ -267,6 +267,30 @@ impl Drop for SendWatch {
     }
 }
 
+/// Reads and discards what the client sends of `body`, up to `max` bytes and for at most
+/// `wait`; returns whether the body ended.
+pub async fn drain<B>(body: &mut LimitedBody<B>, max: u64, wait: Duration) -> bool
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    use http_body_util::BodyExt;
+    let read = async {
+        let mut seen = 0u64;
+        while seen <= max {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+                }
+                Some(Err(_)) => return false,
+                None => return true,
+            }
+        }
+        false
+    };
+    tokio::time::timeout(wait, read).await.unwrap_or(false)
+}
+
 /// Called once when a response body is finished or dropped, with the bytes sent.
 pub type OnDone = Box<dyn FnOnce(u64) + Send>;
 

@@ -49,6 +49,21 @@ struct Admitted {
     _client: ClientSlot,
 }
 
+/// What an HTTP/2 request refused before its body was read may still send of it, and for how
+/// long, before the answer goes out.
+const DRAIN_BYTES: u64 = 64 * 1024;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// A request body nobody read, kept until the response is finished.
+type Held = Box<dyn Send>;
+
+/// What a request holds until its response is finished: its slots in the budgets, and its
+/// unread body.
+struct Kept {
+    _admitted: Option<Admitted>,
+    _held: Option<Held>,
+}
+
 /// Refusals after which the connection is closed: the framing of what follows is not to be
 /// trusted, or the client is sending a body nobody will read.
 fn closes_connection(reason: &str) -> bool {
@@ -119,25 +134,23 @@ impl Handler {
             Some(reason) => Err(Rejection::new(StatusCode::BAD_REQUEST, reason)),
             None => self.admit(&state),
         };
-        let mut unread_body;
+        let announced;
+        // A body refused before it was read is kept until the response is sent: on HTTP/2,
+        // dropping it resets the stream, and a reset that overtakes the response loses it
+        // (RFC 9113 §8.1: reset with NO_ERROR only after a complete response).
+        let mut held: Option<Held> = None;
         let result = match &admitted {
             Err(rej) => {
-                unread_body = has_body(req.headers(), req.body());
+                announced = has_body(req.headers(), req.body());
+                held = Some(Box::new(req));
                 Err(rej.clone())
             }
             Ok(_) => {
                 let (head, body) = req.into_parts();
-                unread_body = has_body(&head.headers, &body);
-                ctx.body_announced = unread_body;
-                self.run(
-                    &state,
-                    &mut ctx,
-                    head,
-                    body,
-                    body_state.clone(),
-                    &mut unread_body,
-                )
-                .await
+                announced = has_body(&head.headers, &body);
+                ctx.body_announced = announced;
+                self.run(&state, &mut ctx, head, body, body_state.clone(), &mut held)
+                    .await
             }
         };
         let (mut resp, reason, deadline) = match result {
@@ -158,7 +171,8 @@ impl Handler {
                 let mut resp = response::rejection(&rej, &ctx.request_id);
                 // HTTP/2 streams end on their own; an HTTP/1.1 connection whose framing is
                 // in doubt, or that still carries a body nobody read, is closed.
-                let close = self.shed || (http1 && (unread_body || closes_connection(rej.reason)));
+                let close = self.shed
+                    || (http1 && ((announced && held.is_some()) || closes_connection(rej.reason)));
                 if close && http1 {
                     resp.headers_mut()
                         .insert(CONNECTION, HeaderValue::from_static("close"));
@@ -169,7 +183,11 @@ impl Handler {
         let hsts = self.conn.tls.as_ref().and(state.hsts.as_ref());
         response::finalize(resp.headers_mut(), &ctx.request_id, hsts);
         let status = resp.status().as_u16();
-        let on_done = self.finisher(ctx, seen, status, reason, body_state, admitted.ok());
+        let kept = Kept {
+            _admitted: admitted.ok(),
+            _held: held,
+        };
+        let on_done = self.finisher(ctx, seen, status, reason, body_state, kept);
         let watch = SendWatch::new(self.activity.send.clone());
         Ok(resp.map(|b| ClientBody::new(b, deadline, on_done, Some(watch))))
     }
@@ -219,7 +237,7 @@ impl Handler {
         mut head: http::request::Parts,
         body: Incoming,
         body_state: Arc<BodyState>,
-        unread_body: &mut bool,
+        held: &mut Option<Held>,
     ) -> Result<(Response<InnerBody>, tokio::time::Instant), Rejection> {
         let lim = &state.cfg;
         // The size limit and the body deadline wrap the raw body, so they hold whether the
@@ -233,12 +251,19 @@ impl Handler {
         let (head_stages, body_stages) = state.chain.split_at(state.body_at);
         if let Outcome::Respond(rej) = pipeline::chain::run(head_stages, ctx, &mut head, None).await
         {
+            let mut limited = limited;
+            if head.version == http::Version::HTTP_2 {
+                // A client that has already sent a small body is let finish, so the stream
+                // ends cleanly instead of with a reset some clients report as an error; the
+                // wait and the bytes are bounded by about one flow-control window.
+                body::drain(&mut limited, DRAIN_BYTES, DRAIN_TIME).await;
+            }
+            *held = Some(Box::new(limited));
             return Err(rej);
         }
         // Held until the upstream has the request, so buffered bodies stay within the budget.
         let mut reservation = self.shared.body_memory.reservation();
         let upstream_body: UpstreamBody = if body_stages.is_empty() {
-            *unread_body = false;
             limited.boxed()
         } else {
             let expected = content_length(&head.headers);
@@ -259,7 +284,6 @@ impl Handler {
                 }
                 BufferError::Stopped => Rejection::new(StatusCode::BAD_REQUEST, "malformed_body"),
             })?;
-            *unread_body = false;
             if let Outcome::Respond(rej) =
                 pipeline::chain::run(body_stages, ctx, &mut head, Some(&bytes)).await
             {
@@ -290,7 +314,7 @@ impl Handler {
         status: u16,
         reason: &'static str,
         body_state: Arc<BodyState>,
-        admitted: Option<Admitted>,
+        kept: Kept,
     ) -> crate::body::OnDone {
         let shared = self.shared.clone();
         let activity = self.activity.clone();
@@ -331,7 +355,7 @@ impl Handler {
                 bytes_out,
                 headers: seen.headers,
             });
-            drop(admitted);
+            drop(kept);
             activity.inflight.fetch_sub(1, Ordering::AcqRel);
             activity.touch();
         })
