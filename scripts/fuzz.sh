@@ -13,6 +13,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 FUZZ=$ROOT/tests/fuzz
+# Instrumented builds stay in their own directory, whatever the caller's CARGO_TARGET_DIR says.
+export CARGO_TARGET_DIR=$FUZZ/target
 
 CARGO_AFL_VERSION=0.18.2
 # Every target but `planted`, whose crash is the point (see --prove).
