@@ -340,20 +340,9 @@ impl Config {
             rule.validate(&format!("autoban[{i}]"))?;
         }
         if let Some(f) = &self.fleet {
-            if f.redis.parse::<std::net::SocketAddr>().is_err() && !f.redis.contains(':') {
-                return Err((
-                    "fleet.redis".into(),
-                    "must be host:port, e.g. 127.0.0.1:6379".into(),
-                ));
-            }
-            if f.prefix.is_empty() || f.prefix.contains(char::is_whitespace) {
-                return Err((
-                    "fleet.prefix".into(),
-                    "must be non-empty without spaces".into(),
-                ));
-            }
-            f.validate_rate_limit_timeout()
-                .map_err(|e| ("fleet.rate_limit_timeout".to_owned(), e))?;
+            // Fleet settings (Redis address, credentials, TLS files, signing keys) are checked
+            // by the fleet module, which names the offending key.
+            f.validate()?;
         }
         // Shared buckets live in the fleet's Redis: without it the rule would silently run on
         // its fallback limits forever.

@@ -60,6 +60,24 @@ fn default_rate_limit_timeout() -> Duration {
 pub const MAX_RATE_LIMIT_TIMEOUT: Duration = Duration::from_millis(999);
 
 impl FleetConfig {
+    /// Checks every fleet setting; the error names the offending key (`fleet.<key>`).
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        if self.redis.parse::<std::net::SocketAddr>().is_err() && !self.redis.contains(':') {
+            return Err((
+                "fleet.redis".into(),
+                "must be host:port, e.g. 127.0.0.1:6379".into(),
+            ));
+        }
+        if self.prefix.is_empty() || self.prefix.contains(char::is_whitespace) {
+            return Err((
+                "fleet.prefix".into(),
+                "must be non-empty without spaces".into(),
+            ));
+        }
+        self.validate_rate_limit_timeout()
+            .map_err(|e| ("fleet.rate_limit_timeout".to_owned(), e))
+    }
+
     /// Refuses a `rate_limit_timeout` out of range.
     pub fn validate_rate_limit_timeout(&self) -> Result<(), String> {
         let d = self.rate_limit_timeout;
