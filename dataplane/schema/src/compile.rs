@@ -8,22 +8,32 @@ use serde_json::Value;
 
 use crate::error::{CompileError, UnsupportedKeyword};
 use crate::index::{Index, percent_decode};
+use crate::metaschemas;
 use crate::options::{CompileOptions, Dialect};
 use crate::tree::{KwKind, Schema, Sid, Tree};
 use crate::uri;
 
 pub(crate) struct Compiler<'d> {
     pub(crate) doc: &'d Value,
-    /// Other documents `$ref` may point into, by absolute URI (no fragment).
-    resources: &'d [(&'d str, &'d Value)],
+    /// Other documents `$ref` may point into, by absolute URI (no fragment): those supplied,
+    /// then the embedded metaschemas as they get referenced.
+    resources: Vec<(&'d str, &'d Value)>,
     pub(crate) dialect: Dialect,
     pub(crate) opts: &'d CompileOptions,
     pub(crate) schemas: Vec<Schema>,
-    locs: Vec<Box<str>>,
+    pub(crate) locs: Vec<Box<str>>,
     memo: HashMap<String, Sid>,
     pub(crate) index: Index,
     pub(crate) unsupported: Vec<UnsupportedKeyword>,
     false_sid: Option<Sid>,
+    /// Resource ids by base URI, and the resource of each compiled schema.
+    res_ids: HashMap<String, u32>,
+    res_of: Vec<u32>,
+    /// Whether some `$dynamicRef` resolves dynamically.
+    pub(crate) has_dynamic: bool,
+    /// Keyword families (bits of `metaschemas::vocab`) a resource's metaschema turns off, by
+    /// base URI.
+    pub(crate) vocab_off: HashMap<String, u8>,
 }
 
 /// Positions are keyed by JSON pointer in the main document (`/a/b`) and by `uri#pointer` in a
@@ -42,7 +52,7 @@ pub(crate) fn compile_tree(
     }
     let mut c = Compiler {
         doc,
-        resources,
+        resources: resources.to_vec(),
         dialect,
         opts,
         schemas: Vec::new(),
@@ -51,6 +61,10 @@ pub(crate) fn compile_tree(
         index: Index::new(),
         unsupported: Vec::new(),
         false_sid: None,
+        res_ids: HashMap::new(),
+        res_of: Vec::new(),
+        has_dynamic: false,
+        vocab_off: HashMap::new(),
     };
     if pointer.is_empty() {
         c.index.walk(doc, "", uri::DEFAULT_BASE, dialect);
@@ -61,7 +75,10 @@ pub(crate) fn compile_tree(
         c.index.resources.insert(u.to_string(), key.clone());
         c.index.walk(d, &key, u, dialect);
     }
-    let root = match c.compile_ptr(pointer) {
+    let root = match c.compile_ptr(pointer).and_then(|r| {
+        c.compile_dynamic_anchors()?;
+        Ok(r)
+    }) {
         Ok(r) => r,
         // A reference that fails next to unsupported keywords (`$dynamicAnchor`) most likely
         // targets what they define: report the keywords, the actionable part.
@@ -80,10 +97,14 @@ pub(crate) fn compile_tree(
             all: c.unsupported,
         });
     }
+    let dyn_anchors = c.dynamic_anchor_table();
     let tree = Tree {
         schemas: c.schemas,
         locs: c.locs,
         root,
+        res_of: c.res_of,
+        dyn_anchors,
+        dynamic: c.has_dynamic,
     };
     check_cycles(&tree, &c.memo)?;
     Ok(tree)
@@ -91,7 +112,7 @@ pub(crate) fn compile_tree(
 
 impl<'d> Compiler<'d> {
     /// The value at a position key (see [`compile_tree`]).
-    fn lookup(&self, key: &str) -> Option<&'d Value> {
+    pub(crate) fn lookup(&self, key: &str) -> Option<&'d Value> {
         if key.is_empty() || key.starts_with('/') {
             return self.doc.pointer(key);
         }
@@ -122,6 +143,8 @@ impl<'d> Compiler<'d> {
         // Placeholder so that a reference back to this schema while compiling it resolves.
         self.schemas.push(Schema::Bool(true));
         self.locs.push(ptr.into());
+        let res = self.resource_id(&self.index.base_for(ptr));
+        self.res_of.push(res);
         self.memo.insert(ptr.to_string(), sid);
         // Draft 4 has no boolean schemas but allows booleans in these two keywords.
         let bool_ok = self.dialect.boolean_schemas()
@@ -156,6 +179,7 @@ impl<'d> Compiler<'d> {
         let s = self.schemas.len();
         self.schemas.push(Schema::Bool(false));
         self.locs.push("".into());
+        self.res_of.push(0);
         self.false_sid = Some(s);
         s
     }
@@ -179,6 +203,11 @@ impl<'d> Compiler<'d> {
         let base = self.index.base_for(ptr);
         let abs = uri::resolve(&base, reference);
         let (res, frag) = uri::split_fragment(&abs);
+        if !self.index.resources.contains_key(res)
+            && let Some((u, doc)) = metaschemas::builtin(res, self.dialect)
+        {
+            self.add_resource(u, doc);
+        }
         let Some(root) = self.index.resources.get(res).cloned() else {
             self.unsupported(
                 "$ref",
@@ -205,10 +234,86 @@ impl<'d> Compiler<'d> {
     }
 }
 
+impl<'d> Compiler<'d> {
+    /// Indexes another document under its absolute URI (no fragment).
+    fn add_resource(&mut self, u: &'d str, doc: &'d Value) {
+        let key = format!("{u}#");
+        self.index.resources.insert(u.to_string(), key.clone());
+        self.index.walk(doc, &key, u, self.dialect);
+        self.resources.push((u, doc));
+    }
+
+    fn resource_id(&mut self, base: &str) -> u32 {
+        let next = u32::try_from(self.res_ids.len()).unwrap_or(u32::MAX);
+        *self.res_ids.entry(base.to_string()).or_insert(next)
+    }
+
+    /// With dynamic references in the tree, compiles every `$dynamicAnchor` of every resource
+    /// the tree touches: any of them may be in the dynamic scope when a reference is followed.
+    fn compile_dynamic_anchors(&mut self) -> Result<(), CompileError> {
+        if !self.has_dynamic {
+            return Ok(());
+        }
+        loop {
+            let pending: Vec<String> = self
+                .index
+                .dynamic_anchors
+                .iter()
+                .filter(|(base, _)| self.res_ids.contains_key(*base))
+                .flat_map(|(_, list)| list.iter().map(|(_, p)| p.clone()))
+                .filter(|p| !self.memo.contains_key(p))
+                .collect();
+            if pending.is_empty() {
+                return Ok(());
+            }
+            for p in pending {
+                self.compile_ptr(&p)?;
+            }
+        }
+    }
+
+    /// `$dynamicAnchor`s by resource id, for the walk.
+    fn dynamic_anchor_table(&self) -> Vec<Vec<(Box<str>, Sid)>> {
+        let mut table = vec![Vec::new(); self.res_ids.len()];
+        if !self.has_dynamic {
+            return table;
+        }
+        for (base, list) in &self.index.dynamic_anchors {
+            let Some(&id) = self.res_ids.get(base) else {
+                continue;
+            };
+            for (name, p) in list {
+                if let (Some(&sid), Some(slot)) = (self.memo.get(p), table.get_mut(id as usize)) {
+                    slot.push((name.as_str().into(), sid));
+                }
+            }
+        }
+        table
+    }
+
+    /// Whether a position lies in an embedded metaschema (whose `format`s are annotations).
+    pub(crate) fn in_metaschema(&self, ptr: &str) -> bool {
+        let (u, _) = uri::split_fragment(ptr);
+        !ptr.starts_with('/') && metaschemas::builtin(u, self.dialect).is_some()
+    }
+}
+
 /// Schemas applied to the same instance location as `kind` (no descent into the instance).
-fn in_place(kind: &KwKind, out: &mut Vec<Sid>) {
+fn in_place(tree: &Tree, kind: &KwKind, out: &mut Vec<Sid>) {
     match kind {
         KwKind::Ref(s) | KwKind::Not(s) => out.push(*s),
+        KwKind::DynamicRef { target, anchor } => {
+            out.push(*target);
+            // Any same-named dynamic anchor may be the one in scope.
+            let same = |(n, _): &&(Box<str>, Sid)| Some(n) == anchor.as_ref();
+            out.extend(
+                tree.dyn_anchors
+                    .iter()
+                    .flatten()
+                    .filter(same)
+                    .map(|(_, s)| *s),
+            );
+        }
         KwKind::AllOf(v) | KwKind::AnyOf(v) | KwKind::OneOf(v) => out.extend(v),
         KwKind::If { cond, then, els } => {
             out.push(*cond);
@@ -231,7 +336,7 @@ fn check_cycles(tree: &Tree, memo: &HashMap<String, Sid>) -> Result<(), CompileE
         let mut out = Vec::new();
         if let Schema::Obj(o) = s {
             for kw in o.all() {
-                in_place(&kw.kind, &mut out);
+                in_place(tree, &kw.kind, &mut out);
             }
         }
         edges.push(out);

@@ -27,6 +27,7 @@ pub(crate) fn shape(key: &str, d: Dialect) -> Option<Shape> {
             Shape::One
         }
         "additionalItems" if !d.is_2020() => Shape::One,
+        "unevaluatedProperties" | "unevaluatedItems" if d.is_2020() => Shape::One,
         "items" if d.is_2020() => Shape::One,
         "items" => Shape::OneOrList,
         "prefixItems" if d.is_2020() => Shape::List,
@@ -51,6 +52,8 @@ pub(crate) struct Index {
     pub(crate) anchors: HashMap<String, String>,
     /// JSON pointer of each schema seen -> base URI in force there.
     pub(crate) bases: HashMap<String, String>,
+    /// Base URI of each resource -> its `$dynamicAnchor`s as (name, JSON pointer).
+    pub(crate) dynamic_anchors: HashMap<String, Vec<(String, String)>>,
 }
 
 impl Index {
@@ -105,6 +108,18 @@ impl Index {
         {
             self.anchors
                 .insert(format!("{base}#{anchor}"), ptr.to_string());
+        }
+        // A dynamic anchor is also a plain one: `$ref: "#name"` and the first resolution of
+        // `$dynamicRef` find it like any other anchor.
+        if d.is_2020()
+            && let Some(Value::String(anchor)) = map.get("$dynamicAnchor")
+        {
+            self.anchors
+                .insert(format!("{base}#{anchor}"), ptr.to_string());
+            self.dynamic_anchors
+                .entry(base.clone())
+                .or_default()
+                .push((anchor.clone(), ptr.to_string()));
         }
         self.bases.insert(ptr.to_string(), base.clone());
         for (k, sub) in map {

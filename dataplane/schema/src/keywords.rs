@@ -8,22 +8,17 @@ use crate::error::CompileError;
 use crate::format::{self, Known};
 use crate::index::esc;
 use crate::keyword_values::{count, invalid, number, regex};
+use crate::metaschemas;
 use crate::number::Divisor;
 use crate::object_keywords::is_object_keyword;
 use crate::options::Dialect;
 use crate::tree::{Kw, KwKind, ObjectKw, Schema, SchemaObj, Sid, ty};
+use crate::uri;
 
-/// Keywords from newer drafts that are recognised but not implemented.
+/// Keywords of draft 2019-09 that are recognised but not implemented (2020-12 replaced them
+/// with `$dynamicRef` / `$dynamicAnchor`).
 fn not_implemented(key: &str) -> bool {
-    matches!(
-        key,
-        "unevaluatedProperties"
-            | "unevaluatedItems"
-            | "$dynamicRef"
-            | "$dynamicAnchor"
-            | "$recursiveRef"
-            | "$recursiveAnchor"
-    )
+    matches!(key, "$recursiveRef" | "$recursiveAnchor")
 }
 
 fn is_annotation(key: &str, d: Dialect) -> bool {
@@ -53,6 +48,46 @@ fn own_metaschema(uri: &str, d: Dialect) -> bool {
 }
 
 impl Compiler<'_> {
+    /// Checks `$schema`: the compiled dialect's own metaschema, or a supplied custom metaschema
+    /// of that dialect whose `$vocabulary` may turn keyword families off for this resource.
+    fn metaschema(&mut self, v: &Value, ptr: &str, l: String) {
+        let d = self.dialect;
+        let Some(u) = v.as_str() else {
+            self.unsupported("$schema", l, "metaschema other than the compiled dialect's");
+            return;
+        };
+        if own_metaschema(u, d) {
+            return;
+        }
+        let custom = self
+            .lookup(&format!("{}#", uri::split_fragment(u).0))
+            .filter(|m| d.is_2020() && m["$schema"].as_str().is_some_and(|s| own_metaschema(s, d)));
+        let Some(meta) = custom else {
+            self.unsupported("$schema", l, "metaschema other than the compiled dialect's");
+            return;
+        };
+        match metaschemas::vocabularies_off(meta) {
+            Ok(0) => {}
+            Ok(off) => {
+                let base = self.index.base_for(ptr);
+                self.vocab_off.insert(base, off);
+            }
+            Err(_) => self.unsupported("$schema", l, "metaschema requires an unknown vocabulary"),
+        }
+    }
+
+    /// The anchor name a `$dynamicRef` resolves dynamically by: its fragment, when that is a
+    /// plain name and the statically resolved target declares the same `$dynamicAnchor`.
+    fn dynamic_anchor_of(&self, reference: &str, target: Sid) -> Option<Box<str>> {
+        let (_, frag) = uri::split_fragment(reference);
+        if frag.is_empty() || frag.starts_with('/') {
+            return None;
+        }
+        let at = self.locs.get(target)?;
+        let declared = self.lookup(at)?.get("$dynamicAnchor")?.as_str()?;
+        (declared == frag).then(|| frag.into())
+    }
+
     fn list(&mut self, v: &Value, key: &str, loc: &str) -> Result<Vec<Sid>, CompileError> {
         match v {
             Value::Array(a) if !a.is_empty() => (0..a.len())
@@ -108,21 +143,51 @@ impl Compiler<'_> {
         }
         let d4 = matches!(d, Dialect::Draft4 | Dialect::OpenApi30);
         let flag = |k: &str| map.get(k) == Some(&Value::Bool(true));
+        if let Some(v) = map.get("$schema") {
+            self.metaschema(v, ptr, loc("$schema"));
+        }
+        let vocab_off = if self.vocab_off.is_empty() {
+            0
+        } else {
+            let base = self.index.base_for(ptr);
+            self.vocab_off.get(&base).copied().unwrap_or(0)
+        };
 
         for (key, v) in map {
+            if vocab_off & metaschemas::family_of(key) != 0 {
+                // Its vocabulary is off: an unknown keyword, which is an annotation.
+                continue;
+            }
             let l = loc(key);
             match key.as_str() {
                 k if is_annotation(k, d) => {}
-                "$schema" => {
-                    // Another metaschema may switch vocabularies on or off; refuse rather than
-                    // guess what it means.
-                    if !v.as_str().is_some_and(|u| own_metaschema(u, d)) {
-                        self.unsupported(key, l, "metaschema other than the compiled dialect's");
-                    }
-                }
+                "$schema" => {}
                 "id" if d == Dialect::Draft4 => {}
                 "$id" if !d4 => {}
                 "$anchor" if d.is_2020() => {}
+                "$dynamicAnchor" if d.is_2020() => {
+                    if !v.is_string() {
+                        return Err(invalid(key, &l, "a plain-name fragment"));
+                    }
+                }
+                "$dynamicRef" if d.is_2020() => {
+                    let Value::String(r) = v else {
+                        return Err(invalid(key, &l, "a URI reference"));
+                    };
+                    if let Some(target) = self.resolve_ref(r, ptr, &l)? {
+                        let anchor = self.dynamic_anchor_of(r, target);
+                        self.has_dynamic |= anchor.is_some();
+                        push(KwKind::DynamicRef { target, anchor }, "$dynamicRef", l);
+                    }
+                }
+                "unevaluatedProperties" if d.is_2020() => {
+                    let s = self.compile_ptr(&l)?;
+                    push(KwKind::UnevaluatedProperties(s), "unevaluatedProperties", l);
+                }
+                "unevaluatedItems" if d.is_2020() => {
+                    let s = self.compile_ptr(&l)?;
+                    push(KwKind::UnevaluatedItems(s), "unevaluatedItems", l);
+                }
                 "definitions" | "$defs" => {
                     self.map_of(v, key, &l)?;
                 }
@@ -237,6 +302,7 @@ impl Compiler<'_> {
                         return Err(invalid(key, &l, "a string"));
                     };
                     match format::lookup(f, d.is_openapi()) {
+                        _ if self.in_metaschema(ptr) => {}
                         Some(Known::Assert(fm)) if self.opts.assert_formats => {
                             push(KwKind::Format(fm), "format", l);
                         }

@@ -11,10 +11,12 @@
 mod bytes;
 mod compile;
 mod error;
+mod evaluated;
 mod format;
 mod index;
 mod keyword_values;
 mod keywords;
+mod metaschemas;
 mod node;
 mod number;
 mod object_keywords;
@@ -25,6 +27,7 @@ mod tree;
 mod unique;
 mod uri;
 mod walk;
+mod walk_applicators;
 mod walk_object;
 
 use std::fmt;

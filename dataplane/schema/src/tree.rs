@@ -19,6 +19,13 @@ pub(crate) struct Tree {
     /// JSON pointer of each schema in the document (`""` for synthesized ones).
     pub(crate) locs: Vec<Box<str>>,
     pub(crate) root: Sid,
+    /// Schema resource (`$id` or document) each schema belongs to: the dynamic scope of
+    /// `$dynamicRef` is the list of resources entered on the way to it.
+    pub(crate) res_of: Vec<u32>,
+    /// `$dynamicAnchor`s of each resource, as (name, schema).
+    pub(crate) dyn_anchors: Vec<Vec<(Box<str>, Sid)>>,
+    /// Whether any `$dynamicRef` can resolve dynamically; when not, the walk keeps no scope.
+    pub(crate) dynamic: bool,
 }
 
 #[derive(Debug)]
@@ -41,6 +48,15 @@ pub(crate) struct SchemaObj {
     pub(crate) any: Vec<Kw>,
     /// `readOnly: true` with read-only rejection on: any instance reaching here is refused.
     pub(crate) read_only: Option<Box<str>>,
+    pub(crate) unevaluated: Option<Box<Unevaluated>>,
+}
+
+/// `unevaluatedProperties` / `unevaluatedItems` (schema, location): applied after every other
+/// keyword, to the members or elements none of them evaluated.
+#[derive(Debug, Default)]
+pub(crate) struct Unevaluated {
+    pub(crate) props: Option<(Sid, Box<str>)>,
+    pub(crate) items: Option<(Sid, Box<str>)>,
 }
 
 impl SchemaObj {
@@ -53,6 +69,14 @@ impl SchemaObj {
             let list = match &kw.kind {
                 KwKind::Type(mask) => {
                     o.ty = Some((*mask, kw.loc));
+                    continue;
+                }
+                KwKind::UnevaluatedProperties(s) => {
+                    o.unevaluated.get_or_insert_default().props = Some((*s, kw.loc));
+                    continue;
+                }
+                KwKind::UnevaluatedItems(s) => {
+                    o.unevaluated.get_or_insert_default().items = Some((*s, kw.loc));
                     continue;
                 }
                 KwKind::Minimum { .. } | KwKind::Maximum { .. } | KwKind::MultipleOf(_) => {
@@ -79,6 +103,7 @@ impl SchemaObj {
         o
     }
 
+    /// Every keyword except `type` and `unevaluated*`.
     pub(crate) fn all(&self) -> impl Iterator<Item = &Kw> {
         self.num
             .iter()
@@ -127,6 +152,14 @@ pub(crate) enum KwKind {
     Enum(Vec<Value>),
     Const(Value),
     Ref(Sid),
+    /// `$dynamicRef`: `target` unless `anchor` names a `$dynamicAnchor` of a resource in the
+    /// dynamic scope, outermost first (`anchor` is set only when `target` itself has it).
+    DynamicRef {
+        target: Sid,
+        anchor: Option<Box<str>>,
+    },
+    UnevaluatedProperties(Sid),
+    UnevaluatedItems(Sid),
     Minimum {
         limit: Num,
         exclusive: bool,

@@ -3,6 +3,7 @@
 //! the parser limits) and by the in-place applicator chains (which are acyclic, see compile).
 
 use crate::error::{MAX_LOCATION_BYTES, Reason, Rejection, Violation, cap_location};
+use crate::evaluated::Evaluated;
 use crate::node::{JsonNode, Kind};
 use crate::number::{self, Num};
 use crate::tree::{Kw, KwKind, Schema, SchemaObj, Sid, Tree, ty};
@@ -23,6 +24,8 @@ pub(crate) struct Walker<'t, 'a> {
     pub(crate) max_depth: usize,
     pub(crate) truncated: bool,
     pub(crate) too_deep: bool,
+    /// Resources entered so far, outermost first (kept only for trees with `$dynamicRef`).
+    scope: Vec<u32>,
 }
 
 impl<'t, 'a> Walker<'t, 'a> {
@@ -35,12 +38,13 @@ impl<'t, 'a> Walker<'t, 'a> {
             max_depth,
             truncated: false,
             too_deep: false,
+            scope: Vec::new(),
         }
     }
 
     /// Validates the root and turns the collected violations into a result.
     pub(crate) fn run<J: JsonNode<'a>>(mut self, inst: J) -> Result<(), Rejection> {
-        let ok = self.validate(self.tree.root, inst, true);
+        let ok = self.validate(self.tree.root, inst, true, None);
         if self.too_deep {
             return Err(Rejection::single(
                 Reason::TooDeep,
@@ -130,25 +134,60 @@ impl<'t, 'a> Walker<'t, 'a> {
             return false;
         }
         self.path.push(seg);
-        let ok = self.validate(sid, inst, collect);
+        let ok = self.validate(sid, inst, collect, None);
         self.path.pop();
         ok
     }
 
-    pub(crate) fn validate<J: JsonNode<'a>>(&mut self, sid: Sid, inst: J, collect: bool) -> bool {
+    /// Validates `inst` against schema `sid`; `ev` collects what it evaluates in place.
+    pub(crate) fn validate<J: JsonNode<'a>>(
+        &mut self,
+        sid: Sid,
+        inst: J,
+        collect: bool,
+        ev: Option<&mut Evaluated>,
+    ) -> bool {
         let tree = self.tree;
-        match tree.schemas.get(sid) {
+        // Entering another resource extends the dynamic scope of `$dynamicRef`.
+        let res = tree.res_of.get(sid).copied().unwrap_or(0);
+        let enter = tree.dynamic && self.scope.last() != Some(&res);
+        if enter {
+            self.scope.push(res);
+        }
+        let ok = match tree.schemas.get(sid) {
             Some(Schema::Bool(true)) => true,
-            Some(Schema::Obj(o)) => self.validate_obj(o, inst, collect),
+            Some(Schema::Obj(o)) => self.validate_obj(o, inst, collect, ev),
             _ => {
                 let loc = tree.locs.get(sid).map_or("", |l| l);
                 self.record(collect, Reason::SchemaViolation, "false", loc);
                 false
             }
+        };
+        if enter {
+            self.scope.pop();
         }
+        ok
     }
 
-    fn validate_obj<J: JsonNode<'a>>(&mut self, o: &'t SchemaObj, inst: J, collect: bool) -> bool {
+    /// The schema a `$dynamicRef` lands on: the outermost resource in scope that declares the
+    /// anchor, else the static target.
+    fn dynamic_target(&self, target: Sid, anchor: Option<&str>) -> Sid {
+        let Some(name) = anchor else { return target };
+        let tree = self.tree;
+        self.scope
+            .iter()
+            .filter_map(|r| tree.dyn_anchors.get(*r as usize))
+            .find_map(|list| list.iter().find(|(n, _)| **n == *name))
+            .map_or(target, |(_, s)| *s)
+    }
+
+    fn validate_obj<J: JsonNode<'a>>(
+        &mut self,
+        o: &'t SchemaObj,
+        inst: J,
+        collect: bool,
+        ev: Option<&mut Evaluated>,
+    ) -> bool {
         let mut valid = true;
         if let Some(loc) = &o.read_only {
             self.record(collect, Reason::ReadOnlyProperty, "readOnly", loc);
@@ -167,19 +206,52 @@ impl<'t, 'a> Walker<'t, 'a> {
             }
             valid = false;
         }
-        let specific: &[Kw] = match kind {
-            Kind::Num(_) => &o.num,
-            Kind::Str(_) => &o.str,
-            Kind::Array(_) => &o.arr,
-            Kind::Object(_) => &o.obj,
-            Kind::Null | Kind::Bool(_) => &[],
+        let (specific, unevaluated): (&[Kw], _) = match kind {
+            Kind::Num(_) => (&o.num, None),
+            Kind::Str(_) => (&o.str, None),
+            Kind::Array(_) => (
+                &o.arr,
+                o.unevaluated.as_ref().and_then(|u| u.items.as_ref()),
+            ),
+            Kind::Object(_) => (
+                &o.obj,
+                o.unevaluated.as_ref().and_then(|u| u.props.as_ref()),
+            ),
+            Kind::Null | Kind::Bool(_) => (&[], None),
         };
+        let Some(unevaluated) = unevaluated else {
+            return self.keywords(o, specific, inst, kind, collect, ev) && valid;
+        };
+        // This schema needs the annotations of its own keywords, whatever its caller wants.
+        let mut seen = Evaluated::default();
+        valid &= self.keywords(o, specific, inst, kind, collect, Some(&mut seen));
+        if !valid && (!collect || self.too_deep || self.full()) {
+            return false;
+        }
+        valid &= self.unevaluated(unevaluated, inst, kind, &mut seen, collect);
+        if let Some(outer) = ev {
+            outer.merge(&seen);
+        }
+        valid
+    }
+
+    /// The keywords of `o` for this instance type, then those for every type.
+    fn keywords<J: JsonNode<'a>>(
+        &mut self,
+        o: &'t SchemaObj,
+        specific: &'t [Kw],
+        inst: J,
+        kind: Kind<'a>,
+        collect: bool,
+        mut ev: Option<&mut Evaluated>,
+    ) -> bool {
+        let mut valid = true;
         for kw in specific.iter().chain(&o.any) {
             if collect && self.full() {
                 self.truncated = true;
                 return false;
             }
-            if !self.keyword(kw, inst, kind, collect) {
+            if !self.keyword(kw, inst, kind, collect, ev.as_deref_mut()) {
                 valid = false;
                 if !collect || self.too_deep {
                     return false;
@@ -189,12 +261,12 @@ impl<'t, 'a> Walker<'t, 'a> {
         valid
     }
 
-    fn fail(&mut self, collect: bool, kw: &Kw) -> bool {
+    pub(crate) fn fail(&mut self, collect: bool, kw: &Kw) -> bool {
         self.record(collect, Reason::SchemaViolation, kw.name, &kw.loc);
         false
     }
 
-    fn check(&mut self, ok: bool, collect: bool, kw: &Kw) -> bool {
+    pub(crate) fn check(&mut self, ok: bool, collect: bool, kw: &Kw) -> bool {
         ok || self.fail(collect, kw)
     }
 
@@ -204,6 +276,7 @@ impl<'t, 'a> Walker<'t, 'a> {
         inst: J,
         kind: Kind<'a>,
         collect: bool,
+        ev: Option<&mut Evaluated>,
     ) -> bool {
         match (&kw.kind, kind) {
             (KwKind::Type(mask), k) => self.check(type_ok(*mask, k), collect, kw),
@@ -212,7 +285,11 @@ impl<'t, 'a> Walker<'t, 'a> {
                 self.check(ok, collect, kw)
             }
             (KwKind::Const(v), _) => self.check(unique::equal(inst, v), collect, kw),
-            (KwKind::Ref(s), _) => self.validate(*s, inst, collect),
+            (KwKind::Ref(s), _) => self.validate(*s, inst, collect, ev),
+            (KwKind::DynamicRef { target, anchor }, _) => {
+                let s = self.dynamic_target(*target, anchor.as_deref());
+                self.validate(s, inst, collect, ev)
+            }
             (KwKind::Minimum { limit, exclusive }, Kind::Num(n)) => {
                 let o = number::cmp(n, *limit);
                 self.check(o.is_gt() || (o.is_eq() && !exclusive), collect, kw)
@@ -236,95 +313,20 @@ impl<'t, 'a> Walker<'t, 'a> {
             (KwKind::UniqueItems, Kind::Array(_)) => {
                 self.check(unique::all_unique(inst), collect, kw)
             }
-            (KwKind::PrefixItems(list), Kind::Array(_)) => {
-                let mut ok = true;
-                for (i, (item, sid)) in inst.items().zip(list).enumerate() {
-                    if !self.descend(Seg::Index(i), *sid, item, collect) {
-                        ok = false;
-                        if !collect || self.full() || self.too_deep {
-                            break;
-                        }
-                    }
-                }
-                ok
-            }
-            (KwKind::Items { skip, schema }, Kind::Array(_)) => {
-                let mut ok = true;
-                for (i, item) in inst.items().enumerate().skip(*skip) {
-                    if !self.descend(Seg::Index(i), *schema, item, collect) {
-                        ok = false;
-                        if !collect || self.full() || self.too_deep {
-                            break;
-                        }
-                    }
-                }
-                ok
-            }
-            (KwKind::Contains { schema, min, max }, Kind::Array(_)) => {
-                let mut hits = 0usize;
-                for (i, item) in inst.items().enumerate() {
-                    if self.descend(Seg::Index(i), *schema, item, false) {
-                        hits += 1;
-                        if max.is_none() && hits >= *min {
-                            break;
-                        }
-                        if max.is_some_and(|m| hits > m) {
-                            break;
-                        }
-                    }
-                    if self.too_deep {
-                        return false;
-                    }
-                }
-                let ok = hits >= *min && max.is_none_or(|m| hits <= m);
-                self.check(ok, collect, kw)
+            (KwKind::PrefixItems(_) | KwKind::Items { .. } | KwKind::Contains { .. }, _) => {
+                self.array(kw, inst, kind, collect, ev)
             }
             (KwKind::MinProperties(m), Kind::Object(n)) => self.check(n >= *m, collect, kw),
             (KwKind::MaxProperties(m), Kind::Object(n)) => self.check(n <= *m, collect, kw),
-            (KwKind::Object(o), Kind::Object(n)) => self.object(o, inst, n, collect),
-            (KwKind::AllOf(list), _) => {
-                let mut ok = true;
-                for s in list {
-                    if !self.validate(*s, inst, collect) {
-                        ok = false;
-                        if !collect || self.too_deep {
-                            break;
-                        }
-                    }
-                }
-                ok
-            }
-            (KwKind::AnyOf(list), _) => {
-                let ok = list.iter().any(|s| self.validate(*s, inst, false));
-                self.check(ok, collect, kw)
-            }
-            (KwKind::OneOf(list), _) => {
-                let mut hits = 0;
-                for s in list {
-                    if self.validate(*s, inst, false) {
-                        hits += 1;
-                        if hits > 1 {
-                            break;
-                        }
-                    }
-                }
-                self.check(hits == 1, collect, kw)
-            }
-            (KwKind::Not(s), _) => {
-                let ok = !self.validate(*s, inst, false);
-                self.check(ok, collect, kw)
-            }
-            (KwKind::If { cond, then, els }, _) => {
-                let branch = if self.validate(*cond, inst, false) {
-                    then
-                } else {
-                    els
-                };
-                match branch {
-                    Some(b) => self.validate(*b, inst, collect),
-                    None => true,
-                }
-            }
+            (KwKind::Object(o), Kind::Object(n)) => self.object(o, inst, n, collect, ev),
+            (
+                KwKind::AllOf(_)
+                | KwKind::AnyOf(_)
+                | KwKind::OneOf(_)
+                | KwKind::Not(_)
+                | KwKind::If { .. },
+                _,
+            ) => self.combinator(kw, inst, collect, ev),
             // Keywords that do not apply to this instance type pass.
             _ => true,
         }
@@ -454,5 +456,30 @@ mod tests {
         let val =
             Validator::compile(&s, Dialect::Draft2020_12, &CompileOptions::default()).unwrap();
         assert_eq!(val.validate_value(&v).unwrap_err().reason, Reason::TooDeep);
+    }
+
+    #[test]
+    fn dynamic_refs_resolve_to_the_outermost_anchor_in_scope() {
+        // A generic list whose element type the including schema chooses.
+        let list = json!({"$id": "https://example.com/list", "$defs": {
+            "item": {"$dynamicAnchor": "item"}},
+            "type": "array", "items": {"$dynamicRef": "#item"}});
+        let s = json!({"$id": "https://example.com/ints", "$ref": "list",
+            "$defs": {"int": {"$dynamicAnchor": "item", "type": "integer"}}});
+        let v = Validator::compile_with_resources(
+            &s,
+            Dialect::Draft2020_12,
+            &CompileOptions::default(),
+            &[("https://example.com/list", &list)],
+        )
+        .unwrap();
+        assert!(v.validate_value(&json!([1, 2])).is_ok());
+        let r = v.validate_value(&json!([1, "two"])).unwrap_err();
+        assert_eq!(r.violations[0].instance_location, "/1");
+        assert_eq!(r.violations[0].keyword_location, "/$defs/int/type");
+        // On its own the list accepts anything.
+        let alone =
+            Validator::compile(&list, Dialect::Draft2020_12, &CompileOptions::default()).unwrap();
+        assert!(alone.validate_value(&json!([1, "two"])).is_ok());
     }
 }

@@ -3,6 +3,7 @@
 //! keywords are all decided in that one pass (presence is tracked per name slot).
 
 use crate::error::Reason;
+use crate::evaluated::{Evaluated, note};
 use crate::node::{JsonNode, StrNode};
 use crate::tree::{ObjectKw, Schema};
 use crate::walk::{Seg, Walker};
@@ -14,6 +15,7 @@ impl<'t, 'a> Walker<'t, 'a> {
         inst: J,
         n: usize,
         collect: bool,
+        mut ev: Option<&mut Evaluated>,
     ) -> bool {
         let slots = o.props.len();
         let mut seen_small = 0u64;
@@ -33,7 +35,7 @@ impl<'t, 'a> Walker<'t, 'a> {
         };
         let mut ok = true;
         let stop = |w: &Self, ok: bool| !ok && (!collect || w.full() || w.too_deep);
-        for (key, val) in inst.members().take(n) {
+        for (i, (key, val)) in inst.members().take(n).enumerate() {
             if let Some((sid, _)) = &o.property_names {
                 let good = self.descend(Seg::Key(key), *sid, StrNode(key), collect);
                 ok &= good;
@@ -52,7 +54,10 @@ impl<'t, 'a> Walker<'t, 'a> {
                     ok &= self.descend(Seg::Key(key), *sid, val, collect);
                 }
             }
-            if !matched && let Some((sid, loc)) = &o.additional {
+            if matched {
+                note(&mut ev, i);
+            } else if let Some((sid, loc)) = &o.additional {
+                note(&mut ev, i);
                 if let Some(Schema::Bool(false)) = self.tree.schemas.get(*sid) {
                     self.path.push(Seg::Key(key));
                     self.record(
@@ -103,7 +108,7 @@ impl<'t, 'a> Walker<'t, 'a> {
                 return false;
             }
             if seen(*s) {
-                ok &= self.validate(*sid, inst, collect);
+                ok &= self.validate(*sid, inst, collect, ev.as_deref_mut());
             }
         }
         ok

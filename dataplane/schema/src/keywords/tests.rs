@@ -297,8 +297,9 @@ fn openapi_extensions_and_annotations() {
 
 #[test]
 fn unsupported_keywords_are_named_with_locations() {
-    let s = json!({"properties": {"a": {"unevaluatedProperties": false}},
-        "items": {"$dynamicRef": "#x"}, "$ref": "https://example.com/remote.json"});
+    // Draft 2019-09's recursion keywords are not 2020-12's and are refused, not ignored.
+    let s = json!({"properties": {"a": {"$recursiveAnchor": true}},
+        "items": {"$recursiveRef": "#"}, "$ref": "https://example.com/remote.json"});
     let e = Validator::compile(&s, Dialect::Draft2020_12, &CompileOptions::default()).unwrap_err();
     let found: Vec<(String, String)> = e
         .unsupported_keywords()
@@ -309,10 +310,13 @@ fn unsupported_keywords_are_named_with_locations() {
         found,
         [
             ("$ref".to_string(), "/$ref".to_string()),
-            ("$dynamicRef".to_string(), "/items/$dynamicRef".to_string()),
             (
-                "unevaluatedProperties".to_string(),
-                "/properties/a/unevaluatedProperties".to_string()
+                "$recursiveRef".to_string(),
+                "/items/$recursiveRef".to_string()
+            ),
+            (
+                "$recursiveAnchor".to_string(),
+                "/properties/a/$recursiveAnchor".to_string()
             ),
         ]
     );
