@@ -13,9 +13,10 @@
 
 /* Bumped whenever a map key or value below changes layout. Written into the config map so
  * a daemon adopting pinned maps can refuse ones from an incompatible build. */
-#define VIGIL_ABI_VERSION 2
+#define VIGIL_ABI_VERSION 3
 
 #define VIGIL_REASON_LEN 48
+#define VIGIL_ORIGIN_LEN 32
 
 /* Verdict reasons; each indexes the per-CPU counter array. */
 enum vigil_reason {
@@ -46,10 +47,12 @@ struct vigil_rule {
 	__u32 prefixlen;
 	__u32 flags;        /* VIGIL_RULE_F_* */
 	__u8 reason[VIGIL_REASON_LEN]; /* NUL-padded operator text */
+	__u8 origin[VIGIL_ORIGIN_LEN]; /* NUL-padded box name of a fleet rule, else empty */
 };
 
 #define VIGIL_RULE_F_AUTO 1u   /* added by an automatic ban, not by an operator */
 #define VIGIL_RULE_F_CONFIG 2u /* comes from the config file; replaced on reload */
+#define VIGIL_RULE_F_FLEET 4u  /* learned from the fleet; origin names the box */
 
 /* Key of the per-source rate table: IPv4 sources are stored as IPv4-mapped IPv6. */
 struct vigil_src_key {

@@ -2,9 +2,11 @@
 //! `abi_matches_btf` checks sizes and offsets against the compiled object's BTF.
 
 /// Bumped with `VIGIL_ABI_VERSION` in the header whenever a layout changes.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 /// Bytes of operator text kept with each rule.
 pub const REASON_LEN: usize = 48;
+/// Bytes of the fleet box name kept with a rule learned from the fleet.
+pub const ORIGIN_LEN: usize = 32;
 
 /// Verdict reasons; each indexes the per-CPU counter array.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -76,12 +78,16 @@ pub struct Rule {
     pub prefixlen: u32,
     pub flags: u32,
     pub reason: [u8; REASON_LEN],
+    /// NUL-padded name of the fleet box a `RULE_F_FLEET` rule came from.
+    pub origin: [u8; ORIGIN_LEN],
 }
 
 /// `VIGIL_RULE_F_AUTO`: the rule was added by an automatic ban.
 pub const RULE_F_AUTO: u32 = 1;
 /// `VIGIL_RULE_F_CONFIG`: the rule comes from the config file and is replaced on reload.
 pub const RULE_F_CONFIG: u32 = 2;
+/// `VIGIL_RULE_F_FLEET`: the rule was learned from the fleet; `origin` names the box.
+pub const RULE_F_FLEET: u32 = 4;
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -53,6 +53,8 @@ pub struct RuleEntry {
     pub auto: bool,
     /// Comes from the config file (replaced on reload).
     pub from_config: bool,
+    /// Learned from this box of the fleet.
+    pub fleet_box: Option<String>,
 }
 
 /// Per-verdict totals over all CPUs.
@@ -178,6 +180,31 @@ impl VigilMaps {
         reason: &str,
         flags: u32,
     ) -> Result<(), XdpError> {
+        self.insert_from(list, cidr, ttl, reason, flags, "")
+    }
+
+    /// [`Self::insert`] for a rule learned from the fleet box `origin` (at most
+    /// `ORIGIN_LEN - 1` bytes; sets `RULE_F_FLEET` when not empty).
+    pub fn insert_from(
+        &mut self,
+        list: List,
+        cidr: IpNet,
+        ttl: Option<Duration>,
+        reason: &str,
+        mut flags: u32,
+        origin: &str,
+    ) -> Result<(), XdpError> {
+        if origin.len() > abi::ORIGIN_LEN - 1 {
+            return Err(XdpError::ReasonTooLong {
+                len: origin.len(),
+                max: abi::ORIGIN_LEN - 1,
+            });
+        }
+        let mut from = [0u8; abi::ORIGIN_LEN];
+        from[..origin.len()].copy_from_slice(origin.as_bytes());
+        if !origin.is_empty() {
+            flags |= abi::RULE_F_FLEET;
+        }
         if reason.len() > abi::REASON_LEN - 1 {
             return Err(XdpError::ReasonTooLong {
                 len: reason.len(),
@@ -199,6 +226,7 @@ impl VigilMaps {
             prefixlen: u32::from(cidr.prefix_len()),
             flags,
             reason: text,
+            origin: from,
         };
         let what = format!("adding {cidr} to the {list:?} list");
         let v4 = cidr.addr().is_ipv4();
@@ -373,12 +401,13 @@ impl VigilMaps {
     }
 }
 
+/// The text of a NUL-padded field.
+fn padded(field: &[u8]) -> String {
+    let len = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    String::from_utf8_lossy(&field[..len]).into_owned()
+}
+
 fn entry(cidr: IpNet, rule: &Rule, now_ns: u64) -> RuleEntry {
-    let len = rule
-        .reason
-        .iter()
-        .position(|&b| b == 0)
-        .unwrap_or(rule.reason.len());
     let (expires_unix, expires_in_secs) = if rule.expires_ns == 0 {
         (None, None)
     } else {
@@ -391,11 +420,12 @@ fn entry(cidr: IpNet, rule: &Rule, now_ns: u64) -> RuleEntry {
     };
     RuleEntry {
         cidr,
-        reason: String::from_utf8_lossy(&rule.reason[..len]).into_owned(),
+        reason: padded(&rule.reason),
         created_unix: rule.created_unix,
         expires_unix,
         expires_in_secs,
         auto: rule.flags & abi::RULE_F_AUTO != 0,
         from_config: rule.flags & abi::RULE_F_CONFIG != 0,
+        fleet_box: (rule.flags & abi::RULE_F_FLEET != 0).then(|| padded(&rule.origin)),
     }
 }

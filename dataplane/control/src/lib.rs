@@ -8,6 +8,8 @@
 //! uses the grammar without pulling in the maps.
 
 pub mod duration;
+#[cfg(feature = "fleet-key")]
+pub mod fleet_key;
 
 #[cfg(feature = "protocol")]
 mod cidr;

@@ -92,6 +92,7 @@ fn rule(e: RuleEntry) -> Result<Rule, XdpError> {
         expires_in_secs,
         auto,
         from_config,
+        fleet_box,
     } = e;
     Ok(Rule {
         cidr: Cidr::try_from(cidr)?,
@@ -101,6 +102,7 @@ fn rule(e: RuleEntry) -> Result<Rule, XdpError> {
         expires_in_secs,
         auto,
         from_config,
+        fleet_box,
     })
 }
 

@@ -126,17 +126,26 @@ pub struct Rule {
     pub auto: bool,
     /// Comes from the config file (replaced on reload).
     pub from_config: bool,
+    /// Learned from this box of the fleet (its signature was checked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_box: Option<String>,
 }
 
 impl Rule {
-    /// Where the rule came from, as `block list` shows it.
-    pub fn origin(&self) -> &'static str {
-        if self.auto {
+    /// Where the rule came from, as `block list` shows it: `operator`, `config`, `auto-ban`, or
+    /// `fleet:<box>` (`fleet:<box>/auto-ban` for another box's automatic ban).
+    pub fn origin(&self) -> String {
+        let local = if self.auto {
             "auto-ban"
         } else if self.from_config {
             "config"
         } else {
             "operator"
+        };
+        match (&self.fleet_box, self.auto) {
+            (Some(b), true) => format!("fleet:{b}/auto-ban"),
+            (Some(b), false) => format!("fleet:{b}"),
+            (None, _) => local.to_owned(),
         }
     }
 }

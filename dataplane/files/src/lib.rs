@@ -31,6 +31,9 @@ pub const SHADOW_LIMIT: u64 = 64 << 20;
 /// Largest sysfs attribute (sysfs reports 4 KiB for every attribute; values are a few bytes).
 pub const SYSFS_LIMIT: u64 = 64 << 10;
 
+/// Largest password file (Redis ACL passwords are at most a few hundred bytes).
+pub const PASSWORD_LIMIT: u64 = 4 << 10;
+
 /// What a file holds: sets its size limit and names it in errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -53,6 +56,8 @@ pub enum FileKind {
     PolicyDocument,
     /// The shadow-API inventory (`policy.shadow_file`).
     ShadowInventory,
+    /// A password kept out of the config (`fleet.password_file`).
+    Password,
 }
 
 impl FileKind {
@@ -66,6 +71,7 @@ impl FileKind {
             FileKind::SysfsAttribute => SYSFS_LIMIT,
             FileKind::PolicyDocument => POLICY_LIMIT,
             FileKind::ShadowInventory => SHADOW_LIMIT,
+            FileKind::Password => PASSWORD_LIMIT,
         }
     }
 
@@ -81,6 +87,7 @@ impl FileKind {
             FileKind::SysfsAttribute => "sysfs attribute",
             FileKind::PolicyDocument => "policy document",
             FileKind::ShadowInventory => "shadow inventory",
+            FileKind::Password => "password file",
         }
     }
 }

@@ -26,12 +26,13 @@ impl Daemon {
         });
     }
 
-    /// Applies a block or unblock that another box of the fleet made.
-    pub(super) fn apply_fleet_event(&self, ev: &fleet::Event) {
+    /// Applies a block or unblock that the fleet box `from` made and signed (the signature
+    /// was checked before this is called). The rule's origin is `fleet:<from>`.
+    pub(super) fn apply_fleet_event(&self, from: &str, ev: &fleet::Event) {
         let mut xdp = lock(&self.xdp);
         let Some(att) = xdp.as_mut() else { return };
         match ev {
-            fleet::Event::Add { from, block } => {
+            fleet::Event::Add { block } => {
                 let Ok(net) = block.cidr.parse::<Cidr>().map(Cidr::net) else {
                     warn!(cidr = %block.cidr, "fleet: ignored a block with a malformed CIDR");
                     return;
@@ -55,12 +56,15 @@ impl Daemon {
                 } else {
                     0
                 };
-                match att.maps.insert(List::Block, net, ttl, &reason, flags) {
+                match att
+                    .maps
+                    .insert_from(List::Block, net, ttl, &reason, flags, from)
+                {
                     Ok(()) => info!(%net, %from, "fleet: block applied"),
                     Err(e) => warn!(%net, error = %e, "fleet: applying a block failed"),
                 }
             }
-            fleet::Event::Del { from, cidr } => {
+            fleet::Event::Del { cidr } => {
                 if let Ok(net) = cidr.parse::<Cidr>().map(Cidr::net) {
                     if let Ok(true) = att.maps.remove(List::Block, net) {
                         info!(%net, %from, "fleet: block removed");

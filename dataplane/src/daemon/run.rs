@@ -52,12 +52,13 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     }
     if let Some(fc) = cfg.fleet.clone() {
         let weak = Arc::downgrade(&daemon);
-        let apply: fleet::Apply = Arc::new(move |ev: &fleet::Event| {
+        let apply: fleet::Apply = Arc::new(move |from: &str, ev: &fleet::Event| {
             if let Some(d) = weak.upgrade() {
-                d.apply_fleet_event(ev);
+                d.apply_fleet_event(from, ev);
             }
         });
-        let mut f = Fleet::start(fc, apply);
+        let mut f = Fleet::start(fc, apply)
+            .map_err(|(key, e)| anyhow::anyhow!("{key}: {e}"))?;
         info!(box_id = f.box_id(), "fleet blocklist enabled");
         if let Some(gw) = lock(&daemon.gateway).as_ref() {
             // Set even without a shared rule yet: a reload may add one, and `[fleet]` itself
@@ -65,6 +66,8 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             let store = f.start_buckets();
             gw.set_shared_buckets(Arc::new(store.clone()));
             gw.add_metrics_source(Arc::new(move |out: &mut String| store.write_metrics(out)));
+            let link = f.clone();
+            gw.add_metrics_source(Arc::new(move |out: &mut String| link.write_metrics(out)));
         }
         *lock(&daemon.fleet) = Some(f);
     }

@@ -1,7 +1,8 @@
 //! Rate-limit buckets shared by the fleet, kept in Redis (`shared = true` rules).
 //!
 //! Each decision is one atomic Lua script run ([`SCRIPT`]), sent with EVALSHA over one
-//! pipelined connection ([`super::mux`]) that every request shares. The gateway falls back to
+//! pipelined connection (the `redis` crate's multiplexed connection, through [`super::link`]:
+//! ACL user, TLS) that every request shares. The gateway falls back to
 //! a local bucket whenever [`RedisBuckets::take`] fails, so this store fails fast: each take has
 //! a deadline (`[fleet] rate_limit_timeout`), and the first failure (refused connection, I/O
 //! error, a reply later than the deadline) marks the store down. While down, `take` answers
@@ -23,10 +24,67 @@ use tracing::{info, warn};
 use vigil_control::reply::{SharedRateLimits, StoreBackend};
 use vigil_gateway::limits::{SharedBuckets, SharedTake, StoreUnavailable, TakeFuture};
 
-use super::{
-    mux::Mux,
-    resp::{RespError, Value},
-};
+use redis::{Value, aio::MultiplexedConnection};
+
+use super::link::Link;
+
+/// Why one call to the store failed.
+#[derive(Debug)]
+enum StoreError {
+    /// [`QUEUE`] commands are already waiting: this one decides locally.
+    Full,
+    Timeout(u128),
+    Redis(redis::RedisError),
+    Protocol(String),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Full => f.write_str("too many commands waiting for Redis"),
+            StoreError::Timeout(ms) => write!(f, "Redis did not answer within {ms} ms"),
+            StoreError::Redis(e) => write!(f, "{e}"),
+            StoreError::Protocol(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        StoreError::Redis(e)
+    }
+}
+
+/// The shared pipelined connection, with a bound on the commands in flight.
+struct Mux {
+    conn: MultiplexedConnection,
+    in_flight: std::sync::atomic::AtomicUsize,
+}
+
+impl Mux {
+    async fn connect(link: &Link) -> Result<Mux, StoreError> {
+        Ok(Mux {
+            conn: link.multiplexed().await?,
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+        })
+    }
+
+    async fn call(&self, cmd: &redis::Cmd) -> Result<Value, StoreError> {
+        if self.in_flight.fetch_add(1, Ordering::AcqRel) >= QUEUE {
+            self.in_flight.fetch_sub(1, Ordering::AcqRel);
+            return Err(StoreError::Full);
+        }
+        struct Done<'a>(&'a std::sync::atomic::AtomicUsize);
+        impl Drop for Done<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::AcqRel);
+            }
+        }
+        let _done = Done(&self.in_flight);
+        let mut c = self.conn.clone();
+        Ok(cmd.query_async::<Value>(&mut c).await?)
+    }
+}
 
 /// The token bucket, run atomically by Redis for each decision.
 ///
@@ -94,7 +152,7 @@ const HEALTH_EVERY: Duration = Duration::from_millis(500);
 /// Settings fixed at start.
 #[derive(Debug)]
 struct Settings {
-    addr: String,
+    link: Link,
     /// `<prefix>:rl:`, put before every bucket key.
     key_prefix: String,
     timeout: Duration,
@@ -127,7 +185,7 @@ struct Inner {
 impl fmt::Debug for Inner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisBuckets")
-            .field("redis", &self.settings.addr)
+            .field("redis", &self.settings.link.shown())
             .field("up", &self.conn.load().is_some())
             .finish_non_exhaustive()
     }
@@ -146,18 +204,23 @@ fn unix_now() -> u64 {
 }
 
 /// Whether an error says Redis itself is unusable (as opposed to this one key).
-fn is_fatal(e: &RespError) -> bool {
+fn is_fatal(e: &StoreError) -> bool {
     match e {
-        RespError::Full => false,
+        StoreError::Full => false,
         // Another program's value at a bucket's key: that key decides locally, the rest goes on.
-        RespError::Server(msg) => !msg.contains("WRONGTYPE"),
+        StoreError::Redis(e) => !(e.code() == Some("WRONGTYPE")
+            || e.to_string().contains("WRONGTYPE")),
         _ => true,
     }
 }
 
-fn parse_take(v: Value) -> Result<SharedTake, RespError> {
-    let Value::Array(Some(items)) = &v else {
-        return Err(RespError::Protocol(format!(
+fn is_noscript(e: &StoreError) -> bool {
+    matches!(e, StoreError::Redis(e) if e.code() == Some("NOSCRIPT"))
+}
+
+fn parse_take(v: Value) -> Result<SharedTake, StoreError> {
+    let Value::Array(items) = &v else {
+        return Err(StoreError::Protocol(format!(
             "rate-limit script returned {v:?}"
         )));
     };
@@ -171,7 +234,7 @@ fn parse_take(v: Value) -> Result<SharedTake, RespError> {
             remaining: u64::try_from(*remaining).unwrap_or(0),
             retry_after_ms: u64::try_from(*retry).unwrap_or(0),
         }),
-        _ => Err(RespError::Protocol(format!(
+        _ => Err(StoreError::Protocol(format!(
             "rate-limit script returned {v:?}"
         ))),
     }
@@ -180,10 +243,10 @@ fn parse_take(v: Value) -> Result<SharedTake, RespError> {
 impl RedisBuckets {
     /// Starts down and connects in the background at once; `take` decides locally until then.
     /// `prefix` is the fleet's key prefix; `timeout` bounds each decision.
-    pub fn start(addr: &str, prefix: &str, timeout: Duration) -> RedisBuckets {
+    pub fn start(link: Link, prefix: &str, timeout: Duration) -> RedisBuckets {
         let inner = Arc::new(Inner {
             settings: Arc::new(Settings {
-                addr: addr.to_owned(),
+                link,
                 key_prefix: format!("{prefix}:rl:"),
                 timeout,
             }),
@@ -284,12 +347,12 @@ impl RedisBuckets {
                 inner.counters.decisions.fetch_add(1, Ordering::Relaxed);
                 return Ok(take);
             }
-            Ok(Err(RespError::Full)) => {
+            Ok(Err(StoreError::Full)) => {
                 inner.counters.queue_full.fetch_add(1, Ordering::Relaxed);
                 return Err(());
             }
             Ok(Err(e)) => e,
-            Err(_) => RespError::Timeout(inner.settings.timeout.as_millis()),
+            Err(_) => StoreError::Timeout(inner.settings.timeout.as_millis()),
         };
         inner.counters.errors.fetch_add(1, Ordering::Relaxed);
         if is_fatal(&err) {
@@ -325,26 +388,21 @@ impl Inner {
         bucket: &str,
         rate: &str,
         burst: &str,
-    ) -> Result<SharedTake, RespError> {
-        let call = |cmd: &[u8], body: &[u8]| {
-            conn.call(&[
-                cmd,
-                body,
-                b"1",
-                bucket.as_bytes(),
-                rate.as_bytes(),
-                burst.as_bytes(),
-            ])
+    ) -> Result<SharedTake, StoreError> {
+        let call = |cmd: &str, body: &str| {
+            let mut c = redis::cmd(cmd);
+            c.arg(body).arg(1).arg(bucket).arg(rate).arg(burst);
+            async move { conn.call(&c).await }
         };
         let reply = match self.sha.get() {
-            Some(sha) => match call(b"EVALSHA", sha.as_bytes()).await {
-                Err(RespError::Server(e)) if e.starts_with("NOSCRIPT") => {
+            Some(sha) => match call("EVALSHA", sha).await {
+                Err(e) if is_noscript(&e) => {
                     self.reload_script(conn);
-                    call(b"EVAL", SCRIPT.as_bytes()).await
+                    call("EVAL", SCRIPT).await
                 }
                 other => other,
             },
-            None => call(b"EVAL", SCRIPT.as_bytes()).await,
+            None => call("EVAL", SCRIPT).await,
         };
         parse_take(reply?)
     }
@@ -358,7 +416,7 @@ impl Inner {
         tokio::spawn(async move {
             let loaded = tokio::time::timeout(
                 PROBE_TIMEOUT,
-                conn.call(&[b"SCRIPT", b"LOAD", SCRIPT.as_bytes()]),
+                conn.call(redis::cmd("SCRIPT").arg("LOAD").arg(SCRIPT)),
             )
             .await;
             if !matches!(loaded, Ok(Ok(_))) {
@@ -377,7 +435,6 @@ impl Inner {
     fn mark_down(&self, conn: &Arc<Mux>, why: &str) {
         let prev = self.conn.compare_and_swap(conn, None);
         let was_current = prev.as_ref().is_some_and(|p| Arc::ptr_eq(p, conn));
-        conn.shutdown(why);
         if !was_current {
             return;
         }
@@ -385,7 +442,7 @@ impl Inner {
         self.set_last_error(why.to_owned());
         if !self.down_logged.swap(true, Ordering::AcqRel) {
             warn!(
-                redis = %self.settings.addr,
+                redis = %self.settings.link.shown(),
                 error = why,
                 "shared rate limits: Redis unavailable; deciding with the local fallback limits"
             );
@@ -398,7 +455,7 @@ impl Inner {
         self.since_unix.store(unix_now(), Ordering::Relaxed);
         let recovered = self.down_logged.swap(false, Ordering::AcqRel);
         info!(
-            redis = %self.settings.addr,
+            redis = %self.settings.link.shown(),
             "shared rate limits: {}",
             if recovered {
                 "Redis is back; deciding in Redis again"
@@ -413,7 +470,7 @@ impl Inner {
         self.set_last_error(why.to_owned());
         if !self.down_logged.swap(true, Ordering::AcqRel) {
             warn!(
-                redis = %self.settings.addr,
+                redis = %self.settings.link.shown(),
                 error = why,
                 "shared rate limits: Redis unavailable; deciding with the local fallback limits"
             );
@@ -423,17 +480,17 @@ impl Inner {
 
 /// Connects and checks that Redis can decide: PING, SCRIPT LOAD, and one run of the script on
 /// a probe key (a replica or a full server fails here rather than on every request).
-async fn probe(s: &Settings) -> Result<(Arc<Mux>, String), RespError> {
-    let conn = Arc::new(Mux::connect(&s.addr, QUEUE).await?);
-    match conn.call(&[b"PING"]).await? {
-        Value::Simple(p) if p == "PONG" => {}
-        other => return Err(RespError::Protocol(format!("PING answered {other:?}"))),
+async fn probe(s: &Settings) -> Result<(Arc<Mux>, String), StoreError> {
+    let conn = Arc::new(Mux::connect(&s.link).await?);
+    match conn.call(&redis::cmd("PING")).await? {
+        Value::SimpleString(p) if p == "PONG" => {}
+        other => return Err(StoreError::Protocol(format!("PING answered {other:?}"))),
     }
-    let sha = match conn.call(&[b"SCRIPT", b"LOAD", SCRIPT.as_bytes()]).await? {
-        Value::Bulk(Some(sha)) => String::from_utf8(sha)
-            .map_err(|_| RespError::Protocol("SCRIPT LOAD returned a non-UTF-8 SHA".into()))?,
+    let sha = match conn.call(redis::cmd("SCRIPT").arg("LOAD").arg(SCRIPT)).await? {
+        Value::BulkString(sha) => String::from_utf8(sha)
+            .map_err(|_| StoreError::Protocol("SCRIPT LOAD returned a non-UTF-8 SHA".into()))?,
         other => {
-            return Err(RespError::Protocol(format!(
+            return Err(StoreError::Protocol(format!(
                 "SCRIPT LOAD answered {other:?}"
             )));
         }
@@ -443,14 +500,14 @@ async fn probe(s: &Settings) -> Result<(Arc<Mux>, String), RespError> {
     // writes (a read-only replica or a full server refuses here) and the key expires at once.
     let key = format!("{}-probe", s.key_prefix);
     let reply = conn
-        .call(&[
-            b"EVALSHA",
-            sha.as_bytes(),
-            b"1",
-            key.as_bytes(),
-            b"1000",
-            b"1",
-        ])
+        .call(
+            redis::cmd("EVALSHA")
+                .arg(&sha)
+                .arg(1)
+                .arg(&key)
+                .arg(1000)
+                .arg(1),
+        )
         .await?;
     parse_take(reply)?;
     Ok((conn, sha))
@@ -468,23 +525,16 @@ async fn watch(inner: Weak<Inner>) {
         drop(strong);
         match conn {
             Some(conn) => {
-                let why = tokio::select! {
-                    why = conn.closed() => Some(why),
-                    () = tokio::time::sleep(HEALTH_EVERY) => {
-                        match tokio::time::timeout(settings.timeout, conn.call(&[b"PING"])).await {
-                            Ok(Ok(_)) | Ok(Err(RespError::Full)) => None,
-                            Ok(Err(e)) => Some(e.to_string()),
-                            Err(_) => Some(RespError::Timeout(settings.timeout.as_millis())
-                                .to_string()),
-                        }
-                    }
+                tokio::time::sleep(HEALTH_EVERY).await;
+                let pinged =
+                    tokio::time::timeout(settings.timeout, conn.call(&redis::cmd("PING"))).await;
+                let why = match pinged {
+                    Ok(Ok(_)) | Ok(Err(StoreError::Full)) => None,
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some(StoreError::Timeout(settings.timeout.as_millis()).to_string()),
                 };
                 if let (Some(why), Some(inner)) = (why, inner.upgrade()) {
-                    if why.is_empty() {
-                        inner.mark_down(&conn, "redis connection closed");
-                    } else {
-                        inner.mark_down(&conn, &why);
-                    }
+                    inner.mark_down(&conn, &why);
                 }
             }
             None => {
@@ -494,7 +544,7 @@ async fn watch(inner: Weak<Inner>) {
                     Ok(Ok((conn, sha))) => inner.mark_up(conn, sha),
                     Ok(Err(e)) => inner.note_probe_error(&e.to_string()),
                     Err(_) => inner.note_probe_error(
-                        &RespError::Timeout(PROBE_TIMEOUT.as_millis()).to_string(),
+                        &StoreError::Timeout(PROBE_TIMEOUT.as_millis()).to_string(),
                     ),
                 }
                 let up = inner.conn.load().is_some();

@@ -10,7 +10,37 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::resp::{Conn, Value};
+use redis::Value;
+
+use super::{FleetConfig, link::Link};
+
+/// A plain connection for checking what the store wrote.
+pub struct Conn(redis::aio::MultiplexedConnection);
+
+impl Conn {
+    /// One command, its words as given.
+    pub async fn call(&mut self, words: &[&[u8]]) -> redis::RedisResult<Value> {
+        let mut cmd = redis::cmd(std::str::from_utf8(words[0]).unwrap());
+        for w in &words[1..] {
+            cmd.arg(*w);
+        }
+        cmd.query_async(&mut self.0).await
+    }
+}
+
+/// The bulk strings of an array reply.
+pub fn bulks(v: Value) -> Vec<Vec<u8>> {
+    match v {
+        Value::Array(items) => items
+            .into_iter()
+            .filter_map(|i| match i {
+                Value::BulkString(b) => Some(b),
+                _ => None,
+            })
+            .collect(),
+        other => panic!("not an array: {other:?}"),
+    }
+}
 
 #[derive(Debug)]
 pub struct TestRedis {
@@ -84,18 +114,29 @@ impl TestRedis {
         self.signal(libc::SIGCONT);
     }
 
+    /// A link to this server without credentials or TLS.
+    pub fn link(&self) -> Link {
+        let cfg: FleetConfig = toml::from_str(&format!(
+            "redis = \"{}\"\nsigning_key = \"/nonexistent\"",
+            self.addr()
+        ))
+        .unwrap();
+        Link::from_config(&cfg).unwrap()
+    }
+
     /// A plain connection for checking what the store wrote.
     pub async fn conn(&self) -> Conn {
-        Conn::connect(&self.addr()).await.unwrap()
+        Conn(self.link().multiplexed().await.unwrap())
     }
 
     /// How many times Redis ran `cmd` (from scripts too) since the last CONFIG RESETSTAT.
     pub async fn calls(&self, cmd: &str) -> u64 {
         let mut c = self.conn().await;
-        let Value::Bulk(Some(info)) = c.call(&[b"INFO", b"commandstats"]).await.unwrap() else {
-            panic!("INFO did not return a bulk string");
+        let info = match c.call(&[b"INFO", b"commandstats"]).await.unwrap() {
+            Value::BulkString(b) => String::from_utf8(b).unwrap(),
+            Value::VerbatimString { text, .. } => text,
+            other => panic!("INFO answered {other:?}"),
         };
-        let info = String::from_utf8(info).unwrap();
         let prefix = format!("cmdstat_{cmd}:calls=");
         info.lines()
             .find_map(|l| l.strip_prefix(&prefix))

@@ -1,7 +1,7 @@
 //! `status`: the daemon, XDP, the gateway, the fleet and the host. From the pinned maps
 //! (vigild down) only `daemon` and `xdp` are present.
 
-use std::path::PathBuf;
+use std::{collections::BTreeMap, path::PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 use vigil_xdp::AttachedMode;
@@ -119,11 +119,24 @@ pub struct JwksStatus {
 /// The fleet blocklist's connection and, with the gateway, the shared rate-limit store.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FleetStatus {
+    /// `redis://host:port` or `rediss://host:port` (never a secret).
     pub redis: String,
     pub box_id: String,
     pub connected: bool,
     pub events_applied: u64,
     pub events_dropped: u64,
+    /// Messages refused (unsigned, unknown box, bad signature, replayed...), by reason.
+    #[serde(default)]
+    pub events_refused: BTreeMap<String, u64>,
+    /// Whether the link to Redis is TLS.
+    #[serde(default)]
+    pub tls: bool,
+    /// The Redis ACL user, if one is set.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// Boxes whose signatures this box accepts (itself included).
+    #[serde(default)]
+    pub trusted_boxes: usize,
     pub last_error: Option<String>,
     /// `null` without the gateway.
     pub rate_limits: Option<SharedRateLimits>,

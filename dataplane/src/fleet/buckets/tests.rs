@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::fleet::test_redis::TestRedis;
+use crate::fleet::test_redis::{TestRedis, bulks};
 
 const TIMEOUT: Duration = Duration::from_millis(250);
 
@@ -22,7 +22,7 @@ async fn wait_for(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
 }
 
 async fn store(redis: &TestRedis, prefix: &str) -> RedisBuckets {
-    let s = RedisBuckets::start(&redis.addr(), prefix, TIMEOUT);
+    let s = RedisBuckets::start(redis.link(), prefix, TIMEOUT);
     assert!(
         wait_for(Duration::from_secs(5), || s.is_up()).await,
         "the store never connected: {:?}",
@@ -142,11 +142,7 @@ async fn buckets_refill_with_time_and_report_what_is_left() {
     );
     // The bucket is a hash {tokens, ts} expiring in twice its full-refill time (2 x 500 ms).
     let mut c = redis.conn().await;
-    let fields = c
-        .call(&[b"HGETALL", b"t3:rl:r:k"])
-        .await
-        .unwrap()
-        .into_bulks();
+    let fields = bulks(c.call(&[b"HGETALL", b"t3:rl:r:k"]).await.unwrap());
     let names: Vec<&[u8]> = fields.iter().step_by(2).map(Vec::as_slice).collect();
     assert_eq!(names, [b"tokens".as_slice(), b"ts".as_slice()]);
     let Value::Int(pttl) = c.call(&[b"PTTL", b"t3:rl:r:k"]).await.unwrap() else {
@@ -264,7 +260,7 @@ async fn a_flushed_script_cache_costs_one_eval_and_the_script_is_loaded_again() 
             .call(&[b"SCRIPT", b"EXISTS", sha.as_bytes()])
             .await
             .unwrap();
-        if v == Value::Array(Some(vec![Value::Int(1)])) {
+        if v == Value::Array(vec![Value::Int(1)]) {
             loaded = true;
             break;
         }
