@@ -60,6 +60,16 @@ pub enum Command {
     /// Shadow APIs: requests to paths and methods the OpenAPI description does not know.
     #[command(subcommand)]
     Shadow(ShadowCmd),
+    /// The configuration vigild applies.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCmd {
+    /// Print the configuration in force (defaults filled in, secrets redacted) as TOML, or
+    /// JSON with --json (needs vigild).
+    Show,
 }
 
 #[derive(Debug, Subcommand)]

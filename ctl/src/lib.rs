@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod config;
 pub mod keys;
 pub mod policy;
 pub mod render;
@@ -48,6 +49,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         Command::Keys(KeysCmd::Rotate) => Request::KeysRotate,
         Command::Keys(cmd) => return keys::run(cmd, cli.json),
         Command::Policy(cmd) => return policy::run(cmd, cli.json),
+        Command::Config(cmd) => return config::run(cmd, cli),
         Command::Shadow(cli::ShadowCmd::List) => Request::ShadowList,
         Command::Thermal { cmd: None } => Request::Thermal,
         Command::Thermal {
@@ -93,6 +95,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         Reply::Detached(d) => format!("detached XDP from {}\n", d.detached),
         Reply::KeysRotated(k) => render::keys::rotated(k),
         Reply::Shadow(s) => policy::render_shadow(s),
+        Reply::Config(c) => config::render(c),
         Reply::Thermal(t) => {
             let headline = match &req {
                 Request::ThermalOverride { level, for_secs } => Some(format!(

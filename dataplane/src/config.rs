@@ -2,6 +2,9 @@
 //! path; every key is documented in docs/config.md. A config is validated whole before it is
 //! applied, so a bad reload leaves the running one in place.
 
+mod check;
+mod lines;
+mod show;
 mod thermal;
 
 use std::{
@@ -9,7 +12,7 @@ use std::{
     time::Duration,
 };
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use vigil_control::{
     Cidr,
     duration::{Spellings, Unit},
@@ -24,6 +27,9 @@ use vigil_gateway::{
 use vigil_hw::thermal::ThermalConfig;
 use vigil_xdp::{ModePolicy, RateLimit};
 
+pub use check::{Checked, check};
+use lines::Lines;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file was refused before parsing: missing, unreadable, not a regular file (a FIFO,
@@ -33,15 +39,48 @@ pub enum ConfigError {
         #[from]
         source: vigil_files::FileError,
     },
-    #[error("config {path}: {key}: {message}")]
-    Invalid {
-        path: PathBuf,
-        key: String,
-        message: String,
-    },
+    /// A key whose value cannot be applied, with the line it is written on.
+    #[error("{0}")]
+    Invalid(Finding),
 }
 
-#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+impl ConfigError {
+    /// The offending key and where it is written, when the file was read.
+    pub fn finding(&self) -> Option<&Finding> {
+        match self {
+            ConfigError::Invalid(f) => Some(f),
+            ConfigError::Read { .. } => None,
+        }
+    }
+}
+
+/// What is wrong (or, as a warning, ignored) about one key of a config file: shown as
+/// `FILE:LINE: KEY: MESSAGE`, the way compilers and `nginx -t` point at a line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    pub file: PathBuf,
+    /// Where the key (or, for a key left at its default, its section) is written.
+    pub line: Option<usize>,
+    /// Dotted key path, e.g. `upstream[1].url`.
+    pub key: String,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl std::fmt::Display for Finding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, ": {}: {}", self.key, self.message)
+    }
+}
+
+/// A key path and what is wrong with its value: what validation finds before a line is known.
+pub(crate) type KeyProblem = (String, String);
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// XDP filtering; absent = no XDP program is attached.
@@ -70,14 +109,19 @@ pub struct Config {
     pub thermal: ThermalConfig,
     #[serde(default)]
     pub hw: HwSection,
-    /// Fleet-wide blocklist through Redis; absent = this box only.
+    /// Fleet-wide blocklist through Redis; absent = this box only. Shown as written
+    /// (`fleet_written`): the fleet module owns its type.
+    #[serde(skip_serializing)]
     pub fleet: Option<crate::fleet::FleetConfig>,
     /// Rules that ban sources collecting too many rejections (`[[autoban]]`).
-    #[serde(default)]
+    #[serde(default, serialize_with = "show::autoban")]
     pub autoban: Vec<crate::autoban::AutobanRule>,
+    /// `[fleet]` as the file wrote it, for `vigilctl config show`.
+    #[serde(skip)]
+    pub(crate) fleet_written: Option<toml::Table>,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct HwSection {
     /// Root of the sysfs tree sensors and NIC facts are read from (tests point it at a fake tree).
@@ -97,7 +141,7 @@ fn default_sysfs() -> PathBuf {
     PathBuf::from("/sys")
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KeysSection {
     /// Key directory made by `vigilctl keys init` or `vigilctl keys seal` (docs/hw.md).
@@ -111,7 +155,7 @@ fn default_tcti() -> String {
     "device:/dev/tpmrm0".to_owned()
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct XdpSection {
     pub interface: String,
@@ -147,14 +191,14 @@ const DEFAULT_SWEEP: Duration = Duration::from_secs(1);
 const SWEEP_RANGE: std::ops::RangeInclusive<Duration> =
     Duration::from_millis(100)..=Duration::from_secs(60);
 
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitSection {
     pub pps: u64,
     pub burst: u64,
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ControlSection {
     #[serde(default = "default_socket")]
@@ -229,46 +273,45 @@ impl Config {
         Self::parse(&text, path)
     }
 
+    /// Parses and validates a config file's text; `path` names it in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let invalid = |key: String, message: String| ConfigError::Invalid {
-            path: path.to_owned(),
-            key,
-            message,
+        Self::parse_located(text, path).map(|(cfg, _)| cfg)
+    }
+
+    /// [`Config::parse`], also returning where each key is written.
+    pub(crate) fn parse_located(text: &str, path: &Path) -> Result<(Config, Source), ConfigError> {
+        let src = Source {
+            file: path.to_owned(),
+            lines: Lines::of(text),
         };
         let de = toml::Deserializer::new(text);
-        let cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut cfg: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner();
             // toml's message carries the line and a caret; keep its first line only.
-            let msg = inner
-                .message()
-                .lines()
-                .next()
-                .unwrap_or("invalid")
-                .to_owned();
-            let last = key.rsplit('.').next().unwrap_or("").to_owned();
-            let line = line_of_key(text, &last)
-                .or_else(|| {
-                    inner
-                        .span()
-                        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
-                })
-                .map(|n| format!(" (line {n})"))
-                .unwrap_or_default();
-            invalid(
-                if key == "." {
-                    "(top level)".into()
-                } else {
-                    key
-                },
-                format!("{msg}{line}"),
-            )
+            let msg = inner.message().lines().next().unwrap_or("invalid");
+            let key = if key == "." {
+                "(top level)".to_owned()
+            } else {
+                key
+            };
+            let at = inner
+                .span()
+                .map(|s| src.lines.line_at(s.start.min(text.len())));
+            ConfigError::Invalid(src.finding_near(&key, msg, at))
         })?;
-        cfg.validate().map_err(|(k, m)| invalid(k, m))?;
-        Ok(cfg)
+        cfg.validate().map_err(|p| src.invalid(p))?;
+        cfg.fleet_written = toml::from_str::<toml::Table>(text)
+            .ok()
+            .and_then(|mut t| t.remove("fleet"))
+            .and_then(|v| match v {
+                toml::Value::Table(t) => Some(t),
+                _ => None,
+            });
+        Ok((cfg, src))
     }
 
-    fn validate(&self) -> Result<(), (String, String)> {
+    fn validate(&self) -> Result<(), KeyProblem> {
         if let Some(x) = &self.xdp {
             if x.interface.is_empty() || x.interface.len() > 15 || x.interface.contains('/') {
                 return Err((
@@ -330,7 +373,7 @@ impl Config {
         }
         self.thermal
             .validate()
-            .map_err(|e| ("thermal".to_owned(), e.to_string()))?;
+            .map_err(|e| (thermal::key_of(&e), e.to_string()))?;
         if let Some(k) = &self.keys {
             if !k.dir.is_absolute() {
                 return Err(("keys.dir".into(), "must be an absolute path".into()));
@@ -363,33 +406,65 @@ impl Config {
     }
 }
 
-/// The line where `key` is assigned or opens a table: toml's spans point at the enclosing
-/// table for unknown keys, and an operator wants the offending line.
-fn line_of_key(text: &str, key: &str) -> Option<usize> {
-    if key.is_empty() {
-        return None;
+/// The file a config was read from and where each of its keys is written.
+#[derive(Debug)]
+pub(crate) struct Source {
+    file: PathBuf,
+    lines: Lines,
+}
+
+impl Source {
+    /// `key` and `message` at the line where `key` is written (or its nearest written parent).
+    pub(crate) fn finding(&self, key: &str, message: impl Into<String>) -> Finding {
+        self.finding_near(key, message, None)
     }
-    text.lines()
-        .position(|l| {
-            let t = l.trim_start();
-            let is_assign_or_table = t.starts_with('[') || t.contains('=');
-            let head = t
-                .trim_start_matches('[')
-                .split(['=', ']'])
-                .next()
-                .unwrap_or("");
-            is_assign_or_table && head.rsplit('.').next().map(str::trim) == Some(key)
-        })
-        .map(|i| i + 1)
+
+    /// Like [`Source::finding`]; `fallback` (the parser's own position) wins when only a
+    /// parent of `key` is written.
+    fn finding_near(
+        &self,
+        key: &str,
+        message: impl Into<String>,
+        fallback: Option<usize>,
+    ) -> Finding {
+        let line = match self.lines.find(key) {
+            Some((line, true)) => Some(line),
+            Some((line, false)) => fallback.or(Some(line)),
+            None => fallback,
+        };
+        Finding {
+            file: self.file.clone(),
+            line,
+            key: key.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn invalid(&self, (key, message): KeyProblem) -> ConfigError {
+        ConfigError::Invalid(self.finding(&key, message))
+    }
+
+    /// Whether `key` is written in the file rather than left at its default.
+    pub(crate) fn has(&self, key: &str) -> bool {
+        self.lines.has(key)
+    }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn parse(s: &str) -> Result<Config, String> {
         Config::parse(s, Path::new("test.toml")).map_err(|e| e.to_string())
+    }
+
+    /// A fleet signing key file for a test named `tag` (`[fleet]` needs a readable one).
+    pub(super) fn fleet_key(tag: &str) -> PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("vigil-config-{tag}-{}.pem", std::process::id()));
+        vigil_control::fleet_key::SigningKey::create(&path, true).unwrap();
+        path
     }
 
     #[test]
@@ -404,9 +479,10 @@ mod tests {
     #[test]
     fn unknown_keys_are_named_with_their_path() {
         let e = parse("[xdp]\ninterface = \"eth0\"\nintreface = \"x\"\n").unwrap_err();
-        assert!(e.contains("xdp"), "{e}");
-        assert!(e.contains("intreface"), "{e}");
-        assert!(e.contains("line 3"), "{e}");
+        assert!(
+            e.starts_with("test.toml:3: xdp.intreface: unknown field `intreface`"),
+            "{e}"
+        );
         let e = parse("[xdp]\ninterface = \"eth0\"\n[xdp.rate_limit]\npps = 10\nburts = 5\n")
             .unwrap_err();
         assert!(e.contains("xdp.rate_limit"), "{e}");
@@ -443,7 +519,11 @@ mod tests {
         assert!(e.contains("rate_limit[1].shared"), "{e}");
         assert!(e.contains("[fleet]"), "{e}");
         parse(&format!("{gw}{}", rule(false))).unwrap();
-        let fleet = "[fleet]\nredis = \"127.0.0.1:6379\"\n";
+        let key = fleet_key("shared");
+        let fleet = format!(
+            "[fleet]\nredis = \"127.0.0.1:6379\"\nsigning_key = \"{}\"\n",
+            key.display()
+        );
         let cfg = parse(&format!("{gw}{}{fleet}", rule(true))).unwrap();
         let f = cfg.fleet.unwrap();
         assert_eq!(f.rate_limit_timeout, Duration::from_millis(250));
@@ -550,7 +630,7 @@ mod tests {
         assert_eq!(cfg.inspection.unwrap().retry_after_secs, 5);
         let e = parse(&format!("{gw}retry_after = \"3s\"\nretry_after_secs = 3\n")).unwrap_err();
         assert!(
-            e.contains("config test.toml: listener: listener.retry_after and "),
+            e.contains("test.toml:1: listener: listener.retry_after and "),
             "{e}"
         );
         assert!(e.contains("remove listener.retry_after_secs"), "{e}");

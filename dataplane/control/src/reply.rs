@@ -3,6 +3,7 @@
 //!
 //! [`Request::reply_kind`]: crate::Request::reply_kind
 
+mod config;
 mod hw;
 mod status;
 
@@ -11,6 +12,7 @@ use std::{collections::BTreeMap, net::IpAddr, path::PathBuf};
 use serde::{Deserialize, Serialize};
 use vigil_xdp::List;
 
+pub use config::ConfigShown;
 pub use hw::{
     CpuFeatures, GovernorStatus, HostFacts, KeyMode, NicFacts, SensorError, SensorKind,
     SensorReading, SensorScan, Thermal, ThermalThresholds,
@@ -36,6 +38,7 @@ pub enum Reply {
     KeysRotated(KeysRotated),
     Thermal(Box<Thermal>),
     Shadow(Shadow),
+    Config(Box<ConfigShown>),
 }
 
 /// Which [`Reply`] a request gets.
@@ -51,6 +54,7 @@ pub enum ReplyKind {
     KeysRotated,
     Thermal,
     Shadow,
+    Config,
 }
 
 impl Reply {
@@ -66,6 +70,7 @@ impl Reply {
             Reply::KeysRotated(_) => ReplyKind::KeysRotated,
             Reply::Thermal(_) => ReplyKind::Thermal,
             Reply::Shadow(_) => ReplyKind::Shadow,
+            Reply::Config(_) => ReplyKind::Config,
         }
     }
 
@@ -83,6 +88,7 @@ impl Reply {
             ReplyKind::KeysRotated => Reply::KeysRotated(from(data)?),
             ReplyKind::Thermal => Reply::Thermal(Box::new(from(data)?)),
             ReplyKind::Shadow => Reply::Shadow(from(data)?),
+            ReplyKind::Config => Reply::Config(Box::new(from(data)?)),
         })
     }
 }

@@ -46,6 +46,8 @@ pub enum Request {
     ThermalClear,
     /// Requests to paths and methods the OpenAPI description does not know.
     ShadowList,
+    /// The configuration in force, defaults filled in, secrets redacted.
+    ConfigShow,
 }
 
 impl Request {
@@ -64,6 +66,7 @@ impl Request {
                 ReplyKind::Thermal
             }
             Request::ShadowList => ReplyKind::Shadow,
+            Request::ConfigShow => ReplyKind::Config,
         }
     }
 
@@ -82,6 +85,7 @@ impl Request {
             Request::ThermalOverride { .. } => "thermal_override",
             Request::ThermalClear => "thermal_clear",
             Request::ShadowList => "shadow_list",
+            Request::ConfigShow => "config_show",
         }
     }
 
@@ -94,6 +98,7 @@ impl Request {
                 Some("thermal")
             }
             Request::ShadowList => Some("shadow list"),
+            Request::ConfigShow => Some("config show"),
             _ => None,
         }
     }
@@ -267,6 +272,7 @@ mod tests {
             r#"{"cmd":"status"}"#,
             r#"{"cmd":"rule_del","list":"allow","cidr":"2001:db8::/48"}"#,
             r#"{"cmd":"shadow_list"}"#,
+            r#"{"cmd":"config_show"}"#,
         ] {
             let req: Request = serde_json::from_str(line).unwrap();
             assert_eq!(serde_json::to_string(&req).unwrap(), line);

@@ -10,7 +10,8 @@ struct Args {
     /// Configuration file (TOML; see docs/config.md).
     #[arg(long, short, default_value = "/etc/vigil/vigild.toml")]
     config: PathBuf,
-    /// Validate the configuration and exit.
+    /// Check the configuration as a start would, short of binding and attaching, and exit:
+    /// 0 and `vigild: config FILE ok`, or 1 and `vigild: FILE:LINE: KEY: what to do`.
     #[arg(long)]
     check: bool,
 }
@@ -26,16 +27,7 @@ fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     if args.check {
-        return match vigil_dataplane::Config::load(&args.config) {
-            Ok(_) => {
-                println!("{}: ok", args.config.display());
-                std::process::ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("vigild: {e}");
-                std::process::ExitCode::from(2)
-            }
-        };
+        return check(&args.config);
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -51,6 +43,23 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("vigild: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--check`: the check a start and every reload run, reported like `nginx -t`.
+fn check(config: &std::path::Path) -> std::process::ExitCode {
+    match vigil_dataplane::config::check(config) {
+        Ok(checked) => {
+            for w in &checked.warnings {
+                eprintln!("vigild: warning: {w}");
+            }
+            println!("vigild: config {} ok", config.display());
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("vigild: {e}");
             std::process::ExitCode::FAILURE
         }
     }

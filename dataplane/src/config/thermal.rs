@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer, de::Error};
 use vigil_control::duration::{self, Spellings, Unit};
-use vigil_hw::thermal::ThermalConfig;
+use vigil_hw::thermal::{ThermalConfig, ThermalConfigError};
 
 /// Every key of [`ThermalConfig`], each optional (its default applies), plus `poll_interval`.
 #[derive(Deserialize)]
@@ -56,6 +56,16 @@ pub(super) fn de<'de, D: Deserializer<'de>>(d: D) -> Result<ThermalConfig, D::Er
         poll_interval_ms,
         sensors: t.sensors.unwrap_or(defaults.sensors),
     })
+}
+
+/// The key a threshold error is about; `thermal` when it is about how they relate.
+pub(super) fn key_of(e: &ThermalConfigError) -> String {
+    match e {
+        ThermalConfigError::NotFinite { key, .. } => format!("thermal.{key}"),
+        ThermalConfigError::Hysteresis { .. } => "thermal.hysteresis_c".to_owned(),
+        ThermalConfigError::PollInterval { .. } => "thermal.poll_interval".to_owned(),
+        _ => "thermal".to_owned(),
+    }
 }
 
 #[cfg(test)]

@@ -17,11 +17,12 @@ use std::{
     time::Instant,
 };
 
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use vigil_control::{
     ControlError, ErrorCode, Handler, Reply, Request, ops,
     reply::{DaemonStatus, GatewayStatus, Reloaded, Shadow, Status, XdpReport},
 };
+use vigil_gateway::GatewayError;
 use vigil_hw::thermal::{GovernorHandle, SysfsRoot, TransitionEvent};
 use vigil_xdp::{Attachment, List};
 
@@ -29,7 +30,12 @@ pub(crate) use hw::key_provider;
 pub use run::run;
 use xdp::{attach, mode_abi};
 
-use crate::{autoban::Autoban, config::Config, control::to_control, fleet::Fleet};
+use crate::{
+    autoban::Autoban,
+    config::{Checked, Config, ConfigError, check},
+    control::to_control,
+    fleet::Fleet,
+};
 
 /// Where the governor's thread sends level changes for the audit log.
 type ThermalAudit = Arc<Mutex<Option<Box<dyn Fn(&TransitionEvent) + Send>>>>;
@@ -66,7 +72,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Daemon {
     /// Validates the config and attaches XDP; errors here stop the daemon before it serves.
     pub fn start(config_path: PathBuf) -> anyhow::Result<Arc<Daemon>> {
-        let config = Config::load(&config_path)?;
+        let config = checked(&config_path)?.config;
         let xdp = match &config.xdp {
             Some(x) => Some(attach(x)?),
             None => {
@@ -128,42 +134,62 @@ impl Daemon {
     pub fn reload(&self) -> Result<Reloaded, ControlError> {
         let refused = |why: String| ControlError::new(ErrorCode::Refused, why);
         let failed = |why: String| ControlError::new(ErrorCode::Failed, why);
-        let new =
-            Config::load(&self.config_path).map_err(|e| refused(format!("reload refused: {e}")))?;
+        // The same check as `vigild --check` and the start: a file it passes, a reload takes.
+        let checked =
+            checked(&self.config_path).map_err(|e| refused(format!("reload refused: {e}")))?;
+        let new = checked.config.clone();
         let old = lock(&self.config).clone();
+        let restart = |key: &str, what: &str| {
+            refused(format!(
+                "reload refused: {}",
+                checked.finding(
+                    key,
+                    format!("{what} cannot change on reload; restart vigild")
+                )
+            ))
+        };
         match (&old.xdp, &new.xdp) {
-            (Some(a), Some(b)) if a.interface != b.interface || a.pin_root != b.pin_root => {
-                return Err(refused(
-                    "reload refused: xdp.interface or xdp.pin_root changed; restart vigild".into(),
-                ));
+            (Some(a), Some(b)) if a.interface != b.interface => {
+                return Err(restart("xdp.interface", "xdp.interface"));
+            }
+            (Some(a), Some(b)) if a.pin_root != b.pin_root => {
+                return Err(restart("xdp.pin_root", "xdp.pin_root"));
             }
             (None, Some(_)) | (Some(_), None) => {
-                return Err(refused(
-                    "reload refused: adding or removing [xdp] needs a restart".into(),
-                ));
+                return Err(restart("xdp", "[xdp] (added or removed)"));
             }
             _ => {}
         }
         if new.control.socket != old.control.socket {
-            return Err(refused(
-                "reload refused: control.socket changed; restart vigild".into(),
-            ));
+            return Err(restart("control.socket", "control.socket"));
         }
         if new.fleet != old.fleet {
-            return Err(refused(
-                "reload refused: [fleet] changed; restart vigild".into(),
-            ));
+            return Err(restart("fleet", "[fleet]"));
         }
-        if new.listener.is_some() != old.listener.is_some() || new.keys != old.keys {
-            return Err(refused(
-                "reload refused: adding or removing [listener] or changing [keys] needs a restart"
-                    .into(),
-            ));
+        if new.listener.is_some() != old.listener.is_some() {
+            return Err(restart("listener", "[listener] (added or removed)"));
+        }
+        if new.keys != old.keys {
+            return Err(restart("keys", "[keys]"));
         }
         // The gateway validates and builds the new config fully before swapping it in.
         if let (Some(gw_cfg), Some(gw)) = (new.gateway(), lock(&self.gateway).as_ref()) {
-            gw.reload(gw_cfg)
-                .map_err(|e| refused(format!("reload refused: {e}")))?;
+            gw.reload(gw_cfg).map_err(|e| {
+                let at = |key: &str, why: String| {
+                    refused(format!("reload refused: {}", checked.finding(key, why)))
+                };
+                match e {
+                    GatewayError::Config { source } => at(&source.key, source.reason),
+                    GatewayError::NeedsRestart { key, running, new } => at(
+                        key,
+                        format!(
+                            "cannot change on reload (running: {running}, new: {new}); restart \
+                             vigild to apply it"
+                        ),
+                    ),
+                    e => refused(format!("reload refused: {e}")),
+                }
+            })?;
         }
         if let (Some(section), Some(att)) = (&new.xdp, lock(&self.xdp).as_mut()) {
             let mode = att.mode;
@@ -229,12 +255,25 @@ impl Daemon {
     }
 }
 
+/// The config at `path` after the check `vigild --check` runs, its warnings logged.
+fn checked(path: &std::path::Path) -> Result<Checked, ConfigError> {
+    let checked = check(path)?;
+    for w in &checked.warnings {
+        warn!("{w}");
+    }
+    Ok(checked)
+}
+
 /// The control socket's requests, each answered on a blocking thread.
 impl Handler for Daemon {
     fn handle(&self, req: Request) -> Result<Reply, ControlError> {
         Ok(match req {
             Request::Status => Reply::Status(Box::new(self.status())),
-            Request::Reload => Reply::Reloaded(self.reload()?),
+            // Logged as a refused SIGHUP is: the operator may be reading the log, not vigilctl.
+            Request::Reload => Reply::Reloaded(self.reload().inspect_err(|e| error!("{e}"))?),
+            Request::ConfigShow => {
+                Reply::Config(Box::new(lock(&self.config).shown(&self.config_path)))
+            }
             Request::XdpDetach => Reply::Detached(self.detach()?),
             Request::RuleAdd {
                 list,

@@ -3,6 +3,7 @@
 //! documented in `docs/gateway.md`.
 
 mod audit;
+mod check;
 mod listener;
 mod policy;
 mod ratelimit;
@@ -174,6 +175,16 @@ pub(crate) fn parse_upstream_url(url: &str) -> Result<UpstreamUrl, String> {
     Ok(UpstreamUrl { base, h2c })
 }
 
+/// Whether two listeners would compete for one address: the same port (port 0 asks the OS for
+/// a free one, so two never collide) on the same address, or on the wildcard of a family that
+/// covers the other (`[::]` takes IPv4 too unless the socket is IPv6-only, and vigild's are not).
+fn clash(a: std::net::SocketAddr, b: std::net::SocketAddr) -> bool {
+    let covers = |w: std::net::SocketAddr, o: std::net::SocketAddr| {
+        w.ip().is_unspecified() && (w.is_ipv6() || o.is_ipv4())
+    };
+    a.port() == b.port() && a.port() != 0 && (a.ip() == b.ip() || covers(a, b) || covers(b, a))
+}
+
 impl GatewayConfig {
     /// Checks every value; the first problem is returned with its key path.
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -217,15 +228,30 @@ impl GatewayConfig {
                 "must be at most 4294967295 (it is announced as HTTP/2 MAX_CONCURRENT_STREAMS)",
             ));
         }
-        // Port 0 asks the OS for a free port, so two port-0 listeners do not collide.
         if let Some(http) = l.http
-            && http == l.https
-            && http.port() != 0
+            && clash(http, l.https)
         {
             return Err(ConfigError::new(
                 "listener.http",
-                "must differ from listener.https",
+                format!(
+                    "{http} is also listener.https ({}): use another port",
+                    l.https
+                ),
             ));
+        }
+        for (other, addr) in [("listener.https", Some(l.https)), ("listener.http", l.http)] {
+            if let Some(addr) = addr
+                && clash(self.metrics.listen, addr)
+            {
+                return Err(ConfigError::new(
+                    "metrics.listen",
+                    format!(
+                        "{} is also {other} ({addr}): the second listener could not bind; use \
+                         another port",
+                        self.metrics.listen
+                    ),
+                ));
+            }
         }
         for (key, d) in [
             ("listener.handshake_timeout", l.handshake_timeout),
@@ -418,6 +444,45 @@ mod tests {
             cfg.validate().err().map(|e| e.key).as_deref(),
             Some("tls.alpn[1]")
         );
+    }
+
+    #[test]
+    fn listeners_that_would_share_an_address_are_refused() {
+        let addr = |s: &str| {
+            s.parse::<std::net::SocketAddr>()
+                .ok()
+                .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 1)))
+        };
+        let key = |https: &str, http: Option<&str>, metrics: &str| {
+            let mut cfg = GatewayConfig::default();
+            cfg.listener.https = addr(https);
+            cfg.listener.http = http.map(addr);
+            cfg.metrics.listen = addr(metrics);
+            cfg.validate().err().map(|e| e.key)
+        };
+        assert_eq!(
+            key("127.0.0.1:8443", None, "127.0.0.1:8443").as_deref(),
+            Some("metrics.listen")
+        );
+        assert_eq!(
+            key("0.0.0.0:8443", None, "127.0.0.1:8443").as_deref(),
+            Some("metrics.listen")
+        );
+        assert_eq!(
+            key("[::]:8443", None, "127.0.0.1:8443").as_deref(),
+            Some("metrics.listen")
+        );
+        assert_eq!(
+            key("127.0.0.1:8443", Some("127.0.0.1:8080"), "127.0.0.1:8080").as_deref(),
+            Some("metrics.listen")
+        );
+        assert_eq!(
+            key("127.0.0.1:8443", Some("0.0.0.0:8443"), "127.0.0.1:9100").as_deref(),
+            Some("listener.http")
+        );
+        assert_eq!(key("127.0.0.1:8443", None, "127.0.0.2:8443"), None);
+        assert_eq!(key("0.0.0.0:8443", None, "[::1]:8443"), None);
+        assert_eq!(key("127.0.0.1:0", Some("127.0.0.1:0"), "127.0.0.1:0"), None);
     }
 
     #[test]

@@ -36,3 +36,14 @@ pub struct PolicyConfig {
     #[serde(default)]
     pub shadow_file: Option<PathBuf>,
 }
+
+impl PolicyConfig {
+    /// How the description is compiled.
+    pub fn options(&self) -> vigil_policy::PolicyOptions {
+        vigil_policy::PolicyOptions {
+            strict_query: self.strict_query,
+            strict_objects: self.strict_objects,
+            ..vigil_policy::PolicyOptions::default()
+        }
+    }
+}
