@@ -31,7 +31,8 @@ pub enum ClientAuth {
 pub struct TlsConfig {
     /// Certificate chain (PEM, leaf first). Read by the key provider.
     pub cert: PathBuf,
-    /// Private key (PEM), or the sealed blob for TPM modes. Read by the key provider.
+    /// Private key (PEM). Read by the key provider; unused (vigild warns) when the daemon's
+    /// `[keys]` names a key set.
     pub key: PathBuf,
     /// Lowest protocol version: "1.3" (default) or "1.2".
     pub min_version: MinVersion,
