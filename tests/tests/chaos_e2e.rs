@@ -24,6 +24,7 @@ use std::{
 use serde_json::Value;
 use vigil_e2e::unique;
 use vigil_testkit::config::{Config, RateLimit};
+use vigil_testkit::fleet::FleetKeys;
 use vigil_testkit::ports::free_port;
 use vigil_testkit::redis::Redis;
 use vigil_testkit::vigild::Vigild;
@@ -627,10 +628,15 @@ fn upstream_killed_and_restarted_under_load() {
 fn redis_killed_and_restarted_under_load() {
     let mut redis = Redis::start().unwrap();
     let up = Upstream::start(free_port().unwrap());
+    let keys = FleetKeys::new(&["chaos"]).unwrap();
     let mut gw = Gw::start(&unique(62), up.addr(), None, |c| {
-        c.set("fleet.redis", redis.addr())
-            .set("fleet.prefix", format!("vigil-chaos-{}", unique(62)))
-            .rate_limit(RateLimit::new("per-ip", "client_ip", 100_000, 100_000).shared())
+        c.fleet(
+            redis.addr(),
+            &format!("vigil-chaos-{}", unique(62)),
+            &keys,
+            "chaos",
+        )
+        .rate_limit(RateLimit::new("per-ip", "client_ip", 100_000, 100_000).shared())
     });
     let backend = |gw: &Gw| {
         gw.d.ctl_json(&["status"]).unwrap()["fleet"]["rate_limits"]["backend"]

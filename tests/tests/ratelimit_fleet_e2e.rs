@@ -20,6 +20,7 @@ use std::{
 use serde_json::Value;
 use vigil_e2e::{unique, upstream::Upstream};
 use vigil_testkit::config::RateLimit;
+use vigil_testkit::fleet::FleetKeys;
 use vigil_testkit::ports::free_port;
 use vigil_testkit::redis::Redis;
 use vigil_testkit::vigild::Vigild;
@@ -112,7 +113,14 @@ struct Node {
 }
 
 impl Node {
-    fn start(tag: &str, redis: &Redis, prefix: &str, name: &str, upstream: &str) -> Node {
+    fn start(
+        tag: &str,
+        redis: &Redis,
+        prefix: &str,
+        keys: &FleetKeys,
+        name: &str,
+        upstream: &str,
+    ) -> Node {
         let (https, http) = (free_port().unwrap(), free_port().unwrap());
         let mut d = Vigild::new(tag).unwrap();
         let rule = RateLimit::new("per-ip", "client_ip", 1, BURST as u32).shared();
@@ -120,7 +128,7 @@ impl Node {
             .gateway_config("127.0.0.1", https, upstream)
             .unwrap()
             .http(format!("127.0.0.1:{http}"))
-            .fleet(redis.addr(), prefix, name)
+            .fleet(redis.addr(), prefix, keys, name)
             .rate_limit(rule);
         d.configure(cfg).unwrap();
         d.start().unwrap();
@@ -185,8 +193,9 @@ fn two_boxes_share_one_limit_and_fall_back_locally_while_redis_is_down() {
     let mut redis = Redis::start().unwrap();
     let up = Upstream::start().unwrap();
     let prefix = format!("vigil-e2e-rl-{}", unique(30));
-    let a = Node::start(&unique(30), &redis, &prefix, "box-a", &up.url());
-    let b = Node::start(&unique(31), &redis, &prefix, "box-b", &up.url());
+    let keys = FleetKeys::new(&["box-a", "box-b"]).unwrap();
+    let a = Node::start(&unique(30), &redis, &prefix, &keys, "box-a", &up.url());
+    let b = Node::start(&unique(31), &redis, &prefix, &keys, "box-b", &up.url());
     for x in [&a, &b] {
         assert!(
             wait_for(Duration::from_secs(5), || x.backend() == "redis"),

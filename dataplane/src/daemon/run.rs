@@ -57,8 +57,7 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
                 d.apply_fleet_event(from, ev);
             }
         });
-        let mut f = Fleet::start(fc, apply)
-            .map_err(|(key, e)| anyhow::anyhow!("{key}: {e}"))?;
+        let mut f = Fleet::start(fc, apply).map_err(|(key, e)| anyhow::anyhow!("{key}: {e}"))?;
         info!(box_id = f.box_id(), "fleet blocklist enabled");
         if let Some(gw) = lock(&daemon.gateway).as_ref() {
             // Set even without a shared rule yet: a reload may add one, and `[fleet]` itself

@@ -208,8 +208,9 @@ fn is_fatal(e: &StoreError) -> bool {
     match e {
         StoreError::Full => false,
         // Another program's value at a bucket's key: that key decides locally, the rest goes on.
-        StoreError::Redis(e) => !(e.code() == Some("WRONGTYPE")
-            || e.to_string().contains("WRONGTYPE")),
+        StoreError::Redis(e) => {
+            !(e.code() == Some("WRONGTYPE") || e.to_string().contains("WRONGTYPE"))
+        }
         _ => true,
     }
 }
@@ -486,7 +487,10 @@ async fn probe(s: &Settings) -> Result<(Arc<Mux>, String), StoreError> {
         Value::SimpleString(p) if p == "PONG" => {}
         other => return Err(StoreError::Protocol(format!("PING answered {other:?}"))),
     }
-    let sha = match conn.call(redis::cmd("SCRIPT").arg("LOAD").arg(SCRIPT)).await? {
+    let sha = match conn
+        .call(redis::cmd("SCRIPT").arg("LOAD").arg(SCRIPT))
+        .await?
+    {
         Value::BulkString(sha) => String::from_utf8(sha)
             .map_err(|_| StoreError::Protocol("SCRIPT LOAD returned a non-UTF-8 SHA".into()))?,
         other => {

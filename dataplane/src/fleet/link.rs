@@ -53,9 +53,11 @@ pub fn parse_address(redis: &str) -> Result<(bool, &str), String> {
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains('@') {
-        return Err("a password or user in the address would end up in logs and status: set \
+        return Err(
+            "a password or user in the address would end up in logs and status: set \
                     fleet.username and fleet.password_file instead"
-            .into());
+                .into(),
+        );
     }
     if rest.contains('/') || rest.contains('?') {
         return Err(format!(
@@ -92,7 +94,10 @@ impl Link {
         let mut settings = info.redis_settings().clone();
         if let Some(user) = &cfg.username {
             if user.is_empty() || user.contains(char::is_whitespace) {
-                return Err((key("username"), "must be an ACL user name without spaces".into()));
+                return Err((
+                    key("username"),
+                    "must be an ACL user name without spaces".into(),
+                ));
             }
             settings = settings.set_username(user);
         }
@@ -168,6 +173,20 @@ impl Link {
         })
     }
 
+    /// A link to `address` without credentials (TLS with the system's CAs for `rediss://`),
+    /// for tools and benchmarks that share vigild's store code.
+    pub fn open(address: &str) -> Result<Link, String> {
+        let (tls, hostport) = parse_address(address)?;
+        let shown = format!("{}://{hostport}", if tls { "rediss" } else { "redis" });
+        let client = Client::open(shown.as_str()).map_err(|e| e.to_string())?;
+        Ok(Link {
+            client,
+            shown,
+            tls,
+            user: None,
+        })
+    }
+
     /// `redis://host:port` or `rediss://host:port`.
     pub fn shown(&self) -> &str {
         &self.shown
@@ -212,13 +231,26 @@ mod tests {
 
     #[test]
     fn addresses_take_three_spellings_and_refuse_secrets() {
-        assert_eq!(parse_address("127.0.0.1:6379").unwrap(), (false, "127.0.0.1:6379"));
-        assert_eq!(parse_address("redis://r.lan:6379").unwrap(), (false, "r.lan:6379"));
-        assert_eq!(parse_address("rediss://r.lan:6380/").unwrap(), (true, "r.lan:6380"));
+        assert_eq!(
+            parse_address("127.0.0.1:6379").unwrap(),
+            (false, "127.0.0.1:6379")
+        );
+        assert_eq!(
+            parse_address("redis://r.lan:6379").unwrap(),
+            (false, "r.lan:6379")
+        );
+        assert_eq!(
+            parse_address("rediss://r.lan:6380/").unwrap(),
+            (true, "r.lan:6380")
+        );
         let e = parse_address("redis://box:hunter2@r.lan:6379").unwrap_err();
         assert!(e.contains("password_file") && !e.contains("hunter2"), "{e}");
         assert!(parse_address("http://r:1").unwrap_err().contains("scheme"));
-        assert!(parse_address("redis://r:1/3").unwrap_err().contains("database 0"));
+        assert!(
+            parse_address("redis://r:1/3")
+                .unwrap_err()
+                .contains("database 0")
+        );
         assert!(parse_address("r.lan").unwrap_err().contains("host:port"));
         assert!(parse_address("r.lan:0").unwrap_err().contains("1 to 65535"));
     }

@@ -268,7 +268,12 @@ impl State {
     fn refused(&self) -> BTreeMap<String, u64> {
         Refusal::ALL
             .iter()
-            .map(|r| (r.as_str().to_owned(), self.refused[r.index()].load(Ordering::Relaxed)))
+            .map(|r| {
+                (
+                    r.as_str().to_owned(),
+                    self.refused[r.index()].load(Ordering::Relaxed),
+                )
+            })
             .collect()
     }
 }
@@ -405,7 +410,10 @@ impl Fleet {
             st.dropped.load(Ordering::Relaxed),
         );
         for (reason, n) in st.refused() {
-            let _ = writeln!(out, "vigil_fleet_events_refused_total{{reason=\"{reason}\"}} {n}");
+            let _ = writeln!(
+                out,
+                "vigil_fleet_events_refused_total{{reason=\"{reason}\"}} {n}"
+            );
         }
     }
 }

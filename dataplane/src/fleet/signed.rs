@@ -216,12 +216,8 @@ impl Verifier {
             }
             Err(_) => return Err(Refusal::Malformed),
         };
-        let signed: Signed =
-            serde_json::from_str(&env.signed).map_err(|_| Refusal::Malformed)?;
-        let key = self
-            .trust
-            .get(&signed.box_id)
-            .ok_or(Refusal::UnknownBox)?;
+        let signed: Signed = serde_json::from_str(&env.signed).map_err(|_| Refusal::Malformed)?;
+        let key = self.trust.get(&signed.box_id).ok_or(Refusal::UnknownBox)?;
         let sig = STANDARD
             .decode(env.sig.as_bytes())
             .map_err(|_| Refusal::BadSignature)?;
@@ -258,7 +254,8 @@ impl Verifier {
             return Err(Refusal::Replayed);
         }
         seen.set.insert(id, s.ts_ms);
-        seen.order.push_back((s.ts_ms.max(horizon), s.box_id.clone(), s.nonce));
+        seen.order
+            .push_back((s.ts_ms.max(horizon), s.box_id.clone(), s.nonce));
         Ok(Verified {
             box_id: s.box_id,
             event: s.event,
@@ -305,7 +302,10 @@ mod tests {
             .iter()
             .map(|s| (s.box_id.clone(), s.public()))
             .collect();
-        (sealers, Verifier::new("f".into(), trust, Duration::from_secs(60)))
+        (
+            sealers,
+            Verifier::new("f".into(), trust, Duration::from_secs(60)),
+        )
     }
 
     const NOW: u64 = 1_800_000_000_000;
@@ -329,7 +329,10 @@ mod tests {
         let forged = br#"{"op":"add","from":"attacker","block":{"cidr":"198.18.0.2/32","reason":"x","expires_unix":null,"auto":false}}"#;
         assert_eq!(v.event(forged, NOW), Err(Refusal::Unsigned));
         assert_eq!(v.event(b"\x00garbage", NOW), Err(Refusal::Malformed));
-        assert_eq!(v.event(&vec![b' '; MAX_MESSAGE + 1], NOW), Err(Refusal::Malformed));
+        assert_eq!(
+            v.event(&vec![b' '; MAX_MESSAGE + 1], NOW),
+            Err(Refusal::Malformed)
+        );
         // A box outside [fleet.boxes], even with a valid signature of its own.
         let stranger = Sealer::new(SigningKey::generate().unwrap().0, "x".into(), "f".into());
         let msg = stranger.seal(&add("198.18.0.2/32"), NOW);

@@ -12,7 +12,7 @@ use std::{
 
 use redis::Value;
 
-use super::{FleetConfig, link::Link};
+use super::link::Link;
 
 /// A plain connection for checking what the store wrote.
 pub struct Conn(redis::aio::MultiplexedConnection);
@@ -116,12 +116,7 @@ impl TestRedis {
 
     /// A link to this server without credentials or TLS.
     pub fn link(&self) -> Link {
-        let cfg: FleetConfig = toml::from_str(&format!(
-            "redis = \"{}\"\nsigning_key = \"/nonexistent\"",
-            self.addr()
-        ))
-        .unwrap();
-        Link::from_config(&cfg).unwrap()
+        Link::open(&self.addr()).unwrap()
     }
 
     /// A plain connection for checking what the store wrote.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use vigil_dataplane::fleet::buckets::RedisBuckets;
+use vigil_dataplane::fleet::{buckets::RedisBuckets, link::Link};
 use vigil_gateway::{Gateway, GatewayConfig};
 use vigil_hw::keys::FileKeyProvider;
 
@@ -22,7 +22,8 @@ const STORE_TIMEOUT: Duration = Duration::from_millis(250);
 /// wired as vigild wires it (its metrics included). Returns once the store is connected, so no
 /// measured decision is left to the local fallback while it connects.
 async fn attach_redis(gw: &Gateway, addr: &str) -> Result<()> {
-    let store = RedisBuckets::start(addr, "vigil-perf", STORE_TIMEOUT);
+    let link = Link::open(addr).map_err(|e| anyhow::anyhow!("--redis {addr}: {e}"))?;
+    let store = RedisBuckets::start(link, "vigil-perf", STORE_TIMEOUT);
     gw.set_shared_buckets(Arc::new(store.clone()));
     let metrics = store.clone();
     gw.add_metrics_source(Arc::new(move |out: &mut String| metrics.write_metrics(out)));

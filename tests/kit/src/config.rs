@@ -118,10 +118,30 @@ impl Config {
     }
 
     /// A fleet member sharing blocks and rate-limit buckets through Redis at `redis`.
-    pub fn fleet(self, redis: impl Display, prefix: &str, box_id: &str) -> Self {
-        self.set("fleet.redis", redis.to_string())
+    /// A member of the fleet `prefix` in `redis`, signing as `box_id` with its key in `keys`
+    /// and trusting every box of `keys`.
+    pub fn fleet(
+        self,
+        redis: impl Display,
+        prefix: &str,
+        keys: &crate::fleet::FleetKeys,
+        box_id: &str,
+    ) -> Self {
+        let own = keys
+            .boxes()
+            .iter()
+            .find(|b| b.name == box_id)
+            .map(|b| path_str(&b.key))
+            .unwrap_or_default();
+        let mut c = self
+            .set("fleet.redis", redis.to_string())
             .set("fleet.prefix", prefix)
             .set("fleet.box_id", box_id)
+            .set("fleet.signing_key", own);
+        for b in keys.boxes() {
+            c = c.set(&format!("fleet.boxes.{}", b.name), b.public.as_str());
+        }
+        c
     }
 
     /// The TLS key in `dir`, through the TPM at `tcti` when it is TPM-bound.

@@ -10,7 +10,8 @@
 //!   endpoint;
 //! - [`procs`]: child processes stopped by PID on drop, nginx as upstream or TLS proxy, a
 //!   child that announces its ports;
-//! - [`redis`]: a private redis-server;
+//! - [`redis`]: a private redis-server, optionally with an ACL user and TLS;
+//! - [`fleet`]: Ed25519 signing keys of fleet boxes;
 //! - [`machine`]: facts about the machine for benchmark reports;
 //! - [`load`]: h2load and wrk output, percentiles and medians.
 //!
@@ -18,6 +19,7 @@
 //! what went wrong; everything started is stopped, and everything written removed, on drop.
 
 pub mod config;
+pub mod fleet;
 pub mod jwt;
 pub mod load;
 pub mod machine;
