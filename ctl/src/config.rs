@@ -37,3 +37,22 @@ pub fn render(shown: &ConfigShown) -> String {
         shown.toml
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_toml_is_printed_under_the_file_it_came_from() {
+        let shown = ConfigShown {
+            file: "/etc/vigil/vigild.toml".into(),
+            config: serde_json::json!({}),
+            toml: "[hw]\nsysfs_root = \"/sys\"\n".into(),
+        };
+        assert_eq!(
+            render(&shown),
+            "# /etc/vigil/vigild.toml as vigild applies it (defaults filled in, secrets \
+             redacted)\n[hw]\nsysfs_root = \"/sys\"\n"
+        );
+    }
+}
