@@ -63,6 +63,34 @@ pub enum Command {
     /// The configuration vigild applies.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// This box's fleet signing key (offline).
+    #[command(subcommand)]
+    Fleet(FleetCmd),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FleetCmd {
+    /// Create an Ed25519 signing key for box NAME (PKCS#8 PEM, mode 0600) and print the line
+    /// every box of the fleet adds under [fleet.boxes].
+    Keygen {
+        /// The box's name (fleet.box_id): letters, digits, '.', '_', '-', at most 31.
+        #[arg(long = "box")]
+        box_id: String,
+        /// Where to write the key (fleet.signing_key).
+        #[arg(long)]
+        out: PathBuf,
+        /// Replace an existing file (the box's old public key stops being valid).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print the [fleet.boxes] line of an existing signing key.
+    Pubkey {
+        /// The key file (fleet.signing_key).
+        key: PathBuf,
+        /// The box's name for the printed line.
+        #[arg(long = "box")]
+        box_id: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

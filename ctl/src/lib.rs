@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod fleet;
 pub mod keys;
 pub mod policy;
 pub mod render;
@@ -50,6 +51,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         Command::Keys(cmd) => return keys::run(cmd, cli.json),
         Command::Policy(cmd) => return policy::run(cmd, cli.json),
         Command::Config(cmd) => return config::run(cmd, cli),
+        Command::Fleet(cmd) => return fleet::run(cmd, cli.json),
         Command::Shadow(cli::ShadowCmd::List) => Request::ShadowList,
         Command::Thermal { cmd: None } => Request::Thermal,
         Command::Thermal {

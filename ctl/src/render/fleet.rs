@@ -35,6 +35,27 @@ fn fleet_at(f: Option<&Option<FleetStatus>>, now: u64) -> String {
         f.events_applied,
         f.events_dropped,
     );
+    out.push_str(&format!(
+        "               {}, {}, {} trusted box{}\n",
+        if f.tls { "TLS" } else { "NO TLS" },
+        f.user
+            .as_deref()
+            .map_or_else(|| "no ACL user".to_owned(), |u| format!("ACL user {u}")),
+        f.trusted_boxes,
+        if f.trusted_boxes == 1 { "" } else { "es" },
+    ));
+    let refused: Vec<String> = f
+        .events_refused
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(why, n)| format!("{why} {n}"))
+        .collect();
+    if !refused.is_empty() {
+        out.push_str(&format!(
+            "fleet REFUSED: {} (not applied: unsigned, unknown or replayed)\n",
+            refused.join(", ")
+        ));
+    }
     if let Some(e) = &f.last_error {
         out.push_str(&format!("fleet error:   {e}\n"));
     }
@@ -95,6 +116,24 @@ mod tests {
         );
         assert!(out.contains("decisions 42, errors 1, fallbacks 2"), "{out}");
         assert!(!out.contains("old"), "{out}");
+        assert!(
+            out.contains("NO TLS, no ACL user, 0 trusted boxes"),
+            "{out}"
+        );
+        assert!(!out.contains("REFUSED"), "{out}");
+        v["fleet"]["tls"] = json!(true);
+        v["fleet"]["user"] = json!("vigil-box");
+        v["fleet"]["trusted_boxes"] = json!(3);
+        v["fleet"]["events_refused"] = json!({ "unsigned": 2, "replayed": 0, "stale": 1 });
+        let out = at(&v, 1090);
+        assert!(
+            out.contains("TLS, ACL user vigil-box, 3 trusted boxes"),
+            "{out}"
+        );
+        assert!(
+            out.contains("fleet REFUSED: stale 1, unsigned 2 ("),
+            "{out}"
+        );
 
         v["fleet"]["connected"] = json!(false);
         v["fleet"]["last_error"] = json!("subscriber: connection refused");
