@@ -91,7 +91,7 @@ fn abi_matches_btf() {
         layouts,
         "vigil_rule",
         Rule,
-        [expires_ns, created_unix, prefixlen, flags, reason]
+        [expires_ns, created_unix, prefixlen, flags, reason, origin]
     );
     check!(layouts, "vigil_src_key", SrcKey, [addr]);
     check!(layouts, "vigil_bucket", Bucket, [credit_ns, last_ns]);
@@ -137,8 +137,16 @@ fn header_constants_match() {
         vigil_xdp::abi::REASON_LEN as u64
     );
     assert_eq!(
+        define("VIGIL_ORIGIN_LEN"),
+        vigil_xdp::abi::ORIGIN_LEN as u64
+    );
+    assert_eq!(
         define("VIGIL_RULE_F_AUTO"),
         u64::from(vigil_xdp::abi::RULE_F_AUTO)
+    );
+    assert_eq!(
+        define("VIGIL_RULE_F_FLEET"),
+        u64::from(vigil_xdp::abi::RULE_F_FLEET)
     );
     assert_eq!(
         define("VIGIL_MODE_NATIVE"),
