@@ -491,6 +491,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn parse_errors_name_the_line_of_their_full_path() {
+        let gw = "[listener]\nhttps = \"127.0.0.1:0\"\n";
+        for (text, want) in [
+            (
+                format!("{gw}[[upstream]]\nname = \"a\"\n[[upstream]]\nnmae = \"b\"\n"),
+                "test.toml:6: upstream[1].nmae: unknown field `nmae`",
+            ),
+            (
+                "[listener]\n\nhttps = \"nonsense\"\n".to_owned(),
+                "test.toml:3: listener.https: ",
+            ),
+            (
+                "[xdp]\ninterface = \"eth0\"\n[xdp.rate_limit]\npps = \"many\"\n".to_owned(),
+                "test.toml:4: xdp.rate_limit.pps: invalid type",
+            ),
+            (
+                "[policy]\nmode = \"enforce\"\n".to_owned(),
+                "test.toml:1: policy: missing field `file`",
+            ),
+            ("x = [1,\n".to_owned(), "test.toml:2: (top level): "),
+        ] {
+            let e = parse(&text).unwrap_err();
+            assert!(e.starts_with(want), "want {want:?}, got {e}");
+        }
+    }
+
+    #[test]
     fn bad_values_are_refused_with_the_key() {
         let e = parse("[xdp]\ninterface = \"eth0\"\nblock = [\"198.18.0.1/40\"]\n").unwrap_err();
         assert!(e.contains("xdp.block[0]"), "{e}");
