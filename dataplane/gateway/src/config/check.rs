@@ -1,12 +1,12 @@
 //! What a start reads from disk beyond the config itself, checked without binding anything:
-//! the OpenAPI description compiled, its JWKS files parsed, the client CA bundle, the audit
-//! file's directory. vigild runs this for `--check`, at start and before every reload.
+//! the OpenAPI description compiled, its JWKS files parsed, the shadow inventory read back, the
+//! client CA bundle, the audit file's directory. vigild runs this for `--check`, at start and before every reload.
 
 use std::path::Path;
 
 use rustls::pki_types::{CertificateDer, pem::PemObject};
 use vigil_identity::{Jwks, JwksLocation, JwksOptions};
-use vigil_policy::{Policy, SchemeKind};
+use vigil_policy::{Policy, SchemeKind, ShadowInventory};
 
 use super::{AuditSink, ConfigError, GatewayConfig};
 
@@ -19,6 +19,12 @@ impl GatewayConfig {
                 ConfigError::new("policy.file", format!("{}: {e}", pc.file.display()))
             };
             let policy = Policy::load(&pc.file, &pc.options()).map_err(|e| bad(&e))?;
+            if let Some(f) = &pc.shadow_file {
+                // Only read back: how many entries are kept does not matter here.
+                ShadowInventory::load(f, 1).map_err(|e| {
+                    ConfigError::new("policy.shadow_file", format!("{}: {e}", f.display()))
+                })?;
+            }
             let dir = pc.file.parent().unwrap_or(Path::new("."));
             for s in policy.schemes() {
                 if let SchemeKind::Jwt(j) = &s.kind
@@ -116,7 +122,17 @@ mod tests {
             "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get:\n      \
              responses: {'200': {description: ok}}\n",
         );
-        assert_eq!(with_policy(good).check_files(), Ok(()));
+        assert_eq!(with_policy(good.clone()).check_files(), Ok(()));
+        // A shadow inventory that is not one is refused; a missing one starts empty.
+        let mut cfg = with_policy(good);
+        let shadow = dir.join("shadow.json");
+        let _ = std::fs::write(&shadow, "not json");
+        if let Some(p) = cfg.policy.as_mut() {
+            p.shadow_file = Some(shadow.clone());
+        }
+        assert_eq!(key_of(&cfg).as_deref(), Some("policy.shadow_file"));
+        let _ = std::fs::remove_file(&shadow);
+        assert_eq!(cfg.check_files(), Ok(()));
     }
 
     #[test]
