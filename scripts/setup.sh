@@ -10,6 +10,7 @@ PACKAGES=(
   pkg-config curl openssl                    # builds of -sys crates; real TLS clients
   nginx-light nghttp2-client                 # the TLS peer and load generator of perf/tls
   redis-server                               # fleet state in tests
+  prometheus                                 # promtool: checks and unit tests of the alert rules
   python3 python3-pip                        # test data fetched from the Python registry
 )
 
