@@ -44,8 +44,9 @@ fn parse_with<R>(
     f: impl FnOnce(&[Node<'_>]) -> Result<R, Rejection>,
 ) -> Result<Result<R, Rejection>, Failure> {
     let mut tape: Tape<'_> = std::mem::replace(&mut s.tape, Tape(Vec::new())).reset();
+    let len = buf.len();
     let result = match simd_json::fill_tape(buf, &mut s.buffers, &mut tape) {
-        Ok(()) => Ok(prepass::check(&tape.0, limits, &mut s.work).and_then(|()| f(&tape.0))),
+        Ok(()) => Ok(prepass::check(&tape.0, len, limits, &mut s.work).and_then(|()| f(&tape.0))),
         Err(e) => Err(parse_failure(e.error(), e.index())),
     };
     s.tape = tape.reset();

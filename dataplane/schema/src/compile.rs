@@ -10,6 +10,7 @@ use crate::error::{CompileError, UnsupportedKeyword};
 use crate::index::{Index, percent_decode};
 use crate::metaschemas;
 use crate::options::{CompileOptions, Dialect};
+use crate::shortcut;
 use crate::tree::{KwKind, Schema, Sid, Tree};
 use crate::uri;
 
@@ -107,6 +108,8 @@ pub(crate) fn compile_tree(
         dynamic: c.has_dynamic,
     };
     check_cycles(&tree, &c.memo)?;
+    let mut tree = tree;
+    shortcut::skip_pure_refs(&mut tree);
     Ok(tree)
 }
 

@@ -81,7 +81,7 @@ impl Format {
         match n {
             Num::I(i) => (lo..=hi).contains(&i128::from(i)),
             Num::U(u) => (lo..=hi).contains(&i128::from(u)),
-            Num::F(f) => f.fract() == 0.0 && f >= lo as f64 && f <= hi as f64,
+            Num::F(f) => n.is_integer() && f >= lo as f64 && f <= hi as f64,
         }
     }
 }

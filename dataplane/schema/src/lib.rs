@@ -23,6 +23,7 @@ mod object_keywords;
 mod options;
 mod pattern;
 mod prepass;
+mod shortcut;
 mod tree;
 mod unique;
 mod uri;

@@ -35,7 +35,12 @@ impl Num {
     /// Integers in the JSON Schema sense: any number with a zero fractional part (`1.0` too).
     pub(crate) fn is_integer(self) -> bool {
         match self {
-            Num::F(f) => f.is_finite() && f.fract() == 0.0,
+            // Doubles of magnitude 2^52 and above are all integers; below, an exact round
+            // trip through i64 says so. No libm call (`fract` is one on x86-64 baseline, and
+            // the optimizer hoists it into every keyword loop).
+            Num::F(f) => {
+                f.is_finite() && (f.abs() >= 4_503_599_627_370_496.0 || (f as i64) as f64 == f)
+            }
             _ => true,
         }
     }
@@ -104,6 +109,11 @@ pub(crate) struct Divisor {
     mantissa: u128,
     exp: i32,
     float: f64,
+    /// Precomputed for the common divisors, so the usual check is a few instructions: the
+    /// divisor as a `u64` when it is an integer that fits, and (10^k, mantissa) when it is a
+    /// decimal `mantissa * 10^-k` with k <= 22 (10^k is exact in f64) and a `u64` mantissa.
+    int: Option<u64>,
+    decimal: Option<(f64, u64)>,
 }
 
 impl Divisor {
@@ -113,15 +123,48 @@ impl Divisor {
             return None;
         }
         let (neg, mantissa, exp) = decimal(n)?;
+        let int = u32::try_from(exp)
+            .ok()
+            .and_then(pow10)
+            .and_then(|p| p.checked_mul(mantissa))
+            .and_then(|d| u64::try_from(d).ok());
+        let decimal = u32::try_from(-i64::from(exp))
+            .ok()
+            .filter(|k| (1..=22).contains(k))
+            .zip(u64::try_from(mantissa).ok())
+            .map(|(k, m)| (10f64.powi(k as i32), m));
         (!neg && mantissa > 0).then_some(Divisor {
             mantissa,
             exp,
             float,
+            int,
+            decimal,
         })
     }
 
     /// True when `n` is an integer multiple of the divisor.
     pub(crate) fn divides(&self, n: Num) -> bool {
+        match (n, self.int, self.decimal) {
+            (Num::I(i), Some(d), _) => return i.unsigned_abs() % d == 0,
+            (Num::U(u), Some(d), _) => return u % d == 0,
+            (Num::F(x), _, Some((p, m))) => {
+                // Scale by 10^k and round to the nearest integer r (without a libm call); keep
+                // r only if r / 10^k is exactly the same double, i.e. the instance *is* that
+                // decimal. A rounding slip only fails that check and takes the exact path.
+                let t = x * p;
+                if t.abs() < 9_007_199_254_740_992.0 {
+                    let r = if t >= 0.0 { t + 0.5 } else { t - 0.5 } as i64;
+                    if r as f64 / p == x {
+                        return r.unsigned_abs().is_multiple_of(m);
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.divides_exactly(n)
+    }
+
+    fn divides_exactly(&self, n: Num) -> bool {
         if let (Some(i), true) = (n.as_int(), self.exp >= 0) {
             if let Some(d) = pow10(self.exp as u32).and_then(|p| p.checked_mul(self.mantissa)) {
                 return i.unsigned_abs() % d == 0;
@@ -205,6 +248,9 @@ mod tests {
         assert!(Num::F(1.0).is_integer());
         assert!(!Num::F(1.5).is_integer());
         assert!(Num::U(u64::MAX).is_integer());
+        assert!(Num::F(-3.0).is_integer() && Num::F(1e300).is_integer());
+        assert!(!Num::F(4_503_599_627_370_495.5).is_integer());
+        assert!(!Num::F(-0.5).is_integer() && !Num::F(f64::NAN).is_integer());
     }
 
     #[test]
@@ -219,6 +265,14 @@ mod tests {
         let d = Divisor::new(Num::F(0.0001)).unwrap();
         assert!(d.divides(Num::F(0.0075)));
         assert!(!d.divides(Num::F(0.00751)));
+        // The fast path rounds without libm: halfway cases and near-misses stay exact.
+        let d = Divisor::new(Num::F(0.01)).unwrap();
+        assert!(d.divides(Num::F(0.5)) && d.divides(Num::F(-0.07)) && d.divides(Num::F(1e13)));
+        let below_half_cent = f64::from_bits(0.005f64.to_bits() - 1);
+        assert!(!d.divides(Num::F(0.005)) && !d.divides(Num::F(below_half_cent)));
+        assert!(!d.divides(Num::F(1e-300)));
+        let d = Divisor::new(Num::F(0.25)).unwrap();
+        assert!(d.divides(Num::F(0.75)) && !d.divides(Num::F(0.3)));
         let d = Divisor::new(Num::I(3)).unwrap();
         assert!(d.divides(Num::I(-9)));
         assert!(!d.divides(Num::U(u64::MAX - 1)));

@@ -5,9 +5,10 @@
 //! parse the same syntax, so they agree.
 
 use regex::{Regex, RegexBuilder};
-use regex_automata::Input;
 use regex_automata::dfa::Automaton;
 use regex_automata::dfa::dense::{Builder, Config, DFA};
+use regex_automata::util::primitives::StateID;
+use regex_automata::util::start;
 
 /// Compiled regexes are capped so a hostile policy cannot make a huge automaton.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
@@ -15,7 +16,8 @@ const REGEX_SIZE_LIMIT: usize = 1 << 20;
 const DFA_SIZE_LIMIT: usize = 64 * 1024;
 
 pub(crate) struct Pattern {
-    dfa: Option<DFA<Vec<u32>>>,
+    /// The DFA and its start state for a search from the beginning of a string.
+    dfa: Option<(DFA<Vec<u32>>, StateID)>,
     re: Regex,
 }
 
@@ -28,6 +30,32 @@ impl std::fmt::Debug for Pattern {
     }
 }
 
+/// Walks the DFA over `hay` from `start`: whether some match exists (the first match state
+/// decides), or `None` if the DFA gave up on a byte (a quit state) and the regex must decide.
+/// The search loop of regex-automata without its per-call setup, which dominates on the short
+/// strings API patterns see.
+fn run(dfa: &DFA<Vec<u32>>, start: StateID, hay: &[u8]) -> Option<bool> {
+    let mut sid = start;
+    if dfa.is_match_state(sid) {
+        return Some(true);
+    }
+    for &b in hay {
+        sid = dfa.next_state(sid, b);
+        if dfa.is_special_state(sid) {
+            if dfa.is_match_state(sid) {
+                return Some(true);
+            }
+            if dfa.is_dead_state(sid) {
+                return Some(false);
+            }
+            if dfa.is_quit_state(sid) {
+                return None;
+            }
+        }
+    }
+    Some(dfa.is_match_state(dfa.next_eoi_state(sid)))
+}
+
 impl Pattern {
     pub(crate) fn new(p: &str) -> Result<Pattern, regex::Error> {
         let re = RegexBuilder::new(p).size_limit(REGEX_SIZE_LIMIT).build()?;
@@ -38,16 +66,20 @@ impl Pattern {
                     .determinize_size_limit(Some(4 * DFA_SIZE_LIMIT)),
             )
             .build(p)
-            .ok();
+            .ok()
+            .and_then(|dfa| {
+                let start = dfa.start_state(&start::Config::new()).ok()?;
+                Some((dfa, start))
+            });
         Ok(Pattern { dfa, re })
     }
 
     /// Unanchored search, as JSON Schema specifies (`^`/`$` anchor explicitly).
     pub(crate) fn is_match(&self, s: &str) -> bool {
-        if let Some(dfa) = &self.dfa
-            && let Ok(found) = dfa.try_search_fwd(&Input::new(s).earliest(true))
+        if let Some((dfa, start)) = &self.dfa
+            && let Some(found) = run(dfa, *start, s.as_bytes())
         {
-            return found.is_some();
+            return found;
         }
         self.re.is_match(s)
     }
@@ -74,6 +106,10 @@ mod tests {
             "\\bfoo\\b",
             "é|ß",
             "x*",
+            "b$",
+            "^a",
+            "[0-9]{2}",
+            "(?-u:\\b)ab",
         ];
         let hays = [
             "ABC-123456",
@@ -85,6 +121,10 @@ mod tests {
             "日本",
             "é",
             "xx",
+            "ab",
+            "ba",
+            "a12",
+            "xab",
         ];
         for p in pats {
             let pat = Pattern::new(p).unwrap();

@@ -1,8 +1,7 @@
 //! Checks on the parsed tape that simd-json does not make: string, array and object sizes and
 //! duplicate keys, for every value in the body (also those the schema never looks at). One
-//! pass over containers, taking each child's subtree size from the tape, with an explicit work
-//! list instead of recursion. The JSON pointer of an offending value is only rebuilt when
-//! something is rejected.
+//! linear pass over the tape; each object's keys are compared once more for duplicates. The
+//! JSON pointer of an offending value is only rebuilt when something is rejected.
 
 use std::collections::HashSet;
 
@@ -20,18 +19,21 @@ const SCAN_KEYS: usize = 16;
 /// (tape index of the offending value, reason, what was refused).
 type Found = (usize, Reason, &'static str);
 
-/// Reusable work lists, so a request allocates nothing here in steady state.
+/// Reusable work list, so a request allocates nothing here in steady state.
 #[derive(Debug, Default)]
 pub(crate) struct Work {
-    /// Tape indices of containers still to scan.
-    containers: Vec<usize>,
     /// (prefix, tape index) of the keys of the small object being scanned.
     keys: Vec<(u64, usize)>,
 }
 
-pub(crate) fn check(tape: &[Node<'_>], limits: &Limits, work: &mut Work) -> Result<(), Rejection> {
-    work.containers.clear();
-    let r = scan(tape, limits, work);
+/// Checks the tape of a body of `body_len` bytes.
+pub(crate) fn check(
+    tape: &[Node<'_>],
+    body_len: usize,
+    limits: &Limits,
+    work: &mut Work,
+) -> Result<(), Rejection> {
+    let r = scan(tape, body_len, limits, work);
     r.map_err(|(at, reason, what)| Rejection::single(reason, path_to(tape, at), what))
 }
 
@@ -42,77 +44,60 @@ fn key_at<'t>(tape: &'t [Node<'_>], i: usize) -> &'t str {
     }
 }
 
-fn value(tape: &[Node<'_>], i: usize, limits: &Limits, work: &mut Vec<usize>) -> Result<(), Found> {
-    match tape.get(i) {
-        Some(Node::String(s)) if s.len() > limits.max_string_bytes => {
-            Err((i, Reason::TooLarge, "string"))
-        }
-        Some(Node::Array { len, .. }) if *len > limits.max_array_len => {
-            Err((i, Reason::TooLarge, "array"))
-        }
-        Some(Node::Object { len, .. }) if *len > limits.max_object_members => {
-            Err((i, Reason::TooLarge, "object"))
-        }
-        Some(Node::Array { len, .. } | Node::Object { len, .. }) if *len > 0 => {
-            work.push(i);
-            Ok(())
-        }
-        Some(_) => Ok(()),
-        None => Err((i, Reason::MalformedJson, "json")),
-    }
-}
-
 fn next(tape: &[Node<'_>], j: usize) -> usize {
     j + tape.get(j).map_or(1, span)
 }
 
-fn scan(tape: &[Node<'_>], limits: &Limits, w: &mut Work) -> Result<(), Found> {
-    let Work {
-        containers: work,
-        keys,
-    } = w;
-    value(tape, 0, limits, work)?;
-    while let Some(c) = work.pop() {
-        match tape.get(c) {
-            Some(Node::Array { len, .. }) => {
-                let mut j = c + 1;
-                for _ in 0..*len {
-                    value(tape, j, limits, work)?;
-                    j = next(tape, j);
-                }
+fn scan(tape: &[Node<'_>], body_len: usize, limits: &Limits, w: &mut Work) -> Result<(), Found> {
+    // A string cannot be longer than the body it came in (unescaping only shrinks it).
+    let strings = body_len > limits.max_string_bytes;
+    for (i, node) in tape.iter().enumerate() {
+        match node {
+            Node::String(s) if strings && s.len() > limits.max_string_bytes => {
+                return Err((i, Reason::TooLarge, "string"));
             }
-            Some(Node::Object { len, .. }) => {
-                keys.clear();
-                let mut set: Option<HashSet<&str>> =
-                    (*len > SCAN_KEYS).then(|| HashSet::with_capacity(*len));
-                let mut j = c + 1;
-                for _ in 0..*len {
-                    let Some(Node::String(k)) = tape.get(j) else {
-                        return Err((j, Reason::MalformedJson, "json"));
-                    };
-                    if k.len() > limits.max_string_bytes {
-                        return Err((j + 1, Reason::TooLarge, "string"));
-                    }
-                    let dup = match &mut set {
-                        Some(set) => !set.insert(k),
-                        None => {
-                            let p = prefix(k);
-                            let d = keys
-                                .iter()
-                                .any(|(kp, ki)| *kp == p && key_at(tape, *ki) == *k);
-                            keys.push((p, j));
-                            d
-                        }
-                    };
-                    if dup {
-                        return Err((j + 1, Reason::DuplicateKey, "key"));
-                    }
-                    value(tape, j + 1, limits, work)?;
-                    j = next(tape, j + 1);
-                }
+            Node::Array { len, .. } if *len > limits.max_array_len => {
+                return Err((i, Reason::TooLarge, "array"));
             }
+            Node::Object { len, .. } if *len > limits.max_object_members => {
+                return Err((i, Reason::TooLarge, "object"));
+            }
+            Node::Object { len, .. } if *len > 1 => unique_keys(tape, i, *len, &mut w.keys)?,
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Refuses an object (at tape index `at`, `len` members) that repeats a key.
+fn unique_keys(
+    tape: &[Node<'_>],
+    at: usize,
+    len: usize,
+    keys: &mut Vec<(u64, usize)>,
+) -> Result<(), Found> {
+    keys.clear();
+    let mut set: Option<HashSet<&str>> = (len > SCAN_KEYS).then(|| HashSet::with_capacity(len));
+    let mut j = at + 1;
+    for _ in 0..len {
+        let Some(Node::String(k)) = tape.get(j) else {
+            return Err((j, Reason::MalformedJson, "json"));
+        };
+        let dup = match &mut set {
+            Some(set) => !set.insert(k),
+            None => {
+                let p = prefix(k);
+                let d = keys
+                    .iter()
+                    .any(|(kp, ki)| *kp == p && key_at(tape, *ki) == *k);
+                keys.push((p, j));
+                d
+            }
+        };
+        if dup {
+            return Err((j + 1, Reason::DuplicateKey, "key"));
+        }
+        j = next(tape, j + 1);
     }
     Ok(())
 }
@@ -191,7 +176,13 @@ mod tests {
             let mut b = body.as_bytes().to_vec();
             let tape = simd_json::to_tape(&mut b).unwrap();
             assert!(
-                check(&tape.0, &Limits::default(), &mut Work::default()).is_ok(),
+                check(
+                    &tape.0,
+                    body.len(),
+                    &Limits::default(),
+                    &mut Work::default()
+                )
+                .is_ok(),
                 "{body}"
             );
         }

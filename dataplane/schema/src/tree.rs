@@ -49,6 +49,9 @@ pub(crate) struct SchemaObj {
     /// `readOnly: true` with read-only rejection on: any instance reaching here is refused.
     pub(crate) read_only: Option<Box<str>>,
     pub(crate) unevaluated: Option<Box<Unevaluated>>,
+    /// `any` holds only `enum` / `const`: a string, number, boolean or null needs no subschema
+    /// here, and takes the walk's short path.
+    pub(crate) leaf_any: bool,
 }
 
 /// `unevaluatedProperties` / `unevaluatedItems` (schema, location): applied after every other
@@ -100,6 +103,10 @@ impl SchemaObj {
             };
             list.push(kw);
         }
+        o.leaf_any = o
+            .any
+            .iter()
+            .all(|k| matches!(k.kind, KwKind::Enum(_) | KwKind::Const(_)));
         o
     }
 
@@ -255,6 +262,7 @@ pub(crate) struct NameTable {
 const SMALL_TABLE: usize = 8;
 
 impl NameTable {
+    #[inline]
     pub(crate) fn get(&self, name: &str) -> Option<u32> {
         if self.map.is_empty() {
             let (p, len) = (prefix(name), name.len());
@@ -285,10 +293,20 @@ pub(crate) fn prefix(s: &str) -> u64 {
     if let Some(head) = b.first_chunk::<8>() {
         return u64::from_le_bytes(*head);
     }
-    // Shorter than 8 bytes: assemble byte by byte (a variable-length copy would call memcpy).
-    b.iter()
-        .enumerate()
-        .fold(0u64, |w, (i, c)| w | (u64::from(*c) << (8 * i)))
+    // Shorter than 8 bytes: two overlapping loads cover it (a variable-length copy would call
+    // memcpy, a byte loop costs a branch per byte). The overlap holds the same bytes twice, so
+    // OR-ing them in place is exact.
+    let n = b.len();
+    if let (Some(head), Some(tail)) = (b.first_chunk::<4>(), b.last_chunk::<4>()) {
+        return u64::from(u32::from_le_bytes(*head))
+            | (u64::from(u32::from_le_bytes(*tail)) << (8 * (n - 4)));
+    }
+    match b {
+        [] => 0,
+        [a] => u64::from(*a),
+        [a, b] => u64::from(*a) | (u64::from(*b) << 8),
+        [a, b, c, ..] => u64::from(*a) | (u64::from(*b) << 8) | (u64::from(*c) << 16),
+    }
 }
 
 /// The multiply-rotate hash used by rustc (FxHash): a few cycles per word.
@@ -316,6 +334,7 @@ impl Hasher for FxHasher {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -335,6 +354,16 @@ mod tests {
         assert_eq!(prefix("ab"), u64::from(b'a') | (u64::from(b'b') << 8));
         assert_eq!(prefix("abcdefghXYZ"), prefix("abcdefgh"));
         assert_eq!(prefix(""), 0);
+        // Every length below 8 gives the zero-padded little-endian integer of its bytes.
+        let text = b"abcdefgh";
+        for n in 0..8 {
+            let want = text[..n]
+                .iter()
+                .enumerate()
+                .fold(0u64, |w, (i, c)| w | (u64::from(*c) << (8 * i)));
+            let s = std::str::from_utf8(&text[..n]).unwrap();
+            assert_eq!(prefix(s), want, "{n}");
+        }
     }
 
     #[test]

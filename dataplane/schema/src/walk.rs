@@ -90,6 +90,7 @@ impl<'t, 'a> Walker<'t, 'a> {
         cap_location(s)
     }
 
+    #[cold]
     pub(crate) fn record(
         &mut self,
         collect: bool,
@@ -149,11 +150,14 @@ impl<'t, 'a> Walker<'t, 'a> {
     ) -> bool {
         let tree = self.tree;
         // Entering another resource extends the dynamic scope of `$dynamicRef`.
-        let res = tree.res_of.get(sid).copied().unwrap_or(0);
-        let enter = tree.dynamic && self.scope.last() != Some(&res);
-        if enter {
-            self.scope.push(res);
-        }
+        let enter = tree.dynamic && {
+            let res = tree.res_of.get(sid).copied().unwrap_or(0);
+            let new = self.scope.last() != Some(&res);
+            if new {
+                self.scope.push(res);
+            }
+            new
+        };
         let ok = match tree.schemas.get(sid) {
             Some(Schema::Bool(true)) => true,
             Some(Schema::Obj(o)) => self.validate_obj(o, inst, collect, ev),
@@ -220,11 +224,14 @@ impl<'t, 'a> Walker<'t, 'a> {
             Kind::Null | Kind::Bool(_) => (&[], None),
         };
         let Some(unevaluated) = unevaluated else {
-            return self.keywords(o, specific, inst, kind, collect, ev) && valid;
+            if o.leaf_any && !matches!(kind, Kind::Array(_) | Kind::Object(_)) {
+                return self.keywords::<J, true>(o, specific, inst, kind, collect, None) && valid;
+            }
+            return self.keywords::<J, false>(o, specific, inst, kind, collect, ev) && valid;
         };
         // This schema needs the annotations of its own keywords, whatever its caller wants.
         let mut seen = Evaluated::default();
-        valid &= self.keywords(o, specific, inst, kind, collect, Some(&mut seen));
+        valid &= self.keywords::<J, false>(o, specific, inst, kind, collect, Some(&mut seen));
         if !valid && (!collect || self.too_deep || self.full()) {
             return false;
         }
@@ -235,8 +242,10 @@ impl<'t, 'a> Walker<'t, 'a> {
         valid
     }
 
-    /// The keywords of `o` for this instance type, then those for every type.
-    fn keywords<J: JsonNode<'a>>(
+    /// The keywords of `o` for this instance type, then those for every type. With `LEAF`, the
+    /// caller knows they are all leaves (a scalar under `leaf_any`): the loop then has no
+    /// subschemas, annotations or recursion to handle.
+    fn keywords<J: JsonNode<'a>, const LEAF: bool>(
         &mut self,
         o: &'t SchemaObj,
         specific: &'t [Kw],
@@ -251,7 +260,12 @@ impl<'t, 'a> Walker<'t, 'a> {
                 self.truncated = true;
                 return false;
             }
-            if !self.keyword(kw, inst, kind, collect, ev.as_deref_mut()) {
+            let ok = if LEAF {
+                self.leaf(kw, inst, kind, collect)
+            } else {
+                self.keyword(kw, inst, kind, collect, ev.as_deref_mut())
+            };
+            if !ok {
                 valid = false;
                 if !collect || self.too_deep {
                     return false;
@@ -261,6 +275,7 @@ impl<'t, 'a> Walker<'t, 'a> {
         valid
     }
 
+    #[cold]
     pub(crate) fn fail(&mut self, collect: bool, kw: &Kw) -> bool {
         self.record(collect, Reason::SchemaViolation, kw.name, &kw.loc);
         false
@@ -279,17 +294,42 @@ impl<'t, 'a> Walker<'t, 'a> {
         ev: Option<&mut Evaluated>,
     ) -> bool {
         match (&kw.kind, kind) {
+            (KwKind::Ref(s), _) => self.validate(*s, inst, collect, ev),
+            (KwKind::DynamicRef { target, anchor }, _) => {
+                let s = self.dynamic_target(*target, anchor.as_deref());
+                self.validate(s, inst, collect, ev)
+            }
+            (KwKind::PrefixItems(_) | KwKind::Items { .. } | KwKind::Contains { .. }, _) => {
+                self.array(kw, inst, kind, collect, ev)
+            }
+            (KwKind::Object(o), Kind::Object(n)) => self.object(o, inst, n, collect, ev),
+            (
+                KwKind::AllOf(_)
+                | KwKind::AnyOf(_)
+                | KwKind::OneOf(_)
+                | KwKind::Not(_)
+                | KwKind::If { .. },
+                _,
+            ) => self.combinator(kw, inst, collect, ev),
+            _ => self.leaf(kw, inst, kind, collect),
+        }
+    }
+
+    /// Keywords that decide on the instance alone, without applying a subschema.
+    fn leaf<J: JsonNode<'a>>(
+        &mut self,
+        kw: &'t Kw,
+        inst: J,
+        kind: Kind<'a>,
+        collect: bool,
+    ) -> bool {
+        match (&kw.kind, kind) {
             (KwKind::Type(mask), k) => self.check(type_ok(*mask, k), collect, kw),
             (KwKind::Enum(vals), _) => {
                 let ok = vals.iter().any(|v| unique::equal(inst, v));
                 self.check(ok, collect, kw)
             }
             (KwKind::Const(v), _) => self.check(unique::equal(inst, v), collect, kw),
-            (KwKind::Ref(s), _) => self.validate(*s, inst, collect, ev),
-            (KwKind::DynamicRef { target, anchor }, _) => {
-                let s = self.dynamic_target(*target, anchor.as_deref());
-                self.validate(s, inst, collect, ev)
-            }
             (KwKind::Minimum { limit, exclusive }, Kind::Num(n)) => {
                 let o = number::cmp(n, *limit);
                 self.check(o.is_gt() || (o.is_eq() && !exclusive), collect, kw)
@@ -313,20 +353,8 @@ impl<'t, 'a> Walker<'t, 'a> {
             (KwKind::UniqueItems, Kind::Array(_)) => {
                 self.check(unique::all_unique(inst), collect, kw)
             }
-            (KwKind::PrefixItems(_) | KwKind::Items { .. } | KwKind::Contains { .. }, _) => {
-                self.array(kw, inst, kind, collect, ev)
-            }
             (KwKind::MinProperties(m), Kind::Object(n)) => self.check(n >= *m, collect, kw),
             (KwKind::MaxProperties(m), Kind::Object(n)) => self.check(n <= *m, collect, kw),
-            (KwKind::Object(o), Kind::Object(n)) => self.object(o, inst, n, collect, ev),
-            (
-                KwKind::AllOf(_)
-                | KwKind::AnyOf(_)
-                | KwKind::OneOf(_)
-                | KwKind::Not(_)
-                | KwKind::If { .. },
-                _,
-            ) => self.combinator(kw, inst, collect, ev),
             // Keywords that do not apply to this instance type pass.
             _ => true,
         }
