@@ -119,30 +119,63 @@ fn measure_pair(
     (best.0.unwrap_or(empty), best.1.unwrap_or(empty))
 }
 
-/// Measures every payload; `budget` is the time spent per implementation per payload.
-pub fn run(budget: Duration) -> Result<Report> {
-    let schema = payload::order_schema();
+/// Payload sizes by label.
+const SIZES: [(&str, usize); 3] = [
+    ("1KiB", 1024usize),
+    ("64KiB", 64 * 1024),
+    ("1MiB", 1024 * 1024),
+];
+
+fn vigil_validator() -> Result<Validator> {
     let opts = CompileOptions {
         reject_read_only: true,
         ..CompileOptions::default()
     };
-    let vigil = Validator::compile(&schema, Dialect::Draft2020_12, &opts)
-        .context("compiling the benchmark schema with vigil-schema")?;
+    Validator::compile(&payload::order_schema(), Dialect::Draft2020_12, &opts)
+        .context("compiling the benchmark schema with vigil-schema")
+}
+
+/// Runs only Vigil's validator on one payload (`64KiB-valid`) for `budget`, or exactly
+/// `iterations` times: a loop for a profiler to look at.
+pub fn profile(name: &str, budget: Duration, iterations: Option<u64>) -> Result<Figures> {
+    let vigil = vigil_validator()?;
+    let (label, kind) = name.split_once('-').unwrap_or((name, "valid"));
+    let Some((_, size)) = SIZES.iter().find(|(l, _)| *l == label) else {
+        bail!("unknown payload {name}: use 1KiB, 64KiB or 1MiB, then -valid or -invalid");
+    };
+    let body = payload::order(*size, kind == "valid");
+    let limits = bench_limits();
+    let mut buf: Vec<u8> = Vec::with_capacity(body.len());
+    let (budget, max) = match iterations {
+        Some(n) => (Duration::MAX, n.max(3)),
+        None => (budget, u64::MAX),
+    };
+    Ok(measure(body.len(), budget, max, &mut || {
+        buf.clear();
+        buf.extend_from_slice(&body);
+        std::hint::black_box(vigil.validate_bytes(&mut buf, &limits).is_ok());
+    }))
+}
+
+fn bench_limits() -> Limits {
+    Limits {
+        max_array_len: 1_000_000,
+        ..Limits::default()
+    }
+}
+
+/// Measures every payload; `budget` is the time spent per implementation per payload.
+pub fn run(budget: Duration) -> Result<Report> {
+    let schema = payload::order_schema();
+    let vigil = vigil_validator()?;
     let peer = jsonschema::options()
         .should_validate_formats(true)
         .build(&schema)
         .map_err(|e| anyhow::anyhow!("compiling the benchmark schema with jsonschema: {e}"))?;
-    let limits = Limits {
-        max_array_len: 1_000_000,
-        ..Limits::default()
-    };
+    let limits = bench_limits();
 
     let mut cases = Vec::new();
-    for (label, size) in [
-        ("1KiB", 1024usize),
-        ("64KiB", 64 * 1024),
-        ("1MiB", 1024 * 1024),
-    ] {
+    for (label, size) in SIZES {
         for valid in [true, false] {
             let body = payload::order(size, valid);
             let name = format!("{label}-{}", if valid { "valid" } else { "invalid" });

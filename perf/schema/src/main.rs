@@ -19,6 +19,14 @@ struct Args {
     /// Where the JSON goes.
     #[arg(long, default_value_os_t = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/schema.json"))]
     out: PathBuf,
+    /// Only run Vigil's validator on this payload (`64KiB-valid`, ...) for `--seconds`, for a
+    /// profiler to attach to; prints MB/s and writes nothing.
+    #[arg(long)]
+    profile: Option<String>,
+    /// With `--profile`: run exactly this many validations instead of `--seconds` (for
+    /// instruction counts that do not depend on the machine's load).
+    #[arg(long)]
+    iterations: Option<u64>,
 }
 
 fn seconds(text: &str) -> Result<f64, String> {
@@ -31,9 +39,22 @@ fn seconds(text: &str) -> Result<f64, String> {
 }
 
 fn main() -> Result<()> {
-    let Args { seconds, out } = Args::parse();
+    let Args {
+        seconds,
+        out,
+        profile,
+        iterations,
+    } = Args::parse();
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; run with --release for meaningful figures");
+    }
+    if let Some(name) = profile {
+        let f = vigil_perf_schema::profile(&name, Duration::from_secs_f64(seconds), iterations)?;
+        println!(
+            "{name}: vigil {:.1} MB/s, {:.0} ns",
+            f.mb_per_s, f.ns_per_request
+        );
+        return Ok(());
     }
     let report = vigil_perf_schema::run(Duration::from_secs_f64(seconds))?;
     print!("{}", vigil_perf_schema::table(&report));
