@@ -31,7 +31,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Services the packages may have started are not ours to run: tests start their own instances.
-for svc in nginx redis-server; do
+for svc in nginx redis-server prometheus prometheus-node-exporter; do
   if command -v systemctl >/dev/null && systemctl is-active --quiet "$svc" 2>/dev/null; then
     systemctl stop "$svc" || true
   fi

@@ -271,6 +271,7 @@ fn a_running_vigild_shows_its_config_and_logs_refused_reloads() {
     // A file that does not parse: refused through vigilctl naming the line, logged like a
     // refused SIGHUP, and the running config stays.
     let good = cfg.control(d.socket()).to_toml();
+    let rejected = metric(&metrics(&d), REJECTED).unwrap_or(0);
     std::fs::write(
         d.config_path(),
         format!("{good}\n[listener]\nhttps = 8443\n"),
@@ -297,6 +298,8 @@ fn a_running_vigild_shows_its_config_and_logs_refused_reloads() {
         after["config"], v["config"],
         "a refused reload changed the config"
     );
+    // Parse errors count as rejected reloads too, through vigilctl and SIGHUP alike.
+    assert_eq!(metric(&metrics(&d), REJECTED), Some(rejected + 2));
 
     // A reload the gateway refuses (a listener address cannot change) is counted.
     let before = metric(&metrics(&d), REJECTED).unwrap_or(0);

@@ -52,4 +52,5 @@ pub fn fails(args: &[&str], needles: &[&str]) -> String {
 }
 
 /// The subject of the keys the tests make.
+#[allow(dead_code)] // used by keys.rs, not by every test crate that shares this module
 pub const NAME: &str = "gw.vigil.test";

@@ -111,6 +111,7 @@ impl Gateway {
             resolver,
             keys: Mutex::new(keys),
             reload: Mutex::new(()),
+            readiness: Mutex::new(Vec::new()),
             observers: Observers(ArcSwap::from_pointee(Vec::new())),
             depth_source: ArcSwapOption::empty(),
             shadow: shadow.clone(),
@@ -171,9 +172,34 @@ impl Gateway {
         self.shared.state.load().cfg.clone()
     }
 
-    /// Appends `source`'s text to every `/metrics` response (e.g. the daemon's XDP counters).
+    /// Adds `source`'s families to every `/metrics` response (e.g. the daemon's XDP counters).
     pub fn add_metrics_source(&self, source: MetricsSource) {
         self.shared.metrics.add_source(source);
+    }
+
+    /// Adds a condition `/readyz` requires (e.g. XDP attached): the check returns what is
+    /// missing, or `None` when met.
+    pub fn add_readiness_check(&self, check: crate::shared::ReadinessCheck) {
+        self.shared
+            .readiness
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(check);
+    }
+
+    /// Counts a reload the embedding daemon refused before handing it to the gateway (a parse
+    /// error, a key that needs a restart), so `vigil_gateway_reloads_total{result="rejected"}`
+    /// counts every refused reload.
+    pub fn count_rejected_reload(&self) {
+        self.shared
+            .metrics
+            .reloads_failed
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// What keeps the box from being ready (`/readyz`); empty when ready.
+    pub fn not_ready(&self) -> Vec<String> {
+        self.shared.not_ready()
     }
 
     /// Writes an event of the box itself (e.g. `thermal_transition`) to the audit log, next to
@@ -254,7 +280,7 @@ impl Gateway {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         // Everything is loaded and built before anything is swapped, so an error changes nothing.
-        let key = crate::tls::load_key(keys.as_ref())?;
+        let key = self.shared.resolver.load(keys.as_ref())?;
         let state = State::build(
             cfg,
             self.shared.resolver.clone(),
@@ -276,7 +302,7 @@ impl Gateway {
             .unwrap_or_else(PoisonError::into_inner);
         self.shared
             .resolver
-            .store(crate::tls::load_key(keys.as_ref())?);
+            .store(self.shared.resolver.load(keys.as_ref())?);
         *self
             .shared
             .keys

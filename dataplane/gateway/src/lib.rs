@@ -38,4 +38,5 @@ pub use audit::AuditEvent;
 pub use config::{ConfigError, GatewayConfig};
 pub use error::GatewayError;
 pub use gateway::{Decision, DecisionObserver, DepthSource, Gateway};
-pub use metrics::MetricsSource;
+pub use metrics::{Exposition, MetricsSource};
+pub use shared::ReadinessCheck;

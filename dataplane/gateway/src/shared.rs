@@ -98,4 +98,30 @@ pub struct Shared {
     pub(crate) resolver: Arc<CertResolver>,
     pub(crate) keys: Mutex<Arc<dyn KeyProvider>>,
     pub(crate) reload: Mutex<()>,
+    /// What else `/readyz` requires (see `Gateway::add_readiness_check`).
+    pub(crate) readiness: Mutex<Vec<ReadinessCheck>>,
+}
+
+/// A readiness condition of the embedding daemon: `Some(what is missing)` while not met.
+pub type ReadinessCheck = Arc<dyn Fn() -> Option<String> + Send + Sync>;
+
+impl Shared {
+    /// What keeps the gateway from being ready; empty when ready. The gateway itself only
+    /// serves with its key loaded and its policy compiled; it adds the upstreams' health and
+    /// the daemon's checks (XDP attached).
+    pub fn not_ready(&self) -> Vec<String> {
+        let mut missing = Vec::new();
+        let health = self.state.load().pool.health();
+        if !health.iter().any(|(_, ok)| *ok) {
+            let names: Vec<&str> = health.iter().map(|(n, _)| n.as_str()).collect();
+            missing.push(format!("no healthy upstream ({})", names.join(", ")));
+        }
+        let checks: Vec<ReadinessCheck> = self
+            .readiness
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        missing.extend(checks.iter().filter_map(|c| c()));
+        missing
+    }
 }

@@ -97,9 +97,10 @@ async fn metrics_count_requests_handshakes_and_daemon_text() {
                 .unwrap()
                 .push((d.client.ip(), d.status, d.reason));
         }));
-    gw.get().add_metrics_source(Arc::new(|s: &mut String| {
-        s.push_str("vigil_xdp_dropped_packets_total 42\n")
-    }));
+    gw.get()
+        .add_metrics_source(Arc::new(|e: &mut vigil_gateway::Exposition<'_, '_>| {
+            e.counter("vigil_xdp_dropped_packets_total", "test", 42)
+        }));
     let url = format!("http://{}/metrics", gw.metrics);
     for _ in 0..3 {
         assert_eq!(curl(&pki, gw.https, "/echo", &[]).await.status, 200);
@@ -141,9 +142,29 @@ async fn metrics_count_requests_handshakes_and_daemon_text() {
     );
     assert!(body.contains("vigil_gateway_open_connections "), "{body}");
     assert!(
-        body.ends_with("vigil_xdp_dropped_packets_total 42\n"),
+        body.contains("\nvigil_xdp_dropped_packets_total 42\n"),
         "{body}"
     );
+    assert!(
+        body.contains("vigil_gateway_request_duration_seconds_bucket{le=\"+Inf\"} 4\n"),
+        "{body}"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    // The process, the build and the TLS key are described too.
+    for name in [
+        "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ",
+        "vigil_build_info{version=",
+        "vigil_tls_key_available 1",
+        "vigil_tls_certificate_expiry_timestamp_seconds ",
+        "vigil_ready 1",
+    ] {
+        assert!(body.contains(name), "{name} missing:\n{body}");
+    }
+    let health = curl_raw(&[&format!("http://{}/healthz", gw.metrics)]).await;
+    assert_eq!(health.body, "ok\n");
+    let ready = curl_raw(&[&format!("http://{}/readyz", gw.metrics)]).await;
+    assert_eq!(ready.body.trim(), r#"{"ready":true}"#);
     let seen = seen.lock().unwrap().clone();
     let local: std::net::IpAddr = [127, 0, 0, 1].into();
     assert_eq!(

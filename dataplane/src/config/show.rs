@@ -163,7 +163,7 @@ mod tests {
         assert_eq!(c["xdp"]["sweep_interval"], "200ms");
         assert!(c["xdp"].get("sweep_interval_ms").is_none());
         assert_eq!(c["control"]["socket"], "/run/vigil/vigild.sock");
-        assert_eq!(c["metrics"]["listen"], "127.0.0.1:9090");
+        assert_eq!(c["metrics"]["listen"], "127.0.0.1:9464");
         assert_eq!(c["tls"]["key"], "/k.pem", "paths are not secrets");
         assert_eq!(c["autoban"][0]["window"], "1m 30s");
         assert_eq!(c["thermal"]["poll_interval_ms"], 500);

@@ -1,74 +1,127 @@
-//! The daemon's part of /metrics: the inspection level and the XDP counters.
+//! The daemon's part of /metrics: inspection level, auto-ban, XDP (attached, counters, rules per
+//! list and origin) and temperatures. XDP families are written whether or not XDP is attached
+//! (at zero when detached), so dashboards and alerts see a value rather than a gap.
 
-use std::{fmt::Write, sync::atomic::Ordering};
+use std::{fmt, sync::atomic::Ordering};
 
-use vigil_hw::thermal::Level;
-use vigil_xdp::abi::Reason;
+use vigil_gateway::Exposition;
+use vigil_hw::thermal::{Level, SysfsRoot};
+use vigil_xdp::{List, abi::Reason};
 
 use super::{Daemon, lock};
 
-/// Writes one labelled metric family in Prometheus text format.
-fn family(out: &mut String, name: &str, kind: &str, help: &str, label: &str, rows: &[(&str, u64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-    for (value, n) in rows {
-        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {n}");
+/// Origins of rules, as `vigil_xdp_rules` labels them.
+const ORIGINS: [&str; 4] = ["operator", "config", "auto-ban", "fleet"];
+
+fn origin(r: &vigil_xdp::RuleEntry) -> &'static str {
+    if r.fleet_box.is_some() {
+        "fleet"
+    } else if r.auto {
+        "auto-ban"
+    } else if r.from_config {
+        "config"
+    } else {
+        "operator"
     }
 }
 
-pub(super) fn xdp_metrics(daemon: &std::sync::Weak<Daemon>, out: &mut String) {
-    let Some(d) = daemon.upgrade() else { return };
+pub(super) fn daemon_metrics(
+    daemon: &std::sync::Weak<Daemon>,
+    e: &mut Exposition<'_, '_>,
+) -> fmt::Result {
+    let Some(d) = daemon.upgrade() else {
+        return Ok(());
+    };
     let level = d.thermal.level();
-    let levels: Vec<(&str, u64)> = Level::ALL
-        .iter()
-        .map(|l| (l.as_str(), u64::from(*l == level)))
-        .collect();
-    family(
-        out,
+    e.gauges(
         "vigil_inspection_level",
-        "gauge",
         "Inspection depth in force (1 for the current level).",
-        "level",
-        &levels,
-    );
-    let _ = writeln!(
-        out,
-        "# HELP vigil_thermal_transitions_total Inspection level changes.\n\
-         # TYPE vigil_thermal_transitions_total counter\n\
-         vigil_thermal_transitions_total {}",
-        d.thermal_transitions.load(Ordering::Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP vigil_autoban_total Sources blocked in XDP by auto-ban rules.\n\
-         # TYPE vigil_autoban_total counter\n\
-         vigil_autoban_total {}",
-        d.autoban_count()
-    );
+        Level::ALL
+            .iter()
+            .map(|l| ([("level", l.as_str())], i64::from(*l == level))),
+    )?;
+    e.counter(
+        "vigil_thermal_transitions_total",
+        "Inspection level changes.",
+        d.thermal_transitions.load(Ordering::Relaxed),
+    )?;
+    e.counter(
+        "vigil_autoban_total",
+        "Sources blocked in XDP by auto-ban rules.",
+        d.autoban_count(),
+    )?;
+    let sysfs = lock(&d.config).hw.sysfs_root.clone();
+    let scan = SysfsRoot::new(&sysfs).scan_temperatures();
+    e.gauges_f64(
+        "vigil_temperature_celsius",
+        "Temperature of each sensor the thermal governor can read.",
+        scan.readings.iter().map(|r| {
+            (
+                [("sensor", r.id.as_str()), ("name", r.name.as_str())],
+                r.celsius,
+            )
+        }),
+    )?;
+    xdp_metrics(&d, e)
+}
+
+fn xdp_metrics(d: &Daemon, e: &mut Exposition<'_, '_>) -> fmt::Result {
+    // Read before taking the XDP lock: never hold two of the daemon's locks at once.
+    let configured = lock(&d.config).xdp.is_some();
     let xdp = lock(&d.xdp);
-    let Some(att) = xdp.as_ref() else { return };
-    let Ok(c) = att.maps.counters() else { return };
-    let packets: Vec<(&str, u64)> = Reason::ALL
-        .iter()
-        .map(|r| (r.as_str(), c.get(*r).packets))
-        .collect();
-    let bytes: Vec<(&str, u64)> = Reason::ALL
-        .iter()
-        .map(|r| (r.as_str(), c.get(*r).bytes))
-        .collect();
-    family(
-        out,
+    let maps = xdp.as_ref().map(|att| &att.maps);
+    // Only on a box meant to run XDP: without `[xdp]` there is nothing to be detached.
+    if configured {
+        e.gauge(
+            "vigil_xdp_attached",
+            "1 while the XDP program is attached and its maps readable.",
+            i64::from(maps.is_some()),
+        )?;
+    }
+    let counters = maps.and_then(|m| m.counters().ok());
+    let count = |r: Reason, bytes: bool| {
+        counters.as_ref().map_or(0, |c| {
+            let v = c.get(r);
+            if bytes { v.bytes } else { v.packets }
+        })
+    };
+    e.counters(
         "vigil_xdp_packets_total",
-        "counter",
         "Packets seen by the XDP program, by verdict reason.",
-        "reason",
-        &packets,
-    );
-    family(
-        out,
+        Reason::ALL
+            .iter()
+            .map(|r| ([("reason", r.as_str())], count(*r, false))),
+    )?;
+    e.counters(
         "vigil_xdp_bytes_total",
-        "counter",
         "Bytes seen by the XDP program, by verdict reason.",
-        "reason",
-        &bytes,
-    );
+        Reason::ALL
+            .iter()
+            .map(|r| ([("reason", r.as_str())], count(*r, true))),
+    )?;
+    let mut rules = Vec::new();
+    for (list, name) in [(List::Block, "block"), (List::Allow, "allow")] {
+        let entries = maps.and_then(|m| m.list(list).ok()).unwrap_or_default();
+        for o in ORIGINS {
+            let n = entries.iter().filter(|r| origin(r) == o).count();
+            rules.push((
+                [("list", name), ("origin", o)],
+                i64::try_from(n).unwrap_or(i64::MAX),
+            ));
+        }
+    }
+    e.gauges(
+        "vigil_xdp_rules",
+        "Rules in the XDP maps, by list and origin (expired rules waiting for the sweep included).",
+        rules,
+    )
+}
+
+impl Daemon {
+    /// What `/readyz` needs from the daemon: XDP attached when `[xdp]` is configured.
+    pub(super) fn xdp_missing(&self) -> Option<String> {
+        let configured = lock(&self.config).xdp.is_some();
+        (configured && lock(&self.xdp).is_none())
+            .then(|| "XDP is not attached (vigilctl status; vigilctl xdp attach)".to_owned())
+    }
 }

@@ -134,12 +134,22 @@ impl Daemon {
     pub fn reload(&self) -> Result<Reloaded, ControlError> {
         let refused = |why: String| ControlError::new(ErrorCode::Refused, why);
         let failed = |why: String| ControlError::new(ErrorCode::Failed, why);
+        // A reload refused here (before the gateway saw it) still counts as rejected on
+        // /metrics; the gateway counts its own refusals.
+        let count = || {
+            if let Some(gw) = lock(&self.gateway).as_ref() {
+                gw.count_rejected_reload();
+            }
+        };
         // The same check as `vigild --check` and the start: a file it passes, a reload takes.
-        let checked =
-            checked(&self.config_path).map_err(|e| refused(format!("reload refused: {e}")))?;
+        let checked = checked(&self.config_path).map_err(|e| {
+            count();
+            refused(format!("reload refused: {e}"))
+        })?;
         let new = checked.config.clone();
         let old = lock(&self.config).clone();
         let restart = |key: &str, what: &str| {
+            count();
             refused(format!(
                 "reload refused: {}",
                 checked.finding(

@@ -5,7 +5,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info};
 
-use super::{Daemon, key_provider, lock, metrics::xdp_metrics};
+use super::{Daemon, key_provider, lock, metrics::daemon_metrics};
 use crate::{
     control,
     fleet::{self, Fleet},
@@ -20,7 +20,16 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
         let mode = keys.mode();
         let gw = vigil_gateway::Gateway::start(gw_cfg, keys).await?;
         let weak = Arc::downgrade(&daemon);
-        gw.add_metrics_source(Arc::new(move |out: &mut String| xdp_metrics(&weak, out)));
+        gw.add_metrics_source(Arc::new(
+            move |out: &mut vigil_gateway::Exposition<'_, '_>| daemon_metrics(&weak, out),
+        ));
+        let weak = Arc::downgrade(&daemon);
+        gw.add_readiness_check(Arc::new(move || {
+            weak.upgrade().map_or_else(
+                || Some("vigild is stopping".to_owned()),
+                |d| d.xdp_missing(),
+            )
+        }));
         // Each request reads the governor's level: one atomic load.
         let weak = Arc::downgrade(&daemon);
         gw.set_depth_source(Arc::new(move || {
@@ -64,9 +73,13 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
             // cannot change without a restart.
             let store = f.start_buckets();
             gw.set_shared_buckets(Arc::new(store.clone()));
-            gw.add_metrics_source(Arc::new(move |out: &mut String| store.write_metrics(out)));
+            gw.add_metrics_source(Arc::new(
+                move |out: &mut vigil_gateway::Exposition<'_, '_>| store.write_metrics(out),
+            ));
             let link = f.clone();
-            gw.add_metrics_source(Arc::new(move |out: &mut String| link.write_metrics(out)));
+            gw.add_metrics_source(Arc::new(
+                move |out: &mut vigil_gateway::Exposition<'_, '_>| link.write_metrics(out),
+            ));
         }
         *lock(&daemon.fleet) = Some(f);
     }

@@ -293,42 +293,35 @@ impl RedisBuckets {
         }
     }
 
-    /// Appends this store's Prometheus metrics to `out`.
-    pub fn write_metrics(&self, out: &mut String) {
-        use std::fmt::Write as _;
+    /// Writes this store's metric families.
+    pub fn write_metrics(&self, e: &mut vigil_gateway::Exposition<'_, '_>) -> fmt::Result {
         let c = &self.inner.counters;
-        let rows: [(&str, &str, &str, u64); 4] = [
-            (
-                "vigil_fleet_rate_limit_store_up",
-                "gauge",
-                "Whether shared rate limits are decided in Redis (1) or locally (0).",
-                u64::from(self.is_up()),
-            ),
+        e.gauge(
+            "vigil_fleet_rate_limit_store_up",
+            "Whether shared rate limits are decided in Redis (1) or locally (0).",
+            i64::from(self.is_up()),
+        )?;
+        let rows: [(&str, &str, u64); 3] = [
             (
                 "vigil_fleet_rate_limit_store_decisions_total",
-                "counter",
                 "Shared rate-limit decisions Redis answered.",
                 c.decisions.load(Ordering::Relaxed),
             ),
             (
                 "vigil_fleet_rate_limit_store_errors_total",
-                "counter",
                 "Shared rate-limit calls to Redis that failed (error, closed, or late).",
                 c.errors.load(Ordering::Relaxed),
             ),
             (
                 "vigil_fleet_rate_limit_store_fallbacks_total",
-                "counter",
                 "Shared rate-limit decisions the store left to the local fallback.",
                 c.fallbacks.load(Ordering::Relaxed),
             ),
         ];
-        for (name, kind, help, value) in rows {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
+        for (name, help, v) in rows {
+            e.counter(name, help, v)?;
         }
+        Ok(())
     }
 
     async fn take_inner(&self, key: &str, rate: u32, burst: u32) -> Result<SharedTake, ()> {

@@ -391,30 +391,32 @@ impl Fleet {
         }
     }
 
-    /// Appends the fleet link's Prometheus metrics to `out`.
-    pub fn write_metrics(&self, out: &mut String) {
-        use std::fmt::Write as _;
+    /// Writes the fleet link's metric families.
+    pub fn write_metrics(&self, e: &mut vigil_gateway::Exposition<'_, '_>) -> std::fmt::Result {
         let st = &self.state;
-        let _ = writeln!(
-            out,
-            "# HELP vigil_fleet_connected Whether the fleet blocklist link to Redis is up.\n\
-             # TYPE vigil_fleet_connected gauge\nvigil_fleet_connected {}\n\
-             # HELP vigil_fleet_events_applied_total Signed fleet events applied here.\n\
-             # TYPE vigil_fleet_events_applied_total counter\nvigil_fleet_events_applied_total {}\n\
-             # HELP vigil_fleet_events_dropped_total Blocks not shared because the queue was full.\n\
-             # TYPE vigil_fleet_events_dropped_total counter\nvigil_fleet_events_dropped_total {}\n\
-             # HELP vigil_fleet_events_refused_total Fleet messages refused, by reason.\n\
-             # TYPE vigil_fleet_events_refused_total counter",
-            u64::from(st.connected.load(Ordering::Relaxed)),
+        e.gauge(
+            "vigil_fleet_connected",
+            "Whether the fleet blocklist link to Redis is up.",
+            i64::from(st.connected.load(Ordering::Relaxed)),
+        )?;
+        e.counter(
+            "vigil_fleet_events_applied_total",
+            "Signed fleet events applied here.",
             st.applied.load(Ordering::Relaxed),
+        )?;
+        e.counter(
+            "vigil_fleet_events_dropped_total",
+            "Blocks not shared because the queue was full.",
             st.dropped.load(Ordering::Relaxed),
-        );
-        for (reason, n) in st.refused() {
-            let _ = writeln!(
-                out,
-                "vigil_fleet_events_refused_total{{reason=\"{reason}\"}} {n}"
-            );
-        }
+        )?;
+        let refused = st.refused();
+        e.counters(
+            "vigil_fleet_events_refused_total",
+            "Fleet messages refused (never applied), by reason.",
+            refused
+                .iter()
+                .map(|(why, n)| ([("reason", why.as_str())], *n)),
+        )
     }
 }
 

@@ -213,7 +213,7 @@ pub struct MetricsConfig {
 impl Default for MetricsConfig {
     fn default() -> Self {
         Self {
-            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            listen: SocketAddr::from(([127, 0, 0, 1], 9464)),
         }
     }
 }

@@ -1,13 +1,16 @@
-//! Counters and the Prometheus text exposition, written by hand (the format is a few lines and
-//! a client library would pull in more than it saves).
+//! The gateway's counters, kept in atomics and small maps on the hot path, and `/metrics`: every
+//! source (these counters, the process, the embedding daemon's XDP, thermal and fleet state)
+//! written through one `prometheus-client` registry at scrape time ([`exposition`]).
+
+pub mod exposition;
+pub mod process;
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
+use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Extra exposition text appended by the embedding daemon (e.g. XDP counters).
-pub type MetricsSource = Arc<dyn Fn(&mut String) + Send + Sync>;
+pub use exposition::{CONTENT_TYPE, Exposition, MetricsSource};
 
 /// Label value -> count.
 type ByLabel = Mutex<BTreeMap<&'static str, u64>>;
@@ -132,65 +135,99 @@ impl Metrics {
     }
 
     /// The whole exposition; `upstreams` gives (name, healthy) for the current pool.
-    pub fn render(&self, upstreams: &[(String, bool)]) -> String {
-        let mut out = String::with_capacity(4096);
-        self.render_requests(&mut out);
-        self.render_latency(&mut out);
-        self.render_labelled(&mut out);
-        self.render_counters(&mut out);
-        render_upstreams(&mut out, upstreams);
-        let sources: Vec<MetricsSource> = self
-            .sources
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        for s in sources {
-            s(&mut out);
-        }
-        out
+    #[cfg(test)]
+    pub fn render(self: &Arc<Self>, upstreams: &[(String, bool)]) -> String {
+        self.render_with(upstreams, Arc::new(|_: &mut Exposition<'_, '_>| Ok(())))
     }
 
-    fn render_requests(&self, o: &mut String) {
-        header(
-            o,
-            "vigil_gateway_requests_total",
-            "counter",
-            "Requests answered, by route, status and reason.",
+    /// [`Self::render`] with one more source written after the gateway's own families.
+    pub fn render_with(
+        self: &Arc<Self>,
+        upstreams: &[(String, bool)],
+        extra: MetricsSource,
+    ) -> String {
+        let me = self.clone();
+        let upstreams = upstreams.to_vec();
+        let own: MetricsSource = Arc::new(move |e: &mut Exposition<'_, '_>| {
+            e.gauges(
+                "vigil_build_info",
+                "Vigil's version (always 1).",
+                [([("version", env!("CARGO_PKG_VERSION"))], 1)],
+            )?;
+            process::write(e)?;
+            me.write_requests(e)?;
+            me.write_labelled(e)?;
+            me.write_counters(e)?;
+            e.gauges(
+                "vigil_gateway_upstream_healthy",
+                "1 if the upstream passes its health check.",
+                upstreams
+                    .iter()
+                    .map(|(name, ok)| ([("upstream", name.as_str())], i64::from(*ok))),
+            )
+        });
+        let mut sources = vec![own, extra];
+        sources.extend(
+            self.sources
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .cloned(),
         );
-        let requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
-        for (route, counts) in requests.iter() {
-            let route = escape(route);
-            for ((status, reason), n) in counts {
-                let _ = writeln!(
-                    o,
-                    "vigil_gateway_requests_total{{route=\"{route}\",status=\"{status}\",\
-                     reason=\"{reason}\"}} {n}"
-                );
+        exposition::encode(sources)
+    }
+
+    fn write_requests(&self, e: &mut Exposition<'_, '_>) -> fmt::Result {
+        {
+            let requests = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut rows = Vec::new();
+            for (route, counts) in requests.iter() {
+                for ((status, reason), n) in counts {
+                    rows.push(((route.clone(), status.to_string(), *reason), *n));
+                }
             }
+            drop(requests);
+            e.counters(
+                "vigil_gateway_requests_total",
+                "Requests answered, by route, status and reason.",
+                rows.iter().map(|((route, status, reason), n)| {
+                    (
+                        [
+                            ("route", route.as_str()),
+                            ("status", status.as_str()),
+                            ("reason", *reason),
+                        ],
+                        *n,
+                    )
+                }),
+            )?;
         }
-    }
-
-    fn render_latency(&self, o: &mut String) {
-        const NAME: &str = "vigil_gateway_request_duration_seconds";
-        header(
-            o,
-            NAME,
-            "histogram",
-            "Time from request head to end of response body.",
-        );
-        for (i, le) in BUCKETS.iter().enumerate() {
-            let n = self.latency_buckets[i].load(Ordering::Relaxed);
-            let _ = writeln!(o, "{NAME}_bucket{{le=\"{le}\"}} {n}");
-        }
+        // The counters are cumulative (each counts requests at or under its bound); the
+        // encoder wants each bucket's own count and accumulates them itself.
         let count = self.latency_count.load(Ordering::Relaxed);
-        let sum = self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(o, "{NAME}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(o, "{NAME}_sum {sum}");
-        let _ = writeln!(o, "{NAME}_count {count}");
+        let mut below = 0;
+        let mut buckets: Vec<(f64, u64)> = BUCKETS
+            .iter()
+            .zip(&self.latency_buckets)
+            .map(|(le, n)| {
+                let cum = n.load(Ordering::Relaxed).max(below);
+                let own = cum - below;
+                below = cum;
+                (*le, own)
+            })
+            .collect();
+        buckets.push((f64::INFINITY, count.saturating_sub(below)));
+        e.histogram(
+            "vigil_gateway_request_duration_seconds",
+            "Time from request head to end of response body.",
+            self.latency_sum_us.load(Ordering::Relaxed) as f64 / 1e6,
+            count,
+            &buckets,
+        )
     }
 
     /// The counters kept by label value.
-    fn render_labelled(&self, o: &mut String) {
+    fn write_labelled(&self, e: &mut Exposition<'_, '_>) -> fmt::Result {
         let maps: [(&str, &str, &str, &ByLabel); 4] = [
             (
                 "vigil_gateway_tls_handshake_failures_total",
@@ -218,126 +255,78 @@ impl Metrics {
             ),
         ];
         for (name, help, label, map) in maps {
-            let map = map.lock().unwrap_or_else(PoisonError::into_inner);
-            labelled(o, name, help, label, map.iter().map(|(k, n)| (*k, *n)));
+            let rows: Vec<(&'static str, u64)> = map
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .iter()
+                .map(|(k, n)| (*k, *n))
+                .collect();
+            e.counters(name, help, rows.into_iter().map(|(k, n)| ([(label, k)], n)))?;
         }
-        let rules = self
+        let rules: Vec<(String, u64)> = self
             .rate_limit_fallback
             .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        labelled(
-            o,
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, n)| (k.clone(), *n))
+            .collect();
+        e.counters(
             "vigil_gateway_rate_limit_fallback_total",
             "Shared rate-limit decisions taken with the local fallback limit, by rule.",
-            "rule",
-            rules.iter().map(|(k, n)| (k.as_str(), *n)),
-        );
-        let reloads = [
-            ("ok", self.reloads_ok.load(Ordering::Relaxed)),
-            ("rejected", self.reloads_failed.load(Ordering::Relaxed)),
-        ];
-        labelled(
-            o,
+            rules.iter().map(|(k, n)| ([("rule", k.as_str())], *n)),
+        )?;
+        e.counters(
             "vigil_gateway_reloads_total",
             "Config reloads, by result.",
-            "result",
-            reloads.into_iter(),
-        );
+            [
+                ([("result", "ok")], self.reloads_ok.load(Ordering::Relaxed)),
+                (
+                    [("result", "rejected")],
+                    self.reloads_failed.load(Ordering::Relaxed),
+                ),
+            ],
+        )
     }
 
     /// The plain counters and gauges.
-    fn render_counters(&self, o: &mut String) {
+    fn write_counters(&self, e: &mut Exposition<'_, '_>) -> fmt::Result {
         let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
-        let plain: [(&str, &str, &str, u64); 5] = [
+        let counters: [(&str, &str, u64); 4] = [
             (
                 "vigil_gateway_tls_handshakes_total",
-                "counter",
                 "Completed TLS handshakes.",
                 load(&self.handshakes),
             ),
             (
                 "vigil_gateway_shed_connections_total",
-                "counter",
                 "Connections refused with 503 over listener.max_connections.",
                 load(&self.shed_connections),
             ),
             (
-                "vigil_gateway_body_memory_bytes",
-                "gauge",
-                "Bytes of request bodies held in memory for inspection now.",
-                load(&self.body_memory_bytes),
-            ),
-            (
                 "vigil_gateway_audit_dropped_total",
-                "counter",
                 "Audit lines dropped because the queue was full.",
                 load(&self.audit_dropped),
             ),
             (
                 "vigil_gateway_audit_write_errors_total",
-                "counter",
                 "Audit lines lost to sink write errors.",
                 load(&self.audit_write_errors),
             ),
         ];
-        for (name, kind, help, v) in plain {
-            simple(o, name, kind, help, v);
+        for (name, help, v) in counters {
+            e.counter(name, help, v)?;
         }
-        simple(
-            o,
+        e.gauge(
+            "vigil_gateway_body_memory_bytes",
+            "Bytes of request bodies held in memory for inspection now.",
+            i64::try_from(load(&self.body_memory_bytes)).unwrap_or(i64::MAX),
+        )?;
+        e.gauge(
             "vigil_gateway_open_connections",
-            "gauge",
             "Client connections open now.",
             self.open_connections.load(Ordering::Relaxed),
-        );
+        )
     }
-}
-
-fn render_upstreams(o: &mut String, upstreams: &[(String, bool)]) {
-    header(
-        o,
-        "vigil_gateway_upstream_healthy",
-        "gauge",
-        "1 if the upstream passes its health check.",
-    );
-    for (name, healthy) in upstreams {
-        let _ = writeln!(
-            o,
-            "vigil_gateway_upstream_healthy{{upstream=\"{}\"}} {}",
-            escape(name),
-            u8::from(*healthy)
-        );
-    }
-}
-
-fn header(o: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn simple(o: &mut String, name: &str, kind: &str, help: &str, v: impl std::fmt::Display) {
-    header(o, name, kind, help);
-    let _ = writeln!(o, "{name} {v}");
-}
-
-/// A counter with one label, from (label value, count) pairs.
-fn labelled<'a>(
-    o: &mut String,
-    name: &str,
-    help: &str,
-    label: &str,
-    values: impl Iterator<Item = (&'a str, u64)>,
-) {
-    header(o, name, "counter", help);
-    for (value, n) in values {
-        let _ = writeln!(o, "{name}{{{label}=\"{}\"}} {n}", escape(value));
-    }
-}
-
-/// Escapes a label value (backslash, quote, newline).
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -345,19 +334,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn renders_counters_histogram_and_sources() {
-        let m = Metrics::default();
+    fn renders_counters_histogram_process_and_sources() {
+        let m = Arc::new(Metrics::default());
         m.record_request("-", 200, "ok", 300);
         m.record_request("-", 200, "ok", 2_000_000);
         m.handshake_failed("protocol_version");
-        m.add_source(Arc::new(|s: &mut String| {
-            s.push_str("vigil_xdp_drops_total 7\n")
+        m.add_source(Arc::new(|e: &mut Exposition<'_, '_>| {
+            e.counter("vigil_xdp_drops_total", "test", 7)
         }));
         let text = m.render(&[("a\"b".to_owned(), true)]);
         assert!(
             text.contains(
                 "vigil_gateway_requests_total{route=\"-\",status=\"200\",reason=\"ok\"} 2"
-            )
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("# TYPE vigil_gateway_requests counter"),
+            "{text}"
         );
         assert!(text.contains("vigil_gateway_request_duration_seconds_bucket{le=\"0.0005\"} 1"));
         assert!(text.contains("vigil_gateway_request_duration_seconds_bucket{le=\"+Inf\"} 2"));
@@ -366,7 +360,19 @@ mod tests {
                 "vigil_gateway_tls_handshake_failures_total{reason=\"protocol_version\"} 1"
             )
         );
-        assert!(text.contains("vigil_gateway_upstream_healthy{upstream=\"a\\\"b\"} 1"));
-        assert!(text.ends_with("vigil_xdp_drops_total 7\n"));
+        assert!(
+            text.contains("vigil_gateway_upstream_healthy{upstream=\"a\\\"b\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("vigil_xdp_drops_total 7\n"), "{text}");
+        assert!(text.contains("vigil_build_info{version=\""), "{text}");
+        assert!(text.contains("process_resident_memory_bytes "), "{text}");
+        assert!(text.contains("process_open_fds "), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
+        // Families without samples are still described, so dashboards see them at zero.
+        assert!(
+            text.contains("# TYPE vigil_gateway_rate_limit_fallback counter"),
+            "{text}"
+        );
     }
 }

@@ -1,4 +1,6 @@
-//! The metrics listener: `GET /metrics` in Prometheus text format, nothing else.
+//! The metrics listener: `GET /metrics` (OpenMetrics text), `GET /healthz` (200 while the
+//! process serves: liveness) and `GET /readyz` (200 when XDP is attached, the key loaded, the
+//! policy compiled and an upstream healthy; 503 naming what is missing: readiness).
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -33,23 +35,21 @@ pub async fn serve(
             let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                 let shared = shared.clone();
                 async move {
-                    let resp = if req.method() == Method::GET && req.uri().path() == "/metrics" {
-                        let health = shared.state.load().pool.health();
-                        shared.metrics.body_memory_bytes.store(
-                            shared.body_memory.used(),
-                            std::sync::atomic::Ordering::Relaxed,
-                        );
-                        let mut r = text(StatusCode::OK, shared.metrics.render(&health));
-                        r.headers_mut().insert(
-                            http::header::CONTENT_TYPE,
-                            http::HeaderValue::from_static("text/plain; version=0.0.4"),
-                        );
-                        r
-                    } else {
+                    let resp = if req.method() != Method::GET {
                         text(
-                            StatusCode::NOT_FOUND,
-                            "only GET /metrics is served\n".to_owned(),
+                            StatusCode::METHOD_NOT_ALLOWED,
+                            "only GET is served here\n".to_owned(),
                         )
+                    } else {
+                        match req.uri().path() {
+                            "/metrics" => metrics(&shared),
+                            "/healthz" => text(StatusCode::OK, "ok\n".to_owned()),
+                            "/readyz" => ready(&shared),
+                            _ => text(
+                                StatusCode::NOT_FOUND,
+                                "served here: /metrics, /healthz, /readyz\n".to_owned(),
+                            ),
+                        }
                     };
                     Ok::<_, Infallible>(resp)
                 }
@@ -61,4 +61,50 @@ pub async fn serve(
             let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
         });
     }
+}
+
+fn metrics(shared: &Arc<Shared>) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    let health = shared.state.load().pool.health();
+    shared.metrics.body_memory_bytes.store(
+        shared.body_memory.used(),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let own = {
+        let shared = shared.clone();
+        let source: crate::metrics::MetricsSource =
+            Arc::new(move |e: &mut crate::metrics::Exposition<'_, '_>| {
+                e.gauge(
+                    "vigil_ready",
+                    "1 when /readyz answers 200 (XDP attached, key loaded, policy compiled, an \
+                     upstream healthy).",
+                    i64::from(shared.not_ready().is_empty()),
+                )?;
+                shared.resolver.write_metrics(e)
+            });
+        source
+    };
+    let mut r = text(StatusCode::OK, shared.metrics.render_with(&health, own));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
+    );
+    r
+}
+
+fn ready(shared: &Shared) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    let missing = shared.not_ready();
+    let (status, body) = if missing.is_empty() {
+        (StatusCode::OK, serde_json::json!({ "ready": true }))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            serde_json::json!({ "ready": false, "missing": missing }),
+        )
+    };
+    let mut r = text(status, format!("{body}\n"));
+    r.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    r
 }

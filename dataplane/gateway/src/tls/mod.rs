@@ -6,6 +6,7 @@ mod identity;
 mod offload;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use arc_swap::ArcSwap;
 use rustls::crypto::CryptoProvider;
@@ -20,32 +21,100 @@ use crate::config::{ClientAuth, MinVersion, TlsConfig};
 use crate::error::GatewayError;
 use crate::pipeline::{TlsInfo, TlsVersion};
 
-/// Serves the current certificate and key; [`CertResolver::load_from`] swaps them.
+/// Serves the current certificate and key; [`CertResolver::store`] swaps them.
 #[derive(Debug)]
 pub struct CertResolver {
     current: ArcSwap<CertifiedKey>,
+    /// Signatures made in the TPM (TPM-resident keys only).
+    sign_stats: Arc<SignStats>,
+    /// Whether the current key signs in the TPM.
+    tpm: std::sync::atomic::AtomicBool,
+}
+
+/// Signatures made by a TPM-resident key, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct SignStats {
+    pub count: AtomicU64,
+    pub failures: AtomicU64,
+    pub nanos: AtomicU64,
+    /// Whether the last signature failed (the TPM went away, the key was flushed).
+    pub last_failed: std::sync::atomic::AtomicBool,
 }
 
 impl CertResolver {
     /// Loads the first key from `keys`.
     pub fn new(keys: &dyn KeyProvider) -> Result<Self, GatewayError> {
+        let sign_stats = Arc::new(SignStats::default());
+        let key = load_key(keys, &sign_stats)?;
         Ok(Self {
-            current: ArcSwap::new(load_key(keys)?),
+            current: ArcSwap::new(key),
+            sign_stats,
+            tpm: (keys.mode() == KeyMode::TpmResident).into(),
         })
     }
 
+    /// Loads a key from `keys` (not yet served: [`Self::store`] serves it).
+    pub fn load(&self, keys: &dyn KeyProvider) -> Result<(Arc<CertifiedKey>, bool), GatewayError> {
+        Ok((
+            load_key(keys, &self.sign_stats)?,
+            keys.mode() == KeyMode::TpmResident,
+        ))
+    }
+
     /// Makes `key` the one served to new handshakes.
-    pub fn store(&self, key: Arc<CertifiedKey>) {
+    pub fn store(&self, (key, tpm): (Arc<CertifiedKey>, bool)) {
         self.current.store(key);
+        self.tpm.store(tpm, Ordering::Relaxed);
+        self.sign_stats.last_failed.store(false, Ordering::Relaxed);
+    }
+
+    /// The served certificate's expiry, whether the key signs, and TPM signature times.
+    pub fn write_metrics(&self, e: &mut crate::metrics::Exposition<'_, '_>) -> std::fmt::Result {
+        let current = self.current.load();
+        let not_after = current.cert.first().and_then(|c| {
+            x509_parser::parse_x509_certificate(c.as_ref())
+                .ok()
+                .map(|(_, x)| x.validity().not_after.timestamp())
+        });
+        if let Some(t) = not_after {
+            e.gauge(
+                "vigil_tls_certificate_expiry_timestamp_seconds",
+                "When the served certificate expires (notAfter), in seconds since the epoch.",
+                t,
+            )?;
+        }
+        let s = &self.sign_stats;
+        e.gauge(
+            "vigil_tls_key_available",
+            "1 while the TLS key is loaded and its last signature (TPM keys) succeeded.",
+            i64::from(!s.last_failed.load(Ordering::Relaxed)),
+        )?;
+        if self.tpm.load(Ordering::Relaxed) {
+            e.summary(
+                "vigil_tpm_sign_seconds",
+                "Time the TPM took per TLS handshake signature.",
+                s.nanos.load(Ordering::Relaxed) as f64 / 1e9,
+                s.count.load(Ordering::Relaxed),
+            )?;
+            e.counter(
+                "vigil_tpm_sign_failures_total",
+                "TLS handshake signatures the TPM failed.",
+                s.failures.load(Ordering::Relaxed),
+            )?;
+        }
+        Ok(())
     }
 }
 
 /// Loads a key; a TPM-resident key is wrapped so its slow signature runs off the async
-/// workers' hot path (see `offload`).
-pub fn load_key(keys: &dyn KeyProvider) -> Result<Arc<CertifiedKey>, GatewayError> {
+/// workers' hot path and is timed (see `offload`).
+fn load_key(
+    keys: &dyn KeyProvider,
+    stats: &Arc<SignStats>,
+) -> Result<Arc<CertifiedKey>, GatewayError> {
     let ck = keys.load()?;
     Ok(match keys.mode() {
-        KeyMode::TpmResident => offload::wrap(&ck),
+        KeyMode::TpmResident => offload::wrap(&ck, stats.clone()),
         KeyMode::File | KeyMode::TpmSealed => ck,
     })
 }
