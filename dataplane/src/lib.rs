@@ -7,5 +7,6 @@ pub mod config;
 pub mod control;
 pub mod daemon;
 pub mod fleet;
+pub mod logging;
 
 pub use config::Config;

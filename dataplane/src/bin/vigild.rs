@@ -14,18 +14,15 @@ struct Args {
     /// 0 and `vigild: config FILE ok`, or 1 and `vigild: FILE:LINE: KEY: what to do`.
     #[arg(long)]
     check: bool,
+    /// Log lines as text or as one JSON object per line (also VIGIL_LOG_FORMAT). Under
+    /// systemd each line carries its journald priority either way.
+    #[arg(long, value_enum, env = "VIGIL_LOG_FORMAT", default_value = "text")]
+    log_format: vigil_dataplane::logging::LogFormat,
 }
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VIGIL_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+    vigil_dataplane::logging::init(args.log_format);
     if args.check {
         return check(&args.config);
     }

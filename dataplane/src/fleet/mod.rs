@@ -237,6 +237,8 @@ struct State {
     last_error: Mutex<Option<String>>,
     /// Refusals logged in the current interval, and when it started.
     refusal_log: Mutex<(Option<Instant>, u64)>,
+    /// Link errors logged (see `note_error`).
+    error_log: crate::logging::Throttle,
 }
 
 /// Refusals are logged once per interval with a count: a flood of forged events cannot flood
@@ -428,14 +430,27 @@ fn keys(cfg: &FleetConfig) -> (String, String) {
     )
 }
 
+/// Repeated link errors are logged at most once per this interval, with the count held back.
+const ERROR_LOG_EVERY: Duration = Duration::from_secs(60);
+
 fn note_error(state: &State, what: &str, e: &dyn std::fmt::Display) {
     state.connected.store(false, Ordering::Relaxed);
     let msg = format!("{what}: {e}");
-    let mut last = state.last_error.lock().unwrap_or_else(|p| p.into_inner());
-    if last.as_deref() != Some(msg.as_str()) {
-        warn!("fleet: {msg}; retrying every second");
+    let changed = {
+        let mut last = state.last_error.lock().unwrap_or_else(|p| p.into_inner());
+        let changed = last.as_deref() != Some(msg.as_str());
+        *last = Some(msg.clone());
+        changed
+    };
+    // A new error is logged at once; the same one again at most once a minute, with the
+    // number of repeats held back.
+    let allowed = state.error_log.allow(what, ERROR_LOG_EVERY);
+    if changed || allowed.is_some() {
+        warn!(
+            repeats = allowed.unwrap_or(0),
+            "fleet: {msg}; retrying every second"
+        );
     }
-    *last = Some(msg);
 }
 
 async fn publisher(

@@ -46,6 +46,8 @@ pub struct Vigild {
     xdp: Option<String>,
     bins: PathBuf,
     child: Option<Child>,
+    /// Extra environment of the daemon (`VIGIL_LOG_FORMAT`, `JOURNAL_STREAM`...).
+    env: Vec<(String, String)>,
 }
 
 impl Vigild {
@@ -70,6 +72,7 @@ impl Vigild {
             xdp: None,
             bins,
             child: None,
+            env: Vec::new(),
         })
     }
 
@@ -157,6 +160,11 @@ impl Vigild {
         root
     }
 
+    /// Sets an environment variable for the next [`Vigild::start`].
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
     /// Starts vigild and waits until the daemon itself answers `status`.
     pub fn start(&mut self) -> Result<()> {
         let log = fs::OpenOptions::new()
@@ -166,6 +174,7 @@ impl Vigild {
         let child = Command::new(self.bins.join("vigild"))
             .arg("--config")
             .arg(&self.config)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
