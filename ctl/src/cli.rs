@@ -4,11 +4,19 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use vigil_control::{Level, OverrideSecs, duration};
+use vigil_control::{Cidr, Level, OverrideSecs, Ttl, duration};
 use vigil_hw::keys::KeyMode;
 
 #[derive(Debug, Parser)]
-#[command(name = "vigilctl", version, about = "Operate a Vigil gateway")]
+#[command(
+    name = "vigilctl",
+    version,
+    about = "Operate a Vigil gateway",
+    after_help = "Exit status: 0 ok, 1 the operation failed, 2 usage (a bad argument, a missing \
+                  --force or --yes), 3 vigild unreachable and nothing pinned, 4 permission \
+                  denied, 5 status found the box degraded. With --json, errors are printed as \
+                  {\"error\": ..., \"code\": ..., \"exit\": ...} on stdout."
+)]
 pub struct Cli {
     /// vigild's control socket.
     #[arg(long, global = true, default_value = vigil_control::DEFAULT_SOCKET)]
@@ -19,7 +27,7 @@ pub struct Cli {
     /// Interface whose pinned maps to use when vigild is not running (default: the only one).
     #[arg(long, global = true)]
     pub iface: Option<String>,
-    /// Print JSON instead of tables.
+    /// Print JSON instead of tables; errors too, as {"error", "code", "exit"}.
     #[arg(long, global = true)]
     pub json: bool,
     /// How long to wait for vigild's reply (500ms, 10s, 2m; docs/config.md#durations).
@@ -66,6 +74,30 @@ pub enum Command {
     /// This box's fleet signing key (offline).
     #[command(subcommand)]
     Fleet(FleetCmd),
+    /// Print a shell completion script (bash, zsh or fish) for vigilctl.
+    #[command(after_help = "Install: vigilctl completion bash > \
+                            /usr/share/bash-completion/completions/vigilctl\n         \
+                            vigilctl completion zsh > /usr/share/zsh/vendor-completions/_vigilctl\n         \
+                            vigilctl completion fish > \
+                            /usr/share/fish/vendor_completions.d/vigilctl.fish")]
+    Completion {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Write man pages: vigilctl.1 and one page per subcommand (vigilctl-block-add.1, ...).
+    Man {
+        /// Directory to write them to (created if missing).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
+/// The shells `vigilctl completion` writes scripts for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +136,13 @@ pub enum ConfigCmd {
 pub enum ShadowCmd {
     /// Method, normalised path, count, first and last seen, statuses and clients.
     List,
+    /// The inventory as an OpenAPI `paths` fragment (YAML; JSON with --json) to review and merge
+    /// into the description.
+    Export {
+        /// Write it to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,29 +162,43 @@ pub enum PolicyCmd {
 
 #[derive(Debug, Subcommand)]
 pub enum RuleCmd {
-    /// Add a CIDR (or a single address).
+    /// Add a CIDR (or a single address); an existing rule for it is replaced.
     Add(AddArgs),
     /// Remove a CIDR.
-    Del { cidr: String },
+    Del {
+        #[arg(value_parser = parse_cidr)]
+        cidr: Cidr,
+    },
     /// List rules.
     List,
 }
 
 #[derive(Debug, Args)]
 pub struct AddArgs {
-    pub cidr: String,
+    /// 198.18.0.0/24, 2001:db8::/48, or one address.
+    #[arg(value_parser = parse_cidr)]
+    pub cidr: Cidr,
     /// Remove the rule after this long (30s, 10m, 1h 30m, 2d; at most 365d). Default: permanent.
-    #[arg(long)]
-    pub ttl: Option<String>,
+    #[arg(long, value_parser = parse_ttl)]
+    pub ttl: Option<Ttl>,
     /// Why, for whoever reads the list later (at most 47 bytes).
     #[arg(long)]
     pub reason: Option<String>,
+    /// Allow a rule for every address of a family (0.0.0.0/0, ::/0).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum XdpCmd {
-    /// Detach the program and remove its pinned maps (drops stop).
-    Detach,
+    /// Detach the program and remove its pinned maps: drops stop and operator rules are lost.
+    Detach {
+        /// Confirm detaching from a running vigild.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Attach the program of vigild's [xdp] section again after a detach (config rules return).
+    Attach,
 }
 
 #[derive(Debug, Subcommand)]
@@ -236,6 +289,16 @@ pub enum ThermalCmd {
     },
     /// End an override now.
     Clear,
+}
+
+fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    s.parse().map_err(|e: vigil_xdp::XdpError| e.to_string())
+}
+
+/// `--ttl`: the shared duration grammar, whole seconds (at least one), at most 365 days.
+fn parse_ttl(s: &str) -> Result<Ttl, String> {
+    let d = duration::parse(s).map_err(|e| e.to_string())?;
+    Ttl::from_duration(d).map_err(|e| format!("{s:?}: {e}"))
 }
 
 fn parse_level(s: &str) -> Result<Level, String> {

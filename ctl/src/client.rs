@@ -8,6 +8,8 @@ use std::{
 };
 
 use anyhow::{Context, anyhow, bail};
+
+use crate::exit::{permission, unreachable, usage};
 use vigil_control::{
     Detached, Reply, Request, Status, ops,
     reply::{DaemonStatus, XdpReport},
@@ -36,10 +38,10 @@ pub fn ask_daemon(
             return Ok(None);
         }
         Err(e) if e.kind() == ErrorKind::PermissionDenied => {
-            bail!(
+            return Err(permission(format!(
                 "permission denied on {}: vigilctl needs root",
                 socket.display()
-            )
+            )));
         }
         Err(e) => return Err(e).with_context(|| format!("connecting to {}", socket.display())),
     };
@@ -148,14 +150,14 @@ pub fn pinned_iface(pin_root: &Path, iface: Option<&str>) -> anyhow::Result<Stri
         return Ok(i.to_owned());
     }
     let entries = std::fs::read_dir(pin_root).map_err(|e| match e.kind() {
-        ErrorKind::NotFound => anyhow!(
+        ErrorKind::NotFound => unreachable(format!(
             "vigild is not running and nothing is pinned under {}: start vigild",
             pin_root.display()
-        ),
-        ErrorKind::PermissionDenied => anyhow!(
+        )),
+        ErrorKind::PermissionDenied => permission(format!(
             "permission denied on {}: vigilctl needs root",
             pin_root.display()
-        ),
+        )),
         _ => anyhow!("reading {}: {e}", pin_root.display()),
     })?;
     let dirs: Vec<String> = entries
@@ -165,14 +167,14 @@ pub fn pinned_iface(pin_root: &Path, iface: Option<&str>) -> anyhow::Result<Stri
         .collect();
     match dirs.as_slice() {
         [one] => Ok(one.clone()),
-        [] => bail!(
-            "vigild is not running and nothing is pinned under {}",
+        [] => Err(unreachable(format!(
+            "vigild is not running and nothing is pinned under {}: start vigild",
             pin_root.display()
-        ),
-        many => bail!(
+        ))),
+        many => Err(usage(format!(
             "vigild is not running and several interfaces are pinned ({}); pick one with --iface",
             many.join(", ")
-        ),
+        ))),
     }
 }
 
@@ -186,17 +188,25 @@ fn is_root() -> bool {
 
 /// Runs a request against the pinned maps, the way the daemon would.
 pub fn run_offline(pin_root: &Path, iface: Option<&str>, req: &Request) -> anyhow::Result<Reply> {
-    if !is_root() {
-        bail!("vigild is not reachable and the pinned maps need privileges: vigilctl needs root");
-    }
     if let Some(what) = req.needs_daemon() {
-        bail!("vigild is not running: `{what}` needs it (start it with vigild --config FILE)");
+        return Err(unreachable(format!(
+            "vigild is not running: `{what}` needs it (start it with vigild --config FILE)"
+        )));
     }
+    // Nothing pinned is "unreachable" for everyone; only real pins ask for root.
     let iface = pinned_iface(pin_root, iface)?;
+    if !is_root() {
+        return Err(permission(
+            "vigild is not reachable and the pinned maps need privileges: vigilctl needs root",
+        ));
+    }
     let dir: PathBuf = vigil_xdp::pin_dir(pin_root, &iface);
     if matches!(req, Request::XdpDetach) {
         if !vigil_xdp::detach(pin_root, &iface)? {
-            bail!("nothing is pinned for {iface} under {}", pin_root.display());
+            return Err(unreachable(format!(
+                "nothing is pinned for {iface} under {}: no program to detach",
+                pin_root.display()
+            )));
         }
         return Ok(Reply::Detached(Detached { detached: iface }));
     }
@@ -241,7 +251,12 @@ pub fn run_offline(pin_root: &Path, iface: Option<&str>, req: &Request) -> anyho
                 xdp: Some(xdp),
             }))
         }
-        other => bail!("vigild is not running: {other:?} needs it"),
+        other => {
+            return Err(unreachable(format!(
+                "vigild is not running: `{}` needs it",
+                other.name()
+            )));
+        }
     })
 }
 

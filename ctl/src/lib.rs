@@ -4,55 +4,114 @@
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod exit;
 pub mod fleet;
+pub mod generate;
 pub mod keys;
 pub mod policy;
 pub mod render;
+pub mod shadow;
 
-use anyhow::{Context, anyhow};
-use cli::{Cli, Command, KeysCmd, RuleCmd, ThermalCmd, XdpCmd};
-use vigil_control::{Cidr, List, Reply, Request, Ttl, duration};
+use anyhow::Context;
+use cli::{Cli, Command, KeysCmd, RuleCmd, ShadowCmd, ThermalCmd, XdpCmd};
+use exit::{Exit, unreachable, usage};
+use vigil_control::{ErrorCode, List, Reply, Request, duration, ops::list_name, reply::XdpReport};
 
-/// `--ttl`: the shared duration grammar, whole seconds (at least one), at most 365 days.
-fn parse_ttl(text: &str) -> anyhow::Result<Ttl> {
-    let d = duration::parse(text).map_err(|e| anyhow!("invalid --ttl: {e}"))?;
-    Ttl::from_duration(d).map_err(|e| anyhow!("invalid --ttl {text:?}: {e}"))
+/// What a command prints and the status it exits with.
+#[derive(Debug)]
+pub struct Output {
+    pub text: String,
+    pub exit: Exit,
+}
+
+impl From<String> for Output {
+    fn from(text: String) -> Output {
+        Output {
+            text,
+            exit: Exit::Ok,
+        }
+    }
 }
 
 fn rule_request(list: List, cmd: &RuleCmd) -> anyhow::Result<Request> {
     Ok(match cmd {
         RuleCmd::Add(a) => {
-            let cidr: Cidr = a.cidr.parse()?;
+            if a.cidr.net().prefix_len() == 0 && !a.force {
+                let family = if a.cidr.net().addr().is_ipv4() {
+                    "IPv4"
+                } else {
+                    "IPv6"
+                };
+                let effect = match list {
+                    List::Block => format!("drops all {family} traffic to this box, yours too"),
+                    List::Allow => {
+                        format!("exempts every {family} source from every block and rate limit")
+                    }
+                };
+                return Err(usage(format!(
+                    "{list} add {}: a rule for every {family} address {effect}; add --force \
+                     if that is what you want",
+                    a.cidr,
+                    list = list_name(list),
+                )));
+            }
             Request::RuleAdd {
                 list,
-                cidr,
-                ttl_secs: a.ttl.as_deref().map(parse_ttl).transpose()?,
+                cidr: a.cidr,
+                ttl_secs: a.ttl,
                 reason: a.reason.clone(),
             }
         }
-        RuleCmd::Del { cidr } => Request::RuleDel {
-            list,
-            cidr: cidr.parse()?,
-        },
+        RuleCmd::Del { cidr } => Request::RuleDel { list, cidr: *cidr },
         RuleCmd::List => Request::RuleList { list },
     })
 }
 
-/// Runs one command and returns what to print.
-pub fn run(cli: &Cli) -> anyhow::Result<String> {
+/// `xdp detach` without `--yes` while vigild runs: what it would stop, and how to confirm.
+fn detach_guard(cli: &Cli) -> anyhow::Result<()> {
+    let Some(Reply::Status(s)) = client::ask_daemon(&cli.socket, &Request::Status, cli.timeout)?
+    else {
+        return Ok(());
+    };
+    let what = match &s.xdp {
+        Some(XdpReport::Attached(x)) => format!(
+            "detaching stops every XDP drop on {} and removes its {} block and {} allow rules \
+             (rules from the config return on `vigilctl xdp attach`)",
+            x.interface, x.block_rules, x.allow_rules
+        ),
+        _ => "detaching stops every XDP drop".to_owned(),
+    };
+    Err(usage(format!(
+        "vigild is running: {what}; confirm with `vigilctl xdp detach --yes`"
+    )))
+}
+
+/// Runs one command and returns what to print and the status to exit with.
+pub fn run(cli: &Cli) -> anyhow::Result<Output> {
     let req = match &cli.command {
         Command::Block(c) => rule_request(List::Block, c)?,
         Command::Allow(c) => rule_request(List::Allow, c)?,
         Command::Stats => Request::Stats,
         Command::Status => Request::Status,
         Command::Reload => Request::Reload,
-        Command::Xdp(XdpCmd::Detach) => Request::XdpDetach,
+        Command::Xdp(XdpCmd::Detach { yes }) => {
+            if !yes {
+                detach_guard(cli)?;
+            }
+            Request::XdpDetach
+        }
+        Command::Xdp(XdpCmd::Attach) => Request::XdpAttach,
         Command::Keys(KeysCmd::Rotate) => Request::KeysRotate,
-        Command::Keys(cmd) => return keys::run(cmd, cli.json),
-        Command::Policy(cmd) => return policy::run(cmd, cli.json),
-        Command::Config(cmd) => return config::run(cmd, cli),
-        Command::Fleet(cmd) => return fleet::run(cmd, cli.json),
-        Command::Shadow(cli::ShadowCmd::List) => Request::ShadowList,
+        Command::Keys(cmd) => return keys::run(cmd, cli.json).map(Output::from),
+        Command::Policy(cmd) => return policy::run(cmd, cli.json).map(Output::from),
+        Command::Config(cmd) => return config::run(cmd, cli).map(Output::from),
+        Command::Fleet(cmd) => return fleet::run(cmd, cli.json).map(Output::from),
+        Command::Completion { shell } => return Ok(generate::completion(*shell).into()),
+        Command::Man { out } => {
+            let files = generate::man_pages(out)?;
+            return Ok(generate::render_written(&files).into());
+        }
+        Command::Shadow(ShadowCmd::List | ShadowCmd::Export { .. }) => Request::ShadowList,
         Command::Thermal { cmd: None } => Request::Thermal,
         Command::Thermal {
             cmd: Some(ThermalCmd::Override { level, for_secs }),
@@ -68,35 +127,64 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
         Some(r) => r,
         None => {
             if let Some(what) = req.needs_daemon() {
-                anyhow::bail!(
+                return Err(unreachable(format!(
                     "vigild is not running (nothing listens on {}): `{what}` needs it; start \
                      it with vigild --config FILE, or point --socket at its control socket",
                     cli.socket.display()
-                );
+                )));
             }
-            client::run_offline(&cli.pin_root, cli.iface.as_deref(), &req)
-                .context("vigild is not running; used the pinned maps")?
+            client::run_offline(&cli.pin_root, cli.iface.as_deref(), &req).map_err(|e| {
+                // "Nothing pinned" already says vigild is down; other failures need saying
+                // where they happened.
+                if exit::code_of(&e) == ErrorCode::Unreachable {
+                    e
+                } else {
+                    e.context("vigild is not running; used the pinned maps")
+                }
+            })?
         }
     };
     let reply = match req {
         Request::ThermalClear => client::settle_thermal_clear(&cli.socket, cli.timeout, reply)?,
         _ => reply,
     };
+    let exit = match &reply {
+        Reply::Status(s) => render::status_exit(s),
+        _ => Exit::Ok,
+    };
+    if let (Command::Shadow(ShadowCmd::Export { out }), Reply::Shadow(s)) = (&cli.command, &reply) {
+        return shadow_export(s, out.as_deref(), cli.json).map(Output::from);
+    }
     if cli.json {
         // Through a JSON value, whose keys are sorted: the same document vigild sent.
         let v = serde_json::to_value(&reply)?;
-        return Ok(format!("{}\n", serde_json::to_string_pretty(&v)?));
+        let text = format!("{}\n", serde_json::to_string_pretty(&v)?);
+        return Ok(Output { text, exit });
     }
-    Ok(match &reply {
+    let text = match &reply {
         Reply::Rules(r) => render::rules(r),
         Reply::Stats(s) => render::stats(s),
         Reply::Status(s) => render::status(s),
-        Reply::RuleAdded(a) => format!("added {}\n", a.cidr),
+        Reply::RuleAdded(a) => render::rule_added(a),
         Reply::RuleRemoved(r) => format!("removed {}\n", r.cidr),
         Reply::Reloaded(_) => "reloaded\n".to_owned(),
-        Reply::Detached(d) => format!("detached XDP from {}\n", d.detached),
+        Reply::Detached(d) => format!(
+            "detached XDP from {}: drops stopped; `vigilctl xdp attach` attaches it again\n",
+            d.detached
+        ),
+        Reply::XdpAttached(a) if a.already => {
+            format!(
+                "XDP is already attached to {}; nothing changed\n",
+                a.attached
+            )
+        }
+        Reply::XdpAttached(a) => format!(
+            "attached XDP to {} ({}); the config's rules are back\n",
+            a.attached,
+            render::mode_name(a.mode)
+        ),
         Reply::KeysRotated(k) => render::keys::rotated(k),
-        Reply::Shadow(s) => policy::render_shadow(s),
+        Reply::Shadow(s) => shadow::render_list(s, shadow::now_unix()),
         Reply::Config(c) => config::render(c),
         Reply::Thermal(t) => {
             let headline = match &req {
@@ -111,5 +199,27 @@ pub fn run(cli: &Cli) -> anyhow::Result<String> {
             };
             render::thermal::status(t, headline.as_deref())
         }
-    })
+    };
+    Ok(Output { text, exit })
+}
+
+/// `shadow export`: YAML (JSON with `--json`) on stdout, or written to `out`.
+fn shadow_export(
+    s: &vigil_control::Shadow,
+    out: Option<&std::path::Path>,
+    json: bool,
+) -> anyhow::Result<String> {
+    let doc = shadow::openapi_fragment(s, shadow::now_unix());
+    let text = if json {
+        format!("{}\n", serde_json::to_string_pretty(&doc)?)
+    } else {
+        serde_yaml_ng::to_string(&doc)?
+    };
+    let Some(path) = out else { return Ok(text) };
+    std::fs::write(path, &text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(format!(
+        "wrote {} operations to {}: review them, then merge them into the description\n",
+        s.entries.len(),
+        path.display()
+    ))
 }

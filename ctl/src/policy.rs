@@ -1,9 +1,7 @@
 //! `vigilctl policy check FILE`: compile an OpenAPI description offline, the way the gateway
 //! would, and say what it enforces and what it refuses. Exits non-zero when it would not load.
 
-use anyhow::bail;
 use serde_json::Value;
-use vigil_control::Shadow;
 use vigil_policy::PolicyOptions;
 
 use crate::cli::PolicyCmd;
@@ -29,8 +27,11 @@ pub fn run(cmd: &PolicyCmd, json: bool) -> anyhow::Result<String> {
     };
     if !ok {
         // The report goes to stdout; the exit status says the gateway would refuse it.
-        print!("{out}");
-        bail!("{} would not load: fix the errors above", file.display());
+        crate::exit::print(&out);
+        return Err(crate::exit::reported(format!(
+            "{} would not load: fix the errors above",
+            file.display()
+        )));
     }
     Ok(out)
 }
@@ -118,32 +119,5 @@ fn render(v: &Value) -> String {
     } else {
         "\nnot loadable\n"
     });
-    out
-}
-
-/// `vigilctl shadow list`: one line per undescribed method and path.
-pub fn render_shadow(s: &Shadow) -> String {
-    if s.entries.is_empty() {
-        return "no shadow API traffic seen\n".to_owned();
-    }
-    let mut out = format!(
-        "{:<7} {:<40} {:>8} {:>11} {:>11}  {:<12} CLIENTS\n",
-        "METHOD", "PATH", "COUNT", "FIRST", "LAST", "STATUSES"
-    );
-    for e in &s.entries {
-        let statuses: Vec<String> = e.statuses.iter().map(u16::to_string).collect();
-        let clients: Vec<String> = e.clients.iter().map(ToString::to_string).collect();
-        out.push_str(&format!(
-            "{:<7} {:<40} {:>8} {:>11} {:>11}  {:<12} {}{}\n",
-            e.method,
-            e.path,
-            e.count,
-            e.first_seen,
-            e.last_seen,
-            statuses.join(","),
-            clients.join(","),
-            if e.more_clients { ",..." } else { "" }
-        ));
-    }
     out
 }

@@ -6,12 +6,45 @@ pub mod keys;
 pub mod thermal;
 
 use vigil_control::{
-    Rules, Stats, Status,
+    RuleAdded, Rules, Stats, Status,
     duration::format_secs,
     ops::list_name,
-    reply::{DaemonStatus, XdpReport},
+    reply::{DaemonStatus, Rule, XdpReport},
 };
 use vigil_xdp::AttachedMode;
+
+use crate::exit::Exit;
+
+fn expiry(rule: &Rule) -> String {
+    match rule.expires_in_secs {
+        None => "never".to_owned(),
+        Some(0) => "expired".to_owned(),
+        Some(s) => format!("in {}", format_secs(s)),
+    }
+}
+
+/// `added 198.18.0.0/24`, and what it replaced when a rule for the same CIDR was there.
+pub fn rule_added(a: &RuleAdded) -> String {
+    match &a.replaced {
+        None => format!("added {}\n", a.cidr),
+        Some(old) => format!(
+            "added {}, replacing the existing rule (expiry {}, origin {}, reason {:?})\n",
+            a.cidr,
+            expiry(old),
+            old.origin(),
+            old.reason
+        ),
+    }
+}
+
+/// `status` exits 0 when XDP filters as configured (vigild running, or down with its program
+/// still attached), 5 when it read the box but XDP is detached or broken.
+pub fn status_exit(s: &Status) -> Exit {
+    match &s.xdp {
+        Some(XdpReport::Broken { .. } | XdpReport::Detached { .. }) => Exit::Degraded,
+        Some(XdpReport::Attached(_)) | None => Exit::Ok,
+    }
+}
 
 pub fn rules(r: &Rules) -> String {
     if r.rules.is_empty() {
@@ -19,11 +52,7 @@ pub fn rules(r: &Rules) -> String {
     }
     let mut out = format!("{:<44} {:<10} {:<9} REASON\n", "CIDR", "EXPIRES", "ORIGIN");
     for rule in &r.rules {
-        let expires = match rule.expires_in_secs {
-            None => "never".to_owned(),
-            Some(0) => "expired".to_owned(),
-            Some(s) => format!("in {}", format_secs(s)),
-        };
+        let expires = expiry(rule);
         out.push_str(&format!(
             "{:<44} {:<10} {:<9} {}\n",
             rule.cidr,
@@ -79,7 +108,7 @@ fn daemon(d: &DaemonStatus) -> String {
     )
 }
 
-fn mode_name(mode: AttachedMode) -> &'static str {
+pub fn mode_name(mode: AttachedMode) -> &'static str {
     match mode {
         AttachedMode::Native => "native",
         AttachedMode::Generic => "generic",
@@ -91,6 +120,12 @@ fn xdp(x: Option<&XdpReport>) -> String {
     let x = match x {
         None => return "xdp:           not attached\n".to_owned(),
         Some(XdpReport::Broken { error }) => return format!("xdp:           error: {error}\n"),
+        Some(XdpReport::Detached { detached }) => {
+            return format!(
+                "xdp:           detached from {detached} by an operator: no drops (`vigilctl xdp \
+                 attach` attaches it again)\n"
+            );
+        }
         Some(XdpReport::Attached(x)) => x,
     };
     let mut out = format!(

@@ -60,7 +60,8 @@ fn vigilctl_rejects_malformed_arguments() {
             "10y",
         ],
     );
-    assert_clean_failure(&o, "invalid --ttl");
+    assert_clean_failure(&o, "invalid value '10y' for '--ttl <TTL>'");
+    assert_eq!(o.status.code(), Some(2), "a bad argument is a usage error");
     let o = run("vigilctl", &["--socket", sock, "allow", "del", "not-an-ip"]);
     assert_clean_failure(&o, "invalid CIDR");
     // No daemon and no pin root: the fallback says what to do.

@@ -95,12 +95,26 @@ pub fn attach(opts: &AttachOptions) -> Result<Attachment, XdpError> {
     })?;
     ensure_bpffs(&opts.pin_root)?;
     let dir = pin_dir(&opts.pin_root, &opts.iface);
+    // What this attempt creates, a failure removes: stale pins of a start that never attached
+    // would make later commands look for a program that is not there.
+    let fresh = !dir.exists();
     fs::create_dir_all(&dir).map_err(XdpError::io("creating the pin directory", &dir))?;
-    if let Some(adopted) = adopt(opts, ifindex, &dir)? {
-        return Ok(adopted);
+    let attached = adopt(opts, ifindex, &dir).and_then(|adopted| match adopted {
+        Some(a) => Ok(a),
+        None => attach_new(opts, ifindex, &dir),
+    });
+    if attached.is_err() && fresh {
+        if let Err(e) = detach(&opts.pin_root, &opts.iface) {
+            warn!(iface = %opts.iface, error = %e, "removing the pins of a failed attach failed");
+        }
     }
-    check_existing_pins(&dir)?;
-    let mut ebpf = load(opts, &dir)?;
+    attached
+}
+
+/// Loads, attaches and pins the program anew (maps already pinned in `dir` are reused).
+fn attach_new(opts: &AttachOptions, ifindex: u32, dir: &Path) -> Result<Attachment, XdpError> {
+    check_existing_pins(dir)?;
+    let mut ebpf = load(opts, dir)?;
     let prog: &mut Xdp = ebpf
         .program_mut(PROGRAM)
         .ok_or_else(|| XdpError::Load {
@@ -116,8 +130,8 @@ pub fn attach(opts: &AttachOptions) -> Result<Attachment, XdpError> {
         source: e,
     })?;
     let (link_id, mode) = attach_in_mode(prog, opts)?;
-    pin(prog, link_id, &dir)?;
-    let mut maps = VigilMaps::open(&dir)?;
+    pin(prog, link_id, dir)?;
+    let mut maps = VigilMaps::open(dir)?;
     maps.set_config(opts.rate, mode.to_abi())?;
     info!(iface = %opts.iface, ?mode, pins = %dir.display(), "attached the XDP program");
     Ok(Attachment {
@@ -184,6 +198,7 @@ fn attach_in_mode(
     match opts.mode {
         ModePolicy::Native => match prog.attach(&opts.iface, XdpMode::Driver) {
             Ok(id) => Ok((id, AttachedMode::Native)),
+            Err(e) if held_by_another(&e) => Err(another_program(&opts.iface, e)),
             Err(e) => Err(XdpError::NativeUnsupported {
                 iface: opts.iface.clone(),
                 source: e,
@@ -192,6 +207,7 @@ fn attach_in_mode(
         ModePolicy::Generic => Ok((attach_generic(prog, &opts.iface)?, AttachedMode::Generic)),
         ModePolicy::Auto => match prog.attach(&opts.iface, XdpMode::Driver) {
             Ok(id) => Ok((id, AttachedMode::Native)),
+            Err(e) if held_by_another(&e) => Err(another_program(&opts.iface, e)),
             Err(e) => {
                 warn!(iface = %opts.iface, error = %e,
                     "native XDP unavailable; falling back to generic mode (xdp.mode = \"auto\")");
@@ -228,11 +244,36 @@ fn pin(prog: &mut Xdp, link_id: aya::programs::xdp::XdpLinkId, dir: &Path) -> Re
 }
 
 fn attach_generic(prog: &mut Xdp, iface: &str) -> Result<aya::programs::xdp::XdpLinkId, XdpError> {
-    prog.attach(iface, XdpMode::Skb)
-        .map_err(|e| XdpError::Program {
+    prog.attach(iface, XdpMode::Skb).map_err(|e| {
+        if held_by_another(&e) {
+            return another_program(iface, e);
+        }
+        XdpError::Program {
             what: format!("attaching to {iface} in generic mode"),
             source: e,
-        })
+        }
+    })
+}
+
+/// The kernel refuses a second XDP program on an interface: EBUSY for one in the same mode,
+/// EEXIST for one in the other mode. Neither is a driver that lacks native XDP.
+fn held_by_another(e: &aya::programs::ProgramError) -> bool {
+    let io = match e {
+        aya::programs::ProgramError::SyscallError(s) => &s.io_error,
+        _ => return false,
+    };
+    matches!(io.raw_os_error(), Some(libc::EBUSY) | Some(libc::EEXIST))
+}
+
+fn another_program(iface: &str, source: aya::programs::ProgramError) -> XdpError {
+    XdpError::Program {
+        what: format!(
+            "another XDP program is already attached to {iface} (`ip link show {iface}` shows \
+             it, `bpftool net show dev {iface}` names it); remove it first (`ip link set dev \
+             {iface} xdp off`, or stop what loaded it): generic mode would not help"
+        ),
+        source,
+    }
 }
 
 fn is_eperm(e: &aya::maps::MapError) -> bool {

@@ -24,8 +24,28 @@ impl FromStr for Cidr {
     /// Refuses host bits with the network the operator probably meant
     /// (`invalid CIDR "198.18.0.9/24": ... did you mean 198.18.0.0/24?`).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(why) = prefix_out_of_range(s) {
+            return Err(vigil_xdp::XdpError::InvalidCidr {
+                input: s.to_owned(),
+                why,
+            });
+        }
         vigil_xdp::parse_cidr(s).map(Cidr)
     }
+}
+
+/// `10.0.0.0/33`: the address is fine and the prefix is a number, only too long for the family.
+/// Said plainly, where the address parser would only say "invalid IP address syntax".
+fn prefix_out_of_range(s: &str) -> Option<String> {
+    let (addr, len) = s.trim().rsplit_once('/')?;
+    let len: u32 = len.parse().ok()?;
+    let (family, max) = match addr.parse::<std::net::IpAddr>().ok()? {
+        std::net::IpAddr::V4(_) => ("IPv4", 32),
+        std::net::IpAddr::V6(_) => ("IPv6", 128),
+    };
+    (len > max).then(|| {
+        format!("prefix length /{len} is out of range: an {family} prefix is /0 to /{max}")
+    })
 }
 
 impl From<std::net::IpAddr> for Cidr {
@@ -81,7 +101,15 @@ mod tests {
         assert_eq!(c.net().prefix_len(), 32);
         assert_eq!(format!("{c:<16}|"), "198.18.0.7/32   |");
         let e = "198.18.0.0/33".parse::<Cidr>().unwrap_err().to_string();
-        assert!(e.starts_with("invalid CIDR \"198.18.0.0/33\""), "{e}");
+        assert_eq!(
+            e,
+            "invalid CIDR \"198.18.0.0/33\": prefix length /33 is out of range: an IPv4 prefix \
+             is /0 to /32"
+        );
+        let e = "2001:db8::/129".parse::<Cidr>().unwrap_err().to_string();
+        assert!(e.ends_with("an IPv6 prefix is /0 to /128"), "{e}");
+        let e = "198.18.0.0/x".parse::<Cidr>().unwrap_err().to_string();
+        assert!(e.starts_with("invalid CIDR \"198.18.0.0/x\""), "{e}");
         let e = "198.18.0.9/24".parse::<Cidr>().unwrap_err().to_string();
         assert!(e.contains("did you mean 198.18.0.0/24"), "{e}");
     }

@@ -20,7 +20,8 @@ impl ControlError {
     }
 }
 
-/// The kind of refusal.
+/// The kind of refusal. vigilctl's `--json` errors carry the same names, and its exit status
+/// follows from them (docs/vigilctl.md#exit-codes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -40,6 +41,13 @@ pub enum ErrorCode {
     Refused,
     /// Applying the request failed (a map operation, detaching).
     Failed,
+    /// vigilctl only: the command line is wrong (an unknown flag, a CIDR that does not parse, a
+    /// guard such as `--force` or `--yes` missing). Nothing was sent.
+    Usage,
+    /// vigilctl only: vigild does not answer and there is nothing pinned to fall back on.
+    Unreachable,
+    /// vigilctl only: the socket, the pins or the TPM need privileges this user lacks.
+    PermissionDenied,
     /// A code this build does not know (a newer vigild).
     #[serde(other)]
     Unknown,

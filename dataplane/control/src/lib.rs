@@ -31,7 +31,7 @@ pub use error::{ControlError, ErrorCode};
 #[cfg(feature = "protocol")]
 pub use reply::{
     Detached, KeysRotated, Reloaded, Reply, ReplyKind, RuleAdded, RuleRemoved, Rules, Shadow,
-    Stats, Status, Thermal,
+    Stats, Status, Thermal, XdpAttached,
 };
 #[cfg(feature = "protocol")]
 pub use request::{Level, OverrideSecs, RangeError, Request, Ttl};

@@ -14,7 +14,10 @@ use crate::{
 pub enum OpError {
     #[error(transparent)]
     Xdp(#[from] XdpError),
-    #[error("no rule for {cidr} in the {list} list")]
+    #[error(
+        "{cidr} was not in the {list} list: nothing removed (`vigilctl {list} list` shows what \
+         is there)"
+    )]
     NoSuchRule { list: &'static str, cidr: Cidr },
     #[error("reason must be printable text without control characters")]
     BadReason,
@@ -51,21 +54,42 @@ pub fn rule_add(
     if reason.chars().any(char::is_control) {
         return Err(OpError::BadReason);
     }
+    // The map replaces a rule for the same CIDR silently; the operator hears what it was.
+    let replaced = find(maps, list, cidr)?;
     maps.insert(list, cidr.net(), ttl.map(Ttl::as_duration), reason, flags)?;
     Ok(RuleAdded {
         list,
         cidr,
         ttl_secs: ttl,
         reason: reason.to_owned(),
+        replaced,
     })
 }
 
+/// The rule for exactly `cidr` (not a wider one that covers it), if there is one.
+fn find(maps: &VigilMaps, list: List, cidr: Cidr) -> Result<Option<Rule>, OpError> {
+    match maps.list(list)?.into_iter().find(|e| e.cidr == cidr.net()) {
+        Some(e) => Ok(Some(rule(e)?)),
+        None => Ok(None),
+    }
+}
+
 pub fn rule_del(maps: &mut VigilMaps, list: List, cidr: Cidr) -> Result<RuleRemoved, OpError> {
-    if !maps.remove(list, cidr.net())? {
-        return Err(OpError::NoSuchRule {
-            list: list_name(list),
-            cidr,
-        });
+    let absent = || OpError::NoSuchRule {
+        list: list_name(list),
+        cidr,
+    };
+    match maps.remove(list, cidr.net()) {
+        Ok(true) => {}
+        Ok(false) => return Err(absent()),
+        // The trie reports a missing key as a failed bpf_map_delete_elem (ENOENT); only a
+        // rule that is still there makes it a real failure.
+        Err(e) => {
+            return Err(match find(maps, list, cidr)? {
+                None => absent(),
+                Some(_) => e.into(),
+            });
+        }
     }
     Ok(RuleRemoved {
         list,

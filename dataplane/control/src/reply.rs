@@ -35,6 +35,7 @@ pub enum Reply {
     Status(Box<Status>),
     Reloaded(Reloaded),
     Detached(Detached),
+    XdpAttached(XdpAttached),
     KeysRotated(KeysRotated),
     Thermal(Box<Thermal>),
     Shadow(Shadow),
@@ -51,6 +52,7 @@ pub enum ReplyKind {
     Status,
     Reloaded,
     Detached,
+    XdpAttached,
     KeysRotated,
     Thermal,
     Shadow,
@@ -67,6 +69,7 @@ impl Reply {
             Reply::Status(_) => ReplyKind::Status,
             Reply::Reloaded(_) => ReplyKind::Reloaded,
             Reply::Detached(_) => ReplyKind::Detached,
+            Reply::XdpAttached(_) => ReplyKind::XdpAttached,
             Reply::KeysRotated(_) => ReplyKind::KeysRotated,
             Reply::Thermal(_) => ReplyKind::Thermal,
             Reply::Shadow(_) => ReplyKind::Shadow,
@@ -85,6 +88,7 @@ impl Reply {
             ReplyKind::Status => Reply::Status(Box::new(from(data)?)),
             ReplyKind::Reloaded => Reply::Reloaded(from(data)?),
             ReplyKind::Detached => Reply::Detached(from(data)?),
+            ReplyKind::XdpAttached => Reply::XdpAttached(from(data)?),
             ReplyKind::KeysRotated => Reply::KeysRotated(from(data)?),
             ReplyKind::Thermal => Reply::Thermal(Box::new(from(data)?)),
             ReplyKind::Shadow => Reply::Shadow(from(data)?),
@@ -101,6 +105,9 @@ pub struct RuleAdded {
     /// `null` for a permanent rule.
     pub ttl_secs: Option<Ttl>,
     pub reason: String,
+    /// The rule for the same CIDR this one replaced; `null` when it is new.
+    #[serde(default)]
+    pub replaced: Option<Rule>,
 }
 
 /// `rule_del`.
@@ -187,6 +194,16 @@ pub struct Reloaded {
 pub struct Detached {
     /// The interface.
     pub detached: String,
+}
+
+/// `xdp_attach`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct XdpAttached {
+    /// The interface.
+    pub attached: String,
+    pub mode: vigil_xdp::AttachedMode,
+    /// The program was attached already; nothing changed.
+    pub already: bool,
 }
 
 /// `keys_rotate`.

@@ -32,6 +32,8 @@ pub enum Request {
     Status,
     Reload,
     XdpDetach,
+    /// Attach the program of the config's `[xdp]` section again after a detach.
+    XdpAttach,
     /// Reload the TLS key from its source (files or the `[keys]` directory) and serve it to new
     /// handshakes; established connections keep theirs.
     KeysRotate,
@@ -61,6 +63,7 @@ impl Request {
             Request::Status => ReplyKind::Status,
             Request::Reload => ReplyKind::Reloaded,
             Request::XdpDetach => ReplyKind::Detached,
+            Request::XdpAttach => ReplyKind::XdpAttached,
             Request::KeysRotate => ReplyKind::KeysRotated,
             Request::Thermal | Request::ThermalOverride { .. } | Request::ThermalClear => {
                 ReplyKind::Thermal
@@ -80,6 +83,7 @@ impl Request {
             Request::Status => "status",
             Request::Reload => "reload",
             Request::XdpDetach => "xdp_detach",
+            Request::XdpAttach => "xdp_attach",
             Request::KeysRotate => "keys_rotate",
             Request::Thermal => "thermal",
             Request::ThermalOverride { .. } => "thermal_override",
@@ -99,6 +103,7 @@ impl Request {
             }
             Request::ShadowList => Some("shadow list"),
             Request::ConfigShow => Some("config show"),
+            Request::XdpAttach => Some("xdp attach"),
             _ => None,
         }
     }
@@ -273,6 +278,7 @@ mod tests {
             r#"{"cmd":"rule_del","list":"allow","cidr":"2001:db8::/48"}"#,
             r#"{"cmd":"shadow_list"}"#,
             r#"{"cmd":"config_show"}"#,
+            r#"{"cmd":"xdp_attach"}"#,
         ] {
             let req: Request = serde_json::from_str(line).unwrap();
             assert_eq!(serde_json::to_string(&req).unwrap(), line);

@@ -278,13 +278,14 @@ fn checked(path: &std::path::Path) -> Result<Checked, ConfigError> {
 impl Handler for Daemon {
     fn handle(&self, req: Request) -> Result<Reply, ControlError> {
         Ok(match req {
-            Request::Status => Reply::Status(Box::new(self.status())),
+            Request::Status => Reply::Status(Box::new(self.mark_detached(self.status()))),
             // Logged as a refused SIGHUP is: the operator may be reading the log, not vigilctl.
             Request::Reload => Reply::Reloaded(self.reload().inspect_err(|e| error!("{e}"))?),
             Request::ConfigShow => {
                 Reply::Config(Box::new(lock(&self.config).shown(&self.config_path)))
             }
             Request::XdpDetach => Reply::Detached(self.detach()?),
+            Request::XdpAttach => Reply::XdpAttached(self.reattach()?),
             Request::RuleAdd {
                 list,
                 cidr,

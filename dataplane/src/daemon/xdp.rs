@@ -3,7 +3,11 @@
 use std::time::Duration;
 
 use tracing::{info, warn};
-use vigil_control::{ControlError, ErrorCode, ops, ops::OpError, reply::Detached};
+use vigil_control::{
+    ControlError, ErrorCode, XdpAttached, ops,
+    ops::OpError,
+    reply::{Detached, Status, XdpReport},
+};
 use vigil_xdp::{AttachOptions, Attachment, List, abi::RULE_F_CONFIG};
 
 use super::{Daemon, lock};
@@ -66,6 +70,60 @@ impl Daemon {
             .map_err(|e| ControlError::new(ErrorCode::Failed, e.to_string()))?;
         warn!(%iface, "XDP program detached and pins removed on operator request");
         Ok(Detached { detached: iface })
+    }
+
+    /// Attaches the program of `[xdp]` again after `xdp detach`: the config's rules are
+    /// applied again; rules added by operators went with the detached maps.
+    pub(super) fn reattach(&self) -> Result<XdpAttached, ControlError> {
+        let Some(section) = lock(&self.config).xdp.clone() else {
+            return Err(ControlError::new(
+                ErrorCode::NotAttached,
+                "the configuration has no [xdp] section: nothing to attach (add one and \
+                 restart vigild)",
+            ));
+        };
+        {
+            let mut xdp = lock(&self.xdp);
+            if let Some(att) = xdp.as_ref() {
+                return Ok(XdpAttached {
+                    attached: att.iface.clone(),
+                    mode: att.mode,
+                    already: true,
+                });
+            }
+            let att = attach(&section)
+                .map_err(|e| ControlError::new(ErrorCode::Failed, format!("{e:#}")))?;
+            *xdp = Some(att);
+        }
+        self.sync_config_rules().map_err(|e| {
+            ControlError::new(
+                ErrorCode::Failed,
+                format!("attached, but applying the config's rules failed: {e}"),
+            )
+        })?;
+        let xdp = lock(&self.xdp);
+        let att = xdp.as_ref().ok_or_else(|| {
+            ControlError::new(ErrorCode::Failed, "detached again while attaching")
+        })?;
+        warn!(iface = %att.iface, "XDP program attached again on operator request");
+        Ok(XdpAttached {
+            attached: att.iface.clone(),
+            mode: att.mode,
+            already: false,
+        })
+    }
+
+    /// A status whose XDP side is empty although `[xdp]` is configured was detached by an
+    /// operator: say so, rather than look like a box without XDP.
+    pub(super) fn mark_detached(&self, mut status: Status) -> Status {
+        if status.xdp.is_none() {
+            if let Some(x) = lock(&self.config).xdp.as_ref() {
+                status.xdp = Some(XdpReport::Detached {
+                    detached: x.interface.clone(),
+                });
+            }
+        }
+        status
     }
 
     pub(super) fn sweep(&self) {

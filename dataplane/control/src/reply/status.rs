@@ -61,7 +61,14 @@ pub struct DaemonStatus {
 #[serde(untagged)]
 pub enum XdpReport {
     Attached(XdpStatus),
-    Broken { error: String },
+    Broken {
+        error: String,
+    },
+    /// `[xdp]` is configured but an operator detached the program (`vigilctl xdp attach`
+    /// undoes it).
+    Detached {
+        detached: String,
+    },
 }
 
 /// What the maps say about the XDP program.
