@@ -36,16 +36,32 @@ thread_local! {
     static SCRATCH: RefCell<Option<Scratch>> = const { RefCell::new(None) };
 }
 
+/// A body as simd-json takes it: a plain slice, which it copies into its own padded buffer, or
+/// a slice whose bytes after `len` are padding it may read, parsed where it is.
+enum Body<'b> {
+    Slice(&'b mut [u8]),
+    Padded(&'b mut [u8], usize),
+}
+
 /// Parses into `s`'s buffers, runs the prepass and then `f` on the tape.
 fn parse_with<R>(
     s: &mut Scratch,
-    buf: &mut [u8],
+    body: Body<'_>,
     limits: &Limits,
     f: impl FnOnce(&[Node<'_>]) -> Result<R, Rejection>,
 ) -> Result<Result<R, Rejection>, Failure> {
     let mut tape: Tape<'_> = std::mem::replace(&mut s.tape, Tape(Vec::new())).reset();
-    let len = buf.len();
-    let result = match simd_json::fill_tape(buf, &mut s.buffers, &mut tape) {
+    let (len, parsed) = match body {
+        Body::Slice(buf) => (
+            buf.len(),
+            simd_json::fill_tape(buf, &mut s.buffers, &mut tape),
+        ),
+        Body::Padded(buf, len) => (
+            len,
+            simd_json::fill_tape_padded(buf, len, &mut s.buffers, &mut tape),
+        ),
+    };
+    let result = match parsed {
         Ok(()) => Ok(prepass::check(&tape.0, len, limits, &mut s.work).and_then(|()| f(&tape.0))),
         Err(e) => Err(parse_failure(e.error(), e.index())),
     };
@@ -62,23 +78,55 @@ pub(crate) fn with_tape<R>(
     if buf.len() > limits.max_body_bytes {
         return Err(Rejection::single(Reason::TooLarge, String::new(), "body"));
     }
-    let depth = limits.depth();
     let len = buf.len();
-    let result = if len <= KEEP_SCRATCH_BYTES {
-        SCRATCH.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut slot) => {
-                if slot.as_ref().is_some_and(|s| s.depth != depth) {
-                    *slot = None;
-                }
-                let s = slot.get_or_insert_with(|| Scratch::new(len, depth));
-                parse_with(s, buf, limits, f)
+    let result = with_scratch(Body::Slice(&mut *buf), len, limits, f);
+    finish(result, buf)
+}
+
+/// [`with_tape`] for a body the caller owns: padding is appended (within spare capacity if
+/// there is [`simd_json::INPUT_PADDING`] of it) so that simd-json parses the body in place
+/// instead of copying it. The vector has its original length again afterwards.
+pub(crate) fn with_owned_tape<R>(
+    buf: &mut Vec<u8>,
+    limits: &Limits,
+    f: impl FnOnce(&[Node<'_>]) -> Result<R, Rejection>,
+) -> Result<R, Rejection> {
+    let len = buf.len();
+    if len > limits.max_body_bytes {
+        return Err(Rejection::single(Reason::TooLarge, String::new(), "body"));
+    }
+    buf.resize(len + simd_json::INPUT_PADDING, b' ');
+    let result = with_scratch(Body::Padded(&mut buf[..], len), len, limits, f);
+    buf.truncate(len);
+    finish(result, buf)
+}
+
+/// Parses with this thread's reusable buffers when the body is small enough to keep them.
+fn with_scratch<R>(
+    body: Body<'_>,
+    len: usize,
+    limits: &Limits,
+    f: impl FnOnce(&[Node<'_>]) -> Result<R, Rejection>,
+) -> Result<Result<R, Rejection>, Failure> {
+    let depth = limits.depth();
+    if len > KEEP_SCRATCH_BYTES {
+        return parse_with(&mut Scratch::new(len, depth), body, limits, f);
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut slot) => {
+            if slot.as_ref().is_some_and(|s| s.depth != depth) {
+                *slot = None;
             }
-            // Only if validation were re-entered on this thread: use private buffers.
-            Err(_) => parse_with(&mut Scratch::new(len, depth), buf, limits, f),
-        })
-    } else {
-        parse_with(&mut Scratch::new(len, depth), buf, limits, f)
-    };
+            let s = slot.get_or_insert_with(|| Scratch::new(len, depth));
+            parse_with(s, body, limits, f)
+        }
+        // Only if validation were re-entered on this thread: use private buffers.
+        Err(_) => parse_with(&mut Scratch::new(len, depth), body, limits, f),
+    })
+}
+
+/// Turns a parse failure into a rejection; `buf` is the body as parsed.
+fn finish<R>(result: Result<Result<R, Rejection>, Failure>, buf: &[u8]) -> Result<R, Rejection> {
     match result {
         Ok(r) => r,
         Err(Failure::Number(at)) => {
@@ -199,6 +247,49 @@ mod tests {
         any()
             .validate_bytes(&mut b, limits)
             .expect_err("must be rejected")
+    }
+
+    #[test]
+    fn owned_bodies_parse_in_place_with_the_same_answers() {
+        let v = Validator::compile(
+            &json!({"type": "object", "properties": {"a": {"type": "integer"}}}),
+            Dialect::Draft2020_12,
+            &CompileOptions::default(),
+        )
+        .unwrap();
+        let limits = Limits {
+            max_string_bytes: 8,
+            ..Limits::default()
+        };
+        for body in [
+            &br#"{"a": 1}"#[..],
+            br#"{"a": "x"}"#,
+            br#"{"a": 1, "a": 2}"#,
+            br#"{"a": 1e400}"#,
+            br#"{"a": 12x}"#,
+            br#"{"b": "much too long"}"#,
+            b"\xff",
+            b"",
+        ] {
+            let by_slice = v.validate_bytes(&mut body.to_vec(), &limits);
+            let mut owned = body.to_vec();
+            let by_vec = v.validate_vec(&mut owned, &limits);
+            assert_eq!(
+                by_slice
+                    .as_ref()
+                    .map_err(|r| (r.reason, r.violations.len())),
+                by_vec.as_ref().map_err(|r| (r.reason, r.violations.len())),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            assert_eq!(owned.len(), body.len());
+        }
+        // With spare capacity for the padding nothing is reallocated.
+        let mut body = Vec::with_capacity(64 + crate::BODY_PADDING);
+        body.extend_from_slice(br#"{"a": 1}"#);
+        let at = body.as_ptr();
+        assert!(v.validate_vec(&mut body, &limits).is_ok());
+        assert_eq!(body.as_ptr(), at);
     }
 
     #[test]

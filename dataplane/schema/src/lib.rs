@@ -38,6 +38,9 @@ pub use error::{
 };
 pub use options::{CompileOptions, Dialect, Limits, MAX_DEPTH_CEILING};
 
+/// Spare capacity [`Validator::validate_vec`] needs after a body to parse it where it is.
+pub const BODY_PADDING: usize = simd_json::INPUT_PADDING;
+
 use node::TapeNode;
 use tree::Tree;
 use walk::Walker;
@@ -102,6 +105,16 @@ impl Validator {
     /// scratch afterwards.
     pub fn validate_bytes(&self, body: &mut [u8], limits: &Limits) -> Result<(), Rejection> {
         bytes::with_tape(body, limits, |tape| {
+            Walker::new(&self.tree, limits.max_errors, limits.depth()).run(TapeNode(tape))
+        })
+    }
+
+    /// Validates a request body the caller owns, parsing it in place: no copy of the body
+    /// is made when the vector has [`BODY_PADDING`] bytes of spare capacity (otherwise it grows
+    /// once). Same answers as [`Validator::validate_bytes`]; afterwards the vector has its
+    /// original length and scratch content.
+    pub fn validate_vec(&self, body: &mut Vec<u8>, limits: &Limits) -> Result<(), Rejection> {
+        bytes::with_owned_tape(body, limits, |tape| {
             Walker::new(&self.tree, limits.max_errors, limits.depth()).run(TapeNode(tape))
         })
     }

@@ -1,5 +1,5 @@
-//! The official JSON-Schema-Test-Suite (drafts 4, 7 and 2020-12) against both validation paths
-//! (bytes through simd-json, and `serde_json::Value`). Fetch the suite with
+//! The official JSON-Schema-Test-Suite (drafts 4, 7 and 2020-12) against every validation path
+//! (bytes through simd-json, borrowed or owned, and `serde_json::Value`). Fetch the suite with
 //! `scripts/fetch-test-data.sh`, or point `VIGIL_JSON_SCHEMA_SUITE` at a copy.
 //!
 //! Rules: every test whose group schema compiles must give the suite's answer; a group whose
@@ -106,8 +106,14 @@ fn run_file(
             let by_value = validator.validate_value(&t["data"]);
             let mut body = serde_json::to_vec(&t["data"]).unwrap();
             let by_bytes = validator.validate_bytes(&mut body, &Limits::default());
+            let mut owned = serde_json::to_vec(&t["data"]).unwrap();
+            let by_vec = validator.validate_vec(&mut owned, &Limits::default());
             let mut ok = true;
-            for (how, got) in [("value", &by_value), ("bytes", &by_bytes)] {
+            for (how, got) in [
+                ("value", &by_value),
+                ("bytes", &by_bytes),
+                ("owned bytes", &by_vec),
+            ] {
                 if got.is_ok() != want {
                     ok = false;
                     let detail = got.as_ref().err().map(|r| r.violations[0].to_string());
