@@ -221,4 +221,21 @@ mod tests {
         assert_eq!(doc["x-vigil-shadow-other-methods"][0]["method"], "OTHER");
         assert_eq!(doc["openapi"], "3.1.0");
     }
+
+    #[test]
+    fn the_exported_yaml_loads_as_a_description() {
+        let s = Shadow {
+            entries: vec![
+                entry("GET", "/v2/orders/{id}/lines/{id}", vec![200, 404]),
+                entry("POST", "/v2/orders", vec![]),
+            ],
+        };
+        let yaml = serde_yaml_ng::to_string(&openapi_fragment(&s, 0)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("shadow.yaml");
+        std::fs::write(&file, &yaml).unwrap();
+        let report = vigil_policy::check(&file, &vigil_policy::PolicyOptions::default());
+        assert!(report.ok, "{yaml}\n{report:#?}");
+        assert_eq!(report.operations, 2, "{report:#?}");
+    }
 }
