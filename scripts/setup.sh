@@ -11,6 +11,7 @@ PACKAGES=(
   nginx-light nghttp2-client                 # the TLS peer and load generator of perf/tls
   redis-server                               # fleet state in tests
   prometheus                                 # promtool: checks and unit tests of the alert rules
+  systemd logrotate                          # systemd-analyze checks the unit; the audit log's rotation
   python3 python3-pip                        # test data fetched from the Python registry
 )
 

@@ -197,6 +197,11 @@ impl Gateway {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// Opens the audit file again before the next batch (after logrotate moved it away).
+    pub fn reopen_audit(&self) {
+        self.shared.audit.reopen();
+    }
+
     /// What keeps the box from being ready (`/readyz`); empty when ready.
     pub fn not_ready(&self) -> Vec<String> {
         self.shared.not_ready()

@@ -5,6 +5,7 @@ mod autoban;
 mod fleet_sync;
 mod hw;
 mod metrics;
+pub mod notify;
 mod run;
 mod xdp;
 

@@ -5,7 +5,7 @@ use std::{path::PathBuf, sync::Arc, time::Duration};
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{error, info};
 
-use super::{Daemon, key_provider, lock, metrics::daemon_metrics};
+use super::{Daemon, key_provider, lock, metrics::daemon_metrics, notify};
 use crate::{
     control,
     fleet::{self, Fleet},
@@ -86,6 +86,23 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let socket = daemon.control_socket();
     let listener = control::serve(daemon.clone(), &socket).await?;
     info!(socket = %socket.display(), "control socket ready");
+    // Everything a start does is done: XDP attached, key loaded, policy compiled, listeners
+    // bound, control socket up.
+    notify::notify_or_warn(&format!(
+        "READY=1\nMAINPID={}\nSTATUS=serving",
+        std::process::id()
+    ));
+    // The watchdog is fed from a task of the runtime: a runtime that stops scheduling stops
+    // feeding it, and systemd restarts vigild (XDP keeps dropping meanwhile).
+    let watchdog = notify::watchdog_every().map(|every| {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                notify::notify_or_warn("WATCHDOG=1");
+            }
+        })
+    });
 
     let sweeper = {
         let d = daemon.clone();
@@ -102,16 +119,29 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
+    let mut usr1 = signal(SignalKind::user_defined1())?;
     loop {
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
             _ = hup.recv() => {
+                notify::notify_or_warn("RELOADING=1");
                 if let Err(e) = daemon.reload() { error!("{e}") }
+                notify::notify_or_warn("READY=1");
+            }
+            // SIGUSR1, as for nginx: reopen the audit file after logrotate moved it.
+            _ = usr1.recv() => {
+                if let Some(gw) = lock(&daemon.gateway).as_ref() {
+                    gw.reopen_audit();
+                }
             }
         }
     }
     info!("stopping; XDP pins stay in place so drops continue");
+    notify::notify_or_warn("STOPPING=1");
+    if let Some(w) = watchdog {
+        w.abort();
+    }
     sweeper.abort();
     listener.abort();
     let gw = lock(&daemon.gateway).take();

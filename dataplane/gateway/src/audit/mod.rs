@@ -162,6 +162,8 @@ pub struct Auditor {
     tx: SyncSender<writer::Msg>,
     metrics: Arc<Metrics>,
     stop: Arc<AtomicBool>,
+    /// Set to make the writer open the audit file again (after logrotate moved it).
+    reopen: Arc<AtomicBool>,
     done: std::sync::Mutex<Option<oneshot::Receiver<()>>>,
 }
 
@@ -178,14 +180,19 @@ impl Auditor {
         // per batch, and a stuck sink stalls only this thread.
         let (tx, rx) = std::sync::mpsc::sync_channel(cfg.queue_capacity);
         let stop = Arc::new(AtomicBool::new(false));
+        let reopen = Arc::new(AtomicBool::new(false));
         let (done_tx, done) = oneshot::channel();
         writer::spawn(
-            sink,
-            what.clone(),
-            cfg.queue_capacity,
+            writer::Setup {
+                sink,
+                cfg: cfg.clone(),
+                what: what.clone(),
+                capacity: cfg.queue_capacity,
+                metrics: metrics.clone(),
+                stop: stop.clone(),
+                reopen: reopen.clone(),
+            },
             rx,
-            metrics.clone(),
-            stop.clone(),
             done_tx,
         )
         .map_err(|source| GatewayError::AuditSink {
@@ -196,8 +203,16 @@ impl Auditor {
             tx,
             metrics,
             stop,
+            reopen,
             done: std::sync::Mutex::new(Some(done)),
         })
+    }
+
+    /// Makes the writer close the audit file and open `audit.path` again before its next
+    /// batch (after a rotation moved the file away); other sinks ignore it.
+    pub fn reopen(&self) {
+        self.reopen.store(true, Ordering::Release);
+        let _ = self.tx.try_send(None);
     }
 
     /// Queues a line; if the queue is full the line is dropped and counted, never waited for.

@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 
 use super::AuditLine;
 use super::sink::Sink;
+use crate::config::AuditConfig;
 use crate::metrics::Metrics;
 
 /// Lines written per wake-up.
@@ -23,21 +24,36 @@ pub const REPORT_EVERY: Duration = Duration::from_secs(10);
 /// What the queue carries: a line, or `None` to wake the thread (to stop).
 pub type Msg = Option<AuditLine>;
 
+/// What the writer thread starts with.
+pub struct Setup {
+    pub sink: Sink,
+    /// The audit settings, to open the sink again on `reopen`.
+    pub cfg: AuditConfig,
+    pub what: String,
+    pub capacity: usize,
+    pub metrics: Arc<Metrics>,
+    pub stop: Arc<AtomicBool>,
+    pub reopen: Arc<AtomicBool>,
+}
+
 /// Starts the thread; `done` fires once it has written what was queued at the stop.
-pub fn spawn(
-    sink: Sink,
-    what: String,
-    capacity: usize,
-    rx: Receiver<Msg>,
-    metrics: Arc<Metrics>,
-    stop: Arc<AtomicBool>,
-    done: oneshot::Sender<()>,
-) -> std::io::Result<()> {
+pub fn spawn(setup: Setup, rx: Receiver<Msg>, done: oneshot::Sender<()>) -> std::io::Result<()> {
+    let Setup {
+        sink,
+        cfg,
+        what,
+        capacity,
+        metrics,
+        stop,
+        reopen,
+    } = setup;
     std::thread::Builder::new()
         .name("vigil-audit".into())
         .spawn(move || {
             let mut w = Writer {
                 sink,
+                cfg,
+                reopen,
                 what,
                 capacity,
                 metrics,
@@ -54,6 +70,8 @@ pub fn spawn(
 
 struct Writer {
     sink: Sink,
+    cfg: AuditConfig,
+    reopen: Arc<AtomicBool>,
     /// The sink as the operator configured it, for log messages.
     what: String,
     /// The queue's size.
@@ -78,6 +96,9 @@ impl Writer {
             }
             gone |= fill(rx, &mut batch);
             self.write(&mut batch);
+            if self.reopen.swap(false, Ordering::AcqRel) {
+                self.reopen_sink();
+            }
             self.report(false);
             if gone || stop.load(Ordering::Acquire) {
                 break;
@@ -96,6 +117,27 @@ impl Writer {
             }
         }
         self.report(true);
+    }
+
+    /// Opens the audit file again (the old one was moved away by a rotation); lines before
+    /// this went to the old file, lines after go to the new one. On failure the old file is
+    /// kept, so nothing is lost.
+    fn reopen_sink(&mut self) {
+        if !matches!(self.sink, Sink::File { .. }) {
+            tracing::info!(sink = %self.what, "audit reopen: nothing to reopen for this sink");
+            return;
+        }
+        match Sink::open(&self.cfg) {
+            Ok(s) => {
+                self.sink = s;
+                tracing::info!(sink = %self.what, "audit log reopened");
+            }
+            Err(e) => tracing::warn!(
+                sink = %self.what,
+                error = %e,
+                "audit log not reopened; still writing to the file open before"
+            ),
+        }
     }
 
     fn write(&mut self, batch: &mut Vec<AuditLine>) {
