@@ -131,7 +131,19 @@ async fn probe_loop(pool: Weak<Pool>, member: Arc<Member>) {
             return;
         }
         let ok = probe(&member, &path).await;
-        member.healthy.store(ok, Ordering::Relaxed);
+        let was = member.healthy.swap(ok, Ordering::Relaxed);
+        // Transitions only: one line when an upstream goes down and one when it is back.
+        match (was, ok) {
+            (true, false) => tracing::warn!(
+                upstream = %member.cfg.name,
+                url = %member.cfg.url,
+                path = %path,
+                "upstream unhealthy: its health check failed; requests go to the healthy ones \
+                 (vigilctl status lists them)"
+            ),
+            (false, true) => tracing::info!(upstream = %member.cfg.name, "upstream healthy again"),
+            _ => {}
+        }
     }
 }
 
