@@ -239,3 +239,85 @@ fn a_start_refused_by_another_program_says_so_and_leaves_no_pins() {
     assert!(first.pin_dir().exists());
     expect(&first, &["status"], 0, &[]);
 }
+
+#[test]
+fn status_shows_policy_key_audit_and_an_upstream_that_is_down() {
+    use vigil_testkit::config::table;
+    let mut d = Vigild::new("clistatus").unwrap();
+    let tls = vigil_testkit::pki::self_signed(&["127.0.0.1"])
+        .unwrap()
+        .write_in(d.dir())
+        .unwrap();
+    let spec = d.path("openapi.yaml");
+    let spec_text = "openapi: 3.0.3\ninfo: {title: t, version: '1'}\npaths:\n  /a:\n    get:\n      \
+                     responses: {'200': {description: ok}}\n";
+    std::fs::write(&spec, spec_text).unwrap();
+    let audit = d.path("audit.log");
+    let port = vigil_testkit::ports::free_port().unwrap();
+    // Nothing listens on port 9: the probe fails and the only upstream is down.
+    let cfg = Config::gateway(format!("127.0.0.1:{port}"), &tls)
+        .push(
+            "upstream",
+            table([
+                ("name", "api".into()),
+                ("url", "http://127.0.0.1:9".into()),
+                ("health_path", "/health".into()),
+                ("health_interval", "100ms".into()),
+            ]),
+        )
+        .policy(&spec)
+        .audit_file(&audit)
+        .set("audit.headers", vec!["x-request-id"]);
+    d.configure(cfg).unwrap();
+    d.start().unwrap();
+
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let v = loop {
+        let v = d.ctl_json(&["status"]).unwrap();
+        if v["gateway"]["not_ready"]
+            .as_array()
+            .is_some_and(|n| !n.is_empty())
+        {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the down upstream never showed: {v:#}\n{}",
+            d.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let g = &v["gateway"];
+    assert_eq!(g["not_ready"][0], "no healthy upstream (api)", "{g:#}");
+    assert_eq!(g["policy"]["file"], spec.to_str().unwrap(), "{g:#}");
+    assert_eq!(g["policy"]["mode"], "enforce", "{g:#}");
+    let digest = ring::digest::digest(&ring::digest::SHA256, spec_text.as_bytes());
+    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(g["policy"]["sha256"], hex.as_str(), "{g:#}");
+    assert_eq!(g["key"]["mode"], "file", "{g:#}");
+    assert_eq!(g["key"]["source"], tls.cert.to_str().unwrap(), "{g:#}");
+    assert_eq!(g["audit"]["sink"], "file", "{g:#}");
+    assert_eq!(g["audit"]["destination"], audit.to_str().unwrap(), "{g:#}");
+
+    // The same in the text, and a down upstream does not make status fail.
+    let o = expect(&d, &["status"], 0, &[]);
+    let text = out(&o);
+    assert!(
+        text.contains(&format!(
+            "policy:        {} (enforce, sha256 {hex})",
+            spec.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "audit:         file {}, headers x-request-id",
+            audit.display()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("NOT READY:     no healthy upstream (api)"),
+        "{text}"
+    );
+}

@@ -1,6 +1,6 @@
 //! The gateway and host blocks of `status`.
 
-use vigil_control::reply::{GatewayStatus, HostFacts};
+use vigil_control::reply::{GatewayDetails, GatewayStatus, HostFacts, KeyMode};
 
 /// Listener addresses and upstreams; nothing when the reply has no `gateway` key (offline).
 pub fn gateway(g: Option<&Option<GatewayStatus>>) -> String {
@@ -23,6 +23,7 @@ pub fn gateway(g: Option<&Option<GatewayStatus>>) -> String {
             g.upstreams.join(", ")
         }
     ));
+    out.push_str(&details(&g.details));
     // One line per token key set: an operator sees a stale or failing identity provider here.
     for j in &g.jwks {
         let fetched = match j.seconds_since_fetch {
@@ -38,6 +39,61 @@ pub fn gateway(g: Option<&Option<GatewayStatus>>) -> String {
         }
     }
     out
+}
+
+/// Policy, key, audit and what keeps the gateway from being ready.
+fn details(d: &GatewayDetails) -> String {
+    let mut out = String::new();
+    match &d.policy {
+        None => out.push_str("policy:        none (requests that pass hardening are forwarded)\n"),
+        Some(p) => out.push_str(&format!(
+            "policy:        {} ({}, sha256 {})\n",
+            p.file.display(),
+            p.mode,
+            p.sha256.as_deref().unwrap_or("unreadable now")
+        )),
+    }
+    if let Some(k) = &d.key {
+        let mut line = format!(
+            "key:           {} from {}",
+            k.mode.map_or("unreadable", key_mode),
+            k.source.display()
+        );
+        if let Some(f) = &k.spki_sha256 {
+            line.push_str(&format!(", spki sha256 {f}"));
+        }
+        if let Some(s) = &k.subject {
+            line.push_str(&format!(", subject {s}"));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if let Some(a) = &d.audit {
+        let mut line = format!("audit:         {}", a.sink);
+        if let Some(to) = &a.destination {
+            line.push_str(&format!(" {to}"));
+        }
+        if !a.headers.is_empty() {
+            line.push_str(&format!(", headers {}", a.headers.join(", ")));
+        }
+        if !a.redact.is_empty() {
+            line.push_str(&format!(", also redacted {}", a.redact.join(", ")));
+        }
+        out.push_str(&line);
+        out.push('\n');
+    }
+    for n in &d.not_ready {
+        out.push_str(&format!("NOT READY:     {n}\n"));
+    }
+    out
+}
+
+fn key_mode(m: KeyMode) -> &'static str {
+    match m {
+        KeyMode::File => "file",
+        KeyMode::TpmSealed => "tpm-sealed",
+        KeyMode::TpmResident => "tpm-resident",
+    }
 }
 
 fn yes(b: bool) -> &'static str {
@@ -152,6 +208,51 @@ mod tests {
         assert!(out.contains("LAST ERROR: timed out"), "{out}");
         assert!(gw(&json!({ "gateway": null })).contains("not running"));
         assert_eq!(gateway(None), "");
+    }
+
+    #[test]
+    fn gateway_block_shows_policy_key_audit_and_readiness() {
+        let v = json!({ "gateway": {
+            "https": "0.0.0.0:8443", "http": null, "metrics": "127.0.0.1:9100",
+            "upstreams": ["api"],
+            "policy": { "file": "/etc/vigil/openapi.yaml", "mode": "log-only",
+                        "sha256": "ab12" },
+            "key": { "mode": "tpm-sealed", "source": "/var/lib/vigil/keys",
+                     "spki_sha256": "cd34", "subject": "api.example.com" },
+            "audit": { "sink": "syslog", "destination": "tcp://192.0.2.9:514",
+                       "headers": ["x-request-id"], "redact": ["x-api-key"] },
+            "not_ready": ["no healthy upstream (api)"]
+        }});
+        let out = gw(&v);
+        assert!(
+            out.contains("policy:        /etc/vigil/openapi.yaml (log-only, sha256 ab12)\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "key:           tpm-sealed from /var/lib/vigil/keys, spki sha256 cd34, subject \
+                 api.example.com\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(
+                "audit:         syslog tcp://192.0.2.9:514, headers x-request-id, also redacted \
+                 x-api-key\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("NOT READY:     no healthy upstream (api)\n"),
+            "{out}"
+        );
+        // A daemon that sends none of it: no policy, nothing else claimed.
+        let v = json!({ "gateway": {
+            "https": "0.0.0.0:8443", "http": null, "metrics": "127.0.0.1:9100", "upstreams": []
+        }});
+        let out = gw(&v);
+        assert!(out.contains("policy:        none"), "{out}");
+        assert!(!out.contains("key:") && !out.contains("NOT READY"), "{out}");
     }
 
     #[test]

@@ -18,8 +18,8 @@ pub use hw::{
     SensorReading, SensorScan, Thermal, ThermalThresholds,
 };
 pub use status::{
-    DaemonStatus, FleetStatus, GatewayStatus, JwksStatus, RateLimitStatus, SharedRateLimits,
-    Status, StoreBackend, XdpReport, XdpStatus,
+    AuditStatus, DaemonStatus, FleetStatus, GatewayDetails, GatewayStatus, JwksStatus, KeyStatus,
+    PolicyStatus, RateLimitStatus, SharedRateLimits, Status, StoreBackend, XdpReport, XdpStatus,
 };
 
 use crate::{Cidr, Ttl};

@@ -3,6 +3,8 @@
 
 mod convert;
 mod server;
+mod status;
 
 pub(crate) use convert::{hw_level, to_control};
 pub use server::serve;
+pub(crate) use status::gateway_details;

@@ -246,6 +246,7 @@ impl Daemon {
                 .map(|u| u.name.clone())
                 .collect(),
             jwks: to_control(gw.jwks_status()),
+            details: Default::default(),
         });
         let fleet = lock(&self.fleet).as_ref().map(Fleet::status);
         Status {
@@ -279,7 +280,16 @@ fn checked(path: &std::path::Path) -> Result<Checked, ConfigError> {
 impl Handler for Daemon {
     fn handle(&self, req: Request) -> Result<Reply, ControlError> {
         Ok(match req {
-            Request::Status => Reply::Status(Box::new(self.mark_detached(self.status()))),
+            Request::Status => {
+                let mut status = self.mark_detached(self.status());
+                let keys = lock(&self.config).keys.as_ref().map(|k| k.dir.clone());
+                if let (Some(Some(g)), Some(gw)) =
+                    (status.gateway.as_mut(), lock(&self.gateway).as_ref())
+                {
+                    g.details = crate::control::gateway_details(gw, keys.as_deref());
+                }
+                Reply::Status(Box::new(status))
+            }
             // Logged as a refused SIGHUP is: the operator may be reading the log, not vigilctl.
             Request::Reload => Reply::Reloaded(self.reload().inspect_err(|e| error!("{e}"))?),
             Request::ConfigShow => {

@@ -104,6 +104,62 @@ pub struct GatewayStatus {
     /// Where token keys come from, how many, the last fetch and its error.
     #[serde(default)]
     pub jwks: Vec<JwksStatus>,
+    /// Policy, key, audit and readiness.
+    #[serde(flatten)]
+    pub details: GatewayDetails,
+}
+
+/// What the gateway enforces with, where it logs, and what keeps it from being ready.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayDetails {
+    /// `null` without `[policy]`.
+    #[serde(default)]
+    pub policy: Option<PolicyStatus>,
+    #[serde(default)]
+    pub key: Option<KeyStatus>,
+    #[serde(default)]
+    pub audit: Option<AuditStatus>,
+    /// What `/readyz` reports missing (`no healthy upstream (api)`); empty when ready.
+    #[serde(default)]
+    pub not_ready: Vec<String>,
+}
+
+/// `[policy]` as configured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PolicyStatus {
+    /// The OpenAPI description.
+    pub file: PathBuf,
+    /// `enforce` or `log-only`.
+    pub mode: String,
+    /// SHA-256 of the description file as it is on disk now (lowercase hex); `null` when it
+    /// cannot be read. Compare it with the file you meant to deploy.
+    pub sha256: Option<String>,
+}
+
+/// The TLS key the gateway serves from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyStatus {
+    /// `null` when the key directory cannot be read now.
+    pub mode: Option<super::KeyMode>,
+    /// The `[keys]` directory, or `tls.cert` for file keys.
+    pub source: PathBuf,
+    /// SHA-256 of the public key (SubjectPublicKeyInfo) recorded in the key directory.
+    pub spki_sha256: Option<String>,
+    /// The certificate subject given at `keys init`.
+    pub subject: Option<String>,
+}
+
+/// `[audit]` as configured.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditStatus {
+    /// `stdout`, `file` or `syslog`.
+    pub sink: String,
+    /// The file, or `udp://host:port` / `tcp://host:port` of the collector; `null` for stdout.
+    pub destination: Option<String>,
+    /// Request headers recorded in each line.
+    pub headers: Vec<String>,
+    /// Names redacted on top of Authorization, Cookie and Set-Cookie.
+    pub redact: Vec<String>,
 }
 
 /// One JWKS the gateway verifies tokens with.
