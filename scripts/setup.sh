@@ -12,6 +12,7 @@ PACKAGES=(
   redis-server                               # fleet state in tests
   prometheus                                 # promtool: checks and unit tests of the alert rules
   systemd logrotate                          # systemd-analyze checks the unit; the audit log's rotation
+  dpkg-dev                                   # dpkg-shlibdeps: the .deb's library dependencies
   python3 python3-pip                        # test data fetched from the Python registry
 )
 
