@@ -18,7 +18,6 @@ struct Scratch {
     buffers: Buffers,
     depth: usize,
     tape: Tape<'static>,
-    work: prepass::Work,
 }
 
 impl Scratch {
@@ -27,7 +26,6 @@ impl Scratch {
             buffers: Buffers::with_max_depth(len, depth),
             depth,
             tape: Tape(Vec::new()),
-            work: prepass::Work::default(),
         }
     }
 }
@@ -62,7 +60,7 @@ fn parse_with<R>(
         ),
     };
     let result = match parsed {
-        Ok(()) => Ok(prepass::check(&tape.0, len, limits, &mut s.work).and_then(|()| f(&tape.0))),
+        Ok(()) => Ok(prepass::check(&tape.0, len, limits).and_then(|()| f(&tape.0))),
         Err(e) => Err(parse_failure(e.error(), e.index())),
     };
     s.tape = tape.reset();

@@ -19,21 +19,9 @@ const SCAN_KEYS: usize = 16;
 /// (tape index of the offending value, reason, what was refused).
 type Found = (usize, Reason, &'static str);
 
-/// Reusable work list, so a request allocates nothing here in steady state.
-#[derive(Debug, Default)]
-pub(crate) struct Work {
-    /// (prefix, tape index) of the keys of the small object being scanned.
-    keys: Vec<(u64, usize)>,
-}
-
 /// Checks the tape of a body of `body_len` bytes.
-pub(crate) fn check(
-    tape: &[Node<'_>],
-    body_len: usize,
-    limits: &Limits,
-    work: &mut Work,
-) -> Result<(), Rejection> {
-    let r = scan(tape, body_len, limits, work);
+pub(crate) fn check(tape: &[Node<'_>], body_len: usize, limits: &Limits) -> Result<(), Rejection> {
+    let r = scan(tape, body_len, limits);
     r.map_err(|(at, reason, what)| Rejection::single(reason, path_to(tape, at), what))
 }
 
@@ -48,7 +36,7 @@ fn next(tape: &[Node<'_>], j: usize) -> usize {
     j + tape.get(j).map_or(1, span)
 }
 
-fn scan(tape: &[Node<'_>], body_len: usize, limits: &Limits, w: &mut Work) -> Result<(), Found> {
+fn scan(tape: &[Node<'_>], body_len: usize, limits: &Limits) -> Result<(), Found> {
     // A string cannot be longer than the body it came in (unescaping only shrinks it).
     let strings = body_len > limits.max_string_bytes;
     for (i, node) in tape.iter().enumerate() {
@@ -62,39 +50,49 @@ fn scan(tape: &[Node<'_>], body_len: usize, limits: &Limits, w: &mut Work) -> Re
             Node::Object { len, .. } if *len > limits.max_object_members => {
                 return Err((i, Reason::TooLarge, "object"));
             }
-            Node::Object { len, .. } if *len > 1 => unique_keys(tape, i, *len, &mut w.keys)?,
+            Node::Object { len, .. } if *len > SCAN_KEYS => unique_keys_hashed(tape, i, *len)?,
+            Node::Object { len, .. } if *len > 1 => unique_keys(tape, i, *len)?,
             _ => {}
         }
     }
     Ok(())
 }
 
-/// Refuses an object (at tape index `at`, `len` members) that repeats a key.
-fn unique_keys(
-    tape: &[Node<'_>],
-    at: usize,
-    len: usize,
-    keys: &mut Vec<(u64, usize)>,
-) -> Result<(), Found> {
-    keys.clear();
-    let mut set: Option<HashSet<&str>> = (len > SCAN_KEYS).then(|| HashSet::with_capacity(len));
+/// Refuses a small object (at tape index `at`, `len <= SCAN_KEYS` members) that repeats a key:
+/// each key's first eight bytes and length are compared with those before it, in a stack array.
+fn unique_keys(tape: &[Node<'_>], at: usize, len: usize) -> Result<(), Found> {
+    let mut seen = [(0u64, 0usize, 0usize); SCAN_KEYS];
+    let mut j = at + 1;
+    for n in 0..len.min(SCAN_KEYS) {
+        let Some(Node::String(k)) = tape.get(j) else {
+            return Err((j, Reason::MalformedJson, "json"));
+        };
+        let (p, l) = (prefix(k), k.len());
+        let before = seen.get(..n).unwrap_or(&[]);
+        if before
+            .iter()
+            .any(|(sp, sl, si)| *sp == p && *sl == l && (l <= 8 || key_at(tape, *si) == *k))
+        {
+            return Err((j + 1, Reason::DuplicateKey, "key"));
+        }
+        if let Some(slot) = seen.get_mut(n) {
+            *slot = (p, l, j);
+        }
+        j = next(tape, j + 1);
+    }
+    Ok(())
+}
+
+/// [`unique_keys`] for larger objects, through a keyed hash set (linear, and a client cannot
+/// force collisions).
+fn unique_keys_hashed(tape: &[Node<'_>], at: usize, len: usize) -> Result<(), Found> {
+    let mut set: HashSet<&str> = HashSet::with_capacity(len);
     let mut j = at + 1;
     for _ in 0..len {
         let Some(Node::String(k)) = tape.get(j) else {
             return Err((j, Reason::MalformedJson, "json"));
         };
-        let dup = match &mut set {
-            Some(set) => !set.insert(k),
-            None => {
-                let p = prefix(k);
-                let d = keys
-                    .iter()
-                    .any(|(kp, ki)| *kp == p && key_at(tape, *ki) == *k);
-                keys.push((p, j));
-                d
-            }
-        };
-        if dup {
+        if !set.insert(k) {
             return Err((j + 1, Reason::DuplicateKey, "key"));
         }
         j = next(tape, j + 1);
@@ -171,18 +169,35 @@ mod tests {
     }
 
     #[test]
+    fn duplicates_on_both_sides_of_the_small_object_limit() {
+        let reason = |body: &str| {
+            let mut b = body.as_bytes().to_vec();
+            let tape = simd_json::to_tape(&mut b).unwrap();
+            check(&tape.0, body.len(), &Limits::default()).map_err(|r| r.reason)
+        };
+        // Long keys that share their first eight bytes are told apart by the rest.
+        assert!(reason(r#"{"abcdefghij1": 1, "abcdefghij2": 2}"#).is_ok());
+        assert_eq!(
+            reason(r#"{"abcdefghijX": 1, "y": 2, "abcdefghijX": 3}"#),
+            Err(Reason::DuplicateKey)
+        );
+        for n in [SCAN_KEYS, SCAN_KEYS + 1] {
+            let keys: Vec<String> = (0..n).map(|i| format!("\"k{i}\": {i}")).collect();
+            assert!(reason(&format!("{{{}}}", keys.join(","))).is_ok(), "{n}");
+            let dup = format!("{{{}, \"k0\": 0}}", keys[1..].join(","));
+            assert!(reason(&dup).is_ok(), "{n}");
+            let dup = format!("{{{}, \"k1\": 0}}", keys[..n - 1].join(","));
+            assert_eq!(reason(&dup), Err(Reason::DuplicateKey), "{n}");
+        }
+    }
+
+    #[test]
     fn empty_containers_and_scalars_pass() {
         for body in ["[]", "{}", "1", "\"s\"", "[[], {}, [[]]]"] {
             let mut b = body.as_bytes().to_vec();
             let tape = simd_json::to_tape(&mut b).unwrap();
             assert!(
-                check(
-                    &tape.0,
-                    body.len(),
-                    &Limits::default(),
-                    &mut Work::default()
-                )
-                .is_ok(),
+                check(&tape.0, body.len(), &Limits::default()).is_ok(),
                 "{body}"
             );
         }
