@@ -238,6 +238,24 @@ fn a_start_refused_by_another_program_says_so_and_leaves_no_pins() {
     // The pins of the first are untouched and it still answers.
     assert!(first.pin_dir().exists());
     expect(&first, &["status"], 0, &[]);
+
+    // Loopback has no native XDP: the start fails after the maps were pinned, and removes
+    // them, so later commands do not find a stray interface under the pin root.
+    let mut lo = Vigild::with_xdp(&format!("{tag}lo"), "lo").unwrap();
+    lo.configure(Config::new().set("xdp.mode", "native"))
+        .unwrap();
+    let e = lo.start().unwrap_err().to_string();
+    assert!(
+        e.contains("native (driver) XDP is not available on lo"),
+        "{e}"
+    );
+    assert!(
+        !lo.pin_dir().exists(),
+        "{} left behind",
+        lo.pin_dir().display()
+    );
+    let (code, o) = status_of(&lo, &["status"]);
+    assert_eq!(code, 3, "{}{}", out(&o), err(&o));
 }
 
 #[test]
@@ -320,4 +338,51 @@ fn status_shows_policy_key_audit_and_an_upstream_that_is_down() {
         text.contains("NOT READY:     no healthy upstream (api)"),
         "{text}"
     );
+
+    // Shadow traffic: listed with times and ages, exported as a fragment that loads.
+    for (method, path) in [("GET", "/v2/orders/17"), ("DELETE", "/v2/orders/18")] {
+        let code = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "3",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+            ])
+            .args(["-X", method, "--cacert"])
+            .arg(&tls.cert)
+            .arg(format!("https://127.0.0.1:{port}{path}"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&code.stdout),
+            "404",
+            "{method} {path}"
+        );
+    }
+    let text = d.ctl(&["shadow", "list"]).unwrap();
+    assert!(text.contains("FIRST SEEN (UTC)"), "{text}");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("GET") && l.contains("/v2/orders/{id}"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains("Z  "), "no UTC time: {line}");
+    assert!(
+        line.contains(" ago") || line.contains(" now "),
+        "no age: {line}"
+    );
+    let fragment = d.path("shadow.yaml");
+    let said = d
+        .ctl(&["shadow", "export", "--out", fragment.to_str().unwrap()])
+        .unwrap();
+    assert!(said.contains("wrote 2 operations"), "{said}");
+    let yaml = std::fs::read_to_string(&fragment).unwrap();
+    assert!(yaml.contains("/v2/orders/{id}:"), "{yaml}");
+    let v = d
+        .ctl_json(&["policy", "check", fragment.to_str().unwrap()])
+        .unwrap();
+    assert_eq!(v["ok"], true, "{v:#}\n{yaml}");
+    assert_eq!(v["operations"], 2, "{v:#}");
 }
