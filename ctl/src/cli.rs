@@ -191,13 +191,14 @@ pub struct AddArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum XdpCmd {
-    /// Detach the program and remove its pinned maps: drops stop and operator rules are lost.
+    /// Detach the program and remove its pinned maps: drops stop until `xdp attach`.
     Detach {
         /// Confirm detaching from a running vigild.
         #[arg(long)]
         yes: bool,
     },
-    /// Attach the program of vigild's [xdp] section again after a detach (config rules return).
+    /// Attach the program of vigild's [xdp] section again after a detach; the rules the detach
+    /// removed come back.
     Attach,
 }
 

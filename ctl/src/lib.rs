@@ -76,7 +76,7 @@ fn detach_guard(cli: &Cli) -> anyhow::Result<()> {
     let what = match &s.xdp {
         Some(XdpReport::Attached(x)) => format!(
             "detaching stops every XDP drop on {} and removes its {} block and {} allow rules \
-             (rules from the config return on `vigilctl xdp attach`)",
+             (`vigilctl xdp attach` puts back all but those learned from the fleet)",
             x.interface, x.block_rules, x.allow_rules
         ),
         _ => "detaching stops every XDP drop".to_owned(),
@@ -179,9 +179,12 @@ pub fn run(cli: &Cli) -> anyhow::Result<Output> {
             )
         }
         Reply::XdpAttached(a) => format!(
-            "attached XDP to {} ({}); the config's rules are back\n",
+            "attached XDP to {} ({}); the config's rules are back and {} rule{} the detach \
+             removed\n",
             a.attached,
-            render::mode_name(a.mode)
+            render::mode_name(a.mode),
+            a.restored,
+            if a.restored == 1 { "" } else { "s" }
         ),
         Reply::KeysRotated(k) => render::keys::rotated(k),
         Reply::Shadow(s) => shadow::render_list(s, shadow::now_unix()),

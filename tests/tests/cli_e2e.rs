@@ -129,6 +129,8 @@ fn exit_statuses_guards_and_attach_after_detach() {
     d.ctl(&["block", "del", "0.0.0.0/0"]).unwrap();
 
     // Detaching from a running vigild wants --yes, and says what it would stop.
+    d.ctl(&["block", "add", &client, "--ttl", "10m", "--reason", "kept"])
+        .unwrap();
     let o = expect(
         &d,
         &["xdp", "detach"],
@@ -162,14 +164,33 @@ fn exit_statuses_guards_and_attach_after_detach() {
         text.contains(&format!("attached XDP to {} (native)", ns.host_if)),
         "{text}"
     );
+    assert!(text.contains("and 2 rules the detach removed"), "{text}");
     assert!(d.pin_dir().exists());
     expect(&d, &["status"], 0, &[]);
     let rules = d.ctl_json(&["block", "list"]).unwrap();
-    assert_eq!(rules["rules"][0]["cidr"], "198.18.140.250/32", "{rules:#}");
+    let mut cidrs: Vec<&str> = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["cidr"].as_str().unwrap())
+        .collect();
+    cidrs.sort_unstable();
+    let kept_cidr = format!("{client}/32");
+    let mut want = vec!["198.18.140.99/32", &kept_cidr, "198.18.140.250/32"];
+    want.sort_unstable();
+    assert_eq!(cidrs, want, "{rules:#}");
+    let kept = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["cidr"] == format!("{client}/32"))
+        .unwrap();
+    assert_eq!(kept["reason"], "kept", "{rules:#}");
+    let left = kept["expires_in_secs"].as_u64().unwrap();
+    assert!((590..=600).contains(&left), "ttl not carried over: {left}");
+    assert!(!ns.ping_from(&client, 2), "restored block not enforced");
     let v = d.ctl_json(&["xdp", "attach"]).unwrap();
     assert_eq!(v["already"], true, "{v:#}");
-    d.ctl(&["block", "add", &client]).unwrap();
-    assert!(!ns.ping_from(&client, 2), "block not enforced after attach");
 }
 
 #[test]

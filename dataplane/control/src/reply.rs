@@ -204,6 +204,9 @@ pub struct XdpAttached {
     pub mode: vigil_xdp::AttachedMode,
     /// The program was attached already; nothing changed.
     pub already: bool,
+    /// Rules the detach removed that were put back (operator and auto-ban rules).
+    #[serde(default)]
+    pub restored: usize,
 }
 
 /// `keys_rotate`.

@@ -1,6 +1,9 @@
 //! The XDP side of the daemon: attaching, config rules, the expiry sweep, detaching.
 
-use std::time::Duration;
+use std::{
+    sync::Mutex,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
 
 use tracing::{info, warn};
 use vigil_control::{
@@ -8,10 +11,19 @@ use vigil_control::{
     ops::OpError,
     reply::{Detached, Status, XdpReport},
 };
-use vigil_xdp::{AttachOptions, Attachment, List, abi::RULE_F_CONFIG};
+use vigil_xdp::{
+    AttachOptions, Attachment, List, RuleEntry,
+    abi::{RULE_F_AUTO, RULE_F_CONFIG},
+};
 
 use super::{Daemon, lock};
 use crate::config::XdpSection;
+
+/// The operator's and auto-ban rules of a program detached by `xdp detach`, kept until
+/// `xdp attach` puts them back, so an attach undoes a detach. Config rules come back from the
+/// config; rules learned from the fleet are left to the fleet (they may have been deleted
+/// meanwhile). One daemon per process, so one slot.
+static DETACHED_RULES: Mutex<Vec<(List, RuleEntry)>> = Mutex::new(Vec::new());
 
 impl Daemon {
     /// Replaces the rules that came from the config file with the current file's lists.
@@ -65,6 +77,19 @@ impl Daemon {
             .map(|x| x.pin_root.clone())
             .unwrap_or_default();
         let iface = att.iface.clone();
+        let mut kept = Vec::new();
+        for list in [List::Block, List::Allow] {
+            match att.maps.list(list) {
+                Ok(rules) => kept.extend(
+                    rules
+                        .into_iter()
+                        .filter(|r| !r.from_config && r.fleet_box.is_none())
+                        .map(|r| (list, r)),
+                ),
+                Err(e) => warn!(error = %e, "reading the rules to keep across a detach failed"),
+            }
+        }
+        *lock(&DETACHED_RULES) = kept;
         drop(att);
         vigil_xdp::detach(&root, &iface)
             .map_err(|e| ControlError::new(ErrorCode::Failed, e.to_string()))?;
@@ -73,7 +98,7 @@ impl Daemon {
     }
 
     /// Attaches the program of `[xdp]` again after `xdp detach`: the config's rules are
-    /// applied again; rules added by operators went with the detached maps.
+    /// applied again and the rules the detach removed (not yet expired) are put back.
     pub(super) fn reattach(&self) -> Result<XdpAttached, ControlError> {
         let Some(section) = lock(&self.config).xdp.clone() else {
             return Err(ControlError::new(
@@ -89,6 +114,7 @@ impl Daemon {
                     attached: att.iface.clone(),
                     mode: att.mode,
                     already: true,
+                    restored: 0,
                 });
             }
             let att = attach(&section)
@@ -101,15 +127,17 @@ impl Daemon {
                 format!("attached, but applying the config's rules failed: {e}"),
             )
         })?;
-        let xdp = lock(&self.xdp);
-        let att = xdp.as_ref().ok_or_else(|| {
+        let mut xdp = lock(&self.xdp);
+        let att = xdp.as_mut().ok_or_else(|| {
             ControlError::new(ErrorCode::Failed, "detached again while attaching")
         })?;
-        warn!(iface = %att.iface, "XDP program attached again on operator request");
+        let restored = restore(&mut att.maps);
+        warn!(iface = %att.iface, restored, "XDP program attached again on operator request");
         Ok(XdpAttached {
             attached: att.iface.clone(),
             mode: att.mode,
             already: false,
+            restored,
         })
     }
 
@@ -145,6 +173,28 @@ impl Daemon {
             .as_ref()
             .map_or(Duration::from_secs(1), |x| x.sweep_interval())
     }
+}
+
+/// Puts back the rules [`DETACHED_RULES`] kept, with the time they had left; returns how many.
+fn restore(maps: &mut vigil_xdp::VigilMaps) -> usize {
+    let kept = std::mem::take(&mut *lock(&DETACHED_RULES));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let mut restored = 0;
+    for (list, r) in kept {
+        let ttl = match r.expires_unix {
+            None => None,
+            Some(t) if t <= now => continue, // expired while detached
+            Some(t) => Some(Duration::from_secs(t - now)),
+        };
+        let flags = if r.auto { RULE_F_AUTO } else { 0 };
+        match maps.insert(list, r.cidr, ttl, &r.reason, flags) {
+            Ok(()) => restored += 1,
+            Err(e) => warn!(cidr = %r.cidr, error = %e, "restoring a rule after attach failed"),
+        }
+    }
+    restored
 }
 
 pub(super) fn mode_abi(mode: vigil_xdp::AttachedMode) -> u32 {
