@@ -11,11 +11,11 @@ pub fn run(cmd: &ConfigCmd, cli: &Cli) -> anyhow::Result<String> {
     let ConfigCmd::Show = cmd;
     let req = Request::ConfigShow;
     let Some(reply) = crate::client::ask_daemon(&cli.socket, &req, cli.timeout)? else {
-        bail!(
+        return Err(crate::exit::unreachable(format!(
             "vigild is not running (nothing listens on {}): `config show` asks it what it \
              applies; check a file without it with vigild --config FILE --check",
             cli.socket.display()
-        );
+        )));
     };
     let Reply::Config(shown) = reply else {
         bail!(

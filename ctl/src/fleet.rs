@@ -5,20 +5,21 @@ use anyhow::anyhow;
 use vigil_control::fleet_key::{SigningKey, check_box_id};
 
 use crate::cli::FleetCmd;
+use crate::exit::usage;
 
 pub fn run(cmd: &FleetCmd, json: bool) -> anyhow::Result<String> {
     let (box_id, key, path, created) = match cmd {
         FleetCmd::Keygen { box_id, out, force } => {
-            check_box_id(box_id).map_err(|e| anyhow!("--box: {e}"))?;
+            check_box_id(box_id).map_err(|e| usage(format!("--box: {e}")))?;
             let key = SigningKey::create(out, *force).map_err(|e| match e {
                 vigil_control::fleet_key::FleetKeyError::Write { ref error, .. }
                     if error.kind() == std::io::ErrorKind::AlreadyExists =>
                 {
-                    anyhow!(
+                    usage(format!(
                         "{} exists; pass --force to replace it (every box must then list the \
                          new public key)",
                         out.display()
-                    )
+                    ))
                 }
                 other => anyhow!(other),
             })?;
@@ -26,7 +27,7 @@ pub fn run(cmd: &FleetCmd, json: bool) -> anyhow::Result<String> {
         }
         FleetCmd::Pubkey { key, box_id } => {
             if let Some(b) = box_id {
-                check_box_id(b).map_err(|e| anyhow!("--box: {e}"))?;
+                check_box_id(b).map_err(|e| usage(format!("--box: {e}")))?;
             }
             (box_id.clone(), SigningKey::load(key)?, key, false)
         }

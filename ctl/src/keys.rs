@@ -92,7 +92,9 @@ fn host_name() -> anyhow::Result<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let name = name.trim();
     if name.is_empty() || name == "(none)" {
-        bail!("cannot tell this host's name; give the certificate's DNS name with --subject");
+        return Err(crate::exit::usage(
+            "cannot tell this host's name; give the certificate's DNS name with --subject",
+        ));
     }
     Ok(name.to_owned())
 }

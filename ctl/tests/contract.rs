@@ -51,6 +51,17 @@ fn usage_errors_exit_2_naming_the_argument() {
             &["completion", "tcsh"],
             "[possible values: bash, zsh, fish]",
         ),
+        (
+            &[
+                "fleet",
+                "keygen",
+                "--box",
+                "bad name",
+                "--out",
+                "/nonexistent/k.pem",
+            ],
+            "--box: ",
+        ),
     ] {
         let o = nowhere(tmp.path(), args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
@@ -95,6 +106,7 @@ fn nothing_to_reach_exits_3() {
         &["reload"],
         &["shadow", "list"],
         &["xdp", "attach"],
+        &["config", "show"],
     ] {
         let o = nowhere(tmp.path(), args);
         assert_eq!(o.status.code(), Some(3), "{args:?}: {}", stderr(&o));
