@@ -51,19 +51,25 @@ fn scan(tape: &[Node<'_>], body_len: usize, limits: &Limits) -> Result<(), Found
                 return Err((i, Reason::TooLarge, "object"));
             }
             Node::Object { len, .. } if *len > SCAN_KEYS => unique_keys_hashed(tape, i, *len)?,
-            Node::Object { len, .. } if *len > 1 => unique_keys(tape, i, *len)?,
+            Node::Object { len, .. } if *len > SCAN_KEYS / 2 => {
+                unique_keys::<SCAN_KEYS>(tape, i, *len)?;
+            }
+            Node::Object { len, .. } if *len > 1 => {
+                unique_keys::<{ SCAN_KEYS / 2 }>(tape, i, *len)?
+            }
             _ => {}
         }
     }
     Ok(())
 }
 
-/// Refuses a small object (at tape index `at`, `len <= SCAN_KEYS` members) that repeats a key:
-/// each key's first eight bytes and length are compared with those before it, in a stack array.
-fn unique_keys(tape: &[Node<'_>], at: usize, len: usize) -> Result<(), Found> {
-    let mut seen = [(0u64, 0usize, 0usize); SCAN_KEYS];
+/// Refuses a small object (at tape index `at`, `len <= N` members) that repeats a key: each
+/// key's first eight bytes and length are compared with those before it, in a stack array
+/// (sized for the object, since it is cleared for every object).
+fn unique_keys<const N: usize>(tape: &[Node<'_>], at: usize, len: usize) -> Result<(), Found> {
+    let mut seen = [(0u64, 0usize, 0usize); N];
     let mut j = at + 1;
-    for n in 0..len.min(SCAN_KEYS) {
+    for n in 0..len.min(N) {
         let Some(Node::String(k)) = tape.get(j) else {
             return Err((j, Reason::MalformedJson, "json"));
         };
