@@ -164,11 +164,14 @@ fn run_draft(draft: &str, dialect: Dialect) -> Tally {
         }
     }
     let skipped: usize = tally.skipped.values().sum();
-    let kws: Vec<String> = tally
+    let mut kws: Vec<String> = tally
         .skipped
         .iter()
         .map(|(k, n)| format!("{k} x{n}"))
         .collect();
+    if kws.is_empty() {
+        kws.push("none".to_string());
+    }
     println!(
         "conformance {draft}: {} passed, {skipped} skipped (unsupported: {}), {} failed",
         tally.passed,
