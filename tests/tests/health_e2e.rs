@@ -46,6 +46,14 @@ fn readyz_follows_xdp_and_metrics_keep_xdp_families_when_detached() {
         get(&format!("http://{m}/healthz")),
         (200, "ok\n".to_owned())
     );
+    let st = d.ctl_json(&["status"]).unwrap();
+    let not_after = st["gateway"]["key"]["cert_not_after_unix"].as_i64();
+    assert!(not_after.is_some_and(|t| t > 1_700_000_000), "{st}");
+    assert_eq!(
+        st["gateway"]["unhealthy_upstreams"],
+        serde_json::json!([]),
+        "{st}"
+    );
     let (code, body) = get(&format!("http://{m}/readyz"));
     assert_eq!(
         (code, body.trim()),
@@ -92,7 +100,7 @@ fn readyz_follows_xdp_and_metrics_keep_xdp_families_when_detached() {
     assert!(metrics.contains("process_open_fds "), "{metrics}");
 
     // Detached: not ready, naming XDP; the families stay, at zero.
-    d.ctl(&["xdp", "detach"]).unwrap();
+    d.ctl(&["xdp", "detach", "--yes"]).unwrap();
     let (code, body) = get(&format!("http://{m}/readyz"));
     assert_eq!(code, 503, "{body}");
     let v: serde_json::Value = serde_json::from_str(&body).unwrap();

@@ -65,6 +65,19 @@ fn details(d: &GatewayDetails) -> String {
         if let Some(s) = &k.subject {
             line.push_str(&format!(", subject {s}"));
         }
+        if let Some(t) = k.cert_not_after_unix {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs() as i64);
+            let days = (t - now).div_euclid(86_400);
+            if days < 0 {
+                line.push_str(", certificate EXPIRED");
+            } else if days < 14 {
+                line.push_str(&format!(", certificate EXPIRES in {days} days"));
+            } else {
+                line.push_str(&format!(", certificate valid {days} more days"));
+            }
+        }
         out.push_str(&line);
         out.push('\n');
     }
@@ -81,6 +94,12 @@ fn details(d: &GatewayDetails) -> String {
         }
         out.push_str(&line);
         out.push('\n');
+    }
+    if !d.unhealthy_upstreams.is_empty() {
+        out.push_str(&format!(
+            "UNHEALTHY:     upstream {} (failing its health check)\n",
+            d.unhealthy_upstreams.join(", ")
+        ));
     }
     for n in &d.not_ready {
         out.push_str(&format!("NOT READY:     {n}\n"));
@@ -221,9 +240,31 @@ mod tests {
                      "spki_sha256": "cd34", "subject": "api.example.com" },
             "audit": { "sink": "syslog", "destination": "tcp://192.0.2.9:514",
                        "headers": ["x-request-id"], "redact": ["x-api-key"] },
-            "not_ready": ["no healthy upstream (api)"]
+            "not_ready": ["no healthy upstream (api)"],
+            "unhealthy_upstreams": ["api"]
         }});
         let out = gw(&v);
+        assert!(
+            out.contains("UNHEALTHY:     upstream api (failing its health check)\n"),
+            "{out}"
+        );
+        let mut soon = v.clone();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        soon["gateway"]["key"]["cert_not_after_unix"] = json!(now + 3 * 86_400 + 60);
+        assert!(
+            gw(&soon).contains("certificate EXPIRES in 3 days"),
+            "{}",
+            gw(&soon)
+        );
+        soon["gateway"]["key"]["cert_not_after_unix"] = json!(now + 90 * 86_400 + 60);
+        assert!(
+            gw(&soon).contains("certificate valid 90 more days"),
+            "{}",
+            gw(&soon)
+        );
         assert!(
             out.contains("policy:        /etc/vigil/openapi.yaml (log-only, sha256 ab12)\n"),
             "{out}"

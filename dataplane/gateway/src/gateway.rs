@@ -202,6 +202,16 @@ impl Gateway {
         self.shared.audit.reopen();
     }
 
+    /// Each upstream of the pool in force and whether it passes its health check.
+    pub fn upstream_health(&self) -> Vec<(String, bool)> {
+        self.shared.state.load().pool.health()
+    }
+
+    /// When the served certificate expires (notAfter, seconds since the epoch).
+    pub fn cert_not_after(&self) -> Option<i64> {
+        self.shared.resolver.not_after()
+    }
+
     /// What keeps the box from being ready (`/readyz`); empty when ready.
     pub fn not_ready(&self) -> Vec<String> {
         self.shared.not_ready()

@@ -17,9 +17,18 @@ pub(crate) fn gateway_details(gw: &Gateway, keys_dir: Option<&Path>) -> GatewayD
     let cfg = gw.config();
     GatewayDetails {
         policy: policy(&cfg),
-        key: Some(key(&cfg, keys_dir)),
+        key: Some(KeyStatus {
+            cert_not_after_unix: gw.cert_not_after(),
+            ..key(&cfg, keys_dir)
+        }),
         audit: Some(audit(&cfg)),
         not_ready: gw.not_ready(),
+        unhealthy_upstreams: gw
+            .upstream_health()
+            .into_iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(name, _)| name)
+            .collect(),
     }
 }
 
@@ -46,6 +55,7 @@ fn key(cfg: &GatewayConfig, keys_dir: Option<&Path>) -> KeyStatus {
             source: cfg.tls.cert.clone(),
             spki_sha256: None,
             subject: None,
+            cert_not_after_unix: None,
         };
     };
     let info = vigil_hw::keys::show(dir).ok();
@@ -54,6 +64,7 @@ fn key(cfg: &GatewayConfig, keys_dir: Option<&Path>) -> KeyStatus {
         source: dir.to_path_buf(),
         spki_sha256: info.as_ref().map(|i| i.spki_sha256.clone()),
         subject: info.and_then(|i| i.subject),
+        cert_not_after_unix: None,
     }
 }
 

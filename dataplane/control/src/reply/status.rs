@@ -122,6 +122,9 @@ pub struct GatewayDetails {
     /// What `/readyz` reports missing (`no healthy upstream (api)`); empty when ready.
     #[serde(default)]
     pub not_ready: Vec<String>,
+    /// Upstreams failing their health check now (requests go to the others).
+    #[serde(default)]
+    pub unhealthy_upstreams: Vec<String>,
 }
 
 /// `[policy]` as configured.
@@ -147,6 +150,9 @@ pub struct KeyStatus {
     pub spki_sha256: Option<String>,
     /// The certificate subject given at `keys init`.
     pub subject: Option<String>,
+    /// When the served certificate expires (seconds since the epoch).
+    #[serde(default)]
+    pub cert_not_after_unix: Option<i64>,
 }
 
 /// `[audit]` as configured.

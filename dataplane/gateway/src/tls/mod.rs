@@ -68,15 +68,19 @@ impl CertResolver {
         self.sign_stats.last_failed.store(false, Ordering::Relaxed);
     }
 
-    /// The served certificate's expiry, whether the key signs, and TPM signature times.
-    pub fn write_metrics(&self, e: &mut crate::metrics::Exposition<'_, '_>) -> std::fmt::Result {
+    /// When the served certificate expires (notAfter, seconds since the epoch).
+    pub fn not_after(&self) -> Option<i64> {
         let current = self.current.load();
-        let not_after = current.cert.first().and_then(|c| {
+        current.cert.first().and_then(|c| {
             x509_parser::parse_x509_certificate(c.as_ref())
                 .ok()
                 .map(|(_, x)| x.validity().not_after.timestamp())
-        });
-        if let Some(t) = not_after {
+        })
+    }
+
+    /// The served certificate's expiry, whether the key signs, and TPM signature times.
+    pub fn write_metrics(&self, e: &mut crate::metrics::Exposition<'_, '_>) -> std::fmt::Result {
+        if let Some(t) = self.not_after() {
             e.gauge(
                 "vigil_tls_certificate_expiry_timestamp_seconds",
                 "When the served certificate expires (notAfter), in seconds since the epoch.",
