@@ -121,7 +121,9 @@ impl SigningKey {
             what: what.to_owned(),
         };
         if text.contains("ENCRYPTED PRIVATE KEY") {
-            return Err(bad("the key is encrypted; vigild needs it unencrypted (mode 0600)"));
+            return Err(bad(
+                "the key is encrypted; vigild needs it unencrypted (mode 0600)",
+            ));
         }
         let start = text
             .find(PEM_BEGIN)
@@ -259,7 +261,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt as _;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         let e = SigningKey::load(&path).unwrap_err().to_string();
-        assert!(e.contains("BEGIN PRIVATE KEY") && e.contains("vigilctl fleet keygen"), "{e}");
+        assert!(
+            e.contains("BEGIN PRIVATE KEY") && e.contains("vigilctl fleet keygen"),
+            "{e}"
+        );
         std::fs::write(&path, "-----BEGIN ENCRYPTED PRIVATE KEY-----\n").unwrap();
         let e = SigningKey::load(&path).unwrap_err().to_string();
         assert!(e.contains("encrypted"), "{e}");

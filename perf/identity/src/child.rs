@@ -26,7 +26,9 @@ async fn attach_redis(gw: &Gateway, addr: &str) -> Result<()> {
     let store = RedisBuckets::start(link, "vigil-perf", STORE_TIMEOUT);
     gw.set_shared_buckets(Arc::new(store.clone()));
     let metrics = store.clone();
-    gw.add_metrics_source(Arc::new(move |out: &mut vigil_gateway::Exposition<'_, '_>| metrics.write_metrics(out)));
+    gw.add_metrics_source(Arc::new(
+        move |out: &mut vigil_gateway::Exposition<'_, '_>| metrics.write_metrics(out),
+    ));
     let t = Instant::now();
     while !store.is_up() {
         if t.elapsed() > Duration::from_secs(10) {
