@@ -72,3 +72,34 @@ fn json_lines_parse_and_name_their_level() {
     // Without the journal there is no prefix.
     assert!(!text.starts_with('<'), "{text}");
 }
+
+#[test]
+fn a_refused_start_is_an_error_in_the_journal() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("vigild.toml");
+    std::fs::write(&cfg, "[xdp]\nmdoe = \"native\"\n").unwrap();
+    let err = dir.path().join("stderr");
+    std::fs::write(&err, "").unwrap();
+    let meta = std::fs::metadata(&err).unwrap();
+    let bin = vigil_testkit::vigild::bin_dir().unwrap().join("vigild");
+    for args in [vec!["--check"], vec![]] {
+        let status = std::process::Command::new(&bin)
+            .arg("--config")
+            .arg(&cfg)
+            .args(&args)
+            .env("JOURNAL_STREAM", format!("{}:{}", meta.dev(), meta.ino()))
+            .stderr(std::fs::OpenOptions::new().append(true).open(&err).unwrap())
+            .status()
+            .unwrap();
+        assert!(!status.success());
+    }
+    let text = std::fs::read_to_string(&err).unwrap();
+    let refusals: Vec<&str> = text.lines().filter(|l| l.contains("mdoe")).collect();
+    assert_eq!(refusals.len(), 2, "{text}");
+    for l in refusals {
+        assert!(
+            l.starts_with("<3>vigild: "),
+            "not an error for journald: {l:?}"
+        );
+    }
+}

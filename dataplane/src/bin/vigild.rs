@@ -32,14 +32,14 @@ fn main() -> std::process::ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("vigild: cannot start the runtime: {e}");
+            fatal(&format!("vigild: cannot start the runtime: {e}"));
             return std::process::ExitCode::FAILURE;
         }
     };
     match rt.block_on(vigil_dataplane::daemon::run(args.config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("vigild: {e:#}");
+            fatal(&format!("vigild: {}", chain(&e)));
             std::process::ExitCode::FAILURE
         }
     }
@@ -50,14 +50,42 @@ fn check(config: &std::path::Path) -> std::process::ExitCode {
     match vigil_dataplane::config::check(config) {
         Ok(checked) => {
             for w in &checked.warnings {
-                eprintln!("vigild: warning: {w}");
+                report(4, &format!("vigild: warning: {w}"));
             }
             println!("vigild: config {} ok", config.display());
             std::process::ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("vigild: {e}");
+            fatal(&format!("vigild: {e}"));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Writes a line to stderr; under the journal it carries syslog priority `prio`, so a refused
+/// start shows as an error in `journalctl -p err` and on the console.
+fn report(prio: u8, line: &str) {
+    if vigil_dataplane::logging::stderr_is_journal() {
+        eprintln!("<{prio}>{line}");
+    } else {
+        eprintln!("{line}");
+    }
+}
+
+fn fatal(line: &str) {
+    report(3, line);
+}
+
+/// The error and its causes, each cause once: most errors here already quote their source in
+/// their own message, which `{:#}` would repeat.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let c = cause.to_string();
+        if !out.contains(&c) {
+            out.push_str(": ");
+            out.push_str(&c);
+        }
+    }
+    out
 }
