@@ -135,3 +135,32 @@ fn readyz_follows_xdp_and_metrics_keep_xdp_families_when_detached() {
     std::thread::sleep(Duration::from_millis(10));
     assert!(d.alive(), "{}", d.log());
 }
+
+#[test]
+fn a_start_that_fails_after_attaching_leaves_no_program_or_pins() {
+    let tag = unique(21);
+    let ns = Netns::new(&tag, 121, 1).unwrap();
+    let up = Upstream::start().unwrap();
+    // The HTTPS port is taken: the gateway cannot bind, after XDP was attached.
+    let taken = std::net::TcpListener::bind(format!("{}:0", ns.host_addr)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut d = Vigild::with_xdp(&tag, &ns.host_if).unwrap();
+    let cfg = d.gateway_config(&ns.host_addr, port, up.url()).unwrap();
+    d.configure(cfg).unwrap();
+    let err = d.start().unwrap_err().to_string();
+    assert!(err.contains("exited"), "{err}");
+    assert!(
+        !d.pin_dir().exists(),
+        "pins left behind at {}:\n{}",
+        d.pin_dir().display(),
+        d.log()
+    );
+    let link = Command::new("ip")
+        .args(["-d", "link", "show", "dev", &ns.host_if])
+        .output()
+        .unwrap();
+    let link = String::from_utf8_lossy(&link.stdout);
+    assert!(!link.contains("prog/xdp"), "XDP still attached:\n{link}");
+    assert!(d.log().contains("was detached again"), "{}", d.log());
+    drop(taken);
+}

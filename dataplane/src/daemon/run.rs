@@ -14,6 +14,19 @@ use crate::{
 /// Runs the daemon until SIGTERM or SIGINT.
 pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let daemon = Daemon::start(config_path)?;
+    let (socket, listener) = match bring_up(&daemon).await {
+        Ok(up) => up,
+        Err(e) => {
+            daemon.undo_fresh_attach();
+            return Err(e);
+        }
+    };
+    serve(daemon, socket, listener).await
+}
+
+/// Starts the gateway, the fleet and the control socket on a started daemon.
+async fn bring_up(daemon: &Arc<Daemon>) -> anyhow::Result<(PathBuf, tokio::task::JoinHandle<()>)> {
+    let daemon = daemon.clone();
     let cfg = lock(&daemon.config).clone();
     if let Some(gw_cfg) = cfg.gateway() {
         let keys = key_provider(&cfg)?;
@@ -86,6 +99,15 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let socket = daemon.control_socket();
     let listener = control::serve(daemon.clone(), &socket).await?;
     info!(socket = %socket.display(), "control socket ready");
+    Ok((socket, listener))
+}
+
+/// Serves until SIGTERM or SIGINT.
+async fn serve(
+    daemon: Arc<Daemon>,
+    socket: PathBuf,
+    listener: tokio::task::JoinHandle<()>,
+) -> anyhow::Result<()> {
     // Everything a start does is done: XDP attached, key loaded, policy compiled, listeners
     // bound, control socket up.
     notify::notify_or_warn(&format!(

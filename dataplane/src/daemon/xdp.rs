@@ -63,6 +63,28 @@ impl Daemon {
         Ok(f(&mut att.maps)?)
     }
 
+    /// A start that failed after attaching XDP: a program this start attached (not one it
+    /// adopted from an earlier run, whose drops must go on) is detached and its pins removed, so
+    /// nothing half-started stays behind.
+    pub(super) fn undo_fresh_attach(&self) {
+        let mut xdp = lock(&self.xdp);
+        if !xdp.as_ref().is_some_and(|a| !a.adopted) {
+            return;
+        }
+        let Some(att) = xdp.take() else { return };
+        let root = lock(&self.config)
+            .xdp
+            .as_ref()
+            .map(|x| x.pin_root.clone())
+            .unwrap_or_default();
+        let iface = att.iface.clone();
+        drop(att);
+        match vigil_xdp::detach(&root, &iface) {
+            Ok(_) => warn!(%iface, "start failed: the XDP program it attached was detached again"),
+            Err(e) => warn!(%iface, error = %e, "start failed, and detaching XDP failed too"),
+        }
+    }
+
     pub(super) fn detach(&self) -> Result<Detached, ControlError> {
         let mut xdp = lock(&self.xdp);
         let Some(att) = xdp.take() else {
