@@ -12,3 +12,20 @@ pub mod upstream;
 pub fn unique(slot: u8) -> String {
     format!("{}{}", std::process::id() % 10_000, slot)
 }
+
+/// Runs `cmd` to completion and returns its stdout; panics with its output when it fails.
+pub fn run_ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The workspace root (the e2e crate lives in `tests/`).
+pub fn workspace_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}

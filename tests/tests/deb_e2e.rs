@@ -5,31 +5,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::process::Command;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use vigil_e2e::{run_ok, workspace_root};
 
 #[test]
 fn the_package_declares_its_libraries_holds_its_files_and_runs() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let log = run(Command::new(root().join("images/deb.sh")).args([
+    let log = run_ok(Command::new(workspace_root().join("images/deb.sh")).args([
         "--profile",
         "debug",
         "--version",
@@ -42,7 +26,7 @@ fn the_package_declares_its_libraries_holds_its_files_and_runs() {
     assert!(log.contains("sha256:"), "{log}");
 
     let field = |f: &str| {
-        run(Command::new("dpkg-deb").arg("-f").arg(&deb).arg(f))
+        run_ok(Command::new("dpkg-deb").arg("-f").arg(&deb).arg(f))
             .trim()
             .to_owned()
     };
@@ -54,7 +38,7 @@ fn the_package_declares_its_libraries_holds_its_files_and_runs() {
         assert!(depends.contains(lib), "{lib} not declared: {depends}");
     }
 
-    let listing = run(Command::new("dpkg-deb").arg("-c").arg(&deb));
+    let listing = run_ok(Command::new("dpkg-deb").arg("-c").arg(&deb));
     for (path, mode) in [
         ("./usr/bin/vigild", "-rwxr-xr-x"),
         ("./usr/bin/vigilctl", "-rwxr-xr-x"),
@@ -84,31 +68,36 @@ fn the_package_declares_its_libraries_holds_its_files_and_runs() {
         );
     }
     let x = dir.path().join("x");
-    run(Command::new("dpkg-deb").arg("-R").arg(&deb).arg(&x));
+    run_ok(Command::new("dpkg-deb").arg("-R").arg(&deb).arg(&x));
     let conffiles = std::fs::read_to_string(x.join("DEBIAN/conffiles")).unwrap();
     assert_eq!(
         conffiles,
         "/etc/vigil/vigild.toml\n/etc/logrotate.d/vigild\n"
     );
     for script in ["postinst", "prerm", "postrm"] {
-        run(Command::new("sh")
-            .arg("-n")
-            .arg(x.join("DEBIAN").join(script)));
+        run_ok(
+            Command::new("sh")
+                .arg("-n")
+                .arg(x.join("DEBIAN").join(script)),
+        );
     }
     // The unit in the package is the one the service tests check.
     assert_eq!(
         std::fs::read(x.join("lib/systemd/system/vigild.service")).unwrap(),
-        std::fs::read(root().join("images/rootfs/etc/systemd/system/vigild.service")).unwrap()
+        std::fs::read(workspace_root().join("images/rootfs/etc/systemd/system/vigild.service"))
+            .unwrap()
     );
     // The packaged binaries run.
-    let v = run(Command::new(x.join("usr/bin/vigild")).arg("--version"));
+    let v = run_ok(Command::new(x.join("usr/bin/vigild")).arg("--version"));
     assert!(v.starts_with("vigild "), "{v}");
     let bash =
         std::fs::read_to_string(x.join("usr/share/bash-completion/completions/vigilctl")).unwrap();
     assert!(bash.contains("vigilctl"), "{bash}");
     // apt resolves the dependencies on this Debian (simulated: nothing is installed).
-    let sim = run(Command::new("apt-get")
-        .args(["install", "-s", "--no-install-recommends"])
-        .arg(&deb));
+    let sim = run_ok(
+        Command::new("apt-get")
+            .args(["install", "-s", "--no-install-recommends"])
+            .arg(&deb),
+    );
     assert!(sim.contains("Inst vigil "), "{sim}");
 }

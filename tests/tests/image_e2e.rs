@@ -8,17 +8,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use vigil_e2e::upstream::Upstream;
+use vigil_e2e::{run_ok, upstream::Upstream, workspace_root};
 use vigil_testkit::ports::free_port;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
 
 /// A child killed by PID and reaped on drop (QEMU, swtpm).
 struct Guard(Child);
@@ -28,17 +24,6 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?}:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Waits until the console log holds `needle` (at most `limit`); the log.
@@ -73,52 +58,58 @@ fn the_image_boots_serves_https_and_marks_its_slot_good() {
     let out = dir.path().join("image");
     let started = Instant::now();
     // QEMU's user network shows the host's loopback as 10.0.2.2.
-    let build = run(Command::new(root().join("images/build.sh")).args([
-        "--profile",
-        "debug",
-        "--version",
-        "0.1.0-test",
-        "--out",
-        out.to_str().unwrap(),
-        "--upstream",
-        &format!("http://10.0.2.2:{}", up.addr.port()),
-    ]));
+    let build = run_ok(
+        Command::new(workspace_root().join("images/build.sh")).args([
+            "--profile",
+            "debug",
+            "--version",
+            "0.1.0-test",
+            "--out",
+            out.to_str().unwrap(),
+            "--upstream",
+            &format!("http://10.0.2.2:{}", up.addr.port()),
+        ]),
+    );
     eprintln!("image build: {:?}\n{build}", started.elapsed());
     let img = out.join("vigil-0.1.0-test.img");
     let bundle = out.join("vigil-0.1.0-test.raucb");
     assert!(img.exists() && bundle.exists(), "{build}");
-    let table = run(Command::new("sgdisk").arg("-p").arg(&img));
+    let table = run_ok(Command::new("sgdisk").arg("-p").arg(&img));
     for label in ["esp", "rootfs-a", "rootfs-b", "vigil-data"] {
         assert!(table.contains(label), "no {label} partition:\n{table}");
     }
 
     // The bundle verifies with the image's CA, and not with another one.
     let ca = out.join("keys/dev-ca.pem");
-    let info = run(Command::new("rauc")
-        .args(["info", "--output-format=shell", "--keyring"])
-        .arg(&ca)
-        .arg(&bundle));
+    let info = run_ok(
+        Command::new("rauc")
+            .args(["info", "--output-format=shell", "--keyring"])
+            .arg(&ca)
+            .arg(&bundle),
+    );
     assert!(info.contains("RAUC_MF_COMPATIBLE='vigil-x86_64'"), "{info}");
     assert!(info.contains("RAUC_MF_VERSION='0.1.0-test'"), "{info}");
     let other = dir.path().join("other-ca.pem");
-    run(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=another CA",
-            "-keyout",
-        ])
-        .arg(dir.path().join("other-ca.key"))
-        .arg("-out")
-        .arg(&other));
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=another CA",
+                "-keyout",
+            ])
+            .arg(dir.path().join("other-ca.key"))
+            .arg("-out")
+            .arg(&other),
+    );
     let refused = Command::new("rauc")
         .args(["info", "--keyring"])
         .arg(&other)
@@ -132,10 +123,12 @@ fn the_image_boots_serves_https_and_marks_its_slot_good() {
 
     // Boot it: a copy of the image, OVMF's variables, swtpm as the TPM.
     let disk = dir.path().join("disk.img");
-    run(Command::new("cp")
-        .arg("--sparse=always")
-        .arg(&img)
-        .arg(&disk));
+    run_ok(
+        Command::new("cp")
+            .arg("--sparse=always")
+            .arg(&img)
+            .arg(&disk),
+    );
     let vars = dir.path().join("vars.fd");
     std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).unwrap();
     let tpm_dir = dir.path().join("tpm");
