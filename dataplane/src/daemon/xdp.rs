@@ -68,7 +68,7 @@ impl Daemon {
     /// nothing half-started stays behind.
     pub(super) fn undo_fresh_attach(&self) {
         let mut xdp = lock(&self.xdp);
-        if !xdp.as_ref().is_some_and(|a| !a.adopted) {
+        if xdp.as_ref().is_none_or(|a| a.adopted) {
             return;
         }
         let Some(att) = xdp.take() else { return };
