@@ -41,9 +41,10 @@ while [ $# -gt 0 ]; do
     *) echo "image: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+target_dir=${CARGO_TARGET_DIR:-target}
 case "$profile" in
-  release) cargo_flags=(--release); bindir=target/release ;;
-  debug) cargo_flags=(); bindir=target/debug ;;
+  release) cargo_flags=(--release); bindir=$target_dir/release ;;
+  debug) cargo_flags=(); bindir=$target_dir/debug ;;
   *) echo "image: --profile must be release or debug, not $profile" >&2; exit 2 ;;
 esac
 case "$version" in

@@ -6,7 +6,8 @@
 #   images/deb.sh [--profile release|debug] [--out DIR] [--version VERSION]
 #
 # DEB_MAINTAINER sets the Maintainer field.
-# The binaries come from target/<profile>/ (built first when missing). The default profile is
+# The binaries come from target/<profile>/ ($CARGO_TARGET_DIR when set; built first when
+# missing). The default profile is
 # release; tests package the debug build to check the package's shape quickly.
 set -euo pipefail
 
@@ -23,9 +24,10 @@ while [ $# -gt 0 ]; do
     *) echo "deb: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
+target_dir=${CARGO_TARGET_DIR:-target}
 case "$profile" in
-  release) cargo_flags=(--release); dir=target/release ;;
-  debug) cargo_flags=(); dir=target/debug ;;
+  release) cargo_flags=(--release); dir=$target_dir/release ;;
+  debug) cargo_flags=(); dir=$target_dir/debug ;;
   *) echo "deb: --profile must be release or debug, not $profile" >&2; exit 2 ;;
 esac
 case "$version" in
