@@ -321,23 +321,24 @@ fn on_an_acl_tls_redis_only_signed_fresh_events_of_trusted_boxes_apply() {
             r#"{{"op":"add","block":{{"cidr":"{cidr}","reason":"x","expires_unix":null,"auto":false}}}}"#
         )
     };
-    let msg = sign_as(
-        &stranger.get("box-x").unwrap().key,
-        "box-x",
-        &prefix,
-        &add(&format!("{victim}/32")),
-    );
-    redis.cli(&["PUBLISH", &channel, &msg]).unwrap();
-    assert!(wait_for(Duration::from_secs(5), || refused(&b, "unknown_box") >= 1).is_some());
+    // Signs as `claimed` with the stranger's key, publishes, waits for the refusal `why`.
+    let forge = |claimed: &str, why: &str| {
+        let msg = sign_as(
+            &stranger.get("box-x").unwrap().key,
+            claimed,
+            &prefix,
+            &add(&format!("{victim}/32")),
+        );
+        redis.cli(&["PUBLISH", &channel, &msg]).unwrap();
+        assert!(
+            wait_for(Duration::from_secs(5), || refused(&b, why) >= 1).is_some(),
+            "no {why} refusal: {}",
+            b.log()
+        );
+    };
+    forge("box-x", "unknown_box");
     // A stranger's key under a trusted name.
-    let msg = sign_as(
-        &stranger.get("box-x").unwrap().key,
-        "box-a",
-        &prefix,
-        &add(&format!("{victim}/32")),
-    );
-    redis.cli(&["PUBLISH", &channel, &msg]).unwrap();
-    assert!(wait_for(Duration::from_secs(5), || refused(&b, "bad_signature") >= 1).is_some());
+    forge("box-a", "bad_signature");
     assert!(nb.ping_from(&victim, 1));
 
     // A genuine block from A applies on B as fleet:box-a; publishing the captured message

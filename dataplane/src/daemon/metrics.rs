@@ -52,7 +52,7 @@ pub(super) fn daemon_metrics(
     )?;
     let sysfs = lock(&d.config).hw.sysfs_root.clone();
     let scan = SysfsRoot::new(&sysfs).scan_temperatures();
-    e.gauges_f64(
+    e.gauges(
         "vigil_temperature_celsius",
         "Temperature of each sensor the thermal governor can read.",
         scan.readings.iter().map(|r| {

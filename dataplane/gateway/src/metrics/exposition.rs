@@ -9,7 +9,7 @@ use std::fmt;
 
 use prometheus_client::{
     collector::Collector,
-    encoding::{DescriptorEncoder, EncodeLabelSet},
+    encoding::{DescriptorEncoder, EncodeGaugeValue, EncodeLabelSet},
     metrics::MetricType,
     registry::Registry,
 };
@@ -82,28 +82,13 @@ impl Exposition<'_, '_> {
         Ok(())
     }
 
-    /// A labelled gauge family of whole numbers.
-    pub fn gauges<L: EncodeLabelSet>(
+    /// A labelled gauge family (whole numbers as `i64`, fractions such as temperatures as
+    /// `f64`).
+    pub fn gauges<L: EncodeLabelSet, V: EncodeGaugeValue>(
         &mut self,
         name: &str,
         help: &str,
-        rows: impl IntoIterator<Item = (L, i64)>,
-    ) -> fmt::Result {
-        let mut m = self
-            .enc
-            .encode_descriptor(name, help, None, MetricType::Gauge)?;
-        for (labels, v) in rows {
-            m.encode_family(&labels)?.encode_gauge(&v)?;
-        }
-        Ok(())
-    }
-
-    /// A labelled gauge family of fractional values (temperatures).
-    pub fn gauges_f64<L: EncodeLabelSet>(
-        &mut self,
-        name: &str,
-        help: &str,
-        rows: impl IntoIterator<Item = (L, f64)>,
+        rows: impl IntoIterator<Item = (L, V)>,
     ) -> fmt::Result {
         let mut m = self
             .enc
