@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use vigil_control::{Cidr, Level, OverrideSecs, Ttl, duration};
-use vigil_hw::keys::KeyMode;
+use vigil_hw::keys::{KeyMode, PcrValue};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -215,8 +215,37 @@ pub enum KeysCmd {
     /// Seal an existing PEM private key into DIR with the TPM (then install its chain as
     /// DIR/cert.pem).
     Seal(KeysSealArgs),
+    /// Signed PCR policies, for keys sealed with --policy-key (offline; no TPM).
+    #[command(subcommand)]
+    Policy(KeysPolicyCmd),
     /// Have vigild reload its key and serve it to new handshakes (needs vigild).
     Rotate,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysPolicyCmd {
+    /// Sign the PCR values of a genuine boot with the policy key: keys sealed with
+    /// --policy-key unseal while the PCRs hold these values.
+    Sign(KeysPolicySignArgs),
+    /// What a signed policy approves and which key signed it (its signature is checked).
+    Show {
+        /// The signed policy (JSON).
+        file: PathBuf,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct KeysPolicySignArgs {
+    /// The policy key: ECC P-256 private key (PEM, PKCS#8 or SEC1). Keep it off the boxes.
+    #[arg(long, value_name = "POLICY_KEY.pem")]
+    pub key: PathBuf,
+    /// A PCR and the SHA-256 bank value a genuine boot leaves in it, as N=<64 hex digits>;
+    /// repeat for each PCR.
+    #[arg(long = "pcr", value_name = "N=HEX", required = true)]
+    pub pcrs: Vec<PcrValue>,
+    /// Where to write the signed policy (JSON; replaced if it exists).
+    #[arg(long, value_name = "FILE")]
+    pub out: PathBuf,
 }
 
 /// How `keys init` keeps the private key.
@@ -254,6 +283,10 @@ pub struct KeysInitArgs {
     /// DNS name for the certificate's CN and SAN. Default: this host's name.
     #[arg(long, value_name = "CN")]
     pub subject: Option<String>,
+    /// Seal to the PCR policies this ECC P-256 public key signs (`keys policy sign`) instead of
+    /// the current value of PCR 7; sealed mode only.
+    #[arg(long, value_name = "PUB.pem")]
+    pub policy_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -268,6 +301,10 @@ pub struct KeysSealArgs {
     /// PCRs (SHA-256 bank) the key is sealed to, e.g. 7,16. Default: 7.
     #[arg(long, value_delimiter = ',', value_parser = clap::value_parser!(u8).range(0..=23))]
     pub pcrs: Vec<u8>,
+    /// Seal to the PCR policies this ECC P-256 public key signs (`keys policy sign`) instead of
+    /// the current values of --pcrs.
+    #[arg(long, value_name = "PUB.pem", conflicts_with = "pcrs")]
+    pub policy_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -1,13 +1,14 @@
 //! `vigilctl keys init|show|seal`: key directories on this box. These talk to the TPM directly,
-//! not to vigild, so a key can be made before the daemon's first start.
+//! not to vigild, so a key can be made before the daemon's first start. `keys policy` signs
+//! and shows PCR policies offline, where the policy key is kept (an image build).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
-use vigil_hw::keys::{self, KeyInfo, KeyMode};
+use vigil_hw::keys::{self, KeyInfo, KeyMode, PolicyKey, SealPolicy, SignedPcrPolicy};
 
-use crate::cli::{KeysCmd, TctiArg};
+use crate::cli::{KeysCmd, KeysPolicyCmd, TctiArg};
 use crate::render;
 
 /// The kernel's TPM resource manager: what a real box uses.
@@ -34,13 +35,20 @@ pub fn run(cmd: &KeysCmd, json: bool) -> anyhow::Result<String> {
                 Some(s) => s.clone(),
                 None => host_name()?,
             };
-            let info = keys::init(mode, &a.dir, &tcti(&a.tpm), &subject).with_context(|| {
-                format!(
-                    "creating a {} key in {}",
-                    render::keys::mode_name(mode),
-                    a.dir.display()
-                )
-            })?;
+            if a.policy_key.is_some() && mode != KeyMode::TpmSealed {
+                return Err(crate::exit::usage(
+                    "--policy-key applies to --mode sealed only: other keys are not sealed",
+                ));
+            }
+            let policy = seal_policy(Vec::new(), a.policy_key.as_ref())?;
+            let info = keys::init_with(mode, &a.dir, &tcti(&a.tpm), &subject, &policy)
+                .with_context(|| {
+                    format!(
+                        "creating a {} key in {}",
+                        render::keys::mode_name(mode),
+                        a.dir.display()
+                    )
+                })?;
             let data = with_files(&info, &a.dir)?;
             let text = render::keys::created(&data);
             (data, text)
@@ -52,12 +60,31 @@ pub fn run(cmd: &KeysCmd, json: bool) -> anyhow::Result<String> {
             (data, text)
         }
         KeysCmd::Seal(a) => {
-            let info = keys::seal(&a.file, &a.dir, &tcti(&a.tpm), &a.pcrs).with_context(|| {
+            let policy = seal_policy(a.pcrs.clone(), a.policy_key.as_ref())?;
+            let info = keys::seal(&a.file, &a.dir, &tcti(&a.tpm), &policy).with_context(|| {
                 format!("sealing {} into {}", a.file.display(), a.dir.display())
             })?;
             let mut data = with_files(&info, &a.dir)?;
             data["sealed_from"] = json!(a.file);
             let text = render::keys::sealed(&data);
+            (data, text)
+        }
+        KeysCmd::Policy(KeysPolicyCmd::Sign(a)) => {
+            let policy = SignedPcrPolicy::sign(&a.key, &a.pcrs)
+                .with_context(|| format!("signing a PCR policy with {}", a.key.display()))?;
+            policy.write(&a.out)?;
+            let data = policy_data(&policy, &a.out)?;
+            let text = format!(
+                "signed {}\n{}",
+                a.out.display(),
+                render::keys::pcr_policy(&data)
+            );
+            (data, text)
+        }
+        KeysCmd::Policy(KeysPolicyCmd::Show { file }) => {
+            let policy = SignedPcrPolicy::read(file)?;
+            let data = policy_data(&policy, file)?;
+            let text = render::keys::pcr_policy(&data);
             (data, text)
         }
         KeysCmd::Rotate => bail!("keys rotate is sent to vigild, not run locally"),
@@ -66,6 +93,22 @@ pub fn run(cmd: &KeysCmd, json: bool) -> anyhow::Result<String> {
         return Ok(format!("{}\n", serde_json::to_string_pretty(&data)?));
     }
     Ok(text)
+}
+
+/// What a sealed key is bound to: `--policy-key` if given, else the PCRs (empty: the default).
+fn seal_policy(pcrs: Vec<u8>, policy_key: Option<&PathBuf>) -> anyhow::Result<SealPolicy> {
+    Ok(match policy_key {
+        Some(path) => SealPolicy::Signed(PolicyKey::read_public(path)?),
+        None => SealPolicy::Pcrs(pcrs),
+    })
+}
+
+/// A signed policy as its file holds it, plus the file and the signing key's fingerprint.
+fn policy_data(policy: &SignedPcrPolicy, file: &Path) -> anyhow::Result<Value> {
+    let mut data = serde_json::to_value(policy)?;
+    data["file"] = json!(file);
+    data["key_sha256"] = json!(policy.key().sha256_hex());
+    Ok(data)
 }
 
 /// The key info plus the directory and the files it now holds.

@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 
 use common::{NAME, fails, ok, ok_json, run, stderr, stdout, vigilctl};
-use vigil_testkit::pki::{ec_key_pem, spki_sha256};
+use vigil_testkit::pki::{ec_key_pem, openssl, spki_sha256};
 use vigil_testkit::ports::free_port;
 use vigil_testkit::swtpm::Swtpm;
 
@@ -216,6 +216,125 @@ fn bad_key_requests_fail_with_readable_messages() {
             &tcti,
         ],
         &["/no/such/key.pem"],
+    );
+}
+
+#[test]
+fn signed_pcr_policies_sign_show_and_seal_with_a_policy_key() {
+    let tpm = Swtpm::start().unwrap();
+    let tcti = tpm.tcti();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = |name: &str| tmp.path().join(name).to_str().unwrap().to_owned();
+    // The policy key as openssl makes it (SEC1), and its public half.
+    let key = openssl(
+        &["ecparam", "-name", "prime256v1", "-genkey", "-noout"],
+        None,
+    )
+    .unwrap();
+    std::fs::write(path("policy.key"), &key).unwrap();
+    let public = openssl(&["pkey", "-pubout"], Some(&key)).unwrap();
+    std::fs::write(path("policy.pub"), &public).unwrap();
+
+    let (v9, v16) = ("09".repeat(32), "16".repeat(32));
+    let (pcr9, pcr16) = (format!("9={v9}"), format!("16={v16}"));
+    let (k, out) = (path("policy.key"), path("pcr-policy.json"));
+    let signed = ok_json(&[
+        "keys", "policy", "sign", "--key", &k, "--pcr", &pcr16, "--pcr", &pcr9, "--out", &out,
+        "--json",
+    ]);
+    assert_eq!(signed["pcrs"]["9"], v9.as_str(), "{signed}");
+    assert_eq!(signed["pcrs"]["16"], v16.as_str(), "{signed}");
+    assert_eq!(signed["bank"], "sha256");
+    let fp = signed["key_sha256"].as_str().unwrap().to_owned();
+    assert_eq!(ok_json(&["keys", "policy", "show", &out, "--json"]), signed);
+    let text = ok(&["keys", "policy", "show", &out]);
+    assert!(
+        text.contains(&format!("policy key:    SHA-256 {fp}")),
+        "{text}"
+    );
+    assert!(text.contains(&format!(" 9  {v9}")), "{text}");
+    assert!(text.find(&v9) < text.find(&v16), "{text}");
+
+    // Sealing to the public half records the key; no PCR values are bound.
+    let d = path("keys");
+    let p = path("policy.pub");
+    let info = ok_json(&[
+        "keys",
+        "init",
+        "--dir",
+        &d,
+        "--tcti",
+        &tcti,
+        "--subject",
+        NAME,
+        "--policy-key",
+        &p,
+        "--json",
+    ]);
+    assert_eq!(info["policy_key_sha256"], fp.as_str(), "{info}");
+    assert_eq!(info["pcrs"], serde_json::json!([]));
+    let text = ok(&["keys", "show", "--dir", &d]);
+    assert!(text.contains(&format!("policy key SHA-256 {fp}")), "{text}");
+
+    // What is refused, and how.
+    let rsa = openssl(&["genpkey", "-algorithm", "RSA"], None).unwrap();
+    std::fs::write(path("rsa.key"), rsa).unwrap();
+    fails(
+        &[
+            "keys",
+            "policy",
+            "sign",
+            "--key",
+            &path("rsa.key"),
+            "--pcr",
+            &pcr9,
+            "--out",
+            &out,
+        ],
+        &[
+            "rsa.key",
+            "not usable as the private half of an ECC P-256 policy key",
+        ],
+    );
+    fails(
+        &[
+            "keys", "policy", "sign", "--key", &k, "--pcr", "9=00", "--out", &out,
+        ],
+        &["64 hex digits"],
+    );
+    let r = path("r");
+    let args = [
+        "keys",
+        "init",
+        "--mode",
+        "resident",
+        "--dir",
+        &r,
+        "--policy-key",
+        &p,
+    ];
+    fails(&args, &["--policy-key", "sealed"]);
+    assert_eq!(run(&args).status.code(), Some(2));
+    let args = [
+        "keys",
+        "seal",
+        &k,
+        "--dir",
+        &r,
+        "--pcrs",
+        "7",
+        "--policy-key",
+        &p,
+    ];
+    fails(&args, &["--pcrs", "--policy-key"]);
+    assert_eq!(run(&args).status.code(), Some(2));
+    let edited = std::fs::read_to_string(&out)
+        .unwrap()
+        .replace(&v9, &"00".repeat(32));
+    std::fs::write(&out, edited).unwrap();
+    fails(
+        &["keys", "policy", "show", &out],
+        &["not a valid signed PCR policy", "edited"],
     );
 }
 

@@ -149,6 +149,10 @@ pub struct KeysSection {
     /// How to reach the TPM, e.g. `device:/dev/tpmrm0` or `swtpm:host=127.0.0.1,port=2321`.
     #[serde(default = "default_tcti")]
     pub tcti: String,
+    /// The signed PCR policy (`vigilctl keys policy sign`) that unseals a key sealed with
+    /// `--policy-key`; usually shipped with the image. Keys sealed to fixed PCR values ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcr_policy: Option<PathBuf>,
 }
 
 fn default_tcti() -> String {

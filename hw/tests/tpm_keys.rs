@@ -11,7 +11,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use rustls::sign::CertifiedKey;
 use vigil_hw::keys::{
-    self, CERT_FILE, KeyError, KeyMode, KeyProvider, RESIDENT_FILE, SEALED_FILE,
+    self, CERT_FILE, KeyError, KeyMode, KeyProvider, RESIDENT_FILE, SEALED_FILE, SealPolicy,
     TpmResidentKeyProvider, TpmSealedKeyProvider,
 };
 use vigil_testkit::swtpm::Swtpm;
@@ -104,7 +104,7 @@ fn existing_pem_key_is_sealed_and_refused_after_a_pcr_extend() {
     let pem = dir.path().join("old.key");
     std::fs::write(&pem, kp.serialize_pem()).unwrap();
     let keydir = dir.path().join("keys");
-    let info = keys::seal(&pem, &keydir, &tpm.tcti(), &[7, 16]).unwrap();
+    let info = keys::seal(&pem, &keydir, &tpm.tcti(), &SealPolicy::Pcrs(vec![7, 16])).unwrap();
     assert_eq!(info.pcrs, vec![7, 16]);
     std::fs::write(keydir.join(CERT_FILE), cert.pem()).unwrap();
     let provider = keys::provider(&keydir, &tpm.tcti()).unwrap();
@@ -120,12 +120,12 @@ fn existing_pem_key_is_sealed_and_refused_after_a_pcr_extend() {
     let text = err.to_string();
     assert!(text.contains("PCR 16 changed"), "{text}");
     // Re-sealing the same key under the new values makes it usable again...
-    keys::seal(&pem, &keydir, &tpm.tcti(), &[7, 16]).unwrap();
+    keys::seal(&pem, &keydir, &tpm.tcti(), &SealPolicy::Pcrs(vec![7, 16])).unwrap();
     provider.load().unwrap();
     // ...but sealing a different key over it is refused.
     let other = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     std::fs::write(&pem, other.serialize_pem()).unwrap();
-    let err = keys::seal(&pem, &keydir, &tpm.tcti(), &[7]).unwrap_err();
+    let err = keys::seal(&pem, &keydir, &tpm.tcti(), &SealPolicy::Pcrs(vec![7])).unwrap_err();
     assert!(err.to_string().contains("different key"), "{err}");
     provider.load().unwrap();
 }

@@ -47,6 +47,32 @@ pub fn info(v: &Value) -> String {
             pcrs.join(", ")
         ));
     }
+    if let Some(key) = v["policy_key_sha256"].as_str() {
+        out.push_str(&format!(
+            "policy:        PCR values signed by the policy key SHA-256 {key} (keys.pcr_policy \
+             names the signed policy)\n"
+        ));
+    }
+    out
+}
+
+/// `keys policy sign|show`: what a signed PCR policy approves.
+pub fn pcr_policy(v: &Value) -> String {
+    let mut out = format!(
+        "policy key:    SHA-256 {}  (ECC P-256; the signature verifies)\n",
+        v["key_sha256"].as_str().unwrap_or("?")
+    );
+    out.push_str("PCRs:          (SHA-256 bank)\n");
+    // JSON object keys sort as strings ("16" before "9"): order by index.
+    let mut pcrs: Vec<(&String, &Value)> = v["pcrs"].as_object().into_iter().flatten().collect();
+    pcrs.sort_by_key(|(pcr, _)| pcr.parse::<u8>().unwrap_or(u8::MAX));
+    for (pcr, value) in pcrs {
+        out.push_str(&format!("  {pcr:>2}  {}\n", value.as_str().unwrap_or("?")));
+    }
+    out.push_str(&format!(
+        "policy digest: {}\n",
+        v["policy_digest"].as_str().unwrap_or("?")
+    ));
     out
 }
 
@@ -162,5 +188,23 @@ mod tests {
             "subject": null, "pcrs": []
         });
         assert!(!info(&v).contains("PCRs"));
+        let v = serde_json::json!({
+            "mode": "tpm-sealed", "spki_sha256": "ab", "created": 0,
+            "subject": null, "pcrs": [], "policy_key_sha256": "cd"
+        });
+        let out = info(&v);
+        assert!(!out.contains("PCRs"), "{out}");
+        assert!(out.contains("signed by the policy key SHA-256 cd"), "{out}");
+    }
+
+    #[test]
+    fn pcr_policies_list_pcrs_in_index_order() {
+        let v = serde_json::json!({
+            "key_sha256": "ab", "policy_digest": "cd",
+            "pcrs": {"16": "01", "9": "02"}
+        });
+        let out = pcr_policy(&v);
+        let (nine, sixteen) = (out.find(" 9  02").unwrap(), out.find("16  01").unwrap());
+        assert!(nine < sixteen, "{out}");
     }
 }

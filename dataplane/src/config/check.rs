@@ -122,7 +122,11 @@ fn check_key_dir(k: &KeysSection) -> Result<(), KeyProblem> {
     }
     vigil_files::read(&k.dir.join(blob), vigil_files::FileKind::KeyBlob)
         .map_err(|e| bad(e.to_string()))?;
-    Ok(())
+    // A key sealed to a policy key needs its signed policy: present, intact, signed by that key.
+    keys::check_pcr_policy(&k.dir, k.pcr_policy.as_deref()).map_err(|e| match e {
+        KeyError::BadBlob { .. } => bad(e.to_string()),
+        e => ("keys.pcr_policy".to_owned(), e.to_string()),
+    })
 }
 
 /// The certificate chain and private key of file mode, loaded as the listener loads them (the

@@ -92,7 +92,11 @@ impl Daemon {
 /// The key the TLS listener serves: TPM-backed when `[keys]` is set, else PEM files.
 pub(crate) fn key_provider(cfg: &Config) -> anyhow::Result<Arc<dyn KeyProvider>> {
     match (&cfg.keys, &cfg.tls) {
-        (Some(k), _) => Ok(vigil_hw::keys::provider(&k.dir, &k.tcti)?),
+        (Some(k), _) => Ok(vigil_hw::keys::provider_with_policy(
+            &k.dir,
+            &k.tcti,
+            k.pcr_policy.as_deref(),
+        )?),
         (None, Some(tls)) => Ok(Arc::new(FileKeyProvider::new(&tls.cert, &tls.key))),
         (None, None) => anyhow::bail!("[listener] needs [tls] cert and key, or a [keys] directory"),
     }

@@ -99,6 +99,71 @@ pub enum KeyError {
         /// The PCR indices (SHA-256 bank) whose current value differs from the sealed one.
         pcrs: Vec<u8>,
     },
+    /// A key sealed to a signed PCR policy was loaded without the policy file.
+    #[error("{} is sealed to signed PCR policies, but {}: set keys.pcr_policy in vigild's \
+        config to the signed policy that ships with this image (made by `vigilctl keys policy \
+        sign`)", blob.display(), match path {
+            Some(p) => format!("the policy file {} does not exist", p.display()),
+            None => "no policy file is configured".to_owned(),
+        })]
+    NoPcrPolicy {
+        /// The sealed blob file.
+        blob: PathBuf,
+        /// The configured policy file, if one is configured.
+        path: Option<PathBuf>,
+    },
+    /// A signed PCR policy file is malformed, was altered, or its signature does not verify.
+    #[error("{} is not a valid signed PCR policy ({detail}); sign it again with `vigilctl keys \
+        policy sign`", path.display())]
+    BadPcrPolicy {
+        /// The policy file.
+        path: PathBuf,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The signed policy is signed by a key other than the one the sealed key accepts.
+    #[error("{} is signed by the policy key with SHA-256 {signed_by}, but {} only accepts \
+        policies signed by the key with SHA-256 {sealed_to}; install the policy signed with \
+        that key, or seal the key again with `vigilctl keys seal --policy-key`",
+        policy.display(), blob.display())]
+    PcrPolicyKeyMismatch {
+        /// The policy file.
+        policy: PathBuf,
+        /// The sealed blob file.
+        blob: PathBuf,
+        /// SHA-256 of the SubjectPublicKeyInfo of the key that signed the policy.
+        signed_by: String,
+        /// SHA-256 of the SubjectPublicKeyInfo of the key the blob was sealed to.
+        sealed_to: String,
+    },
+    /// The PCRs do not hold the values the signed policy approves.
+    #[error("this boot does not match the measurements that {} signs: PCR {} {} from the \
+        signed value (SHA-256 bank), so {} stays sealed; if this boot is genuine, install the \
+        signed policy made for this image (`vigilctl keys policy show` lists the values a \
+        policy signs, `tpm2_pcrread sha256:{}` the current ones)",
+        policy.display(), pcr_list(pcrs), if pcrs.len() == 1 { "differs" } else { "differ" },
+        blob.display(), pcr_list(pcrs).replace(' ', ""))]
+    PcrPolicyMismatch {
+        /// The policy file.
+        policy: PathBuf,
+        /// The sealed blob file.
+        blob: PathBuf,
+        /// The PCR indices (SHA-256 bank) whose current value differs from the signed one.
+        pcrs: Vec<u8>,
+    },
+    /// A policy-signing key file is not the half of an ECC P-256 key that was needed.
+    #[error("{}: not usable as the {half} half of an ECC P-256 policy key ({detail}); make a \
+        policy key with `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out \
+        policy.key` and give boxes its public half (`openssl pkey -in policy.key -pubout -out \
+        policy.pub`)", path.display())]
+    PolicyKey {
+        /// The key file.
+        path: PathBuf,
+        /// `private` (to sign policies) or `public` (to seal keys).
+        half: &'static str,
+        /// What is wrong with it.
+        detail: String,
+    },
     /// The TPM has no free transient object slots (TPM_RC_OBJECT_MEMORY, 0x902).
     #[error(
         "the TPM at \"{tcti}\" has no free object slots (TPM_RC 0x902): another program \

@@ -1,11 +1,13 @@
 //! TLS certificate chains and the private keys that sign for them.
 //!
 //! Three interchangeable [`KeyProvider`]s: a PEM key file, a key sealed by the TPM under a PCR
-//! policy, and a key that never leaves the TPM. The TLS listener only sees the trait.
+//! policy (fixed PCR values, or any values a policy key signs), and a key that never leaves the
+//! TPM. The TLS listener only sees the trait.
 
 mod admin;
 mod error;
 mod file;
+mod pcr_policy;
 mod resident;
 mod sealed;
 
@@ -18,13 +20,14 @@ use rustls::sign::{CertifiedKey, SigningKey};
 use vigil_files::FileKind;
 
 pub use admin::{
-    CERT_FILE, CSR_FILE, INFO_FILE, KEY_FILE, KeyInfo, RESIDENT_FILE, SEALED_FILE, init, provider,
-    seal, show,
+    CERT_FILE, CSR_FILE, INFO_FILE, KEY_FILE, KeyInfo, RESIDENT_FILE, SEALED_FILE,
+    check_pcr_policy, init, init_with, provider, provider_with_policy, seal, show,
 };
 pub use error::KeyError;
 pub use file::FileKeyProvider;
+pub use pcr_policy::{PcrValue, PolicyKey, SignedPcrPolicy};
 pub use resident::{SignerStats, TpmResidentKeyProvider};
-pub use sealed::{DEFAULT_PCRS, TpmSealedKeyProvider};
+pub use sealed::{DEFAULT_PCRS, SealPolicy, TpmSealedKeyProvider};
 
 /// Where the TLS private key lives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -13,7 +13,8 @@ use ring::rand::{SecureRandom, SystemRandom};
 use rustls::pki_types::{PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer};
 use rustls::sign::{CertifiedKey, SigningKey};
 
-use super::{KeyError, KeyMode, KeyProvider, certify, load_cert_chain};
+use super::{KeyError, KeyMode, KeyProvider, PolicyKey, SignedPcrPolicy, certify, load_cert_chain};
+use crate::tpm::authorize;
 use crate::tpm::blob::{BlobKind, KeyBlob, hex};
 use crate::tpm::conn::Tpm;
 use crate::tpm::locked::LockedBuffer;
@@ -27,6 +28,23 @@ const AAD: &[u8] = b"vigil sealed tls key v1";
 /// kernel or firmware update, so a routine update does not lock the box out of its key.
 pub const DEFAULT_PCRS: &[u8] = &[7];
 
+/// What a sealed key is bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealPolicy {
+    /// The current values of these PCRs (SHA-256 bank; empty means [`DEFAULT_PCRS`]). Any
+    /// change to them, genuine or not, locks the key until it is sealed again.
+    Pcrs(Vec<u8>),
+    /// Any PCR values that a policy signed by this key names (TPM2_PolicyAuthorize): a new
+    /// image ships the policy signed for its own measurements, and the key keeps unsealing.
+    Signed(PolicyKey),
+}
+
+impl Default for SealPolicy {
+    fn default() -> Self {
+        SealPolicy::Pcrs(DEFAULT_PCRS.to_vec())
+    }
+}
+
 /// Serves a certificate chain with a private key unsealed from the TPM on every [`load`].
 ///
 /// [`load`]: KeyProvider::load
@@ -35,6 +53,7 @@ pub struct TpmSealedKeyProvider {
     cert_chain_pem: PathBuf,
     blob: PathBuf,
     tcti: String,
+    pcr_policy: Option<PathBuf>,
 }
 
 impl TpmSealedKeyProvider {
@@ -49,7 +68,15 @@ impl TpmSealedKeyProvider {
             cert_chain_pem: cert_chain_pem.into(),
             blob: blob.into(),
             tcti: tcti.into(),
+            pcr_policy: None,
         }
+    }
+
+    /// The signed PCR policy file that unseals a key sealed to a policy key (`keys.pcr_policy`);
+    /// keys sealed to fixed PCR values ignore it.
+    pub fn with_pcr_policy(mut self, path: Option<PathBuf>) -> Self {
+        self.pcr_policy = path;
+        self
     }
 }
 
@@ -60,7 +87,7 @@ impl KeyProvider for TpmSealedKeyProvider {
 
     fn load(&self) -> Result<Arc<CertifiedKey>, KeyError> {
         let chain = load_cert_chain(&self.cert_chain_pem)?;
-        let key = unseal_signing_key(&self.blob, &self.tcti)?;
+        let key = unseal_signing_key(&self.blob, &self.tcti, self.pcr_policy.as_deref())?;
         certify(chain, key, &self.cert_chain_pem, &self.blob)
     }
 }
@@ -70,13 +97,13 @@ const TAG_PKCS8: u8 = 1;
 const TAG_SEC1: u8 = 2;
 const TAG_PKCS1: u8 = 3;
 
-/// Seals the private key in `pem` to the current values of `pcrs` and returns the blob (not
-/// yet written) and the key's SPKI.
+/// Seals the private key in `pem` under `policy` and returns the blob (not yet written) and
+/// the key's SPKI.
 pub(crate) fn seal_pem(
     pem: &[u8],
     pem_path: &Path,
     tcti: &str,
-    pcrs: &[u8],
+    policy: &SealPolicy,
 ) -> Result<(KeyBlob, Vec<u8>), KeyError> {
     use rustls::pki_types::pem::PemObject;
     let der = PrivateKeyDer::from_pem_slice(pem).map_err(|_| KeyError::NoPrivateKey {
@@ -136,7 +163,20 @@ pub(crate) fn seal_pem(
     ciphertext.extend_from_slice(tag_bytes.as_ref());
 
     let mut tpm = Tpm::connect(tcti)?;
-    let sealed = seal(&mut tpm, kek.as_slice(), pcrs)?;
+    let sealed = match policy {
+        SealPolicy::Pcrs(pcrs) => {
+            let pcrs = if pcrs.is_empty() { DEFAULT_PCRS } else { pcrs };
+            seal(&mut tpm, kek.as_slice(), pcrs)?
+        }
+        SealPolicy::Signed(key) => {
+            let (public, private) = authorize::seal(&mut tpm, kek.as_slice(), key)?;
+            Sealed {
+                public,
+                private,
+                pcr_values: std::collections::BTreeMap::new(),
+            }
+        }
+    };
     let spki_hash = ring::digest::digest(&ring::digest::SHA256, &spki);
     let mut blob = KeyBlob::new(
         BlobKind::Sealed,
@@ -149,6 +189,9 @@ pub(crate) fn seal_pem(
         .iter()
         .map(|(p, v)| (*p, hex(v)))
         .collect();
+    if let SealPolicy::Signed(key) = policy {
+        blob.set_policy_key(key.spki());
+    }
     blob.nonce = hex(&nonce);
     blob.ciphertext = hex(&ciphertext);
     Ok((blob, spki))
@@ -162,10 +205,61 @@ fn aead_key(kek: &[u8]) -> Result<LessSafeKey, KeyError> {
         })
 }
 
-/// Unseals the key in `blob_path` and builds a rustls signing key from it.
+/// The signed policy that unseals the blob at `blob_path`, read from `pcr_policy` and checked
+/// against the policy key the blob names; `None` for a blob sealed to fixed PCR values. Needs
+/// no TPM.
+fn signed_policy(
+    blob_path: &Path,
+    blob: &KeyBlob,
+    pcr_policy: Option<&Path>,
+) -> Result<Option<(SignedPcrPolicy, PathBuf)>, KeyError> {
+    if blob.policy_key.is_empty() {
+        return Ok(None);
+    }
+    let spki = blob.field(blob_path, "policy_key", &blob.policy_key)?;
+    let sealed_to = PolicyKey::from_spki(&spki).ok_or_else(|| KeyError::BadBlob {
+        path: blob_path.to_path_buf(),
+        detail: "policy_key is not an ECC P-256 public key".into(),
+    })?;
+    let missing = |path: Option<&Path>| KeyError::NoPcrPolicy {
+        blob: blob_path.to_path_buf(),
+        path: path.map(Path::to_path_buf),
+    };
+    let path = pcr_policy.ok_or_else(|| missing(None))?;
+    let policy = match SignedPcrPolicy::read(path) {
+        Ok(policy) => policy,
+        Err(KeyError::File {
+            source: vigil_files::FileError::Io { error, .. },
+        }) if error.kind() == std::io::ErrorKind::NotFound => return Err(missing(Some(path))),
+        Err(e) => return Err(e),
+    };
+    if policy.key() != &sealed_to {
+        return Err(KeyError::PcrPolicyKeyMismatch {
+            policy: path.to_path_buf(),
+            blob: blob_path.to_path_buf(),
+            signed_by: policy.key().sha256_hex(),
+            sealed_to: sealed_to.sha256_hex(),
+        });
+    }
+    Ok(Some((policy, path.to_path_buf())))
+}
+
+/// Checks, without the TPM, that the sealed key at `blob_path` has what it needs to unseal: for
+/// a key sealed to a policy key, a valid `pcr_policy` signed by that key.
+pub(crate) fn check_pcr_policy(
+    blob_path: &Path,
+    pcr_policy: Option<&Path>,
+) -> Result<(), KeyError> {
+    let blob = KeyBlob::read(blob_path, BlobKind::Sealed)?;
+    signed_policy(blob_path, &blob, pcr_policy).map(drop)
+}
+
+/// Unseals the key in `blob_path` and builds a rustls signing key from it. `pcr_policy` is the
+/// signed policy file for a key sealed to a policy key.
 pub(crate) fn unseal_signing_key(
     blob_path: &Path,
     tcti: &str,
+    pcr_policy: Option<&Path>,
 ) -> Result<Arc<dyn SigningKey>, KeyError> {
     let blob = KeyBlob::read(blob_path, BlobKind::Sealed)?;
     let bad = |detail: &str| KeyError::BadBlob {
@@ -186,10 +280,20 @@ pub(crate) fn unseal_signing_key(
         .try_into()
         .map_err(|_| bad("nonce is not 12 bytes"))?;
     let ciphertext = blob.field(blob_path, "ciphertext", &blob.ciphertext)?;
+    let signed = signed_policy(blob_path, &blob, pcr_policy)?;
 
     let kek = {
         let mut tpm = Tpm::connect(tcti)?;
-        unseal(&mut tpm, &sealed, blob_path)?
+        match &signed {
+            None => unseal(&mut tpm, &sealed, blob_path)?,
+            Some((policy, policy_path)) => {
+                let files = authorize::Files {
+                    blob: blob_path,
+                    policy: policy_path,
+                };
+                authorize::unseal(&mut tpm, &sealed.public, &sealed.private, policy, files)?
+            }
+        }
         // The connection closes here: swtpm serves one client and others may be waiting.
     };
     let mut buf = LockedBuffer::copy_of(&ciphertext)?;

@@ -9,8 +9,12 @@ use std::path::Path;
 
 use crate::keys::KeyError;
 
-/// Current blob format version.
+/// Blob format version of resident keys and keys sealed to fixed PCR values.
 const VERSION: u32 = 1;
+/// Blob format version of keys sealed to signed PCR policies (`policy_key` is set). Older
+/// releases refuse such a blob as a whole instead of misreading it; version 1 blobs stay
+/// version 1, so they still load after a rollback.
+const VERSION_SIGNED_POLICY: u32 = 2;
 
 /// What a blob wraps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -45,6 +49,10 @@ pub(crate) struct KeyBlob {
     pub(crate) ciphertext: String,
     /// SHA-256 of the key's SubjectPublicKeyInfo.
     pub(crate) spki_sha256: String,
+    /// Sealed to signed PCR policies only (version 2): DER SubjectPublicKeyInfo of the ECC
+    /// P-256 key whose signed policies unseal the blob (TPM2_PolicyAuthorize of its name).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub(crate) policy_key: String,
 }
 
 impl KeyBlob {
@@ -59,7 +67,14 @@ impl KeyBlob {
             nonce: String::new(),
             ciphertext: String::new(),
             spki_sha256: hex(spki_sha256),
+            policy_key: String::new(),
         }
+    }
+
+    /// Marks a sealed blob as unsealed by the policies that `spki` (a policy key) signs.
+    pub(crate) fn set_policy_key(&mut self, spki: &[u8]) {
+        self.version = VERSION_SIGNED_POLICY;
+        self.policy_key = hex(spki);
     }
 
     /// Reads and checks a blob of the expected kind.
@@ -70,11 +85,20 @@ impl KeyBlob {
             detail,
         };
         let blob: Self = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
-        if blob.version != VERSION {
-            return Err(bad(format!(
-                "format version {} is not {VERSION}",
-                blob.version
-            )));
+        match (blob.version, blob.policy_key.is_empty()) {
+            (VERSION, true) => {}
+            (VERSION_SIGNED_POLICY, false) if blob.kind == BlobKind::Sealed => {}
+            (VERSION | VERSION_SIGNED_POLICY, _) => {
+                return Err(bad(format!(
+                    "format version {} does not match its policy_key field",
+                    blob.version
+                )));
+            }
+            (v, _) => {
+                return Err(bad(format!(
+                    "format version {v} is not {VERSION} or {VERSION_SIGNED_POLICY}"
+                )));
+            }
         }
         if blob.kind != kind {
             return Err(bad(format!(
@@ -190,6 +214,16 @@ mod tests {
         assert_eq!(KeyBlob::read(&path, BlobKind::Sealed).unwrap(), blob);
         let err = KeyBlob::read(&path, BlobKind::Resident).unwrap_err();
         assert!(matches!(err, KeyError::BadBlob { .. }), "{err:?}");
+        // A key sealed to signed policies is version 2; the versions and the field must agree.
+        blob.pcrs.clear();
+        blob.set_policy_key(&[0x30, 0x59]);
+        blob.write(&path).unwrap();
+        assert_eq!(KeyBlob::read(&path, BlobKind::Sealed).unwrap(), blob);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("\"version\": 2"), "{text}");
+        std::fs::write(&path, text.replace("\"version\": 2", "\"version\": 1")).unwrap();
+        let err = KeyBlob::read(&path, BlobKind::Sealed).unwrap_err();
+        assert!(err.to_string().contains("policy_key"), "{err}");
         std::fs::write(&path, b"{\"version\":1").unwrap();
         let err = KeyBlob::read(&path, BlobKind::Sealed).unwrap_err();
         assert!(

@@ -9,10 +9,14 @@ use tss_esapi::interface_types::ecc::EccCurve;
 use tss_esapi::interface_types::resource_handles::Hierarchy;
 use tss_esapi::interface_types::session_handles::AuthSession;
 use tss_esapi::structures::{
-    EccPoint, Public, PublicBuilder, PublicEccParametersBuilder, SymmetricDefinitionObject,
+    EccPoint, Public, PublicBuilder, PublicEccParameters, PublicEccParametersBuilder,
+    SymmetricDefinitionObject,
 };
 use tss_esapi::tcti_ldr::TctiNameConf;
-use tss_esapi::{Context, attributes::ObjectAttributesBuilder};
+use tss_esapi::{
+    Context,
+    attributes::{ObjectAttributes, ObjectAttributesBuilder},
+};
 
 use crate::keys::KeyError;
 
@@ -81,18 +85,26 @@ fn primary_template() -> tss_esapi::Result<Public> {
         .with_restricted(true)
         .with_decrypt(true)
         .build()?;
+    let parameters = PublicEccParametersBuilder::new_restricted_decryption_key(
+        SymmetricDefinitionObject::AES_128_CFB,
+        EccCurve::NistP256,
+    )
+    .build()?;
+    ecc_public(attributes, parameters, EccPoint::default())
+}
+
+/// An ECC public area with a SHA-256 name.
+pub(crate) fn ecc_public(
+    attributes: ObjectAttributes,
+    parameters: PublicEccParameters,
+    unique: EccPoint,
+) -> tss_esapi::Result<Public> {
     PublicBuilder::new()
         .with_public_algorithm(PublicAlgorithm::Ecc)
         .with_name_hashing_algorithm(HashingAlgorithm::Sha256)
         .with_object_attributes(attributes)
-        .with_ecc_parameters(
-            PublicEccParametersBuilder::new_restricted_decryption_key(
-                SymmetricDefinitionObject::AES_128_CFB,
-                EccCurve::NistP256,
-            )
-            .build()?,
-        )
-        .with_ecc_unique_identifier(EccPoint::default())
+        .with_ecc_parameters(parameters)
+        .with_ecc_unique_identifier(unique)
         .build()
 }
 

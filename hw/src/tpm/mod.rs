@@ -1,5 +1,6 @@
 //! TPM access: connection, key blobs, sealing, and the resident signing key.
 
+pub(crate) mod authorize;
 pub(crate) mod blob;
 pub(crate) mod conn;
 pub(crate) mod locked;

@@ -89,10 +89,27 @@ pub(crate) fn read_pcrs(tpm: &mut Tpm, pcrs: &[u8]) -> Result<BTreeMap<u8, Vec<u
 
 /// Starts a policy (or trial) session and applies PolicyPCR over `pcrs` at their current
 /// values. The caller flushes the returned session.
-fn pcr_policy(tpm: &mut Tpm, pcrs: &[u8], kind: SessionType) -> Result<AuthSession, KeyError> {
+pub(crate) fn pcr_policy(
+    tpm: &mut Tpm,
+    pcrs: &[u8],
+    kind: SessionType,
+) -> Result<AuthSession, KeyError> {
     let sel = selection(tpm, pcrs)?;
-    let session = tpm
+    let session = start_session(tpm, kind)?;
+    let policy = PolicySession::try_from(session).map_err(|e| tpm.err("policy session", e))?;
+    let applied = tpm
         .ctx
+        .execute_without_session(|c| c.policy_pcr(policy, Digest::default(), sel));
+    if let Err(e) = applied {
+        flush_session(tpm, session);
+        return Err(tpm.err("apply PCR policy", e));
+    }
+    Ok(session)
+}
+
+/// Starts a policy or trial session (SHA-256). The caller flushes it.
+pub(crate) fn start_session(tpm: &mut Tpm, kind: SessionType) -> Result<AuthSession, KeyError> {
+    tpm.ctx
         .execute_without_session(|c| {
             c.start_auth_session(
                 None,
@@ -107,19 +124,18 @@ fn pcr_policy(tpm: &mut Tpm, pcrs: &[u8], kind: SessionType) -> Result<AuthSessi
         .ok_or_else(|| KeyError::Tpm {
             op: "start policy session",
             detail: "the TPM returned no session".into(),
-        })?;
-    let policy = PolicySession::try_from(session).map_err(|e| tpm.err("policy session", e))?;
-    let applied = tpm
-        .ctx
-        .execute_without_session(|c| c.policy_pcr(policy, Digest::default(), sel));
-    if let Err(e) = applied {
-        flush_session(tpm, session);
-        return Err(tpm.err("apply PCR policy", e));
-    }
-    Ok(session)
+        })
 }
 
-fn flush_session(tpm: &mut Tpm, session: AuthSession) {
+/// The policy digest a trial session computed; flushes the session.
+pub(crate) fn trial_digest(tpm: &mut Tpm, trial: AuthSession) -> Result<Digest, KeyError> {
+    let digest = PolicySession::try_from(trial)
+        .and_then(|p| tpm.ctx.execute_without_session(|c| c.policy_get_digest(p)));
+    flush_session(tpm, trial);
+    digest.map_err(|e| tpm.err("compute policy digest", e))
+}
+
+pub(crate) fn flush_session(tpm: &mut Tpm, session: AuthSession) {
     let handle = tss_esapi::handles::SessionHandle::from(session);
     // Fails harmlessly if the TPM already dropped the session after its last use.
     let _ = tpm.ctx.flush_context(handle.into());
@@ -130,11 +146,23 @@ pub(crate) fn seal(tpm: &mut Tpm, secret: &[u8], pcrs: &[u8]) -> Result<Sealed, 
     check_pcrs(pcrs)?;
     let pcr_values = read_pcrs(tpm, pcrs)?;
     let trial = pcr_policy(tpm, pcrs, SessionType::Trial)?;
-    let digest = PolicySession::try_from(trial)
-        .and_then(|p| tpm.ctx.execute_without_session(|c| c.policy_get_digest(p)));
-    flush_session(tpm, trial);
-    let digest = digest.map_err(|e| tpm.err("compute PCR policy digest", e))?;
-    let public = sealed_template(digest).map_err(|e| tpm.err("build sealed template", e))?;
+    let digest = trial_digest(tpm, trial)?;
+    let (public, private) = create_sealed(tpm, secret, digest)?;
+    Ok(Sealed {
+        public,
+        private,
+        pcr_values,
+    })
+}
+
+/// Creates a sealed data object holding `secret` under `policy` (its authPolicy); returns its
+/// marshalled public area and its private area.
+pub(crate) fn create_sealed(
+    tpm: &mut Tpm,
+    secret: &[u8],
+    policy: Digest,
+) -> Result<(Vec<u8>, Vec<u8>), KeyError> {
+    let public = sealed_template(policy).map_err(|e| tpm.err("build sealed template", e))?;
     let data = SensitiveData::try_from(secret.to_vec()).map_err(|e| tpm.err("seal", e))?;
     let primary = tpm.create_primary()?;
     let created = tpm
@@ -144,14 +172,11 @@ pub(crate) fn seal(tpm: &mut Tpm, secret: &[u8], pcrs: &[u8]) -> Result<Sealed, 
         });
     tpm.flush(primary);
     let created = created.map_err(|e| tpm.err("create sealed object", e))?;
-    Ok(Sealed {
-        public: created
-            .out_public
-            .marshall()
-            .map_err(|e| tpm.err("marshal sealed object", e))?,
-        private: created.out_private.value().to_vec(),
-        pcr_values,
-    })
+    let public = created
+        .out_public
+        .marshall()
+        .map_err(|e| tpm.err("marshal sealed object", e))?;
+    Ok((public, created.out_private.value().to_vec()))
 }
 
 /// A keyed-hash data object usable only through the policy: no password (userWithAuth clear),
@@ -204,6 +229,44 @@ pub(crate) fn load_object(
     })
 }
 
+/// What unsealing an object returned.
+pub(crate) enum Unsealed {
+    /// The secret.
+    Data(LockedBuffer),
+    /// The session did not satisfy the object's policy (TPM_RC_POLICY_FAIL).
+    PolicyFailed,
+}
+
+/// Loads a sealed object, satisfies its policy with the session `policy` starts, and unseals.
+/// Flushes everything it loads.
+pub(crate) fn unseal_object(
+    tpm: &mut Tpm,
+    public: &[u8],
+    private: &[u8],
+    policy: impl FnOnce(&mut Tpm) -> Result<AuthSession, KeyError>,
+) -> Result<Unsealed, KeyError> {
+    let object = load_object(tpm, public, private)?;
+    let session = match policy(tpm) {
+        Ok(s) => s,
+        Err(e) => {
+            tpm.flush(object);
+            return Err(e);
+        }
+    };
+    let result = tpm
+        .ctx
+        .execute_with_session(Some(session), |c| c.unseal(object.into()));
+    flush_session(tpm, session);
+    tpm.flush(object);
+    match result {
+        Ok(data) => LockedBuffer::copy_of(data.value()).map(Unsealed::Data),
+        Err(e) if rc_kind(&e) == Some(Tss2ResponseCodeKind::PolicyFail) => {
+            Ok(Unsealed::PolicyFailed)
+        }
+        Err(e) => Err(tpm.err("unseal", e)),
+    }
+}
+
 /// Unseals into locked memory. If a policy PCR no longer holds its sealed value, the error
 /// names every PCR that changed.
 pub(crate) fn unseal(
@@ -229,22 +292,12 @@ pub(crate) fn unseal(
             pcrs: diff,
         });
     }
-    let object = load_object(tpm, &sealed.public, &sealed.private)?;
-    let session = match pcr_policy(tpm, &pcrs, SessionType::Policy) {
-        Ok(s) => s,
-        Err(e) => {
-            tpm.flush(object);
-            return Err(e);
-        }
-    };
-    let result = tpm
-        .ctx
-        .execute_with_session(Some(session), |c| c.unseal(object.into()));
-    flush_session(tpm, session);
-    tpm.flush(object);
-    match result {
-        Ok(data) => LockedBuffer::copy_of(data.value()),
-        Err(e) if rc_kind(&e) == Some(Tss2ResponseCodeKind::PolicyFail) => {
+    let unsealed = unseal_object(tpm, &sealed.public, &sealed.private, |tpm| {
+        pcr_policy(tpm, &pcrs, SessionType::Policy)
+    })?;
+    match unsealed {
+        Unsealed::Data(data) => Ok(data),
+        Unsealed::PolicyFailed => {
             // A PCR may have been extended between the check and the unseal.
             let diff = changed(tpm)?;
             if diff.is_empty() {
@@ -261,6 +314,5 @@ pub(crate) fn unseal(
                 })
             }
         }
-        Err(e) => Err(tpm.err("unseal", e)),
     }
 }
