@@ -74,6 +74,9 @@ pub enum Command {
     /// This box's fleet signing key (offline).
     #[command(subcommand)]
     Fleet(FleetCmd),
+    /// The firmware's A/B slots: status, install a bundle, mark good, roll back (RAUC).
+    #[command(subcommand)]
+    Image(crate::image::ImageCmd),
     /// Print a shell completion script (bash, zsh or fish) for vigilctl.
     #[command(after_help = "Install: vigilctl completion bash > \
                             /usr/share/bash-completion/completions/vigilctl\n         \

@@ -7,6 +7,7 @@ pub mod config;
 pub mod exit;
 pub mod fleet;
 pub mod generate;
+pub mod image;
 pub mod keys;
 pub mod policy;
 pub mod render;
@@ -106,6 +107,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Output> {
         Command::Policy(cmd) => return policy::run(cmd, cli.json).map(Output::from),
         Command::Config(cmd) => return config::run(cmd, cli).map(Output::from),
         Command::Fleet(cmd) => return fleet::run(cmd, cli.json).map(Output::from),
+        Command::Image(cmd) => return image::run(cmd, cli.json).map(Output::from),
         Command::Completion { shell } => return Ok(generate::completion(*shell).into()),
         Command::Man { out } => {
             let files = generate::man_pages(out)?;
