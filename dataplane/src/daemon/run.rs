@@ -16,12 +16,31 @@ pub async fn run(config_path: PathBuf) -> anyhow::Result<()> {
     let daemon = Daemon::start(config_path)?;
     let (socket, listener) = match bring_up(&daemon).await {
         Ok(up) => up,
+        // A key that cannot be loaded (sealed to another boot state, TPM missing) will not
+        // come back by restarting: the box keeps its XDP protection while the gateway is down,
+        // fail-closed for the sources it blocks, and a restart adopts the attachment.
+        Err(e) if is_key_failure(&e) => {
+            error!(
+                error = %e,
+                "the TLS key could not be loaded: the gateway stays down; XDP stays attached and \
+                 keeps dropping"
+            );
+            return Err(e);
+        }
         Err(e) => {
             daemon.undo_fresh_attach();
             return Err(e);
         }
     };
     serve(daemon, socket, listener).await
+}
+
+fn is_key_failure(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<vigil_hw::keys::KeyError>().is_some()
+        || matches!(
+            e.downcast_ref::<vigil_gateway::GatewayError>(),
+            Some(vigil_gateway::GatewayError::Keys { .. })
+        )
 }
 
 /// Starts the gateway, the fleet and the control socket on a started daemon.
