@@ -7,6 +7,7 @@
 
 pub mod netns;
 pub mod upstream;
+pub mod vmbox;
 
 /// A unique small number for this test in this process, for names and subnets.
 pub fn unique(slot: u8) -> String {

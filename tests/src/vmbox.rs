@@ -1,0 +1,307 @@
+//! A Vigil firmware image booted under QEMU (OVMF, swtpm as its TPM, a virtio NIC and disk), as
+//! the image tests drive it: the serial console (ttyS0) goes to a file, a root shell on ttyS1
+//! (images built with `--dev-console`) answers commands, HTTPS is forwarded to a host port and
+//! a second, read-only disk carries files into the box.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A child killed by PID and reaped on drop (QEMU, swtpm).
+#[derive(Debug)]
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A booted (or booting) box.
+#[derive(Debug)]
+pub struct VmBox {
+    dir: PathBuf,
+    qemu: Option<Guard>,
+    swtpm: Option<Guard>,
+    shell: Option<UnixStream>,
+    /// Console text already consumed by `console_until`.
+    seen: usize,
+    commands: u32,
+    /// Host port forwarded to the box's 443.
+    pub https: u16,
+}
+
+impl VmBox {
+    /// Boots `disk` (modified in place) with the TPM state in `dir/tpm` and `extra` as a second,
+    /// read-only virtio disk. TCG: OVMF does not run under the nested KVM of these machines.
+    pub fn boot(dir: &Path, disk: &Path, extra: Option<&Path>) -> VmBox {
+        let mut b = VmBox {
+            dir: dir.to_path_buf(),
+            qemu: None,
+            swtpm: None,
+            shell: None,
+            seen: 0,
+            commands: 0,
+            https: free_port(),
+        };
+        let vars = dir.join("vars.fd");
+        if !vars.exists() {
+            std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).unwrap();
+        }
+        let tpm_dir = dir.join("tpm");
+        std::fs::create_dir_all(&tpm_dir).unwrap();
+        let tpm_sock = dir.join("swtpm.sock");
+        let _ = std::fs::remove_file(&tpm_sock);
+        b.swtpm = Some(Guard(
+            Command::new("swtpm")
+                .args(["socket", "--tpm2", "--tpmstate"])
+                .arg(format!("dir={}", tpm_dir.display()))
+                .arg("--ctrl")
+                .arg(format!("type=unixio,path={}", tpm_sock.display()))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("swtpm is installed by scripts/setup.sh"),
+        ));
+        wait_for_path(&tpm_sock);
+        let shell_sock = dir.join("shell.sock");
+        let _ = std::fs::remove_file(&shell_sock);
+        // The console log grows across boots of this box; `seen` keeps our place in it.
+        let console = b.console_path();
+        b.seen = std::fs::metadata(&console).map_or(0, |m| m.len() as usize);
+        let mut cmd = Command::new("qemu-system-x86_64");
+        cmd.args([
+            "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "2", "-cpu", "max",
+        ])
+        .args([
+            "-drive",
+            "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
+        ])
+        .arg("-drive")
+        .arg(format!("if=pflash,format=raw,file={}", vars.display()))
+        .arg("-drive")
+        .arg(format!("if=virtio,format=raw,file={}", disk.display()));
+        if let Some(extra) = extra {
+            cmd.arg("-drive").arg(format!(
+                "if=virtio,format=raw,readonly=on,file={}",
+                extra.display()
+            ));
+        }
+        cmd.arg("-netdev")
+            .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:443", b.https))
+            .args(["-device", "virtio-net-pci,netdev=n0"])
+            .arg("-chardev")
+            .arg(format!("socket,id=chrtpm,path={}", tpm_sock.display()))
+            .args([
+                "-tpmdev",
+                "emulator,id=tpm0,chardev=chrtpm",
+                "-device",
+                "tpm-tis,tpmdev=tpm0",
+            ])
+            .arg("-chardev")
+            .arg(format!("file,id=con,path={},append=on", console.display()))
+            .args(["-serial", "chardev:con"])
+            .arg("-serial")
+            .arg(format!("unix:{},server=on,wait=off", shell_sock.display()))
+            .args(["-display", "none"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        b.qemu = Some(Guard(
+            cmd.spawn()
+                .expect("qemu-system-x86 is installed by scripts/setup.sh"),
+        ));
+        wait_for_path(&shell_sock);
+        b.shell = Some(UnixStream::connect(&shell_sock).unwrap());
+        b
+    }
+
+    fn console_path(&self) -> PathBuf {
+        self.dir.join("console.log")
+    }
+
+    /// The console text since this box was booted.
+    pub fn console(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.console_path()).unwrap_or_default())
+            .into_owned()
+    }
+
+    fn check_running(&mut self, what: &str) {
+        if let Some(q) = self.qemu.as_mut()
+            && let Ok(Some(status)) = q.0.try_wait()
+        {
+            panic!("QEMU exited ({status}) while {what}:\n{}", self.tail());
+        }
+    }
+
+    /// The last 80 lines of the console.
+    pub fn tail(&self) -> String {
+        let text = self.console();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(80)..].join("\n")
+    }
+
+    /// Waits for the next console line holding `needle` (after what earlier calls consumed);
+    /// returns that line and marks the console read up to it.
+    pub fn console_until(&mut self, needle: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        loop {
+            let text = self.console();
+            if let Some(rel) = text.get(self.seen..).and_then(|t| t.find(needle)) {
+                let at = self.seen + rel;
+                let end = text[at..].find('\n').map_or(text.len(), |e| at + e);
+                self.seen = end;
+                return text[at..end].trim_end().to_owned();
+            }
+            self.check_running(&format!("waiting for {needle:?}"));
+            assert!(
+                start.elapsed() < limit,
+                "no {needle:?} on the console within {limit:?}:\n{}",
+                self.tail()
+            );
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn read_shell_until(&mut self, marker: &str, limit: Duration) -> String {
+        let start = Instant::now();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&got).replace('\r', "");
+            if text.contains(marker) {
+                return text;
+            }
+            self.check_running(&format!("waiting for the shell ({marker})"));
+            assert!(
+                start.elapsed() < limit,
+                "the shell did not answer {marker} within {limit:?}; it said:\n{text}\nconsole:\n{}",
+                self.tail()
+            );
+            let shell = self.shell.as_mut().unwrap();
+            shell
+                .set_read_timeout(Some(Duration::from_millis(300)))
+                .unwrap();
+            match shell.read(&mut buf) {
+                Ok(0) => std::thread::sleep(Duration::from_millis(200)),
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Waits until the root shell on ttyS1 answers (after a boot), with echo off.
+    pub fn shell_ready(&mut self, limit: Duration) {
+        let start = Instant::now();
+        loop {
+            self.commands += 1;
+            let tag = format!("VIGIL-SH-READY-{}", self.commands);
+            let shell = self.shell.as_mut().unwrap();
+            shell
+                // No line editing and no echo: only output comes back. The tag is split in
+                // the command so that an echo of the input never looks like the answer.
+                .write_all(
+                    format!(
+                        "\nset +o emacs +o vi; stty -echo cols 500; echo VIGIL\"\"{}-ok\n",
+                        &tag[5..]
+                    )
+                    .as_bytes(),
+                )
+                .unwrap();
+            let left = limit.saturating_sub(start.elapsed());
+            let step = left.min(Duration::from_secs(10));
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.read_shell_until(&format!("{tag}-ok\n"), step)
+            }));
+            if result.is_ok() {
+                return;
+            }
+            assert!(
+                start.elapsed() < limit,
+                "no shell on ttyS1 within {limit:?}:\n{}",
+                self.tail()
+            );
+        }
+    }
+
+    /// Runs `cmd` in the box's root shell: its exit status and output (stdout and stderr).
+    pub fn sh(&mut self, cmd: &str, limit: Duration) -> (i32, String) {
+        self.commands += 1;
+        let tag = format!("VIGIL-SH-{}", self.commands);
+        let line = format!(
+            "{{ {cmd} ; }} 2>&1; echo \"VIGIL\"\"{} rc=$?\"\n",
+            &tag[5..]
+        );
+        self.shell
+            .as_mut()
+            .unwrap()
+            .write_all(line.as_bytes())
+            .unwrap();
+        let text = self.read_shell_until(&format!("{tag} rc="), limit);
+        // The status follows the marker; wait for its line to end.
+        let text = if text[text.find(&format!("{tag} rc=")).unwrap()..].contains('\n') {
+            text
+        } else {
+            text + &self.read_shell_until("\n", Duration::from_secs(10))
+        };
+        let at = text.find(&format!("{tag} rc=")).unwrap();
+        let rc: i32 = text[at + tag.len() + 4..]
+            .lines()
+            .next()
+            .unwrap_or("")
+            .trim()
+            .parse()
+            .unwrap_or(-1);
+        let output: String = text[..at]
+            .lines()
+            .map(|l| l.trim_start_matches("root@vigil:~# "))
+            .filter(|l| !l.is_empty() && !l.contains("VIGIL\"\""))
+            .collect::<Vec<_>>()
+            .join("\n");
+        (rc, output)
+    }
+
+    /// Like `sh`, and panics unless the command succeeded.
+    pub fn sh_ok(&mut self, cmd: &str, limit: Duration) -> String {
+        let (rc, out) = self.sh(cmd, limit);
+        assert_eq!(rc, 0, "`{cmd}` failed in the box:\n{out}");
+        out
+    }
+
+    /// Powers the box off from its shell and waits for QEMU (and swtpm) to end.
+    pub fn power_off(&mut self) {
+        if let Some(shell) = self.shell.as_mut() {
+            let _ = shell.write_all(b"systemctl poweroff\n");
+        }
+        let start = Instant::now();
+        if let Some(q) = self.qemu.as_mut() {
+            while start.elapsed() < Duration::from_secs(120) {
+                if let Ok(Some(_)) = q.0.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        }
+        self.shell = None;
+        self.qemu = None;
+        self.swtpm = None;
+    }
+}
+
+fn wait_for_path(p: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !p.exists() {
+        assert!(Instant::now() < deadline, "{} was not created", p.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A loopback port free right now (QEMU binds it for the forwarded HTTPS).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap()
+}
