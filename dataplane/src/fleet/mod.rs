@@ -23,7 +23,7 @@ use std::{
         Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use futures_util::StreamExt as _;
@@ -235,10 +235,8 @@ struct State {
     dropped: AtomicU64,
     refused: [AtomicU64; Refusal::ALL.len()],
     last_error: Mutex<Option<String>>,
-    /// Refusals logged in the current interval, and when it started.
-    refusal_log: Mutex<(Option<Instant>, u64)>,
-    /// Link errors logged (see `note_error`).
-    error_log: crate::logging::Throttle,
+    /// Refusals (one key for all) and link errors (see `note_error`), logged once per interval.
+    log: crate::logging::Throttle,
 }
 
 /// Refusals are logged once per interval with a count: a flood of forged events cannot flood
@@ -248,22 +246,14 @@ const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(10);
 impl State {
     fn refuse(&self, why: Refusal, source: &str) {
         self.refused[why.index()].fetch_add(1, Ordering::Relaxed);
-        let mut log = self.refusal_log.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        match log.0 {
-            Some(start) if now.duration_since(start) < REFUSAL_LOG_EVERY => log.1 += 1,
-            _ => {
-                let suppressed = std::mem::take(&mut log.1);
-                *log = (Some(now), 0);
-                drop(log);
-                warn!(
-                    reason = why.as_str(),
-                    source,
-                    suppressed,
-                    "fleet: refused a message that no trusted box signed or that was replayed; \
-                     it was not applied (later refusals within 10 s are counted, not logged)"
-                );
-            }
+        if let Some(suppressed) = self.log.allow("refusal", REFUSAL_LOG_EVERY) {
+            warn!(
+                reason = why.as_str(),
+                source,
+                suppressed,
+                "fleet: refused a message that no trusted box signed or that was replayed; it was \
+                 not applied (later refusals within 10 s are counted, not logged)"
+            );
         }
     }
 
@@ -444,7 +434,7 @@ fn note_error(state: &State, what: &str, e: &dyn std::fmt::Display) {
     };
     // A new error is logged at once; the same one again at most once a minute, with the
     // number of repeats held back.
-    let allowed = state.error_log.allow(what, ERROR_LOG_EVERY);
+    let allowed = state.log.allow(what, ERROR_LOG_EVERY);
     if changed || allowed.is_some() {
         warn!(
             repeats = allowed.unwrap_or(0),
