@@ -13,10 +13,14 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#ifndef READ_ONCE
+#define READ_ONCE(x) (*(const volatile typeof(x) *)&(x))
+#endif
+
 #include "vigil_abi.h"
 
-/* How many expired prefixes in a row the program steps over before it gives up on a
- * lookup. The daemon sweeps expired rules every second, so more than one is rare. */
+/* How many expired rules in a row the program steps over before it gives up on a lookup.
+ * The daemon sweeps expired rules every second, so more than one is rare. */
 #define VIGIL_EXPIRY_RETRIES 4
 #define VIGIL_MAX_VLAN_TAGS 2
 
@@ -25,50 +29,54 @@ struct vlan_hdr {
 	__be16 encapsulated_proto;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct vigil_lpm_v4);
-	__type(value, struct vigil_rule);
-	__uint(max_entries, 1 << 20);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vigil_blk4 SEC(".maps");
+/* The rule store (see vigil_abi.h): written and read by userspace only. */
+#define RULE_TRIE(name, key_type, entries)                                                  \
+	struct {                                                                            \
+		__uint(type, BPF_MAP_TYPE_LPM_TRIE);                                        \
+		__type(key, key_type);                                                      \
+		__type(value, struct vigil_rule);                                           \
+		__uint(max_entries, entries);                                               \
+		__uint(map_flags, BPF_F_NO_PREALLOC);                                       \
+		__uint(pinning, LIBBPF_PIN_BY_NAME);                                        \
+	} name SEC(".maps")
+
+RULE_TRIE(vigil_blk4, struct vigil_lpm_v4, 1 << 20);
+RULE_TRIE(vigil_blk6, struct vigil_lpm_v6, 1 << 20);
+RULE_TRIE(vigil_alw4, struct vigil_lpm_v4, 1 << 16);
+RULE_TRIE(vigil_alw6, struct vigil_lpm_v6, 1 << 16);
+
+/* The lookup tables, two sets each. Userspace writes them through mmap. */
+#define TABLE(name, value_type, entries)                                                    \
+	struct {                                                                            \
+		__uint(type, BPF_MAP_TYPE_ARRAY);                                           \
+		__type(key, __u32);                                                         \
+		__type(value, value_type);                                                  \
+		__uint(max_entries, entries);                                               \
+		__uint(map_flags, BPF_F_MMAPABLE);                                          \
+		__uint(pinning, LIBBPF_PIN_BY_NAME);                                        \
+	} name SEC(".maps")
+
+TABLE(vigil_t24, struct vigil_row, 2 * VIGIL_T24_ROWS);
+TABLE(vigil_t8, struct vigil_row, 2 * VIGIL_T8_GROUPS);
+TABLE(vigil_slot, struct vigil_slot, 2 * VIGIL_MAX_SLOTS);
+TABLE(vigil_tbl, struct vigil_tables, 1);
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct vigil_lpm_v6);
-	__type(value, struct vigil_rule);
-	__uint(max_entries, 1 << 20);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct vigil_v6_key);
+	__type(value, __u32);
+	__uint(max_entries, 2 * (1 << 20));
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vigil_blk6 SEC(".maps");
+} vigil_h6 SEC(".maps");
 
+/* Per-CPU rate sketch: no lock and no shared cache line between CPUs, so a source's limit
+ * holds per CPU (see docs/xdp.md). Sized by userspace at load time. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct vigil_lpm_v4);
-	__type(value, struct vigil_rule);
-	__uint(max_entries, 1 << 16);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vigil_alw4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__type(key, struct vigil_lpm_v6);
-	__type(value, struct vigil_rule);
-	__uint(max_entries, 1 << 16);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vigil_alw6 SEC(".maps");
-
-/* LRU: a flood of spoofed sources evicts old buckets instead of filling the table. Per-CPU
- * LRU lists (one shared key space) keep CPUs from contending on one list lock. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__type(key, struct vigil_src_key);
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
 	__type(value, struct vigil_bucket);
-	__uint(max_entries, 1 << 16);
-	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__uint(max_entries, VIGIL_RATE_ROWS << 16);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vigil_rate SEC(".maps");
 
@@ -104,90 +112,147 @@ static __always_inline void *ptr_at(const struct xdp_md *ctx, __u64 off, __u64 l
 static __always_inline __u64 clock_ns(__u64 *now)
 {
 	if (*now == 0)
-		*now = bpf_ktime_get_ns();
+		*now = bpf_ktime_get_coarse_ns();
 	return *now;
 }
 
-/* Longest-prefix match that steps over expired rules to the next shorter prefix. */
-static __always_inline int rule_active(struct vigil_rule *r, __u64 *now)
+static __always_inline struct vigil_slot *slot_at(__u32 set, __u32 idx)
 {
-	return r->expires_ns == 0 || clock_ns(now) < r->expires_ns;
+	__u32 key = set * VIGIL_MAX_SLOTS + idx;
+
+	return idx ? bpf_map_lookup_elem(&vigil_slot, &key) : NULL;
 }
 
-static __always_inline int match_v4(void *map, __be32 addr, __u64 *now)
+/* Whether an unexpired rule of one list covers the address, starting from the slot the
+ * tables gave (`up` picks the list's chain): an expired rule uncovers the next shorter one. */
+static __always_inline int chain_active(__u32 set, __u32 idx, int allow, __u64 *now)
 {
-	struct vigil_lpm_v4 key = { .prefixlen = 32 };
-
-	__builtin_memcpy(key.addr, &addr, 4);
 #pragma unroll
 	for (int i = 0; i < VIGIL_EXPIRY_RETRIES; i++) {
-		struct vigil_rule *r = bpf_map_lookup_elem(map, &key);
+		struct vigil_slot *s = slot_at(set, idx);
 
-		if (!r)
+		if (!s)
 			return 0;
-		if (rule_active(r, now))
+		if (s->expires_ns == 0 || clock_ns(now) < s->expires_ns)
 			return 1;
-		if (r->prefixlen == 0 || r->prefixlen > 32)
-			return 0;
-		key.prefixlen = r->prefixlen - 1;
+		idx = allow ? s->allow_up : s->block_up;
 	}
 	return 0;
 }
 
-static __always_inline int match_v6(void *map, const struct in6_addr *addr, __u64 *now)
+/* IPv4: one row read in vigil_t24, and a second in vigil_t8 for a /24 with longer prefixes. */
+static __always_inline __u32 lookup_v4(__u32 set, __be32 saddr)
 {
-	struct vigil_lpm_v6 key = { .prefixlen = 128 };
+	__u32 a = bpf_ntohl(saddr);
+	__u32 key = set * VIGIL_T24_ROWS + (a >> 16);
+	struct vigil_row *row = bpf_map_lookup_elem(&vigil_t24, &key);
+	__u32 v;
 
-	__builtin_memcpy(key.addr, addr, 16);
-#pragma unroll
-	for (int i = 0; i < VIGIL_EXPIRY_RETRIES; i++) {
-		struct vigil_rule *r = bpf_map_lookup_elem(map, &key);
-
-		if (!r)
-			return 0;
-		if (rule_active(r, now))
-			return 1;
-		if (r->prefixlen == 0 || r->prefixlen > 128)
-			return 0;
-		key.prefixlen = r->prefixlen - 1;
-	}
-	return 0;
-}
-
-/* Token bucket per source. Returns 1 when the packet is over the source's rate. */
-static __always_inline int over_rate(const struct vigil_config *cfg,
-				     const struct vigil_src_key *src, __u64 *now)
-{
-	struct vigil_bucket *b;
-	__u64 credit, t;
-
-	if (!cfg || !cfg->rate_enabled || cfg->ns_per_packet == 0)
+	if (!row)
 		return 0;
+	v = row->e[(a >> 8) & 0xff];
+	if (!(v & VIGIL_T24_GROUP))
+		return v;
+	key = set * VIGIL_T8_GROUPS + (v & (VIGIL_T8_GROUPS - 1));
+	row = bpf_map_lookup_elem(&vigil_t8, &key);
+	return row ? row->e[a & 0xff] : 0;
+}
 
+static __always_inline __u64 mask_bits(__u64 x, __s32 bits)
+{
+	if (bits <= 0)
+		return 0;
+	if (bits >= 64)
+		return x;
+	return x & ~(~0ULL >> bits);
+}
+
+/* IPv6: one hash probe per prefix length present, longest first; the first hit is the
+ * longest match. */
+static __always_inline __u32 lookup_v6(__u32 set, const struct vigil_tables *t,
+				       const struct in6_addr *addr)
+{
+	const struct vigil_v6_lens *lens = &t->v6[set & 1];
+	struct vigil_v6_key key = {};
+	__u64 hi, lo;
+	__u32 n = lens->count;
+
+	__builtin_memcpy(&hi, &addr->s6_addr[0], 8);
+	__builtin_memcpy(&lo, &addr->s6_addr[8], 8);
+	hi = bpf_be64_to_cpu(hi);
+	lo = bpf_be64_to_cpu(lo);
+	for (__u32 i = 0; i < VIGIL_V6_LENS && i < n; i++) {
+		__u32 len = lens->len[i];
+		__u64 h = bpf_cpu_to_be64(mask_bits(hi, len));
+		__u64 l = bpf_cpu_to_be64(mask_bits(lo, (__s32)len - 64));
+		__u32 *v;
+
+		key.set_len = set << 8 | (len & 0xff);
+		__builtin_memcpy(&key.addr[0], &h, 8);
+		__builtin_memcpy(&key.addr[8], &l, 8);
+		v = bpf_map_lookup_elem(&vigil_h6, &key);
+		if (v)
+			return *v;
+	}
+	return 0;
+}
+
+/* The rule verdict for the slot the tables gave: allowlist first, then blocklist. */
+static __always_inline __u32 rule_verdict(__u32 set, __u32 idx, int allow_used, __u64 *now)
+{
+	struct vigil_slot *s = slot_at(set, idx);
+	__u32 allow, block;
+
+	if (!s)
+		return VIGIL_R_PASS;
+	allow = (s->flags & VIGIL_SLOT_ALLOW) ? idx : s->allow_up;
+	block = (s->flags & VIGIL_SLOT_ALLOW) ? s->block_up : idx;
+	if (allow_used && allow && chain_active(set, allow, 1, now))
+		return VIGIL_R_ALLOWLISTED;
+	if (block && chain_active(set, block, 0, now))
+		return VIGIL_R_BLOCKED;
+	return VIGIL_R_PASS;
+}
+
+/* Per-CPU count-min sketch of token buckets: a source hashes to one bucket per row and
+ * passes only when every one of them has credit, so colliding sources can only make each
+ * other stricter, never let a source past its rate. Returns 1 when the packet is over. */
+static __always_inline int over_rate(const struct vigil_config *cfg, __u64 src, __u64 *now)
+{
+	struct vigil_bucket *b[VIGIL_RATE_ROWS];
+	__u32 bits = cfg->rate_bits;
+	__u64 t, cost = cfg->ns_per_packet;
+	int over = 0;
+
+	if (!cfg->rate_enabled || cost == 0 || bits == 0 || bits > 24)
+		return 0;
 	t = clock_ns(now);
-	b = bpf_map_lookup_elem(&vigil_rate, src);
-	if (!b) {
-		struct vigil_bucket fresh = { .last_ns = t };
+#pragma unroll
+	for (int r = 0; r < VIGIL_RATE_ROWS; r++) {
+		/* Multiply-shift hashing, one odd constant per row. */
+		__u64 k = r ? 0xc2b2ae3d27d4eb4fULL : 0x9e3779b97f4a7c15ULL;
+		__u32 idx = (__u32)((src * k) >> (64 - bits)) + ((__u32)r << bits);
+		__u64 credit;
 
-		/* A new source starts with a full bucket, less this packet. */
-		if (cfg->burst_ns >= cfg->ns_per_packet)
-			fresh.credit_ns = cfg->burst_ns - cfg->ns_per_packet;
-		bpf_map_update_elem(&vigil_rate, src, &fresh, BPF_ANY);
-		return 0;
+		b[r] = bpf_map_lookup_elem(&vigil_rate, &idx);
+		if (!b[r])
+			return 0;
+		/* A bucket never touched has last_ns 0: it refills to a full burst. */
+		credit = b[r]->credit_ns;
+		if (t > b[r]->last_ns)
+			credit += t - b[r]->last_ns;
+		if (credit > cfg->burst_ns)
+			credit = cfg->burst_ns;
+		b[r]->credit_ns = credit;
+		b[r]->last_ns = t;
+		if (credit < cost)
+			over = 1;
 	}
-
-	credit = b->credit_ns;
-	/* Another CPU may have moved last_ns past our clock reading; never underflow. */
-	if (t > b->last_ns)
-		credit += t - b->last_ns;
-	if (credit > cfg->burst_ns)
-		credit = cfg->burst_ns;
-	b->last_ns = t;
-	if (credit < cfg->ns_per_packet) {
-		b->credit_ns = credit;
+	if (over)
 		return 1;
-	}
-	b->credit_ns = credit - cfg->ns_per_packet;
+#pragma unroll
+	for (int r = 0; r < VIGIL_RATE_ROWS; r++)
+		b[r]->credit_ns -= cost;
 	return 0;
 }
 
@@ -198,13 +263,50 @@ static __always_inline struct vigil_config *config(void)
 	return bpf_map_lookup_elem(&vigil_cfg, &zero);
 }
 
+static __always_inline struct vigil_tables *tables(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&vigil_tbl, &zero);
+}
+
+/* The verdict for a source, whichever its family: `v6` non-NULL for IPv6. */
+static __always_inline __u32 verdict_src(__be32 v4, const struct in6_addr *v6)
+{
+	struct vigil_config *cfg = config();
+	struct vigil_tables *t = tables();
+	__u32 set, idx = 0, reason = VIGIL_R_PASS;
+	__u64 now = 0, key;
+
+	if (!cfg || !t)
+		return VIGIL_R_PASS;
+	/* Read once: the whole packet uses the set it saw first. */
+	set = READ_ONCE(t->generation) & 1;
+	if (v6 && t->rules_v6[set])
+		idx = lookup_v6(set, t, v6);
+	else if (!v6 && t->rules_v4[set])
+		idx = lookup_v4(set, v4);
+	if (idx)
+		reason = rule_verdict(set, idx, v6 ? cfg->allow_v6_used : cfg->allow_v4_used, &now);
+	if (reason != VIGIL_R_PASS)
+		return reason;
+
+	if (v6) {
+		__u64 hi, lo;
+
+		__builtin_memcpy(&hi, &v6->s6_addr[0], 8);
+		__builtin_memcpy(&lo, &v6->s6_addr[8], 8);
+		key = hi ^ (lo * 0xff51afd7ed558ccdULL);
+	} else {
+		key = v4;
+	}
+	return over_rate(cfg, key, &now) ? VIGIL_R_RATE_LIMITED : VIGIL_R_PASS;
+}
+
 static __always_inline __u32 verdict_v4(const struct xdp_md *ctx, __u64 off)
 {
 	struct iphdr *ip = ptr_at(ctx, off, sizeof(*ip));
-	struct vigil_src_key src = {};
-	struct vigil_config *cfg;
 	__u32 hdr_len;
-	__u64 now = 0;
 
 	if (!ip || ip->version != 4 || ip->ihl < 5)
 		return VIGIL_R_MALFORMED;
@@ -212,41 +314,16 @@ static __always_inline __u32 verdict_v4(const struct xdp_md *ctx, __u64 off)
 	/* Options included: the whole header must be in the frame. */
 	if (!ptr_at(ctx, off, hdr_len) || bpf_ntohs(ip->tot_len) < hdr_len)
 		return VIGIL_R_MALFORMED;
-
-	cfg = config();
-	if ((!cfg || cfg->allow_v4_used) && match_v4(&vigil_alw4, ip->saddr, &now))
-		return VIGIL_R_ALLOWLISTED;
-	if (match_v4(&vigil_blk4, ip->saddr, &now))
-		return VIGIL_R_BLOCKED;
-
-	src.addr[10] = 0xff;
-	src.addr[11] = 0xff;
-	__builtin_memcpy(&src.addr[12], &ip->saddr, 4);
-	if (over_rate(cfg, &src, &now))
-		return VIGIL_R_RATE_LIMITED;
-	return VIGIL_R_PASS;
+	return verdict_src(ip->saddr, NULL);
 }
 
 static __always_inline __u32 verdict_v6(const struct xdp_md *ctx, __u64 off)
 {
 	struct ipv6hdr *ip6 = ptr_at(ctx, off, sizeof(*ip6));
-	struct vigil_src_key src = {};
-	struct vigil_config *cfg;
-	__u64 now = 0;
 
 	if (!ip6 || ip6->version != 6)
 		return VIGIL_R_MALFORMED;
-
-	cfg = config();
-	if ((!cfg || cfg->allow_v6_used) && match_v6(&vigil_alw6, &ip6->saddr, &now))
-		return VIGIL_R_ALLOWLISTED;
-	if (match_v6(&vigil_blk6, &ip6->saddr, &now))
-		return VIGIL_R_BLOCKED;
-
-	__builtin_memcpy(src.addr, &ip6->saddr, 16);
-	if (over_rate(cfg, &src, &now))
-		return VIGIL_R_RATE_LIMITED;
-	return VIGIL_R_PASS;
+	return verdict_src(0, &ip6->saddr);
 }
 
 /* Parses L2 (Ethernet, up to two 802.1Q/802.1ad tags) and returns the verdict reason. */

@@ -13,7 +13,7 @@
 
 /* Bumped whenever a map key or value below changes layout. Written into the config map so
  * a daemon adopting pinned maps can refuse ones from an incompatible build. */
-#define VIGIL_ABI_VERSION 3
+#define VIGIL_ABI_VERSION 4
 
 #define VIGIL_REASON_LEN 48
 #define VIGIL_ORIGIN_LEN 32
@@ -39,8 +39,8 @@ struct vigil_lpm_v6 {
 	__u8 addr[16];
 };
 
-/* Value of the allow and block tries. The prefix length is repeated in the value so the
- * program can retry a shorter prefix when the longest match has expired. */
+/* Value of the allow and block tries: the rule store, with everything operators see. The
+ * program does not read the tries; it reads the lookup tables below, built from them. */
 struct vigil_rule {
 	__u64 expires_ns;   /* CLOCK_MONOTONIC (bpf_ktime_get_ns) deadline; 0 = never */
 	__u64 created_unix; /* seconds since the epoch, for operators */
@@ -54,17 +54,83 @@ struct vigil_rule {
 #define VIGIL_RULE_F_CONFIG 2u /* comes from the config file; replaced on reload */
 #define VIGIL_RULE_F_FLEET 4u  /* learned from the fleet; origin names the box */
 
-/* Key of the per-source rate table: IPv4 sources are stored as IPv4-mapped IPv6. */
-struct vigil_src_key {
-	__u8 addr[16];
+/*
+ * Lookup tables. Two complete sets (0 and 1) live side by side in each table map; the
+ * program reads the set `vigil_tables.generation` names. Userspace builds the other set from the
+ * rules, then flips `generation` with one aligned 4-byte store: a packet sees the old tables or the
+ * new ones, never a half-built mix.
+ *
+ * IPv4 is DIR-24-8 (DPDK's rte_lpm): vigil_t24 is indexed by the top 16 bits and each of its
+ * rows holds the 256 /24s under them (so 2^24 entries in all); an entry is 0 (no rule), a
+ * rule slot, or VIGIL_T24_GROUP | g for a /24 that holds longer prefixes, whose 256 /32s are
+ * row g of vigil_t8. IPv6 is one hash entry per prefix, keyed by (set, length, masked
+ * address), probed longest length first over the lengths present in the set.
+ */
+#define VIGIL_T24_ROWS (1u << 16)   /* rows of vigil_t24 per set */
+#define VIGIL_T8_GROUPS (1u << 15)  /* rows of vigil_t8 per set: /24s holding longer prefixes */
+#define VIGIL_MAX_SLOTS ((1u << 20) + (1u << 16) + 1) /* rule slots per set, slot 0 unused */
+#define VIGIL_T24_GROUP 0x80000000u
+#define VIGIL_V6_LENS 132           /* room for the 129 lengths 0..=128, rounded up */
+
+struct vigil_row {
+	__u32 e[256];
+};
+
+/* One rule as the packet path sees it. allow_up / block_up: the slot of the nearest rule of
+ * that list covering this one (same length counts for a block under an allow), 0 = none;
+ * the program follows them past expired rules to the next shorter prefix. */
+struct vigil_slot {
+	__u64 expires_ns;   /* CLOCK_MONOTONIC deadline; 0 = never */
+	__u8 addr[16];      /* network address; IPv4 in the first 4 bytes */
+	__u32 prefixlen;
+	__u32 flags;        /* VIGIL_SLOT_* */
+	__u32 allow_up;
+	__u32 block_up;
+};
+
+#define VIGIL_SLOT_ALLOW 1u   /* an allowlist rule (else a blocklist rule) */
+#define VIGIL_SLOT_V6 2u      /* an IPv6 rule */
+/* Origin of the rule, for the counters kept beside the tables (bits 8..15). */
+#define VIGIL_SLOT_ORIGIN_SHIFT 8
+
+struct vigil_v6_key {
+	__u32 set_len;      /* set << 8 | prefix length */
+	__u8 addr[16];      /* address masked to the prefix length */
+};
+
+struct vigil_v6_lens {
+	__u32 count;        /* lengths present in the set */
+	__u8 len[VIGIL_V6_LENS]; /* longest first */
+};
+
+/* Rule counts per list (block, allow) and origin (operator, config, auto-ban, fleet), kept
+ * by userspace at every insert and delete. */
+#define VIGIL_ORIGINS 4
+
+/* The one element of vigil_tbl, written only by userspace (through mmap). */
+struct vigil_tables {
+	__u32 generation;   /* the set packets read: 0 or 1 */
+	__u32 rules_v4[2];  /* rules of each set by family, for the program's empty-set skip */
+	__u32 rules_v6[2];
+	__u32 slots_used[2];
+	__u32 groups_used[2];
+	__u32 counts[2][VIGIL_ORIGINS];
+	__u32 _pad;
+	struct vigil_v6_lens v6[2];
+	__u64 switched_ns;  /* CLOCK_MONOTONIC of the last flip of generation */
 };
 
 /* Token bucket kept in nanoseconds of credit: one packet costs ns_per_packet. Keeping the
- * bucket in time units avoids a multiplication that could overflow. */
+ * bucket in time units avoids a multiplication that could overflow. The rate state is a
+ * per-CPU count-min sketch of these: VIGIL_RATE_ROWS rows of 1 << rate_bits buckets, a
+ * source hashing to one bucket in each row; a packet passes when every one of its buckets
+ * has credit. */
 struct vigil_bucket {
 	__u64 credit_ns;
 	__u64 last_ns;
 };
+
+#define VIGIL_RATE_ROWS 2
 
 struct vigil_config {
 	__u32 abi_version;
@@ -77,7 +143,7 @@ struct vigil_config {
 	 * wrongly skipped allow lookup makes the program stricter, never more permissive. */
 	__u32 allow_v4_used;
 	__u32 allow_v6_used;
-	__u32 _pad;
+	__u32 rate_bits;     /* log2 of the buckets per row of the rate sketch */
 };
 
 #define VIGIL_MODE_NATIVE 1u

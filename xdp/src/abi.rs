@@ -2,7 +2,7 @@
 //! `abi_matches_btf` checks sizes and offsets against the compiled object's BTF.
 
 /// Bumped with `VIGIL_ABI_VERSION` in the header whenever a layout changes.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 /// Bytes of operator text kept with each rule.
 pub const REASON_LEN: usize = 48;
 /// Bytes of the fleet box name kept with a rule learned from the fleet.
@@ -89,10 +89,76 @@ pub const RULE_F_CONFIG: u32 = 2;
 /// `VIGIL_RULE_F_FLEET`: the rule was learned from the fleet; `origin` names the box.
 pub const RULE_F_FLEET: u32 = 4;
 
+/// Rows of `vigil_t24` per table set (`VIGIL_T24_ROWS`): 256 /24s per row, 2^24 in all.
+pub const T24_ROWS: u32 = 1 << 16;
+/// Rows of `vigil_t8` per table set (`VIGIL_T8_GROUPS`): /24s that hold longer prefixes.
+pub const T8_GROUPS: u32 = 1 << 15;
+/// Rule slots per table set (`VIGIL_MAX_SLOTS`); slot 0 means "no rule".
+pub const MAX_SLOTS: u32 = (1 << 20) + (1 << 16) + 1;
+/// `VIGIL_T24_GROUP`: a `vigil_t24` entry naming a row of `vigil_t8`.
+pub const T24_GROUP: u32 = 0x8000_0000;
+/// `VIGIL_V6_LENS`: room for every IPv6 prefix length.
+pub const V6_LENS: usize = 132;
+/// `VIGIL_ORIGINS`: operator, config, auto-ban, fleet.
+pub const ORIGINS: usize = 4;
+/// `VIGIL_RATE_ROWS`: rows of the per-CPU rate sketch.
+pub const RATE_ROWS: u32 = 2;
+
+/// `VIGIL_SLOT_ALLOW`: an allowlist rule.
+pub const SLOT_ALLOW: u32 = 1;
+/// `VIGIL_SLOT_V6`: an IPv6 rule.
+pub const SLOT_V6: u32 = 2;
+/// `VIGIL_SLOT_ORIGIN_SHIFT`: the origin index sits in bits 8..15 of a slot's flags.
+pub const SLOT_ORIGIN_SHIFT: u32 = 8;
+
+/// 256 entries of `vigil_t24` or `vigil_t8` (`struct vigil_row`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub e: [u32; 256],
+}
+
+/// A rule as the packet path sees it (`struct vigil_slot`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Slot {
+    pub expires_ns: u64,
+    pub addr: [u8; 16],
+    pub prefixlen: u32,
+    pub flags: u32,
+    pub allow_up: u32,
+    pub block_up: u32,
+}
+
+/// Key of the IPv6 table (`struct vigil_v6_key`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct SrcKey {
+pub struct V6Key {
+    pub set_len: u32,
     pub addr: [u8; 16],
+}
+
+/// IPv6 prefix lengths of one set, longest first (`struct vigil_v6_lens`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct V6Lens {
+    pub count: u32,
+    pub len: [u8; V6_LENS],
+}
+
+/// The one element of `vigil_tbl` (`struct vigil_tables`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tables {
+    pub generation: u32,
+    pub rules_v4: [u32; 2],
+    pub rules_v6: [u32; 2],
+    pub slots_used: [u32; 2],
+    pub groups_used: [u32; 2],
+    pub counts: [[u32; ORIGINS]; 2],
+    pub _pad: u32,
+    pub v6: [V6Lens; 2],
+    pub switched_ns: u64,
 }
 
 #[repr(C)]
@@ -113,7 +179,8 @@ pub struct Config {
     /// 1 when the IPv4 allowlist may hold entries (the program skips the lookup otherwise).
     pub allow_v4_used: u32,
     pub allow_v6_used: u32,
-    pub _pad: u32,
+    /// log2 of the buckets per row of the per-CPU rate sketch.
+    pub rate_bits: u32,
 }
 
 pub const MODE_NATIVE: u32 = 1;
@@ -134,7 +201,11 @@ unsafe impl aya::Pod for LpmV6 {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Rule {}
 // SAFETY: as above.
-unsafe impl aya::Pod for SrcKey {}
+unsafe impl aya::Pod for Slot {}
+// SAFETY: as above.
+unsafe impl aya::Pod for V6Key {}
+// SAFETY: as above.
+unsafe impl aya::Pod for Row {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Bucket {}
 // SAFETY: as above.

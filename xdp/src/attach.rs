@@ -68,7 +68,8 @@ pub struct AttachOptions {
     pub pin_root: PathBuf,
     pub mode: ModePolicy,
     pub rate: Option<RateLimit>,
-    /// Entries of the per-source rate table (an LRU); only used when the maps are created.
+    /// Buckets per row of the per-CPU rate sketch (rounded up to a power of two); only used
+    /// when the maps are created.
     pub rate_table_size: u32,
 }
 
@@ -133,7 +134,9 @@ fn attach_new(opts: &AttachOptions, ifindex: u32, dir: &Path) -> Result<Attachme
     pin(prog, link_id, dir)?;
     let mut maps = VigilMaps::open(dir)?;
     maps.set_config(opts.rate, mode.to_abi())?;
-    info!(iface = %opts.iface, ?mode, pins = %dir.display(), "attached the XDP program");
+    // Maps left pinned by an earlier run keep their rules: the tables are built from them.
+    let rules = maps.resync()?;
+    info!(iface = %opts.iface, ?mode, rules, pins = %dir.display(), "attached the XDP program");
     Ok(Attachment {
         iface: opts.iface.clone(),
         ifindex,
@@ -155,7 +158,10 @@ fn adopt(opts: &AttachOptions, ifindex: u32, dir: &Path) -> Result<Option<Attach
             let mut maps = VigilMaps::open(dir)?;
             let mode = AttachedMode::from_abi(maps.config()?.attach_mode);
             maps.set_config(opts.rate, mode.to_abi())?;
-            info!(iface = %opts.iface, ?mode, "adopted the pinned XDP program and maps");
+            // The tables are rebuilt from the rule store, so a change cut short by a crash
+            // leaves nothing behind.
+            let rules = maps.resync()?;
+            info!(iface = %opts.iface, ?mode, rules, "adopted the pinned XDP program and maps");
             Ok(Some(Attachment {
                 iface: opts.iface.clone(),
                 ifindex,
@@ -178,7 +184,14 @@ fn adopt(opts: &AttachOptions, ifindex: u32, dir: &Path) -> Result<Option<Attach
 fn load(opts: &AttachOptions, dir: &Path) -> Result<aya::Ebpf, XdpError> {
     EbpfLoader::new()
         .default_map_pin_directory(dir)
-        .map_max_entries(maps::RATE, opts.rate_table_size.max(1024))
+        .map_max_entries(
+            maps::RATE,
+            abi::RATE_ROWS
+                * opts
+                    .rate_table_size
+                    .clamp(1024, 1 << 24)
+                    .next_power_of_two(),
+        )
         .load(OBJECT)
         .map_err(|e| match &e {
             aya::EbpfError::MapError(m) if is_eperm(m) => XdpError::PermissionDenied {

@@ -9,6 +9,9 @@ pub enum XdpError {
     #[error("reason text is {len} bytes; at most {max} fit in a rule")]
     ReasonTooLong { len: usize, max: usize },
 
+    #[error("the XDP lookup tables have no room for {what}: they hold at most {max}")]
+    TablesFull { what: String, max: String },
+
     #[error("interface {iface:?} does not exist (check `ip link`)")]
     UnknownInterface { iface: String },
 

@@ -2,14 +2,17 @@
 //! ABI twin, and a typed API over the maps it pins under `/sys/fs/bpf/vigil/<iface>/`.
 //!
 //! Verdict order in the program: allowlist ▸ blocklist ▸ per-source packet rate ▸ pass.
+//! The lists are looked up in tables built from the rules (see [`tables`]).
 
 pub mod abi;
 mod attach;
 mod cidr;
 pub mod clock;
 mod error;
+mod mapped;
 pub mod maps;
 mod sys;
+pub mod tables;
 pub mod testrun;
 
 pub use attach::{
@@ -18,7 +21,8 @@ pub use attach::{
 };
 pub use cidr::parse_cidr;
 pub use error::XdpError;
-pub use maps::{Counters, List, RateLimit, RuleEntry, VigilMaps};
+pub use maps::{Counters, List, RateLimit, RuleCounts, RuleEntry, VigilMaps};
+pub use tables::TableMemory;
 
 /// Where pins live unless configured otherwise.
 pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/vigil";

@@ -2,13 +2,14 @@
 //! down) both come through here, so there is one writer format.
 
 use std::{
+    collections::HashMap as StdHashMap,
     net::IpAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
 
 use aya::maps::{
-    Array, HashMap, Map, MapData, PerCpuArray,
+    Array, Map, MapData, PerCpuArray,
     lpm_trie::{Key, LpmTrie},
 };
 use ipnet::IpNet;
@@ -16,8 +17,9 @@ use serde::Serialize;
 
 use crate::{
     XdpError,
-    abi::{self, Config, Counter, Reason, Rule, SrcKey},
+    abi::{self, Config, Counter, Reason, Rule},
     clock,
+    tables::{self, TableMemory, TableRule, Tables},
 };
 
 pub const BLOCK_V4: &str = "vigil_blk4";
@@ -27,12 +29,23 @@ pub const ALLOW_V6: &str = "vigil_alw6";
 pub const RATE: &str = "vigil_rate";
 pub const COUNTERS: &str = "vigil_cnt";
 pub const CONFIG: &str = "vigil_cfg";
-pub const ALL_MAPS: [&str; 7] = [
-    BLOCK_V4, BLOCK_V6, ALLOW_V4, ALLOW_V6, RATE, COUNTERS, CONFIG,
+pub const ALL_MAPS: [&str; 12] = [
+    BLOCK_V4,
+    BLOCK_V6,
+    ALLOW_V4,
+    ALLOW_V6,
+    RATE,
+    COUNTERS,
+    CONFIG,
+    tables::T24,
+    tables::T8,
+    tables::SLOTS,
+    tables::TBL,
+    tables::H6,
 ];
 
 /// Which of the two rule sets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum List {
     Block,
@@ -88,6 +101,32 @@ pub struct RateLimit {
     pub burst: u64,
 }
 
+/// Rules per list and origin, from the counters kept at every insert and delete.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuleCounts {
+    /// `[block, allow][origin]`, origins in the order of [`tables::ORIGIN_NAMES`].
+    pub by_list: [[u32; abi::ORIGINS]; 2],
+}
+
+impl RuleCounts {
+    pub fn list(&self, list: List) -> u64 {
+        self.by_list[usize::from(list == List::Allow)]
+            .iter()
+            .map(|&n| u64::from(n))
+            .sum()
+    }
+
+    /// Rules of `list` from the origin named `origin` (see [`tables::ORIGIN_NAMES`]).
+    pub fn get(&self, list: List, origin: &str) -> u64 {
+        tables::ORIGIN_NAMES
+            .iter()
+            .position(|o| *o == origin)
+            .map_or(0, |i| {
+                u64::from(self.by_list[usize::from(list == List::Allow)][i])
+            })
+    }
+}
+
 impl RateLimit {
     pub(crate) fn to_abi(self) -> (u64, u64) {
         let ns_per_packet = (1_000_000_000 / self.pps.max(1)).max(1);
@@ -105,9 +144,10 @@ pub struct VigilMaps {
     blk6: LpmTrie<MapData, [u8; 16], Rule>,
     alw4: LpmTrie<MapData, [u8; 4], Rule>,
     alw6: LpmTrie<MapData, [u8; 16], Rule>,
-    rate: HashMap<MapData, SrcKey, abi::Bucket>,
+    rate: PerCpuArray<MapData, abi::Bucket>,
     counters: PerCpuArray<MapData, Counter>,
     config: Array<MapData, Config>,
+    tables: Tables,
 }
 
 impl std::fmt::Debug for VigilMaps {
@@ -152,6 +192,7 @@ impl VigilMaps {
             rate: typed!(dir, RATE),
             counters: typed!(dir, COUNTERS),
             config: typed!(dir, CONFIG),
+            tables: Tables::open(dir)?,
         };
         let cfg = maps.config()?;
         if cfg.abi_version != 0 && cfg.abi_version != abi::ABI_VERSION {
@@ -194,60 +235,183 @@ impl VigilMaps {
         mut flags: u32,
         origin: &str,
     ) -> Result<(), XdpError> {
-        if origin.len() > abi::ORIGIN_LEN - 1 {
-            return Err(XdpError::ReasonTooLong {
-                len: origin.len(),
-                max: abi::ORIGIN_LEN - 1,
-            });
-        }
-        let mut from = [0u8; abi::ORIGIN_LEN];
-        from[..origin.len()].copy_from_slice(origin.as_bytes());
+        let from = nul_padded::<{ abi::ORIGIN_LEN }>(origin)?;
         if !origin.is_empty() {
             flags |= abi::RULE_F_FLEET;
         }
-        if reason.len() > abi::REASON_LEN - 1 {
-            return Err(XdpError::ReasonTooLong {
-                len: reason.len(),
-                max: abi::REASON_LEN - 1,
-            });
-        }
-        let mut text = [0u8; abi::REASON_LEN];
-        text[..reason.len()].copy_from_slice(reason.as_bytes());
-        let expires_ns = match ttl {
-            // A zero TTL would be "never" in the program; make it a 1 ns deadline instead.
-            Some(ttl) => clock::monotonic_ns()
-                .saturating_add(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX))
-                .max(1),
-            None => 0,
-        };
-        let rule = Rule {
-            expires_ns,
-            created_unix: clock::unix_now(),
-            prefixlen: u32::from(cidr.prefix_len()),
-            flags,
-            reason: text,
-            origin: from,
-        };
+        let mut rule = make_rule(ttl, reason, flags, from, 0)?;
+        rule.prefixlen = u32::from(cidr.prefix_len());
         let what = format!("adding {cidr} to the {list:?} list");
-        let v4 = cidr.addr().is_ipv4();
         if list == List::Allow {
             // Before the insert: the program may skip an allowlist only while it is empty.
-            self.set_allow_used(v4, true)?;
+            self.set_allow_used(cidr.addr().is_ipv4(), true)?;
         }
+        self.trie_insert(list, cidr, &rule)
+            .map_err(XdpError::map(what))?;
+        self.commit(|rules, tables| {
+            put(rules, tables, list, cidr, &rule);
+        })
+    }
+
+    /// Adds many rules of one list with one rebuild of the lookup tables: what an import of a
+    /// feed uses. Returns how many were new (the others replaced a rule for the same CIDR).
+    pub fn insert_many(
+        &mut self,
+        list: List,
+        nets: &[IpNet],
+        reason: &str,
+        flags: u32,
+    ) -> Result<usize, XdpError> {
+        let rule = make_rule(None, reason, flags, [0; abi::ORIGIN_LEN], 0)?;
+        let mut rules = self.rule_set();
+        let new = nets
+            .iter()
+            .filter(|n| !rules.contains_key(&(list, **n)))
+            .count();
+        let room = u64::from(abi::MAX_SLOTS - 1);
+        if (rules.len() + new) as u64 > room {
+            return Err(XdpError::TablesFull {
+                what: format!("{new} more rules beside the {} loaded", rules.len()),
+                max: format!("{room} rules in all"),
+            });
+        }
+        if list == List::Allow {
+            if nets.iter().any(|n| n.addr().is_ipv4()) {
+                self.set_allow_used(true, true)?;
+            }
+            if nets.iter().any(|n| n.addr().is_ipv6()) {
+                self.set_allow_used(false, true)?;
+            }
+        }
+        for net in nets {
+            let rule = Rule {
+                prefixlen: u32::from(net.prefix_len()),
+                ..rule
+            };
+            self.trie_insert(list, *net, &rule)
+                .map_err(XdpError::map(format!("adding {net} to the {list:?} list")))?;
+            put(&mut rules, &mut self.tables, list, *net, &rule);
+        }
+        self.publish(&rules)?;
+        Ok(new)
+    }
+
+    /// Removes every rule of `list`; returns how many there were.
+    pub fn flush(&mut self, list: List) -> Result<usize, XdpError> {
+        let mut rules = self.rule_set();
+        let doomed: Vec<IpNet> = rules
+            .keys()
+            .filter(|(l, _)| *l == list)
+            .map(|(_, n)| *n)
+            .collect();
+        for net in &doomed {
+            self.trie_remove(list, *net)?;
+            if let Some(r) = rules.remove(&(list, *net)) {
+                self.tables.count(r.allow, r.origin, -1);
+            }
+        }
+        self.publish(&rules)?;
+        if list == List::Allow {
+            self.set_allow_used(true, false)?;
+            self.set_allow_used(false, false)?;
+        }
+        Ok(doomed.len())
+    }
+
+    fn trie_insert(
+        &mut self,
+        list: List,
+        cidr: IpNet,
+        rule: &Rule,
+    ) -> Result<(), aya::maps::MapError> {
         match cidr.addr() {
             IpAddr::V4(a) => {
-                let key = Key::new(rule.prefixlen, a.octets());
                 self.trie4(list)
-                    .insert(&key, rule, 0)
-                    .map_err(XdpError::map(what))
+                    .insert(&Key::new(rule.prefixlen, a.octets()), *rule, 0)
             }
             IpAddr::V6(a) => {
-                let key = Key::new(rule.prefixlen, a.octets());
                 self.trie6(list)
-                    .insert(&key, rule, 0)
-                    .map_err(XdpError::map(what))
+                    .insert(&Key::new(rule.prefixlen, a.octets()), *rule, 0)
             }
         }
+    }
+
+    /// Removes a rule from the rule store; `Ok(false)` when it was not there.
+    fn trie_remove(&mut self, list: List, cidr: IpNet) -> Result<bool, XdpError> {
+        let prefix = u32::from(cidr.prefix_len());
+        let res = match cidr.addr() {
+            IpAddr::V4(a) => self.trie4(list).remove(&Key::new(prefix, a.octets())),
+            IpAddr::V6(a) => self.trie6(list).remove(&Key::new(prefix, a.octets())),
+        };
+        match res {
+            Ok(()) => Ok(true),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(XdpError::map(format!("removing {cidr}"))(e)),
+        }
+    }
+
+    /// The rules the packet path uses now, by list and CIDR.
+    fn rule_set(&self) -> StdHashMap<(List, IpNet), TableRule> {
+        self.tables
+            .current()
+            .into_iter()
+            .map(|r| ((list_of(r.allow), r.net), r))
+            .collect()
+    }
+
+    fn publish(&mut self, rules: &StdHashMap<(List, IpNet), TableRule>) -> Result<(), XdpError> {
+        let all: Vec<TableRule> = rules.values().copied().collect();
+        self.tables.publish(&all)
+    }
+
+    /// Applies `f` to the current rule set and publishes the result as new tables.
+    fn commit(
+        &mut self,
+        f: impl FnOnce(&mut StdHashMap<(List, IpNet), TableRule>, &mut Tables),
+    ) -> Result<(), XdpError> {
+        let mut rules = self.rule_set();
+        f(&mut rules, &mut self.tables);
+        self.publish(&rules)
+    }
+
+    /// Rebuilds the lookup tables and the rule counts from the rule store (the tries): what
+    /// attaching and adopting do, so tables and store agree whatever happened before.
+    pub fn resync(&mut self) -> Result<usize, XdpError> {
+        let mut all = Vec::new();
+        for list in [List::Block, List::Allow] {
+            let (t4, t6) = match list {
+                List::Block => (&self.blk4, &self.blk6),
+                List::Allow => (&self.alw4, &self.alw6),
+            };
+            let allow = list == List::Allow;
+            for item in t4.iter() {
+                let (key, rule) = item.map_err(XdpError::map("reading IPv4 rules"))?;
+                if let Ok(net) = IpNet::new(IpAddr::from(key.data()), key.prefix_len() as u8) {
+                    all.push(table_rule(net, allow, &rule));
+                }
+            }
+            for item in t6.iter() {
+                let (key, rule) = item.map_err(XdpError::map("reading IPv6 rules"))?;
+                if let Ok(net) = IpNet::new(IpAddr::from(key.data()), key.prefix_len() as u8) {
+                    all.push(table_rule(net, allow, &rule));
+                }
+            }
+        }
+        self.tables.recount(&all);
+        self.tables.publish(&all)?;
+        Ok(all.len())
+    }
+
+    /// Rules per list and origin, from counters kept at insert and delete (no map walk).
+    pub fn rule_counts(&self) -> RuleCounts {
+        RuleCounts {
+            by_list: self.tables.counts(),
+        }
+    }
+
+    /// What the lookup tables take in memory.
+    pub fn table_memory(&self) -> TableMemory {
+        self.tables.memory()
     }
 
     /// Records whether an allowlist may hold entries (see `allow_v4_used` in the ABI).
@@ -277,22 +441,19 @@ impl VigilMaps {
 
     /// Removes a rule; `Ok(false)` when there was none for exactly this CIDR.
     pub fn remove(&mut self, list: List, cidr: IpNet) -> Result<bool, XdpError> {
-        let prefix = u32::from(cidr.prefix_len());
-        let res = match cidr.addr() {
-            IpAddr::V4(a) => self.trie4(list).remove(&Key::new(prefix, a.octets())),
-            IpAddr::V6(a) => self.trie6(list).remove(&Key::new(prefix, a.octets())),
-        };
-        match res {
-            Ok(()) => {
-                let v4 = cidr.addr().is_ipv4();
-                if list == List::Allow && self.allow_empty(v4) {
-                    self.set_allow_used(v4, false)?;
-                }
-                Ok(true)
-            }
-            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
-            Err(e) => Err(XdpError::map(format!("removing {cidr}"))(e)),
+        if !self.trie_remove(list, cidr)? {
+            return Ok(false);
         }
+        self.commit(|rules, tables| {
+            if let Some(r) = rules.remove(&(list, cidr)) {
+                tables.count(r.allow, r.origin, -1);
+            }
+        })?;
+        let v4 = cidr.addr().is_ipv4();
+        if list == List::Allow && self.allow_empty(v4) {
+            self.set_allow_used(v4, false)?;
+        }
+        Ok(true)
     }
 
     /// Every rule of a list, expired ones included (they show `expires_in_secs: Some(0)`).
@@ -321,17 +482,50 @@ impl VigilMaps {
         Ok(out)
     }
 
-    /// Deletes rules whose deadline has passed; returns what it removed.
+    /// Deletes rules whose deadline has passed, with one rebuild of the tables; returns what
+    /// it removed. The candidates come from the tables (memory), not from walking the store.
     pub fn sweep_expired(&mut self) -> Result<Vec<(List, RuleEntry)>, XdpError> {
+        let now = clock::monotonic_ns();
+        let mut rules = self.rule_set();
+        let expired: Vec<(List, IpNet)> = rules
+            .iter()
+            .filter(|(_, r)| r.expires_ns != 0 && r.expires_ns <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        if expired.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut removed = Vec::new();
-        for list in [List::Block, List::Allow] {
-            for e in self.list(list)? {
-                if e.expires_in_secs == Some(0) && self.remove(list, e.cidr)? {
-                    removed.push((list, e));
+        for (list, net) in expired {
+            let meta = self.trie_get(list, net);
+            if self.trie_remove(list, net)? {
+                if let Some(rule) = meta {
+                    removed.push((list, entry(net, &rule, now)));
                 }
+            }
+            if let Some(r) = rules.remove(&(list, net)) {
+                self.tables.count(r.allow, r.origin, -1);
+            }
+        }
+        self.publish(&rules)?;
+        for v4 in [true, false] {
+            if self.allow_empty(v4) {
+                self.set_allow_used(v4, false)?;
             }
         }
         Ok(removed)
+    }
+
+    fn trie_get(&self, list: List, net: IpNet) -> Option<Rule> {
+        let len = u32::from(net.prefix_len());
+        let (t4, t6) = match list {
+            List::Block => (&self.blk4, &self.blk6),
+            List::Allow => (&self.alw4, &self.alw6),
+        };
+        match net.addr() {
+            IpAddr::V4(a) => t4.get(&Key::new(len, a.octets()), 0).ok(),
+            IpAddr::V6(a) => t6.get(&Key::new(len, a.octets()), 0).ok(),
+        }
     }
 
     /// Sums the per-CPU counters.
@@ -374,16 +568,27 @@ impl VigilMaps {
             attach_mode,
             allow_v4_used: old.allow_v4_used,
             allow_v6_used: old.allow_v6_used,
-            _pad: 0,
+            rate_bits: self.rate_bits(),
         };
         self.config
             .set(0, cfg, 0)
             .map_err(XdpError::map("writing the XDP config map"))
     }
 
-    /// Number of sources currently tracked by the rate limiter.
+    /// log2 of the buckets per row of the rate sketch, from the map's size.
+    pub fn rate_bits(&self) -> u32 {
+        (self.rate.len() / abi::RATE_ROWS).max(1).ilog2()
+    }
+
+    /// Sources the rate limiter has seen, estimated from the buckets of the per-CPU sketch
+    /// that some CPU has touched (colliding sources share a bucket, so it can undercount).
     pub fn tracked_sources(&self) -> usize {
-        self.rate.keys().filter(Result::is_ok).count()
+        self.rate
+            .iter()
+            .filter_map(Result::ok)
+            .filter(|per_cpu| per_cpu.iter().any(|b| b.last_ns != 0))
+            .count()
+            / abi::RATE_ROWS as usize
     }
 
     fn trie4(&mut self, list: List) -> &mut LpmTrie<MapData, [u8; 4], Rule> {
@@ -399,6 +604,102 @@ impl VigilMaps {
             List::Allow => &mut self.alw6,
         }
     }
+}
+
+/// Multiply-shift constants of the rate sketch's rows, as in `over_rate()` of vigil.c.
+const RATE_HASH: [u64; abi::RATE_ROWS as usize] = [0x9e37_79b9_7f4a_7c15, 0xc2b2_ae3d_27d4_eb4f];
+
+/// The sketch buckets (one per row, as indexes of `vigil_rate`) a source uses when the sketch
+/// has `1 << bits` buckets per row: the program's hash, for tests and for reasoning about
+/// collisions. IPv4 sources hash their address as the program loads it (little-endian);
+/// IPv6 ones fold the two halves.
+pub fn rate_buckets(src: IpAddr, bits: u32) -> [u32; abi::RATE_ROWS as usize] {
+    let key = match src {
+        IpAddr::V4(a) => u64::from(u32::from_le_bytes(a.octets())),
+        IpAddr::V6(a) => {
+            let o = a.octets();
+            let (hi, lo) = o.split_at(8);
+            let word = |b: &[u8]| {
+                let mut w = [0u8; 8];
+                w.copy_from_slice(b);
+                u64::from_le_bytes(w)
+            };
+            word(hi) ^ word(lo).wrapping_mul(0xff51_afd7_ed55_8ccd)
+        }
+    };
+    let bits = bits.clamp(1, 24);
+    let mut out = [0u32; abi::RATE_ROWS as usize];
+    for (row, k) in RATE_HASH.iter().enumerate() {
+        out[row] = (key.wrapping_mul(*k) >> (64 - bits)) as u32 + ((row as u32) << bits);
+    }
+    out
+}
+
+fn list_of(allow: bool) -> List {
+    if allow { List::Allow } else { List::Block }
+}
+
+fn table_rule(net: IpNet, allow: bool, rule: &Rule) -> TableRule {
+    TableRule {
+        net,
+        allow,
+        expires_ns: rule.expires_ns,
+        origin: tables::origin_of(rule.flags),
+    }
+}
+
+/// Puts one rule into the working set, moving the origin counters for what it replaces.
+fn put(
+    rules: &mut StdHashMap<(List, IpNet), TableRule>,
+    tables: &mut Tables,
+    list: List,
+    net: IpNet,
+    rule: &Rule,
+) {
+    let new = table_rule(net, list == List::Allow, rule);
+    if let Some(old) = rules.insert((list, net), new) {
+        tables.count(old.allow, old.origin, -1);
+    }
+    tables.count(new.allow, new.origin, 1);
+}
+
+/// `text` in a field of N bytes with at least one NUL after it.
+fn nul_padded<const N: usize>(text: &str) -> Result<[u8; N], XdpError> {
+    if text.len() > N - 1 {
+        return Err(XdpError::ReasonTooLong {
+            len: text.len(),
+            max: N - 1,
+        });
+    }
+    let mut field = [0u8; N];
+    field[..text.len()].copy_from_slice(text.as_bytes());
+    Ok(field)
+}
+
+/// A rule value with its texts checked: `reason` and `origin` must fit with a NUL after them.
+fn make_rule(
+    ttl: Option<Duration>,
+    reason: &str,
+    flags: u32,
+    origin: [u8; abi::ORIGIN_LEN],
+    prefixlen: u32,
+) -> Result<Rule, XdpError> {
+    let text = nul_padded::<{ abi::REASON_LEN }>(reason)?;
+    let expires_ns = match ttl {
+        // A zero TTL would be "never" in the program; make it a 1 ns deadline instead.
+        Some(ttl) => clock::monotonic_ns()
+            .saturating_add(u64::try_from(ttl.as_nanos()).unwrap_or(u64::MAX))
+            .max(1),
+        None => 0,
+    };
+    Ok(Rule {
+        expires_ns,
+        created_unix: clock::unix_now(),
+        prefixlen,
+        flags,
+        reason: text,
+        origin,
+    })
 }
 
 /// The text of a NUL-padded field.

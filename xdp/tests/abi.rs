@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use std::mem::{offset_of, size_of};
 
 use object::{Object, ObjectSection};
-use vigil_xdp::abi::{Bucket, Config, Counter, LpmV4, LpmV6, Rule, SrcKey};
+use vigil_xdp::abi::{
+    Bucket, Config, Counter, LpmV4, LpmV6, Row, Rule, Slot, Tables, V6Key, V6Lens,
+};
 
 const BTF_KIND_STRUCT: u32 = 4;
 
@@ -93,7 +95,31 @@ fn abi_matches_btf() {
         Rule,
         [expires_ns, created_unix, prefixlen, flags, reason, origin]
     );
-    check!(layouts, "vigil_src_key", SrcKey, [addr]);
+    check!(layouts, "vigil_row", Row, [e]);
+    check!(
+        layouts,
+        "vigil_slot",
+        Slot,
+        [expires_ns, addr, prefixlen, flags, allow_up, block_up]
+    );
+    check!(layouts, "vigil_v6_key", V6Key, [set_len, addr]);
+    check!(layouts, "vigil_v6_lens", V6Lens, [count, len]);
+    check!(
+        layouts,
+        "vigil_tables",
+        Tables,
+        [
+            generation,
+            rules_v4,
+            rules_v6,
+            slots_used,
+            groups_used,
+            counts,
+            _pad,
+            v6,
+            switched_ns
+        ]
+    );
     check!(layouts, "vigil_bucket", Bucket, [credit_ns, last_ns]);
     check!(
         layouts,
@@ -107,7 +133,7 @@ fn abi_matches_btf() {
             attach_mode,
             allow_v4_used,
             allow_v6_used,
-            _pad
+            rate_bits
         ]
     );
     check!(layouts, "vigil_counter", Counter, [packets, bytes]);
@@ -126,7 +152,10 @@ fn header_constants_match() {
             .nth(2)
             .unwrap()
             .trim_end_matches('u');
-        v.parse().unwrap()
+        match v.strip_prefix("0x") {
+            Some(hex) => u64::from_str_radix(hex, 16).unwrap(),
+            None => v.parse().unwrap(),
+        }
     };
     assert_eq!(
         define("VIGIL_ABI_VERSION"),
@@ -156,6 +185,35 @@ fn header_constants_match() {
         define("VIGIL_MODE_GENERIC"),
         u64::from(vigil_xdp::abi::MODE_GENERIC)
     );
+    let abi_u32 = [
+        ("VIGIL_T24_GROUP", u64::from(vigil_xdp::abi::T24_GROUP)),
+        ("VIGIL_V6_LENS", vigil_xdp::abi::V6_LENS as u64),
+        ("VIGIL_ORIGINS", vigil_xdp::abi::ORIGINS as u64),
+        ("VIGIL_RATE_ROWS", u64::from(vigil_xdp::abi::RATE_ROWS)),
+        ("VIGIL_SLOT_ALLOW", u64::from(vigil_xdp::abi::SLOT_ALLOW)),
+        ("VIGIL_SLOT_V6", u64::from(vigil_xdp::abi::SLOT_V6)),
+        (
+            "VIGIL_SLOT_ORIGIN_SHIFT",
+            u64::from(vigil_xdp::abi::SLOT_ORIGIN_SHIFT),
+        ),
+    ];
+    for (name, want) in abi_u32 {
+        assert_eq!(define(name), want, "{name}");
+    }
+    // The table sizes are expressions in the header: check them against their spelling.
+    for (name, expr) in [
+        ("VIGIL_T24_ROWS", "(1u << 16)"),
+        ("VIGIL_T8_GROUPS", "(1u << 15)"),
+        ("VIGIL_MAX_SLOTS", "((1u << 20) + (1u << 16) + 1)"),
+    ] {
+        assert!(
+            header.contains(&format!("#define {name} {expr}")),
+            "{name} is no longer {expr}: update abi.rs with it"
+        );
+    }
+    assert_eq!(vigil_xdp::abi::T24_ROWS, 1 << 16);
+    assert_eq!(vigil_xdp::abi::T8_GROUPS, 1 << 15);
+    assert_eq!(vigil_xdp::abi::MAX_SLOTS, (1 << 20) + (1 << 16) + 1);
     // Enum values: VIGIL_R_<NAME> = N, in the order of Reason::ALL.
     for r in vigil_xdp::abi::Reason::ALL {
         let c = format!("VIGIL_R_{} = {},", r.as_str().to_uppercase(), r as u32);

@@ -286,8 +286,31 @@ fn non_ip_frames_pass() {
     assert_eq!(action(&mut p, &v4("198.18.0.1")), XDP_DROP);
 }
 
+/// Runs this thread on `cpu` only: the rate state is per CPU, and BPF_PROG_TEST_RUN runs
+/// the program on the calling thread's CPU.
+fn pin_cpu(cpu: usize) {
+    // SAFETY: cpu_set_t is plain data (all zeroes is the empty set); the pointer is valid for
+    // the call.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
+    };
+    assert_eq!(
+        rc,
+        0,
+        "pinning to CPU {cpu}: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, usize::from)
+}
+
 #[test]
 fn rate_limit_drops_above_burst_per_source() {
+    pin_cpu(0);
     let mut p = prog();
     // 1 packet/s with a burst of 3: the 4th packet in quick succession is over the limit.
     p.maps
@@ -400,4 +423,183 @@ fn empty_allowlists_are_skipped_but_never_ignored_when_filled() {
     assert_eq!(cfg(&p).allow_v6_used, 1);
     assert_eq!(action(&mut p, &v6("2001:db8:60::1")), XDP_PASS);
     assert_eq!(count(&p, Reason::Allowlisted), 3);
+}
+
+#[test]
+fn rate_limit_holds_per_cpu() {
+    // The documented approximation: each CPU keeps its own buckets, so a source whose packets
+    // land on several CPUs gets the limit on each of them.
+    let mut p = prog();
+    p.maps
+        .as_mut()
+        .unwrap()
+        .set_config(Some(RateLimit { pps: 1, burst: 2 }), 0)
+        .unwrap();
+    let flood = v4("198.18.41.1");
+    for cpu in 0..cpus().min(4) {
+        pin_cpu(cpu);
+        let verdicts: Vec<u32> = (0..4).map(|_| action(&mut p, &flood)).collect();
+        assert_eq!(
+            verdicts,
+            [XDP_PASS, XDP_PASS, XDP_DROP, XDP_DROP],
+            "on CPU {cpu}"
+        );
+    }
+}
+
+#[test]
+fn rate_sketch_collisions_only_make_limits_stricter() {
+    pin_cpu(0);
+    let mut p = prog();
+    let maps = p.maps.as_mut().unwrap();
+    maps.set_config(Some(RateLimit { pps: 1, burst: 2 }), 0)
+        .unwrap();
+    let bits = maps.rate_bits();
+    assert_eq!(
+        bits, 16,
+        "the test program's sketch has 65536 buckets per row"
+    );
+    let buckets = |a: Ipv4Addr| vigil_xdp::maps::rate_buckets(a.into(), bits);
+    // A source sharing its row-0 bucket with the flooder, and one sharing none.
+    let flooder = Ipv4Addr::new(198, 18, 42, 1);
+    let fb = buckets(flooder);
+    let mut twin = None;
+    let mut apart = None;
+    for n in 0..(1u32 << 17) {
+        let a = Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 0)) + n);
+        let b = buckets(a);
+        if a == flooder {
+            continue;
+        }
+        if b[0] == fb[0] && b[1] != fb[1] && twin.is_none() {
+            twin = Some(a);
+        }
+        if b[0] != fb[0] && b[1] != fb[1] && apart.is_none() {
+            apart = Some(a);
+        }
+    }
+    let (twin, apart) = (twin.expect("a colliding source"), apart.unwrap());
+    let flood = v4(&flooder.to_string());
+    let verdicts: Vec<u32> = (0..4).map(|_| action(&mut p, &flood)).collect();
+    assert_eq!(verdicts, [XDP_PASS, XDP_PASS, XDP_DROP, XDP_DROP]);
+    // The colliding source finds one of its buckets drained: it is limited too (the
+    // sketch overestimates its rate), while a source with buckets of its own passes.
+    assert_eq!(action(&mut p, &v4(&twin.to_string())), XDP_DROP);
+    assert_eq!(action(&mut p, &v4(&apart.to_string())), XDP_PASS);
+}
+
+#[test]
+fn rule_changes_never_let_a_covered_source_pass() {
+    // One thread runs packets from an address a permanent /16 blocks while another adds and
+    // removes longer prefixes over it, in both lists' tables: every change rebuilds the
+    // tables beside the live ones and switches in one store, so not one packet may pass.
+    let mut p = prog();
+    add(&mut p, List::Block, "198.18.0.0/16", None);
+    let dir = p.pin_dir().unwrap().to_owned();
+    let mut writer = vigil_xdp::VigilMaps::open(&dir).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let f = v4("198.18.77.7");
+            let mut runs = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && runs < 100_000 {
+                assert_eq!(p.run(&f, 200).unwrap().action, XDP_DROP);
+                runs += 1;
+            }
+            (p, runs)
+        })
+    };
+    for i in 0..60u32 {
+        let net = parse_cidr(&format!("198.18.77.{}/32", i % 8)).unwrap();
+        let wide = parse_cidr("198.18.77.0/24").unwrap();
+        writer.insert(List::Block, wide, None, "churn", 0).unwrap();
+        writer.insert(List::Block, net, None, "churn", 0).unwrap();
+        writer.remove(List::Block, wide).unwrap();
+        writer.remove(List::Block, net).unwrap();
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (p, runs) = runner.join().unwrap();
+    assert!(runs > 10, "only {runs} runs overlapped the changes");
+    assert_eq!(count(&p, Reason::Pass), 0, "a covered source passed");
+    assert_eq!(count(&p, Reason::Blocked), u64::from(runs) * 200);
+}
+
+#[test]
+fn counts_by_origin_follow_inserts_and_deletes() {
+    let mut p = prog();
+    let maps = p.maps.as_mut().unwrap();
+    let net = |s: &str| parse_cidr(s).unwrap();
+    maps.insert(List::Block, net("198.18.80.0/24"), None, "op", 0)
+        .unwrap();
+    maps.insert(
+        List::Block,
+        net("198.18.81.0/24"),
+        None,
+        "auto",
+        vigil_xdp::abi::RULE_F_AUTO,
+    )
+    .unwrap();
+    maps.insert_from(List::Block, net("2001:db8:81::/48"), None, "f", 0, "box-b")
+        .unwrap();
+    maps.insert(List::Allow, net("198.18.82.1"), None, "vip", 0)
+        .unwrap();
+    // Replacing a rule moves it between origins, it does not add one.
+    maps.insert(
+        List::Block,
+        net("198.18.80.0/24"),
+        None,
+        "now auto",
+        vigil_xdp::abi::RULE_F_AUTO,
+    )
+    .unwrap();
+    let c = maps.rule_counts();
+    assert_eq!(c.list(List::Block), 3);
+    assert_eq!(c.get(List::Block, "auto-ban"), 2);
+    assert_eq!(c.get(List::Block, "fleet"), 1);
+    assert_eq!(c.get(List::Block, "operator"), 0);
+    assert_eq!(c.get(List::Allow, "operator"), 1);
+    maps.remove(List::Block, net("198.18.81.0/24")).unwrap();
+    assert_eq!(maps.rule_counts().get(List::Block, "auto-ban"), 1);
+    // A rebuild from the rule store (what attaching does) agrees with the counters.
+    let before = maps.rule_counts();
+    assert_eq!(maps.resync().unwrap(), 3);
+    assert_eq!(maps.rule_counts(), before);
+    assert_eq!(maps.flush(List::Block).unwrap(), 2);
+    assert_eq!(maps.rule_counts().list(List::Block), 0);
+    assert_eq!(maps.rule_counts().list(List::Allow), 1);
+    assert!(maps.list(List::Block).unwrap().is_empty());
+    assert_eq!(action(&mut p, &v4("198.18.80.1")), XDP_PASS);
+    assert_eq!(action(&mut p, &v4("198.18.82.1")), XDP_PASS);
+}
+
+#[test]
+fn ipv6_lookups_take_the_longest_prefix_and_expiry_uncovers_the_next() {
+    let mut p = prog();
+    add(&mut p, List::Block, "2001:db8:90::/48", None);
+    add(&mut p, List::Allow, "2001:db8:90:1::/64", None);
+    add(
+        &mut p,
+        List::Block,
+        "2001:db8:90:1::5/128",
+        Some(Duration::from_millis(100)),
+    );
+    add(
+        &mut p,
+        List::Allow,
+        "2001:db8:90:2::/64",
+        Some(Duration::from_millis(100)),
+    );
+    assert_eq!(
+        action(&mut p, &v6("2001:db8:90:1::5")),
+        XDP_PASS,
+        "allow wins"
+    );
+    assert_eq!(action(&mut p, &v6("2001:db8:90:2::9")), XDP_PASS);
+    assert_eq!(action(&mut p, &v6("2001:db8:90:3::9")), XDP_DROP);
+    assert_eq!(action(&mut p, &v6("2001:db8:91::1")), XDP_PASS);
+    sleep(Duration::from_millis(250));
+    // The expired allow uncovers the /48 block under it.
+    assert_eq!(action(&mut p, &v6("2001:db8:90:2::9")), XDP_DROP);
+    assert_eq!(action(&mut p, &v6("2001:db8:90:1::5")), XDP_PASS);
 }

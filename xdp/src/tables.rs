@@ -1,0 +1,497 @@
+//! The lookup tables the program reads, built from the rules.
+//!
+//! IPv4 is DIR-24-8, DPDK's `rte_lpm` layout: one entry per /24 (`vigil_t24`, 2^24 entries
+//! as 2^16 rows of 256) holding a rule slot, and for a /24 with longer prefixes a 256-entry
+//! group in `vigil_t8`: one or two array reads per packet. IPv6 is one hash entry per prefix
+//! (`vigil_h6`), probed longest length first over the lengths present. Entries name a rule
+//! slot (`vigil_slot`): its expiry and the slots of the nearest covering allow and block
+//! rules, which the program follows past expired rules.
+//!
+//! Updates are atomic for the packet path. Every table holds two complete sets; the program
+//! reads the one `vigil_tables.generation` names. A change builds the whole new rule set into the
+//! other set (through mmap: plain memory writes, no syscall per entry), then flips `generation` with
+//! one aligned 4-byte store. A packet sees the old tables or the new ones, never a mix, so no
+//! change opens a window in which an address that stays blocked passes. The set just left is
+//! rewritten only after [`GRACE`], long after any packet that read the old generation is done.
+
+use std::{
+    collections::HashMap as StdHashMap,
+    net::{IpAddr, Ipv4Addr, Ipv6Addr},
+    path::Path,
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
+
+use aya::maps::{HashMap, Map, MapData};
+use ipnet::IpNet;
+
+use crate::{
+    XdpError,
+    abi::{self, Row, Slot, V6Key},
+    clock,
+    mapped::Mapped,
+};
+
+pub const T24: &str = "vigil_t24";
+pub const T8: &str = "vigil_t8";
+pub const SLOTS: &str = "vigil_slot";
+pub const TBL: &str = "vigil_tbl";
+pub const H6: &str = "vigil_h6";
+
+/// How long a set stays untouched after the program left it. XDP runs a packet to completion
+/// in well under a microsecond; this is a wide margin over that.
+pub const GRACE: Duration = Duration::from_millis(10);
+
+/// Origins of rules, in the order of the counters (`VIGIL_ORIGINS`).
+pub const ORIGIN_NAMES: [&str; abi::ORIGINS] = ["operator", "config", "auto-ban", "fleet"];
+
+/// The origin index of a rule's flags (fleet before config before auto-ban).
+pub fn origin_of(flags: u32) -> u8 {
+    if flags & abi::RULE_F_FLEET != 0 {
+        3
+    } else if flags & abi::RULE_F_CONFIG != 0 {
+        1
+    } else if flags & abi::RULE_F_AUTO != 0 {
+        2
+    } else {
+        0
+    }
+}
+
+/// Which of the two lists, as an index of the counters.
+fn list_index(allow: bool) -> usize {
+    usize::from(allow)
+}
+
+/// A rule as the tables need it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableRule {
+    pub net: IpNet,
+    pub allow: bool,
+    pub expires_ns: u64,
+    pub origin: u8,
+}
+
+/// What the tables take in memory.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct TableMemory {
+    /// Bytes of the mapped tables (both sets), allocated when the maps are created.
+    pub allocated_bytes: u64,
+    /// Bytes of the IPv6 hash entries of both sets (key, value and the kernel's element
+    /// header, estimated).
+    pub ipv6_hash_bytes: u64,
+    pub slots_used: u32,
+    pub slots_max: u32,
+    pub groups_used: u32,
+    pub groups_max: u32,
+    pub ipv6_lengths: u32,
+}
+
+impl TableMemory {
+    pub fn total_bytes(&self) -> u64 {
+        self.allocated_bytes + self.ipv6_hash_bytes
+    }
+}
+
+pub(crate) struct Tables {
+    t24: Mapped<Row>,
+    t8: Mapped<Row>,
+    slots: Mapped<Slot>,
+    tbl: Mapped<abi::Tables>,
+    h6: HashMap<MapData, V6Key, u32>,
+}
+
+impl Tables {
+    pub(crate) fn open(dir: &Path) -> Result<Self, XdpError> {
+        let t24 = Mapped::open(&dir.join(T24))?;
+        let t8 = Mapped::open(&dir.join(T8))?;
+        let slots = Mapped::open(&dir.join(SLOTS))?;
+        let tbl = Mapped::open(&dir.join(TBL))?;
+        let sizes = [
+            (T24, t24.len(), 2 * abi::T24_ROWS),
+            (T8, t8.len(), 2 * abi::T8_GROUPS),
+            (SLOTS, slots.len(), 2 * abi::MAX_SLOTS),
+            (TBL, tbl.len(), 1),
+        ];
+        for (name, got, want) in sizes {
+            if got != want as usize {
+                return Err(XdpError::IncompatiblePin {
+                    path: dir.join(name),
+                    detail: format!("{got} entries where this build expects {want}"),
+                });
+            }
+        }
+        let path = dir.join(H6);
+        let data = MapData::from_pin(&path)
+            .map_err(XdpError::map(format!("opening {}", path.display())))?;
+        let h6 = Map::from_map_data(data)
+            .map_err(XdpError::map(format!("reading {}", path.display())))?
+            .try_into()
+            .map_err(|e| XdpError::IncompatiblePin {
+                path: path.clone(),
+                detail: format!("{e}"),
+            })?;
+        Ok(Tables {
+            t24,
+            t8,
+            slots,
+            tbl,
+            h6,
+        })
+    }
+
+    fn header(&self) -> &abi::Tables {
+        &self.tbl.as_slice()[0]
+    }
+
+    fn header_mut(&mut self) -> &mut abi::Tables {
+        &mut self.tbl.as_mut_slice()[0]
+    }
+
+    /// The set the program reads now.
+    fn active(&self) -> u32 {
+        // SAFETY: `gen` is an aligned u32 inside the live mapping; the program only reads
+        // it and this process stores it atomically, so an atomic load is sound.
+        let generation =
+            unsafe { AtomicU32::from_ptr(std::ptr::addr_of_mut!((*self.tbl.base()).generation)) };
+        generation.load(Ordering::Acquire) & 1
+    }
+
+    /// The rules of the active set, as the packet path uses them now.
+    pub(crate) fn current(&self) -> Vec<TableRule> {
+        let set = self.active();
+        let used = (self.header().slots_used[set as usize] as usize).min(abi::MAX_SLOTS as usize);
+        let base = set as usize * abi::MAX_SLOTS as usize;
+        let slots = &self.slots.as_slice()[base..base + used.max(1)];
+        slots.iter().skip(1).filter_map(rule_of_slot).collect()
+    }
+
+    /// Rule counts per list (block, allow) and origin, as kept at insert and delete.
+    pub(crate) fn counts(&self) -> [[u32; abi::ORIGINS]; 2] {
+        self.header().counts
+    }
+
+    /// Moves the count of one list and origin by `delta` (never below zero).
+    pub(crate) fn count(&mut self, allow: bool, origin: u8, delta: i64) {
+        let c = &mut self.header_mut().counts[list_index(allow)][usize::from(origin) & 3];
+        *c = u32::try_from((i64::from(*c) + delta).max(0)).unwrap_or(u32::MAX);
+    }
+
+    /// Sets every count from a full list of rules (after a resync from the rule store).
+    pub(crate) fn recount(&mut self, rules: &[TableRule]) {
+        let mut counts = [[0u32; abi::ORIGINS]; 2];
+        for r in rules {
+            counts[list_index(r.allow)][usize::from(r.origin) & 3] += 1;
+        }
+        self.header_mut().counts = counts;
+    }
+
+    pub(crate) fn memory(&self) -> TableMemory {
+        let h = self.header();
+        let set = self.active() as usize;
+        let mapped = |rows: usize, size: usize| (rows * size) as u64;
+        let v6_entries: u64 = h.rules_v6.iter().map(|&n| u64::from(n)).sum();
+        TableMemory {
+            allocated_bytes: mapped(self.t24.len(), size_of::<Row>())
+                + mapped(self.t8.len(), size_of::<Row>())
+                + mapped(self.slots.len(), size_of::<Slot>())
+                + mapped(self.tbl.len(), size_of::<abi::Tables>()),
+            // Key and value rounded to 8 bytes, plus the kernel's htab_elem header (~48 B).
+            ipv6_hash_bytes: v6_entries * (24 + 8 + 48),
+            slots_used: h.slots_used[set].saturating_sub(1),
+            slots_max: abi::MAX_SLOTS - 1,
+            groups_used: h.groups_used[set],
+            groups_max: abi::T8_GROUPS,
+            ipv6_lengths: h.v6[set].count,
+        }
+    }
+
+    /// Builds `rules` into the set the program does not read, then switches to it.
+    pub(crate) fn publish(&mut self, rules: &[TableRule]) -> Result<(), XdpError> {
+        if rules.len() >= abi::MAX_SLOTS as usize {
+            return Err(XdpError::TablesFull {
+                what: format!("{} rules", rules.len()),
+                max: format!("{} rules in all", abi::MAX_SLOTS - 1),
+            });
+        }
+        let next = 1 - self.active();
+        let since = clock::monotonic_ns().saturating_sub(self.header().switched_ns);
+        let grace = GRACE.as_nanos() as u64;
+        if since < grace {
+            std::thread::sleep(Duration::from_nanos(grace - since));
+        }
+        self.forget_v6(next)?;
+
+        let mut sorted: Vec<&TableRule> = rules.iter().collect();
+        // Shorter prefixes first (longer ones paint over them); a block before an allow of
+        // the same prefix, so the allow's block_up finds it.
+        sorted.sort_unstable_by_key(|r| (r.net.addr().is_ipv6(), r.net.prefix_len(), r.allow));
+        let built = self.build(next, &sorted)?;
+
+        let h = self.header_mut();
+        let n = next as usize;
+        h.rules_v4[n] = built.v4;
+        h.rules_v6[n] = built.v6;
+        h.slots_used[n] = built.slots;
+        h.groups_used[n] = built.groups;
+        h.v6[n] = built.lens;
+        self.switch(next);
+        Ok(())
+    }
+
+    /// Removes the IPv6 entries an earlier build left in `set`.
+    fn forget_v6(&mut self, set: u32) -> Result<(), XdpError> {
+        let used = (self.header().slots_used[set as usize] as usize).min(abi::MAX_SLOTS as usize);
+        let base = set as usize * abi::MAX_SLOTS as usize;
+        let stale: Vec<V6Key> = self.slots.as_slice()[base..base + used.max(1)]
+            .iter()
+            .skip(1)
+            .filter(|s| s.flags & abi::SLOT_V6 != 0)
+            .map(|s| v6_key(set, s.prefixlen, s.addr))
+            .collect();
+        // Recorded as gone before the entries go: a crash halfway leaves only entries no
+        // packet reads (their set is not the active one), never a set that claims them.
+        let h = self.header_mut();
+        h.slots_used[set as usize] = 0;
+        h.rules_v6[set as usize] = 0;
+        h.rules_v4[set as usize] = 0;
+        for k in stale {
+            match self.h6.remove(&k) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                Err(e) => return Err(XdpError::map("clearing the IPv6 table")(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn build(&mut self, set: u32, sorted: &[&TableRule]) -> Result<Built, XdpError> {
+        let slot_base = set as usize * abi::MAX_SLOTS as usize;
+        let t24_base = set as usize * abi::T24_ROWS as usize;
+        let t8_base = set as usize * abi::T8_GROUPS as usize;
+        let t24 = &mut self.t24.as_mut_slice()[t24_base..t24_base + abi::T24_ROWS as usize];
+        let t8 = &mut self.t8.as_mut_slice()[t8_base..t8_base + abi::T8_GROUPS as usize];
+        let slots = &mut self.slots.as_mut_slice()[slot_base..slot_base + abi::MAX_SLOTS as usize];
+        t24.fill(Row { e: [0; 256] });
+        let mut v4 = Dir248 { t24, t8, groups: 0 };
+        let mut built = Built {
+            v4: 0,
+            v6: 0,
+            slots: 1,
+            groups: 0,
+            lens: abi::V6Lens {
+                count: 0,
+                len: [0; abi::V6_LENS],
+            },
+        };
+        // IPv6 prefixes placed so far, for finding what covers the next one.
+        let mut placed6: StdHashMap<(u8, u128), u32> = StdHashMap::new();
+        let mut lens6: Vec<u8> = Vec::new();
+        let mut new6: Vec<(V6Key, u32)> = Vec::new();
+        for r in sorted {
+            let idx = built.slots;
+            let len = r.net.prefix_len();
+            let (under, addr, v6) = match r.net.addr() {
+                IpAddr::V4(a) => {
+                    let a = u32::from(a);
+                    let under = v4.lookup(a);
+                    v4.paint(a, len, idx)?;
+                    built.v4 += 1;
+                    let mut addr = [0u8; 16];
+                    addr[..4].copy_from_slice(&a.to_be_bytes());
+                    (under, addr, false)
+                }
+                IpAddr::V6(a) => {
+                    let a = u128::from(a);
+                    let under = lens6
+                        .iter()
+                        .rev()
+                        .find_map(|&l| placed6.get(&(l, mask6(a, l))).copied())
+                        .unwrap_or(0);
+                    placed6.insert((len, a), idx);
+                    if lens6.last() != Some(&len) {
+                        lens6.push(len);
+                    }
+                    new6.push((v6_key(set, u32::from(len), a.to_be_bytes()), idx));
+                    built.v6 += 1;
+                    (under, a.to_be_bytes(), true)
+                }
+            };
+            let below = slots[under as usize];
+            let (allow_up, block_up) = match under {
+                0 => (0, 0),
+                u if below.flags & abi::SLOT_ALLOW != 0 => (u, below.block_up),
+                u => (below.allow_up, u),
+            };
+            slots[idx as usize] = Slot {
+                expires_ns: r.expires_ns,
+                addr,
+                prefixlen: u32::from(len),
+                flags: (u32::from(r.allow) * abi::SLOT_ALLOW)
+                    | (u32::from(v6) * abi::SLOT_V6)
+                    | (u32::from(r.origin) << abi::SLOT_ORIGIN_SHIFT),
+                allow_up,
+                block_up,
+            };
+            built.slots += 1;
+        }
+        built.groups = v4.groups;
+        for (i, l) in lens6.iter().rev().enumerate() {
+            built.lens.len[i] = *l;
+        }
+        built.lens.count = lens6.len() as u32;
+        // Slots are recorded before the hash entries go in, so a crash in between leaves
+        // entries the next build of this set knows to remove.
+        self.header_mut().slots_used[set as usize] = built.slots;
+        for (k, v) in new6 {
+            self.h6
+                .insert(k, v, 0)
+                .map_err(XdpError::map("filling the IPv6 table"))?;
+        }
+        Ok(built)
+    }
+
+    fn switch(&mut self, next: u32) {
+        let base = self.tbl.base();
+        // SAFETY: `gen` is an aligned u32 inside the live mapping; the release store makes
+        // every table write above visible before the program can read the new value.
+        let generation = unsafe { AtomicU32::from_ptr(std::ptr::addr_of_mut!((*base).generation)) };
+        generation.store(next, Ordering::Release);
+        self.header_mut().switched_ns = clock::monotonic_ns();
+    }
+}
+
+struct Built {
+    v4: u32,
+    v6: u32,
+    slots: u32,
+    groups: u32,
+    lens: abi::V6Lens,
+}
+
+/// One set of the IPv4 tables.
+struct Dir248<'a> {
+    t24: &'a mut [Row],
+    t8: &'a mut [Row],
+    groups: u32,
+}
+
+impl Dir248<'_> {
+    fn lookup(&self, a: u32) -> u32 {
+        let v = self.t24[(a >> 16) as usize].e[((a >> 8) & 0xff) as usize];
+        if v & abi::T24_GROUP != 0 {
+            self.t8[(v & !abi::T24_GROUP) as usize].e[(a & 0xff) as usize]
+        } else {
+            v
+        }
+    }
+
+    /// Writes `slot` over the prefix's range. Prefixes come shortest first, so every /24
+    /// entry is painted before any group is split off it.
+    fn paint(&mut self, a: u32, len: u8, slot: u32) -> Result<(), XdpError> {
+        if len <= 24 {
+            let first = (a >> 8) as usize;
+            let count = 1usize << (24 - len);
+            for i in first..first + count {
+                self.t24[i >> 8].e[i & 0xff] = slot;
+            }
+            return Ok(());
+        }
+        let cell = &mut self.t24[(a >> 16) as usize].e[((a >> 8) & 0xff) as usize];
+        if *cell & abi::T24_GROUP == 0 {
+            if self.groups >= abi::T8_GROUPS {
+                return Err(XdpError::TablesFull {
+                    what: "the /24s holding prefixes longer than /24".into(),
+                    max: format!(
+                        "{} such /24s (aggregate longer prefixes, or block whole /24s)",
+                        abi::T8_GROUPS
+                    ),
+                });
+            }
+            self.t8[self.groups as usize] = Row { e: [*cell; 256] };
+            *cell = abi::T24_GROUP | self.groups;
+            self.groups += 1;
+        }
+        let group = (*cell & !abi::T24_GROUP) as usize;
+        let first = (a & 0xff) as usize;
+        let count = 1usize << (32 - len);
+        self.t8[group].e[first..first + count].fill(slot);
+        Ok(())
+    }
+}
+
+fn mask6(a: u128, len: u8) -> u128 {
+    if len == 0 {
+        0
+    } else {
+        a & (u128::MAX << (128 - u32::from(len)))
+    }
+}
+
+fn v6_key(set: u32, len: u32, addr: [u8; 16]) -> V6Key {
+    V6Key {
+        set_len: set << 8 | (len & 0xff),
+        addr,
+    }
+}
+
+fn rule_of_slot(s: &Slot) -> Option<TableRule> {
+    let len = u8::try_from(s.prefixlen).ok()?;
+    let addr = if s.flags & abi::SLOT_V6 != 0 {
+        IpAddr::V6(Ipv6Addr::from(s.addr))
+    } else {
+        IpAddr::V4(Ipv4Addr::new(s.addr[0], s.addr[1], s.addr[2], s.addr[3]))
+    };
+    Some(TableRule {
+        net: IpNet::new(addr, len).ok()?,
+        allow: s.flags & abi::SLOT_ALLOW != 0,
+        expires_ns: s.expires_ns,
+        origin: ((s.flags >> abi::SLOT_ORIGIN_SHIFT) & 3) as u8,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn masks_ipv6_addresses_to_their_length() {
+        let a = u128::from("2001:db8:aaaa:bbbb::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(mask6(a, 0), 0);
+        assert_eq!(mask6(a, 128), a);
+        assert_eq!(
+            Ipv6Addr::from(mask6(a, 48)),
+            "2001:db8:aaaa::".parse::<Ipv6Addr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn origins_follow_the_flags() {
+        assert_eq!(origin_of(0), 0);
+        assert_eq!(origin_of(abi::RULE_F_CONFIG), 1);
+        assert_eq!(origin_of(abi::RULE_F_AUTO), 2);
+        assert_eq!(origin_of(abi::RULE_F_FLEET | abi::RULE_F_AUTO), 3);
+    }
+
+    #[test]
+    fn dir_24_8_paints_longest_prefix_last() {
+        let mut t24 = vec![Row { e: [0; 256] }; abi::T24_ROWS as usize];
+        let mut t8 = vec![Row { e: [0; 256] }; 4];
+        let mut d = Dir248 {
+            t24: &mut t24,
+            t8: &mut t8,
+            groups: 0,
+        };
+        let ip = |s: &str| u32::from(s.parse::<Ipv4Addr>().unwrap());
+        d.paint(ip("198.18.0.0"), 15, 1).unwrap();
+        d.paint(ip("198.18.7.0"), 24, 2).unwrap();
+        d.paint(ip("198.18.7.128"), 25, 3).unwrap();
+        d.paint(ip("198.18.7.200"), 32, 4).unwrap();
+        assert_eq!(d.lookup(ip("198.19.255.255")), 1);
+        assert_eq!(d.lookup(ip("198.20.0.0")), 0);
+        assert_eq!(d.lookup(ip("198.18.7.1")), 2);
+        assert_eq!(d.lookup(ip("198.18.7.129")), 3);
+        assert_eq!(d.lookup(ip("198.18.7.200")), 4);
+        assert_eq!(d.groups, 1);
+    }
+}
