@@ -534,7 +534,21 @@ fn install(rauc: &Rauc, bundle: &Path, reboot: bool, json: bool) -> anyhow::Resu
     let conf = system_conf()?;
     // Verified before anything is written: signature (rauc info checks it against the
     // keyring), then the product it is for.
-    let info = rauc.info(bundle, None)?;
+    let info = match rauc.info(bundle, None) {
+        Ok(info) => info,
+        Err(e) => {
+            append_state(
+                "install.log",
+                &json!({
+                    "time": now_rfc3339(),
+                    "bundle": bundle.display().to_string(),
+                    "version": null,
+                    "result": format!("refused, no slot was written: {e}"),
+                }),
+            )?;
+            return Err(e);
+        }
+    };
     let version = text(&info["version"]);
     let theirs = info["compatible"].as_str().unwrap_or("");
     let ours = conf.compatible.as_deref().unwrap_or("");

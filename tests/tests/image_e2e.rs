@@ -27,7 +27,16 @@ use vigil_e2e::{run_ok, upstream::Upstream, vmbox::VmBox, workspace_root};
 const BOOT: Duration = Duration::from_secs(600);
 const SHELL: Duration = Duration::from_secs(120);
 
+/// Runs images/build.sh into `out`. With VIGIL_IMAGE_TEST_OUT set (a developer re-running the
+/// test), a version already built there is reused from its saved log.
 fn build(out: &Path, args: &[&str]) -> String {
+    let version = args[args.iter().position(|a| *a == "--version").unwrap() + 1];
+    let saved = out.join(format!("build-{version}.log"));
+    if std::env::var_os("VIGIL_IMAGE_TEST_OUT").is_some()
+        && let Ok(log) = std::fs::read_to_string(&saved)
+    {
+        return log;
+    }
     let started = Instant::now();
     let log = run_ok(
         Command::new(workspace_root().join("images/build.sh"))
@@ -36,6 +45,7 @@ fn build(out: &Path, args: &[&str]) -> String {
             .args(args),
     );
     eprintln!("build {args:?}: {:?}\n{log}", started.elapsed());
+    std::fs::write(&saved, &log).unwrap();
     log
 }
 
@@ -46,9 +56,15 @@ fn summary_value(log: &str, key: &str) -> String {
         .unwrap_or_else(|| panic!("no {key} in the build summary:\n{log}"))
 }
 
-fn https_get(b: &VmBox, path: &str) -> String {
+fn https_get(b: &VmBox, path: &str, limit_secs: u32) -> String {
     let out = Command::new("curl")
-        .args(["-sk", "--max-time", "20", "-w", "\n%{http_code}"])
+        .args([
+            "-sk",
+            "-w",
+            "\n%{http_code}",
+            "--max-time",
+            &limit_secs.to_string(),
+        ])
         .arg(format!("https://127.0.0.1:{}{path}", b.https))
         .output()
         .unwrap();
@@ -56,8 +72,16 @@ fn https_get(b: &VmBox, path: &str) -> String {
 }
 
 /// A bundle made from `src`'s root filesystem with another manifest or key.
-fn rebundle(dir: &Path, src: &Path, name: &str, compatible: &str, cert: &Path, key: &Path) {
-    let keys = src.parent().unwrap().join("keys");
+/// `keys`: the build's key directory (its CA verifies `src`).
+fn rebundle(
+    dir: &Path,
+    keys: &Path,
+    src: &Path,
+    name: &str,
+    compatible: &str,
+    cert: &Path,
+    key: &Path,
+) {
     let x = dir.join(format!("x-{name}"));
     run_ok(
         Command::new("rauc")
@@ -122,7 +146,8 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
     let up = Upstream::start().unwrap();
-    let out = dir.join("image");
+    let out = std::env::var_os("VIGIL_IMAGE_TEST_OUT")
+        .map_or_else(|| dir.join("image"), std::path::PathBuf::from);
     let upstream = format!("http://10.0.2.2:{}", up.addr.port());
 
     // The image (v1), then bundles v2 and a broken v3 from the same package download.
@@ -174,7 +199,7 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
     let bundles = dir.join("bundles");
     std::fs::create_dir(&bundles).unwrap();
     for v in ["0.2.0-test", "0.3.0-broken"] {
-        std::fs::rename(
+        std::fs::copy(
             out.join(format!("vigil-{v}.raucb")),
             bundles.join(format!("vigil-{v}.raucb")),
         )
@@ -182,8 +207,10 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
     }
     let v2_bundle = bundles.join("vigil-0.2.0-test.raucb");
     let (other_cert, other_key) = openssl_ca(dir, "other-vendor");
+    let keys = out.join("keys");
     rebundle(
         dir,
+        &keys,
         &v2_bundle,
         "foreign.raucb",
         "vigil-x86_64",
@@ -192,6 +219,7 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
     );
     rebundle(
         dir,
+        &keys,
         &v2_bundle,
         "other-product.raucb",
         "toaster-arm64",
@@ -255,7 +283,7 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
         status.contains("\"mode\":\"tpm-sealed\",\"source\":\"/var/lib/vigil/keys\""),
         "key not sealed: {line}"
     );
-    let body = https_get(&b, "/from-the-host");
+    let body = https_get(&b, "/from-the-host", 20);
     assert!(body.trim_end().ends_with("200"), "{body}");
     assert!(body.contains("/from-the-host"), "{body}");
     b.shell_ready(SHELL);
@@ -320,7 +348,7 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
         line.replace(' ', "").contains("\"mode\":\"tpm-sealed\""),
         "the key did not unseal under v2: {line}"
     );
-    let body = https_get(&b, "/after-update");
+    let body = https_get(&b, "/after-update", 20);
     assert!(body.trim_end().ends_with("200"), "{body}");
 
     // 4. A bundle that cannot serve: two failed attempts, then back to v2.
@@ -395,7 +423,7 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
     );
     assert!(journal.contains("PCR 9"), "{journal}");
     assert!(journal.contains("XDP stays attached"), "{journal}");
-    let body = https_get(&b, "/after-tampering");
+    let body = https_get(&b, "/after-tampering", 20);
     assert!(!body.trim_end().ends_with("200"), "HTTPS answered: {body}");
     let link = b.sh_ok("ip -d link show eth0", SHELL);
     assert!(link.contains("xdp"), "XDP detached: {link}");
@@ -404,7 +432,7 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
     b.sh_ok("vigilctl block add 10.0.2.2/32 --reason test", SHELL);
     let before = b.sh_ok("vigilctl --json stats", SHELL);
     for _ in 0..3 {
-        https_get(&b, "/dropped");
+        https_get(&b, "/dropped", 5);
     }
     let after = b.sh_ok("vigilctl --json stats", SHELL);
     let dropped = |s: &str| -> u64 {
