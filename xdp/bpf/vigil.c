@@ -167,34 +167,47 @@ static __always_inline __u64 mask_bits(__u64 x, __s32 bits)
 	return x & ~(~0ULL >> bits);
 }
 
-/* IPv6: one hash probe per prefix length present, longest first; the first hit is the
- * longest match. */
+/* IPv6: binary search on the prefix lengths present (Waldvogel et al.), one hash probe per
+ * step, so at most 8 probes for any mix of lengths. A hit at a length sends the search to the
+ * longer half; entries on the way to longer prefixes are markers that carry the slot of the
+ * longest real prefix under them, so falling back from a failed longer probe is right. */
 static __always_inline __u32 lookup_v6(__u32 set, const struct vigil_tables *t,
 				       const struct in6_addr *addr)
 {
 	const struct vigil_v6_lens *lens = &t->v6[set & 1];
 	struct vigil_v6_key key = {};
-	__u64 hi, lo;
-	__u32 n = lens->count;
+	__s32 lo = 0, hi = (__s32)lens->count - 1;
+	__u32 best = 0;
+	__u64 hi_bits, lo_bits;
 
-	__builtin_memcpy(&hi, &addr->s6_addr[0], 8);
-	__builtin_memcpy(&lo, &addr->s6_addr[8], 8);
-	hi = bpf_be64_to_cpu(hi);
-	lo = bpf_be64_to_cpu(lo);
-	for (__u32 i = 0; i < VIGIL_V6_LENS && i < n; i++) {
-		__u32 len = lens->len[i];
-		__u64 h = bpf_cpu_to_be64(mask_bits(hi, len));
-		__u64 l = bpf_cpu_to_be64(mask_bits(lo, (__s32)len - 64));
+	__builtin_memcpy(&hi_bits, &addr->s6_addr[0], 8);
+	__builtin_memcpy(&lo_bits, &addr->s6_addr[8], 8);
+	hi_bits = bpf_be64_to_cpu(hi_bits);
+	lo_bits = bpf_be64_to_cpu(lo_bits);
+	for (int i = 0; i < VIGIL_V6_STEPS && lo <= hi; i++) {
+		__u32 mid = (__u32)(lo + hi) >> 1;
+		__u32 len;
+		__u64 h, l;
 		__u32 *v;
 
+		if (mid >= VIGIL_V6_LENS)
+			break;
+		len = lens->len[mid];
+		h = bpf_cpu_to_be64(mask_bits(hi_bits, len));
+		l = bpf_cpu_to_be64(mask_bits(lo_bits, (__s32)len - 64));
 		key.set_len = set << 8 | (len & 0xff);
 		__builtin_memcpy(&key.addr[0], &h, 8);
 		__builtin_memcpy(&key.addr[8], &l, 8);
 		v = bpf_map_lookup_elem(&vigil_h6, &key);
-		if (v)
-			return *v;
+		if (v) {
+			if (*v)
+				best = *v;
+			lo = mid + 1;
+		} else {
+			hi = mid - 1;
+		}
 	}
-	return 0;
+	return best;
 }
 
 /* The rule verdict for the slot the tables gave: allowlist first, then blocklist. */

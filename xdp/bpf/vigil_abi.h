@@ -63,14 +63,17 @@ struct vigil_rule {
  * IPv4 is DIR-24-8 (DPDK's rte_lpm): vigil_t24 is indexed by the top 16 bits and each of its
  * rows holds the 256 /24s under them (so 2^24 entries in all); an entry is 0 (no rule), a
  * rule slot, or VIGIL_T24_GROUP | g for a /24 that holds longer prefixes, whose 256 /32s are
- * row g of vigil_t8. IPv6 is one hash entry per prefix, keyed by (set, length, masked
- * address), probed longest length first over the lengths present in the set.
+ * row g of vigil_t8. IPv6 is a hash keyed by (set, length, masked address), searched by
+ * binary search over the prefix lengths present in the set: besides one entry per prefix it
+ * holds markers on the search path to longer prefixes, each naming the slot of the longest
+ * prefix that covers it (0 if none).
  */
 #define VIGIL_T24_ROWS (1u << 16)   /* rows of vigil_t24 per set */
 #define VIGIL_T8_GROUPS (1u << 15)  /* rows of vigil_t8 per set: /24s holding longer prefixes */
 #define VIGIL_MAX_SLOTS ((1u << 20) + (1u << 16) + 1) /* rule slots per set, slot 0 unused */
 #define VIGIL_T24_GROUP 0x80000000u
 #define VIGIL_V6_LENS 132           /* room for the 129 lengths 0..=128, rounded up */
+#define VIGIL_V6_STEPS 8            /* binary search steps over at most 129 lengths */
 
 struct vigil_row {
 	__u32 e[256];
@@ -100,7 +103,7 @@ struct vigil_v6_key {
 
 struct vigil_v6_lens {
 	__u32 count;        /* lengths present in the set */
-	__u8 len[VIGIL_V6_LENS]; /* longest first */
+	__u8 len[VIGIL_V6_LENS]; /* shortest first */
 };
 
 /* Rule counts per list (block, allow) and origin (operator, config, auto-ban, fleet), kept

@@ -99,6 +99,8 @@ pub const MAX_SLOTS: u32 = (1 << 20) + (1 << 16) + 1;
 pub const T24_GROUP: u32 = 0x8000_0000;
 /// `VIGIL_V6_LENS`: room for every IPv6 prefix length.
 pub const V6_LENS: usize = 132;
+/// `VIGIL_V6_STEPS`: binary search steps over the IPv6 prefix lengths.
+pub const V6_STEPS: u32 = 8;
 /// `VIGIL_ORIGINS`: operator, config, auto-ban, fleet.
 pub const ORIGINS: usize = 4;
 /// `VIGIL_RATE_ROWS`: rows of the per-CPU rate sketch.
@@ -138,7 +140,7 @@ pub struct V6Key {
     pub addr: [u8; 16],
 }
 
-/// IPv6 prefix lengths of one set, longest first (`struct vigil_v6_lens`).
+/// IPv6 prefix lengths of one set, shortest first (`struct vigil_v6_lens`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct V6Lens {

@@ -2,8 +2,9 @@
 //!
 //! IPv4 is DIR-24-8, DPDK's `rte_lpm` layout: one entry per /24 (`vigil_t24`, 2^24 entries
 //! as 2^16 rows of 256) holding a rule slot, and for a /24 with longer prefixes a 256-entry
-//! group in `vigil_t8`: one or two array reads per packet. IPv6 is one hash entry per prefix
-//! (`vigil_h6`), probed longest length first over the lengths present. Entries name a rule
+//! group in `vigil_t8`: one or two array reads per packet. IPv6 is a hash (`vigil_h6`) keyed
+//! by (set, length, masked address), searched by binary search over the prefix lengths
+//! present (Waldvogel et al.): at most 8 probes, whatever the mix of lengths. Entries name a rule
 //! slot (`vigil_slot`): its expiry and the slots of the nearest covering allow and block
 //! rules, which the program follows past expired rules.
 //!
@@ -45,14 +46,14 @@ pub const GRACE: Duration = Duration::from_millis(10);
 /// Origins of rules, in the order of the counters (`VIGIL_ORIGINS`).
 pub const ORIGIN_NAMES: [&str; abi::ORIGINS] = ["operator", "config", "auto-ban", "fleet"];
 
-/// The origin index of a rule's flags (fleet before config before auto-ban).
+/// The origin index of a rule's flags (fleet before auto-ban before config).
 pub fn origin_of(flags: u32) -> u8 {
     if flags & abi::RULE_F_FLEET != 0 {
         3
-    } else if flags & abi::RULE_F_CONFIG != 0 {
-        1
     } else if flags & abi::RULE_F_AUTO != 0 {
         2
+    } else if flags & abi::RULE_F_CONFIG != 0 {
+        1
     } else {
         0
     }
@@ -72,9 +73,12 @@ pub struct TableRule {
     pub origin: u8,
 }
 
-/// What the tables take in memory.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+/// Memory and fill of the lookup tables (two sets: the live one and the one the next change
+/// is built in), as `vigilctl status` shows them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TableMemory {
+    /// Everything below, in bytes.
+    pub memory_bytes: u64,
     /// Bytes of the mapped tables (both sets), allocated when the maps are created.
     pub allocated_bytes: u64,
     /// Bytes of the IPv6 hash entries of both sets (key, value and the kernel's element
@@ -82,15 +86,11 @@ pub struct TableMemory {
     pub ipv6_hash_bytes: u64,
     pub slots_used: u32,
     pub slots_max: u32,
+    /// /24s holding longer prefixes (IPv4 second-level groups).
     pub groups_used: u32,
     pub groups_max: u32,
+    /// IPv6 prefix lengths in use (the binary search probes at most 8 of them per packet).
     pub ipv6_lengths: u32,
-}
-
-impl TableMemory {
-    pub fn total_bytes(&self) -> u64 {
-        self.allocated_bytes + self.ipv6_hash_bytes
-    }
 }
 
 pub(crate) struct Tables {
@@ -190,14 +190,17 @@ impl Tables {
         let h = self.header();
         let set = self.active() as usize;
         let mapped = |rows: usize, size: usize| (rows * size) as u64;
-        let v6_entries: u64 = h.rules_v6.iter().map(|&n| u64::from(n)).sum();
+        // Prefixes and markers of both sets; key and value rounded to 8 bytes, plus the
+        // kernel's htab_elem header (~48 B).
+        let ipv6_hash_bytes = self.h6.keys().count() as u64 * (24 + 8 + 48);
+        let allocated_bytes = mapped(self.t24.len(), size_of::<Row>())
+            + mapped(self.t8.len(), size_of::<Row>())
+            + mapped(self.slots.len(), size_of::<Slot>())
+            + mapped(self.tbl.len(), size_of::<abi::Tables>());
         TableMemory {
-            allocated_bytes: mapped(self.t24.len(), size_of::<Row>())
-                + mapped(self.t8.len(), size_of::<Row>())
-                + mapped(self.slots.len(), size_of::<Slot>())
-                + mapped(self.tbl.len(), size_of::<abi::Tables>()),
-            // Key and value rounded to 8 bytes, plus the kernel's htab_elem header (~48 B).
-            ipv6_hash_bytes: v6_entries * (24 + 8 + 48),
+            memory_bytes: allocated_bytes + ipv6_hash_bytes,
+            allocated_bytes,
+            ipv6_hash_bytes,
             slots_used: h.slots_used[set].saturating_sub(1),
             slots_max: abi::MAX_SLOTS - 1,
             groups_used: h.groups_used[set],
@@ -239,23 +242,38 @@ impl Tables {
         Ok(())
     }
 
-    /// Removes the IPv6 entries an earlier build left in `set`.
+    /// Removes the IPv6 entries an earlier build left in `set`: its prefixes and markers,
+    /// recomputed from the slots and lengths the header records for it.
     fn forget_v6(&mut self, set: u32) -> Result<(), XdpError> {
-        let used = (self.header().slots_used[set as usize] as usize).min(abi::MAX_SLOTS as usize);
+        let h = self.header();
+        let used = (h.slots_used[set as usize] as usize).min(abi::MAX_SLOTS as usize);
+        let lens6 = h.v6[set as usize];
+        let lens = &lens6.len[..(lens6.count as usize).min(abi::V6_LENS)];
         let base = set as usize * abi::MAX_SLOTS as usize;
-        let stale: Vec<V6Key> = self.slots.as_slice()[base..base + used.max(1)]
+        let mut stale = std::collections::HashSet::new();
+        for s in self.slots.as_slice()[base..base + used.max(1)]
             .iter()
             .skip(1)
-            .filter(|s| s.flags & abi::SLOT_V6 != 0)
-            .map(|s| v6_key(set, s.prefixlen, s.addr))
-            .collect();
+        {
+            if s.flags & abi::SLOT_V6 == 0 {
+                continue;
+            }
+            let (len, a) = (s.prefixlen as u8, u128::from_be_bytes(s.addr));
+            stale.insert((len, a));
+            if let Some(k) = lens.iter().position(|&l| l == len) {
+                for m in search_path(lens.len(), k) {
+                    stale.insert((lens[m], mask6(a, lens[m])));
+                }
+            }
+        }
         // Recorded as gone before the entries go: a crash halfway leaves only entries no
         // packet reads (their set is not the active one), never a set that claims them.
         let h = self.header_mut();
         h.slots_used[set as usize] = 0;
         h.rules_v6[set as usize] = 0;
         h.rules_v4[set as usize] = 0;
-        for k in stale {
+        for (len, a) in stale {
+            let k = v6_key(set, u32::from(len), a.to_be_bytes());
             match self.h6.remove(&k) {
                 Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
                 Err(e) => return Err(XdpError::map("clearing the IPv6 table")(e)),
@@ -286,7 +304,6 @@ impl Tables {
         // IPv6 prefixes placed so far, for finding what covers the next one.
         let mut placed6: StdHashMap<(u8, u128), u32> = StdHashMap::new();
         let mut lens6: Vec<u8> = Vec::new();
-        let mut new6: Vec<(V6Key, u32)> = Vec::new();
         for r in sorted {
             let idx = built.slots;
             let len = r.net.prefix_len();
@@ -311,7 +328,6 @@ impl Tables {
                     if lens6.last() != Some(&len) {
                         lens6.push(len);
                     }
-                    new6.push((v6_key(set, u32::from(len), a.to_be_bytes()), idx));
                     built.v6 += 1;
                     (under, a.to_be_bytes(), true)
                 }
@@ -335,16 +351,17 @@ impl Tables {
             built.slots += 1;
         }
         built.groups = v4.groups;
-        for (i, l) in lens6.iter().rev().enumerate() {
-            built.lens.len[i] = *l;
-        }
+        built.lens.len[..lens6.len()].copy_from_slice(&lens6);
         built.lens.count = lens6.len() as u32;
-        // Slots are recorded before the hash entries go in, so a crash in between leaves
-        // entries the next build of this set knows to remove.
-        self.header_mut().slots_used[set as usize] = built.slots;
-        for (k, v) in new6 {
+        let entries = v6_entries(&placed6, &lens6);
+        // Slots and lengths are recorded before the hash entries go in, so a crash in between
+        // leaves entries the next build of this set knows how to find and remove.
+        let h = self.header_mut();
+        h.slots_used[set as usize] = built.slots;
+        h.v6[set as usize] = built.lens;
+        for ((len, a), v) in entries {
             self.h6
-                .insert(k, v, 0)
+                .insert(v6_key(set, u32::from(len), a.to_be_bytes()), v, 0)
                 .map_err(XdpError::map("filling the IPv6 table"))?;
         }
         Ok(built)
@@ -419,6 +436,48 @@ impl Dir248<'_> {
     }
 }
 
+/// The indexes of `0..n` a binary search for index `k` probes before it reaches `k` and goes
+/// to the longer half: where markers for a prefix of length index `k` must be.
+fn search_path(n: usize, k: usize) -> Vec<usize> {
+    let mut out = Vec::new();
+    let (mut lo, mut hi) = (0isize, n as isize - 1);
+    while lo <= hi {
+        let mid = ((lo + hi) / 2) as usize;
+        match mid.cmp(&k) {
+            std::cmp::Ordering::Equal => break,
+            std::cmp::Ordering::Less => {
+                out.push(mid);
+                lo = mid as isize + 1;
+            }
+            std::cmp::Ordering::Greater => hi = mid as isize - 1,
+        }
+    }
+    out
+}
+
+/// The IPv6 hash of one set: every prefix with its own slot, and the markers on the search
+/// paths to them with the slot of the longest prefix covering the marker (0 for none).
+fn v6_entries(placed: &StdHashMap<(u8, u128), u32>, lens: &[u8]) -> StdHashMap<(u8, u128), u32> {
+    let mut out: StdHashMap<(u8, u128), u32> = placed.clone();
+    let best = |len_idx: usize, a: u128| {
+        lens[..=len_idx]
+            .iter()
+            .rev()
+            .find_map(|&l| placed.get(&(l, mask6(a, l))).copied())
+            .unwrap_or(0)
+    };
+    for &(len, a) in placed.keys() {
+        let Some(k) = lens.iter().position(|&l| l == len) else {
+            continue;
+        };
+        for m in search_path(lens.len(), k) {
+            let key = (lens[m], mask6(a, lens[m]));
+            out.entry(key).or_insert_with(|| best(m, a));
+        }
+    }
+    out
+}
+
 fn mask6(a: u128, len: u8) -> u128 {
     if len == 0 {
         0
@@ -463,6 +522,56 @@ mod tests {
             Ipv6Addr::from(mask6(a, 48)),
             "2001:db8:aaaa::".parse::<Ipv6Addr>().unwrap()
         );
+    }
+
+    #[test]
+    fn ipv6_binary_search_finds_the_longest_prefix() {
+        // The program's search, over the entries the builder makes.
+        let lens: Vec<u8> = vec![16, 32, 48, 64, 96, 112, 128];
+        let net = |s: &str| {
+            let n: ipnet::Ipv6Net = s.parse().unwrap();
+            (n.prefix_len(), u128::from(n.network()))
+        };
+        let mut placed = StdHashMap::new();
+        placed.insert(net("2001::/16"), 1);
+        placed.insert(net("2001:db8:1::/48"), 2);
+        placed.insert(net("2001:db8:1:2::/64"), 3);
+        placed.insert(net("2001:db8:1:2::7/128"), 4);
+        placed.insert(net("2001:db8:9::/48"), 5);
+        placed.insert(net("2001:db8:1:2:3::/96"), 6);
+        placed.insert(net("2001:db8:1:2:3:4::/112"), 7);
+        let entries = v6_entries(&placed, &lens);
+        let search = |addr: &str| {
+            let a = u128::from(addr.parse::<Ipv6Addr>().unwrap());
+            let (mut lo, mut hi, mut best) = (0isize, lens.len() as isize - 1, 0);
+            for _ in 0..8 {
+                if lo > hi {
+                    break;
+                }
+                let mid = ((lo + hi) / 2) as usize;
+                match entries.get(&(lens[mid], mask6(a, lens[mid]))) {
+                    Some(&v) => {
+                        if v != 0 {
+                            best = v;
+                        }
+                        lo = mid as isize + 1;
+                    }
+                    None => hi = mid as isize - 1,
+                }
+            }
+            best
+        };
+        assert_eq!(search("2001:db8:1:2::7"), 4);
+        assert_eq!(search("2001:db8:1:2::8"), 3);
+        assert_eq!(search("2001:db8:1:2:3:4::1"), 7);
+        assert_eq!(search("2001:db8:1:2:3:0:5:1"), 6);
+        assert_eq!(search("2001:db8:1:2:3:5::1"), 3);
+        assert_eq!(search("2001:db8:1:3::1"), 2);
+        assert_eq!(search("2001:db8:9::1"), 5);
+        assert_eq!(search("2001:db8:8::1"), 1);
+        assert_eq!(search("2002::1"), 0);
+        // Every path of 129 lengths takes at most 8 steps.
+        assert!((0..129).all(|k| search_path(129, k).len() < 8));
     }
 
     #[test]

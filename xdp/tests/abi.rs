@@ -188,6 +188,7 @@ fn header_constants_match() {
     let abi_u32 = [
         ("VIGIL_T24_GROUP", u64::from(vigil_xdp::abi::T24_GROUP)),
         ("VIGIL_V6_LENS", vigil_xdp::abi::V6_LENS as u64),
+        ("VIGIL_V6_STEPS", u64::from(vigil_xdp::abi::V6_STEPS)),
         ("VIGIL_ORIGINS", vigil_xdp::abi::ORIGINS as u64),
         ("VIGIL_RATE_ROWS", u64::from(vigil_xdp::abi::RATE_ROWS)),
         ("VIGIL_SLOT_ALLOW", u64::from(vigil_xdp::abi::SLOT_ALLOW)),

@@ -603,3 +603,54 @@ fn ipv6_lookups_take_the_longest_prefix_and_expiry_uncovers_the_next() {
     assert_eq!(action(&mut p, &v6("2001:db8:90:2::9")), XDP_DROP);
     assert_eq!(action(&mut p, &v6("2001:db8:90:1::5")), XDP_PASS);
 }
+
+#[test]
+fn ipv6_search_agrees_with_a_longest_match_model_over_many_lengths() {
+    // Blocks and allows of many lengths, nested, under 2001:db8::/32; every probe address is
+    // checked against a plain model: the longest allow wins, else the longest block drops.
+    let mut p = prog();
+    let mut seed = 0x1234_5678_u64;
+    let mut next = move || {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        seed >> 11
+    };
+    let base = u128::from("2001:db8::".parse::<std::net::Ipv6Addr>().unwrap());
+    let mut rules: Vec<(ipnet::Ipv6Net, List)> = Vec::new();
+    for i in 0..80 {
+        // Few distinct high bits so prefixes nest; lengths 33..=128.
+        let addr = base
+            | (u128::from(next() % 4) << 94)
+            | u128::from(next() % 8) << 60
+            | u128::from(next() % 4);
+        let len = 33 + (next() % 96) as u8;
+        let net = ipnet::Ipv6Net::new(addr.into(), len).unwrap().trunc();
+        let list = if i % 5 == 0 { List::Allow } else { List::Block };
+        if rules.iter().any(|(n, l)| *n == net && *l == list) {
+            continue;
+        }
+        add(&mut p, list, &net.to_string(), None);
+        rules.push((net, list));
+    }
+    let longest = |a: std::net::Ipv6Addr, list: List| {
+        rules
+            .iter()
+            .filter(|(n, l)| *l == list && n.contains(&a))
+            .map(|(n, _)| n.prefix_len())
+            .max()
+    };
+    for _ in 0..300 {
+        let a: std::net::Ipv6Addr = (base
+            | (u128::from(next() % 4) << 94)
+            | u128::from(next() % 8) << 60
+            | u128::from(next() % 4))
+        .into();
+        let want = if longest(a, List::Allow).is_some() || longest(a, List::Block).is_none() {
+            XDP_PASS
+        } else {
+            XDP_DROP
+        };
+        assert_eq!(action(&mut p, &v6(&a.to_string())), want, "{a}");
+    }
+}
