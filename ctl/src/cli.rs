@@ -174,6 +174,22 @@ pub enum RuleCmd {
     },
     /// List rules.
     List,
+    /// Add every network of a feed at once: a plain list of CIDRs, Spamhaus DROP
+    /// (`1.2.3.0/24 ; SBL123`) or FireHOL .netset; `#` and `;` comments and blank lines are
+    /// skipped. A bad line is reported with its number and nothing is applied.
+    Import {
+        /// The feed file, or `-` for standard input.
+        file: PathBuf,
+        /// Why, for whoever reads the list later (at most 47 bytes). Default: import.
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Remove every rule of the list.
+    Flush {
+        /// Confirm; without it, says how many rules would go and changes nothing (exit 2).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Args)]

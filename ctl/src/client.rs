@@ -229,6 +229,10 @@ pub fn run_offline(pin_root: &Path, iface: Option<&str>, req: &Request) -> anyho
             Reply::RuleRemoved(ops::rule_del(&mut maps, *list, *cidr)?)
         }
         Request::RuleList { list } => Reply::Rules(ops::rule_list(&maps, *list)?),
+        Request::RuleImport { list, path, reason } => {
+            Reply::RulesImported(ops::rule_import(&mut maps, *list, path, reason.as_deref())?)
+        }
+        Request::RuleFlush { list } => Reply::RulesFlushed(ops::rule_flush(&mut maps, *list)?),
         Request::Stats => Reply::Stats(ops::stats(&maps)?),
         Request::Status => {
             let xdp = match vigil_xdp::attached_mode(pin_root, &iface) {

@@ -34,7 +34,108 @@ impl From<String> for Output {
     }
 }
 
-fn rule_request(list: List, cmd: &RuleCmd) -> anyhow::Result<Request> {
+/// A feed read from standard input, staged in a file vigild can read (beside its control
+/// socket, where a private /tmp of the service would not hide it); removed when dropped.
+struct StagedFeed(std::path::PathBuf);
+
+impl Drop for StagedFeed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The feed `import` names, checked here first: a bad line is reported with its number before
+/// anything is sent or written.
+fn import_request(
+    cli: &Cli,
+    list: List,
+    file: &std::path::Path,
+    reason: Option<&str>,
+    staged: &mut Option<StagedFeed>,
+) -> anyhow::Result<Request> {
+    let path = if file.as_os_str() == "-" {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut text = String::new();
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("reading the feed from standard input")?;
+        let dir = cli
+            .socket
+            .parent()
+            .filter(|d| d.is_dir())
+            .map_or_else(std::env::temp_dir, std::path::Path::to_path_buf);
+        let path = dir.join(format!(".vigilctl-import-{}.feed", std::process::id()));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("staging the feed in {}", path.display()))?;
+        *staged = Some(StagedFeed(path.clone()));
+        std::io::Write::write_all(&mut f, text.as_bytes())
+            .with_context(|| format!("staging the feed in {}", path.display()))?;
+        path
+    } else {
+        std::path::absolute(file).with_context(|| format!("resolving {}", file.display()))?
+    };
+    if let Err(e) = vigil_control::ops::read_feed(&path) {
+        let shown = if staged.is_some() {
+            "standard input".to_owned()
+        } else {
+            file.display().to_string()
+        };
+        return Err(match e {
+            vigil_control::ops::OpError::Feed { source, .. } => {
+                usage(format!("{} import {shown}: {source}", list_name(list)))
+            }
+            other => anyhow::Error::new(other),
+        });
+    }
+    Ok(Request::RuleImport {
+        list,
+        path,
+        reason: reason.map(str::to_owned),
+    })
+}
+
+/// `flush` without `--yes`: how many rules would go, and how to confirm (exit 2).
+fn flush_guard(cli: &Cli, list: List) -> anyhow::Error {
+    let status = match client::ask_daemon(&cli.socket, &Request::Status, cli.timeout) {
+        Ok(Some(r)) => Ok(r),
+        Ok(None) => client::run_offline(&cli.pin_root, cli.iface.as_deref(), &Request::Status),
+        Err(e) => Err(e),
+    };
+    let rules = match status {
+        Ok(Reply::Status(s)) => match s.xdp {
+            Some(XdpReport::Attached(x)) => Some(match list {
+                List::Block => x.block_rules,
+                List::Allow => x.allow_rules,
+            }),
+            _ => None,
+        },
+        Ok(_) => None,
+        Err(e) => return e,
+    };
+    let name = list_name(list);
+    match rules {
+        Some(n) => usage(format!(
+            "{name} flush would remove all {n} rule{} of the {name} list; confirm with \
+             `vigilctl {name} flush --yes`",
+            if n == 1 { "" } else { "s" }
+        )),
+        None => usage(format!(
+            "XDP is not attached: there is no {name} list to flush (`vigilctl status`)"
+        )),
+    }
+}
+
+fn rule_request(
+    cli: &Cli,
+    list: List,
+    cmd: &RuleCmd,
+    staged: &mut Option<StagedFeed>,
+) -> anyhow::Result<Request> {
     Ok(match cmd {
         RuleCmd::Add(a) => {
             if a.cidr.net().prefix_len() == 0 && !a.force {
@@ -65,6 +166,11 @@ fn rule_request(list: List, cmd: &RuleCmd) -> anyhow::Result<Request> {
         }
         RuleCmd::Del { cidr } => Request::RuleDel { list, cidr: *cidr },
         RuleCmd::List => Request::RuleList { list },
+        RuleCmd::Import { file, reason } => {
+            import_request(cli, list, file, reason.as_deref(), staged)?
+        }
+        RuleCmd::Flush { yes: false } => return Err(flush_guard(cli, list)),
+        RuleCmd::Flush { yes: true } => Request::RuleFlush { list },
     })
 }
 
@@ -89,9 +195,11 @@ fn detach_guard(cli: &Cli) -> anyhow::Result<()> {
 
 /// Runs one command and returns what to print and the status to exit with.
 pub fn run(cli: &Cli) -> anyhow::Result<Output> {
+    // Lives until the reply is in: vigild reads the staged feed while it answers.
+    let mut staged = None;
     let req = match &cli.command {
-        Command::Block(c) => rule_request(List::Block, c)?,
-        Command::Allow(c) => rule_request(List::Allow, c)?,
+        Command::Block(c) => rule_request(cli, List::Block, c, &mut staged)?,
+        Command::Allow(c) => rule_request(cli, List::Allow, c, &mut staged)?,
         Command::Stats => Request::Stats,
         Command::Status => Request::Status,
         Command::Reload => Request::Reload,
@@ -169,6 +277,13 @@ pub fn run(cli: &Cli) -> anyhow::Result<Output> {
         Reply::Status(s) => render::status(s),
         Reply::RuleAdded(a) => render::rule_added(a),
         Reply::RuleRemoved(r) => format!("removed {}\n", r.cidr),
+        Reply::RulesImported(i) => render::imported(i),
+        Reply::RulesFlushed(f) => format!(
+            "removed {} rule{} from the {} list\n",
+            f.removed,
+            if f.removed == 1 { "" } else { "s" },
+            list_name(f.list)
+        ),
         Reply::Reloaded(_) => "reloaded\n".to_owned(),
         Reply::Detached(d) => format!(
             "detached XDP from {}: drops stopped; `vigilctl xdp attach` attaches it again\n",

@@ -150,6 +150,53 @@ fn xdp(x: Option<&XdpReport>) -> String {
         "rules:         {} block, {} allow\n",
         x.block_rules, x.allow_rules
     ));
+    if let Some(t) = x.tables {
+        out.push_str(&format!(
+            "tables:        {} ({} of {} rule slots, {} of {} /24 groups, {} IPv6 length{})\n",
+            mib(t.memory_bytes),
+            t.slots_used,
+            t.slots_max,
+            t.groups_used,
+            t.groups_max,
+            t.ipv6_lengths,
+            if t.ipv6_lengths == 1 { "" } else { "s" }
+        ));
+    }
+    out
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1u32 << 20))
+}
+
+/// `block import`.
+pub fn imported(i: &vigil_control::RulesImported) -> String {
+    let name = vigil_control::ops::list_name(i.list);
+    let mut out = format!(
+        "imported {} network{} ({} IPv4, {} IPv6) into the {name} list from {} in {} ms: {} \
+         new, {} replaced\n",
+        i.prefixes,
+        if i.prefixes == 1 { "" } else { "s" },
+        i.ipv4,
+        i.ipv6,
+        i.file.display(),
+        i.millis,
+        i.added,
+        i.replaced
+    );
+    if i.duplicate_lines > 0 {
+        out.push_str(&format!(
+            "{} line{} repeated a network listed above and {} skipped\n",
+            i.duplicate_lines,
+            if i.duplicate_lines == 1 { "" } else { "s" },
+            if i.duplicate_lines == 1 {
+                "was"
+            } else {
+                "were"
+            }
+        ));
+    }
+    out.push_str(&format!("the {name} list holds {} rules\n", i.rules_now));
     out
 }
 

@@ -292,3 +292,97 @@ fn expired_blocks_let_the_source_back_in() {
     let rules = d.ctl_json(&["block", "list"]).unwrap();
     assert_eq!(rules["rules"].as_array().unwrap().len(), 0, "{rules}");
 }
+
+#[test]
+fn imported_feeds_drop_their_sources_and_flush_needs_yes() {
+    let tag = unique(5);
+    let ns = Netns::new(&tag, 106, 2).unwrap();
+    let d = xdp_daemon(&tag, &ns, Config::new());
+    let (good, bad) = (&ns.client_addrs[0], &ns.client_addrs[1]);
+    // Spamhaus DROP and FireHOL netset lines, comments, blank lines, IPv4 and IPv6.
+    let feed = d.path("drop.netset");
+    std::fs::write(
+        &feed,
+        format!(
+            "; Spamhaus DROP List - (c) The Spamhaus Project\n\
+             ; Last-Modified: Sat, 05 Dec 2026 09:00:00 GMT\n\
+             198.19.0.0/24 ; SBL100001\n\
+             \n\
+             #\n\
+             # FireHOL netset: test feed\n\
+             #\n\
+             {bad}\n\
+             198.19.16.0/20   # a trailing comment\n\
+             2001:db8:106::/48 ; SBL100002\n"
+        ),
+    )
+    .unwrap();
+    assert!(
+        ns.ping_from(bad, 1),
+        "the source must pass before the import"
+    );
+    let out = d
+        .ctl(&[
+            "block",
+            "import",
+            feed.to_str().unwrap(),
+            "--reason",
+            "feed",
+        ])
+        .unwrap();
+    assert!(
+        out.contains("imported 4 networks (3 IPv4, 1 IPv6)"),
+        "{out}"
+    );
+    assert!(!ns.ping_from(bad, 2), "an imported source must be dropped");
+    assert!(ns.ping_from(good, 2), "an unlisted source must pass");
+    assert!(d.xdp_packets("blocked") >= 2);
+    let list = d.ctl(&["block", "list"]).unwrap();
+    assert!(
+        list.contains("2001:db8:106::/48") && list.contains("feed"),
+        "{list}"
+    );
+
+    // A bad line is refused with its number, and nothing of that feed is applied.
+    let broken = d.path("broken.txt");
+    std::fs::write(&broken, "198.19.1.0/24\n# fine so far\n198.19.2.9/24\n").unwrap();
+    let out = d
+        .ctl_output(&["block", "import", broken.to_str().unwrap()])
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("line 3:") && err.contains("did you mean 198.19.2.0/24"),
+        "{err}"
+    );
+    let status = d.ctl_json(&["status"]).unwrap();
+    assert_eq!(status["xdp"]["block_rules"], 4, "{status}");
+    assert!(
+        status["xdp"]["tables"]["memory_bytes"].as_u64().unwrap() > 0,
+        "{status}"
+    );
+    let human = d.ctl(&["status"]).unwrap();
+    assert!(
+        human.contains("tables:") && human.contains("MiB"),
+        "{human}"
+    );
+
+    // Without --yes a flush only says what it would remove.
+    let out = d.ctl_output(&["block", "flush"]).unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("would remove all 4 rules"), "{err}");
+    assert!(
+        !ns.ping_from(bad, 1),
+        "a flush without --yes changed something"
+    );
+
+    let out = d.ctl(&["block", "flush", "--yes"]).unwrap();
+    assert!(out.contains("removed 4 rules from the block list"), "{out}");
+    assert!(
+        ns.ping_from(bad, 2),
+        "the source is still dropped after the flush"
+    );
+    let status = d.ctl_json(&["status"]).unwrap();
+    assert_eq!(status["xdp"]["block_rules"], 0, "{status}");
+}

@@ -16,6 +16,8 @@ mod cidr;
 #[cfg(feature = "protocol")]
 mod error;
 #[cfg(feature = "protocol")]
+pub mod feed;
+#[cfg(feature = "protocol")]
 pub mod ops;
 #[cfg(feature = "protocol")]
 pub mod reply;
@@ -30,8 +32,8 @@ pub use cidr::Cidr;
 pub use error::{ControlError, ErrorCode};
 #[cfg(feature = "protocol")]
 pub use reply::{
-    Detached, KeysRotated, Reloaded, Reply, ReplyKind, RuleAdded, RuleRemoved, Rules, Shadow,
-    Stats, Status, Thermal, XdpAttached,
+    Detached, KeysRotated, Reloaded, Reply, ReplyKind, RuleAdded, RuleRemoved, Rules, RulesFlushed,
+    RulesImported, Shadow, Stats, Status, Thermal, XdpAttached,
 };
 #[cfg(feature = "protocol")]
 pub use request::{Level, OverrideSecs, RangeError, Request, Ttl};

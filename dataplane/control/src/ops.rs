@@ -1,13 +1,17 @@
 //! Operations on the XDP maps that both vigild and vigilctl (when vigild is down) run, so a
 //! rule looks the same whichever path wrote it.
 
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, path::Path, time::Instant};
 
 use vigil_xdp::{AttachedMode, List, RuleEntry, VigilMaps, XdpError, abi::Reason};
 
 use crate::{
     Cidr, ControlError, ErrorCode, Ttl,
-    reply::{RateLimitStatus, ReasonCount, Rule, RuleAdded, RuleRemoved, Rules, Stats, XdpStatus},
+    feed::{self, FeedError},
+    reply::{
+        RateLimitStatus, ReasonCount, Rule, RuleAdded, RuleRemoved, Rules, RulesFlushed,
+        RulesImported, Stats, XdpStatus,
+    },
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -21,13 +25,22 @@ pub enum OpError {
     NoSuchRule { list: &'static str, cidr: Cidr },
     #[error("reason must be printable text without control characters")]
     BadReason,
+    #[error("feed {path}: {source}")]
+    Feed { path: String, source: FeedError },
+    #[error("reading the feed {path}: {source} (the path must be readable by vigild)")]
+    ReadFeed {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 impl From<OpError> for ControlError {
     fn from(e: OpError) -> Self {
         let code = match &e {
             OpError::Xdp(XdpError::InvalidCidr { .. } | XdpError::ReasonTooLong { .. })
-            | OpError::BadReason => ErrorCode::Invalid,
+            | OpError::BadReason
+            | OpError::Feed { .. } => ErrorCode::Invalid,
+            OpError::ReadFeed { .. } => ErrorCode::Failed,
             OpError::NoSuchRule { .. } => ErrorCode::NoSuchRule,
             OpError::Xdp(_) => ErrorCode::Failed,
         };
@@ -42,6 +55,57 @@ pub fn list_name(list: List) -> &'static str {
     }
 }
 
+fn check_reason(reason: &str) -> Result<(), OpError> {
+    if reason.chars().any(char::is_control) {
+        return Err(OpError::BadReason);
+    }
+    Ok(())
+}
+
+/// Reads and parses a feed file: the same parser on both sides of the socket.
+pub fn read_feed(path: &Path) -> Result<feed::Feed, OpError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| OpError::ReadFeed {
+        path: shown.clone(),
+        source,
+    })?;
+    feed::parse(&text).map_err(|source| OpError::Feed {
+        path: shown,
+        source,
+    })
+}
+
+/// Adds every network of the feed at `path` to `list`, permanent, with one table rebuild.
+pub fn rule_import(
+    maps: &mut VigilMaps,
+    list: List,
+    path: &Path,
+    reason: Option<&str>,
+) -> Result<RulesImported, OpError> {
+    let started = Instant::now();
+    let reason = reason.unwrap_or("import");
+    check_reason(reason)?;
+    let feed = read_feed(path)?;
+    let added = maps.insert_many(list, &feed.nets, reason, 0)?;
+    Ok(RulesImported {
+        list,
+        file: path.to_owned(),
+        prefixes: feed.nets.len(),
+        ipv4: feed.ipv4(),
+        ipv6: feed.ipv6(),
+        added,
+        replaced: feed.nets.len() - added,
+        duplicate_lines: feed.duplicates,
+        rules_now: maps.rule_counts().list(list),
+        millis: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    })
+}
+
+pub fn rule_flush(maps: &mut VigilMaps, list: List) -> Result<RulesFlushed, OpError> {
+    let removed = maps.flush(list)?;
+    Ok(RulesFlushed { list, removed })
+}
+
 pub fn rule_add(
     maps: &mut VigilMaps,
     list: List,
@@ -51,9 +115,7 @@ pub fn rule_add(
     flags: u32,
 ) -> Result<RuleAdded, OpError> {
     let reason = reason.unwrap_or("operator");
-    if reason.chars().any(char::is_control) {
-        return Err(OpError::BadReason);
-    }
+    check_reason(reason)?;
     // The map replaces a rule for the same CIDR silently; the operator hears what it was.
     let replaced = find(maps, list, cidr)?;
     maps.insert(list, cidr.net(), ttl.map(Ttl::as_duration), reason, flags)?;
@@ -163,8 +225,14 @@ pub fn xdp_status(maps: &VigilMaps, iface: &str, mode: AttachedMode) -> Result<X
         mode,
         pins: maps.dir().to_path_buf(),
         rate_limit,
-        block_rules: maps.list(List::Block)?.len(),
-        allow_rules: maps.list(List::Allow)?.len(),
+        block_rules: count_of(maps, List::Block),
+        allow_rules: count_of(maps, List::Allow),
+        tables: Some(maps.table_memory()),
         adopted: None,
     })
+}
+
+/// Rules of a list, from the counters kept at insert and delete.
+fn count_of(maps: &VigilMaps, list: List) -> usize {
+    usize::try_from(maps.rule_counts().list(list)).unwrap_or(usize::MAX)
 }

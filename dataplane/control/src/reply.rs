@@ -31,6 +31,8 @@ pub enum Reply {
     RuleAdded(RuleAdded),
     RuleRemoved(RuleRemoved),
     Rules(Rules),
+    RulesImported(RulesImported),
+    RulesFlushed(RulesFlushed),
     Stats(Stats),
     Status(Box<Status>),
     Reloaded(Reloaded),
@@ -48,6 +50,8 @@ pub enum ReplyKind {
     RuleAdded,
     RuleRemoved,
     Rules,
+    RulesImported,
+    RulesFlushed,
     Stats,
     Status,
     Reloaded,
@@ -65,6 +69,8 @@ impl Reply {
             Reply::RuleAdded(_) => ReplyKind::RuleAdded,
             Reply::RuleRemoved(_) => ReplyKind::RuleRemoved,
             Reply::Rules(_) => ReplyKind::Rules,
+            Reply::RulesImported(_) => ReplyKind::RulesImported,
+            Reply::RulesFlushed(_) => ReplyKind::RulesFlushed,
             Reply::Stats(_) => ReplyKind::Stats,
             Reply::Status(_) => ReplyKind::Status,
             Reply::Reloaded(_) => ReplyKind::Reloaded,
@@ -84,6 +90,8 @@ impl Reply {
             ReplyKind::RuleAdded => Reply::RuleAdded(from(data)?),
             ReplyKind::RuleRemoved => Reply::RuleRemoved(from(data)?),
             ReplyKind::Rules => Reply::Rules(from(data)?),
+            ReplyKind::RulesImported => Reply::RulesImported(from(data)?),
+            ReplyKind::RulesFlushed => Reply::RulesFlushed(from(data)?),
             ReplyKind::Stats => Reply::Stats(from(data)?),
             ReplyKind::Status => Reply::Status(Box::new(from(data)?)),
             ReplyKind::Reloaded => Reply::Reloaded(from(data)?),
@@ -123,6 +131,34 @@ pub struct RuleRemoved {
 pub struct Rules {
     pub list: List,
     pub rules: Vec<Rule>,
+}
+
+/// `rule_import`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesImported {
+    pub list: List,
+    /// The feed file vigild read.
+    pub file: PathBuf,
+    /// Distinct networks in the feed.
+    pub prefixes: usize,
+    pub ipv4: usize,
+    pub ipv6: usize,
+    /// Networks that were not in the list before.
+    pub added: usize,
+    /// Networks whose rule the import replaced (now permanent, with the import's reason).
+    pub replaced: usize,
+    /// Lines naming a network already listed above them in the feed.
+    pub duplicate_lines: usize,
+    /// Rules in the list afterwards.
+    pub rules_now: u64,
+    pub millis: u64,
+}
+
+/// `rule_flush`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesFlushed {
+    pub list: List,
+    pub removed: usize,
 }
 
 /// One rule as operators see it.

@@ -1,7 +1,7 @@
 //! What vigilctl (or any script with `socat`) asks vigild: one JSON object per line, tagged by
 //! `cmd`. Every value is validated when it is parsed, on either side of the socket.
 
-use std::{fmt, str::FromStr, time::Duration};
+use std::{fmt, path::PathBuf, str::FromStr, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use vigil_xdp::List;
@@ -26,6 +26,20 @@ pub enum Request {
         cidr: Cidr,
     },
     RuleList {
+        list: List,
+    },
+    /// Add every network of a feed file (plain list, Spamhaus DROP, FireHOL netset) to a list
+    /// at once: one rebuild of the lookup tables. vigild reads the file itself, so a feed of a
+    /// million lines never crosses the socket.
+    RuleImport {
+        list: List,
+        path: PathBuf,
+        /// `import` when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// Remove every rule of a list.
+    RuleFlush {
         list: List,
     },
     Stats,
@@ -59,6 +73,8 @@ impl Request {
             Request::RuleAdd { .. } => ReplyKind::RuleAdded,
             Request::RuleDel { .. } => ReplyKind::RuleRemoved,
             Request::RuleList { .. } => ReplyKind::Rules,
+            Request::RuleImport { .. } => ReplyKind::RulesImported,
+            Request::RuleFlush { .. } => ReplyKind::RulesFlushed,
             Request::Stats => ReplyKind::Stats,
             Request::Status => ReplyKind::Status,
             Request::Reload => ReplyKind::Reloaded,
@@ -79,6 +95,8 @@ impl Request {
             Request::RuleAdd { .. } => "rule_add",
             Request::RuleDel { .. } => "rule_del",
             Request::RuleList { .. } => "rule_list",
+            Request::RuleImport { .. } => "rule_import",
+            Request::RuleFlush { .. } => "rule_flush",
             Request::Stats => "stats",
             Request::Status => "status",
             Request::Reload => "reload",

@@ -322,6 +322,24 @@ impl Handler for Daemon {
             Request::RuleList { list } => {
                 Reply::Rules(self.with_maps(|m| ops::rule_list(m, list))?)
             }
+            // Imported rules stay on this box: a feed is loaded on each box that wants it,
+            // not fanned out to the fleet rule by rule.
+            Request::RuleImport { list, path, reason } => {
+                let done =
+                    self.with_maps(|m| ops::rule_import(m, list, &path, reason.as_deref()))?;
+                info!(list = ops::list_name(list), file = %path.display(), prefixes = done.prefixes,
+                    added = done.added, millis = done.millis, "feed imported");
+                Reply::RulesImported(done)
+            }
+            Request::RuleFlush { list } => {
+                let done = self.with_maps(|m| ops::rule_flush(m, list))?;
+                warn!(
+                    list = ops::list_name(list),
+                    removed = done.removed,
+                    "list flushed"
+                );
+                Reply::RulesFlushed(done)
+            }
             Request::Stats => Reply::Stats(self.with_maps(|m| ops::stats(m))?),
             Request::KeysRotate => Reply::KeysRotated(self.rotate_keys()?),
             Request::Thermal => Reply::Thermal(Box::new(self.thermal_status())),

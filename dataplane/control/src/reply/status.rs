@@ -82,6 +82,9 @@ pub struct XdpStatus {
     pub rate_limit: Option<RateLimitStatus>,
     pub block_rules: usize,
     pub allow_rules: usize,
+    /// What the lookup tables take (absent from older vigild).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tables: Option<vigil_xdp::TableMemory>,
     /// Whether vigild adopted pins left by an earlier run (absent offline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopted: Option<bool>,
