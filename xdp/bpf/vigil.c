@@ -29,10 +29,11 @@ struct vlan_hdr {
 	__be16 encapsulated_proto;
 };
 
-/* The rule store (see vigil_abi.h): written and read by userspace only. */
-#define RULE_TRIE(name, key_type, entries)                                                  \
+/* The rule store (see vigil_abi.h): written and read by userspace only. Exact-match hashes:
+ * longest-prefix matching is the lookup tables' job. */
+#define RULE_STORE(name, key_type, entries)                                                 \
 	struct {                                                                            \
-		__uint(type, BPF_MAP_TYPE_LPM_TRIE);                                        \
+		__uint(type, BPF_MAP_TYPE_HASH);                                            \
 		__type(key, key_type);                                                      \
 		__type(value, struct vigil_rule);                                           \
 		__uint(max_entries, entries);                                               \
@@ -40,10 +41,10 @@ struct vlan_hdr {
 		__uint(pinning, LIBBPF_PIN_BY_NAME);                                        \
 	} name SEC(".maps")
 
-RULE_TRIE(vigil_blk4, struct vigil_lpm_v4, 1 << 20);
-RULE_TRIE(vigil_blk6, struct vigil_lpm_v6, 1 << 20);
-RULE_TRIE(vigil_alw4, struct vigil_lpm_v4, 1 << 16);
-RULE_TRIE(vigil_alw6, struct vigil_lpm_v6, 1 << 16);
+RULE_STORE(vigil_blk4, struct vigil_lpm_v4, 1 << 20);
+RULE_STORE(vigil_blk6, struct vigil_lpm_v6, 1 << 20);
+RULE_STORE(vigil_alw4, struct vigil_lpm_v4, 1 << 16);
+RULE_STORE(vigil_alw6, struct vigil_lpm_v6, 1 << 16);
 
 /* The lookup tables, two sets each. Userspace writes them through mmap. */
 #define TABLE(name, value_type, entries)                                                    \
@@ -60,6 +61,7 @@ TABLE(vigil_t24, struct vigil_row, 2 * VIGIL_T24_ROWS);
 TABLE(vigil_t8, struct vigil_row, 2 * VIGIL_T8_GROUPS);
 TABLE(vigil_slot, struct vigil_slot, 2 * VIGIL_MAX_SLOTS);
 TABLE(vigil_tbl, struct vigil_tables, 1);
+TABLE(vigil_v6b, struct vigil_v6_bucket, 2 * VIGIL_V6_BUCKETS);
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -171,34 +173,33 @@ static __always_inline __u64 mask_bits(__u64 x, __s32 bits)
  * step, so at most 8 probes for any mix of lengths. A hit at a length sends the search to the
  * longer half; entries on the way to longer prefixes are markers that carry the slot of the
  * longest real prefix under them, so falling back from a failed longer probe is right. */
-static __always_inline __u32 lookup_v6(__u32 set, const struct vigil_tables *t,
-				       const struct in6_addr *addr)
+/* One probe of the IPv6 hash: the entry for the source's first `len` bits, if any. */
+static __always_inline __u32 *probe_v6(__u32 set, __u32 len, __u64 hi_bits, __u64 lo_bits)
+{
+	struct vigil_v6_key key = {};
+	__u64 h = bpf_cpu_to_be64(mask_bits(hi_bits, len));
+	__u64 l = bpf_cpu_to_be64(mask_bits(lo_bits, (__s32)len - 64));
+
+	key.set_len = set << 8 | (len & 0xff);
+	__builtin_memcpy(&key.addr[0], &h, 8);
+	__builtin_memcpy(&key.addr[8], &l, 8);
+	return bpf_map_lookup_elem(&vigil_h6, &key);
+}
+
+static __always_inline __u32 search_v6(__u32 set, const struct vigil_tables *t, __u64 hi_bits,
+				       __u64 lo_bits)
 {
 	const struct vigil_v6_lens *lens = &t->v6[set & 1];
-	struct vigil_v6_key key = {};
 	__s32 lo = 0, hi = (__s32)lens->count - 1;
 	__u32 best = 0;
-	__u64 hi_bits, lo_bits;
 
-	__builtin_memcpy(&hi_bits, &addr->s6_addr[0], 8);
-	__builtin_memcpy(&lo_bits, &addr->s6_addr[8], 8);
-	hi_bits = bpf_be64_to_cpu(hi_bits);
-	lo_bits = bpf_be64_to_cpu(lo_bits);
 	for (int i = 0; i < VIGIL_V6_STEPS && lo <= hi; i++) {
 		__u32 mid = (__u32)(lo + hi) >> 1;
-		__u32 len;
-		__u64 h, l;
 		__u32 *v;
 
 		if (mid >= VIGIL_V6_LENS)
 			break;
-		len = lens->len[mid];
-		h = bpf_cpu_to_be64(mask_bits(hi_bits, len));
-		l = bpf_cpu_to_be64(mask_bits(lo_bits, (__s32)len - 64));
-		key.set_len = set << 8 | (len & 0xff);
-		__builtin_memcpy(&key.addr[0], &h, 8);
-		__builtin_memcpy(&key.addr[8], &l, 8);
-		v = bpf_map_lookup_elem(&vigil_h6, &key);
+		v = probe_v6(set, lens->len[mid], hi_bits, lo_bits);
 		if (v) {
 			if (*v)
 				best = *v;
@@ -208,6 +209,40 @@ static __always_inline __u32 lookup_v6(__u32 set, const struct vigil_tables *t,
 		}
 	}
 	return best;
+}
+
+/* IPv6: the source's /32 bucket first (the lengths that can cover it, longest first; a hit,
+ * even on a marker, is the longest match), the binary search when the bucket is full or
+ * when only a prefix shorter than /32 could still cover the source. */
+static __always_inline __u32 lookup_v6(__u32 set, const struct vigil_tables *t,
+				       const struct in6_addr *addr)
+{
+	const struct vigil_v6_lens *lens = &t->v6[set & 1];
+	struct vigil_v6_bucket *b;
+	__u64 hi_bits, lo_bits;
+	__u32 key, n;
+
+	__builtin_memcpy(&hi_bits, &addr->s6_addr[0], 8);
+	__builtin_memcpy(&lo_bits, &addr->s6_addr[8], 8);
+	hi_bits = bpf_be64_to_cpu(hi_bits);
+	lo_bits = bpf_be64_to_cpu(lo_bits);
+	key = set * VIGIL_V6_BUCKETS + (((__u32)(hi_bits >> 32) * 0x9e3779b1u) >> 12);
+	b = bpf_map_lookup_elem(&vigil_v6b, &key);
+	if (!b)
+		return 0;
+	n = b->count;
+	if (n != VIGIL_V6_BUCKET_FULL) {
+		for (__u32 i = 0; i < VIGIL_V6_BUCKET_LENS && i < n; i++) {
+			__u32 *v = probe_v6(set, b->len[i], hi_bits, lo_bits);
+
+			if (v)
+				return *v;
+		}
+		/* lens->len is shortest first: nothing shorter than /32 means nothing else. */
+		if (lens->count == 0 || lens->len[0] >= 32)
+			return 0;
+	}
+	return search_v6(set, t, hi_bits, lo_bits);
 }
 
 /* The rule verdict for the slot the tables gave: allowlist first, then blocklist. */

@@ -39,8 +39,9 @@ struct vigil_lpm_v6 {
 	__u8 addr[16];
 };
 
-/* Value of the allow and block tries: the rule store, with everything operators see. The
- * program does not read the tries; it reads the lookup tables below, built from them. */
+/* Value of the allow and block rule stores (hashes keyed by vigil_lpm_v4/v6: prefix length
+ * and network address), with everything operators see. The program does not read them; it
+ * reads the lookup tables below, built from them. */
 struct vigil_rule {
 	__u64 expires_ns;   /* CLOCK_MONOTONIC (bpf_ktime_get_ns) deadline; 0 = never */
 	__u64 created_unix; /* seconds since the epoch, for operators */
@@ -96,6 +97,21 @@ struct vigil_slot {
 /* Origin of the rule, for the counters kept beside the tables (bits 8..15). */
 #define VIGIL_SLOT_ORIGIN_SHIFT 8
 
+/* IPv6 buckets: one per hash of a /32 (2^20 per set). A bucket lists the lengths (/32 or
+ * longer, longest first) of the prefixes whose first 32 bits hash to it, so a source is
+ * probed only at lengths that can cover it: usually one probe, none for most misses. A
+ * bucket with more than VIGIL_V6_BUCKET_LENS lengths says so (count 0xff) and the program
+ * falls back to the binary search; so does a source no bucket prefix covers while prefixes
+ * shorter than /32 are present. */
+#define VIGIL_V6_BUCKETS (1u << 20)
+#define VIGIL_V6_BUCKET_LENS 7
+#define VIGIL_V6_BUCKET_FULL 0xff
+
+struct vigil_v6_bucket {
+	__u8 count;
+	__u8 len[VIGIL_V6_BUCKET_LENS];
+};
+
 struct vigil_v6_key {
 	__u32 set_len;      /* set << 8 | prefix length */
 	__u8 addr[16];      /* address masked to the prefix length */
@@ -118,7 +134,7 @@ struct vigil_tables {
 	__u32 slots_used[2];
 	__u32 groups_used[2];
 	__u32 counts[2][VIGIL_ORIGINS];
-	__u32 _pad;
+	__u32 dirty;        /* bit per set: a build started and did not finish */
 	struct vigil_v6_lens v6[2];
 	__u64 switched_ns;  /* CLOCK_MONOTONIC of the last flip of generation */
 };

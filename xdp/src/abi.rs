@@ -132,6 +132,27 @@ pub struct Slot {
     pub block_up: u32,
 }
 
+/// `VIGIL_V6_BUCKETS`: IPv6 buckets (hashes of a /32) per set.
+pub const V6_BUCKETS: u32 = 1 << 20;
+/// `VIGIL_V6_BUCKET_LENS`: lengths a bucket lists before it is full.
+pub const V6_BUCKET_LENS: usize = 7;
+/// `VIGIL_V6_BUCKET_FULL`: the count of a bucket with more lengths than it lists.
+pub const V6_BUCKET_FULL: u8 = 0xff;
+
+/// The lengths (/32 or longer, longest first) of the IPv6 prefixes whose first 32 bits hash
+/// to this bucket (`struct vigil_v6_bucket`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct V6Bucket {
+    pub count: u8,
+    pub len: [u8; V6_BUCKET_LENS],
+}
+
+/// The bucket of an IPv6 address's first 32 bits, as `lookup_v6()` in vigil.c computes it.
+pub fn v6_bucket(top32: u32) -> u32 {
+    top32.wrapping_mul(0x9e37_79b1) >> 12
+}
+
 /// Key of the IPv6 table (`struct vigil_v6_key`).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -158,7 +179,8 @@ pub struct Tables {
     pub slots_used: [u32; 2],
     pub groups_used: [u32; 2],
     pub counts: [[u32; ORIGINS]; 2],
-    pub _pad: u32,
+    /// Bit per set: a build of it started and has not finished (clear it whole next time).
+    pub dirty: u32,
     pub v6: [V6Lens; 2],
     pub switched_ns: u64,
 }

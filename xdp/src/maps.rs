@@ -2,24 +2,21 @@
 //! down) both come through here, so there is one writer format.
 
 use std::{
-    collections::HashMap as StdHashMap,
     net::IpAddr,
     path::{Path, PathBuf},
     time::Duration,
 };
 
-use aya::maps::{
-    Array, Map, MapData, PerCpuArray,
-    lpm_trie::{Key, LpmTrie},
-};
+use aya::maps::{Array, HashMap, Map, MapData, PerCpuArray};
 use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::{
     XdpError,
-    abi::{self, Config, Counter, Reason, Rule},
+    abi::Reason,
+    abi::{self, Config, Counter, LpmV4, LpmV6, Rule},
     clock,
-    tables::{self, TableMemory, TableRule, Tables},
+    tables::{self, FastMap, TableMemory, TableRule, Tables},
 };
 
 pub const BLOCK_V4: &str = "vigil_blk4";
@@ -29,7 +26,7 @@ pub const ALLOW_V6: &str = "vigil_alw6";
 pub const RATE: &str = "vigil_rate";
 pub const COUNTERS: &str = "vigil_cnt";
 pub const CONFIG: &str = "vigil_cfg";
-pub const ALL_MAPS: [&str; 12] = [
+pub const ALL_MAPS: [&str; 13] = [
     BLOCK_V4,
     BLOCK_V6,
     ALLOW_V4,
@@ -42,6 +39,7 @@ pub const ALL_MAPS: [&str; 12] = [
     tables::SLOTS,
     tables::TBL,
     tables::H6,
+    tables::V6B,
 ];
 
 /// Which of the two rule sets.
@@ -140,10 +138,10 @@ impl RateLimit {
 /// Handles on every pinned map of one interface.
 pub struct VigilMaps {
     dir: PathBuf,
-    blk4: LpmTrie<MapData, [u8; 4], Rule>,
-    blk6: LpmTrie<MapData, [u8; 16], Rule>,
-    alw4: LpmTrie<MapData, [u8; 4], Rule>,
-    alw6: LpmTrie<MapData, [u8; 16], Rule>,
+    blk4: HashMap<MapData, LpmV4, Rule>,
+    blk6: HashMap<MapData, LpmV6, Rule>,
+    alw4: HashMap<MapData, LpmV4, Rule>,
+    alw6: HashMap<MapData, LpmV6, Rule>,
     rate: PerCpuArray<MapData, abi::Bucket>,
     counters: PerCpuArray<MapData, Counter>,
     config: Array<MapData, Config>,
@@ -246,7 +244,7 @@ impl VigilMaps {
             // Before the insert: the program may skip an allowlist only while it is empty.
             self.set_allow_used(cidr.addr().is_ipv4(), true)?;
         }
-        self.trie_insert(list, cidr, &rule)
+        self.store_insert(list, cidr, &rule)
             .map_err(XdpError::map(what))?;
         self.commit(|rules, tables| {
             put(rules, tables, list, cidr, &rule);
@@ -288,7 +286,7 @@ impl VigilMaps {
                 prefixlen: u32::from(net.prefix_len()),
                 ..rule
             };
-            self.trie_insert(list, *net, &rule)
+            self.store_insert(list, *net, &rule)
                 .map_err(XdpError::map(format!("adding {net} to the {list:?} list")))?;
             put(&mut rules, &mut self.tables, list, *net, &rule);
         }
@@ -305,7 +303,7 @@ impl VigilMaps {
             .map(|(_, n)| *n)
             .collect();
         for net in &doomed {
-            self.trie_remove(list, *net)?;
+            self.store_remove(list, *net)?;
             if let Some(r) = rules.remove(&(list, *net)) {
                 self.tables.count(r.allow, r.origin, -1);
             }
@@ -318,30 +316,44 @@ impl VigilMaps {
         Ok(doomed.len())
     }
 
-    fn trie_insert(
+    fn store_insert(
         &mut self,
         list: List,
         cidr: IpNet,
         rule: &Rule,
     ) -> Result<(), aya::maps::MapError> {
         match cidr.addr() {
-            IpAddr::V4(a) => {
-                self.trie4(list)
-                    .insert(&Key::new(rule.prefixlen, a.octets()), *rule, 0)
-            }
-            IpAddr::V6(a) => {
-                self.trie6(list)
-                    .insert(&Key::new(rule.prefixlen, a.octets()), *rule, 0)
-            }
+            IpAddr::V4(a) => self.store4(list).insert(
+                LpmV4 {
+                    prefixlen: rule.prefixlen,
+                    addr: a.octets(),
+                },
+                *rule,
+                0,
+            ),
+            IpAddr::V6(a) => self.store6(list).insert(
+                LpmV6 {
+                    prefixlen: rule.prefixlen,
+                    addr: a.octets(),
+                },
+                *rule,
+                0,
+            ),
         }
     }
 
     /// Removes a rule from the rule store; `Ok(false)` when it was not there.
-    fn trie_remove(&mut self, list: List, cidr: IpNet) -> Result<bool, XdpError> {
+    fn store_remove(&mut self, list: List, cidr: IpNet) -> Result<bool, XdpError> {
         let prefix = u32::from(cidr.prefix_len());
         let res = match cidr.addr() {
-            IpAddr::V4(a) => self.trie4(list).remove(&Key::new(prefix, a.octets())),
-            IpAddr::V6(a) => self.trie6(list).remove(&Key::new(prefix, a.octets())),
+            IpAddr::V4(a) => self.store4(list).remove(&LpmV4 {
+                prefixlen: prefix,
+                addr: a.octets(),
+            }),
+            IpAddr::V6(a) => self.store6(list).remove(&LpmV6 {
+                prefixlen: prefix,
+                addr: a.octets(),
+            }),
         };
         match res {
             Ok(()) => Ok(true),
@@ -351,7 +363,7 @@ impl VigilMaps {
     }
 
     /// The rules the packet path uses now, by list and CIDR.
-    fn rule_set(&self) -> StdHashMap<(List, IpNet), TableRule> {
+    fn rule_set(&self) -> FastMap<(List, IpNet), TableRule> {
         self.tables
             .current()
             .into_iter()
@@ -359,7 +371,7 @@ impl VigilMaps {
             .collect()
     }
 
-    fn publish(&mut self, rules: &StdHashMap<(List, IpNet), TableRule>) -> Result<(), XdpError> {
+    fn publish(&mut self, rules: &FastMap<(List, IpNet), TableRule>) -> Result<(), XdpError> {
         let all: Vec<TableRule> = rules.values().copied().collect();
         self.tables.publish(&all)
     }
@@ -367,14 +379,14 @@ impl VigilMaps {
     /// Applies `f` to the current rule set and publishes the result as new tables.
     fn commit(
         &mut self,
-        f: impl FnOnce(&mut StdHashMap<(List, IpNet), TableRule>, &mut Tables),
+        f: impl FnOnce(&mut FastMap<(List, IpNet), TableRule>, &mut Tables),
     ) -> Result<(), XdpError> {
         let mut rules = self.rule_set();
         f(&mut rules, &mut self.tables);
         self.publish(&rules)
     }
 
-    /// Rebuilds the lookup tables and the rule counts from the rule store (the tries): what
+    /// Rebuilds the lookup tables and the rule counts from the rule store (its hashes): what
     /// attaching and adopting do, so tables and store agree whatever happened before.
     pub fn resync(&mut self) -> Result<usize, XdpError> {
         let mut all = Vec::new();
@@ -386,13 +398,13 @@ impl VigilMaps {
             let allow = list == List::Allow;
             for item in t4.iter() {
                 let (key, rule) = item.map_err(XdpError::map("reading IPv4 rules"))?;
-                if let Ok(net) = IpNet::new(IpAddr::from(key.data()), key.prefix_len() as u8) {
+                if let Ok(net) = IpNet::new(IpAddr::from(key.addr), key.prefixlen as u8) {
                     all.push(table_rule(net, allow, &rule));
                 }
             }
             for item in t6.iter() {
                 let (key, rule) = item.map_err(XdpError::map("reading IPv6 rules"))?;
-                if let Ok(net) = IpNet::new(IpAddr::from(key.data()), key.prefix_len() as u8) {
+                if let Ok(net) = IpNet::new(IpAddr::from(key.addr), key.prefixlen as u8) {
                     all.push(table_rule(net, allow, &rule));
                 }
             }
@@ -441,7 +453,7 @@ impl VigilMaps {
 
     /// Removes a rule; `Ok(false)` when there was none for exactly this CIDR.
     pub fn remove(&mut self, list: List, cidr: IpNet) -> Result<bool, XdpError> {
-        if !self.trie_remove(list, cidr)? {
+        if !self.store_remove(list, cidr)? {
             return Ok(false);
         }
         self.commit(|rules, tables| {
@@ -466,14 +478,14 @@ impl VigilMaps {
         };
         for item in t4.iter() {
             let (key, rule) = item.map_err(XdpError::map("listing IPv4 rules"))?;
-            let (len, addr) = (key.prefix_len(), key.data());
+            let (len, addr) = (key.prefixlen, key.addr);
             if let Ok(net) = IpNet::new(IpAddr::from(addr), len as u8) {
                 out.push(entry(net, &rule, now));
             }
         }
         for item in t6.iter() {
             let (key, rule) = item.map_err(XdpError::map("listing IPv6 rules"))?;
-            let (len, addr) = (key.prefix_len(), key.data());
+            let (len, addr) = (key.prefixlen, key.addr);
             if let Ok(net) = IpNet::new(IpAddr::from(addr), len as u8) {
                 out.push(entry(net, &rule, now));
             }
@@ -497,8 +509,8 @@ impl VigilMaps {
         }
         let mut removed = Vec::new();
         for (list, net) in expired {
-            let meta = self.trie_get(list, net);
-            if self.trie_remove(list, net)? {
+            let meta = self.store_get(list, net);
+            if self.store_remove(list, net)? {
                 if let Some(rule) = meta {
                     removed.push((list, entry(net, &rule, now)));
                 }
@@ -516,15 +528,31 @@ impl VigilMaps {
         Ok(removed)
     }
 
-    fn trie_get(&self, list: List, net: IpNet) -> Option<Rule> {
+    fn store_get(&self, list: List, net: IpNet) -> Option<Rule> {
         let len = u32::from(net.prefix_len());
         let (t4, t6) = match list {
             List::Block => (&self.blk4, &self.blk6),
             List::Allow => (&self.alw4, &self.alw6),
         };
         match net.addr() {
-            IpAddr::V4(a) => t4.get(&Key::new(len, a.octets()), 0).ok(),
-            IpAddr::V6(a) => t6.get(&Key::new(len, a.octets()), 0).ok(),
+            IpAddr::V4(a) => t4
+                .get(
+                    &LpmV4 {
+                        prefixlen: len,
+                        addr: a.octets(),
+                    },
+                    0,
+                )
+                .ok(),
+            IpAddr::V6(a) => t6
+                .get(
+                    &LpmV6 {
+                        prefixlen: len,
+                        addr: a.octets(),
+                    },
+                    0,
+                )
+                .ok(),
         }
     }
 
@@ -591,14 +619,14 @@ impl VigilMaps {
             / abi::RATE_ROWS as usize
     }
 
-    fn trie4(&mut self, list: List) -> &mut LpmTrie<MapData, [u8; 4], Rule> {
+    fn store4(&mut self, list: List) -> &mut HashMap<MapData, LpmV4, Rule> {
         match list {
             List::Block => &mut self.blk4,
             List::Allow => &mut self.alw4,
         }
     }
 
-    fn trie6(&mut self, list: List) -> &mut LpmTrie<MapData, [u8; 16], Rule> {
+    fn store6(&mut self, list: List) -> &mut HashMap<MapData, LpmV6, Rule> {
         match list {
             List::Block => &mut self.blk6,
             List::Allow => &mut self.alw6,
@@ -650,7 +678,7 @@ fn table_rule(net: IpNet, allow: bool, rule: &Rule) -> TableRule {
 
 /// Puts one rule into the working set, moving the origin counters for what it replaces.
 fn put(
-    rules: &mut StdHashMap<(List, IpNet), TableRule>,
+    rules: &mut FastMap<(List, IpNet), TableRule>,
     tables: &mut Tables,
     list: List,
     net: IpNet,

@@ -16,7 +16,6 @@
 //! rewritten only after [`GRACE`], long after any packet that read the old generation is done.
 
 use std::{
-    collections::HashMap as StdHashMap,
     net::{IpAddr, Ipv4Addr, Ipv6Addr},
     path::Path,
     sync::atomic::{AtomicU32, Ordering},
@@ -33,11 +32,16 @@ use crate::{
     mapped::Mapped,
 };
 
+/// Maps of prefixes built in userspace: keys come from the rule store, not from packets, so
+/// a fast non-keyed hash is fine.
+pub(crate) type FastMap<K, V> = foldhash::HashMap<K, V>;
+
 pub const T24: &str = "vigil_t24";
 pub const T8: &str = "vigil_t8";
 pub const SLOTS: &str = "vigil_slot";
 pub const TBL: &str = "vigil_tbl";
 pub const H6: &str = "vigil_h6";
+pub const V6B: &str = "vigil_v6b";
 
 /// How long a set stays untouched after the program left it. XDP runs a packet to completion
 /// in well under a microsecond; this is a wide margin over that.
@@ -98,6 +102,7 @@ pub(crate) struct Tables {
     t8: Mapped<Row>,
     slots: Mapped<Slot>,
     tbl: Mapped<abi::Tables>,
+    v6b: Mapped<abi::V6Bucket>,
     h6: HashMap<MapData, V6Key, u32>,
 }
 
@@ -107,7 +112,9 @@ impl Tables {
         let t8 = Mapped::open(&dir.join(T8))?;
         let slots = Mapped::open(&dir.join(SLOTS))?;
         let tbl = Mapped::open(&dir.join(TBL))?;
+        let v6b = Mapped::open(&dir.join(V6B))?;
         let sizes = [
+            (V6B, v6b.len(), 2 * abi::V6_BUCKETS),
             (T24, t24.len(), 2 * abi::T24_ROWS),
             (T8, t8.len(), 2 * abi::T8_GROUPS),
             (SLOTS, slots.len(), 2 * abi::MAX_SLOTS),
@@ -136,6 +143,7 @@ impl Tables {
             t8,
             slots,
             tbl,
+            v6b,
             h6,
         })
     }
@@ -196,7 +204,8 @@ impl Tables {
         let allocated_bytes = mapped(self.t24.len(), size_of::<Row>())
             + mapped(self.t8.len(), size_of::<Row>())
             + mapped(self.slots.len(), size_of::<Slot>())
-            + mapped(self.tbl.len(), size_of::<abi::Tables>());
+            + mapped(self.tbl.len(), size_of::<abi::Tables>())
+            + mapped(self.v6b.len(), size_of::<abi::V6Bucket>());
         TableMemory {
             memory_bytes: allocated_bytes + ipv6_hash_bytes,
             allocated_bytes,
@@ -223,13 +232,13 @@ impl Tables {
         if since < grace {
             std::thread::sleep(Duration::from_nanos(grace - since));
         }
-        self.forget_v6(next)?;
+        let old = self.forget(next)?;
 
         let mut sorted: Vec<&TableRule> = rules.iter().collect();
         // Shorter prefixes first (longer ones paint over them); a block before an allow of
         // the same prefix, so the allow's block_up finds it.
         sorted.sort_unstable_by_key(|r| (r.net.addr().is_ipv6(), r.net.prefix_len(), r.allow));
-        let built = self.build(next, &sorted)?;
+        let built = self.build(next, &sorted, &old)?;
 
         let h = self.header_mut();
         let n = next as usize;
@@ -238,58 +247,75 @@ impl Tables {
         h.slots_used[n] = built.slots;
         h.groups_used[n] = built.groups;
         h.v6[n] = built.lens;
+        h.dirty &= !(1 << next);
         self.switch(next);
         Ok(())
     }
 
-    /// Removes the IPv6 entries an earlier build left in `set`: its prefixes and markers,
-    /// recomputed from the slots and lengths the header records for it.
-    fn forget_v6(&mut self, set: u32) -> Result<(), XdpError> {
+    /// What an earlier build left in `set`, found from the slots the header records for it:
+    /// its IPv6 entries are removed here, its /24 rows and buckets are returned for the build
+    /// to clear. A set marked dirty (a build cut short) is cleared whole.
+    fn forget(&mut self, set: u32) -> Result<Leftovers, XdpError> {
         let h = self.header();
+        let dirty = h.dirty & (1 << set) != 0;
         let used = (h.slots_used[set as usize] as usize).min(abi::MAX_SLOTS as usize);
-        let lens6 = h.v6[set as usize];
-        let lens = &lens6.len[..(lens6.count as usize).min(abi::V6_LENS)];
         let base = set as usize * abi::MAX_SLOTS as usize;
-        let mut stale = std::collections::HashSet::new();
-        for s in self.slots.as_slice()[base..base + used.max(1)]
-            .iter()
-            .skip(1)
-        {
-            if s.flags & abi::SLOT_V6 == 0 {
-                continue;
-            }
-            let (len, a) = (s.prefixlen as u8, u128::from_be_bytes(s.addr));
-            stale.insert((len, a));
-            if let Some(k) = lens.iter().position(|&l| l == len) {
-                for m in search_path(lens.len(), k) {
-                    stale.insert((lens[m], mask6(a, lens[m])));
-                }
+        let old = &self.slots.as_slice()[base..base + used.max(1)];
+        let mut rows = foldhash::HashSet::default();
+        let mut placed: FastMap<(u8, u128), u32> = FastMap::default();
+        for s in old.iter().skip(1) {
+            if s.flags & abi::SLOT_V6 != 0 {
+                placed.insert((s.prefixlen as u8, u128::from_be_bytes(s.addr)), 0);
+            } else {
+                let a = u32::from_be_bytes([s.addr[0], s.addr[1], s.addr[2], s.addr[3]]);
+                let first = a >> 16;
+                let count = 1u32 << 16u32.saturating_sub(s.prefixlen.min(32));
+                rows.extend(first..first.saturating_add(count).min(abi::T24_ROWS));
             }
         }
-        // Recorded as gone before the entries go: a crash halfway leaves only entries no
-        // packet reads (their set is not the active one), never a set that claims them.
+        // The same layout the build made, so the same keys and buckets.
+        let layout = v6_layout(&placed);
+        // From here on the set is being rewritten: a crash leaves it marked for a full clear.
         let h = self.header_mut();
-        h.slots_used[set as usize] = 0;
+        h.dirty |= 1 << set;
         h.rules_v6[set as usize] = 0;
         h.rules_v4[set as usize] = 0;
-        for (len, a) in stale {
+        for (len, a) in layout.entries.into_keys() {
             let k = v6_key(set, u32::from(len), a.to_be_bytes());
             match self.h6.remove(&k) {
                 Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
                 Err(e) => return Err(XdpError::map("clearing the IPv6 table")(e)),
             }
         }
-        Ok(())
+        Ok(Leftovers {
+            whole: dirty,
+            rows: rows.into_iter().collect(),
+            buckets: layout.buckets.into_keys().collect(),
+        })
     }
 
-    fn build(&mut self, set: u32, sorted: &[&TableRule]) -> Result<Built, XdpError> {
+    fn build(
+        &mut self,
+        set: u32,
+        sorted: &[&TableRule],
+        old: &Leftovers,
+    ) -> Result<Built, XdpError> {
         let slot_base = set as usize * abi::MAX_SLOTS as usize;
         let t24_base = set as usize * abi::T24_ROWS as usize;
         let t8_base = set as usize * abi::T8_GROUPS as usize;
         let t24 = &mut self.t24.as_mut_slice()[t24_base..t24_base + abi::T24_ROWS as usize];
         let t8 = &mut self.t8.as_mut_slice()[t8_base..t8_base + abi::T8_GROUPS as usize];
         let slots = &mut self.slots.as_mut_slice()[slot_base..slot_base + abi::MAX_SLOTS as usize];
-        t24.fill(Row { e: [0; 256] });
+        let empty = Row { e: [0; 256] };
+        if old.whole {
+            t24.fill(empty);
+        } else {
+            for &r in &old.rows {
+                if let Some(row) = t24.get_mut(r as usize) {
+                    *row = empty;
+                }
+            }
+        }
         let mut v4 = Dir248 { t24, t8, groups: 0 };
         let mut built = Built {
             v4: 0,
@@ -302,7 +328,7 @@ impl Tables {
             },
         };
         // IPv6 prefixes placed so far, for finding what covers the next one.
-        let mut placed6: StdHashMap<(u8, u128), u32> = StdHashMap::new();
+        let mut placed6: FastMap<(u8, u128), u32> = FastMap::default();
         let mut lens6: Vec<u8> = Vec::new();
         for r in sorted {
             let idx = built.slots;
@@ -351,9 +377,26 @@ impl Tables {
             built.slots += 1;
         }
         built.groups = v4.groups;
-        built.lens.len[..lens6.len()].copy_from_slice(&lens6);
-        built.lens.count = lens6.len() as u32;
-        let entries = v6_entries(&placed6, &lens6);
+        let layout = v6_layout(&placed6);
+        built.lens.len[..layout.lens.len()].copy_from_slice(&layout.lens);
+        built.lens.count = layout.lens.len() as u32;
+        let b_base = set as usize * abi::V6_BUCKETS as usize;
+        let buckets = &mut self.v6b.as_mut_slice()[b_base..b_base + abi::V6_BUCKETS as usize];
+        if old.whole {
+            buckets.fill(abi::V6Bucket::default());
+        } else {
+            for &b in &old.buckets {
+                if let Some(b) = buckets.get_mut(b as usize) {
+                    *b = abi::V6Bucket::default();
+                }
+            }
+        }
+        for (&b, v) in &layout.buckets {
+            if let Some(b) = buckets.get_mut(b as usize) {
+                *b = *v;
+            }
+        }
+        let entries = layout.entries;
         // Slots and lengths are recorded before the hash entries go in, so a crash in between
         // leaves entries the next build of this set knows how to find and remove.
         let h = self.header_mut();
@@ -375,6 +418,14 @@ impl Tables {
         generation.store(next, Ordering::Release);
         self.header_mut().switched_ns = clock::monotonic_ns();
     }
+}
+
+/// What the previous build of a set left that this one must clear.
+struct Leftovers {
+    /// Clear everything: the previous build never finished.
+    whole: bool,
+    rows: Vec<u32>,
+    buckets: Vec<u32>,
 }
 
 struct Built {
@@ -436,6 +487,73 @@ impl Dir248<'_> {
     }
 }
 
+/// The IPv6 part of one set.
+struct V6Layout {
+    /// The buckets that list a length; every other one is empty.
+    buckets: FastMap<u32, abi::V6Bucket>,
+    /// Lengths the binary search covers, shortest first.
+    lens: Vec<u8>,
+    /// Hash entries: every prefix, and the search's markers.
+    entries: FastMap<(u8, u128), u32>,
+}
+
+/// Buckets for every prefix of /32 or longer; the binary search only for what buckets cannot
+/// answer: prefixes in full buckets, and prefixes shorter than /32. A source goes to the
+/// search only when its bucket is full (then every prefix that can cover it is in the search)
+/// or when no prefix of its bucket covers it (then only a shorter one can), so markers are
+/// needed for those prefixes alone.
+fn v6_layout(placed: &FastMap<(u8, u128), u32>) -> V6Layout {
+    let buckets = fill_buckets(placed);
+    let full = |a: u128| {
+        buckets
+            .get(&abi::v6_bucket((a >> 96) as u32))
+            .is_some_and(|b| b.count == abi::V6_BUCKET_FULL)
+    };
+    let searched: Vec<(u8, u128)> = placed
+        .keys()
+        .filter(|(len, a)| *len < 32 || full(*a))
+        .copied()
+        .collect();
+    let mut lens: Vec<u8> = searched.iter().map(|(l, _)| *l).collect();
+    lens.sort_unstable();
+    lens.dedup();
+    let entries = v6_entries(placed, &searched, &lens);
+    V6Layout {
+        buckets,
+        lens,
+        entries,
+    }
+}
+
+/// Lists in each bucket the lengths of the prefixes of /32 or longer whose first 32 bits hash
+/// to it, longest first; more than the bucket holds marks it full.
+fn fill_buckets(placed: &FastMap<(u8, u128), u32>) -> FastMap<u32, abi::V6Bucket> {
+    let mut buckets: FastMap<u32, abi::V6Bucket> = FastMap::default();
+    for &(len, a) in placed.keys() {
+        if len < 32 {
+            continue;
+        }
+        let b = buckets.entry(abi::v6_bucket((a >> 96) as u32)).or_default();
+        if b.count == abi::V6_BUCKET_FULL {
+            continue;
+        }
+        let n = usize::from(b.count);
+        if b.len[..n].contains(&len) {
+            continue;
+        }
+        if n == abi::V6_BUCKET_LENS {
+            b.count = abi::V6_BUCKET_FULL;
+            continue;
+        }
+        // Keep the list longest first.
+        let at = b.len[..n].iter().position(|&l| l < len).unwrap_or(n);
+        b.len.copy_within(at..n, at + 1);
+        b.len[at] = len;
+        b.count += 1;
+    }
+    buckets
+}
+
 /// The indexes of `0..n` a binary search for index `k` probes before it reaches `k` and goes
 /// to the longer half: where markers for a prefix of length index `k` must be.
 fn search_path(n: usize, k: usize) -> Vec<usize> {
@@ -456,9 +574,14 @@ fn search_path(n: usize, k: usize) -> Vec<usize> {
 }
 
 /// The IPv6 hash of one set: every prefix with its own slot, and the markers on the search
-/// paths to them with the slot of the longest prefix covering the marker (0 for none).
-fn v6_entries(placed: &StdHashMap<(u8, u128), u32>, lens: &[u8]) -> StdHashMap<(u8, u128), u32> {
-    let mut out: StdHashMap<(u8, u128), u32> = placed.clone();
+/// paths to the `searched` ones with the slot of the longest prefix covering the marker (0
+/// for none).
+fn v6_entries(
+    placed: &FastMap<(u8, u128), u32>,
+    searched: &[(u8, u128)],
+    lens: &[u8],
+) -> FastMap<(u8, u128), u32> {
+    let mut out: FastMap<(u8, u128), u32> = placed.clone();
     let best = |len_idx: usize, a: u128| {
         lens[..=len_idx]
             .iter()
@@ -466,7 +589,7 @@ fn v6_entries(placed: &StdHashMap<(u8, u128), u32>, lens: &[u8]) -> StdHashMap<(
             .find_map(|&l| placed.get(&(l, mask6(a, l))).copied())
             .unwrap_or(0)
     };
-    for &(len, a) in placed.keys() {
+    for &(len, a) in searched {
         let Some(k) = lens.iter().position(|&l| l == len) else {
             continue;
         };
@@ -532,7 +655,7 @@ mod tests {
             let n: ipnet::Ipv6Net = s.parse().unwrap();
             (n.prefix_len(), u128::from(n.network()))
         };
-        let mut placed = StdHashMap::new();
+        let mut placed = FastMap::default();
         placed.insert(net("2001::/16"), 1);
         placed.insert(net("2001:db8:1::/48"), 2);
         placed.insert(net("2001:db8:1:2::/64"), 3);
@@ -540,7 +663,8 @@ mod tests {
         placed.insert(net("2001:db8:9::/48"), 5);
         placed.insert(net("2001:db8:1:2:3::/96"), 6);
         placed.insert(net("2001:db8:1:2:3:4::/112"), 7);
-        let entries = v6_entries(&placed, &lens);
+        let searched: Vec<(u8, u128)> = placed.keys().copied().collect();
+        let entries = v6_entries(&placed, &searched, &lens);
         let search = |addr: &str| {
             let a = u128::from(addr.parse::<Ipv6Addr>().unwrap());
             let (mut lo, mut hi, mut best) = (0isize, lens.len() as isize - 1, 0);
@@ -572,6 +696,25 @@ mod tests {
         assert_eq!(search("2002::1"), 0);
         // Every path of 129 lengths takes at most 8 steps.
         assert!((0..129).all(|k| search_path(129, k).len() < 8));
+    }
+
+    #[test]
+    fn buckets_list_lengths_longest_first_until_full() {
+        let mut placed = FastMap::default();
+        let top: u128 = 0x2001_0db8 << 96;
+        for (i, len) in [48u8, 128, 64, 32, 48, 20].iter().enumerate() {
+            placed.insert((*len, top | (i as u128) << 40), 1);
+        }
+        let b = fill_buckets(&placed)[&abi::v6_bucket(0x2001_0db8)];
+        assert_eq!(b.count, 4, "{b:?}");
+        assert_eq!(&b.len[..4], &[128, 64, 48, 32]);
+        for len in 33..=40u8 {
+            placed.insert((len, top), 1);
+        }
+        assert_eq!(
+            fill_buckets(&placed)[&abi::v6_bucket(0x2001_0db8)].count,
+            abi::V6_BUCKET_FULL
+        );
     }
 
     #[test]

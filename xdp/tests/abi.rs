@@ -8,7 +8,7 @@ use std::mem::{offset_of, size_of};
 
 use object::{Object, ObjectSection};
 use vigil_xdp::abi::{
-    Bucket, Config, Counter, LpmV4, LpmV6, Row, Rule, Slot, Tables, V6Key, V6Lens,
+    Bucket, Config, Counter, LpmV4, LpmV6, Row, Rule, Slot, Tables, V6Bucket, V6Key, V6Lens,
 };
 
 const BTF_KIND_STRUCT: u32 = 4;
@@ -103,6 +103,7 @@ fn abi_matches_btf() {
         [expires_ns, addr, prefixlen, flags, allow_up, block_up]
     );
     check!(layouts, "vigil_v6_key", V6Key, [set_len, addr]);
+    check!(layouts, "vigil_v6_bucket", V6Bucket, [count, len]);
     check!(layouts, "vigil_v6_lens", V6Lens, [count, len]);
     check!(
         layouts,
@@ -115,7 +116,7 @@ fn abi_matches_btf() {
             slots_used,
             groups_used,
             counts,
-            _pad,
+            dirty,
             v6,
             switched_ns
         ]
@@ -189,6 +190,14 @@ fn header_constants_match() {
         ("VIGIL_T24_GROUP", u64::from(vigil_xdp::abi::T24_GROUP)),
         ("VIGIL_V6_LENS", vigil_xdp::abi::V6_LENS as u64),
         ("VIGIL_V6_STEPS", u64::from(vigil_xdp::abi::V6_STEPS)),
+        (
+            "VIGIL_V6_BUCKET_LENS",
+            vigil_xdp::abi::V6_BUCKET_LENS as u64,
+        ),
+        (
+            "VIGIL_V6_BUCKET_FULL",
+            u64::from(vigil_xdp::abi::V6_BUCKET_FULL),
+        ),
         ("VIGIL_ORIGINS", vigil_xdp::abi::ORIGINS as u64),
         ("VIGIL_RATE_ROWS", u64::from(vigil_xdp::abi::RATE_ROWS)),
         ("VIGIL_SLOT_ALLOW", u64::from(vigil_xdp::abi::SLOT_ALLOW)),
@@ -205,6 +214,7 @@ fn header_constants_match() {
     for (name, expr) in [
         ("VIGIL_T24_ROWS", "(1u << 16)"),
         ("VIGIL_T8_GROUPS", "(1u << 15)"),
+        ("VIGIL_V6_BUCKETS", "(1u << 20)"),
         ("VIGIL_MAX_SLOTS", "((1u << 20) + (1u << 16) + 1)"),
     ] {
         assert!(
@@ -214,6 +224,10 @@ fn header_constants_match() {
     }
     assert_eq!(vigil_xdp::abi::T24_ROWS, 1 << 16);
     assert_eq!(vigil_xdp::abi::T8_GROUPS, 1 << 15);
+    assert_eq!(vigil_xdp::abi::V6_BUCKETS, 1 << 20);
+    // The bucket hash of abi::v6_bucket, as the program spells it.
+    assert!(include_str!("../bpf/vigil.c").contains("* 0x9e3779b1u) >> 12)"));
+    assert_eq!(vigil_xdp::abi::v6_bucket(1), 0x9e37_79b1 >> 12);
     assert_eq!(vigil_xdp::abi::MAX_SLOTS, (1 << 20) + (1 << 16) + 1);
     // Enum values: VIGIL_R_<NAME> = N, in the order of Reason::ALL.
     for r in vigil_xdp::abi::Reason::ALL {

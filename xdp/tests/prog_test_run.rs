@@ -604,12 +604,13 @@ fn ipv6_lookups_take_the_longest_prefix_and_expiry_uncovers_the_next() {
     assert_eq!(action(&mut p, &v6("2001:db8:90:1::5")), XDP_PASS);
 }
 
-#[test]
-fn ipv6_search_agrees_with_a_longest_match_model_over_many_lengths() {
-    // Blocks and allows of many lengths, nested, under 2001:db8::/32; every probe address is
-    // checked against a plain model: the longest allow wins, else the longest block drops.
+/// Random nested IPv6 rules of both lists, each probe address checked against a plain model:
+/// any covering allow passes, else the longest covering block drops. `tops` distinct /32s
+/// (few: buckets overflow into the binary search; many: buckets answer), lengths from
+/// `min_len` (below 32: the search serves the short prefixes too).
+fn check_ipv6_against_model(tops: u64, min_len: u8, rules_n: usize) {
     let mut p = prog();
-    let mut seed = 0x1234_5678_u64;
+    let mut seed = 0x1234_5678_u64 ^ tops;
     let mut next = move || {
         seed = seed
             .wrapping_mul(6_364_136_223_846_793_005)
@@ -617,15 +618,17 @@ fn ipv6_search_agrees_with_a_longest_match_model_over_many_lengths() {
         seed >> 11
     };
     let base = u128::from("2001:db8::".parse::<std::net::Ipv6Addr>().unwrap());
-    let mut rules: Vec<(ipnet::Ipv6Net, List)> = Vec::new();
-    for i in 0..80 {
-        // Few distinct high bits so prefixes nest; lengths 33..=128.
-        let addr = base
+    let mut addr = || {
+        base | (u128::from(next() % tops) << 96)
             | (u128::from(next() % 4) << 94)
-            | u128::from(next() % 8) << 60
-            | u128::from(next() % 4);
-        let len = 33 + (next() % 96) as u8;
-        let net = ipnet::Ipv6Net::new(addr.into(), len).unwrap().trunc();
+            | (u128::from(next() % 8) << 60)
+            | u128::from(next() % 4)
+    };
+    let mut rules: Vec<(ipnet::Ipv6Net, List)> = Vec::new();
+    for i in 0..rules_n {
+        let a = addr();
+        let len = min_len + (seed_len(i) % u64::from(129 - min_len)) as u8;
+        let net = ipnet::Ipv6Net::new(a.into(), len).unwrap().trunc();
         let list = if i % 5 == 0 { List::Allow } else { List::Block };
         if rules.iter().any(|(n, l)| *n == net && *l == list) {
             continue;
@@ -633,24 +636,32 @@ fn ipv6_search_agrees_with_a_longest_match_model_over_many_lengths() {
         add(&mut p, list, &net.to_string(), None);
         rules.push((net, list));
     }
-    let longest = |a: std::net::Ipv6Addr, list: List| {
-        rules
-            .iter()
-            .filter(|(n, l)| *l == list && n.contains(&a))
-            .map(|(n, _)| n.prefix_len())
-            .max()
-    };
-    for _ in 0..300 {
-        let a: std::net::Ipv6Addr = (base
-            | (u128::from(next() % 4) << 94)
-            | u128::from(next() % 8) << 60
-            | u128::from(next() % 4))
-        .into();
-        let want = if longest(a, List::Allow).is_some() || longest(a, List::Block).is_none() {
+    let covered =
+        |a: std::net::Ipv6Addr, list: List| rules.iter().any(|(n, l)| *l == list && n.contains(&a));
+    for _ in 0..400 {
+        let a: std::net::Ipv6Addr = addr().into();
+        let want = if covered(a, List::Allow) || !covered(a, List::Block) {
             XDP_PASS
         } else {
             XDP_DROP
         };
         assert_eq!(action(&mut p, &v6(&a.to_string())), want, "{a}");
     }
+}
+
+/// Lengths spread by a fixed sequence (a multiplicative hash of the rule's index).
+fn seed_len(i: usize) -> u64 {
+    (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40
+}
+
+#[test]
+fn ipv6_search_agrees_with_a_longest_match_model_over_many_lengths() {
+    // One /32: its bucket overflows and the binary search answers.
+    check_ipv6_against_model(1, 33, 80);
+}
+
+#[test]
+fn ipv6_buckets_agree_with_a_longest_match_model() {
+    // Many /32s: most buckets answer alone; prefixes down to /16 go through the search.
+    check_ipv6_against_model(40, 16, 120);
 }

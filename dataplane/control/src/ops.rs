@@ -144,7 +144,7 @@ pub fn rule_del(maps: &mut VigilMaps, list: List, cidr: Cidr) -> Result<RuleRemo
     match maps.remove(list, cidr.net()) {
         Ok(true) => {}
         Ok(false) => return Err(absent()),
-        // The trie reports a missing key as a failed bpf_map_delete_elem (ENOENT); only a
+        // The rule store reports a missing key as a failed bpf_map_delete_elem (ENOENT); only a
         // rule that is still there makes it a real failure.
         Err(e) => {
             return Err(match find(maps, list, cidr)? {
