@@ -37,9 +37,32 @@ fn in_bench_range(net: &IpNet) -> bool {
     BENCH_RANGE.contains(net) || net.contains(&BENCH_RANGE)
 }
 
-/// `total` distinct prefixes: `extra` first (kept as given), then generated ones. The same
-/// `seed` gives the same list.
-pub fn generate(total: usize, extra: &[IpNet], seed: u64) -> Vec<IpNet> {
+/// How the IPv4 prefix lengths of a generated list are drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// /16 to /32, uniform: about half the prefixes are longer than /24, each in its own /24
+    /// (the 10,000-entry list; the hardest case for DIR-24-8's second level per entry).
+    Uniform,
+    /// Shaped like large published feeds (country and DROP-style lists): 75% /24s, 22% /12 to
+    /// /23, 3% /25 to /32. A million uniform prefixes would put ~470,000 /24s in the second
+    /// level, more than the table's 32,768 groups (see docs/xdp.md).
+    Feed,
+}
+
+fn v4_len(rng: &mut Rng, shape: Shape) -> u8 {
+    match shape {
+        Shape::Uniform => 16 + rng.below(17) as u8,
+        Shape::Feed => match rng.below(100) {
+            0..75 => 24,
+            75..97 => 12 + rng.below(12) as u8,
+            _ => 25 + rng.below(8) as u8,
+        },
+    }
+}
+
+/// `total` distinct prefixes: `extra` first (kept as given), then generated ones with the
+/// IPv4 lengths drawn as `shape` says. The same `seed` gives the same list.
+pub fn generate_shaped(total: usize, extra: &[IpNet], seed: u64, shape: Shape) -> Vec<IpNet> {
     let mut rng = Rng(seed);
     let mut seen: HashSet<IpNet> = extra.iter().copied().collect();
     let mut out: Vec<IpNet> = extra.to_vec();
@@ -55,7 +78,7 @@ pub fn generate(total: usize, extra: &[IpNet], seed: u64) -> Vec<IpNet> {
         } else {
             // 1.0.0.0 to 223.255.255.255: unicast, no multicast or reserved space.
             let addr = 0x0100_0000 + rng.below(0xdf00_0000 - 0x0100_0000) as u32;
-            let len = 16 + rng.below(17) as u8;
+            let len = v4_len(&mut rng, shape);
             IpNet::new(IpAddr::V4(Ipv4Addr::from(addr)), len)
         };
         let Ok(net) = net.map(|n| n.trunc()) else {
@@ -75,10 +98,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn feed_shape_keeps_long_prefixes_rare() {
+        let a = generate_shaped(20_000, &[], 9, Shape::Feed);
+        let v4: Vec<u8> = a
+            .iter()
+            .filter_map(|n| match n {
+                IpNet::V4(n) => Some(n.prefix_len()),
+                IpNet::V6(_) => None,
+            })
+            .collect();
+        let long = v4.iter().filter(|&&l| l > 24).count();
+        let slash24 = v4.iter().filter(|&&l| l == 24).count();
+        assert!(long * 100 < v4.len() * 5, "{long} of {}", v4.len());
+        assert!(slash24 * 100 > v4.len() * 70, "{slash24} of {}", v4.len());
+        assert!(v4.iter().all(|l| (12..=32).contains(l)));
+    }
+
+    #[test]
     fn is_deterministic_distinct_and_mixed() {
         let hit: IpNet = "198.19.77.10/32".parse().unwrap();
-        let a = generate(10_000, &[hit], 7);
-        assert_eq!(a, generate(10_000, &[hit], 7));
+        let a = generate_shaped(10_000, &[hit], 7, Shape::Uniform);
+        assert_eq!(a, generate_shaped(10_000, &[hit], 7, Shape::Uniform));
         assert_eq!(a.len(), 10_000);
         assert_eq!(a.iter().collect::<HashSet<_>>().len(), 10_000);
         assert_eq!(a[0], hit);

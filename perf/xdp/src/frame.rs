@@ -1,7 +1,7 @@
 //! The one test frame every case uses: Ethernet + IPv4 + UDP, padded to a fixed length so the
 //! program-cost cases and the veth sender all see packets of the same size.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use anyhow::bail;
 
@@ -61,6 +61,33 @@ pub fn udp4(ep: &Endpoints, len: usize) -> anyhow::Result<Vec<u8>> {
     Ok(f)
 }
 
+const IPV6_HLEN: usize = 40;
+
+/// An IPv6 UDP datagram from `src` filling exactly `len` bytes of frame, for
+/// `BPF_PROG_TEST_RUN` (the program reads only the headers; the UDP checksum is left 0).
+pub fn udp6_test_run(src: Ipv6Addr, len: usize) -> anyhow::Result<Vec<u8>> {
+    let min = ETH_HLEN + IPV6_HLEN + UDP_HLEN;
+    if !(min..=1514).contains(&len) {
+        bail!("frame length {len} is outside {min}..=1514 bytes for IPv6");
+    }
+    let payload = u16::try_from(len - ETH_HLEN - IPV6_HLEN)?;
+    let ep = Endpoints::test_run(Ipv4Addr::UNSPECIFIED);
+    let mut f = Vec::with_capacity(len);
+    f.extend_from_slice(&ep.dst_mac);
+    f.extend_from_slice(&ep.src_mac);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend_from_slice(&payload.to_be_bytes());
+    f.extend_from_slice(&[17, 64]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1).octets());
+    f.extend_from_slice(&40000u16.to_be_bytes());
+    f.extend_from_slice(&9u16.to_be_bytes());
+    f.extend_from_slice(&payload.to_be_bytes());
+    f.extend_from_slice(&[0, 0]);
+    f.resize(len, 0);
+    Ok(f)
+}
+
 /// RFC 1071 one's-complement sum over a header whose checksum field is zero.
 fn ipv4_checksum(header: &[u8]) -> u16 {
     let mut sum: u32 = header
@@ -89,6 +116,18 @@ mod tests {
         // A header with its checksum in place sums to zero.
         assert_eq!(ipv4_checksum(&f[14..34]), 0);
         assert_eq!(u16::from_be_bytes([f[38], f[39]]), 30);
+    }
+
+    #[test]
+    fn ipv6_frame_has_the_asked_length_and_source() {
+        let src: Ipv6Addr = "2001:db8:77::11".parse().unwrap();
+        let f = udp6_test_run(src, 64).unwrap();
+        assert_eq!(f.len(), 64);
+        assert_eq!(&f[12..14], &[0x86, 0xdd]);
+        assert_eq!(f[14] >> 4, 6);
+        assert_eq!(&f[22..38], &src.octets());
+        assert_eq!(u16::from_be_bytes([f[18], f[19]]), 10);
+        assert!(udp6_test_run(src, 61).is_err());
     }
 
     #[test]

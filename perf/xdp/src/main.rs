@@ -35,6 +35,9 @@ struct Args {
     /// Entries in the generated blocklist.
     #[arg(long, default_value_t = 10_000)]
     blocklist: usize,
+    /// Entries in the large, feed-shaped blocklist (0 leaves its cases out).
+    #[arg(long, default_value_t = 1_000_000)]
+    large: usize,
     /// Frame length in bytes for every case (Ethernet + IPv4 + UDP + padding, no FCS).
     #[arg(long, default_value_t = 64)]
     frame_len: usize,
@@ -50,7 +53,8 @@ struct Args {
     /// Only the program-cost cases.
     #[arg(long)]
     skip_veth: bool,
-    /// Exit with status 2 when a Vigil case costs more than 1.5x the bare drop.
+    /// Exit with status 2 when a Vigil case adds more than its target to the bare drop
+    /// (5 ns with no rules, 20 ns IPv4 and 40 ns IPv6 with a list and the rate limiter).
     #[arg(long)]
     check: bool,
     /// Where the JSON goes.
@@ -88,6 +92,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         rounds: args.rounds,
         frame_len: args.frame_len,
         blocklist: args.blocklist,
+        large: args.large,
     })?;
     report::print_cost(&cost);
 
@@ -122,17 +127,16 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
 
-    let worst = cost
-        .cases
-        .iter()
-        .skip(1)
-        .map(|c| cost.ratio(c))
-        .fold(0.0, f64::max);
-    if args.check && worst > report::TARGET_RATIO {
-        eprintln!(
-            "vigil-perf-xdp: worst case {worst:.2}x the bare drop, over the {}x target",
-            report::TARGET_RATIO
-        );
+    let missed = cost.missed();
+    if args.check && !missed.is_empty() {
+        for c in missed {
+            eprintln!(
+                "vigil-perf-xdp: {} adds {:.1} ns to the bare drop, over its {:.0} ns target",
+                c.key,
+                cost.extra_ns(c),
+                c.target_extra_ns.unwrap_or(f64::NAN)
+            );
+        }
         return Ok(ExitCode::from(2));
     }
     Ok(ExitCode::SUCCESS)
