@@ -16,6 +16,9 @@ use vigil_testkit::vigild::Vigild;
 fn udp_flood(ns: &Netns, src: &str, dst: SocketAddr, n: u32, limit: Duration) -> u32 {
     let src: SocketAddr = format!("{src}:0").parse().unwrap();
     ns.run(move || {
+        // On one CPU: the veth receives (and XDP runs) on the sender's CPU, and the rate limit
+        // holds per CPU (docs/xdp.md), so a sender that migrated could get it twice.
+        pin_to_cpu0();
         let s = UdpSocket::bind(src).unwrap();
         let start = Instant::now();
         let mut sent = 0;
@@ -27,6 +30,22 @@ fn udp_flood(ns: &Netns, src: &str, dst: SocketAddr, n: u32, limit: Duration) ->
         sent
     })
     .unwrap()
+}
+
+fn pin_to_cpu0() {
+    // SAFETY: cpu_set_t is plain data (all zeroes is the empty set); the pointer is valid for
+    // the call, which only changes this thread's affinity.
+    let rc = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, size_of::<libc::cpu_set_t>(), &set)
+    };
+    assert_eq!(
+        rc,
+        0,
+        "pinning the sender: {}",
+        std::io::Error::last_os_error()
+    );
 }
 
 /// Counts datagrams arriving until `quiet` passes with none.

@@ -42,9 +42,9 @@ impl Daemon {
                     att.maps.remove(list, old.cidr)?;
                 }
             }
-            for net in wanted {
-                att.maps.insert(list, net, None, "config", RULE_F_CONFIG)?;
-            }
+            // One rebuild of the lookup tables for the whole list.
+            att.maps
+                .insert_many(list, &wanted, "config", RULE_F_CONFIG)?;
         }
         Ok(())
     }

@@ -92,12 +92,12 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         let mut xdp = XdpGuard::new(&ns.host_if);
         let att = xdp.attach()?;
         let own = IpNet::from(IpAddr::V4(src));
-        for net in opts.blocklist.iter().chain(std::iter::once(&own)) {
-            att.maps
-                .insert(List::Block, *net, None, "perf", 0)
-                .with_context(|| format!("adding {net} to the blocklist"))?;
-            vigil_rules += 1;
-        }
+        let mut list = opts.blocklist.clone();
+        list.push(own);
+        att.maps
+            .insert_many(List::Block, &list, "perf", 0)
+            .context("loading the blocklist")?;
+        vigil_rules += list.len();
         let before = att.maps.counters()?.get(Reason::Blocked).packets;
         let (send, veth_dropped) = send_from(&ns, &peer_if, &frame, opts.limits)?;
         let after = att.maps.counters()?.get(Reason::Blocked).packets;
