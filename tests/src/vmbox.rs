@@ -166,20 +166,29 @@ impl VmBox {
     }
 
     fn read_shell_until(&mut self, marker: &str, limit: Duration) -> String {
+        match self.try_read_shell_until(marker, limit) {
+            Ok(text) => text,
+            Err(text) => panic!(
+                "the shell did not answer {marker} within {limit:?}; it said:\n{text}\nconsole:\n{}",
+                self.tail()
+            ),
+        }
+    }
+
+    /// What the shell said up to `marker`, or (Err) what it said when `limit` ran out.
+    fn try_read_shell_until(&mut self, marker: &str, limit: Duration) -> Result<String, String> {
         let start = Instant::now();
         let mut got = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
             let text = String::from_utf8_lossy(&got).replace('\r', "");
             if text.contains(marker) {
-                return text;
+                return Ok(text);
             }
             self.check_running(&format!("waiting for the shell ({marker})"));
-            assert!(
-                start.elapsed() < limit,
-                "the shell did not answer {marker} within {limit:?}; it said:\n{text}\nconsole:\n{}",
-                self.tail()
-            );
+            if start.elapsed() >= limit {
+                return Err(text);
+            }
             let shell = self.shell.as_mut().unwrap();
             shell
                 .set_read_timeout(Some(Duration::from_millis(300)))
@@ -212,10 +221,10 @@ impl VmBox {
                 .unwrap();
             let left = limit.saturating_sub(start.elapsed());
             let step = left.min(Duration::from_secs(10));
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                self.read_shell_until(&format!("{tag}-ok\n"), step)
-            }));
-            if result.is_ok() {
+            if self
+                .try_read_shell_until(&format!("{tag}-ok\n"), step)
+                .is_ok()
+            {
                 return;
             }
             assert!(
