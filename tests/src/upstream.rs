@@ -18,7 +18,12 @@ impl Upstream {
     /// Serves on 127.0.0.1 on a free port until the process ends (threads are detached and
     /// only ever block in accept or on a client that the test closes).
     pub fn start() -> anyhow::Result<Upstream> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
+        Self::start_on("127.0.0.1:0")
+    }
+
+    /// Like `start`, on a given address.
+    pub fn start_on(addr: &str) -> anyhow::Result<Upstream> {
+        let listener = TcpListener::bind(addr)?;
         let addr = listener.local_addr()?;
         let seen = Arc::new(Mutex::new(Vec::new()));
         let log = seen.clone();

@@ -145,9 +145,19 @@ fn openssl_ca(dir: &Path, name: &str) -> (std::path::PathBuf, std::path::PathBuf
 fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
     let dir = tempfile::tempdir().unwrap();
     let dir = dir.path();
-    let up = Upstream::start().unwrap();
-    let out = std::env::var_os("VIGIL_IMAGE_TEST_OUT")
+    let reuse = std::env::var_os("VIGIL_IMAGE_TEST_OUT");
+    let out = reuse
+        .clone()
         .map_or_else(|| dir.join("image"), std::path::PathBuf::from);
+    // Reused images have the upstream's port baked in: serve on it again.
+    let port_file = out.join("upstream-port");
+    let up = match std::fs::read_to_string(&port_file) {
+        Ok(port) if reuse.is_some() => Upstream::start_on(&format!("127.0.0.1:{}", port.trim())),
+        _ => Upstream::start(),
+    }
+    .unwrap();
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(&port_file, up.addr.port().to_string()).unwrap();
     let upstream = format!("http://10.0.2.2:{}", up.addr.port());
 
     // The image (v1), then bundles v2 and a broken v3 from the same package download.
