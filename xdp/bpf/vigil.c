@@ -66,7 +66,7 @@ TABLE(vigil_v6b, struct vigil_v6_bucket, 2 * VIGIL_V6_BUCKETS);
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct vigil_v6_key);
-	__type(value, __u32);
+	__type(value, struct vigil_v6_val);
 	__uint(max_entries, 2 * (1 << 20));
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -173,17 +173,19 @@ static __always_inline __u64 mask_bits(__u64 x, __s32 bits)
  * step, so at most 8 probes for any mix of lengths. A hit at a length sends the search to the
  * longer half; entries on the way to longer prefixes are markers that carry the slot of the
  * longest real prefix under them, so falling back from a failed longer probe is right. */
-/* One probe of the IPv6 hash: the entry for the source's first `len` bits, if any. */
-static __always_inline __u32 *probe_v6(__u32 set, __u32 len, __u64 hi_bits, __u64 lo_bits)
+/* One probe of the IPv6 hash for the source's first `len` bits: 0 when the set has no entry
+ * there, else the entry's slot + 1 (a marker without a prefix under it gives 1). */
+static __always_inline __u32 probe_v6(__u32 set, __u32 len, __u64 hi_bits, __u64 lo_bits)
 {
-	struct vigil_v6_key key = {};
+	struct vigil_v6_key key = { .len = len };
 	__u64 h = bpf_cpu_to_be64(mask_bits(hi_bits, len));
 	__u64 l = bpf_cpu_to_be64(mask_bits(lo_bits, (__s32)len - 64));
+	struct vigil_v6_val *v;
 
-	key.set_len = set << 8 | (len & 0xff);
 	__builtin_memcpy(&key.addr[0], &h, 8);
 	__builtin_memcpy(&key.addr[8], &l, 8);
-	return bpf_map_lookup_elem(&vigil_h6, &key);
+	v = bpf_map_lookup_elem(&vigil_h6, &key);
+	return v ? v->slot[set & 1] : 0;
 }
 
 static __always_inline __u32 search_v6(__u32 set, const struct vigil_tables *t, __u64 hi_bits,
@@ -195,14 +197,14 @@ static __always_inline __u32 search_v6(__u32 set, const struct vigil_tables *t, 
 
 	for (int i = 0; i < VIGIL_V6_STEPS && lo <= hi; i++) {
 		__u32 mid = (__u32)(lo + hi) >> 1;
-		__u32 *v;
+		__u32 v;
 
 		if (mid >= VIGIL_V6_LENS)
 			break;
 		v = probe_v6(set, lens->len[mid], hi_bits, lo_bits);
 		if (v) {
-			if (*v)
-				best = *v;
+			if (v > 1)
+				best = v - 1;
 			lo = mid + 1;
 		} else {
 			hi = mid - 1;
@@ -233,10 +235,10 @@ static __always_inline __u32 lookup_v6(__u32 set, const struct vigil_tables *t,
 	n = b->count;
 	if (n != VIGIL_V6_BUCKET_FULL) {
 		for (__u32 i = 0; i < VIGIL_V6_BUCKET_LENS && i < n; i++) {
-			__u32 *v = probe_v6(set, b->len[i], hi_bits, lo_bits);
+			__u32 v = probe_v6(set, b->len[i], hi_bits, lo_bits);
 
 			if (v)
-				return *v;
+				return v - 1;
 		}
 		/* lens->len is shortest first: nothing shorter than /32 means nothing else. */
 		if (lens->count == 0 || lens->len[0] >= 32)

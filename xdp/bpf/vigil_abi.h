@@ -64,7 +64,7 @@ struct vigil_rule {
  * IPv4 is DIR-24-8 (DPDK's rte_lpm): vigil_t24 is indexed by the top 16 bits and each of its
  * rows holds the 256 /24s under them (so 2^24 entries in all); an entry is 0 (no rule), a
  * rule slot, or VIGIL_T24_GROUP | g for a /24 that holds longer prefixes, whose 256 /32s are
- * row g of vigil_t8. IPv6 is a hash keyed by (set, length, masked address), searched by
+ * row g of vigil_t8. IPv6 is a hash keyed by (length, masked address), searched by
  * binary search over the prefix lengths present in the set: besides one entry per prefix it
  * holds markers on the search path to longer prefixes, each naming the slot of the longest
  * prefix that covers it (0 if none).
@@ -112,9 +112,15 @@ struct vigil_v6_bucket {
 	__u8 len[VIGIL_V6_BUCKET_LENS];
 };
 
+/* The IPv6 hash is shared by both sets: an entry holds each set's value, so a rebuild only
+ * touches the entries that change, and never the half the program is reading. */
 struct vigil_v6_key {
-	__u32 set_len;      /* set << 8 | prefix length */
+	__u32 len;          /* prefix length */
 	__u8 addr[16];      /* address masked to the prefix length */
+};
+
+struct vigil_v6_val {
+	__u32 slot[2];      /* per set: 0 = no entry in that set, else the slot + 1 */
 };
 
 struct vigil_v6_lens {
@@ -135,6 +141,7 @@ struct vigil_tables {
 	__u32 groups_used[2];
 	__u32 counts[2][VIGIL_ORIGINS];
 	__u32 dirty;        /* bit per set: a build started and did not finish */
+	__u32 v6_entries[2]; /* entries of vigil_h6 per set (prefixes and markers) */
 	struct vigil_v6_lens v6[2];
 	__u64 switched_ns;  /* CLOCK_MONOTONIC of the last flip of generation */
 };

@@ -157,8 +157,15 @@ pub fn v6_bucket(top32: u32) -> u32 {
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct V6Key {
-    pub set_len: u32,
+    pub len: u32,
     pub addr: [u8; 16],
+}
+
+/// Value of the IPv6 table (`struct vigil_v6_val`): per set, 0 for no entry, else slot + 1.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct V6Val {
+    pub slot: [u32; 2],
 }
 
 /// IPv6 prefix lengths of one set, shortest first (`struct vigil_v6_lens`).
@@ -181,6 +188,8 @@ pub struct Tables {
     pub counts: [[u32; ORIGINS]; 2],
     /// Bit per set: a build of it started and has not finished (clear it whole next time).
     pub dirty: u32,
+    /// Entries of `vigil_h6` per set (prefixes and markers).
+    pub v6_entries: [u32; 2],
     pub v6: [V6Lens; 2],
     pub switched_ns: u64,
 }
@@ -228,6 +237,8 @@ unsafe impl aya::Pod for Rule {}
 unsafe impl aya::Pod for Slot {}
 // SAFETY: as above.
 unsafe impl aya::Pod for V6Key {}
+// SAFETY: as above.
+unsafe impl aya::Pod for V6Val {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Row {}
 // SAFETY: as above.

@@ -11,6 +11,7 @@ pub mod clock;
 mod error;
 mod mapped;
 pub mod maps;
+mod ruleset;
 mod sys;
 pub mod tables;
 pub mod testrun;

@@ -16,7 +16,8 @@ use crate::{
     abi::Reason,
     abi::{self, Config, Counter, LpmV4, LpmV6, Rule},
     clock,
-    tables::{self, FastMap, TableMemory, TableRule, Tables},
+    ruleset::RuleSet,
+    tables::{self, TableMemory, TableRule, Tables},
 };
 
 pub const BLOCK_V4: &str = "vigil_blk4";
@@ -261,11 +262,9 @@ impl VigilMaps {
         flags: u32,
     ) -> Result<usize, XdpError> {
         let rule = make_rule(None, reason, flags, [0; abi::ORIGIN_LEN], 0)?;
-        let mut rules = self.rule_set();
-        let new = nets
-            .iter()
-            .filter(|n| !rules.contains_key(&(list, **n)))
-            .count();
+        let mut rules = self.rule_set().indexed();
+        let allow = list == List::Allow;
+        let new = nets.iter().filter(|n| !rules.contains(allow, **n)).count();
         let room = u64::from(abi::MAX_SLOTS - 1);
         if (rules.len() + new) as u64 > room {
             return Err(XdpError::TablesFull {
@@ -297,16 +296,11 @@ impl VigilMaps {
     /// Removes every rule of `list`; returns how many there were.
     pub fn flush(&mut self, list: List) -> Result<usize, XdpError> {
         let mut rules = self.rule_set();
-        let doomed: Vec<IpNet> = rules
-            .keys()
-            .filter(|(l, _)| *l == list)
-            .map(|(_, n)| *n)
-            .collect();
-        for net in &doomed {
-            self.store_remove(list, *net)?;
-            if let Some(r) = rules.remove(&(list, *net)) {
-                self.tables.count(r.allow, r.origin, -1);
-            }
+        let allow = list == List::Allow;
+        let doomed = rules.remove_where(|r| r.allow == allow);
+        for r in &doomed {
+            self.store_remove(list, r.net)?;
+            self.tables.count(r.allow, r.origin, -1);
         }
         self.publish(&rules)?;
         if list == List::Allow {
@@ -362,25 +356,17 @@ impl VigilMaps {
         }
     }
 
-    /// The rules the packet path uses now, by list and CIDR.
-    fn rule_set(&self) -> FastMap<(List, IpNet), TableRule> {
-        self.tables
-            .current()
-            .into_iter()
-            .map(|r| ((list_of(r.allow), r.net), r))
-            .collect()
+    /// The rules the packet path uses now.
+    fn rule_set(&self) -> RuleSet {
+        RuleSet::new(self.tables.current())
     }
 
-    fn publish(&mut self, rules: &FastMap<(List, IpNet), TableRule>) -> Result<(), XdpError> {
-        let all: Vec<TableRule> = rules.values().copied().collect();
-        self.tables.publish(&all)
+    fn publish(&mut self, rules: &RuleSet) -> Result<(), XdpError> {
+        self.tables.publish(rules.as_slice())
     }
 
     /// Applies `f` to the current rule set and publishes the result as new tables.
-    fn commit(
-        &mut self,
-        f: impl FnOnce(&mut FastMap<(List, IpNet), TableRule>, &mut Tables),
-    ) -> Result<(), XdpError> {
+    fn commit(&mut self, f: impl FnOnce(&mut RuleSet, &mut Tables)) -> Result<(), XdpError> {
         let mut rules = self.rule_set();
         f(&mut rules, &mut self.tables);
         self.publish(&rules)
@@ -457,7 +443,7 @@ impl VigilMaps {
             return Ok(false);
         }
         self.commit(|rules, tables| {
-            if let Some(r) = rules.remove(&(list, cidr)) {
+            if let Some(r) = rules.remove(list == List::Allow, cidr) {
                 tables.count(r.allow, r.origin, -1);
             }
         })?;
@@ -466,6 +452,12 @@ impl VigilMaps {
             self.set_allow_used(v4, false)?;
         }
         Ok(true)
+    }
+
+    /// The rule for exactly `cidr` in `list` (not a wider one that covers it), if any.
+    pub fn get(&self, list: List, cidr: IpNet) -> Option<RuleEntry> {
+        let rule = self.store_get(list, cidr)?;
+        Some(entry(cidr, &rule, clock::monotonic_ns()))
     }
 
     /// Every rule of a list, expired ones included (they show `expires_in_secs: Some(0)`).
@@ -499,25 +491,24 @@ impl VigilMaps {
     pub fn sweep_expired(&mut self) -> Result<Vec<(List, RuleEntry)>, XdpError> {
         let now = clock::monotonic_ns();
         let mut rules = self.rule_set();
-        let expired: Vec<(List, IpNet)> = rules
+        if !rules
+            .as_slice()
             .iter()
-            .filter(|(_, r)| r.expires_ns != 0 && r.expires_ns <= now)
-            .map(|(k, _)| *k)
-            .collect();
-        if expired.is_empty() {
+            .any(|r| r.expires_ns != 0 && r.expires_ns <= now)
+        {
             return Ok(Vec::new());
         }
+        let expired = rules.remove_where(|r| r.expires_ns != 0 && r.expires_ns <= now);
         let mut removed = Vec::new();
-        for (list, net) in expired {
+        for r in expired {
+            let (list, net) = (list_of(r.allow), r.net);
             let meta = self.store_get(list, net);
             if self.store_remove(list, net)? {
                 if let Some(rule) = meta {
                     removed.push((list, entry(net, &rule, now)));
                 }
             }
-            if let Some(r) = rules.remove(&(list, net)) {
-                self.tables.count(r.allow, r.origin, -1);
-            }
+            self.tables.count(r.allow, r.origin, -1);
         }
         self.publish(&rules)?;
         for v4 in [true, false] {
@@ -677,15 +668,9 @@ fn table_rule(net: IpNet, allow: bool, rule: &Rule) -> TableRule {
 }
 
 /// Puts one rule into the working set, moving the origin counters for what it replaces.
-fn put(
-    rules: &mut FastMap<(List, IpNet), TableRule>,
-    tables: &mut Tables,
-    list: List,
-    net: IpNet,
-    rule: &Rule,
-) {
+fn put(rules: &mut RuleSet, tables: &mut Tables, list: List, net: IpNet, rule: &Rule) {
     let new = table_rule(net, list == List::Allow, rule);
-    if let Some(old) = rules.insert((list, net), new) {
+    if let Some(old) = rules.upsert(new) {
         tables.count(old.allow, old.origin, -1);
     }
     tables.count(new.allow, new.origin, 1);

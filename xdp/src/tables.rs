@@ -103,7 +103,7 @@ pub(crate) struct Tables {
     slots: Mapped<Slot>,
     tbl: Mapped<abi::Tables>,
     v6b: Mapped<abi::V6Bucket>,
-    h6: HashMap<MapData, V6Key, u32>,
+    h6: HashMap<MapData, V6Key, abi::V6Val>,
 }
 
 impl Tables {
@@ -200,7 +200,9 @@ impl Tables {
         let mapped = |rows: usize, size: usize| (rows * size) as u64;
         // Prefixes and markers of both sets; key and value rounded to 8 bytes, plus the
         // kernel's htab_elem header (~48 B).
-        let ipv6_hash_bytes = self.h6.keys().count() as u64 * (24 + 8 + 48);
+        // Both sets share entries: the larger set is close to what the hash holds.
+        let v6_entries = u64::from(h.v6_entries[0].max(h.v6_entries[1]));
+        let ipv6_hash_bytes = v6_entries * (24 + 8 + 48);
         let allocated_bytes = mapped(self.t24.len(), size_of::<Row>())
             + mapped(self.t8.len(), size_of::<Row>())
             + mapped(self.slots.len(), size_of::<Slot>())
@@ -252,21 +254,34 @@ impl Tables {
         Ok(())
     }
 
+    /// The IPv6 prefixes of a set, from its slots: (length, network) to slot.
+    fn placed_v6(&self, set: u32) -> FastMap<(u8, u128), u32> {
+        let used = (self.header().slots_used[set as usize] as usize).min(abi::MAX_SLOTS as usize);
+        let base = set as usize * abi::MAX_SLOTS as usize;
+        let slots = &self.slots.as_slice()[base..base + used.max(1)];
+        (1..slots.len())
+            .filter(|&i| slots[i].flags & abi::SLOT_V6 != 0)
+            .map(|i| {
+                let s = &slots[i];
+                ((s.prefixlen as u8, u128::from_be_bytes(s.addr)), i as u32)
+            })
+            .collect()
+    }
+
     /// What an earlier build left in `set`, found from the slots the header records for it:
-    /// its IPv6 entries are removed here, its /24 rows and buckets are returned for the build
-    /// to clear. A set marked dirty (a build cut short) is cleared whole.
+    /// its /24 rows, buckets and IPv6 entries, for the build to clear or change. A set marked
+    /// dirty (a build cut short) is cleared whole.
     fn forget(&mut self, set: u32) -> Result<Leftovers, XdpError> {
         let h = self.header();
         let dirty = h.dirty & (1 << set) != 0;
         let used = (h.slots_used[set as usize] as usize).min(abi::MAX_SLOTS as usize);
         let base = set as usize * abi::MAX_SLOTS as usize;
-        let old = &self.slots.as_slice()[base..base + used.max(1)];
         let mut rows = foldhash::HashSet::default();
-        let mut placed: FastMap<(u8, u128), u32> = FastMap::default();
-        for s in old.iter().skip(1) {
-            if s.flags & abi::SLOT_V6 != 0 {
-                placed.insert((s.prefixlen as u8, u128::from_be_bytes(s.addr)), 0);
-            } else {
+        for s in self.slots.as_slice()[base..base + used.max(1)]
+            .iter()
+            .skip(1)
+        {
+            if s.flags & abi::SLOT_V6 == 0 {
                 let a = u32::from_be_bytes([s.addr[0], s.addr[1], s.addr[2], s.addr[3]]);
                 let first = a >> 16;
                 let count = 1u32 << 16u32.saturating_sub(s.prefixlen.min(32));
@@ -274,24 +289,66 @@ impl Tables {
             }
         }
         // The same layout the build made, so the same keys and buckets.
-        let layout = v6_layout(&placed);
+        let layout = v6_layout(&self.placed_v6(set));
         // From here on the set is being rewritten: a crash leaves it marked for a full clear.
         let h = self.header_mut();
         h.dirty |= 1 << set;
         h.rules_v6[set as usize] = 0;
         h.rules_v4[set as usize] = 0;
-        for (len, a) in layout.entries.into_keys() {
-            let k = v6_key(set, u32::from(len), a.to_be_bytes());
-            match self.h6.remove(&k) {
-                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-                Err(e) => return Err(XdpError::map("clearing the IPv6 table")(e)),
-            }
-        }
         Ok(Leftovers {
             whole: dirty,
             rows: rows.into_iter().collect(),
             buckets: layout.buckets.into_keys().collect(),
+            v6: layout.entries,
         })
+    }
+
+    /// Writes `set`'s half of the IPv6 hash: only entries whose value for this set changes
+    /// are written, each with the other set's value as it is (the program may be reading
+    /// it); an entry neither set uses goes. After a build cut short, every entry is checked.
+    fn write_v6(
+        &mut self,
+        set: u32,
+        new: &FastMap<(u8, u128), u32>,
+        old: &Leftovers,
+    ) -> Result<(), XdpError> {
+        let half = |m: &FastMap<(u8, u128), u32>, k: &(u8, u128)| m.get(k).map_or(0, |s| s + 1);
+        let mut keys: Vec<(u8, u128)> = new.keys().copied().collect();
+        if !old.whole {
+            keys.retain(|k| half(new, k) != half(&old.v6, k));
+            keys.extend(old.v6.keys().filter(|k| !new.contains_key(k)).copied());
+            if keys.is_empty() {
+                // An IPv4 change, or one that moved no IPv6 entry: nothing to write.
+                return Ok(());
+            }
+        }
+        let other = v6_layout(&self.placed_v6(1 - set)).entries;
+        if old.whole {
+            for k in self.h6.keys() {
+                let k = k.map_err(XdpError::map("reading the IPv6 table"))?;
+                keys.push((k.len as u8, u128::from_be_bytes(k.addr)));
+            }
+            keys.extend(other.keys().copied());
+            keys.sort_unstable();
+            keys.dedup();
+        }
+        for k in keys {
+            let mine = half(new, &k);
+            let mut val = abi::V6Val::default();
+            val.slot[set as usize & 1] = mine;
+            val.slot[1 - (set as usize & 1)] = half(&other, &k);
+            let key = v6_key(u32::from(k.0), k.1.to_be_bytes());
+            let res = if val.slot == [0, 0] {
+                match self.h6.remove(&key) {
+                    Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+                    r => r,
+                }
+            } else {
+                self.h6.insert(key, val, 0)
+            };
+            res.map_err(XdpError::map("writing the IPv6 table"))?;
+        }
+        Ok(())
     }
 
     fn build(
@@ -396,17 +453,13 @@ impl Tables {
                 *b = *v;
             }
         }
-        let entries = layout.entries;
-        // Slots and lengths are recorded before the hash entries go in, so a crash in between
-        // leaves entries the next build of this set knows how to find and remove.
+        // Slots and lengths are recorded before the hash is written: with the dirty mark, the
+        // next build finds whatever this one wrote.
         let h = self.header_mut();
         h.slots_used[set as usize] = built.slots;
         h.v6[set as usize] = built.lens;
-        for ((len, a), v) in entries {
-            self.h6
-                .insert(v6_key(set, u32::from(len), a.to_be_bytes()), v, 0)
-                .map_err(XdpError::map("filling the IPv6 table"))?;
-        }
+        h.v6_entries[set as usize] = layout.entries.len() as u32;
+        self.write_v6(set, &layout.entries, old)?;
         Ok(built)
     }
 
@@ -426,6 +479,8 @@ struct Leftovers {
     whole: bool,
     rows: Vec<u32>,
     buckets: Vec<u32>,
+    /// The set's IPv6 entries (key to slot) as that build wrote them.
+    v6: FastMap<(u8, u128), u32>,
 }
 
 struct Built {
@@ -609,11 +664,8 @@ fn mask6(a: u128, len: u8) -> u128 {
     }
 }
 
-fn v6_key(set: u32, len: u32, addr: [u8; 16]) -> V6Key {
-    V6Key {
-        set_len: set << 8 | (len & 0xff),
-        addr,
-    }
+fn v6_key(len: u32, addr: [u8; 16]) -> V6Key {
+    V6Key { len, addr }
 }
 
 fn rule_of_slot(s: &Slot) -> Option<TableRule> {

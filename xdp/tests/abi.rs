@@ -8,7 +8,7 @@ use std::mem::{offset_of, size_of};
 
 use object::{Object, ObjectSection};
 use vigil_xdp::abi::{
-    Bucket, Config, Counter, LpmV4, LpmV6, Row, Rule, Slot, Tables, V6Bucket, V6Key, V6Lens,
+    Bucket, Config, Counter, LpmV4, LpmV6, Row, Rule, Slot, Tables, V6Bucket, V6Key, V6Lens, V6Val,
 };
 
 const BTF_KIND_STRUCT: u32 = 4;
@@ -102,7 +102,8 @@ fn abi_matches_btf() {
         Slot,
         [expires_ns, addr, prefixlen, flags, allow_up, block_up]
     );
-    check!(layouts, "vigil_v6_key", V6Key, [set_len, addr]);
+    check!(layouts, "vigil_v6_key", V6Key, [len, addr]);
+    check!(layouts, "vigil_v6_val", V6Val, [slot]);
     check!(layouts, "vigil_v6_bucket", V6Bucket, [count, len]);
     check!(layouts, "vigil_v6_lens", V6Lens, [count, len]);
     check!(
@@ -117,6 +118,7 @@ fn abi_matches_btf() {
             groups_used,
             counts,
             dirty,
+            v6_entries,
             v6,
             switched_ns
         ]

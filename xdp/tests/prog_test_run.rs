@@ -495,28 +495,37 @@ fn rule_changes_never_let_a_covered_source_pass() {
     // tables beside the live ones and switches in one store, so not one packet may pass.
     let mut p = prog();
     add(&mut p, List::Block, "198.18.0.0/16", None);
+    add(&mut p, List::Block, "2001:db8:77::/48", None);
     let dir = p.pin_dir().unwrap().to_owned();
     let mut writer = vigil_xdp::VigilMaps::open(&dir).unwrap();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let runner = {
         let stop = stop.clone();
         std::thread::spawn(move || {
-            let f = v4("198.18.77.7");
+            let frames = [v4("198.18.77.7"), v6("2001:db8:77:7::7")];
             let mut runs = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) && runs < 100_000 {
-                assert_eq!(p.run(&f, 200).unwrap().action, XDP_DROP);
+                let f = &frames[runs as usize % 2];
+                assert_eq!(p.run(f, 200).unwrap().action, XDP_DROP);
                 runs += 1;
             }
             (p, runs)
         })
     };
     for i in 0..60u32 {
-        let net = parse_cidr(&format!("198.18.77.{}/32", i % 8)).unwrap();
-        let wide = parse_cidr("198.18.77.0/24").unwrap();
-        writer.insert(List::Block, wide, None, "churn", 0).unwrap();
-        writer.insert(List::Block, net, None, "churn", 0).unwrap();
-        writer.remove(List::Block, wide).unwrap();
-        writer.remove(List::Block, net).unwrap();
+        for (net, wide) in [
+            (format!("198.18.77.{}/32", i % 8), "198.18.77.0/24"),
+            (
+                format!("2001:db8:77:7::{}/128", i % 8),
+                "2001:db8:77:7::/64",
+            ),
+        ] {
+            let (net, wide) = (parse_cidr(&net).unwrap(), parse_cidr(wide).unwrap());
+            writer.insert(List::Block, wide, None, "churn", 0).unwrap();
+            writer.insert(List::Block, net, None, "churn", 0).unwrap();
+            writer.remove(List::Block, wide).unwrap();
+            writer.remove(List::Block, net).unwrap();
+        }
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (p, runs) = runner.join().unwrap();

@@ -129,8 +129,9 @@ pub fn rule_add(
 }
 
 /// The rule for exactly `cidr` (not a wider one that covers it), if there is one.
+/// One exact lookup in the rule store: no walk over a list that may hold a million rules.
 fn find(maps: &VigilMaps, list: List, cidr: Cidr) -> Result<Option<Rule>, OpError> {
-    match maps.list(list)?.into_iter().find(|e| e.cidr == cidr.net()) {
+    match maps.get(list, cidr.net()) {
         Some(e) => Ok(Some(rule(e)?)),
         None => Ok(None),
     }
