@@ -156,13 +156,16 @@ impl Tables {
         &mut self.tbl.as_mut_slice()[0]
     }
 
+    /// The word that selects the set the program reads.
+    fn generation(&self) -> &AtomicU32 {
+        // SAFETY: `generation` is an aligned u32 inside the mapping, which lives as long as
+        // self; the program only reads it and this process only accesses it atomically.
+        unsafe { AtomicU32::from_ptr(std::ptr::addr_of_mut!((*self.tbl.base()).generation)) }
+    }
+
     /// The set the program reads now.
     fn active(&self) -> u32 {
-        // SAFETY: `gen` is an aligned u32 inside the live mapping; the program only reads
-        // it and this process stores it atomically, so an atomic load is sound.
-        let generation =
-            unsafe { AtomicU32::from_ptr(std::ptr::addr_of_mut!((*self.tbl.base()).generation)) };
-        generation.load(Ordering::Acquire) & 1
+        self.generation().load(Ordering::Acquire) & 1
     }
 
     /// The rules of the active set, as the packet path uses them now.
@@ -464,11 +467,8 @@ impl Tables {
     }
 
     fn switch(&mut self, next: u32) {
-        let base = self.tbl.base();
-        // SAFETY: `gen` is an aligned u32 inside the live mapping; the release store makes
-        // every table write above visible before the program can read the new value.
-        let generation = unsafe { AtomicU32::from_ptr(std::ptr::addr_of_mut!((*base).generation)) };
-        generation.store(next, Ordering::Release);
+        // Release: every table write above is visible before the program can read `next`.
+        self.generation().store(next, Ordering::Release);
         self.header_mut().switched_ns = clock::monotonic_ns();
     }
 }
