@@ -21,6 +21,34 @@ pub struct HostFacts {
     pub nics: Vec<NicFacts>,
     /// Temperature sensors.
     pub temperatures: SensorScan,
+    /// The firmware image this box runs, when it runs one (`/etc/vigil/version`).
+    pub firmware: Option<Firmware>,
+}
+
+/// A Vigil firmware image: its version and the A/B slot it was booted from.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Firmware {
+    pub version: String,
+    /// `rauc.slot=` of the kernel command line.
+    pub slot: Option<String>,
+}
+
+impl Firmware {
+    /// The running image, from its version file and the kernel command line.
+    pub fn read(version_file: &std::path::Path, cmdline: &str) -> Option<Firmware> {
+        let version = std::fs::read_to_string(version_file).ok()?;
+        let version = version.trim();
+        if version.is_empty() || version.len() > 64 {
+            return None;
+        }
+        Some(Firmware {
+            version: version.to_owned(),
+            slot: cmdline
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("rauc.slot="))
+                .map(str::to_owned),
+        })
+    }
 }
 
 impl HostFacts {
@@ -40,6 +68,10 @@ impl HostFacts {
                 .and_then(|m| parse_mem_total(&m)),
             nics: NicFacts::read_all(sys),
             temperatures: sys.scan_temperatures(),
+            firmware: Firmware::read(
+                std::path::Path::new("/etc/vigil/version"),
+                &std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
+            ),
         }
     }
 }
@@ -56,6 +88,18 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn the_firmware_is_its_version_file_and_the_booted_slot() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("version");
+        assert_eq!(Firmware::read(&file, "rauc.slot=A"), None);
+        std::fs::write(&file, "0.2.0\n").unwrap();
+        let fw = Firmware::read(&file, "ro rauc.slot=B quiet").unwrap();
+        assert_eq!(fw.version, "0.2.0");
+        assert_eq!(fw.slot.as_deref(), Some("B"));
+        assert_eq!(Firmware::read(&file, "ro").unwrap().slot, None);
+    }
 
     #[test]
     fn mem_total_is_parsed_in_bytes() {

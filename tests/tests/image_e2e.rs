@@ -306,6 +306,16 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
     let st = b.sh_ok("vigilctl image status", SHELL);
     assert!(st.contains("0.1.0-test"), "{st}");
     assert!(st.contains("booted from slot A"), "{st}");
+    // vigild's own status names the image, the slot and the key mode.
+    let st = b.sh_ok("vigilctl status", SHELL);
+    assert!(
+        st.contains("firmware:      Vigil 0.1.0-test, slot A"),
+        "{st}"
+    );
+    assert!(
+        st.contains("key:           tpm-sealed from /var/lib/vigil/keys"),
+        "{st}"
+    );
 
     // 2. Refused before any slot is written.
     b.sh_ok("mount -o ro /dev/vdb /mnt", SHELL);

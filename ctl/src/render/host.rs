@@ -136,6 +136,13 @@ pub fn host(h: Option<&HostFacts>) -> String {
         ));
     }
     out.push_str(&format!("host:          {}\n", facts.join(", ")));
+    if let Some(fw) = &h.firmware {
+        out.push_str(&format!(
+            "firmware:      Vigil {}, slot {} (vigilctl image status)\n",
+            fw.version,
+            fw.slot.as_deref().unwrap_or("?")
+        ));
+    }
     let c = h.cpu;
     out.push_str(&format!(
         "cpu:           AES-NI {}, AVX2 {}, AVX-512 {}, SHA {} (PCLMULQDQ {})\n",

@@ -14,7 +14,7 @@ use vigil_xdp::List;
 
 pub use config::ConfigShown;
 pub use hw::{
-    CpuFeatures, GovernorStatus, HostFacts, KeyMode, NicFacts, SensorError, SensorKind,
+    CpuFeatures, Firmware, GovernorStatus, HostFacts, KeyMode, NicFacts, SensorError, SensorKind,
     SensorReading, SensorScan, Thermal, ThermalThresholds,
 };
 pub use status::{

@@ -171,6 +171,7 @@ impl ToControl for vigil_hw::HostFacts {
             memory_total_bytes,
             nics,
             temperatures,
+            firmware,
         } = self;
         let vigil_hw::CpuFeatures {
             aes_ni,
@@ -193,6 +194,9 @@ impl ToControl for vigil_hw::HostFacts {
             memory_total_bytes,
             nics: nics.to_control(),
             temperatures: temperatures.to_control(),
+            firmware: firmware.map(|vigil_hw::facts::Firmware { version, slot }| {
+                vigil_control::reply::Firmware { version, slot }
+            }),
         }
     }
 }

@@ -19,6 +19,15 @@ pub struct HostFacts {
     pub memory_total_bytes: Option<u64>,
     pub nics: Vec<NicFacts>,
     pub temperatures: SensorScan,
+    /// The firmware image and slot, on a box flashed with one.
+    #[serde(default)]
+    pub firmware: Option<Firmware>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Firmware {
+    pub version: String,
+    pub slot: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
