@@ -254,10 +254,14 @@ pub fn run(cli: &Cli) -> anyhow::Result<Output> {
             })?
         }
     };
-    let reply = match req {
+    let mut reply = match req {
         Request::ThermalClear => client::settle_thermal_clear(&cli.socket, cli.timeout, reply)?,
         _ => reply,
     };
+    // The staged copy is an implementation detail: the operator gave standard input.
+    if let (Some(_), Reply::RulesImported(i)) = (&staged, &mut reply) {
+        i.file = std::path::PathBuf::from("-");
+    }
     let exit = match &reply {
         Reply::Status(s) => render::status_exit(s),
         _ => Exit::Ok,

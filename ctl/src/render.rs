@@ -179,7 +179,11 @@ pub fn imported(i: &vigil_control::RulesImported) -> String {
         if i.prefixes == 1 { "" } else { "s" },
         i.ipv4,
         i.ipv6,
-        i.file.display(),
+        if i.file.as_os_str() == "-" {
+            "standard input".to_owned()
+        } else {
+            i.file.display().to_string()
+        },
         i.millis,
         i.added,
         i.replaced
@@ -207,6 +211,28 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn an_import_says_what_it_added_and_from_where() {
+        let i: vigil_control::RulesImported = serde_json::from_value(json!({
+            "list": "block", "file": "-", "prefixes": 3, "ipv4": 2, "ipv6": 1, "added": 2,
+            "replaced": 1, "duplicate_lines": 1, "rules_now": 7, "millis": 12
+        }))
+        .unwrap();
+        let out = imported(&i);
+        assert!(
+            out.starts_with(
+                "imported 3 networks (2 IPv4, 1 IPv6) into the block list from standard input \
+                 in 12 ms: 2 new, 1 replaced\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("1 line repeated a network listed above and was skipped"),
+            "{out}"
+        );
+        assert!(out.ends_with("the block list holds 7 rules\n"), "{out}");
+    }
 
     #[test]
     fn rules_table_shows_expiry_and_origin() {
