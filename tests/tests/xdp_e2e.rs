@@ -316,7 +316,7 @@ fn expired_blocks_let_the_source_back_in() {
 fn imported_feeds_drop_their_sources_and_flush_needs_yes() {
     let tag = unique(5);
     let ns = Netns::new(&tag, 106, 2).unwrap();
-    let d = xdp_daemon(&tag, &ns, Config::new());
+    let mut d = xdp_daemon(&tag, &ns, Config::new());
     let (good, bad) = (&ns.client_addrs[0], &ns.client_addrs[1]);
     // Spamhaus DROP and FireHOL netset lines, comments, blank lines, IPv4 and IPv6.
     let feed = d.path("drop.netset");
@@ -404,4 +404,23 @@ fn imported_feeds_drop_their_sources_and_flush_needs_yes() {
     );
     let status = d.ctl_json(&["status"]).unwrap();
     assert_eq!(status["xdp"]["block_rules"], 0, "{status}");
+
+    // With vigild down vigilctl imports into the pinned maps itself, and a restarted vigild
+    // adopts them with their rules and counts.
+    d.kill9();
+    let out = d.ctl(&["block", "import", feed.to_str().unwrap()]).unwrap();
+    assert!(out.contains("imported 4 networks"), "{out}");
+    assert!(
+        !ns.ping_from(bad, 2),
+        "an import made while vigild was down must drop"
+    );
+    d.start().unwrap();
+    let status = d.ctl_json(&["status"]).unwrap();
+    assert_eq!(status["xdp"]["adopted"], true, "{status}\n{}", d.log());
+    assert_eq!(status["xdp"]["block_rules"], 4, "{status}");
+    assert!(
+        !ns.ping_from(bad, 1),
+        "the adopted rules must keep dropping"
+    );
+    assert!(ns.ping_from(good, 1), "an unlisted source must still pass");
 }
