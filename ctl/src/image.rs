@@ -13,6 +13,8 @@ use anyhow::{Context, anyhow};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
+use vigil_hw::facts::cmdline_value;
+
 use crate::exit::usage;
 
 /// RAUC's system configuration on the box.
@@ -196,7 +198,6 @@ fn strip_glib_prefix(line: &str) -> &str {
 struct SystemConf {
     compatible: Option<String>,
     grubenv: Option<PathBuf>,
-    keyring: Option<PathBuf>,
 }
 
 fn parse_system_conf(text: &str) -> SystemConf {
@@ -216,7 +217,6 @@ fn parse_system_conf(text: &str) -> SystemConf {
         match (section.as_str(), k.trim()) {
             ("system", "compatible") => conf.compatible = Some(v.trim().to_owned()),
             ("system", "grubenv") => conf.grubenv = Some(v.trim().into()),
-            ("keyring", "path") => conf.keyring = Some(v.trim().into()),
             _ => {}
         }
     }
@@ -239,18 +239,15 @@ fn parse_grubenv(text: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// The slot the kernel was booted from (`rauc.slot=` on its command line).
-fn booted_slot() -> Option<String> {
-    let cmdline = std::fs::read_to_string("/proc/cmdline").ok()?;
-    cmdline_value(&cmdline, "rauc.slot")
+/// `key=` of the running kernel's command line.
+fn cmdline(key: &str) -> Option<String> {
+    let text = std::fs::read_to_string("/proc/cmdline").ok()?;
+    cmdline_value(&text, key).map(str::to_owned)
 }
 
-fn cmdline_value(cmdline: &str, key: &str) -> Option<String> {
-    cmdline
-        .split_whitespace()
-        .filter_map(|w| w.split_once('='))
-        .find(|(k, _)| *k == key)
-        .map(|(_, v)| v.to_owned())
+/// The slot the kernel was booted from (`rauc.slot=` on its command line).
+fn booted_slot() -> Option<String> {
+    cmdline("rauc.slot")
 }
 
 /// One root slot as `image status` reports it.
@@ -316,8 +313,7 @@ fn collect_status(rauc: &Rauc) -> anyhow::Result<Value> {
 
 /// The boot attempts GRUB gives a slot (`vigil.attempts=` on the command line).
 fn attempts_limit() -> Option<u32> {
-    let cmdline = std::fs::read_to_string("/proc/cmdline").ok()?;
-    cmdline_value(&cmdline, "vigil.attempts")?.parse().ok()
+    cmdline("vigil.attempts")?.parse().ok()
 }
 
 fn build_status(
@@ -534,25 +530,7 @@ fn install(rauc: &Rauc, bundle: &Path, reboot: bool, json: bool) -> anyhow::Resu
     let conf = system_conf()?;
     // Verified before anything is written: signature (rauc info checks it against the
     // keyring), then the product it is for.
-    let info = match rauc.info(bundle, None) {
-        Ok(info) => info,
-        Err(e) => {
-            append_state(
-                "install.log",
-                &json!({
-                    "time": now_rfc3339(),
-                    "bundle": bundle.display().to_string(),
-                    "version": null,
-                    "result": format!("refused, no slot was written: {e}"),
-                }),
-            )?;
-            return Err(e);
-        }
-    };
-    let version = text(&info["version"]);
-    let theirs = info["compatible"].as_str().unwrap_or("");
-    let ours = conf.compatible.as_deref().unwrap_or("");
-    let record = |result: &str| {
+    let record = |version: &Value, result: &str| {
         append_state(
             "install.log",
             &json!({
@@ -563,6 +541,17 @@ fn install(rauc: &Rauc, bundle: &Path, reboot: bool, json: bool) -> anyhow::Resu
             }),
         )
     };
+    let info = match rauc.info(bundle, None) {
+        Ok(info) => info,
+        Err(e) => {
+            record(&Value::Null, &format!("refused, no slot was written: {e}"))?;
+            return Err(e);
+        }
+    };
+    let version = text(&info["version"]);
+    let theirs = info["compatible"].as_str().unwrap_or("");
+    let ours = conf.compatible.as_deref().unwrap_or("");
+    let record = |result: &str| record(&info["version"], result);
     if theirs != ours {
         let msg = format!(
             "{} is a bundle for '{theirs}', this box is '{ours}': refused, no slot was written",
@@ -842,7 +831,6 @@ mod tests {
             conf.grubenv,
             Some(PathBuf::from("/boot/efi/EFI/BOOT/grubenv"))
         );
-        assert_eq!(conf.keyring, Some(PathBuf::from("/etc/rauc/ca.pem")));
         let env = parse_grubenv("# GRUB Environment Block\nORDER=B A\nB_TRY=1\n#######");
         assert_eq!(
             env,
@@ -866,10 +854,6 @@ mod tests {
                 "rauc-Message: 09:31:08.115: Using central status file /x\n(rauc:12): rauc-WARNING **: 09:31:08.2: signature verification failed: bad\n"
             ),
             "signature verification failed: bad"
-        );
-        assert_eq!(
-            cmdline_value("ro rauc.slot=B vigil.attempts=3", "rauc.slot").as_deref(),
-            Some("B")
         );
     }
 

@@ -43,10 +43,7 @@ impl Firmware {
         }
         Some(Firmware {
             version: version.to_owned(),
-            slot: cmdline
-                .split_whitespace()
-                .find_map(|w| w.strip_prefix("rauc.slot="))
-                .map(str::to_owned),
+            slot: cmdline_value(cmdline, "rauc.slot").map(str::to_owned),
         })
     }
 }
@@ -76,6 +73,15 @@ impl HostFacts {
     }
 }
 
+/// The value of `key=value` on a kernel command line (`rauc.slot=B` -> `B`).
+pub fn cmdline_value<'a>(cmdline: &'a str, key: &str) -> Option<&'a str> {
+    cmdline
+        .split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .find(|(k, _)| *k == key)
+        .map(|(_, v)| v)
+}
+
 /// `MemTotal:  16384 kB` -> bytes.
 fn parse_mem_total(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
@@ -99,6 +105,9 @@ mod tests {
         assert_eq!(fw.version, "0.2.0");
         assert_eq!(fw.slot.as_deref(), Some("B"));
         assert_eq!(Firmware::read(&file, "ro").unwrap().slot, None);
+        let line = "ro rauc.slot=B vigil.attempts=3";
+        assert_eq!(cmdline_value(line, "vigil.attempts"), Some("3"));
+        assert_eq!(cmdline_value(line, "vigil.rescue"), None);
     }
 
     #[test]
