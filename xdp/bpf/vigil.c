@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0 OR BSD-2-Clause
 /*
- * Vigil's XDP program: allowlist ▸ blocklist ▸ per-source packet rate ▸ pass.
+ * Vigil's XDP program: allowlist ▸ blocklist ▸ per-source packet rate ▸ SYN guard ▸ pass.
  *
  * Every packet access goes through ptr_at(), the one bounds-checked helper. Malformed IP
  * headers are dropped: the kernel would discard them anyway, and dropping here keeps a
@@ -320,6 +320,8 @@ static __always_inline struct vigil_tables *tables(void)
 	return bpf_map_lookup_elem(&vigil_tbl, &zero);
 }
 
+#include "syn_guard.h"
+
 /* The verdict for a source, whichever its family: `v6` non-NULL for IPv6. */
 static __always_inline __u32 verdict_src(__be32 v4, const struct in6_addr *v6)
 {
@@ -353,10 +355,24 @@ static __always_inline __u32 verdict_src(__be32 v4, const struct in6_addr *v6)
 	return over_rate(cfg, key, &now) ? VIGIL_R_RATE_LIMITED : VIGIL_R_PASS;
 }
 
-static __always_inline __u32 verdict_v4(const struct xdp_md *ctx, __u64 off)
+/* A TCP segment the rules let through meets the SYN guard, when one is configured. */
+static __always_inline __u32 then_syn_guard(struct xdp_md *ctx, __u32 reason, __u64 off,
+					    __u64 l4_off, __u32 v6)
+{
+	struct vigil_config *cfg;
+
+	if (reason != VIGIL_R_PASS)
+		return reason;
+	cfg = config();
+	if (!cfg || cfg->syn_guards == 0)
+		return reason;
+	return v6 ? vigil_syn_guard6(ctx, off, l4_off) : vigil_syn_guard4(ctx, off, l4_off);
+}
+
+static __always_inline __u32 verdict_v4(struct xdp_md *ctx, __u64 off)
 {
 	struct iphdr *ip = ptr_at(ctx, off, sizeof(*ip));
-	__u32 hdr_len;
+	__u32 hdr_len, reason;
 
 	if (!ip || ip->version != 4 || ip->ihl < 5)
 		return VIGIL_R_MALFORMED;
@@ -364,20 +380,29 @@ static __always_inline __u32 verdict_v4(const struct xdp_md *ctx, __u64 off)
 	/* Options included: the whole header must be in the frame. */
 	if (!ptr_at(ctx, off, hdr_len) || bpf_ntohs(ip->tot_len) < hdr_len)
 		return VIGIL_R_MALFORMED;
-	return verdict_src(ip->saddr, NULL);
+	reason = verdict_src(ip->saddr, NULL);
+	/* A later fragment carries no TCP header to judge. */
+	if (ip->protocol != IPPROTO_TCP || (ip->frag_off & bpf_htons(IP_OFFSET)))
+		return reason;
+	return then_syn_guard(ctx, reason, off, off + hdr_len, 0);
 }
 
-static __always_inline __u32 verdict_v6(const struct xdp_md *ctx, __u64 off)
+static __always_inline __u32 verdict_v6(struct xdp_md *ctx, __u64 off)
 {
 	struct ipv6hdr *ip6 = ptr_at(ctx, off, sizeof(*ip6));
+	__u32 reason;
 
 	if (!ip6 || ip6->version != 6)
 		return VIGIL_R_MALFORMED;
-	return verdict_src(0, &ip6->saddr);
+	reason = verdict_src(0, &ip6->saddr);
+	/* Extension headers are not walked: such a segment is the stack's to judge. */
+	if (ip6->nexthdr != IPPROTO_TCP)
+		return reason;
+	return then_syn_guard(ctx, reason, off, off + sizeof(*ip6), 1);
 }
 
 /* Parses L2 (Ethernet, up to two 802.1Q/802.1ad tags) and returns the verdict reason. */
-static __always_inline __u32 vigil_verdict(const struct xdp_md *ctx)
+static __always_inline __u32 vigil_verdict(struct xdp_md *ctx)
 {
 	struct ethhdr *eth = ptr_at(ctx, 0, sizeof(*eth));
 	__u64 off = sizeof(struct ethhdr);
@@ -430,7 +455,10 @@ int vigil_xdp(struct xdp_md *ctx)
 	case VIGIL_R_BLOCKED:
 	case VIGIL_R_RATE_LIMITED:
 	case VIGIL_R_MALFORMED:
+	case VIGIL_R_SYN_GUARD_DROP:
 		return XDP_DROP;
+	case VIGIL_R_SYN_COOKIE:
+		return XDP_TX;
 	default:
 		return XDP_PASS;
 	}

@@ -13,7 +13,7 @@
 
 /* Bumped whenever a map key or value below changes layout. Written into the config map so
  * a daemon adopting pinned maps can refuse ones from an incompatible build. */
-#define VIGIL_ABI_VERSION 4
+#define VIGIL_ABI_VERSION 5
 
 #define VIGIL_REASON_LEN 48
 #define VIGIL_ORIGIN_LEN 32
@@ -26,7 +26,10 @@ enum vigil_reason {
 	VIGIL_R_RATE_LIMITED = 3, /* source over its packet rate */
 	VIGIL_R_MALFORMED = 4,   /* truncated or invalid L2/L3 header */
 	VIGIL_R_NON_IP = 5,      /* not IPv4/IPv6 (ARP, LLDP...): passed */
-	VIGIL_R_MAX = 6,
+	VIGIL_R_SYN_COOKIE = 6,  /* SYN to a guarded port answered with a SYN cookie (XDP_TX) */
+	VIGIL_R_SYN_COOKIE_ACK = 7, /* ACK carrying a valid cookie: passed to the SYN proxy */
+	VIGIL_R_SYN_GUARD_DROP = 8, /* guarded port, no connection, no valid cookie: dropped */
+	VIGIL_R_MAX = 9,
 };
 
 struct vigil_lpm_v4 {
@@ -158,6 +161,28 @@ struct vigil_bucket {
 
 #define VIGIL_RATE_ROWS 2
 
+/*
+ * SYN guard. Up to VIGIL_SYN_GUARDS listening ports; vigil_synp maps a port to its guard
+ * (1-based, 0 = unguarded). Each CPU counts a guard's SYNs in windows of 1/8 s; a window over
+ * syn_limit arms the guard on that CPU for syn_hold_ns (syn_limit 0: always armed). Armed, the
+ * program answers SYNs itself with SYN cookies and lets through only segments of connections
+ * the host has a socket for and ACKs that carry a valid cookie (the SYN proxy in netfilter
+ * completes those handshakes); unarmed, the port's traffic goes to the stack as any other.
+ */
+#define VIGIL_SYN_GUARDS 16
+#define VIGIL_SYN_WINDOWS_PER_SEC 8
+
+/* Per CPU and guard (vigil_syns, index = guard). */
+struct vigil_syn_state {
+	__u64 window_ns;      /* start of the current window (CLOCK_MONOTONIC) */
+	__u64 armed_until_ns; /* armed while now < this */
+	__u64 window_syns;    /* SYNs in the current window */
+	__u64 syns;           /* SYNs seen, armed or not */
+	__u64 cookies;        /* SYN-ACKs with a cookie sent */
+	__u64 cookie_acks;    /* ACKs with a valid cookie passed */
+	__u64 dropped;        /* segments the armed guard dropped */
+};
+
 struct vigil_config {
 	__u32 abi_version;
 	__u32 rate_enabled;  /* 0 or 1 */
@@ -170,6 +195,16 @@ struct vigil_config {
 	__u32 allow_v4_used;
 	__u32 allow_v6_used;
 	__u32 rate_bits;     /* log2 of the buckets per row of the rate sketch */
+	/* SYN guard (see above); syn_guards 0 turns it off. */
+	__u32 syn_guards;    /* guards in use */
+	__u32 syn_mss4;      /* MSS announced in SYN-ACKs, IPv4 and IPv6 */
+	__u32 syn_mss6;
+	__u32 syn_wscale;    /* window scale announced (the SYN proxy's must match) */
+	__u32 syn_ttl;       /* TTL / hop limit of SYN-ACKs */
+	__u32 syn_pad;
+	__u64 syn_hold_ns;   /* how long a window over the limit keeps the guard armed */
+	__u32 syn_port[VIGIL_SYN_GUARDS];  /* the port of each guard (index = guard - 1) */
+	__u32 syn_limit[VIGIL_SYN_GUARDS]; /* SYNs per window per CPU before arming; 0 = always */
 };
 
 #define VIGIL_MODE_NATIVE 1u

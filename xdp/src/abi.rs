@@ -2,7 +2,7 @@
 //! `abi_matches_btf` checks sizes and offsets against the compiled object's BTF.
 
 /// Bumped with `VIGIL_ABI_VERSION` in the header whenever a layout changes.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 /// Bytes of operator text kept with each rule.
 pub const REASON_LEN: usize = 48;
 /// Bytes of the fleet box name kept with a rule learned from the fleet.
@@ -19,19 +19,25 @@ pub enum Reason {
     RateLimited = 3,
     Malformed = 4,
     NonIp = 5,
+    SynCookie = 6,
+    SynCookieAck = 7,
+    SynGuardDrop = 8,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 9] = [
         Reason::Pass,
         Reason::Allowlisted,
         Reason::Blocked,
         Reason::RateLimited,
         Reason::Malformed,
         Reason::NonIp,
+        Reason::SynCookie,
+        Reason::SynCookieAck,
+        Reason::SynGuardDrop,
     ];
     /// Number of counter slots (`VIGIL_R_MAX`).
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 9;
 
     /// The stable name used in `vigilctl stats` and in metrics.
     pub fn as_str(self) -> &'static str {
@@ -42,6 +48,21 @@ impl Reason {
             Reason::RateLimited => "rate_limited",
             Reason::Malformed => "malformed",
             Reason::NonIp => "non_ip",
+            Reason::SynCookie => "syn_cookie",
+            Reason::SynCookieAck => "syn_cookie_ack",
+            Reason::SynGuardDrop => "syn_guard_drop",
+        }
+    }
+
+    /// What the program does with such a packet: `pass`, `drop`, or `answer` (a SYN the SYN
+    /// guard turned into its SYN-ACK and sent back).
+    pub fn verdict(self) -> &'static str {
+        if self.drops() {
+            "drop"
+        } else if self == Reason::SynCookie {
+            "answer"
+        } else {
+            "pass"
         }
     }
 
@@ -49,7 +70,7 @@ impl Reason {
     pub fn drops(self) -> bool {
         matches!(
             self,
-            Reason::Blocked | Reason::RateLimited | Reason::Malformed
+            Reason::Blocked | Reason::RateLimited | Reason::Malformed | Reason::SynGuardDrop
         )
     }
 }
@@ -214,6 +235,36 @@ pub struct Config {
     pub allow_v6_used: u32,
     /// log2 of the buckets per row of the per-CPU rate sketch.
     pub rate_bits: u32,
+    /// SYN guard: guards in use (0 = off).
+    pub syn_guards: u32,
+    pub syn_mss4: u32,
+    pub syn_mss6: u32,
+    pub syn_wscale: u32,
+    pub syn_ttl: u32,
+    pub syn_pad: u32,
+    pub syn_hold_ns: u64,
+    /// The port of each guard (index = guard - 1).
+    pub syn_port: [u32; SYN_GUARDS],
+    /// SYNs per window per CPU before a guard arms; 0 = always armed.
+    pub syn_limit: [u32; SYN_GUARDS],
+}
+
+/// `VIGIL_SYN_GUARDS`: ports the SYN guard can cover.
+pub const SYN_GUARDS: usize = 16;
+/// `VIGIL_SYN_WINDOWS_PER_SEC`: the guard counts SYNs in windows of 1/8 s.
+pub const SYN_WINDOWS_PER_SEC: u32 = 8;
+
+/// Per CPU and guard (`struct vigil_syn_state`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SynState {
+    pub window_ns: u64,
+    pub armed_until_ns: u64,
+    pub window_syns: u64,
+    pub syns: u64,
+    pub cookies: u64,
+    pub cookie_acks: u64,
+    pub dropped: u64,
 }
 
 pub const MODE_NATIVE: u32 = 1;
@@ -247,3 +298,5 @@ unsafe impl aya::Pod for Bucket {}
 unsafe impl aya::Pod for Config {}
 // SAFETY: as above.
 unsafe impl aya::Pod for Counter {}
+// SAFETY: as above.
+unsafe impl aya::Pod for SynState {}

@@ -16,6 +16,7 @@ use tracing::{info, warn};
 use crate::{
     OBJECT, XdpError, abi,
     maps::{self, RateLimit, VigilMaps},
+    syn::SynGuard,
     sys,
 };
 
@@ -71,6 +72,8 @@ pub struct AttachOptions {
     /// Buckets per row of the per-CPU rate sketch (rounded up to a power of two); only used
     /// when the maps are created.
     pub rate_table_size: u32,
+    /// Listening ports answered with SYN cookies under a SYN flood; `None` turns it off.
+    pub syn_guard: Option<SynGuard>,
 }
 
 /// The program attached to an interface, with its maps.
@@ -134,6 +137,7 @@ fn attach_new(opts: &AttachOptions, ifindex: u32, dir: &Path) -> Result<Attachme
     pin(prog, link_id, dir)?;
     let mut maps = VigilMaps::open(dir)?;
     maps.set_config(opts.rate, mode.to_abi())?;
+    maps.set_syn_guard(opts.syn_guard.as_ref())?;
     // Maps left pinned by an earlier run keep their rules: the tables are built from them.
     let rules = maps.resync()?;
     info!(iface = %opts.iface, ?mode, rules, pins = %dir.display(), "attached the XDP program");
@@ -158,6 +162,7 @@ fn adopt(opts: &AttachOptions, ifindex: u32, dir: &Path) -> Result<Option<Attach
             let mut maps = VigilMaps::open(dir)?;
             let mode = AttachedMode::from_abi(maps.config()?.attach_mode);
             maps.set_config(opts.rate, mode.to_abi())?;
+            maps.set_syn_guard(opts.syn_guard.as_ref())?;
             // The tables are rebuilt from the rule store, so a change cut short by a crash
             // leaves nothing behind.
             let rules = maps.resync()?;
@@ -303,6 +308,9 @@ fn is_eperm(e: &aya::maps::MapError) -> bool {
 
 /// Refuses pinned maps of an incompatible layout before the loader silently reuses them.
 fn check_existing_pins(dir: &Path) -> Result<(), XdpError> {
+    if dir.join(maps::CONFIG).exists() {
+        maps::check_abi(dir)?;
+    }
     let present = maps::ALL_MAPS
         .iter()
         .filter(|m| dir.join(m).exists())

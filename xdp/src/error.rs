@@ -12,6 +12,9 @@ pub enum XdpError {
     #[error("the XDP lookup tables have no room for {what}: they hold at most {max}")]
     TablesFull { what: String, max: String },
 
+    #[error("{what}")]
+    Invalid { what: String },
+
     #[error("interface {iface:?} does not exist (check `ip link`)")]
     UnknownInterface { iface: String },
 

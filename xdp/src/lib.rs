@@ -1,7 +1,8 @@
 //! Vigil's XDP layer: the program (C, in `bpf/`, compiled by `build.rs` and embedded here), its
 //! ABI twin, and a typed API over the maps it pins under `/sys/fs/bpf/vigil/<iface>/`.
 //!
-//! Verdict order in the program: allowlist ▸ blocklist ▸ per-source packet rate ▸ pass.
+//! Verdict order in the program: allowlist ▸ blocklist ▸ per-source packet rate ▸ SYN guard
+//! (TCP to a guarded port) ▸ pass.
 //! The lists are looked up in tables built from the rules (see [`tables`]).
 
 pub mod abi;
@@ -9,9 +10,11 @@ mod attach;
 mod cidr;
 pub mod clock;
 mod error;
+pub mod frames;
 mod mapped;
 pub mod maps;
 mod ruleset;
+pub mod syn;
 mod sys;
 pub mod tables;
 pub mod testrun;
@@ -23,6 +26,7 @@ pub use attach::{
 pub use cidr::parse_cidr;
 pub use error::XdpError;
 pub use maps::{Counters, List, RateLimit, RuleCounts, RuleEntry, VigilMaps};
+pub use syn::{SynGuard, SynGuardPort, SynPortStatus};
 pub use tables::TableMemory;
 
 /// Where pins live unless configured otherwise.

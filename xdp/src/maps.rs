@@ -27,7 +27,9 @@ pub const ALLOW_V6: &str = "vigil_alw6";
 pub const RATE: &str = "vigil_rate";
 pub const COUNTERS: &str = "vigil_cnt";
 pub const CONFIG: &str = "vigil_cfg";
-pub const ALL_MAPS: [&str; 13] = [
+pub const SYN_PORTS: &str = "vigil_synp";
+pub const SYN_STATE: &str = "vigil_syns";
+pub const ALL_MAPS: [&str; 15] = [
     BLOCK_V4,
     BLOCK_V6,
     ALLOW_V4,
@@ -41,6 +43,8 @@ pub const ALL_MAPS: [&str; 13] = [
     tables::TBL,
     tables::H6,
     tables::V6B,
+    SYN_PORTS,
+    SYN_STATE,
 ];
 
 /// Which of the two rule sets.
@@ -146,6 +150,8 @@ pub struct VigilMaps {
     rate: PerCpuArray<MapData, abi::Bucket>,
     counters: PerCpuArray<MapData, Counter>,
     config: Array<MapData, Config>,
+    pub(crate) syn_ports: Array<MapData, u32>,
+    pub(crate) syn_state: PerCpuArray<MapData, abi::SynState>,
     tables: Tables,
 }
 
@@ -169,6 +175,36 @@ fn open_map(dir: &Path, name: &str) -> Result<Map, XdpError> {
     Map::from_map_data(data).map_err(XdpError::map(format!("reading {}", path.display())))
 }
 
+/// Refuses a pinned config map written by a build of another ABI version (or of another
+/// layout altogether).
+pub(crate) fn check_abi(dir: &Path) -> Result<(), XdpError> {
+    let path = dir.join(CONFIG);
+    let incompatible = |detail: String| XdpError::IncompatiblePin {
+        path: path.clone(),
+        detail,
+    };
+    let map = open_map(dir, CONFIG)?;
+    let version = match Array::<MapData, Config>::try_from(map) {
+        Ok(a) => {
+            a.get(&0, 0)
+                .map_err(XdpError::map("reading the XDP config map"))?
+                .abi_version
+        }
+        Err(e) => {
+            return Err(incompatible(format!(
+                "{e} (a build of another ABI version)"
+            )));
+        }
+    };
+    if version != 0 && version != abi::ABI_VERSION {
+        return Err(incompatible(format!(
+            "ABI version {version} (this build: {})",
+            abi::ABI_VERSION
+        )));
+    }
+    Ok(())
+}
+
 macro_rules! typed {
     ($dir:expr, $name:expr) => {{
         let map = open_map($dir, $name)?;
@@ -182,7 +218,9 @@ macro_rules! typed {
 impl VigilMaps {
     /// Opens the maps pinned in `dir` (`<pin_root>/<iface>`).
     pub fn open(dir: &Path) -> Result<Self, XdpError> {
-        let maps = VigilMaps {
+        // The ABI first: pins of another layout must be named as such, not as missing maps.
+        check_abi(dir)?;
+        Ok(VigilMaps {
             dir: dir.to_owned(),
             blk4: typed!(dir, BLOCK_V4),
             blk6: typed!(dir, BLOCK_V6),
@@ -191,20 +229,10 @@ impl VigilMaps {
             rate: typed!(dir, RATE),
             counters: typed!(dir, COUNTERS),
             config: typed!(dir, CONFIG),
+            syn_ports: typed!(dir, SYN_PORTS),
+            syn_state: typed!(dir, SYN_STATE),
             tables: Tables::open(dir)?,
-        };
-        let cfg = maps.config()?;
-        if cfg.abi_version != 0 && cfg.abi_version != abi::ABI_VERSION {
-            return Err(XdpError::IncompatiblePin {
-                path: dir.join(CONFIG),
-                detail: format!(
-                    "ABI version {} (this build: {})",
-                    cfg.abi_version,
-                    abi::ABI_VERSION
-                ),
-            });
-        }
-        Ok(maps)
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -565,6 +593,12 @@ impl VigilMaps {
         Ok(Counters { by_reason })
     }
 
+    pub(crate) fn set_config_raw(&mut self, cfg: Config) -> Result<(), XdpError> {
+        self.config
+            .set(0, cfg, 0)
+            .map_err(XdpError::map("writing the XDP config map"))
+    }
+
     pub fn config(&self) -> Result<Config, XdpError> {
         self.config
             .get(&0, 0)
@@ -585,9 +619,9 @@ impl VigilMaps {
             ns_per_packet,
             burst_ns,
             attach_mode,
-            allow_v4_used: old.allow_v4_used,
-            allow_v6_used: old.allow_v6_used,
             rate_bits: self.rate_bits(),
+            // The allowlist flags and the SYN guard have their own writers.
+            ..old
         };
         self.config
             .set(0, cfg, 0)

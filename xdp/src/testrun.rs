@@ -19,6 +19,7 @@ use crate::{OBJECT, XdpError, maps::VigilMaps};
 /// XDP return codes.
 pub const XDP_DROP: u32 = 1;
 pub const XDP_PASS: u32 = 2;
+pub const XDP_TX: u32 = 3;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RunResult {
@@ -106,6 +107,22 @@ impl TestProgram {
             action: r.return_value,
             per_run: r.duration,
         })
+    }
+
+    /// Runs the program once on `frame` and returns its action with the frame as the program
+    /// left it (rewritten for `XDP_TX`).
+    pub fn run_out(&mut self, frame: &[u8]) -> Result<(u32, Vec<u8>), XdpError> {
+        let prog = self.xdp()?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let mut opts = TestRunOptions::new();
+        opts.data_in = Some(frame);
+        opts.data_out = Some(&mut out);
+        let r = prog.test_run(opts).map_err(|e| XdpError::Program {
+            what: "BPF_PROG_TEST_RUN".into(),
+            source: e,
+        })?;
+        out.truncate(r.data_size_out as usize);
+        Ok((r.return_value, out))
     }
 
     pub fn pin_dir(&self) -> Option<&Path> {

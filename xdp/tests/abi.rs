@@ -8,7 +8,8 @@ use std::mem::{offset_of, size_of};
 
 use object::{Object, ObjectSection};
 use vigil_xdp::abi::{
-    Bucket, Config, Counter, LpmV4, LpmV6, Row, Rule, Slot, Tables, V6Bucket, V6Key, V6Lens, V6Val,
+    Bucket, Config, Counter, LpmV4, LpmV6, Row, Rule, Slot, SynState, Tables, V6Bucket, V6Key,
+    V6Lens, V6Val,
 };
 
 const BTF_KIND_STRUCT: u32 = 4;
@@ -136,7 +137,30 @@ fn abi_matches_btf() {
             attach_mode,
             allow_v4_used,
             allow_v6_used,
-            rate_bits
+            rate_bits,
+            syn_guards,
+            syn_mss4,
+            syn_mss6,
+            syn_wscale,
+            syn_ttl,
+            syn_pad,
+            syn_hold_ns,
+            syn_port,
+            syn_limit
+        ]
+    );
+    check!(
+        layouts,
+        "vigil_syn_state",
+        SynState,
+        [
+            window_ns,
+            armed_until_ns,
+            window_syns,
+            syns,
+            cookies,
+            cookie_acks,
+            dropped
         ]
     );
     check!(layouts, "vigil_counter", Counter, [packets, bytes]);

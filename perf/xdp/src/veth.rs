@@ -216,6 +216,7 @@ impl XdpGuard {
             mode: ModePolicy::Native,
             rate: None,
             rate_table_size: 65536,
+            syn_guard: None,
         })
         .with_context(|| format!("attaching Vigil natively to {}", self.iface))?;
         Ok(self.attachment.insert(att))
