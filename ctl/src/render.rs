@@ -71,7 +71,10 @@ pub fn stats(s: &Stats) -> String {
     );
     let order = vigil_xdp::abi::Reason::ALL.map(|r| r.as_str());
     for (name, c) in order.iter().filter_map(|n| s.xdp.get(*n).map(|c| (n, c))) {
-        let verdict = if c.dropped { "drop" } else { "pass" };
+        let verdict = vigil_xdp::abi::Reason::ALL
+            .iter()
+            .find(|r| r.as_str() == *name)
+            .map_or(if c.dropped { "drop" } else { "pass" }, |r| r.verdict());
         out.push_str(&format!(
             "{:<14} {:>14} {:>16}  {verdict}\n",
             name, c.packets, c.bytes
@@ -150,6 +153,23 @@ fn xdp(x: Option<&XdpReport>) -> String {
         "rules:         {} block, {} allow\n",
         x.block_rules, x.allow_rules
     ));
+    for g in &x.syn_guard {
+        let when = if g.syn_rate == 0 {
+            "always".to_owned()
+        } else {
+            format!("over {} SYN/s per CPU", g.syn_rate)
+        };
+        out.push_str(&format!(
+            "syn guard:     port {} {} ({when}): {} SYNs, {} cookies sent, {} cookie ACKs, {} \
+             dropped\n",
+            g.port,
+            if g.armed { "ARMED" } else { "watching" },
+            g.syns,
+            g.cookies,
+            g.cookie_acks,
+            g.dropped
+        ));
+    }
     if let Some(t) = x.tables {
         out.push_str(&format!(
             "tables:        {} ({} of {} rule slots, {} of {} /24 groups, {} IPv6 length{})\n",

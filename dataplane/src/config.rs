@@ -183,6 +183,126 @@ pub struct XdpSection {
     /// The older spelling of `sweep_interval`, in milliseconds.
     #[serde(default)]
     pub sweep_interval_ms: Option<u64>,
+    /// SYN cookies from XDP for the listening ports under a SYN flood.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syn_guard: Option<SynGuardSection>,
+}
+
+/// `[xdp.syn_guard]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SynGuardSection {
+    /// Listening ports: a number, or `{ port = N, syn_rate = R }` for a port of its own rate.
+    pub ports: Vec<SynGuardPortSpec>,
+    /// SYNs per second per CPU above which XDP answers a port's SYNs itself; 0 = always.
+    #[serde(default = "default_syn_rate")]
+    pub syn_rate: u32,
+    /// How long a port stays guarded after its SYN rate drops back.
+    #[serde(default, with = "vigil_control::duration::option")]
+    pub hold: Option<Duration>,
+    #[serde(default = "default_mss4")]
+    pub mss: u16,
+    #[serde(default = "default_mss6")]
+    pub mss6: u16,
+    #[serde(default = "default_wscale")]
+    pub wscale: u8,
+    #[serde(default = "default_syn_ttl")]
+    pub ttl: u8,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum SynGuardPortSpec {
+    Port(u16),
+    #[serde(rename_all = "snake_case")]
+    WithRate {
+        port: u16,
+        syn_rate: u32,
+    },
+}
+
+fn default_syn_rate() -> u32 {
+    1000
+}
+fn default_mss4() -> u16 {
+    1460
+}
+fn default_mss6() -> u16 {
+    1440
+}
+fn default_wscale() -> u8 {
+    7
+}
+fn default_syn_ttl() -> u8 {
+    64
+}
+const DEFAULT_SYN_HOLD: Duration = Duration::from_secs(10);
+
+impl SynGuardSection {
+    /// The guard as the XDP layer takes it.
+    pub fn guard(&self) -> vigil_xdp::SynGuard {
+        vigil_xdp::SynGuard {
+            ports: self
+                .ports
+                .iter()
+                .map(|p| match *p {
+                    SynGuardPortSpec::Port(port) => vigil_xdp::SynGuardPort {
+                        port,
+                        syn_rate: self.syn_rate,
+                    },
+                    SynGuardPortSpec::WithRate { port, syn_rate } => {
+                        vigil_xdp::SynGuardPort { port, syn_rate }
+                    }
+                })
+                .collect(),
+            hold: self.hold.unwrap_or(DEFAULT_SYN_HOLD),
+            mss4: self.mss,
+            mss6: self.mss6,
+            wscale: self.wscale,
+            ttl: self.ttl,
+        }
+    }
+
+    fn validate(&self) -> Result<(), KeyProblem> {
+        let bad = |key: &str, why: &str| Err((format!("xdp.syn_guard.{key}"), why.to_owned()));
+        let g = self.guard();
+        if g.ports.is_empty() || g.ports.len() > vigil_xdp::abi::SYN_GUARDS {
+            return bad("ports", "list 1 to 16 listening ports");
+        }
+        for (i, p) in g.ports.iter().enumerate() {
+            if p.port == 0 {
+                return bad(&format!("ports[{i}]"), "port 0 is not a listening port");
+            }
+            if g.ports[..i].iter().any(|q| q.port == p.port) {
+                return bad(
+                    &format!("ports[{i}]"),
+                    &format!("port {} is listed twice", p.port),
+                );
+            }
+            if p.syn_rate > 1_000_000_000 {
+                return bad(&format!("ports[{i}].syn_rate"), "must be between 0 and 1e9");
+            }
+        }
+        if self.syn_rate > 1_000_000_000 {
+            return bad("syn_rate", "must be between 0 (always guard) and 1e9");
+        }
+        if !(Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&g.hold) {
+            return bad("hold", "must be between 1s and 1h");
+        }
+        if !(536..=9000).contains(&self.mss) {
+            return bad("mss", "must be between 536 and 9000");
+        }
+        if !(1220..=9000).contains(&self.mss6) {
+            return bad("mss6", "must be between 1220 and 9000");
+        }
+        if self.wscale > 14 {
+            return bad("wscale", "must be between 0 and 14");
+        }
+        if self.ttl == 0 {
+            return bad("ttl", "must be between 1 and 255");
+        }
+        Ok(())
+    }
 }
 
 /// `xdp.sweep_interval` and its older integer spelling.
@@ -349,6 +469,9 @@ impl Config {
                     return Err((SWEEP.key.into(), "must be between 100ms and 60s".into()));
                 }
                 _ => {}
+            }
+            if let Some(g) = &x.syn_guard {
+                g.validate()?;
             }
             if let Some(r) = x.rate_limit {
                 if r.pps == 0 || r.pps > 1_000_000_000 {

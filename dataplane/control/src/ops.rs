@@ -230,6 +230,7 @@ pub fn xdp_status(maps: &VigilMaps, iface: &str, mode: AttachedMode) -> Result<X
         allow_rules: count_of(maps, List::Allow),
         tables: Some(maps.table_memory()),
         adopted: None,
+        syn_guard: maps.syn_guard_status()?,
     })
 }
 

@@ -87,6 +87,49 @@ fn xdp_metrics(d: &Daemon, e: &mut Exposition<'_, '_>) -> fmt::Result {
             .iter()
             .map(|r| ([("reason", r.as_str())], count(*r, true))),
     )?;
+    let syn = maps
+        .and_then(|m| m.syn_guard_status().ok())
+        .unwrap_or_default();
+    if !syn.is_empty() {
+        let ports: Vec<String> = syn.iter().map(|g| g.port.to_string()).collect();
+        e.gauges(
+            "vigil_xdp_syn_guard_armed",
+            "1 while XDP answers the port's SYNs with SYN cookies (a SYN flood is on).",
+            syn.iter()
+                .zip(&ports)
+                .map(|(g, p)| ([("port", p.as_str())], i64::from(g.armed))),
+        )?;
+        for (name, help, get) in [
+            (
+                "vigil_xdp_syn_guard_syns_total",
+                "SYNs to a guarded port, by port.",
+                (|g: &vigil_xdp::SynPortStatus| g.syns) as fn(&vigil_xdp::SynPortStatus) -> u64,
+            ),
+            (
+                "vigil_xdp_syn_guard_cookies_total",
+                "SYN-ACKs with a SYN cookie sent from XDP, by port.",
+                |g| g.cookies,
+            ),
+            (
+                "vigil_xdp_syn_guard_cookie_acks_total",
+                "ACKs with a valid SYN cookie passed to the SYN proxy, by port.",
+                |g| g.cookie_acks,
+            ),
+            (
+                "vigil_xdp_syn_guard_dropped_total",
+                "Segments the armed SYN guard dropped (no connection, no valid cookie), by port.",
+                |g| g.dropped,
+            ),
+        ] {
+            e.counters(
+                name,
+                help,
+                syn.iter()
+                    .zip(&ports)
+                    .map(|(g, p)| ([("port", p.as_str())], get(g))),
+            )?;
+        }
+    }
     // From the counters kept at every insert and delete: no walk over a million rules.
     let counts = maps.map(|m| m.rule_counts()).unwrap_or_default();
     let mut rules = Vec::new();

@@ -7,6 +7,7 @@ mod hw;
 mod metrics;
 pub mod notify;
 mod run;
+mod syn_proxy;
 mod xdp;
 
 use std::{

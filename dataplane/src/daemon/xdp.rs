@@ -16,7 +16,7 @@ use vigil_xdp::{
     abi::{RULE_F_AUTO, RULE_F_CONFIG},
 };
 
-use super::{Daemon, lock};
+use super::{Daemon, lock, syn_proxy};
 use crate::config::XdpSection;
 
 /// The operator's and auto-ban rules of a program detached by `xdp detach`, kept until
@@ -46,7 +46,7 @@ impl Daemon {
             att.maps
                 .insert_many(list, &wanted, "config", RULE_F_CONFIG)?;
         }
-        Ok(())
+        apply_syn_guard(att, section.syn_guard.as_ref().map(|g| g.guard()).as_ref())
     }
 
     pub(super) fn with_maps<T>(
@@ -78,6 +78,7 @@ impl Daemon {
             .map(|x| x.pin_root.clone())
             .unwrap_or_default();
         let iface = att.iface.clone();
+        remove_syn_guard(&att);
         drop(att);
         match vigil_xdp::detach(&root, &iface) {
             Ok(_) => warn!(%iface, "start failed: the XDP program it attached was detached again"),
@@ -112,6 +113,7 @@ impl Daemon {
             }
         }
         *lock(&DETACHED_RULES) = kept;
+        remove_syn_guard(&att);
         drop(att);
         vigil_xdp::detach(&root, &iface)
             .map_err(|e| ControlError::new(ErrorCode::Failed, e.to_string()))?;
@@ -197,6 +199,39 @@ impl Daemon {
     }
 }
 
+/// Turns the SYN guard on, changes it or turns it off. Netfilter's SYN proxy goes in before
+/// XDP hands it cookie ACKs, and goes out after XDP stops.
+fn apply_syn_guard(
+    att: &mut Attachment,
+    guard: Option<&vigil_xdp::SynGuard>,
+) -> Result<(), OpError> {
+    match guard {
+        Some(g) => {
+            syn_proxy::install(&att.iface, g).map_err(|e| {
+                OpError::Xdp(vigil_xdp::XdpError::Invalid {
+                    what: format!("{e:#}"),
+                })
+            })?;
+            att.maps.set_syn_guard(Some(g))?;
+        }
+        None => {
+            if att.maps.config()?.syn_guards > 0 {
+                att.maps.set_syn_guard(None)?;
+                syn_proxy::remove(&att.iface);
+                info!(iface = %att.iface, "SYN guard off");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Before a detach: the guard's netfilter half goes with the program.
+fn remove_syn_guard(att: &Attachment) {
+    if att.maps.config().is_ok_and(|c| c.syn_guards > 0) {
+        syn_proxy::remove(&att.iface);
+    }
+}
+
 /// Puts back the rules [`DETACHED_RULES`] kept, with the time they had left; returns how many.
 fn restore(maps: &mut vigil_xdp::VigilMaps) -> usize {
     let kept = std::mem::take(&mut *lock(&DETACHED_RULES));
@@ -234,6 +269,8 @@ pub(super) fn attach(x: &XdpSection) -> anyhow::Result<Attachment> {
         mode: x.mode,
         rate: x.rate(),
         rate_table_size: x.rate_table_size,
+        // Applied with the config's rules, once netfilter's SYN proxy is in place.
+        syn_guard: None,
     })?;
     if att.mode == vigil_xdp::AttachedMode::Generic {
         warn!(iface = %att.iface, "XDP runs in generic mode: drops cost an skb each");

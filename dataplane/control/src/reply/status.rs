@@ -88,6 +88,9 @@ pub struct XdpStatus {
     /// Whether vigild adopted pins left by an earlier run (absent offline).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adopted: Option<bool>,
+    /// The SYN guard's ports, their state and counters (empty when it is off).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub syn_guard: Vec<vigil_xdp::SynPortStatus>,
 }
 
 /// The per-source packet rate limit in force.
