@@ -5,7 +5,7 @@ set -euo pipefail
 
 PACKAGES=(
   clang llvm libbpf-dev libelf-dev bpftool   # the XDP program (compiled in xdp/build.rs)
-  iproute2 iputils-ping nftables             # namespaces, veth pairs, the nftables peer
+  iproute2 iputils-ping nftables ethtool     # namespaces, veth pairs, the nftables peer and SYN proxy
   swtpm swtpm-tools libtss2-dev tpm2-tools   # TPM-backed keys, swtpm as the TPM in tests
   pkg-config curl openssl                    # builds of -sys crates; real TLS clients
   nginx-light nghttp2-client                 # the TLS peer and load generator of perf/tls

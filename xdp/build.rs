@@ -6,7 +6,7 @@ use std::{env, path::PathBuf, process::Command};
 
 use anyhow::{Context, bail};
 
-const PROGRAMS: &[&str] = &["vigil", "bare_drop"];
+const PROGRAMS: &[&str] = &["vigil", "bare_drop", "test_peer"];
 
 fn main() -> anyhow::Result<()> {
     let out = PathBuf::from(env::var("OUT_DIR").context("OUT_DIR is not set")?);

@@ -586,6 +586,73 @@ pub(crate) mod tests {
         Config::parse(s, Path::new("test.toml")).map_err(|e| e.to_string())
     }
 
+    #[test]
+    fn syn_guard_ports_rates_and_limits() {
+        let cfg = parse(
+            "[xdp]\ninterface = \"eth0\"\n[xdp.syn_guard]\nports = [443, { port = 8443, \
+             syn_rate = 0 }]\nsyn_rate = 500\nhold = \"30s\"\n",
+        )
+        .unwrap();
+        let g = cfg.xdp.unwrap().syn_guard.unwrap().guard();
+        assert_eq!(
+            g.ports,
+            vec![
+                vigil_xdp::SynGuardPort {
+                    port: 443,
+                    syn_rate: 500
+                },
+                vigil_xdp::SynGuardPort {
+                    port: 8443,
+                    syn_rate: 0
+                },
+            ]
+        );
+        assert_eq!(
+            (g.hold, g.mss4, g.mss6, g.wscale, g.ttl),
+            (Duration::from_secs(30), 1460, 1440, 7, 64)
+        );
+        for (extra, want) in [
+            (
+                "ports = []",
+                "xdp.syn_guard.ports: list 1 to 16 listening ports",
+            ),
+            (
+                "ports = [443, 443]",
+                "xdp.syn_guard.ports[1]: port 443 is listed twice",
+            ),
+            (
+                "ports = [0]",
+                "xdp.syn_guard.ports[0]: port 0 is not a listening port",
+            ),
+            (
+                "ports = [443]\nhold = \"100ms\"",
+                "xdp.syn_guard.hold: must be between 1s and 1h",
+            ),
+            (
+                "ports = [443]\nwscale = 15",
+                "xdp.syn_guard.wscale: must be between 0 and 14",
+            ),
+            (
+                "ports = [443]\nmss = 100",
+                "xdp.syn_guard.mss: must be between 536 and 9000",
+            ),
+            ("ports = [443]\nsynrate = 5", "unknown field `synrate`"),
+        ] {
+            let e = parse(&format!(
+                "[xdp]\ninterface = \"eth0\"\n[xdp.syn_guard]\n{extra}\n"
+            ))
+            .unwrap_err();
+            assert!(e.contains(want), "{extra}: {e}");
+        }
+        let many: Vec<String> = (1..=17).map(|p| p.to_string()).collect();
+        let e = parse(&format!(
+            "[xdp]\ninterface = \"eth0\"\n[xdp.syn_guard]\nports = [{}]\n",
+            many.join(",")
+        ))
+        .unwrap_err();
+        assert!(e.contains("list 1 to 16"), "{e}");
+    }
+
     /// A fleet signing key file for a test named `tag` (`[fleet]` needs a readable one).
     pub(super) fn fleet_key(tag: &str) -> PathBuf {
         let path =

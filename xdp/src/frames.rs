@@ -4,6 +4,10 @@
 
 use std::net::IpAddr;
 
+/// The source MAC of test floods: a station that is not there. The far end of a test veth pair
+/// drops frames sent to it (`bpf/test_peer.c`), as a router would carry them away.
+pub const PHANTOM_MAC: [u8; 6] = [0x02, 0xde, 0xad, 0xbe, 0xef, 0x01];
+
 pub const FIN: u8 = 0x01;
 pub const SYN: u8 = 0x02;
 pub const RST: u8 = 0x04;
@@ -209,6 +213,7 @@ pub fn tcp_options(o: &[u8]) -> Vec<(u8, Vec<u8>)> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

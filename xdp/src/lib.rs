@@ -38,3 +38,8 @@ pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), 
 /// A program that drops everything: the reference cost for the benchmark.
 pub static BARE_DROP_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/bare_drop.o"));
+
+/// For the far end of a test veth pair (section `xdp`): drops frames for
+/// [`frames::PHANTOM_MAC`] and passes the rest (see `bpf/test_peer.c`).
+pub static TEST_PEER_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/test_peer.o"));

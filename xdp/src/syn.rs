@@ -98,6 +98,7 @@ impl VigilMaps {
                 .set(u32::from(p.port), i as u32 + 1, 0)
                 .map_err(XdpError::map("writing a SYN guard port"))?;
         }
+        self.reset_syn_state(&old, old_count, &cfg.syn_port, g.ports.len())?;
         cfg.syn_mss4 = u32::from(g.mss4);
         cfg.syn_mss6 = u32::from(g.mss6);
         cfg.syn_wscale = u32::from(g.wscale);
@@ -105,6 +106,49 @@ impl VigilMaps {
         cfg.syn_hold_ns = u64::try_from(g.hold.as_nanos()).unwrap_or(u64::MAX);
         cfg.syn_guards = g.ports.len() as u32;
         self.set_config_raw(cfg)
+    }
+
+    /// A new setting starts unarmed: each guard's window and arming are cleared on every CPU.
+    /// Its counters carry on when it guards the same port as before, and start at zero for a
+    /// port that is new in its slot.
+    fn reset_syn_state(
+        &mut self,
+        old_ports: &[u32; SYN_GUARDS],
+        old_count: usize,
+        new_ports: &[u32; SYN_GUARDS],
+        new_count: usize,
+    ) -> Result<(), XdpError> {
+        for i in 0..new_count.min(SYN_GUARDS) {
+            let key = i as u32 + 1;
+            let same_port = i < old_count && old_ports[i] == new_ports[i];
+            let per_cpu = self
+                .syn_state
+                .get(&key, 0)
+                .map_err(XdpError::map("reading the SYN guard's state"))?;
+            let fresh: Vec<SynState> = per_cpu
+                .iter()
+                .map(|c| {
+                    if same_port {
+                        SynState {
+                            window_ns: 0,
+                            armed_until_ns: 0,
+                            window_syns: 0,
+                            ..*c
+                        }
+                    } else {
+                        SynState::default()
+                    }
+                })
+                .collect();
+            let values =
+                aya::maps::PerCpuValues::try_from(fresh).map_err(|e| XdpError::Invalid {
+                    what: format!("sizing the SYN guard's state: {e}"),
+                })?;
+            self.syn_state
+                .set(key, values, 0)
+                .map_err(XdpError::map("writing the SYN guard's state"))?;
+        }
+        Ok(())
     }
 
     /// Each guarded port's state and counters; empty when the guard is off.
