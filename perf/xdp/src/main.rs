@@ -9,6 +9,7 @@ mod frame;
 mod report;
 mod sender;
 mod stop;
+mod syn;
 mod veth;
 
 use std::{
@@ -57,6 +58,9 @@ struct Args {
     /// (5 ns with no rules, 20 ns IPv4 and 40 ns IPv6 with a list and the rate limiter).
     #[arg(long)]
     check: bool,
+    /// Single runs of each SYN-cookie case (an answered SYN is rewritten, so no repeat).
+    #[arg(long, default_value_t = 20_000)]
+    syn_runs: usize,
     /// Where the JSON goes.
     #[arg(long, default_value_os_t = default_out())]
     out: PathBuf,
@@ -95,6 +99,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         large: args.large,
     })?;
     report::print_cost(&cost);
+    let syn = syn::run(args.syn_runs, args.repeat, args.rounds).context("SYN guard cost")?;
+    report::print_syn(&syn);
 
     let veth = if args.skip_veth {
         None
@@ -121,7 +127,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
 
     // The program-cost numbers are written even when the veth part failed.
-    report::write(&args.out, &cost, veth.as_ref(), machine, &started)?;
+    report::write(&args.out, &cost, &syn, veth.as_ref(), machine, &started)?;
     println!("\nwrote {}", args.out.display());
     if matches!(veth, Some(Err(_))) {
         return Ok(ExitCode::FAILURE);

@@ -8,7 +8,7 @@ use std::{
 
 use serde_json::{Value, json};
 
-use crate::{cost, veth};
+use crate::{cost, syn, veth};
 
 /// Now as RFC 3339 UTC, without pulling in a date crate.
 pub fn timestamp() -> String {
@@ -247,9 +247,52 @@ fn veth_json(r: &veth::Report) -> Value {
     })
 }
 
+pub fn print_syn(cases: &[syn::SynCase]) {
+    println!("\nSYN guard (BPF_PROG_TEST_RUN; SYN cases as single runs, see perf/README.md)");
+    println!(
+        "{:<72} {:>9} {:>9} {:>7} {:>8}",
+        "case", "ns/pkt", "bare ns", "ratio", "+ns"
+    );
+    for c in cases {
+        println!(
+            "{:<72} {:>9.1} {:>9.1} {:>6.2}x {:>+8.1}",
+            c.label,
+            c.median_ns,
+            c.bare_ns,
+            c.ratio(),
+            c.extra_ns()
+        );
+    }
+}
+
+fn syn_json(cases: &[syn::SynCase]) -> Value {
+    let cases: Vec<Value> = cases
+        .iter()
+        .map(|c| {
+            json!({
+                "case": c.key,
+                "label": c.label,
+                "action": c.action,
+                "median_ns": c.median_ns,
+                "bare_ns": c.bare_ns,
+                "extra_ns_over_bare": round2(c.extra_ns()),
+                "ratio_to_bare": round2(c.ratio()),
+                "runs": c.runs,
+            })
+        })
+        .collect();
+    json!({
+        "method": "BPF_PROG_TEST_RUN; an answered SYN is rewritten in place, so SYN cases are \
+                   single runs (kernel-measured ns each, median) against single runs of the bare \
+                   drop; the refused ACK runs with repeat against the bare drop with repeat",
+        "cases": cases,
+    })
+}
+
 pub fn write(
     out: &Path,
     cost: &cost::Report,
+    syn: &[syn::SynCase],
     veth: Option<&anyhow::Result<veth::Report>>,
     machine: Value,
     started: &str,
@@ -259,6 +302,7 @@ pub fn write(
         "timestamp": started,
         "machine": machine,
         "program_cost": cost_json(cost),
+        "syn_guard": syn_json(syn),
         "veth": veth.map(|v| match v {
             Ok(r) => veth_json(r),
             Err(e) => json!({ "error": format!("{e:#}") }),
