@@ -143,7 +143,7 @@ fi
 # 3. The root filesystem.
 packages=systemd,systemd-sysv,udev,dbus,linux-image-amd64,initramfs-tools,kmod,rauc,iproute2
 packages=$packages,libtss2-esys-3.0.2-0,libtss2-tctildr0,libtss2-mu0,libtss2-tcti-device0
-packages=$packages,e2fsprogs,ca-certificates,rauc-service,grub-common
+packages=$packages,e2fsprogs,ca-certificates,rauc-service,grub-common,nftables
 if [ -z "$base_tar" ]; then
   base_tar=$cache/base.tar
   if [ ! -f "$base_tar" ]; then

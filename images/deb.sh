@@ -93,7 +93,7 @@ Architecture: amd64
 Maintainer: ${DEB_MAINTAINER:-Vigil maintainers <root@localhost>}
 Installed-Size: $size_kb
 Depends: $depends
-Recommends: logrotate, tpm2-tools
+Recommends: logrotate, tpm2-tools, nftables
 Section: net
 Priority: optional
 Description: API security gateway: XDP filtering, TLS with TPM keys, OpenAPI enforcement
