@@ -71,6 +71,9 @@ pub enum Command {
     /// The configuration vigild applies.
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Virtual patches: refuse a known exploit until the API is fixed.
+    #[command(subcommand)]
+    Patch(crate::patch::PatchCmd),
     /// This box's fleet signing key (offline).
     #[command(subcommand)]
     Fleet(FleetCmd),

@@ -9,6 +9,7 @@ pub mod fleet;
 pub mod generate;
 pub mod image;
 pub mod keys;
+pub mod patch;
 pub mod policy;
 pub mod render;
 pub mod shadow;
@@ -174,6 +175,46 @@ fn rule_request(
     })
 }
 
+/// `patch test RULE REQUEST_FILE`: RULE is a patch file, or the id of a patch vigild has.
+fn patch_test(
+    cli: &Cli,
+    rule: &str,
+    request_file: &std::path::Path,
+    route: Option<&str>,
+) -> anyhow::Result<Output> {
+    let path = std::path::Path::new(rule);
+    let p = if path.exists() || rule == "-" {
+        patch::parse_patch(path)?
+    } else {
+        let req = Request::PatchShow {
+            id: rule.to_owned(),
+        };
+        match client::ask_daemon(&cli.socket, &req, cli.timeout)? {
+            Some(Reply::Patches(p)) => p
+                .patches
+                .into_iter()
+                .next()
+                .map(|i| i.patch)
+                .ok_or_else(|| usage(format!("no patch {rule}")))?,
+            Some(_) => {
+                return Err(anyhow::anyhow!(
+                    "vigild answered patch_show with another reply"
+                ));
+            }
+            None => {
+                return Err(usage(format!(
+                    "{rule} is not a file, and vigild is not running to look it up as a patch id"
+                )));
+            }
+        }
+    };
+    let (text, hit) = patch::test(&p, request_file, route)?;
+    Ok(Output {
+        text,
+        exit: if hit { Exit::Ok } else { Exit::Failed },
+    })
+}
+
 /// `xdp detach` without `--yes` while vigild runs: what it would stop, and how to confirm.
 fn detach_guard(cli: &Cli) -> anyhow::Result<()> {
     let Some(Reply::Status(s)) = client::ask_daemon(&cli.socket, &Request::Status, cli.timeout)?
@@ -222,6 +263,17 @@ pub fn run(cli: &Cli) -> anyhow::Result<Output> {
             return Ok(generate::render_written(&files).into());
         }
         Command::Shadow(ShadowCmd::List | ShadowCmd::Export { .. }) => Request::ShadowList,
+        Command::Patch(patch::PatchCmd::Add { file }) => Request::PatchAdd {
+            patch: Box::new(patch::parse_patch(file)?),
+        },
+        Command::Patch(patch::PatchCmd::List) => Request::PatchList,
+        Command::Patch(patch::PatchCmd::Show { id }) => Request::PatchShow { id: id.clone() },
+        Command::Patch(patch::PatchCmd::Del { id }) => Request::PatchDel { id: id.clone() },
+        Command::Patch(patch::PatchCmd::Test {
+            rule,
+            request_file,
+            route,
+        }) => return patch_test(cli, rule, request_file, route.as_deref()),
         Command::Thermal { cmd: None } => Request::Thermal,
         Command::Thermal {
             cmd: Some(ThermalCmd::Override { level, for_secs }),
@@ -310,6 +362,14 @@ pub fn run(cli: &Cli) -> anyhow::Result<Output> {
         Reply::KeysRotated(k) => render::keys::rotated(k),
         Reply::Shadow(s) => shadow::render_list(s, shadow::now_unix()),
         Reply::Config(c) => config::render(c),
+        Reply::Patches(p) => match &cli.command {
+            Command::Patch(patch::PatchCmd::List) => patch::render_list(p),
+            Command::Patch(patch::PatchCmd::Add { .. }) => {
+                format!("added:\n{}", patch::render_show(p))
+            }
+            _ => patch::render_show(p),
+        },
+        Reply::PatchRemoved(r) => format!("removed patch {}\n", r.removed),
         Reply::Thermal(t) => {
             let headline = match &req {
                 Request::ThermalOverride { level, for_secs } => Some(format!(

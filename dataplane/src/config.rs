@@ -116,9 +116,36 @@ pub struct Config {
     /// Rules that ban sources collecting too many rejections (`[[autoban]]`).
     #[serde(default, serialize_with = "show::autoban")]
     pub autoban: Vec<crate::autoban::AutobanRule>,
+    /// Virtual patches (`[[patch]]`, docs/patches.md); replaced on reload. Patches added with
+    /// `vigilctl patch add` live in `[patches] store`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub patch: Vec<vigil_patch::Patch>,
+    #[serde(default)]
+    pub patches: PatchesSection,
     /// `[fleet]` as the file wrote it, for `vigilctl config show`.
     #[serde(skip)]
     pub(crate) fleet_written: Option<toml::Table>,
+}
+
+/// `[patches]`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PatchesSection {
+    /// Where the patches added at run time are kept across restarts.
+    #[serde(default = "default_patch_store")]
+    pub store: PathBuf,
+}
+
+impl Default for PatchesSection {
+    fn default() -> Self {
+        PatchesSection {
+            store: default_patch_store(),
+        }
+    }
+}
+
+fn default_patch_store() -> PathBuf {
+    PathBuf::from("/var/lib/vigil/patches.json")
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
@@ -497,6 +524,17 @@ impl Config {
                  the gateway"
                     .into(),
             ));
+        }
+        let now = vigil_patch::rule::unix_now();
+        for (i, p) in self.patch.iter().enumerate() {
+            p.check(Some(now))
+                .map_err(|e| (format!("patch[{i}]"), e.to_string()))?;
+            if self.patch[..i].iter().any(|q| q.id == p.id) {
+                return Err((
+                    format!("patch[{i}].id"),
+                    format!("{:?} is used by an earlier patch: ids are unique", p.id),
+                ));
+            }
         }
         self.thermal
             .validate()

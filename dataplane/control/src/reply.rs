@@ -42,6 +42,8 @@ pub enum Reply {
     Thermal(Box<Thermal>),
     Shadow(Shadow),
     Config(Box<ConfigShown>),
+    Patches(Patches),
+    PatchRemoved(PatchRemoved),
 }
 
 /// Which [`Reply`] a request gets.
@@ -61,6 +63,8 @@ pub enum ReplyKind {
     Thermal,
     Shadow,
     Config,
+    Patches,
+    PatchRemoved,
 }
 
 impl Reply {
@@ -80,6 +84,8 @@ impl Reply {
             Reply::Thermal(_) => ReplyKind::Thermal,
             Reply::Shadow(_) => ReplyKind::Shadow,
             Reply::Config(_) => ReplyKind::Config,
+            Reply::Patches(_) => ReplyKind::Patches,
+            Reply::PatchRemoved(_) => ReplyKind::PatchRemoved,
         }
     }
 
@@ -101,8 +107,36 @@ impl Reply {
             ReplyKind::Thermal => Reply::Thermal(Box::new(from(data)?)),
             ReplyKind::Shadow => Reply::Shadow(from(data)?),
             ReplyKind::Config => Reply::Config(Box::new(from(data)?)),
+            ReplyKind::Patches => Reply::Patches(from(data)?),
+            ReplyKind::PatchRemoved => Reply::PatchRemoved(from(data)?),
         })
     }
+}
+
+/// `patch_list`, `patch_show`, `patch_add` (the patch added).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Patches {
+    pub patches: Vec<PatchInfo>,
+}
+
+/// A patch as `vigilctl patch list` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PatchInfo {
+    pub patch: vigil_patch::Patch,
+    /// `config` (replaced on reload) or `runtime` (added with `vigilctl patch add`, kept across
+    /// restarts).
+    pub source: String,
+    /// Past its expiry: it matches nothing any more, and says so until it is removed.
+    pub expired: bool,
+    pub expires_unix: u64,
+    pub hits: u64,
+    pub last_hit_unix: Option<u64>,
+}
+
+/// `patch_del`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchRemoved {
+    pub removed: String,
 }
 
 /// `rule_add`.

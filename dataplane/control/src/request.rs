@@ -64,6 +64,19 @@ pub enum Request {
     ShadowList,
     /// The configuration in force, defaults filled in, secrets redacted.
     ConfigShow,
+    /// Add a virtual patch at run time (kept across restarts).
+    PatchAdd {
+        patch: Box<vigil_patch::Patch>,
+    },
+    /// Remove a patch added at run time.
+    PatchDel {
+        id: String,
+    },
+    /// Every patch, from the config and added at run time, with hits and expiry.
+    PatchList,
+    PatchShow {
+        id: String,
+    },
 }
 
 impl Request {
@@ -86,6 +99,10 @@ impl Request {
             }
             Request::ShadowList => ReplyKind::Shadow,
             Request::ConfigShow => ReplyKind::Config,
+            Request::PatchAdd { .. } | Request::PatchList | Request::PatchShow { .. } => {
+                ReplyKind::Patches
+            }
+            Request::PatchDel { .. } => ReplyKind::PatchRemoved,
         }
     }
 
@@ -108,6 +125,10 @@ impl Request {
             Request::ThermalClear => "thermal_clear",
             Request::ShadowList => "shadow_list",
             Request::ConfigShow => "config_show",
+            Request::PatchAdd { .. } => "patch_add",
+            Request::PatchDel { .. } => "patch_del",
+            Request::PatchList => "patch_list",
+            Request::PatchShow { .. } => "patch_show",
         }
     }
 
@@ -122,6 +143,10 @@ impl Request {
             Request::ShadowList => Some("shadow list"),
             Request::ConfigShow => Some("config show"),
             Request::XdpAttach => Some("xdp attach"),
+            Request::PatchAdd { .. }
+            | Request::PatchDel { .. }
+            | Request::PatchList
+            | Request::PatchShow { .. } => Some("patch"),
             _ => None,
         }
     }

@@ -255,6 +255,30 @@ impl Gateway {
         self.shared.services.buckets.store(Some(Arc::new(store)));
     }
 
+    /// The virtual patches in force.
+    pub fn patches(&self) -> Arc<vigil_patch::PatchSet> {
+        self.shared.services.patches.load_full()
+    }
+
+    /// Puts `set` in force for the next requests. When it changes whether patches look at
+    /// bodies, the chain is built again (bodies are then read before the patch stage), as a
+    /// reload of the running config would.
+    pub fn set_patches(&self, set: vigil_patch::PatchSet) -> Result<(), GatewayError> {
+        let body = set.needs_body();
+        let was = self.shared.services.patches.load().needs_body();
+        self.shared.services.patches.store(Arc::new(set));
+        if body != was {
+            let cfg = GatewayConfig::clone(&self.shared.state.load().cfg);
+            self.reload(cfg)?;
+        }
+        Ok(())
+    }
+
+    /// What a `ban` patch calls to block a source in XDP.
+    pub fn set_patch_ban(&self, ban: crate::pipeline::patch::PatchBan) {
+        self.shared.services.patch_ban.store(Some(Arc::new(ban)));
+    }
+
     /// Calls `observer` once for every decision (forwarded or rejected), when its response has
     /// been sent, e.g. for the daemon's auto-ban counters. It runs on the request path: keep it
     /// to a counter update or a channel send.

@@ -39,4 +39,5 @@ pub use config::{ConfigError, GatewayConfig};
 pub use error::GatewayError;
 pub use gateway::{Decision, DecisionObserver, DepthSource, Gateway};
 pub use metrics::{Exposition, MetricsSource};
+pub use pipeline::patch::PatchBan;
 pub use shared::ReadinessCheck;

@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use vigil_identity::{Jwks, JwksError, JwksLocation, JwksOptions};
 
 use crate::limits::SharedBuckets;
@@ -19,6 +19,10 @@ pub(crate) struct Services {
     url_jwks: Mutex<Vec<Arc<Jwks>>>,
     /// Every key set of the generation built last, for status.
     current_jwks: Mutex<Vec<Arc<Jwks>>>,
+    /// The virtual patches in force (`Gateway::set_patches`), kept across reloads.
+    pub patches: ArcSwap<vigil_patch::PatchSet>,
+    /// What a `ban` patch calls to block the source in XDP (set by the daemon).
+    pub patch_ban: ArcSwapOption<crate::pipeline::patch::PatchBan>,
 }
 
 impl Services {
@@ -28,6 +32,8 @@ impl Services {
             metrics,
             url_jwks: Mutex::new(Vec::new()),
             current_jwks: Mutex::new(Vec::new()),
+            patches: ArcSwap::default(),
+            patch_ban: ArcSwapOption::empty(),
         }
     }
 

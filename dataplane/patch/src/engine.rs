@@ -180,6 +180,14 @@ impl PatchSet {
         self.patches.is_empty()
     }
 
+    /// Whether some patch looks at the body (raw or JSON): the gateway then reads bodies
+    /// before the patch stage runs.
+    pub fn needs_body(&self) -> bool {
+        self.conds
+            .iter()
+            .any(|c| matches!(c.field, Field::Body | Field::Json(_)))
+    }
+
     pub fn patches(&self) -> impl Iterator<Item = (&Checked, &Hits)> {
         self.patches.iter().zip(self.hits.iter().map(|h| &**h))
     }

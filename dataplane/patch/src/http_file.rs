@@ -1,8 +1,6 @@
 //! A request written out as HTTP/1.1 text (request line, headers, blank line, body), as
 //! `vigilctl patch test RULE REQUEST_FILE` reads it to say offline whether a patch would match.
 
-use std::collections::BTreeMap;
-
 use crate::engine::Request;
 
 /// Longest request file read.
@@ -21,7 +19,7 @@ pub struct FileRequest {
 }
 
 /// Percent-decodes (and `+` as space, as forms write it).
-fn decode(s: &str) -> Vec<u8> {
+pub fn percent_decode(s: &str) -> Vec<u8> {
     let b = s.as_bytes();
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
@@ -83,8 +81,10 @@ impl FileRequest {
         };
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            req.query
-                .push((String::from_utf8_lossy(&decode(k)).into_owned(), decode(v)));
+            req.query.push((
+                String::from_utf8_lossy(&percent_decode(k)).into_owned(),
+                percent_decode(v),
+            ));
         }
         for (n, line) in lines.enumerate() {
             let (name, value) = line
@@ -108,6 +108,20 @@ impl FileRequest {
             );
         }
         Ok(req)
+    }
+}
+
+/// The values of cookie `name` in one `Cookie` header (`a=1; b=2`).
+pub fn cookie_values(header: &[u8], name: &str, each: &mut dyn FnMut(&[u8])) {
+    for c in header.split(|b| *b == b';') {
+        let c = c.trim_ascii();
+        let (n, val) = match c.iter().position(|b| *b == b'=') {
+            Some(p) => (&c[..p], &c[p + 1..]),
+            None => (c, &[][..]),
+        };
+        if n == name.as_bytes() {
+            each(val);
+        }
     }
 }
 
@@ -144,24 +158,10 @@ impl Request for FileRequest {
         }
     }
     fn cookie(&self, name: &str, each: &mut dyn FnMut(&[u8])) {
-        let mut found: BTreeMap<&str, Vec<&[u8]>> = BTreeMap::new();
         for (k, v) in &self.headers {
-            if k != "cookie" {
-                continue;
+            if k == "cookie" {
+                cookie_values(v, name, each);
             }
-            for c in v.split(|b| *b == b';') {
-                let c = c.trim_ascii();
-                let (n, val) = match c.iter().position(|b| *b == b'=') {
-                    Some(p) => (&c[..p], &c[p + 1..]),
-                    None => (c, &[][..]),
-                };
-                if let Ok(n) = std::str::from_utf8(n) {
-                    found.entry(n).or_default().push(val);
-                }
-            }
-        }
-        for v in found.get(name).into_iter().flatten() {
-            each(v);
         }
     }
     fn json(&self, pointer: &str, each: &mut dyn FnMut(&[u8])) {

@@ -34,6 +34,11 @@ impl Store {
         }
     }
 
+    /// The store kept in the file `path`.
+    pub fn at(path: PathBuf) -> Store {
+        Store { path }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -2,7 +2,11 @@
 //! source; a source over an `[[autoban]]` rule is blocked in XDP for the rule's ban time and the
 //! block is shared with the fleet.
 
-use std::{net::IpAddr, sync::atomic::Ordering, time::Instant};
+use std::{
+    net::IpAddr,
+    sync::atomic::Ordering,
+    time::{Duration, Instant},
+};
 
 use ipnet::IpNet;
 use tracing::{info, warn};
@@ -22,36 +26,45 @@ impl Daemon {
             engine.observe(source, status, Instant::now())
         };
         for ban in bans {
-            let net = IpNet::from(source);
             let reason = format!("auto-ban: {}", ban.rule);
-            let applied = lock(&self.xdp).as_mut().map(|att| {
-                att.maps
-                    .insert(List::Block, net, Some(ban.ttl), &reason, RULE_F_AUTO)
-            });
-            match applied {
-                Some(Ok(())) => {
-                    self.autoban_total.fetch_add(1, Ordering::Relaxed);
-                    warn!(
-                        source = %source, rule = %ban.rule, count = ban.count,
-                        ttl_secs = ban.ttl.as_secs(), "auto-ban: source blocked in XDP"
-                    );
-                }
-                Some(Err(e)) => warn!(source = %source, error = %e, "auto-ban failed"),
-                None => {
-                    info!(source = %source, rule = %ban.rule, "auto-ban matched, but XDP is not attached")
-                }
-            }
-            if let Some(f) = lock(&self.fleet).as_ref() {
-                f.publish_add(fleet::Block {
-                    cidr: net.to_string(),
-                    reason,
-                    expires_unix: Some(
-                        vigil_xdp::clock::unix_now().saturating_add(ban.ttl.as_secs()),
-                    ),
-                    auto: true,
-                });
+            if self.ban_source(source, &reason, ban.ttl) {
+                self.autoban_total.fetch_add(1, Ordering::Relaxed);
+                warn!(
+                    source = %source, rule = %ban.rule, count = ban.count,
+                    ttl_secs = ban.ttl.as_secs(), "auto-ban: source blocked in XDP"
+                );
             }
         }
+    }
+
+    /// Blocks `source` in XDP for `ttl` as an automatic rule and shares the block with the
+    /// fleet; true when the XDP rule went in.
+    pub(super) fn ban_source(&self, source: IpAddr, reason: &str, ttl: Duration) -> bool {
+        let net = IpNet::from(source);
+        let applied = lock(&self.xdp).as_mut().map(|att| {
+            att.maps
+                .insert(List::Block, net, Some(ttl), reason, RULE_F_AUTO)
+        });
+        let ok = match applied {
+            Some(Ok(())) => true,
+            Some(Err(e)) => {
+                warn!(source = %source, error = %e, reason, "ban failed");
+                false
+            }
+            None => {
+                info!(source = %source, reason, "ban matched, but XDP is not attached");
+                false
+            }
+        };
+        if let Some(f) = lock(&self.fleet).as_ref() {
+            f.publish_add(fleet::Block {
+                cidr: net.to_string(),
+                reason: reason.to_owned(),
+                expires_unix: Some(vigil_xdp::clock::unix_now().saturating_add(ttl.as_secs())),
+                auto: true,
+            });
+        }
+        ok
     }
 
     pub(super) fn autoban_count(&self) -> u64 {

@@ -6,6 +6,7 @@ mod fleet_sync;
 mod hw;
 mod metrics;
 pub mod notify;
+mod patches;
 mod run;
 mod syn_proxy;
 mod xdp;
@@ -54,6 +55,8 @@ pub struct Daemon {
     fleet: Mutex<Option<Fleet>>,
     autoban: Mutex<Autoban>,
     autoban_total: AtomicU64,
+    /// Virtual patches added with `vigilctl patch add`, as kept in `[patches] store`.
+    runtime_patches: Mutex<Vec<vigil_patch::Patch>>,
     started: Instant,
 }
 
@@ -122,9 +125,11 @@ impl Daemon {
             fleet: Mutex::new(None),
             autoban: Mutex::new(autoban),
             autoban_total: AtomicU64::new(0),
+            runtime_patches: Mutex::new(Vec::new()),
             started: Instant::now(),
         });
         daemon.sync_config_rules()?;
+        daemon.load_runtime_patches()?;
         Ok(daemon)
     }
 
@@ -218,6 +223,8 @@ impl Daemon {
         *lock(&self.config) = new;
         self.sync_config_rules()
             .map_err(|e| failed(format!("reload failed applying rules: {e}")))?;
+        self.apply_patches()
+            .map_err(|e| failed(format!("reload failed applying the virtual patches: {e}")))?;
         info!(path = %self.config_path.display(), "configuration reloaded");
         Ok(Reloaded {
             reloaded: self.config_path.clone(),
@@ -293,6 +300,10 @@ impl Handler for Daemon {
             }
             // Logged as a refused SIGHUP is: the operator may be reading the log, not vigilctl.
             Request::Reload => Reply::Reloaded(self.reload().inspect_err(|e| error!("{e}"))?),
+            Request::PatchAdd { patch } => Reply::Patches(self.patch_add(*patch)?),
+            Request::PatchDel { id } => Reply::PatchRemoved(self.patch_del(&id)?),
+            Request::PatchList => Reply::Patches(self.patch_list(None)?),
+            Request::PatchShow { id } => Reply::Patches(self.patch_list(Some(&id))?),
             Request::ConfigShow => {
                 Reply::Config(Box::new(lock(&self.config).shown(&self.config_path)))
             }

@@ -86,8 +86,12 @@ async fn bring_up(daemon: &Arc<Daemon>) -> anyhow::Result<(PathBuf, tokio::task:
                 daemon.observe_decision(d.client.ip(), d.status);
             }
         }));
+        gw.set_patch_ban(daemon.patch_ban_hook());
         info!(https = %gw.https_addr(), metrics = %gw.metrics_addr(), key = ?mode, "gateway serving");
         *lock(&daemon.gateway) = Some(gw);
+        daemon
+            .apply_patches()
+            .map_err(|e| anyhow::anyhow!("virtual patches: {e}"))?;
     } else {
         info!("no [listener] section: the gateway is not running");
     }

@@ -100,6 +100,9 @@ pub struct AuditEvent {
     /// Recorded request headers (`audit.headers`), secrets replaced by `[redacted]`.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// Virtual patches the request matched (ids), whatever their action.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub patches: Vec<String>,
 }
 
 /// Decides what of a request may appear in a line.

@@ -9,7 +9,9 @@ use http::HeaderValue;
 use http::request::Parts;
 
 use super::stage::{Outcome, Part, RequestCtx, Stage};
-use super::{depth, forwarding, hardening, identity, openapi, ownership, policy, ratelimit, route};
+use super::{
+    depth, forwarding, hardening, identity, openapi, ownership, patch, policy, ratelimit, route,
+};
 use crate::config::{ConfigError, GatewayConfig};
 use crate::services::Services;
 
@@ -55,6 +57,8 @@ pub(crate) fn chain_with(
             shadow,
             retry_after,
         )));
+        // Known exploits, refused as such whoever sends them: once the route is known.
+        stages.push(Arc::new(patch::VirtualPatches::new(services.clone())));
         // Who is asking, as the operation's security requirements say.
         let dir = pc.file.parent().unwrap_or(std::path::Path::new("."));
         let schemes = identity::schemes(p, dir, services)?;
@@ -68,6 +72,10 @@ pub(crate) fn chain_with(
                 .collect(),
         );
         stages.push(Arc::new(identity::Identity::new(p.clone(), schemes)));
+    }
+    // Without a policy there is no route: the patches run after the cheap refusals.
+    if policy.is_none() {
+        stages.push(Arc::new(patch::VirtualPatches::new(services.clone())));
     }
     // Limits keyed by who is asking and for what: once identity and route are known.
     let late = ratelimit::RateLimit::new(&cfg.rate_limit, true, services.clone());
@@ -209,8 +217,16 @@ mod tests {
         let names: Vec<&str> = chain.iter().map(|s| s.name()).collect();
         assert_eq!(
             names,
-            vec!["policy", "hardening", "rate_limit", "depth", "forwarding"]
+            vec![
+                "policy",
+                "hardening",
+                "rate_limit",
+                "depth",
+                "patch",
+                "forwarding"
+            ]
         );
+        // No patch looks at bodies: nothing is buffered.
         assert!(!chain.iter().any(|s| s.needs_body()));
     }
 }

@@ -13,6 +13,7 @@ mod hardening;
 mod identity;
 mod openapi;
 mod ownership;
+pub mod patch;
 mod policy;
 mod ratelimit;
 mod route;

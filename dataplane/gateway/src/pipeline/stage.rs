@@ -117,6 +117,8 @@ pub struct RequestCtx {
     /// The request announces a body (a length over 0, chunked framing, or an HTTP/2 stream
     /// still open): known before a byte of it is read.
     pub body_announced: bool,
+    /// Virtual patches the request matched (the audit line names them).
+    pub patches: Vec<String>,
 }
 
 impl RequestCtx {
@@ -135,6 +137,7 @@ impl RequestCtx {
             depth,
             log_only_violation: None,
             body_announced: false,
+            patches: Vec::new(),
         }
     }
 }

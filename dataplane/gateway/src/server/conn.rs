@@ -241,5 +241,6 @@ fn record_end(shared: &Shared, conn: &ConnInfo, activity: &Activity, ended: &End
         bytes_in: 0,
         bytes_out: 0,
         headers: Default::default(),
+        patches: Vec::new(),
     });
 }

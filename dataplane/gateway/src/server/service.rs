@@ -354,6 +354,7 @@ impl Handler {
                 bytes_in: body_state.bytes(),
                 bytes_out,
                 headers: seen.headers,
+                patches: ctx.patches,
             });
             drop(kept);
             activity.inflight.fetch_sub(1, Ordering::AcqRel);
