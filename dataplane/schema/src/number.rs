@@ -174,6 +174,9 @@ impl Divisor {
         self.divides_exactly(n)
     }
 
+    // Kept out of line: it formats the instance, and inlined its stack frame would burden every
+    // call of `divides`, which almost always answers on its fast path.
+    #[inline(never)]
     fn divides_exactly(&self, n: Num) -> bool {
         if let (Some(i), true) = (n.as_int(), self.exp >= 0) {
             if let Some(d) = pow10(self.exp as u32).and_then(|p| p.checked_mul(self.mantissa)) {

@@ -343,13 +343,13 @@ impl<'t, 'a> Walker<'t, 'a> {
 }
 
 /// Whether a leaf keyword holds for the instance (other keywords, and keywords that do not
-/// apply to this instance type, pass).
+/// apply to this instance type, pass). The cheap checks every scalar meets are here; those that
+/// walk values or text are in [`holds_by_value`], so this stays a small function with a small
+/// stack frame.
 #[inline]
 fn holds<'a, J: JsonNode<'a>>(kw: &Kw, inst: J, kind: Kind<'a>) -> bool {
     match (&kw.kind, kind) {
         (KwKind::Type(mask), k) => type_ok(*mask, k),
-        (KwKind::Enum(vals), _) => vals.iter().any(|v| unique::equal(inst, v)),
-        (KwKind::Const(v), _) => unique::equal(inst, v),
         (KwKind::Minimum { limit, exclusive }, Kind::Num(n)) => {
             let o = number::cmp(n, *limit);
             o.is_gt() || (o.is_eq() && !exclusive)
@@ -362,13 +362,27 @@ fn holds<'a, J: JsonNode<'a>>(kw: &Kw, inst: J, kind: Kind<'a>) -> bool {
         (KwKind::MinLength(m), Kind::Str(s)) => s.len() >= *m && char_len(s) >= *m,
         (KwKind::MaxLength(m), Kind::Str(s)) => s.len() <= *m || char_len(s) <= *m,
         (KwKind::Pattern(re), Kind::Str(s)) => re.is_match(s),
-        (KwKind::Format(f), Kind::Str(s)) => f.check_str(s),
-        (KwKind::Format(f), Kind::Num(n)) => f.check_num(n),
         (KwKind::MinItems(m), Kind::Array(n)) => n >= *m,
         (KwKind::MaxItems(m), Kind::Array(n)) => n <= *m,
-        (KwKind::UniqueItems, Kind::Array(_)) => unique::all_unique(inst),
         (KwKind::MinProperties(m), Kind::Object(n)) => n >= *m,
         (KwKind::MaxProperties(m), Kind::Object(n)) => n <= *m,
+        (KwKind::Enum(_) | KwKind::Const(_) | KwKind::UniqueItems | KwKind::Format(_), _) => {
+            holds_by_value(kw, inst, kind)
+        }
+        _ => true,
+    }
+}
+
+/// [`holds`] for the keywords that compare or scan values: `enum`, `const`, `uniqueItems`,
+/// `format`.
+#[inline(never)]
+fn holds_by_value<'a, J: JsonNode<'a>>(kw: &Kw, inst: J, kind: Kind<'a>) -> bool {
+    match (&kw.kind, kind) {
+        (KwKind::Enum(vals), _) => vals.iter().any(|v| unique::equal(inst, v)),
+        (KwKind::Const(v), _) => unique::equal(inst, v),
+        (KwKind::UniqueItems, Kind::Array(_)) => unique::all_unique(inst),
+        (KwKind::Format(f), Kind::Str(s)) => f.check_str(s),
+        (KwKind::Format(f), Kind::Num(n)) => f.check_num(n),
         _ => true,
     }
 }
