@@ -422,4 +422,4 @@ impl Compiler<'_> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

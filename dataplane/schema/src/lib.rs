@@ -22,6 +22,7 @@ mod number;
 mod object_keywords;
 mod options;
 mod pattern;
+mod pattern_shape;
 mod prepass;
 mod shortcut;
 mod tree;

@@ -61,6 +61,13 @@ pub(crate) fn cmp(a: Num, b: Num) -> Ordering {
     match (a, b) {
         (Num::I(x), Num::I(y)) => return x.cmp(&y),
         (Num::U(x), Num::U(y)) => return x.cmp(&y),
+        // simd-json gives positive integers as `U`, schemas hold small bounds as `I`.
+        (Num::U(x), Num::I(y)) => {
+            return u64::try_from(y).map_or(Ordering::Greater, |y| x.cmp(&y));
+        }
+        (Num::I(x), Num::U(y)) => {
+            return u64::try_from(x).map_or(Ordering::Less, |x| x.cmp(&y));
+        }
         (Num::F(x), Num::F(y)) => return x.partial_cmp(&y).unwrap_or(Ordering::Equal),
         (Num::F(x), Num::I(y)) if y.unsigned_abs() <= EXACT => {
             return x.partial_cmp(&(y as f64)).unwrap_or(Ordering::Equal);
@@ -167,6 +174,9 @@ impl Divisor {
         self.divides_exactly(n)
     }
 
+    // Kept out of line: it formats the instance, and inlined its stack frame would burden every
+    // call of `divides`, which almost always answers on its fast path.
+    #[inline(never)]
     fn divides_exactly(&self, n: Num) -> bool {
         if let (Some(i), true) = (n.as_int(), self.exp >= 0) {
             if let Some(d) = pow10(self.exp as u32).and_then(|p| p.checked_mul(self.mantissa)) {
@@ -244,6 +254,14 @@ mod tests {
         assert_eq!(cmp(Num::F(3.5), Num::I(3)), Ordering::Greater);
         assert_eq!(cmp(Num::I(-4), Num::F(-3.5)), Ordering::Less);
         assert!(equal(Num::I(1), Num::F(1.0)));
+        // Unsigned instances against signed bounds, and the reverse, at the edges.
+        assert_eq!(cmp(Num::U(7), Num::I(1)), Ordering::Greater);
+        assert_eq!(cmp(Num::U(1), Num::I(1)), Ordering::Equal);
+        assert_eq!(cmp(Num::U(0), Num::I(-1)), Ordering::Greater);
+        assert_eq!(cmp(Num::U(u64::MAX), Num::I(i64::MAX)), Ordering::Greater);
+        assert_eq!(cmp(Num::I(5), Num::U(5)), Ordering::Equal);
+        assert_eq!(cmp(Num::I(i64::MIN), Num::U(0)), Ordering::Less);
+        assert_eq!(cmp(Num::I(i64::MAX), Num::U(u64::MAX)), Ordering::Less);
     }
 
     #[test]

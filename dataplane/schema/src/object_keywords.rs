@@ -131,24 +131,9 @@ impl Compiler<'_> {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use crate::{CompileOptions, Dialect, Limits, Reason, Rejection, Validator};
+    use crate::keywords::tests::{compile, run};
+    use crate::{CompileOptions, Dialect, Reason, Validator};
     use serde_json::{Value, json};
-
-    fn compile(schema: Value, d: Dialect) -> Validator {
-        Validator::compile(&schema, d, &CompileOptions::default()).unwrap()
-    }
-
-    fn run(v: &Validator, text: &str) -> Result<(), Rejection> {
-        let mut body = text.as_bytes().to_vec();
-        let by_bytes = v.validate_bytes(&mut body, &Limits::default());
-        let by_value = v.validate_value(&serde_json::from_str(text).unwrap());
-        assert_eq!(
-            by_bytes.is_ok(),
-            by_value.is_ok(),
-            "paths disagree on {text}"
-        );
-        by_bytes
-    }
 
     #[test]
     fn read_only_and_strict_objects() {

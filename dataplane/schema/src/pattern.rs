@@ -10,6 +10,8 @@ use regex_automata::dfa::dense::{Builder, Config, DFA};
 use regex_automata::util::primitives::StateID;
 use regex_automata::util::start;
 
+use crate::pattern_shape::Shape;
+
 /// Compiled regexes are capped so a hostile policy cannot make a huge automaton.
 const REGEX_SIZE_LIMIT: usize = 1 << 20;
 /// Patterns whose DFA would be larger than this use the regex engine instead.
@@ -18,6 +20,8 @@ const DFA_SIZE_LIMIT: usize = 64 * 1024;
 pub(crate) struct Pattern {
     /// The DFA and its start state for a search from the beginning of a string.
     dfa: Option<(DFA<Vec<u32>>, StateID)>,
+    /// A fixed sequence of ASCII classes, checked without the DFA (see `pattern_shape`).
+    shape: Option<Shape>,
     re: Regex,
 }
 
@@ -71,11 +75,15 @@ impl Pattern {
                 let start = dfa.start_state(&start::Config::new()).ok()?;
                 Some((dfa, start))
             });
-        Ok(Pattern { dfa, re })
+        let shape = Shape::parse(p);
+        Ok(Pattern { dfa, shape, re })
     }
 
     /// Unanchored search, as JSON Schema specifies (`^`/`$` anchor explicitly).
     pub(crate) fn is_match(&self, s: &str) -> bool {
+        if let Some(shape) = &self.shape {
+            return shape.is_match(s.as_bytes());
+        }
         if let Some((dfa, start)) = &self.dfa
             && let Some(found) = run(dfa, *start, s.as_bytes())
         {
@@ -110,6 +118,9 @@ mod tests {
             "^a",
             "[0-9]{2}",
             "(?-u:\\b)ab",
+            "^[A-Z]{3}-[0-9]{6}$",
+            "^[a-z][a-z0-9-]{0,31}$",
+            "^a\\<b$",
         ];
         let hays = [
             "ABC-123456",

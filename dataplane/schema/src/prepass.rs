@@ -10,7 +10,6 @@ use simd_json::Node;
 use crate::error::{MAX_LOCATION_BYTES, Reason, Rejection, cap_location};
 use crate::node::span;
 use crate::options::Limits;
-use crate::tree::prefix;
 
 /// Objects with at most this many members are checked for duplicates by scanning their keys;
 /// larger ones use a keyed hash set (linear, and a client cannot force collisions).
@@ -25,13 +24,6 @@ pub(crate) fn check(tape: &[Node<'_>], body_len: usize, limits: &Limits) -> Resu
     r.map_err(|(at, reason, what)| Rejection::single(reason, path_to(tape, at), what))
 }
 
-fn key_at<'t>(tape: &'t [Node<'_>], i: usize) -> &'t str {
-    match tape.get(i) {
-        Some(Node::String(s)) => s,
-        _ => "",
-    }
-}
-
 fn next(tape: &[Node<'_>], j: usize) -> usize {
     j + tape.get(j).map_or(1, span)
 }
@@ -40,49 +32,56 @@ fn scan(tape: &[Node<'_>], body_len: usize, limits: &Limits) -> Result<(), Found
     // A string cannot be longer than the body it came in (unescaping only shrinks it).
     let strings = body_len > limits.max_string_bytes;
     for (i, node) in tape.iter().enumerate() {
-        match node {
+        match *node {
             Node::String(s) if strings && s.len() > limits.max_string_bytes => {
                 return Err((i, Reason::TooLarge, "string"));
             }
-            Node::Array { len, .. } if *len > limits.max_array_len => {
+            Node::Array { len, .. } if len > limits.max_array_len => {
                 return Err((i, Reason::TooLarge, "array"));
             }
-            Node::Object { len, .. } if *len > limits.max_object_members => {
+            Node::Object { len, .. } if len > limits.max_object_members => {
                 return Err((i, Reason::TooLarge, "object"));
             }
-            Node::Object { len, .. } if *len > SCAN_KEYS => unique_keys_hashed(tape, i, *len)?,
-            Node::Object { len, .. } if *len > SCAN_KEYS / 2 => {
-                unique_keys::<SCAN_KEYS>(tape, i, *len)?;
+            Node::Object { len, .. } if len > SCAN_KEYS => unique_keys_hashed(tape, i, len)?,
+            Node::Object { len, .. } if len > SCAN_KEYS / 2 => {
+                unique_keys::<SCAN_KEYS>(tape, i, len)?;
             }
-            Node::Object { len, .. } if *len > 1 => {
-                unique_keys::<{ SCAN_KEYS / 2 }>(tape, i, *len)?
-            }
+            Node::Object { len, .. } if len > 1 => unique_keys::<{ SCAN_KEYS / 2 }>(tape, i, len)?,
             _ => {}
         }
     }
     Ok(())
 }
 
+/// Length, first and last byte of a key folded into one word: keys that differ in any of
+/// them (nearly all distinct keys of an object) are told apart without comparing bytes.
+#[inline]
+fn fingerprint(k: &str) -> usize {
+    let b = k.as_bytes();
+    let ends = match (b.first(), b.last()) {
+        (Some(f), Some(l)) => (usize::from(*f) << 40) | (usize::from(*l) << 48),
+        _ => 0,
+    };
+    b.len() ^ ends
+}
+
 /// Refuses a small object (at tape index `at`, `len <= N` members) that repeats a key: each
-/// key's first eight bytes and length are compared with those before it, in a stack array
-/// (sized for the object, since it is cleared for every object).
+/// key is compared with those before it by fingerprint, and by its bytes only when those
+/// agree, in a stack array sized for the object (it is cleared for every object).
 fn unique_keys<const N: usize>(tape: &[Node<'_>], at: usize, len: usize) -> Result<(), Found> {
-    let mut seen = [(0u64, 0usize, 0usize); N];
+    let mut seen = [(0usize, ""); N];
     let mut j = at + 1;
     for n in 0..len.min(N) {
         let Some(Node::String(k)) = tape.get(j) else {
             return Err((j, Reason::MalformedJson, "json"));
         };
-        let (p, l) = (prefix(k), k.len());
+        let f = fingerprint(k);
         let before = seen.get(..n).unwrap_or(&[]);
-        if before
-            .iter()
-            .any(|(sp, sl, si)| *sp == p && *sl == l && (l <= 8 || key_at(tape, *si) == *k))
-        {
+        if before.iter().any(|(sf, sk)| *sf == f && *sk == *k) {
             return Err((j + 1, Reason::DuplicateKey, "key"));
         }
         if let Some(slot) = seen.get_mut(n) {
-            *slot = (p, l, j);
+            *slot = (f, k);
         }
         j = next(tape, j + 1);
     }
@@ -183,6 +182,16 @@ mod tests {
         };
         // Long keys that share their first eight bytes are told apart by the rest.
         assert!(reason(r#"{"abcdefghij1": 1, "abcdefghij2": 2}"#).is_ok());
+        // Same length, first and last byte: the bytes between decide.
+        assert!(reason(r#"{"a1b": 1, "a2b": 2, "": 3}"#).is_ok());
+        assert_eq!(
+            reason(r#"{"a1b": 1, "a2b": 2, "a1b": 3}"#),
+            Err(Reason::DuplicateKey)
+        );
+        assert_eq!(
+            reason(r#"{"": 1, "x": 2, "": 3}"#),
+            Err(Reason::DuplicateKey)
+        );
         assert_eq!(
             reason(r#"{"abcdefghijX": 1, "y": 2, "abcdefghijX": 3}"#),
             Err(Reason::DuplicateKey)

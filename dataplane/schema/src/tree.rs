@@ -7,6 +7,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use serde_json::Value;
 
 use crate::format::Format;
+use crate::node::Kind;
 use crate::number::{Divisor, Num};
 use crate::pattern::Pattern;
 
@@ -52,6 +53,9 @@ pub(crate) struct SchemaObj {
     /// `any` holds only `enum` / `const`: a string, number, boolean or null needs no subschema
     /// here, and takes the walk's short path.
     pub(crate) leaf_any: bool,
+    /// Every keyword decides on the instance alone (no subschema, no annotation, no
+    /// `readOnly` refusal): a pass needs no walk state, see `Walker::child`.
+    pub(crate) pure_leaf: bool,
 }
 
 /// `unevaluatedProperties` / `unevaluatedItems` (schema, location): applied after every other
@@ -107,7 +111,21 @@ impl SchemaObj {
             .any
             .iter()
             .all(|k| matches!(k.kind, KwKind::Enum(_) | KwKind::Const(_)));
+        o.pure_leaf =
+            o.read_only.is_none() && o.unevaluated.is_none() && o.all().all(|k| k.kind.is_leaf());
         o
+    }
+
+    /// The keywords for instances of this kind (those for every type are in `any`).
+    #[inline]
+    pub(crate) fn for_kind(&self, kind: Kind<'_>) -> &[Kw] {
+        match kind {
+            Kind::Num(_) => &self.num,
+            Kind::Str(_) => &self.str,
+            Kind::Array(_) => &self.arr,
+            Kind::Object(_) => &self.obj,
+            Kind::Null | Kind::Bool(_) => &[],
+        }
     }
 
     /// Every keyword except `type` and `unevaluated*`.
@@ -207,6 +225,30 @@ pub(crate) enum KwKind {
         then: Option<Sid>,
         els: Option<Sid>,
     },
+}
+
+impl KwKind {
+    /// Keywords that decide on the instance alone, without applying a subschema.
+    fn is_leaf(&self) -> bool {
+        matches!(
+            self,
+            KwKind::Type(_)
+                | KwKind::Enum(_)
+                | KwKind::Const(_)
+                | KwKind::Minimum { .. }
+                | KwKind::Maximum { .. }
+                | KwKind::MultipleOf(_)
+                | KwKind::MinLength(_)
+                | KwKind::MaxLength(_)
+                | KwKind::Pattern(_)
+                | KwKind::Format(_)
+                | KwKind::MinItems(_)
+                | KwKind::MaxItems(_)
+                | KwKind::UniqueItems
+                | KwKind::MinProperties(_)
+                | KwKind::MaxProperties(_)
+        )
+    }
 }
 
 /// The keywords that look at an object's members, evaluated in one pass over the members.

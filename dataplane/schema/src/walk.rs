@@ -122,7 +122,10 @@ impl<'t, 'a> Walker<'t, 'a> {
         self.errors.len() >= self.max_errors
     }
 
-    /// Validates a child of the current instance (array element or object member).
+    /// Validates a child of the current instance (array element or object member). A child
+    /// that passes a pure-leaf schema (a scalar under `type`, bounds, `pattern`...: most of a
+    /// body) is decided without the walk's bookkeeping; only a failure takes the full path,
+    /// which then records what failed and where.
     pub(crate) fn descend<J: JsonNode<'a>>(
         &mut self,
         seg: Seg<'a>,
@@ -134,10 +137,29 @@ impl<'t, 'a> Walker<'t, 'a> {
             self.too_deep = true;
             return false;
         }
+        if self.passes_leaf(sid, inst) {
+            return true;
+        }
         self.path.push(seg);
         let ok = self.validate(sid, inst, collect, None);
         self.path.pop();
         ok
+    }
+
+    #[inline]
+    fn passes_leaf<J: JsonNode<'a>>(&self, sid: Sid, inst: J) -> bool {
+        match self.tree.schemas.get(sid) {
+            Some(Schema::Bool(b)) => *b,
+            Some(Schema::Obj(o)) if o.pure_leaf => {
+                let kind = inst.kind();
+                o.ty.as_ref().is_none_or(|(mask, _)| type_ok(*mask, kind))
+                    && o.for_kind(kind)
+                        .iter()
+                        .chain(&o.any)
+                        .all(|kw| holds(kw, inst, kind))
+            }
+            _ => false,
+        }
     }
 
     /// Validates `inst` against schema `sid`; `ev` collects what it evaluates in place.
@@ -210,18 +232,11 @@ impl<'t, 'a> Walker<'t, 'a> {
             }
             valid = false;
         }
-        let (specific, unevaluated): (&[Kw], _) = match kind {
-            Kind::Num(_) => (&o.num, None),
-            Kind::Str(_) => (&o.str, None),
-            Kind::Array(_) => (
-                &o.arr,
-                o.unevaluated.as_ref().and_then(|u| u.items.as_ref()),
-            ),
-            Kind::Object(_) => (
-                &o.obj,
-                o.unevaluated.as_ref().and_then(|u| u.props.as_ref()),
-            ),
-            Kind::Null | Kind::Bool(_) => (&[], None),
+        let specific = o.for_kind(kind);
+        let unevaluated = match kind {
+            Kind::Array(_) => o.unevaluated.as_ref().and_then(|u| u.items.as_ref()),
+            Kind::Object(_) => o.unevaluated.as_ref().and_then(|u| u.props.as_ref()),
+            _ => None,
         };
         let Some(unevaluated) = unevaluated else {
             if o.leaf_any && !matches!(kind, Kind::Array(_) | Kind::Object(_)) {
@@ -323,41 +338,52 @@ impl<'t, 'a> Walker<'t, 'a> {
         kind: Kind<'a>,
         collect: bool,
     ) -> bool {
-        match (&kw.kind, kind) {
-            (KwKind::Type(mask), k) => self.check(type_ok(*mask, k), collect, kw),
-            (KwKind::Enum(vals), _) => {
-                let ok = vals.iter().any(|v| unique::equal(inst, v));
-                self.check(ok, collect, kw)
-            }
-            (KwKind::Const(v), _) => self.check(unique::equal(inst, v), collect, kw),
-            (KwKind::Minimum { limit, exclusive }, Kind::Num(n)) => {
-                let o = number::cmp(n, *limit);
-                self.check(o.is_gt() || (o.is_eq() && !exclusive), collect, kw)
-            }
-            (KwKind::Maximum { limit, exclusive }, Kind::Num(n)) => {
-                let o = number::cmp(n, *limit);
-                self.check(o.is_lt() || (o.is_eq() && !exclusive), collect, kw)
-            }
-            (KwKind::MultipleOf(d), Kind::Num(n)) => self.check(d.divides(n), collect, kw),
-            (KwKind::MinLength(m), Kind::Str(s)) => {
-                self.check(s.len() >= *m && char_len(s) >= *m, collect, kw)
-            }
-            (KwKind::MaxLength(m), Kind::Str(s)) => {
-                self.check(s.len() <= *m || char_len(s) <= *m, collect, kw)
-            }
-            (KwKind::Pattern(re), Kind::Str(s)) => self.check(re.is_match(s), collect, kw),
-            (KwKind::Format(f), Kind::Str(s)) => self.check(f.check_str(s), collect, kw),
-            (KwKind::Format(f), Kind::Num(n)) => self.check(f.check_num(n), collect, kw),
-            (KwKind::MinItems(m), Kind::Array(n)) => self.check(n >= *m, collect, kw),
-            (KwKind::MaxItems(m), Kind::Array(n)) => self.check(n <= *m, collect, kw),
-            (KwKind::UniqueItems, Kind::Array(_)) => {
-                self.check(unique::all_unique(inst), collect, kw)
-            }
-            (KwKind::MinProperties(m), Kind::Object(n)) => self.check(n >= *m, collect, kw),
-            (KwKind::MaxProperties(m), Kind::Object(n)) => self.check(n <= *m, collect, kw),
-            // Keywords that do not apply to this instance type pass.
-            _ => true,
+        holds(kw, inst, kind) || self.fail(collect, kw)
+    }
+}
+
+/// Whether a leaf keyword holds for the instance (other keywords, and keywords that do not
+/// apply to this instance type, pass). The cheap checks every scalar meets are here; those that
+/// walk values or text are in [`holds_by_value`], so this stays a small function with a small
+/// stack frame.
+#[inline]
+fn holds<'a, J: JsonNode<'a>>(kw: &Kw, inst: J, kind: Kind<'a>) -> bool {
+    match (&kw.kind, kind) {
+        (KwKind::Type(mask), k) => type_ok(*mask, k),
+        (KwKind::Minimum { limit, exclusive }, Kind::Num(n)) => {
+            let o = number::cmp(n, *limit);
+            o.is_gt() || (o.is_eq() && !exclusive)
         }
+        (KwKind::Maximum { limit, exclusive }, Kind::Num(n)) => {
+            let o = number::cmp(n, *limit);
+            o.is_lt() || (o.is_eq() && !exclusive)
+        }
+        (KwKind::MultipleOf(d), Kind::Num(n)) => d.divides(n),
+        (KwKind::MinLength(m), Kind::Str(s)) => s.len() >= *m && char_len(s) >= *m,
+        (KwKind::MaxLength(m), Kind::Str(s)) => s.len() <= *m || char_len(s) <= *m,
+        (KwKind::Pattern(re), Kind::Str(s)) => re.is_match(s),
+        (KwKind::MinItems(m), Kind::Array(n)) => n >= *m,
+        (KwKind::MaxItems(m), Kind::Array(n)) => n <= *m,
+        (KwKind::MinProperties(m), Kind::Object(n)) => n >= *m,
+        (KwKind::MaxProperties(m), Kind::Object(n)) => n <= *m,
+        (KwKind::Enum(_) | KwKind::Const(_) | KwKind::UniqueItems | KwKind::Format(_), _) => {
+            holds_by_value(kw, inst, kind)
+        }
+        _ => true,
+    }
+}
+
+/// [`holds`] for the keywords that compare or scan values: `enum`, `const`, `uniqueItems`,
+/// `format`.
+#[inline(never)]
+fn holds_by_value<'a, J: JsonNode<'a>>(kw: &Kw, inst: J, kind: Kind<'a>) -> bool {
+    match (&kw.kind, kind) {
+        (KwKind::Enum(vals), _) => vals.iter().any(|v| unique::equal(inst, v)),
+        (KwKind::Const(v), _) => unique::equal(inst, v),
+        (KwKind::UniqueItems, Kind::Array(_)) => unique::all_unique(inst),
+        (KwKind::Format(f), Kind::Str(s)) => f.check_str(s),
+        (KwKind::Format(f), Kind::Num(n)) => f.check_num(n),
+        _ => true,
     }
 }
 

@@ -2,12 +2,12 @@
 use crate::{CompileError, CompileOptions, Dialect, Limits, Reason, Rejection, Validator};
 use serde_json::{Value, json};
 
-fn compile(schema: Value, d: Dialect) -> Validator {
+pub(crate) fn compile(schema: Value, d: Dialect) -> Validator {
     Validator::compile(&schema, d, &CompileOptions::default()).unwrap()
 }
 
 /// Validates through both paths and checks they agree.
-fn run(v: &Validator, text: &str) -> Result<(), Rejection> {
+pub(crate) fn run(v: &Validator, text: &str) -> Result<(), Rejection> {
     let mut body = text.as_bytes().to_vec();
     let by_bytes = v.validate_bytes(&mut body, &Limits::default());
     let by_value = v.validate_value(&serde_json::from_str(text).unwrap());

@@ -1,0 +1,295 @@
+//! The commonest API patterns are a fixed sequence of ASCII character classes between `^` and
+//! `$`: `^[A-Z]{3}-[0-9]{6}$` (a SKU), `^[0-9A-Z -]{3,10}$` (a postal code),
+//! `^[a-z][a-z0-9-]{0,31}$` (a slug). When every class but the last repeats a fixed number of
+//! times, a string matches exactly when its length fits and each byte is in the class of its
+//! position: independent bit tests, instead of a DFA step that waits on the one before. Anything
+//! else (alternation, groups, flags, Unicode classes, negated classes, `.`) is left to the DFA.
+
+/// A set of ASCII bytes as a bit mask (bit `b` for byte `b`).
+type Set = u128;
+
+/// Most fixed positions a shape keeps before leaving the pattern to the DFA.
+const MAX_FIXED: usize = 64;
+
+/// Most distinct classes a shape tells apart (one bit each in [`Shape::member`]).
+const MAX_CLASSES: usize = 8;
+
+#[derive(Debug, Clone)]
+pub(crate) struct Shape {
+    /// For every byte, one bit per distinct class that holds it.
+    member: Box<[u8; 256]>,
+    /// The class bit of each fixed position, in order.
+    fixed: Vec<u8>,
+    /// The last, variable-length class: (class bit, least and most repetitions).
+    tail: Option<(u8, usize, usize)>,
+}
+
+impl Shape {
+    /// The shape of `pattern`, if it has one (see the module comment).
+    pub(crate) fn parse(pattern: &str) -> Option<Shape> {
+        let body = pattern.strip_prefix('^')?.strip_suffix('$')?;
+        if body.ends_with('\\') {
+            return None;
+        }
+        let mut items: Vec<(Set, usize, usize)> = Vec::new();
+        let mut rest = body.as_bytes();
+        while let Some((&c, after)) = rest.split_first() {
+            let (set, after) = match c {
+                b'[' => class(after)?,
+                b'\\' => {
+                    let (&e, after) = after.split_first()?;
+                    (escaped(e)?, after)
+                }
+                c if literal(c) => (1 << c, after),
+                _ => return None,
+            };
+            let (min, max, after) = quantifier(after)?;
+            items.push((set, min, max));
+            rest = after;
+        }
+        let mut classes: Vec<Set> = Vec::new();
+        let mut bit = |set: Set| -> Option<u8> {
+            let i = match classes.iter().position(|c| *c == set) {
+                Some(i) => i,
+                None => {
+                    classes.push(set);
+                    classes.len() - 1
+                }
+            };
+            (i < MAX_CLASSES).then(|| 1 << i)
+        };
+        let tail = match items.last() {
+            Some(&(set, min, max)) if min != max => {
+                items.pop();
+                Some((bit(set)?, min, max))
+            }
+            _ => None,
+        };
+        let mut fixed = Vec::new();
+        for (set, min, max) in items {
+            if min != max || fixed.len() + min > MAX_FIXED {
+                return None;
+            }
+            fixed.extend(std::iter::repeat_n(bit(set)?, min));
+        }
+        let mut member = Box::new([0u8; 256]);
+        for (i, set) in classes.iter().enumerate() {
+            for b in 0..128u8 {
+                if (set >> b) & 1 == 1
+                    && let Some(m) = member.get_mut(usize::from(b))
+                {
+                    *m |= 1 << i;
+                }
+            }
+        }
+        Some(Shape {
+            member,
+            fixed,
+            tail,
+        })
+    }
+
+    pub(crate) fn is_match(&self, s: &[u8]) -> bool {
+        let n = self.fixed.len();
+        let (head, rest) = match self.tail {
+            None if s.len() == n => (s, &[][..]),
+            Some((_, min, max)) if s.len() >= n && (min..=max).contains(&(s.len() - n)) => {
+                s.split_at(n)
+            }
+            _ => return false,
+        };
+        // No early exit: the tests are independent, and a branch per byte would cost more.
+        let mut ok = true;
+        for (bit, &b) in self.fixed.iter().zip(head) {
+            ok &= self.member[usize::from(b)] & bit != 0;
+        }
+        if let Some((bit, ..)) = self.tail {
+            ok &= rest.iter().all(|&b| self.member[usize::from(b)] & bit != 0);
+        }
+        ok
+    }
+}
+
+/// An ASCII character that stands for itself outside a class.
+fn literal(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || b" -_:/@#%&=,;'\"<>!~`".contains(&c)
+}
+
+/// `\` followed by `e`: punctuation stands for itself; `\d`, `\w`, `\s` are Unicode classes in
+/// the regex syntax and are not shapes.
+fn escaped(e: u8) -> Option<Set> {
+    // `\<` and `\>` are word boundaries.
+    (e.is_ascii_punctuation() && e != b'<' && e != b'>').then(|| 1 << e)
+}
+
+/// A bracket class after its `[`: ASCII literals, escaped punctuation and ranges, no negation.
+fn class(mut rest: &[u8]) -> Option<(Set, &[u8])> {
+    // `--`, `&&` and `~~` are set operations, nested `[` a class or a named class.
+    let end = rest
+        .iter()
+        .skip(1)
+        .position(|&c| c == b']')
+        .map_or(rest.len(), |p| p + 1);
+    if rest.get(..end)?.windows(2).any(|w| w == b"--") {
+        return None;
+    }
+    let mut set: Set = 0;
+    let mut first = true;
+    loop {
+        let (&c, after) = rest.split_first()?;
+        let (lo, after) = match c {
+            b']' if !first => return Some((set, after)),
+            b'^' if first => return None,
+            b'[' | b']' | b'&' | b'~' => return None,
+            b'\\' => {
+                let (&e, after) = after.split_first()?;
+                if !e.is_ascii_punctuation() || e == b'<' || e == b'>' {
+                    return None;
+                }
+                (e, after)
+            }
+            c if c.is_ascii() && !c.is_ascii_control() => (c, after),
+            _ => return None,
+        };
+        first = false;
+        match after {
+            [b'-', b'\\' | b'[', ..] => return None,
+            [b'-', hi, tail @ ..] if *hi != b']' => {
+                if !hi.is_ascii() || hi.is_ascii_control() || *hi < lo {
+                    return None;
+                }
+                for b in lo..=*hi {
+                    set |= 1 << b;
+                }
+                rest = tail;
+            }
+            _ => {
+                set |= 1 << lo;
+                rest = after;
+            }
+        }
+    }
+}
+
+/// An optional greedy quantifier: (least, most, what follows).
+fn quantifier(rest: &[u8]) -> Option<(usize, usize, &[u8])> {
+    match rest.split_first() {
+        Some((b'?', after)) => Some((0, 1, lazy(after)?)),
+        Some((b'*', after)) => Some((0, usize::MAX, lazy(after)?)),
+        Some((b'+', after)) => Some((1, usize::MAX, lazy(after)?)),
+        Some((b'{', after)) => {
+            let close = after.iter().position(|&c| c == b'}')?;
+            let inside = std::str::from_utf8(after.get(..close)?).ok()?;
+            let number = |t: &str| -> Option<usize> {
+                (!t.is_empty() && t.bytes().all(|c| c.is_ascii_digit()))
+                    .then(|| t.parse().ok())
+                    .flatten()
+                    .filter(|n| *n <= 1000)
+            };
+            let (min, max) = match inside.split_once(',') {
+                None => (number(inside)?, number(inside)?),
+                Some((lo, "")) => (number(lo)?, usize::MAX),
+                Some((lo, hi)) => (number(lo)?, number(hi)?),
+            };
+            (min <= max).then_some((min, max, lazy(after.get(close + 1..)?)?))
+        }
+        _ => Some((1, 1, rest)),
+    }
+}
+
+/// Lazy (`?`) and possessive forms change nothing about whether a string matches, but keep
+/// the parser honest: anything unexpected after a quantifier is not a shape.
+fn lazy(rest: &[u8]) -> Option<&[u8]> {
+    match rest.first() {
+        Some(b'?' | b'+' | b'*' | b'{') => None,
+        _ => Some(rest),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use regex::Regex;
+
+    #[test]
+    fn shapes_agree_with_the_regex_engine() {
+        let shaped = [
+            "^[A-Z]{3}-[0-9]{6}$",
+            "^[0-9A-Z -]{3,10}$",
+            "^[a-z][a-z0-9-]{0,31}$",
+            "^$",
+            "^a$",
+            "^ab?$",
+            "^[a-c]*$",
+            "^x[0-9]+$",
+            "^\\.\\-[\\]a]{2}$",
+            "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+            "^[-a]{1,}$",
+            "^[a-]{2}$",
+        ];
+        let not_shaped = [
+            "[A-Z]{3}",
+            "^[A-Z]{3}",
+            "^a|b$",
+            "^(ab)$",
+            "^\\d{3}$",
+            "^[^a]$",
+            "^.$",
+            "^a*b*$",
+            "^a??$",
+            "^(?i)a$",
+            "^[\\d]$",
+            "^é$",
+            "^a{2,1}$",
+            "^a\\$",
+            "^[a-\\]]$",
+        ];
+        let hays = [
+            "",
+            "a",
+            "ab",
+            "abc",
+            "ABC-123456",
+            "ABC-12345",
+            "ABC-1234567",
+            "abc-123456",
+            "AB1 2CD",
+            "12",
+            "x",
+            "x0",
+            "x",
+            "x01234",
+            "slug-1",
+            "Slug",
+            "a-",
+            "-a",
+            ".-]a",
+            ".-aa",
+            "a\n",
+            "ab\n",
+            "é",
+            "aé",
+            "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz",
+            "2eb8aa08-aa98-11ea-b4aa-73b441d16380",
+            "--",
+            "aa",
+            "a-a",
+            "[a]",
+        ];
+        for p in shaped {
+            let shape = Shape::parse(p).unwrap_or_else(|| panic!("{p} has a shape"));
+            let re = Regex::new(p).unwrap();
+            for h in hays {
+                assert_eq!(
+                    shape.is_match(h.as_bytes()),
+                    re.is_match(h),
+                    "{p:?} on {h:?}"
+                );
+            }
+        }
+        for p in not_shaped {
+            assert!(Shape::parse(p).is_none(), "{p}");
+        }
+    }
+}
