@@ -90,7 +90,15 @@ pub(crate) fn install(iface: &str, g: &SynGuard) -> anyhow::Result<()> {
     let was = std::fs::read_to_string(LOOSE)
         .with_context(|| format!("reading {LOOSE} (is conntrack available?)"))?;
     if was.trim() != "0" {
-        std::fs::write(LOOSE, "0").with_context(|| format!("writing 0 to {LOOSE}"))?;
+        if let Err(e) = std::fs::write(LOOSE, "0") {
+            let table = table_name(iface);
+            let _ = nft(&format!("table inet {table}\ndelete table inet {table}\n"));
+            bail!(
+                "the SYN guard needs net.netfilter.nf_conntrack_tcp_loose = 0 and writing it \
+                 failed ({e}): set it at boot (/etc/sysctl.d, with nf_conntrack in \
+                 /etc/modules-load.d) or let vigild write /proc/sys"
+            );
+        }
         let mut saved = SAVED_LOOSE.lock().unwrap_or_else(|p| p.into_inner());
         saved.get_or_insert_with(|| was.trim().to_owned());
     }
