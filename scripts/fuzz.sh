@@ -18,7 +18,7 @@ export CARGO_TARGET_DIR=$FUZZ/target
 
 CARGO_AFL_VERSION=0.18.2
 # Every target but `planted`, whose crash is the point (see --prove).
-ALL_TARGETS="http_head json_schema jwt jwks openapi policy_request config xdp"
+ALL_TARGETS="http_head json_schema jwt jwks openapi policy_request config xdp patch"
 PROVE_BOUND=120
 
 usage() {
