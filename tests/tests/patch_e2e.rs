@@ -239,6 +239,33 @@ fn virtual_patches_block_log_ban_expire_and_survive_a_restart() {
     );
     let hits = list.lines().find(|l| l.starts_with("cfg-sqli")).unwrap();
     assert!(hits.contains(" 1 ") && hits.contains("config"), "{hits}");
+    let status = d.ctl(&["status"]).unwrap();
+    assert!(
+        status.contains("patches:       4 virtual patches, 1 EXPIRED"),
+        "{status}"
+    );
+    let metrics_at = d.ctl_json(&["status"]).unwrap()["gateway"]["metrics"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let metrics = Command::new("curl")
+        .args(["-sS", &format!("http://{metrics_at}/metrics")])
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    assert!(
+        metrics.contains("vigil_patch_hits_total{patch=\"cfg-sqli\",action=\"block\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("vigil_patch_expired{patch=\"soon\"} 1"),
+        "{metrics}"
+    );
+    let log = d.log();
+    assert!(
+        log.contains("virtual patch expired") && log.contains("soon"),
+        "the expiry was not logged: {log}"
+    );
 
     // Run-time patches survive a restart; the config's come from the config.
     d.term();

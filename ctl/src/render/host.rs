@@ -24,6 +24,21 @@ pub fn gateway(g: Option<&Option<GatewayStatus>>) -> String {
         }
     ));
     out.push_str(&details(&g.details));
+    if let Some(p) = g.details.patches.filter(|p| p.total > 0) {
+        out.push_str(&format!(
+            "patches:       {} virtual patch{}{}\n",
+            p.total,
+            if p.total == 1 { "" } else { "es" },
+            if p.expired > 0 {
+                format!(
+                    ", {} EXPIRED (vigilctl patch list; remove or renew them)",
+                    p.expired
+                )
+            } else {
+                String::new()
+            }
+        ));
+    }
     // One line per token key set: an operator sees a stale or failing identity provider here.
     for j in &g.jwks {
         let fetched = match j.seconds_since_fetch {

@@ -19,7 +19,8 @@ pub use hw::{
 };
 pub use status::{
     AuditStatus, DaemonStatus, FleetStatus, GatewayDetails, GatewayStatus, JwksStatus, KeyStatus,
-    PolicyStatus, RateLimitStatus, SharedRateLimits, Status, StoreBackend, XdpReport, XdpStatus,
+    PatchCount, PolicyStatus, RateLimitStatus, SharedRateLimits, Status, StoreBackend, XdpReport,
+    XdpStatus,
 };
 
 use crate::{Cidr, Ttl};

@@ -29,7 +29,18 @@ pub(crate) fn gateway_details(gw: &Gateway, keys_dir: Option<&Path>) -> GatewayD
             .filter(|(_, ok)| !ok)
             .map(|(name, _)| name)
             .collect(),
+        patches: Some(patch_count(&gw.patches())),
     }
+}
+
+fn patch_count(set: &vigil_patch::PatchSet) -> vigil_control::reply::PatchCount {
+    let now = vigil_patch::rule::unix_now();
+    let mut c = vigil_control::reply::PatchCount::default();
+    for (p, _) in set.patches() {
+        c.total += 1;
+        c.expired += usize::from(p.expires_unix <= now);
+    }
+    c
 }
 
 fn policy(cfg: &GatewayConfig) -> Option<PolicyStatus> {

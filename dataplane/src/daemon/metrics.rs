@@ -1,4 +1,4 @@
-//! The daemon's part of /metrics: inspection level, auto-ban, XDP (attached, counters, rules per
+//! The daemon's part of /metrics: inspection level, auto-ban, virtual patches, XDP (attached, counters, rules per
 //! list and origin) and temperatures. XDP families are written whether or not XDP is attached
 //! (at zero when detached), so dashboards and alerts see a value rather than a gap.
 
@@ -50,7 +50,41 @@ pub(super) fn daemon_metrics(
             )
         }),
     )?;
+    patch_metrics(&d, e)?;
     xdp_metrics(&d, e)
+}
+
+fn patch_metrics(d: &Daemon, e: &mut Exposition<'_, '_>) -> fmt::Result {
+    let Some(set) = lock(&d.gateway).as_ref().map(|gw| gw.patches()) else {
+        return Ok(());
+    };
+    if set.is_empty() {
+        return Ok(());
+    }
+    let now = vigil_patch::rule::unix_now();
+    let rows: Vec<(String, &'static str, u64, bool)> = set
+        .patches()
+        .map(|(c, h)| {
+            (
+                c.patch.id.clone(),
+                c.patch.action.as_str(),
+                h.count.load(Ordering::Relaxed),
+                c.expires_unix <= now,
+            )
+        })
+        .collect();
+    e.counters(
+        "vigil_patch_hits_total",
+        "Requests each virtual patch matched, by patch and action.",
+        rows.iter()
+            .map(|(id, action, hits, _)| ([("patch", id.as_str()), ("action", *action)], *hits)),
+    )?;
+    e.gauges(
+        "vigil_patch_expired",
+        "1 for a virtual patch past its expiry: it matches nothing; remove or renew it.",
+        rows.iter()
+            .map(|(id, _, _, expired)| ([("patch", id.as_str())], i64::from(*expired))),
+    )
 }
 
 fn xdp_metrics(d: &Daemon, e: &mut Exposition<'_, '_>) -> fmt::Result {

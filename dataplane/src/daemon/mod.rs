@@ -57,6 +57,8 @@ pub struct Daemon {
     autoban_total: AtomicU64,
     /// Virtual patches added with `vigilctl patch add`, as kept in `[patches] store`.
     runtime_patches: Mutex<Vec<vigil_patch::Patch>>,
+    /// Patches whose expiry has been logged.
+    expired_patches: Mutex<std::collections::HashSet<String>>,
     started: Instant,
 }
 
@@ -126,6 +128,7 @@ impl Daemon {
             autoban: Mutex::new(autoban),
             autoban_total: AtomicU64::new(0),
             runtime_patches: Mutex::new(Vec::new()),
+            expired_patches: Mutex::default(),
             started: Instant::now(),
         });
         daemon.sync_config_rules()?;

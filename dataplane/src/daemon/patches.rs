@@ -38,6 +38,7 @@ impl Daemon {
             let checked = p.check(None)?;
             if checked.expires_unix <= now {
                 warn!(patch = %p.id, note = %p.note, "virtual patch has expired: it matches nothing; remove it (vigilctl patch del) or add it again with a new expiry");
+                lock(&self.expired_patches).insert(p.id.clone());
             }
         }
         if !patches.is_empty() {
@@ -73,6 +74,25 @@ impl Daemon {
                 d.ban_source(source, &format!("virtual patch {id}"), ttl);
             }
         })
+    }
+
+    /// Logs, once each, the patches that expired since the last call (the sweep calls it
+    /// every second): a temporary measure must not end unnoticed.
+    pub(super) fn announce_expired_patches(&self) {
+        let Some(set) = lock(&self.gateway).as_ref().map(|gw| gw.patches()) else {
+            return;
+        };
+        let now = unix_now();
+        let mut seen = lock(&self.expired_patches);
+        for (c, hits) in set.patches() {
+            if c.expires_unix <= now && seen.insert(c.patch.id.clone()) {
+                warn!(
+                    patch = %c.patch.id, note = %c.patch.note, expired = %c.patch.expires,
+                    hits = hits.count.load(std::sync::atomic::Ordering::Relaxed),
+                    "virtual patch expired: it matches nothing now; remove it (vigilctl patch del, or from the config) or add it again with a new expiry"
+                );
+            }
+        }
     }
 
     fn require_gateway(&self) -> Result<(), ControlError> {

@@ -179,6 +179,7 @@ impl Daemon {
     }
 
     pub(super) fn sweep(&self) {
+        self.announce_expired_patches();
         let mut xdp = lock(&self.xdp);
         let Some(att) = xdp.as_mut() else { return };
         match att.maps.sweep_expired() {

@@ -131,6 +131,16 @@ pub struct GatewayDetails {
     /// Upstreams failing their health check now (requests go to the others).
     #[serde(default)]
     pub unhealthy_upstreams: Vec<String>,
+    /// Virtual patches in force, and how many of them have expired.
+    #[serde(default)]
+    pub patches: Option<PatchCount>,
+}
+
+/// `vigilctl status`'s line on virtual patches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchCount {
+    pub total: usize,
+    pub expired: usize,
 }
 
 /// `[policy]` as configured.
