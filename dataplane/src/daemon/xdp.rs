@@ -49,6 +49,15 @@ impl Daemon {
         apply_syn_guard(att, section.syn_guard.as_ref().map(|g| g.guard()).as_ref())
     }
 
+    /// `xdp.pin_root` of the config in force.
+    fn pin_root(&self) -> std::path::PathBuf {
+        lock(&self.config)
+            .xdp
+            .as_ref()
+            .map(|x| x.pin_root.clone())
+            .unwrap_or_default()
+    }
+
     pub(super) fn with_maps<T>(
         &self,
         f: impl FnOnce(&mut vigil_xdp::VigilMaps) -> Result<T, OpError>,
@@ -72,11 +81,7 @@ impl Daemon {
             return;
         }
         let Some(att) = xdp.take() else { return };
-        let root = lock(&self.config)
-            .xdp
-            .as_ref()
-            .map(|x| x.pin_root.clone())
-            .unwrap_or_default();
+        let root = self.pin_root();
         let iface = att.iface.clone();
         remove_syn_guard(&att);
         drop(att);
@@ -94,11 +99,7 @@ impl Daemon {
                 "XDP is not attached",
             ));
         };
-        let root = lock(&self.config)
-            .xdp
-            .as_ref()
-            .map(|x| x.pin_root.clone())
-            .unwrap_or_default();
+        let root = self.pin_root();
         let iface = att.iface.clone();
         let mut kept = Vec::new();
         for list in [List::Block, List::Allow] {
