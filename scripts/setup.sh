@@ -8,7 +8,8 @@ PACKAGES=(
   iproute2 iputils-ping nftables             # namespaces, veth pairs, the nftables peer
   swtpm swtpm-tools libtss2-dev tpm2-tools   # TPM-backed keys, swtpm as the TPM in tests
   pkg-config curl openssl                    # builds of -sys crates; real TLS clients
-  nginx-light nghttp2-client                 # the TLS peer and load generator of perf/tls
+  nginx-light nghttp2-client wrk             # the TLS peer and load generators of perf/tls
+  linux-perf                                 # profiles of vigild under load (perf record)
   redis-server                               # fleet state in tests
   prometheus                                 # promtool: checks and unit tests of the alert rules
   systemd logrotate                          # systemd-analyze checks the unit; the audit log's rotation

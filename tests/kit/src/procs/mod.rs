@@ -2,6 +2,7 @@
 //! process of its own), each behind a guard that stops it by PID when dropped, so an aborted
 //! run leaves nothing behind.
 
+pub mod cpu;
 pub mod nginx;
 
 use std::future::Future;
@@ -134,12 +135,21 @@ pub fn assert_failed(out: &Output, needles: &[&str]) -> String {
 
 /// Resident set size of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> Result<u64> {
+    status_field(pid, "VmRSS")?
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .with_context(|| format!("bad VmRSS for {pid}"))
+}
+
+/// The value of `key` in `/proc/PID/status`, trimmed.
+pub fn status_field(pid: u32, key: &str) -> Result<String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no VmRSS for {pid}"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(|v| v.trim().to_owned())
+        .with_context(|| format!("no {key} for {pid}"))
 }
 
 /// Spawns `cmd`, which announces itself with one line `READY <port>...` on stdout (see
