@@ -103,6 +103,23 @@ fn clock_ticks() -> f64 {
     if t > 0 { t as f64 } else { 100.0 }
 }
 
+/// User plus system CPU time, in seconds, of every child of this process that has been waited
+/// for (`getrusage(RUSAGE_CHILDREN)`): the difference over a span in which only load
+/// generators ended is what they used.
+pub fn reaped_children_cpu_seconds() -> f64 {
+    // SAFETY: rusage is plain data; all-zero is valid and getrusage overwrites it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes one rusage through a valid pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru) } != 0 {
+        return f64::NAN;
+    }
+    timeval_s(ru.ru_utime) + timeval_s(ru.ru_stime)
+}
+
+fn timeval_s(t: libc::timeval) -> f64 {
+    t.tv_sec as f64 + t.tv_usec as f64 / 1e6
+}
+
 /// A command run to the end with its CPU use measured.
 #[derive(Debug, Clone)]
 pub struct Measured {
@@ -166,10 +183,9 @@ pub fn run_measured(cmd: &mut Command, cpu: Option<usize>) -> Result<Measured> {
     if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
         bail!("{program} failed (status {status:#x}): {stdout}");
     }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Ok(Measured {
         stdout,
-        cpu_s: tv(ru.ru_utime) + tv(ru.ru_stime),
+        cpu_s: timeval_s(ru.ru_utime) + timeval_s(ru.ru_stime),
         wall_s,
     })
 }
@@ -192,6 +208,11 @@ mod tests {
         assert!(m.cpu_percent() > 10.0, "{m:?}");
         let idle = run_measured(Command::new("sleep").arg("0.2"), None)?;
         assert!(idle.cpu_percent() < 50.0, "{idle:?}");
+        let before = reaped_children_cpu_seconds();
+        Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"])
+            .status()?;
+        assert!(reaped_children_cpu_seconds() > before);
         assert!(run_measured(&mut Command::new("false"), None).is_err());
         Ok(())
     }
