@@ -58,6 +58,10 @@ struct Opts {
     /// The CPU of every server: nginx, the upstream nginx and the gateway.
     #[arg(long, default_value_t = 1)]
     server_cpu: usize,
+    /// The gateway's runtime, as vigild's `--runtime`: `current-thread` (everything on one
+    /// thread) or `multi-thread` (one worker thread, like `TOKIO_WORKER_THREADS=1`).
+    #[arg(long, value_enum, default_value = "current-thread")]
+    gateway_runtime: GatewayRuntime,
     /// Leave out the HTTP/2 and handshake measurements.
     #[arg(long)]
     h1_only: bool,
@@ -67,6 +71,13 @@ struct Opts {
     /// Internal: serve the gateway with this config in this process (the harness's child).
     #[arg(long, hide = true)]
     serve_gateway: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum GatewayRuntime {
+    CurrentThread,
+    MultiThread,
 }
 
 /// A CA and a server certificate for localhost, ECDSA P-256, written to `dir`.
@@ -90,9 +101,17 @@ fn raise_nofile() {
 
 /// The gateway in a child process (this binary with `--serve-gateway CONFIG`), so its memory
 /// and CPU are its own like nginx's; its HTTPS port.
-fn gateway(config: &Path) -> Result<(Proc, u16)> {
+fn gateway(config: &Path, rt: GatewayRuntime) -> Result<(Proc, u16)> {
     let exe = std::env::current_exe()?;
-    let (p, ports) = procs::spawn_ready(Command::new(exe).arg("--serve-gateway").arg(config))?;
+    let rt = match rt {
+        GatewayRuntime::CurrentThread => "current-thread",
+        GatewayRuntime::MultiThread => "multi-thread",
+    };
+    let (p, ports) = procs::spawn_ready(
+        Command::new(exe)
+            .args(["--gateway-runtime", rt, "--serve-gateway"])
+            .arg(config),
+    )?;
     let https = *ports.first().context("the gateway announced no port")?;
     Ok((p, https))
 }
@@ -142,7 +161,7 @@ fn start(o: &Opts, dir: &Path, tls: &TlsFiles) -> Result<Servers> {
     let mut gw = Vec::new();
     for policy in [None, Some(api.as_path())] {
         let cfg = cases::gateway_config(dir, tls, up_port, o.keepalive, policy)?;
-        let (p, port) = gateway(&cfg)?;
+        let (p, port) = gateway(&cfg, o.gateway_runtime)?;
         pin_tree(p.pid(), cpu)?;
         gw.push(Target {
             port,
@@ -216,7 +235,7 @@ fn say(name: &str, round: usize, proto: &str, r: &Run) {
 fn main() -> Result<()> {
     let o = Opts::parse();
     if let Some(config) = &o.serve_gateway {
-        return child::serve(config);
+        return child::serve(config, o.gateway_runtime == GatewayRuntime::CurrentThread);
     }
     if o.generator_cpu == o.server_cpu {
         bail!("--generator-cpu and --server-cpu must differ: the point is to keep them apart");
@@ -341,7 +360,12 @@ fn main() -> Result<()> {
             "upstream_keepalive": o.keepalive,
             "generator_cpu": o.generator_cpu,
             "server_cpu": o.server_cpu,
-            "gateway_worker_threads": child::WORKERS,
+            "gateway_runtime": o.gateway_runtime,
+            "gateway_worker_threads": if o.gateway_runtime == GatewayRuntime::CurrentThread {
+                1
+            } else {
+                child::WORKERS
+            },
             "nginx_worker_processes": 1,
         }),
         pinning,
@@ -379,6 +403,7 @@ mod tests {
             (8, 16, 64, 3)
         );
         assert_eq!((o.generator_cpu, o.server_cpu), (0, 1));
+        assert_eq!(o.gateway_runtime, GatewayRuntime::CurrentThread);
         let help = Opts::try_parse_from(["vigil-perf-tls", "--help"]).err();
         assert_eq!(
             help.map(|e| e.kind()),

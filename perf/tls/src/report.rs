@@ -271,8 +271,10 @@ pub fn build(i: Inputs) -> Report {
         }
     }
     let caption = format!(
-        "TLS 1.3, one worker each; generator on CPU {}, every server on CPU {}; {} rounds of {} s, \
-         {} connections; rounds with the generator above 90% CPU are not counted",
+        "TLS 1.3, one worker each (gateway runtime {}); generator on CPU {}, every server on \
+         CPU {}; {} rounds of {} s, {} connections; rounds with the generator above 90% CPU \
+         are not counted",
+        i.opts["gateway_runtime"],
         i.opts["generator_cpu"],
         i.opts["server_cpu"],
         i.opts["rounds"],

@@ -170,17 +170,23 @@ pub fn spawn_ready(cmd: &mut Command) -> Result<(Proc, Vec<u16>)> {
     Ok((p, ports))
 }
 
-/// The child side of [`spawn_ready`]: runs `start` on a runtime with `workers` threads, prints
-/// `READY` and the ports it returns, then keeps what it started (`G`) serving until the parent
-/// kills this process.
+/// The child side of [`spawn_ready`]: runs `start` on a runtime with `workers` threads (0: a
+/// current-thread runtime, everything on the calling thread), prints `READY` and the ports it
+/// returns, then keeps what it started (`G`) serving until the parent kills this process.
 pub fn serve_ready<G>(
     workers: usize,
     start: impl Future<Output = Result<(G, Vec<u16>)>>,
 ) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()?;
+    let rt = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()?
+    };
     rt.block_on(async move {
         let (_serving, ports) = start.await?;
         let ports: Vec<String> = ports.iter().map(u16::to_string).collect();
