@@ -366,9 +366,10 @@ fn real_main() -> Result<bool> {
         child::serve(config, o.redis.clone())?;
         return Ok(true);
     }
-    // The harness and the h2load processes it starts on one CPU, every server on another.
-    pin_self(o.generator_cpu)?;
     let machine = vigil_testkit::machine::machine();
+    // The harness and the h2load processes it starts on one CPU, every server on another
+    // (after the machine's facts, which would otherwise count one CPU).
+    pin_self(o.generator_cpu)?;
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();

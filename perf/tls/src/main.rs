@@ -241,6 +241,8 @@ fn main() -> Result<()> {
         bail!("--generator-cpu and --server-cpu must differ: the point is to keep them apart");
     }
     raise_nofile();
+    // Before the pinning below, which would make the machine look like one CPU.
+    let machine = vigil_testkit::machine::machine();
     // The harness (and every generator it starts) on the generator's CPU; servers re-pinned.
     pin_self(o.generator_cpu)?;
     let tmp = tempfile::Builder::new()
@@ -251,7 +253,6 @@ fn main() -> Result<()> {
     let token = cases::token(dir)?;
     let servers = start(&o, dir, &tls)?;
     let started = report::now_utc();
-    let machine = vigil_testkit::machine::machine();
 
     let scripts = [
         cases::wrk_script(dir, cases::Method::Get, &token)?,
