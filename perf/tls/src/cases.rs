@@ -11,8 +11,8 @@ use vigil_testkit::config::{Config, Upstream};
 use vigil_testkit::jwt::{Alg, Key, jwks_json, now};
 use vigil_testkit::pki::TlsFiles;
 
-const ISSUER: &str = "https://id.bench.test";
-const AUDIENCE: &str = "bench-api";
+pub const ISSUER: &str = "https://id.bench.test";
+pub const AUDIENCE: &str = "bench-api";
 /// The subject of the token, and the owner of the objects every request asks for.
 pub const SUBJECT: &str = "alice";
 /// The GET: a path parameter bound to the token's subject and two checked query parameters.
@@ -33,6 +33,8 @@ pub enum Server {
     VigilPlain,
     /// The gateway with the OpenAPI policy, JWT, ownership, parameter and body checks.
     VigilFull,
+    /// Envoy verifying the same JWT (`jwt_authn`, cached), nothing else inspected.
+    Envoy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,7 +57,7 @@ pub struct Case {
 }
 
 /// Every HTTP/1.1 case, in the order of a round (a round starts at a different one each time).
-pub const CASES: [Case; 5] = [
+pub const CASES: [Case; 6] = [
     Case {
         name: "nginx-get",
         server: Server::Nginx,
@@ -90,6 +92,13 @@ pub const CASES: [Case; 5] = [
         method: Method::Post,
         compared_to: Some("nginx-post"),
         what: "gateway, full inspection + 300-byte JSON body validated, POST",
+    },
+    Case {
+        name: "envoy-jwt-get",
+        server: Server::Envoy,
+        method: Method::Get,
+        compared_to: Some("nginx-get"),
+        what: "Envoy TLS proxy verifying the same JWT (jwt_authn, cached), GET",
     },
 ];
 

