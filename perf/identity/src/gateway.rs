@@ -38,6 +38,10 @@ impl GatewayProc {
         }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
+    }
+
     pub fn cpu_ns(&self) -> Result<u64> {
         self.proc.cpu_ns()
     }

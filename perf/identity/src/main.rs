@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::Parser;
 use vigil_testkit::ports::free_port;
+use vigil_testkit::procs::cpu::{allowed, pin_self, pin_tree, reaped_children_cpu_seconds};
 use vigil_testkit::procs::{Proc, nginx};
 use vigil_testkit::redis::Redis;
 
@@ -28,6 +29,9 @@ use report::{Acc, RunReport};
 
 /// Warm-up before each round: the connections' handshakes are not measured.
 const WARM_UP_MS: u64 = 250;
+/// A round whose load generators used more of their CPU than this measured them, not the
+/// gateway: it is not counted.
+const GENERATOR_LIMIT: f64 = 90.0;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,6 +54,12 @@ struct Opts {
     /// Rounds the seconds are cut into; each runs every configuration once.
     #[arg(long, default_value_t = 10)]
     rounds: usize,
+    /// The CPU of the load generators (and of this harness).
+    #[arg(long, default_value_t = 0)]
+    generator_cpu: usize,
+    /// The CPU of the gateways, the upstream nginx and redis-server.
+    #[arg(long, default_value_t = 1)]
+    server_cpu: usize,
     /// Where the JSON goes.
     #[arg(long, default_value_os_t = default_out())]
     out: PathBuf,
@@ -73,6 +83,10 @@ impl Opts {
         anyhow::ensure!(o.secs >= 1, "--secs must be at least 1");
         anyhow::ensure!(o.connections >= 1, "--connections must be at least 1");
         anyhow::ensure!(o.rounds >= 1, "--rounds must be at least 1");
+        anyhow::ensure!(
+            o.generator_cpu != o.server_cpu,
+            "--generator-cpu and --server-cpu must differ"
+        );
         anyhow::ensure!(
             u64::from(o.secs) * 1000 / o.rounds as u64 >= 500,
             "--secs / --rounds must leave at least 500 ms per round"
@@ -214,7 +228,7 @@ impl Gateways {
     }
 }
 
-fn start_gateways(dir: &Path, up_port: u16) -> Result<Gateways> {
+fn start_gateways(dir: &Path, up_port: u16, cpu: usize) -> Result<Gateways> {
     let tls = fixtures::tls_cert(dir)?;
     let api = fixtures::description(dir, false)?;
     let api_jwt = fixtures::description(dir, true)?;
@@ -238,6 +252,7 @@ fn start_gateways(dir: &Path, up_port: u16) -> Result<Gateways> {
         };
         let cfg = fixtures::gateway_config(dir, &tls, up_port, setup)?;
         let p = GatewayProc::start(&cfg, None).with_context(|| format!("gateway {name}"))?;
+        pin_tree(p.pid(), cpu)?;
         list.push((gw, p));
     }
     // Without Redis the other configurations still run; this one reports why it did not.
@@ -248,7 +263,11 @@ fn start_gateways(dir: &Path, up_port: u16) -> Result<Gateways> {
     };
     let cfg = fixtures::gateway_config(dir, &tls, up_port, setup)?;
     let started = Redis::start().and_then(|redis| {
+        if let Some(p) = redis.proc() {
+            pin_tree(p.pid(), cpu)?;
+        }
         let gw = GatewayProc::start(&cfg, Some(&redis.addr())).context("gateway limit-redis")?;
+        pin_tree(gw.pid(), cpu)?;
         Ok((redis, gw))
     });
     let (redis, redis_error) = match started {
@@ -268,6 +287,8 @@ fn start_gateways(dir: &Path, up_port: u16) -> Result<Gateways> {
 /// What one round of one configuration measured.
 struct Measured {
     round: load::Round,
+    /// The generators' CPU over the round, % of one CPU.
+    generator_cpu_percent: f64,
     gateway_cpu_us: f64,
     redis_cpu_us: Option<f64>,
 }
@@ -284,7 +305,10 @@ fn measure(
 ) -> Result<Measured> {
     let redis_cpu = |r: Option<&Proc>| r.map(Proc::cpu_ns).transpose();
     let (cpu0, r0, m0) = (gw.cpu_ns()?, redis_cpu(redis)?, gw.scrape()?);
+    let (g0, wall) = (reaped_children_cpu_seconds(), std::time::Instant::now());
     let t = load::run(gw.https, PATH, dir, &run.groups, ms, WARM_UP_MS)?;
+    let generator_cpu_percent =
+        100.0 * (reaped_children_cpu_seconds() - g0) / wall.elapsed().as_secs_f64();
     let (cpu1, r1, m1) = (gw.cpu_ns()?, redis_cpu(redis)?, gw.scrape()?);
     let served = m1.requests.saturating_sub(m0.requests);
     let non_2xx = m1.non_2xx.saturating_sub(m0.non_2xx);
@@ -311,6 +335,7 @@ fn measure(
     let per_request = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1000.0 / served as f64;
     Ok(Measured {
         round: t,
+        generator_cpu_percent,
         gateway_cpu_us: per_request(cpu0, cpu1),
         redis_cpu_us: r0.zip(r1).map(|(a, b)| per_request(a, b)),
     })
@@ -342,6 +367,9 @@ fn real_main() -> Result<bool> {
         return Ok(true);
     }
     let machine = vigil_testkit::machine::machine();
+    // The harness and the h2load processes it starts on one CPU, every server on another
+    // (after the machine's facts, which would otherwise count one CPU).
+    pin_self(o.generator_cpu)?;
     let started = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
@@ -353,7 +381,13 @@ fn real_main() -> Result<bool> {
     let runs = runs(&o, &issuer)?;
     let up_port = free_port()?;
     let upstream = nginx::upstream(&dir, up_port)?;
-    let gateways = start_gateways(&dir, up_port)?;
+    pin_tree(upstream.pid(), o.server_cpu)?;
+    let gateways = start_gateways(&dir, up_port, o.server_cpu)?;
+    eprintln!(
+        "pinned: generators on CPU {}, upstream nginx worker on {}",
+        allowed(std::process::id())?,
+        allowed(nginx::worker(upstream.pid())?)?
+    );
     let mut reports: Vec<RunReport> = runs
         .iter()
         .map(|r| RunReport::new(r.name, r.what, r.compared_to, &r.groups))
@@ -401,10 +435,22 @@ fn real_main() -> Result<bool> {
             match measure(gw, redis, run, &dir, round_ms) {
                 Ok(m) => {
                     eprintln!(
-                        "round {round} {:<16} {:>9.0} req/s {:>7.1} us gateway CPU/request",
-                        run.name, m.round.requests_per_s, m.gateway_cpu_us
+                        "round {round} {:<16} {:>9.0} req/s {:>7.1} us gateway CPU/request, \
+                         generator CPU {:.0}%",
+                        run.name, m.round.requests_per_s, m.gateway_cpu_us, m.generator_cpu_percent
                     );
-                    acc.add(m.round, m.gateway_cpu_us, m.redis_cpu_us);
+                    rep.rounds_generator_cpu_percent
+                        .push(m.generator_cpu_percent);
+                    if m.generator_cpu_percent > GENERATOR_LIMIT {
+                        eprintln!(
+                            "*** GENERATOR-LIMITED: h2load used {:.0}% of its CPU (limit \
+                             {GENERATOR_LIMIT:.0}%); round {round} of {} NOT counted ***",
+                            m.generator_cpu_percent, run.name
+                        );
+                        rep.generator_limited_rounds += 1;
+                    } else {
+                        acc.add(m.round, m.gateway_cpu_us, m.redis_cpu_us);
+                    }
                 }
                 Err(e) => {
                     eprintln!("round {round} {}: {e:#}", run.name);
@@ -415,6 +461,13 @@ fn real_main() -> Result<bool> {
     }
     drop(gateways);
     drop(upstream);
+    for rep in &mut reports {
+        if rep.error.is_none() && rep.generator_limited_rounds == o.rounds {
+            rep.error = Some(format!(
+                "every round was generator-limited (h2load above {GENERATOR_LIMIT:.0}% CPU)"
+            ));
+        }
+    }
 
     let ok = reports.iter().all(|r| r.error.is_none());
     let report = report::finish(&o, started, machine, reports, acc, round_ms);

@@ -92,6 +92,11 @@ pub struct RunReport {
     /// gateway.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub extra_cpu_us_per_request: Option<f64>,
+    /// The h2load processes' CPU time over each round's wall time, % of their one CPU.
+    pub rounds_generator_cpu_percent: Vec<f64>,
+    /// Rounds left out because the generators used more than 90% of their CPU: those
+    /// measured the client, not the gateway.
+    pub generator_limited_rounds: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
@@ -117,6 +122,8 @@ impl RunReport {
             compared_to,
             ratio_to_compared: None,
             extra_cpu_us_per_request: None,
+            rounds_generator_cpu_percent: Vec::new(),
+            generator_limited_rounds: 0,
             error: None,
         }
     }

@@ -8,13 +8,16 @@ use anyhow::{Context, Result};
 use vigil_gateway::{Gateway, GatewayConfig};
 use vigil_hw::keys::FileKeyProvider;
 
-/// Worker threads of the gateway's runtime: one, like nginx's single worker.
+/// Worker threads of the gateway's multi-thread runtime: one, like nginx's single worker.
 pub const WORKERS: usize = 1;
 
-pub fn serve(config: &Path) -> Result<()> {
+/// Serves on a current-thread runtime (`vigild --runtime current-thread`) or on a
+/// multi-thread one with [`WORKERS`] workers (`TOKIO_WORKER_THREADS=1`).
+pub fn serve(config: &Path, current_thread: bool) -> Result<()> {
     let text = std::fs::read_to_string(config)?;
     let cfg: GatewayConfig = toml::from_str(&text).context("gateway config from the harness")?;
-    vigil_testkit::procs::serve_ready(WORKERS, async move {
+    let workers = if current_thread { 0 } else { WORKERS };
+    vigil_testkit::procs::serve_ready(workers, async move {
         let keys = Arc::new(FileKeyProvider::new(&cfg.tls.cert, &cfg.tls.key));
         let gw = Gateway::start(cfg, keys).await?;
         let https = gw.https_addr().port();

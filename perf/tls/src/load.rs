@@ -1,86 +1,161 @@
-//! Load with h2load (the same generator for both proxies): throughput and latency percentiles
-//! from its per-request log, and full TLS 1.3 handshakes per second. Its output is read by the
-//! test kit.
+//! The load generators, each pinned to the generator's CPU with its CPU time measured: wrk (one
+//! thread) for HTTP/1.1, h2load for HTTP/2 and for full handshakes. A run whose generator used
+//! more than [`GENERATOR_LIMIT`] percent of its CPU measured the client, not the server, and is
+//! marked so.
 
 use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::Result;
+use anyhow::{Result, bail};
 use serde::Serialize;
-use vigil_testkit::load::h2load;
-use vigil_testkit::load::percentile_ms;
+use vigil_testkit::load::{h2load, percentile_ms, wrk};
+use vigil_testkit::procs::cpu::{Measured, run_measured};
 
-/// One throughput run.
+/// Above this share of its CPU the generator may have been the limit: the run is refused.
+pub const GENERATOR_LIMIT: f64 = 90.0;
+
+/// One measured run.
 #[derive(Debug, Clone, Serialize)]
-pub struct Throughput {
+pub struct Run {
     pub requests_per_s: f64,
-    pub succeeded: u64,
-    pub failed: u64,
+    pub requests: u64,
+    /// Socket errors, non-2xx answers, h2load's failed requests.
+    pub errors: u64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// The generator's CPU time over the run's wall time, % of one CPU.
+    pub generator_cpu_percent: f64,
+    /// The proxy's and the upstream's CPU over the run, % of one CPU (filled by the caller).
+    pub proxy_cpu_percent: f64,
+    pub upstream_cpu_percent: f64,
+    /// The proxy's CPU time per answered request, µs: steadier than requests/s when other
+    /// work on the machine takes a share of the server's CPU.
+    pub proxy_cpu_us_per_request: f64,
+    /// The generator was above [`GENERATOR_LIMIT`]: the figure is the client's, not counted.
+    pub generator_limited: bool,
 }
 
-/// Runs `secs` seconds of load with `conns` connections; `h2` uses `streams` per connection.
-pub fn throughput(
+impl Run {
+    fn new(requests_per_s: f64, requests: u64, errors: u64, p: (f64, f64), m: &Measured) -> Self {
+        let cpu = m.cpu_percent();
+        Self {
+            requests_per_s,
+            requests,
+            errors,
+            p50_ms: p.0,
+            p99_ms: p.1,
+            generator_cpu_percent: cpu,
+            proxy_cpu_percent: f64::NAN,
+            upstream_cpu_percent: f64::NAN,
+            proxy_cpu_us_per_request: f64::NAN,
+            generator_limited: cpu > GENERATOR_LIMIT,
+        }
+    }
+}
+
+/// `secs` seconds of wrk (one thread, `conns` connections, latency distribution) with `script`
+/// against `https://127.0.0.1:port`, on `cpu`.
+pub fn wrk(port: u16, script: &Path, conns: u32, secs: u32, cpu: usize) -> Result<Run> {
+    let m = run_measured(
+        Command::new("wrk")
+            .args(["-t1", "--latency", "--timeout", "5s"])
+            .arg(format!("-c{conns}"))
+            .arg(format!("-d{secs}s"))
+            .arg("-s")
+            .arg(script)
+            .arg(format!("https://127.0.0.1:{port}")),
+        Some(cpu),
+    )?;
+    let s = wrk::parse(&m.stdout)?;
+    let (Some(p50), Some(p99)) = (s.p50_ms, s.p99_ms) else {
+        bail!("wrk printed no latency distribution: {}", m.stdout);
+    };
+    Ok(Run::new(
+        s.requests_per_s,
+        s.requests,
+        s.errors,
+        (p50, p99),
+        &m,
+    ))
+}
+
+/// `secs` seconds of HTTP/2 load from h2load (one thread, `conns` connections with `streams`
+/// streams each) on `cpu`, with the bearer `token`, latencies from its per-request log.
+pub fn h2(
     port: u16,
     dir: &Path,
-    h2: bool,
+    token: &str,
     conns: u32,
     streams: u32,
     secs: u32,
-) -> Result<Throughput> {
+    cpu: usize,
+) -> Result<Run> {
     let log = dir.join("h2load.log");
     let _ = std::fs::remove_file(&log);
-    let mut args = vec![
-        "-t".to_owned(),
-        "1".to_owned(),
-        "-c".to_owned(),
-        conns.to_string(),
-        "-D".to_owned(),
-        secs.to_string(),
-        "--warm-up-time".to_owned(),
-        "1".to_owned(),
-        format!("--log-file={}", log.display()),
-    ];
-    if h2 {
-        args.extend(["-m".to_owned(), streams.to_string()]);
-    } else {
-        args.push("--h1".to_owned());
-    }
-    args.push(format!("https://127.0.0.1:{port}/"));
-    let summary = h2load::parse(&h2load::run(&args)?)?;
+    let m = run_measured(
+        Command::new("h2load")
+            .args([
+                "-t",
+                "1",
+                "-c",
+                &conns.to_string(),
+                "-m",
+                &streams.to_string(),
+            ])
+            .args(["-D", &secs.to_string(), "--warm-up-time", "1"])
+            .args(["-H", &format!("authorization: Bearer {token}")])
+            .arg(format!("--log-file={}", log.display()))
+            .arg(format!(
+                "https://127.0.0.1:{port}{}",
+                crate::cases::GET_PATH
+            )),
+        Some(cpu),
+    )?;
+    let summary = h2load::parse(&m.stdout)?;
     let mut lat = Vec::new();
-    h2load::read_log(&log, &mut lat)?;
+    let non_2xx = h2load::read_log(&log, &mut lat)?;
     lat.sort_unstable();
-    Ok(Throughput {
-        requests_per_s: summary.requests_per_s,
-        succeeded: summary.succeeded,
-        failed: summary.failed,
-        p50_ms: percentile_ms(&lat, 0.50),
-        p99_ms: percentile_ms(&lat, 0.99),
-    })
+    let p = (percentile_ms(&lat, 0.50), percentile_ms(&lat, 0.99));
+    let mut run = Run::new(
+        summary.requests_per_s,
+        summary.succeeded,
+        summary.failed + non_2xx,
+        p,
+        &m,
+    );
+    // The warm-up second is in the wall time but not in the rate: count the CPU over the
+    // measured part only, which errs towards flagging.
+    run.generator_cpu_percent = 100.0 * m.cpu_s / (m.wall_s - 1.0).max(0.1);
+    run.generator_limited = run.generator_cpu_percent > GENERATOR_LIMIT;
+    Ok(run)
 }
 
-/// Full handshakes per second: batches of `batch` new connections, one request each, repeated
-/// for about `secs` seconds. h2load does not resume sessions, so every connection is a full
-/// TLS 1.3 handshake.
-pub fn handshakes(port: u16, batch: u32, secs: u32) -> Result<(f64, u64)> {
-    let (mut total, mut time) = (0u64, 0f64);
+/// Full TLS 1.3 handshakes per second: batches of `batch` new connections with one request
+/// each (h2load does not resume sessions) for about `secs` seconds, on `cpu`. Returns the rate,
+/// the count, and the generator's CPU share.
+pub fn handshakes(port: u16, batch: u32, secs: u32, cpu: usize) -> Result<(f64, u64, f64)> {
+    let (mut total, mut time, mut cpu_s, mut wall_s) = (0u64, 0f64, 0f64, 0f64);
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(u64::from(secs)) {
-        let args: Vec<String> = vec![
-            "--h1".into(),
-            "-t".into(),
-            "1".into(),
-            "-c".into(),
-            batch.to_string(),
-            "-n".into(),
-            batch.to_string(),
-            format!("https://127.0.0.1:{port}/"),
-        ];
-        let summary = h2load::parse(&h2load::run(&args)?)?;
+        let m = run_measured(
+            Command::new("h2load")
+                .args(["--h1", "-t", "1", "-c", &batch.to_string()])
+                .args(["-n", &batch.to_string()])
+                .arg(format!("https://127.0.0.1:{port}/")),
+            Some(cpu),
+        )?;
+        let summary = h2load::parse(&m.stdout)?;
         total += summary.succeeded;
         time += summary.seconds;
+        cpu_s += m.cpu_s;
+        wall_s += m.wall_s;
     }
-    Ok((if time > 0.0 { total as f64 / time } else { 0.0 }, total))
+    let rate = if time > 0.0 { total as f64 / time } else { 0.0 };
+    let gen_cpu = if wall_s > 0.0 {
+        100.0 * cpu_s / wall_s
+    } else {
+        f64::NAN
+    };
+    Ok((rate, total, gen_cpu))
 }

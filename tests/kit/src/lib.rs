@@ -8,7 +8,8 @@
 //! - [`pki`]: CAs, server and client certificates, self-signed certificates, keys;
 //! - [`jwt`]: signing keys of every JWS algorithm, tokens, JWKS documents and an HTTPS JWKS
 //!   endpoint;
-//! - [`procs`]: child processes stopped by PID on drop, nginx as upstream or TLS proxy, a
+//! - [`procs`]: child processes stopped by PID on drop, nginx as upstream or TLS proxy, CPU
+//!   pinning and the CPU time a child used, a
 //!   child that announces its ports;
 //! - [`redis`]: a private redis-server, optionally with an ACL user and TLS;
 //! - [`fleet`]: Ed25519 signing keys of fleet boxes;

@@ -320,10 +320,10 @@ impl Handler {
         let activity = self.activity.clone();
         Box::new(move |bytes_out| {
             let latency_us = ctx.started.elapsed().as_micros() as u64;
-            let route = ctx.route.clone().unwrap_or_else(|| "-".to_owned());
+            let route = ctx.route.as_deref().unwrap_or("-");
             shared
                 .metrics
-                .record_request(&route, status, reason, latency_us);
+                .record_request(route, status, reason, latency_us);
             if let Some(v) = ctx.log_only_violation {
                 shared.metrics.log_only_violation(v);
             }

@@ -2,6 +2,8 @@
 //! process of its own), each behind a guard that stops it by PID when dropped, so an aborted
 //! run leaves nothing behind.
 
+pub mod cpu;
+pub mod envoy;
 pub mod nginx;
 
 use std::future::Future;
@@ -134,12 +136,21 @@ pub fn assert_failed(out: &Output, needles: &[&str]) -> String {
 
 /// Resident set size of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> Result<u64> {
+    status_field(pid, "VmRSS")?
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .with_context(|| format!("bad VmRSS for {pid}"))
+}
+
+/// The value of `key` in `/proc/PID/status`, trimmed.
+pub fn status_field(pid: u32, key: &str) -> Result<String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no VmRSS for {pid}"))
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix(':'))
+        .map(|v| v.trim().to_owned())
+        .with_context(|| format!("no {key} for {pid}"))
 }
 
 /// Spawns `cmd`, which announces itself with one line `READY <port>...` on stdout (see
@@ -160,17 +171,23 @@ pub fn spawn_ready(cmd: &mut Command) -> Result<(Proc, Vec<u16>)> {
     Ok((p, ports))
 }
 
-/// The child side of [`spawn_ready`]: runs `start` on a runtime with `workers` threads, prints
-/// `READY` and the ports it returns, then keeps what it started (`G`) serving until the parent
-/// kills this process.
+/// The child side of [`spawn_ready`]: runs `start` on a runtime with `workers` threads (0: a
+/// current-thread runtime, everything on the calling thread), prints `READY` and the ports it
+/// returns, then keeps what it started (`G`) serving until the parent kills this process.
 pub fn serve_ready<G>(
     workers: usize,
     start: impl Future<Output = Result<(G, Vec<u16>)>>,
 ) -> Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()?;
+    let rt = if workers == 0 {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(workers)
+            .enable_all()
+            .build()?
+    };
     rt.block_on(async move {
         let (_serving, ports) = start.await?;
         let ports: Vec<String> = ports.iter().map(u16::to_string).collect();

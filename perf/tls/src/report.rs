@@ -1,0 +1,394 @@
+//! The run's summary: per case the counted rounds (not generator-limited, no errors), their
+//! lowest, median and highest requests/s and p99, the ratio against the peer, the issue's
+//! targets; as JSON, as a table and as the SVG plot.
+
+use serde_json::{Value, json};
+use vigil_testkit::load::median;
+
+use crate::cases::{CASES, Server};
+use crate::idle::Idle;
+use crate::load::Run;
+use crate::plot::{self, Bar};
+
+/// The HTTP/2, handshake and idle cases: nginx and the plain gateway.
+pub const PAIR_NAMES: [&str; 2] = ["nginx", "vigil-plain"];
+
+pub struct Inputs {
+    pub started: u64,
+    pub machine: Value,
+    pub opts: Value,
+    pub pinning: Value,
+    pub h1: Vec<Vec<Run>>,
+    pub h2: [Vec<Run>; 2],
+    pub handshakes: [Vec<(f64, u64, f64)>; 2],
+    pub idle: Vec<Idle>,
+}
+
+pub struct Report {
+    pub json: Value,
+    pub svg: String,
+    /// Cases with no counted round.
+    pub refused: Vec<String>,
+    table: Vec<String>,
+}
+
+/// Seconds since the epoch.
+pub fn now_utc() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// (lowest, median, highest) of the finite values; NaNs when there are none.
+fn spread(v: &[f64]) -> (f64, f64, f64) {
+    let lo = v
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .fold(f64::INFINITY, f64::min);
+    let hi = v
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .fold(f64::NEG_INFINITY, f64::max);
+    match median(v.to_vec()) {
+        Some(m) => (lo, m, hi),
+        None => (f64::NAN, f64::NAN, f64::NAN),
+    }
+}
+
+/// The summary of one case's rounds.
+struct Summary {
+    rps: (f64, f64, f64),
+    p99: (f64, f64, f64),
+    counted: usize,
+    generator_cpu_max: f64,
+    cpu_us: f64,
+    json: Value,
+}
+
+fn summarise(runs: &[Run]) -> Summary {
+    let ok: Vec<&Run> = runs
+        .iter()
+        .filter(|r| !r.generator_limited && r.errors == 0)
+        .collect();
+    let rps = spread(&ok.iter().map(|r| r.requests_per_s).collect::<Vec<_>>());
+    let p99 = spread(&ok.iter().map(|r| r.p99_ms).collect::<Vec<_>>());
+    let generator_cpu_max = runs
+        .iter()
+        .map(|r| r.generator_cpu_percent)
+        .fold(0.0, f64::max);
+    let cpu_us =
+        median(ok.iter().map(|r| r.proxy_cpu_us_per_request).collect()).unwrap_or(f64::NAN);
+    let r3 = |t: (f64, f64, f64)| json!({"lowest": t.0, "median": t.1, "highest": t.2});
+    let json = json!({
+        "requests_per_s": r3(rps),
+        "p99_ms": r3(p99),
+        "p50_ms_median": median(ok.iter().map(|r| r.p50_ms).collect()),
+        "rounds_counted": ok.len(),
+        "rounds_refused": runs.len() - ok.len(),
+        "generator_cpu_percent_max": generator_cpu_max,
+        "proxy_cpu_percent_median": median(runs.iter().map(|r| r.proxy_cpu_percent).collect()),
+        "proxy_cpu_us_per_request_median": cpu_us,
+        "upstream_cpu_percent_median": median(runs.iter().map(|r| r.upstream_cpu_percent).collect()),
+        "rounds": runs,
+    });
+    Summary {
+        rps,
+        p99,
+        counted: ok.len(),
+        generator_cpu_max,
+        cpu_us,
+        json,
+    }
+}
+
+fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { a / b } else { f64::NAN }
+}
+
+pub fn build(i: Inputs) -> Report {
+    let mut refused = Vec::new();
+    let mut table = vec![format!(
+        "{:<18} {:>22} {:>7} {:>20} {:>9} {:>7} {:>7} {:>7}",
+        "case",
+        "req/s (lo-med-hi)",
+        "ratio",
+        "p99 ms (lo-med-hi)",
+        "gen CPU%",
+        "rounds",
+        "us/req",
+        "cpu x"
+    )];
+    let sums: Vec<Summary> = i.h1.iter().map(|r| summarise(r)).collect();
+    let find = |name: &str| CASES.iter().position(|c| c.name == name);
+    let mut h1 = serde_json::Map::new();
+    let mut bars = Vec::new();
+    let mut targets = serde_json::Map::new();
+    let mut not_run = Vec::new();
+    for ((c, s), runs) in CASES.iter().zip(&sums).zip(&i.h1) {
+        if runs.is_empty() {
+            // A peer that is not installed (Envoy): said, not refused.
+            not_run.push(c.name);
+            continue;
+        }
+        if s.counted == 0 {
+            refused.push(c.name.to_owned());
+        }
+        let peer = c.compared_to.and_then(find).map(|p| &sums[p]);
+        let rps_ratio = peer.map_or(f64::NAN, |p| ratio(s.rps.1, p.rps.1));
+        let cpu_ratio = peer.map_or(f64::NAN, |p| ratio(s.cpu_us, p.cpu_us));
+        let mut j = s.json.clone();
+        j["what"] = json!(c.what);
+        j["server"] = json!(c.server);
+        j["method"] = json!(c.method);
+        j["compared_to"] = json!(c.compared_to);
+        j["ratio_requests_per_s_median"] = json!(rps_ratio);
+        j["ratio_proxy_cpu_us_per_request"] = json!(cpu_ratio);
+        // The goals are the gateway's; a second peer (Envoy) is only compared.
+        if let Some(p) = peer.filter(|_| c.server != Server::Envoy) {
+            let goal = if c.server == Server::VigilPlain {
+                1.0
+            } else {
+                0.9
+            };
+            targets.insert(
+                format!(
+                    "{}_ge_{goal}x_{}",
+                    c.name,
+                    c.compared_to.unwrap_or_default()
+                ),
+                json!(rps_ratio >= goal),
+            );
+            targets.insert(
+                format!("{}_p99_le_peer_plus_1ms", c.name),
+                json!(s.p99.1 <= p.p99.1 + 1.0),
+            );
+        }
+        h1.insert(c.name.to_owned(), j);
+        table.push(format!(
+            "{:<18} {:>6.0}-{:>6.0}-{:>6.0}  {:>7.2} {:>6.2}-{:>5.2}-{:>5.2}  {:>9.0} {:>4}/{} \
+             {:>7.1} {:>7.2}",
+            c.name,
+            s.rps.0,
+            s.rps.1,
+            s.rps.2,
+            rps_ratio,
+            s.p99.0,
+            s.p99.1,
+            s.p99.2,
+            s.generator_cpu_max,
+            s.counted,
+            i.h1[0].len(),
+            s.cpu_us,
+            cpu_ratio
+        ));
+        bars.push(Bar {
+            label: format!("{} h1", c.name),
+            rps: s.rps,
+            p99_ms: s.p99,
+            nginx: c.server != Server::VigilPlain && c.server != Server::VigilFull,
+        });
+    }
+    let mut h2 = serde_json::Map::new();
+    if i.h2.iter().all(|r| !r.is_empty()) {
+        let s2: Vec<Summary> = i.h2.iter().map(|r| summarise(r)).collect();
+        let r = ratio(s2[1].rps.1, s2[0].rps.1);
+        targets.insert("h2_vigil_plain_ge_1.0x_nginx".into(), json!(r >= 1.0));
+        targets.insert(
+            "h2_vigil_plain_p99_le_nginx_plus_1ms".into(),
+            json!(s2[1].p99.1 <= s2[0].p99.1 + 1.0),
+        );
+        for (k, s) in s2.iter().enumerate() {
+            if s.counted == 0 {
+                refused.push(format!("{}-h2", PAIR_NAMES[k]));
+            }
+            h2.insert(PAIR_NAMES[k].to_owned(), s.json.clone());
+            table.push(format!(
+                "{:<18} {:>6.0}-{:>6.0}-{:>6.0}  {:>7.2} {:>6.2}-{:>5.2}-{:>5.2}  {:>9.0} {:>4}/{}",
+                format!("{}-h2", PAIR_NAMES[k]),
+                s.rps.0,
+                s.rps.1,
+                s.rps.2,
+                if k == 1 { r } else { f64::NAN },
+                s.p99.0,
+                s.p99.1,
+                s.p99.2,
+                s.generator_cpu_max,
+                s.counted,
+                i.h2[k].len()
+            ));
+            bars.push(Bar {
+                label: format!("{} h2", PAIR_NAMES[k]),
+                rps: s.rps,
+                p99_ms: s.p99,
+                nginx: k == 0,
+            });
+        }
+        h2.insert("ratio_requests_per_s_median".into(), json!(r));
+    }
+    let mut hs = serde_json::Map::new();
+    if i.handshakes.iter().all(|r| !r.is_empty()) {
+        let med: Vec<f64> = i
+            .handshakes
+            .iter()
+            .map(|r| {
+                let ok = r.iter().filter(|h| h.2 <= crate::load::GENERATOR_LIMIT);
+                median(ok.map(|h| h.0).collect()).unwrap_or(f64::NAN)
+            })
+            .collect();
+        for (k, r) in i.handshakes.iter().enumerate() {
+            if med[k].is_nan() {
+                refused.push(format!("{}-handshakes", PAIR_NAMES[k]));
+            }
+            hs.insert(
+                PAIR_NAMES[k].to_owned(),
+                json!({
+                    "per_s_median": med[k],
+                    "rounds_per_s": r.iter().map(|h| h.0).collect::<Vec<_>>(),
+                    "generator_cpu_percent": r.iter().map(|h| h.2).collect::<Vec<_>>(),
+                }),
+            );
+            table.push(format!(
+                "{:<18} handshakes/s median {:>8.0}  generator CPU max {:>4.0}%",
+                PAIR_NAMES[k],
+                med[k],
+                r.iter().map(|h| h.2).fold(0.0, f64::max)
+            ));
+        }
+        let r = ratio(med[1], med[0]);
+        hs.insert("ratio_per_s_median".into(), json!(r));
+        targets.insert(
+            "handshakes_vigil_plain_ge_1.5x_nginx".into(),
+            json!(r >= 1.5),
+        );
+    }
+    let mut idle = serde_json::Map::new();
+    for (k, v) in i.idle.iter().enumerate() {
+        idle.insert(PAIR_NAMES[k].to_owned(), json!(v));
+        table.push(format!(
+            "{:<18} {:.1} KiB per idle TLS connection ({} connections)",
+            PAIR_NAMES[k], v.kib_per_connection, v.connections
+        ));
+        if k == 1 {
+            targets.insert(
+                "idle_vigil_plain_lt_20_kib_per_connection".into(),
+                json!(v.kib_per_connection < 20.0),
+            );
+        }
+    }
+    let caption = format!(
+        "TLS 1.3, one worker each (gateway runtime {}); generator on CPU {}, every server on \
+         CPU {}; {} rounds of {} s, {} connections; rounds with the generator above 90% CPU \
+         are not counted",
+        i.opts["gateway_runtime"],
+        i.opts["generator_cpu"],
+        i.opts["server_cpu"],
+        i.opts["rounds"],
+        i.opts["duration_s"],
+        i.opts["connections"]
+    );
+    let svg = plot::svg(
+        "Vigil gateway vs nginx, per core (perf/tls)",
+        &caption,
+        &bars,
+    );
+    let json = json!({
+        "benchmark": "tls",
+        "started_unix_s": i.started,
+        "machine": i.machine,
+        "tools": "wrk (HTTP/1.1, one thread), h2load (HTTP/2 and handshakes), rustls client (idle)",
+        "generator_cpu_limit_percent": crate::load::GENERATOR_LIMIT,
+        "options": i.opts,
+        "pinning": i.pinning,
+        "key": "ECDSA P-256",
+        "tls_version": "TLSv1.3",
+        "h1": h1,
+        "h2": h2,
+        "handshakes": hs,
+        "idle": idle,
+        "targets": targets,
+        "refused": refused,
+        "not_run": not_run,
+    });
+    Report {
+        json,
+        svg,
+        refused,
+        table,
+    }
+}
+
+pub fn print(r: &Report) {
+    for l in &r.table {
+        println!("{l}");
+    }
+    println!("targets: {}", r.json["targets"]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(rps: f64, gen_cpu: f64) -> Run {
+        Run {
+            requests_per_s: rps,
+            requests: 1,
+            errors: 0,
+            p50_ms: 1.0,
+            p99_ms: 2.0,
+            generator_cpu_percent: gen_cpu,
+            proxy_cpu_percent: 99.0,
+            proxy_cpu_us_per_request: 50.0,
+            upstream_cpu_percent: 1.0,
+            generator_limited: gen_cpu > crate::load::GENERATOR_LIMIT,
+        }
+    }
+
+    #[test]
+    fn generator_limited_rounds_are_not_counted_and_ratios_use_medians() {
+        let mut h1 = vec![vec![run(100.0, 50.0), run(120.0, 50.0), run(500.0, 95.0)]; 6];
+        h1[1] = vec![run(110.0, 50.0), run(130.0, 40.0), run(90.0, 40.0)];
+        h1[4] = vec![run(1.0, 99.0)];
+        let r = build(Inputs {
+            started: 0,
+            machine: json!({}),
+            opts: json!({"generator_cpu": 0, "server_cpu": 1, "rounds": 3,
+                "duration_s": 8, "connections": 16}),
+            pinning: json!({}),
+            h1,
+            h2: [Vec::new(), Vec::new()],
+            handshakes: [Vec::new(), Vec::new()],
+            idle: Vec::new(),
+        });
+        let nginx = &r.json["h1"]["nginx-get"];
+        assert_eq!(nginx["requests_per_s"]["median"], 110.0);
+        assert_eq!(nginx["rounds_refused"], 1);
+        assert_eq!(
+            r.json["h1"]["vigil-plain-get"]["ratio_requests_per_s_median"],
+            1.0
+        );
+        assert_eq!(r.json["targets"]["vigil-plain-get_ge_1x_nginx-get"], true);
+        assert_eq!(r.refused, vec!["vigil-full-post".to_owned()]);
+        assert!(r.svg.contains("refused"));
+        let r2 = build(Inputs {
+            started: 0,
+            machine: json!({}),
+            opts: json!({}),
+            pinning: json!({}),
+            h1: vec![
+                vec![run(100.0, 50.0)],
+                vec![run(90.0, 50.0)],
+                vec![],
+                vec![],
+                vec![],
+                vec![],
+            ],
+            h2: [Vec::new(), Vec::new()],
+            handshakes: [Vec::new(), Vec::new()],
+            idle: Vec::new(),
+        });
+        assert!(r2.refused.is_empty(), "{:?}", r2.refused);
+        assert_eq!(r2.json["not_run"][0], "vigil-full-get");
+    }
+}
