@@ -89,7 +89,9 @@ pub(crate) fn scan(norm: &[u8]) -> Option<&'static str> {
     if contains(norm, b"${ifs}") || contains(norm, b"$ifs") {
         return Some("cmdi:ifs");
     }
-    for i in 0..norm.len() {
+    let mut i = 0;
+    while i < norm.len() {
+        let mut next = i + 1;
         match norm[i] {
             b'$' if norm.get(i + 1) == Some(&b'(') && command_at(norm, i + 2).is_some() => {
                 return Some("cmdi:cmd-subst");
@@ -120,9 +122,12 @@ pub(crate) fn scan(norm: &[u8]) -> Option<&'static str> {
                 {
                     return Some("cmdi:separator");
                 }
+                // Resume after the run: rescanning it from each of its bytes would be quadratic.
+                next = start.max(next);
             }
             _ => {}
         }
+        i = next;
     }
     None
 }
@@ -201,6 +206,7 @@ mod tests {
                 "name=`id`",
                 "a `cat /etc/passwd` b",
                 "a;/bin/sh -i",
+                "a;;;x; id",
                 "foo||sleep 5",
                 "a\nls -la",
                 "cat${IFS}/etc/passwd",
