@@ -12,9 +12,12 @@
 //! change that loses detections or adds false positives fails here.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use common::{json_files, openapi_dir};
 use vigil_detect::detect;
+
+mod common;
 
 /// blns sections whose strings are attacks (`true`) or hard benign strings (`false`); sections
 /// not listed (XML entity expansion, interpolation, CVE strings, terminal escapes, ...) are
@@ -173,28 +176,6 @@ const ATTACK_FLOOR: f64 = 0.85;
 const BENIGN_CEILING: f64 = 0.0;
 const OPENAPI_CEILING: f64 = 0.006;
 
-fn openapi_dir() -> PathBuf {
-    std::env::var_os("VIGIL_OPENAPI_EXAMPLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-data/openapi")
-        })
-}
-
-fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            json_files(&path, out);
-        } else if path.extension().is_some_and(|e| e == "json") {
-            out.push(path);
-        }
-    }
-}
-
 /// Every string value, each with whether it sits under an `example`, `examples`, `default` or
 /// `enum` key: those are sample request and response data, the closest thing to API traffic in
 /// a description (the rest is descriptions, patterns, names and paths).
@@ -214,8 +195,7 @@ fn strings<'a>(v: &'a serde_json::Value, in_example: bool, out: &mut Vec<(&'a st
 #[test]
 fn openapi_documents_are_benign() {
     let dir = openapi_dir();
-    let mut files = Vec::new();
-    json_files(&dir, &mut files);
+    let files = json_files(&dir);
     if files.is_empty() {
         println!(
             "skipped: no OpenAPI JSON under {} (run dataplane/policy/fetch-test-data.sh or set \
