@@ -279,11 +279,19 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
     let mut b = VmBox::boot(dir, &disk, Some(&bundles_img));
     let line = b.console_until("VIGIL-HEALTH:", BOOT);
     let first_boot = boot.elapsed();
-    assert!(
-        line.contains("slot=A good version=0.1.0-test"),
-        "{line}\n{}",
-        b.tail()
-    );
+    if !line.contains("slot=A good version=0.1.0-test") {
+        // vigild's own words are in the journal, not on the console.
+        let journal = b
+            .sh(
+                "journalctl -u vigild -n 80 --no-pager",
+                Duration::from_secs(60),
+            )
+            .1;
+        panic!(
+            "{line}\n{}\n--- journalctl -u vigild ---\n{journal}",
+            b.tail()
+        );
+    }
     let status: String = line.chars().filter(|c| !c.is_whitespace()).collect();
     assert!(
         status.contains("\"interface\":\"eth0\",\"mode\":\"native\""),

@@ -299,3 +299,85 @@ fn virtual_patches_block_log_ban_expire_and_survive_a_restart() {
         "{show}"
     );
 }
+
+/// Statuses in an h2load `--log-file` (start µs, status, µs), counted.
+fn statuses(log: &std::path::Path) -> std::collections::BTreeMap<u16, u64> {
+    let mut out = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(log).unwrap().lines() {
+        let status = line
+            .split('\t')
+            .nth(1)
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0);
+        *out.entry(status).or_insert(0) += 1;
+    }
+    out
+}
+
+#[test]
+fn adding_and_removing_patches_under_load_loses_no_request() {
+    let upstream = Upstream::start().unwrap();
+    let port = free_port().unwrap();
+    let mut d = Vigild::new("patch-load").unwrap();
+    let cfg = d
+        .gateway_config("127.0.0.1", port, format!("http://{}", upstream.addr))
+        .unwrap()
+        .set(
+            "patches.store",
+            d.path("patches.json").display().to_string(),
+        );
+    d.configure(cfg).unwrap();
+    d.start().unwrap();
+    let patch = write(
+        &d,
+        "p.toml",
+        &format!(
+            "id = \"toggle\"\nnote = \"load test\"\nexpires = \"{}\"\n[[when]]\nfield = \"path\"\nprefix = \"/items\"\n",
+            format_time(unix_now() + 3600)
+        ),
+    );
+    let log = d.path("h2load.log");
+    // Bounded: 6,000 requests on 4 connections, each request at most 5 s.
+    let load = vigil_testkit::load::h2load::spawn(&[
+        "-n".into(),
+        "6000".into(),
+        "-c".into(),
+        "4".into(),
+        "--h1".into(),
+        "-T".into(),
+        "5".into(),
+        "--log-file".into(),
+        log.display().to_string(),
+        format!("https://127.0.0.1:{port}/items"),
+    ])
+    .unwrap();
+    let mut toggles = 0;
+    for _ in 0..40 {
+        d.ctl(&["patch", "add", patch.to_str().unwrap()]).unwrap();
+        sleep(Duration::from_millis(25));
+        d.ctl(&["patch", "del", "toggle"]).unwrap();
+        sleep(Duration::from_millis(25));
+        toggles += 1;
+    }
+    let summary =
+        vigil_testkit::load::h2load::parse(&vigil_testkit::load::h2load::finish(load).unwrap())
+            .unwrap();
+    let seen = statuses(&log);
+    println!("{toggles} add/del pairs during the load: {summary:?}, statuses {seen:?}");
+    // h2load counts a 403 as failed; the log has every request with its status: all 6,000
+    // were answered, none errored, reset or timed out.
+    assert_eq!(summary.succeeded + summary.failed, 6000, "{summary:?}");
+    assert_eq!(seen.values().sum::<u64>(), 6000, "{seen:?}");
+    let other: u64 = seen
+        .iter()
+        .filter(|(s, _)| !matches!(s, 200 | 403))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        other, 0,
+        "only 200 (no patch) or 403 (patch) expected: {seen:?}"
+    );
+    // Both states were served while they changed under the load.
+    assert!(seen.get(&200).is_some_and(|n| *n > 0), "{seen:?}");
+    assert!(seen.get(&403).is_some_and(|n| *n > 0), "{seen:?}");
+}

@@ -52,6 +52,7 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } vigil_syns SEC(".maps");
 
+#ifndef VIGIL_NO_SYN_GUARD_CODE
 /* The packet's network header, whichever its family, for the helpers that want one. */
 struct l3 {
 	void *ip;     /* struct iphdr or struct ipv6hdr, in the packet */
@@ -421,4 +422,5 @@ __attribute__((noinline)) __u32 vigil_syn_guard6(struct xdp_md *ctx, __u32 off, 
 	return syn_guard(ctx, off, l4_off, 1);
 }
 
+#endif /* VIGIL_NO_SYN_GUARD_CODE */
 #endif /* VIGIL_SYN_GUARD_H */

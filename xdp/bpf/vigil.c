@@ -355,10 +355,16 @@ static __always_inline __u32 verdict_src(__be32 v4, const struct in6_addr *v6)
 	return over_rate(cfg, key, &now) ? VIGIL_R_RATE_LIMITED : VIGIL_R_PASS;
 }
 
-/* A TCP segment the rules let through meets the SYN guard, when one is configured. */
+/* A TCP segment the rules let through meets the SYN guard, when one is configured. The program
+ * is built twice: with the guard (vigil_syn.o, loaded when [xdp.syn_guard] is configured) and
+ * without its code (vigil.o, -DVIGIL_NO_SYN_GUARD_CODE): same maps and pins, and a kernel whose
+ * verifier refuses the guard still gets every other verdict. */
 static __always_inline __u32 then_syn_guard(struct xdp_md *ctx, __u32 reason, __u64 off,
 					    __u64 l4_off, __u32 v6)
 {
+#ifdef VIGIL_NO_SYN_GUARD_CODE
+	return reason;
+#else
 	struct vigil_config *cfg;
 
 	if (reason != VIGIL_R_PASS)
@@ -367,6 +373,7 @@ static __always_inline __u32 then_syn_guard(struct xdp_md *ctx, __u32 reason, __
 	if (!cfg || cfg->syn_guards == 0)
 		return reason;
 	return v6 ? vigil_syn_guard6(ctx, off, l4_off) : vigil_syn_guard4(ctx, off, l4_off);
+#endif
 }
 
 static __always_inline __u32 verdict_v4(struct xdp_md *ctx, __u64 off)

@@ -201,7 +201,7 @@ struct vigil_config {
 	__u32 syn_mss6;
 	__u32 syn_wscale;    /* window scale announced (the SYN proxy's must match) */
 	__u32 syn_ttl;       /* TTL / hop limit of SYN-ACKs */
-	__u32 syn_pad;
+	__u32 syn_capable;   /* 1 when the loaded program has the SYN guard (set by userspace) */
 	__u64 syn_hold_ns;   /* how long a window over the limit keeps the guard armed */
 	__u32 syn_port[VIGIL_SYN_GUARDS];  /* the port of each guard (index = guard - 1) */
 	__u32 syn_limit[VIGIL_SYN_GUARDS]; /* SYNs per window per CPU before arming; 0 = always */

@@ -241,7 +241,8 @@ pub struct Config {
     pub syn_mss6: u32,
     pub syn_wscale: u32,
     pub syn_ttl: u32,
-    pub syn_pad: u32,
+    /// 1 when the loaded program carries the SYN guard (`OBJECT_SYN_GUARD`).
+    pub syn_capable: u32,
     pub syn_hold_ns: u64,
     /// The port of each guard (index = guard - 1).
     pub syn_port: [u32; SYN_GUARDS],

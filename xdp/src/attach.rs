@@ -74,6 +74,9 @@ pub struct AttachOptions {
     pub rate_table_size: u32,
     /// Listening ports answered with SYN cookies under a SYN flood; `None` turns it off.
     pub syn_guard: Option<SynGuard>,
+    /// Load the program built with the SYN guard ([`crate::OBJECT_SYN_GUARD`]) rather than the
+    /// one without its code. Only when the maps are created; an adopted program stays as it is.
+    pub load_syn_guard: bool,
 }
 
 /// The program attached to an interface, with its maps.
@@ -137,6 +140,7 @@ fn attach_new(opts: &AttachOptions, ifindex: u32, dir: &Path) -> Result<Attachme
     pin(prog, link_id, dir)?;
     let mut maps = VigilMaps::open(dir)?;
     maps.set_config(opts.rate, mode.to_abi())?;
+    maps.set_syn_capable(opts.load_syn_guard)?;
     maps.set_syn_guard(opts.syn_guard.as_ref())?;
     // Maps left pinned by an earlier run keep their rules: the tables are built from them.
     let rules = maps.resync()?;
@@ -197,7 +201,11 @@ fn load(opts: &AttachOptions, dir: &Path) -> Result<aya::Ebpf, XdpError> {
                     .clamp(1024, 1 << 24)
                     .next_power_of_two(),
         )
-        .load(OBJECT)
+        .load(if opts.load_syn_guard {
+            crate::OBJECT_SYN_GUARD
+        } else {
+            OBJECT
+        })
         .map_err(|e| match &e {
             aya::EbpfError::MapError(m) if is_eperm(m) => XdpError::PermissionDenied {
                 what: "loading the XDP program".into(),

@@ -32,8 +32,14 @@ pub use tables::TableMemory;
 /// Where pins live unless configured otherwise.
 pub const DEFAULT_PIN_ROOT: &str = "/sys/fs/bpf/vigil";
 
-/// The compiled program, embedded so nothing at run time needs clang.
+/// The compiled program, embedded so nothing at run time needs clang. Without the SYN guard's
+/// code: what is loaded unless the guard is asked for.
 pub static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vigil.o"));
+
+/// The same program with the SYN guard (kernel 6.0 or later; see docs/xdp.md). Same maps and
+/// pins as [`OBJECT`].
+pub static OBJECT_SYN_GUARD: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/vigil_syn.o"));
 
 /// A program that drops everything: the reference cost for the benchmark.
 pub static BARE_DROP_OBJECT: &[u8] =

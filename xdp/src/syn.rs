@@ -66,6 +66,14 @@ impl VigilMaps {
     pub fn set_syn_guard(&mut self, guard: Option<&SynGuard>) -> Result<(), XdpError> {
         let mut cfg = self.config()?;
         let ports = guard.map_or(&[][..], |g| &g.ports[..]);
+        if !ports.is_empty() && cfg.syn_capable == 0 {
+            return Err(XdpError::Invalid {
+                what: "the attached XDP program was loaded without the SYN guard (it was \
+                       attached before [xdp.syn_guard] was configured): load it again with \
+                       `vigilctl xdp detach --yes` then `vigilctl xdp attach`"
+                    .into(),
+            });
+        }
         if ports.len() > SYN_GUARDS {
             return Err(XdpError::Invalid {
                 what: format!(
@@ -106,6 +114,15 @@ impl VigilMaps {
         cfg.syn_hold_ns = u64::try_from(g.hold.as_nanos()).unwrap_or(u64::MAX);
         cfg.syn_guards = g.ports.len() as u32;
         self.set_config_raw(cfg)
+    }
+
+    /// Records whether the loaded program carries the SYN guard.
+    pub fn set_syn_capable(&mut self, capable: bool) -> Result<(), XdpError> {
+        let cfg = self.config()?;
+        self.set_config_raw(abi::Config {
+            syn_capable: u32::from(capable),
+            ..cfg
+        })
     }
 
     /// A new setting starts unarmed: each guard's window and arming are cleared on every CPU.

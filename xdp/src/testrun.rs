@@ -14,7 +14,7 @@ use aya::{
     programs::{TestRun, TestRunOptions, Xdp},
 };
 
-use crate::{OBJECT, XdpError, maps::VigilMaps};
+use crate::{XdpError, maps::VigilMaps};
 
 /// XDP return codes.
 pub const XDP_DROP: u32 = 1;
@@ -49,8 +49,11 @@ impl TestProgram {
             SEQ.fetch_add(1, Ordering::Relaxed)
         ));
         fs::create_dir_all(&dir).map_err(XdpError::io("creating a test pin directory", &dir))?;
-        let mut me = Self::load(OBJECT, crate::PROGRAM, Some(dir.clone()))?;
-        me.maps = Some(VigilMaps::open(&dir)?);
+        // The build with the SYN guard: every verdict of the other, and the guard's tests too.
+        let mut me = Self::load(crate::OBJECT_SYN_GUARD, crate::PROGRAM, Some(dir.clone()))?;
+        let mut maps = VigilMaps::open(&dir)?;
+        maps.set_syn_capable(true)?;
+        me.maps = Some(maps);
         Ok(me)
     }
 

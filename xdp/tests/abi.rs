@@ -143,7 +143,7 @@ fn abi_matches_btf() {
             syn_mss6,
             syn_wscale,
             syn_ttl,
-            syn_pad,
+            syn_capable,
             syn_hold_ns,
             syn_port,
             syn_limit

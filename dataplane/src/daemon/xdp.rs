@@ -273,6 +273,7 @@ pub(super) fn attach(x: &XdpSection) -> anyhow::Result<Attachment> {
         rate_table_size: x.rate_table_size,
         // Applied with the config's rules, once netfilter's SYN proxy is in place.
         syn_guard: None,
+        load_syn_guard: x.syn_guard.is_some(),
     })?;
     if att.mode == vigil_xdp::AttachedMode::Generic {
         warn!(iface = %att.iface, "XDP runs in generic mode: drops cost an skb each");

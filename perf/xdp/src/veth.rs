@@ -217,6 +217,7 @@ impl XdpGuard {
             rate: None,
             rate_table_size: 65536,
             syn_guard: None,
+            load_syn_guard: false,
         })
         .with_context(|| format!("attaching Vigil natively to {}", self.iface))?;
         Ok(self.attachment.insert(att))
