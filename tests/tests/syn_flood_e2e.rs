@@ -19,7 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use vigil_e2e::{netns::Netns, unique, upstream::Upstream};
+use vigil_e2e::{netns::Netns, run_ok, unique, upstream::Upstream};
 use vigil_testkit::{ports::free_port, vigild::Vigild};
 use vigil_xdp::frames::{self, LINUX_SYN_OPTIONS, SYN, Segment};
 
@@ -253,53 +253,32 @@ fn a_spoofed_syn_flood_does_not_keep_real_clients_out() {
     // A local stack leaves the TCP checksum to the NIC, and veth hands it on unfinished; frames
     // from a real wire carry a whole one, which the guard checks before it answers a SYN.
     let peer = format!("vgp{}", &ns.name[3..]);
-    let out = Command::new("ip")
-        .args([
-            "netns", "exec", &ns.name, "ethtool", "-K", &peer, "tx", "off",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ethtool: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(Command::new("ip").args([
+        "netns", "exec", &ns.name, "ethtool", "-K", &peer, "tx", "off",
+    ]));
     // And veth hands XDP_TX frames (the SYN-ACKs answered from XDP) to its peer only when the
     // peer runs XDP too; a NIC puts them on the wire. The peer's program also drops the
     // SYN-ACKs for the flood's phantom station at once, as a router would carry them away.
     let pass = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(pass.path(), vigil_xdp::TEST_PEER_OBJECT).unwrap();
-    let out = Command::new("ip")
-        .args(["-n", &ns.name, "link", "set", "dev", &peer, "xdpdrv", "obj"])
-        .arg(pass.path())
-        .args(["sec", "xdp"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "peer XDP: {}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        Command::new("ip")
+            .args(["-n", &ns.name, "link", "set", "dev", &peer, "xdpdrv", "obj"])
+            .arg(pass.path())
+            .args(["sec", "xdp"]),
     );
     // Replies to the spoofed sources go back into the namespace, which drops them, never out
     // of the machine's own interfaces. The route goes with the veth.
     let via = &ns.client_addrs[0];
-    let out = Command::new("ip")
-        .args([
-            "route",
-            "add",
-            "198.19.0.0/16",
-            "via",
-            via,
-            "dev",
-            &ns.host_if,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(Command::new("ip").args([
+        "route",
+        "add",
+        "198.19.0.0/16",
+        "via",
+        via,
+        "dev",
+        &ns.host_if,
+    ]));
 
     let upstream = Upstream::start().unwrap();
     let port = free_port().unwrap();
@@ -334,6 +313,59 @@ fn a_spoofed_syn_flood_does_not_keep_real_clients_out() {
     assert!(xdp_count(&d, "syn_cookie") >= 5, "{stats}");
     assert!(xdp_count(&d, "syn_cookie_ack") >= 5, "{stats}");
     assert!(stats.contains("answer"), "{stats}");
+
+    // A handshake ACK lost on the way (the SYN-ACK's window is 0, so the client has only
+    // zero-window probes left to send, one sequence number early): the connection still opens.
+    let rule = format!(
+        "add rule inet vigil_lose_ack out tcp dport {port} tcp flags == ack \
+         ct original packets 2 counter drop"
+    );
+    for args in [
+        vec!["sysctl", "-qw", "net.netfilter.nf_conntrack_acct=1"],
+        vec!["nft", "add table inet vigil_lose_ack"],
+        vec![
+            "nft",
+            "add chain inet vigil_lose_ack out { type filter hook output priority 0 ; }",
+        ],
+        vec!["nft", &rule],
+    ] {
+        run_ok(
+            Command::new("ip")
+                .args(["netns", "exec", &ns.name])
+                .args(&args),
+        );
+    }
+    let acks = xdp_count(&d, "syn_cookie_ack");
+    let opened = curl_loop(&ns, &ns.host_addr, port, &ca, 3);
+    assert_eq!(
+        opened,
+        3,
+        "connections whose ACK was lost:\n{}",
+        d.ctl(&["stats"]).unwrap()
+    );
+    let listed = run_ok(Command::new("ip").args([
+        "netns",
+        "exec",
+        &ns.name,
+        "nft",
+        "list table inet vigil_lose_ack",
+    ]));
+    assert!(
+        listed.contains("counter packets 3 "),
+        "each connection lost its ACK: {listed}"
+    );
+    assert_eq!(
+        xdp_count(&d, "syn_cookie_ack") - acks,
+        3,
+        "each came in through a probe"
+    );
+    run_ok(Command::new("ip").args([
+        "netns",
+        "exec",
+        &ns.name,
+        "nft",
+        "delete table inet vigil_lose_ack",
+    ]));
 
     // From here the guard arms at 200 SYN/s per CPU.
     d.configure(base.clone().set("xdp.syn_guard.syn_rate", 200))

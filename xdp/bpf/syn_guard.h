@@ -55,7 +55,7 @@ struct {
 #ifndef VIGIL_NO_SYN_GUARD_CODE
 /* The packet's network header, whichever its family, for the helpers that want one. */
 struct l3 {
-	void *ip;     /* struct iphdr or struct ipv6hdr, in the packet */
+	void *ip;     /* struct iphdr or struct ipv6hdr, copied out of the packet */
 	__u64 off;    /* offset of the network header */
 	__u64 l4_off; /* offset of the TCP header */
 	int v6;
@@ -344,22 +344,82 @@ static __always_inline int has_connection(struct xdp_md *ctx, const struct l3 *n
 	return found;
 }
 
+/*
+ * A window probe standing in for a lost handshake ACK. The SYN-ACK offers a zero window (no
+ * data before the proxy has the connection), so a client whose ACK was lost has nothing to
+ * send but zero-window probes, and a probe carries the sequence number before the next one
+ * (seq = ISN, not ISN + 1): its cookie does not check, and without this the client would
+ * probe a dead end until it gave up. A bare ACK whose cookie checks with seq + 1 is that
+ * probe; it is rewritten into the ACK it stands for (seq + 1, checksum updated) and passed,
+ * and the proxy completes the handshake and opens the window. It proves as much as the ACK.
+ * Called only for a segment whose cookie does not check as it is: one off in seq shifts the
+ * cookie's MSS index by one, so unless the SYN's MSS had the table's last index (IPv4 MSS
+ * >= 1460, the Ethernet case; IPv6 >= 8940) a probe can also check as an ACK with the
+ * neighbouring MSS, and one packet cannot tell which it is. That case is taken as the ACK,
+ * as netfilter's SYN proxy takes it, and a lost ACK stalls there as it does behind netfilter.
+ */
+static __always_inline int lost_ack_probe(struct xdp_md *ctx, const struct l3 *n,
+					  const struct tcphdr *th)
+{
+	struct tcphdr probe;
+	__u32 l4_len;
+	__be32 from, to;
+	__sum16 check;
+	long err;
+	__s64 v;
+
+	if (th->fin || th->psh || th->urg)
+		return 0;
+	if (n->v6)
+		l4_len = bpf_ntohs(((const struct ipv6hdr *)n->ip)->payload_len) -
+			 (__u32)(n->l4_off - n->off - sizeof(struct ipv6hdr));
+	else
+		l4_len = bpf_ntohs(((const struct iphdr *)n->ip)->tot_len) -
+			 (__u32)(n->l4_off - n->off);
+	if (l4_len != (__u32)th->doff * 4)
+		return 0; /* it carries data: not a probe */
+	__builtin_memcpy(&probe, th, sizeof(probe));
+	probe.seq = bpf_htonl(bpf_ntohl(th->seq) + 1);
+	err = n->v6 ? bpf_tcp_raw_check_syncookie_ipv6(n->ip, &probe) :
+		      bpf_tcp_raw_check_syncookie_ipv4(n->ip, &probe);
+	if (err != 0)
+		return 0;
+	from = th->seq;
+	to = probe.seq;
+	/* RFC 1624: HC' = ~(~HC + ~m + m') */
+	v = bpf_csum_diff(&from, sizeof(from), &to, sizeof(to), (__u16)~th->check);
+	if (v < 0)
+		return 0;
+	check = csum_fold((__u64)v);
+	if (bpf_xdp_store_bytes(ctx, n->l4_off + offsetof(struct tcphdr, seq), &to, sizeof(to)) ||
+	    bpf_xdp_store_bytes(ctx, n->l4_off + offsetof(struct tcphdr, check), &check,
+				sizeof(check)))
+		return 0;
+	return 1;
+}
+
 /* The guard's verdict for a TCP segment the rules let through (see the top of this file). */
 static __always_inline __u32 syn_guard(struct xdp_md *ctx, __u32 off, __u32 l4_off, const int v6)
 {
 	struct l3 local = { .off = off, .l4_off = l4_off, .v6 = v6 };
 	struct vigil_config *cfg = config();
 	struct vigil_syn_state *st;
-	struct tcphdr *th;
+	/* Copies, not packet pointers: the verifier keeps a copy's bounds through every path,
+	 * where a packet pointer's range can be lost to how the compiler spills it. */
+	union {
+		struct iphdr v4;
+		struct ipv6hdr v6;
+	} ip;
+	struct tcphdr tcp, *th = &tcp;
 	__u32 port, g, limit, r;
 	__u64 now;
 
 	if (!cfg || off > 64 || l4_off > 128)
 		return VIGIL_R_PASS;
-	local.ip = ptr_at(ctx, off, v6 ? sizeof(struct ipv6hdr) : sizeof(struct iphdr));
-	th = ptr_at(ctx, l4_off, sizeof(*th));
-	if (!local.ip || !th)
+	if (bpf_xdp_load_bytes(ctx, off, &ip, v6 ? sizeof(ip.v6) : sizeof(ip.v4)) ||
+	    bpf_xdp_load_bytes(ctx, l4_off, &tcp, sizeof(tcp)))
 		return VIGIL_R_PASS;
+	local.ip = &ip;
 	port = bpf_ntohs(th->dest);
 	{
 		__u32 *gp = bpf_map_lookup_elem(&vigil_synp, &port);
@@ -401,7 +461,7 @@ static __always_inline __u32 syn_guard(struct xdp_md *ctx, __u32 off, __u32 l4_o
 		long err = v6 ? bpf_tcp_raw_check_syncookie_ipv6(local.ip, th) :
 				bpf_tcp_raw_check_syncookie_ipv4(local.ip, th);
 
-		if (err == 0) {
+		if (err == 0 || lost_ack_probe(ctx, &local, th)) {
 			st->cookie_acks++;
 			return VIGIL_R_SYN_COOKIE_ACK;
 		}

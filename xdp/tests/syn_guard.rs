@@ -8,7 +8,7 @@ use std::time::Duration;
 use vigil_xdp::{
     SynGuard, SynGuardPort,
     abi::Reason,
-    frames::{self, ACK, LINUX_SYN_OPTIONS, RST, SYN, Segment},
+    frames::{self, ACK, FIN, LINUX_SYN_OPTIONS, RST, SYN, Segment},
     testrun::{TestProgram, XDP_DROP, XDP_PASS, XDP_TX},
 };
 
@@ -148,6 +148,76 @@ fn syns_get_cookies_and_only_acks_carrying_one_pass() {
             (443, true, 2, 2, 1, 2)
         );
     }
+}
+
+/// LINUX_SYN_OPTIONS with a jumbo MSS (9000).
+const JUMBO_SYN_OPTIONS: [u8; 20] = {
+    let mut o = LINUX_SYN_OPTIONS;
+    o[2] = 0x23;
+    o[3] = 0x28;
+    o
+};
+
+/// The SYN-ACK's zero window leaves a client whose ACK was lost nothing to send but zero-window
+/// probes (seq = ISN, one before the ACK's): the guard turns such a probe into the lost ACK
+/// (seq + 1, checksum updated) instead of dropping the client's only way in. That needs a
+/// cookie with the last MSS index (IPv4 1460, IPv6 8940), where one off in seq cannot decode
+/// as another MSS.
+#[test]
+fn a_window_probe_after_a_lost_ack_stands_in_for_it() {
+    for (src, dst, options) in [
+        ("198.18.9.2", "198.18.9.1", &LINUX_SYN_OPTIONS),
+        ("2001:db8:9::2", "2001:db8:9::1", &JUMBO_SYN_OPTIONS),
+    ] {
+        let mut p = prog(&[(443, 0)]);
+        let syn = seg(src, dst, 443, SYN, options);
+        let cookie = syn_ack(&mut p, &syn);
+
+        let mut probe = seg(src, dst, 443, ACK, &[]);
+        probe.seq = syn.seq; // snd_una - 1
+        probe.ack = cookie.wrapping_add(1);
+        // As it comes off a wire: padded to the 60-byte minimum frame.
+        let mut frame = frames::tcp_frame(&probe);
+        frame.resize(frame.len().max(60), 0);
+        let (action, out) = p.run_out(&frame).unwrap();
+        assert_eq!(action, XDP_PASS, "{src}: the probe goes to the proxy");
+        let r = frames::parse_tcp_frame(&out).unwrap();
+        assert_eq!(r.seq, syn.seq + 1, "{src}: rewritten into the ACK");
+        assert_eq!(r.ack, cookie.wrapping_add(1));
+        assert_eq!(r.flags, ACK);
+        assert!(
+            r.checksums_ok,
+            "{src}: the TCP checksum follows the new seq"
+        );
+
+        // One that checks at neither seq, and a FIN in the probe's place, stay out.
+        probe.seq = syn.seq.wrapping_sub(1);
+        let (action, _) = p.run_out(&frames::tcp_frame(&probe)).unwrap();
+        assert_eq!(action, XDP_DROP, "{src}: seq two before the ACK's");
+        probe.seq = syn.seq;
+        probe.flags = ACK | FIN;
+        let (action, _) = p.run_out(&frames::tcp_frame(&probe)).unwrap();
+        assert_eq!(action, XDP_DROP, "{src}: a FIN is not a probe");
+        assert_eq!(count(&p, Reason::SynCookieAck), 1);
+        assert_eq!(count(&p, Reason::SynGuardDrop), 2);
+    }
+}
+
+/// With any other MSS index a probe also checks as an ACK (with the neighbouring MSS): it is
+/// taken as that ACK and passed as it is, never rewritten, as netfilter's proxy would take it.
+#[test]
+fn a_segment_whose_cookie_checks_as_it_is_is_never_rewritten() {
+    let (src, dst) = ("2001:db8:9::2", "2001:db8:9::1");
+    let mut p = prog(&[(443, 0)]);
+    let syn = seg(src, dst, 443, SYN, &LINUX_SYN_OPTIONS); // MSS 1460: IPv6 index 2 (1440)
+    let cookie = syn_ack(&mut p, &syn);
+    let mut probe = seg(src, dst, 443, ACK, &[]);
+    probe.seq = syn.seq;
+    probe.ack = cookie.wrapping_add(1);
+    let frame = frames::tcp_frame(&probe);
+    let (action, out) = p.run_out(&frame).unwrap();
+    assert_eq!(action, XDP_PASS);
+    assert_eq!(out, frame, "passed untouched");
 }
 
 #[test]
