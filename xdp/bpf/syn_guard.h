@@ -70,6 +70,18 @@ static __always_inline __u16 csum_fold(__u64 sum)
 	return (__u16)~sum;
 }
 
+/*
+ * `x` for a helper's size argument, 1 <= x <= 64, in a form whose bounds every verifier keeps:
+ * ((x - 1) & 63) + 1 is x itself, and the empty asm hides x from the compiler so the mask stays
+ * in the program. 6.1's verifier loses the bounds of comparisons the compiler made on a copy of
+ * a register, and refuses a size it cannot bound (or one that may be 0).
+ */
+static __always_inline __u32 size_1_64(__u32 x)
+{
+	asm volatile("" : "+r"(x));
+	return ((x - 1) & 63) + 1;
+}
+
 /* The one's-complement sum of a TCP pseudo-header (addresses in network order, as in the
  * packet), to be added to the sum of the segment. */
 static __always_inline __u64 pseudo_sum(const struct l3 *n, const void *ip, __u32 tcp_len)
@@ -241,20 +253,18 @@ static __always_inline __u32 syn_answer(struct xdp_md *ctx, const struct l3 *n,
 	if (tcp_len < sizeof(in.h) || tcp_len > 60 || seg_len != tcp_len)
 		return VIGIL_R_SYN_GUARD_DROP;
 	optlen = tcp_len - sizeof(in.h);
-	/* Keeps the compiler from testing a copy: the verifier must see this register's bounds. */
-	asm volatile("" : "+r"(optlen));
-	if (optlen > 0 && optlen <= 40 &&
-	    bpf_xdp_load_bytes(ctx, n->l4_off + sizeof(in.h), in.o.b, optlen))
+	if (optlen > 0 &&
+	    bpf_xdp_load_bytes(ctx, n->l4_off + sizeof(in.h), in.o.b, size_1_64(optlen)))
 		return VIGIL_R_SYN_GUARD_DROP;
 	sum = pseudo_sum(n, n->ip, tcp_len);
-	v = bpf_csum_diff(0, 0, (__be32 *)&in, tcp_len, 0);
+	v = bpf_csum_diff(0, 0, (__be32 *)&in, size_1_64(tcp_len), 0);
 	if (v < 0 || csum_fold(sum + (__u64)v) != 0)
 		return VIGIL_R_SYN_GUARD_DROP;
 
 	if (v6)
-		v = bpf_tcp_raw_gen_syncookie_ipv6(n->ip, &in.h, tcp_len);
+		v = bpf_tcp_raw_gen_syncookie_ipv6(n->ip, &in.h, size_1_64(tcp_len));
 	else
-		v = bpf_tcp_raw_gen_syncookie_ipv4(n->ip, &in.h, tcp_len);
+		v = bpf_tcp_raw_gen_syncookie_ipv4(n->ip, &in.h, size_1_64(tcp_len));
 	if (v < 0)
 		return VIGIL_R_SYN_GUARD_DROP;
 	parse_syn_opts(&in.o, tcp_len - sizeof(in.h), &so);
@@ -285,7 +295,7 @@ static __always_inline __u32 syn_answer(struct xdp_md *ctx, const struct l3 *n,
 		o4->check = csum_fold(bpf_csum_diff(0, 0, (__be32 *)o4, sizeof(*o4), 0));
 	}
 	sum = pseudo_sum(n, out, out_tcp);
-	v = bpf_csum_diff(0, 0, (__be32 *)reply, out_tcp, 0);
+	v = bpf_csum_diff(0, 0, (__be32 *)reply, size_1_64(out_tcp), 0);
 	if (v < 0)
 		return VIGIL_R_SYN_GUARD_DROP;
 	reply->check = csum_fold(sum + (__u64)v);
