@@ -15,7 +15,7 @@ PACKAGES=(
   systemd logrotate                          # systemd-analyze checks the unit; the audit log's rotation
   dpkg-dev                                   # dpkg-shlibdeps: the .deb's library dependencies
   mmdebstrap rauc squashfs-tools grub-efi-amd64-bin dosfstools mtools gdisk  # the firmware image
-  qemu-system-x86 ovmf                       # booting the image in tests (TCG)
+  qemu-system-x86 ovmf cpio                  # booting the image and its kernel in tests (TCG)
   python3 python3-pip                        # test data fetched from the Python registry
 )
 

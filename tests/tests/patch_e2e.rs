@@ -7,24 +7,17 @@
 
 use std::{process::Command, thread::sleep, time::Duration};
 
-use vigil_e2e::{netns::Netns, unique, upstream::Upstream};
+use vigil_e2e::{curl, netns::Netns, unique, upstream::Upstream};
 use vigil_patch::rule::{format_time, unix_now};
 use vigil_testkit::{config::table, ports::free_port, vigild::Vigild};
 
 /// Status and body of `curl` from the namespace (the body's `reason` and `location` tell a
 /// patch refusal from others); status 0 when the connection failed.
 fn get(ns: &Netns, d: &Vigild, url: &str, extra: &[&str]) -> (u16, String) {
-    let out = Command::new("ip")
-        .args(["netns", "exec", &ns.name, "curl", "-sS", "--max-time", "3"])
-        .arg("--cacert")
-        .arg(d.ca())
-        .args(extra)
-        .args(["-w", "\n%{http_code}", url])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, code) = text.rsplit_once('\n').unwrap_or(("", &text));
-    (code.trim().parse().unwrap_or(0), body.to_owned())
+    let mut a: Vec<std::ffi::OsString> = vec!["--cacert".into(), d.ca().into()];
+    a.extend(extra.iter().map(Into::into));
+    a.push(url.into());
+    curl(Some(&ns.name), &a)
 }
 
 fn write(d: &Vigild, name: &str, text: &str) -> std::path::PathBuf {

@@ -66,6 +66,20 @@ pub enum OnDegrade {
     Degrade,
 }
 
+/// What the injection-detection stage does with a finding (`[detection] mode`, or a route's
+/// `x-vigil: {detection: ...}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum DetectionMode {
+    /// Not inspected.
+    #[default]
+    Off,
+    /// Inspected; findings are counted and named in the audit line, the request goes on.
+    Log,
+    /// Inspected; a finding refuses the request (403 `injection_detected`).
+    Block,
+}
+
 /// The `x-vigil` extension, at document, path item or operation level. Keys not given inherit
 /// from the enclosing level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -74,6 +88,7 @@ pub(crate) struct XVigil {
     pub mode: Option<Mode>,
     pub on_degrade: Option<OnDegrade>,
     pub websocket: Option<bool>,
+    pub detection: Option<DetectionMode>,
 }
 
 /// The effective `x-vigil` settings of a route.
@@ -86,6 +101,8 @@ pub struct RouteSettings {
     /// Whether the operation may be upgraded to a WebSocket (`Upgrade: websocket`). The tunnel
     /// is opaque after the 101: its messages are not inspected.
     pub websocket: bool,
+    /// Injection detection for the route; `None`: the gateway's `[detection] mode`.
+    pub detection: Option<DetectionMode>,
 }
 
 impl RouteSettings {
@@ -95,6 +112,7 @@ impl RouteSettings {
             mode: x.mode.unwrap_or(self.mode),
             on_degrade: x.on_degrade.unwrap_or(self.on_degrade),
             websocket: x.websocket.unwrap_or(self.websocket),
+            detection: x.detection.or(self.detection),
         }
     }
 }
@@ -106,7 +124,8 @@ pub(crate) fn x_vigil(obj: &serde_json::Value, pointer: &str) -> Result<XVigil, 
         Some(v) => XVigil::deserialize(v).map_err(|e| {
             format!(
                 "{pointer}/x-vigil: {e} (keys: mode = enforce | log-only, \
-                 on_degrade = degrade | shed, websocket = true | false)"
+                 on_degrade = degrade | shed, websocket = true | false, \
+                 detection = off | log | block)"
             )
         }),
     }
@@ -139,6 +158,25 @@ mod tests {
         let e = x_vigil(&bad, "/paths/~1a/get").unwrap_err();
         assert!(e.starts_with("/paths/~1a/get/x-vigil:"), "{e}");
         assert!(x_vigil(&json!({"x-vigil": {"shed": true}}), "").is_err());
+    }
+
+    #[test]
+    fn detection_follows_the_gateway_unless_a_level_says() {
+        assert_eq!(RouteSettings::default().detection, None);
+        let doc = RouteSettings::default()
+            .apply(x_vigil(&json!({"x-vigil": {"detection": "block"}}), "").unwrap());
+        let op = doc.apply(x_vigil(&json!({"x-vigil": {"detection": "off"}}), "").unwrap());
+        let item = doc.apply(x_vigil(&json!({}), "").unwrap());
+        assert_eq!(
+            (doc.detection, op.detection, item.detection),
+            (
+                Some(DetectionMode::Block),
+                Some(DetectionMode::Off),
+                Some(DetectionMode::Block)
+            )
+        );
+        let e = x_vigil(&json!({"x-vigil": {"detection": "deny"}}), "/paths/~1a/get").unwrap_err();
+        assert!(e.contains("detection = off | log | block"), "{e}");
     }
 
     #[test]

@@ -102,6 +102,7 @@ mod tests {
                 mode: Mode::LogOnly,
                 on_degrade: OnDegrade::Degrade,
                 websocket: true,
+                detection: None,
             },
             params: Vec::new(),
             body: None,

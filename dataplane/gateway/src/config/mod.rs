@@ -4,6 +4,7 @@
 
 mod audit;
 mod check;
+mod detection;
 mod listener;
 mod policy;
 mod ratelimit;
@@ -19,6 +20,7 @@ pub use vigil_control::duration;
 use vigil_control::duration::{SpellingError, Spellings, Unit};
 
 pub use audit::{AuditConfig, AuditSink, SyslogTransport};
+pub use detection::{DetectionConfig, DetectionMode};
 pub use listener::{LimitsConfig, ListenerConfig, MetricsConfig};
 pub use policy::{PolicyConfig, PolicyMode};
 pub use ratelimit::{KeyPart, RateLimitConfig};
@@ -66,6 +68,8 @@ pub struct GatewayConfig {
     pub policy: Option<PolicyConfig>,
     /// `[[rate_limit]]`
     pub rate_limit: Vec<RateLimitConfig>,
+    /// `[detection]`
+    pub detection: DetectionConfig,
 }
 
 /// What a lower inspection depth (a hot box) means for requests.
@@ -269,6 +273,7 @@ impl GatewayConfig {
         }
         self.validate_tls()?;
         self.validate_upstreams()?;
+        self.detection.validate()?;
         let lim = &self.limits;
         for (key, v) in [
             ("limits.max_header_count", lim.max_header_count as u64),

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub(crate) handshakes: AtomicU64,
     handshake_failures: Mutex<BTreeMap<&'static str, u64>>,
     log_only: Mutex<BTreeMap<&'static str, u64>>,
+    /// Injection findings, by kind.
+    detections: Mutex<BTreeMap<&'static str, u64>>,
     rate_limit_fallback: Mutex<BTreeMap<String, u64>>,
     pub(crate) open_connections: AtomicI64,
     pub(crate) shed_connections: AtomicU64,
@@ -124,6 +126,15 @@ impl Metrics {
     pub fn log_only_violation(&self, reason: &'static str) {
         let mut map = self.log_only.lock().unwrap_or_else(PoisonError::into_inner);
         *map.entry(reason).or_default() += 1;
+    }
+
+    /// Counts an injection finding of `kind` (`sqli`, `xss`, ...), whatever the mode.
+    pub fn injection_detected(&self, kind: &'static str) {
+        let mut map = self
+            .detections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        *map.entry(kind).or_default() += 1;
     }
 
     /// Adds a source of extra exposition text.
@@ -228,7 +239,7 @@ impl Metrics {
 
     /// The counters kept by label value.
     fn write_labelled(&self, e: &mut Exposition<'_, '_>) -> fmt::Result {
-        let maps: [(&str, &str, &str, &ByLabel); 4] = [
+        let maps: [(&str, &str, &str, &ByLabel); 5] = [
             (
                 "vigil_gateway_tls_handshake_failures_total",
                 "Failed TLS handshakes, by reason.",
@@ -240,6 +251,12 @@ impl Metrics {
                 "Policy violations forwarded because the policy or route is log-only, by reason.",
                 "reason",
                 &self.log_only,
+            ),
+            (
+                "vigil_gateway_injection_detected_total",
+                "Injection findings in request values, by kind, whatever the detection mode.",
+                "kind",
+                &self.detections,
             ),
             (
                 "vigil_gateway_shed_requests_total",

@@ -10,7 +10,8 @@ use http::request::Parts;
 
 use super::stage::{Outcome, Part, RequestCtx, Stage};
 use super::{
-    depth, forwarding, hardening, identity, openapi, ownership, patch, policy, ratelimit, route,
+    depth, detect, forwarding, hardening, identity, openapi, ownership, patch, policy, ratelimit,
+    route,
 };
 use crate::config::{ConfigError, GatewayConfig};
 use crate::services::Services;
@@ -111,6 +112,12 @@ pub(crate) fn chain_with(
                 Part::Body,
             )));
         }
+    }
+    // Injection payloads inside values the description let through: after every cheaper
+    // refusal, on the body the schema has checked.
+    let p = policy.as_ref().map(|(p, _)| p.clone());
+    if detect::Detection::wanted(&cfg.detection, p.as_deref()) {
+        stages.push(Arc::new(detect::Detection::new(&cfg.detection, p)));
     }
     // Last: rewrite headers for the upstream only once the request is accepted.
     stages.push(Arc::new(forwarding::Forwarding));

@@ -8,6 +8,7 @@
 
 pub(crate) mod chain;
 mod depth;
+mod detect;
 mod forwarding;
 mod hardening;
 mod identity;
@@ -20,8 +21,8 @@ mod route;
 pub mod stage;
 
 pub use stage::{
-    AuthMethod, ClientIdentity, ConnInfo, Outcome, Principal, Rejection, RequestCtx, Stage,
-    StageFuture, SyncStage, TlsInfo, TlsVersion, ready,
+    AuthMethod, ClientIdentity, ConnInfo, DetectionHit, Outcome, Principal, Rejection, RequestCtx,
+    Stage, StageFuture, SyncStage, TlsInfo, TlsVersion, ready,
 };
 
 /// A request context for stage tests.

@@ -119,6 +119,16 @@ pub struct RequestCtx {
     pub body_announced: bool,
     /// Virtual patches the request matched (the audit line names them).
     pub patches: Vec<String>,
+    /// Injection findings, whatever the detection mode (the audit line lists them).
+    pub detections: Vec<DetectionHit>,
+}
+
+/// One injection finding: its kind's code (for metrics) and `signature@location`
+/// (`sqli:s&sos@query.q`, for the audit line); never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DetectionHit {
+    pub kind: &'static str,
+    pub entry: String,
 }
 
 impl RequestCtx {
@@ -138,6 +148,7 @@ impl RequestCtx {
             log_only_violation: None,
             body_announced: false,
             patches: Vec::new(),
+            detections: Vec::new(),
         }
     }
 }

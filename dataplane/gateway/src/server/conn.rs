@@ -242,5 +242,6 @@ fn record_end(shared: &Shared, conn: &ConnInfo, activity: &Activity, ended: &End
         bytes_out: 0,
         headers: Default::default(),
         patches: Vec::new(),
+        detections: Vec::new(),
     });
 }

@@ -327,6 +327,9 @@ impl Handler {
             if let Some(v) = ctx.log_only_violation {
                 shared.metrics.log_only_violation(v);
             }
+            for hit in &ctx.detections {
+                shared.metrics.injection_detected(hit.kind);
+            }
             let decision = crate::shared::Decision {
                 client: ctx.conn.client,
                 status,
@@ -355,6 +358,7 @@ impl Handler {
                 bytes_out,
                 headers: seen.headers,
                 patches: ctx.patches,
+                detections: ctx.detections.into_iter().map(|h| h.entry).collect(),
             });
             drop(kept);
             activity.inflight.fetch_sub(1, Ordering::AcqRel);
