@@ -42,6 +42,10 @@ pub trait Request {
     fn json(&self, pointer: &str, each: &mut dyn FnMut(&[u8]));
     /// The body as buffered; `None` when it was not.
     fn body(&self) -> Option<&[u8]>;
+    /// The client's JA4 fingerprint; `None` without TLS (and offline).
+    fn ja4(&self) -> Option<&str> {
+        None
+    }
 }
 
 fn values(req: &dyn Request, field: &Field, each: &mut dyn FnMut(&[u8])) {
@@ -60,6 +64,11 @@ fn values(req: &dyn Request, field: &Field, each: &mut dyn FnMut(&[u8])) {
         Field::Body => {
             if let Some(b) = req.body() {
                 each(b);
+            }
+        }
+        Field::Ja4 => {
+            if let Some(j) = req.ja4() {
+                each(j.as_bytes());
             }
         }
     }

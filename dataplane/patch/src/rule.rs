@@ -67,6 +67,9 @@ pub enum Field {
     Json(String),
     /// The raw body, as much of it as the gateway buffered.
     Body,
+    /// The client's JA4 TLS fingerprint (`t13d3112h2_e8f1e7e78f70_b26ce05bbdd6`); plain-HTTP
+    /// requests have none and match no condition on it.
+    Ja4,
 }
 
 impl Field {
@@ -84,9 +87,10 @@ impl Field {
                 "route" => Field::Route,
                 "path" => Field::Path,
                 "body" => Field::Body,
+                "ja4" => Field::Ja4,
                 _ => {
                     return Err(format!(
-                        "unknown field {s:?}: use method, route, path, body, query:NAME, \
+                        "unknown field {s:?}: use method, route, path, body, ja4, query:NAME, \
                          header:NAME, cookie:NAME or json:/POINTER"
                     ));
                 }
@@ -119,6 +123,7 @@ impl std::fmt::Display for Field {
             Field::Route => f.write_str("route"),
             Field::Path => f.write_str("path"),
             Field::Body => f.write_str("body"),
+            Field::Ja4 => f.write_str("ja4"),
             Field::Query(n) => write!(f, "query:{n}"),
             Field::Header(n) => write!(f, "header:{n}"),
             Field::Cookie(n) => write!(f, "cookie:{n}"),

@@ -103,6 +103,9 @@ pub struct AuditEvent {
     /// Virtual patches the request matched (ids), whatever their action.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub patches: Vec<String>,
+    /// The client's JA4 TLS fingerprint (HTTPS only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ja4: Option<String>,
     /// Injection findings (`sqli:s&sos@query.q`), whatever the detection mode.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub detections: Vec<String>,

@@ -16,6 +16,8 @@ pub enum KeyPart {
     Subject,
     /// The matched route (`GET /users/{id}`).
     Route,
+    /// The client's TLS fingerprint (JA4); plain-HTTP requests use their client address.
+    Ja4,
 }
 
 impl KeyPart {
@@ -59,6 +61,7 @@ impl RateLimitConfig {
                 "client_ip" => KeyPart::ClientIp,
                 "sub" => KeyPart::Subject,
                 "route" => KeyPart::Route,
+                "ja4" => KeyPart::Ja4,
                 _ => match raw.strip_prefix("header:") {
                     Some(h)
                         if !h.is_empty() && http::HeaderName::from_bytes(h.as_bytes()).is_ok() =>
@@ -69,7 +72,7 @@ impl RateLimitConfig {
                     None => {
                         return Err(format!(
                             "unknown key part {raw:?}: use client_ip, header:<name>, sub, route, \
-                             joined by '+'"
+                             ja4, joined by '+'"
                         ));
                     }
                 },

@@ -38,6 +38,7 @@ struct View<'a> {
     route: Option<&'a str>,
     body: Option<&'a Bytes>,
     json: std::cell::OnceCell<Option<serde_json::Value>>,
+    ja4: Option<&'a str>,
 }
 
 impl View<'_> {
@@ -94,6 +95,9 @@ impl PatchRequest for View<'_> {
     fn body(&self) -> Option<&[u8]> {
         self.body.map(|b| &b[..])
     }
+    fn ja4(&self) -> Option<&str> {
+        self.ja4
+    }
 }
 
 impl SyncStage for VirtualPatches {
@@ -115,6 +119,7 @@ impl SyncStage for VirtualPatches {
             route: ctx.route.as_deref(),
             body,
             json: std::cell::OnceCell::new(),
+            ja4: ctx.conn.tls.as_ref().and_then(|t| t.ja4.as_deref()),
         };
         let mut refusal = None;
         for hit in set.evaluate(&view, false) {

@@ -150,6 +150,10 @@ impl Rule {
                     None => write!(key, "ip:{client}"),
                 },
                 KeyPart::Route => write!(key, "route:{}", ctx.route.as_deref().unwrap_or("-")),
+                KeyPart::Ja4 => match ctx.conn.tls.as_ref().and_then(|t| t.ja4.as_deref()) {
+                    Some(fp) => write!(key, "ja4:{fp}"),
+                    None => write!(key, "ip:{client}"),
+                },
             };
         }
         if key.len() > MAX_KEY_BYTES {

@@ -53,6 +53,8 @@ pub struct TlsInfo {
     pub alpn: Option<String>,
     /// The verified client certificate's identity (mTLS), if one was presented.
     pub identity: Option<ClientIdentity>,
+    /// The client's JA4 fingerprint (from its ClientHello; see `tls::ja4`).
+    pub ja4: Option<String>,
 }
 
 /// Facts about the connection a request arrived on, shared by its requests.

@@ -16,7 +16,7 @@ use super::io::{Activity, Tracked};
 use super::refusal;
 use super::service::Handler;
 use crate::budget::ConnGuard;
-use crate::pipeline::ConnInfo;
+use crate::pipeline::{ConnInfo, TlsInfo};
 use crate::shared::{RunLevel, Shared};
 use crate::tls;
 
@@ -90,15 +90,20 @@ async fn serve(
         });
         return serve_http(shared, tcp, conn, None, shed, level).await;
     }
-    let handshake = state.tls.accept(tcp);
+    // The ClientHello's bytes are kept as they pass, for the client's JA4 fingerprint.
+    let handshake = state.tls.accept(tls::ja4::Recording::new(tcp));
     // Handshake timeout wraps only the handshake: a stalled client must not hold a connection
     // slot before HTTP (and its own timeouts) even start.
     match tokio::time::timeout(state.cfg.listener.handshake_timeout, handshake).await {
         Err(_) => shared.metrics.handshake_failed("timeout"),
         Ok(Err(e)) => shared.metrics.handshake_failed(tls::failure_reason(&e)),
-        Ok(Ok(stream)) => {
+        Ok(Ok(mut stream)) => {
             shared.metrics.handshakes.fetch_add(1, Ordering::Relaxed);
-            let info = tls::info(stream.get_ref().1);
+            let ja4 = stream.get_mut().0.take_ja4();
+            let info = TlsInfo {
+                ja4,
+                ..tls::info(stream.get_ref().1)
+            };
             let alpn = info.alpn.clone();
             let conn = Arc::new(ConnInfo {
                 client: peer,
@@ -228,6 +233,7 @@ fn record_end(shared: &Shared, conn: &ConnInfo, activity: &Activity, ended: &End
         request_id: shared.ids.next_id(),
         client: conn.client.to_string(),
         tls: conn.tls.as_ref().map(|t| t.version.as_str()),
+        ja4: conn.tls.as_ref().and_then(|t| t.ja4.clone()),
         identity: None,
         subject: None,
         auth: None,

@@ -344,6 +344,7 @@ impl Handler {
                 request_id: ctx.request_id,
                 client: ctx.conn.client.to_string(),
                 tls: ctx.conn.tls.as_ref().map(|t| t.version.as_str()),
+                ja4: ctx.conn.tls.as_ref().and_then(|t| t.ja4.clone()),
                 identity: ctx.identity,
                 subject: ctx.principal.as_ref().map(|p| p.subject.clone()),
                 auth: ctx.principal.as_ref().map(|p| p.via),

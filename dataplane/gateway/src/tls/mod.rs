@@ -3,6 +3,7 @@
 //! progress keep the key they started with), and facts read from a finished handshake.
 
 mod identity;
+pub mod ja4;
 mod offload;
 
 use std::sync::Arc;
@@ -208,6 +209,7 @@ pub fn info(conn: &rustls::ServerConnection) -> TlsInfo {
             .peer_certificates()
             .and_then(|c| c.first())
             .and_then(|leaf| identity::from_der(leaf.as_ref())),
+        ja4: None,
     }
 }
 

@@ -148,6 +148,7 @@ impl Fixture {
                 tls: Some(TlsInfo {
                     version: TlsVersion::Tls13,
                     alpn: None,
+                    ja4: None,
                     identity: Some(ClientIdentity {
                         subject: "CN=svc".into(),
                         sans: vec![format!("dns:{u}")],
