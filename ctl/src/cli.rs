@@ -68,6 +68,9 @@ pub enum Command {
     /// Shadow APIs: requests to paths and methods the OpenAPI description does not know.
     #[command(subcommand)]
     Shadow(ShadowCmd),
+    /// Clients by TLS fingerprint (JA4).
+    #[command(subcommand)]
+    Clients(ClientsCmd),
     /// The configuration vigild applies.
     #[command(subcommand)]
     Config(ConfigCmd),
@@ -136,6 +139,16 @@ pub enum ConfigCmd {
     /// Print the configuration in force (defaults filled in, secrets redacted) as TOML, or
     /// JSON with --json (needs vigild).
     Show,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientsCmd {
+    /// The busiest client fingerprints: requests and rejections since vigild started.
+    Top {
+        /// How many rows (1 to 1000).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        limit: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]

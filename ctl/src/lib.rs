@@ -15,7 +15,7 @@ pub mod render;
 pub mod shadow;
 
 use anyhow::Context;
-use cli::{Cli, Command, KeysCmd, RuleCmd, ShadowCmd, ThermalCmd, XdpCmd};
+use cli::{Cli, ClientsCmd, Command, KeysCmd, RuleCmd, ShadowCmd, ThermalCmd, XdpCmd};
 use exit::{Exit, unreachable, usage};
 use vigil_control::{ErrorCode, List, Reply, Request, duration, ops::list_name, reply::XdpReport};
 
@@ -263,6 +263,9 @@ pub fn run(cli: &Cli) -> anyhow::Result<Output> {
             return Ok(generate::render_written(&files).into());
         }
         Command::Shadow(ShadowCmd::List | ShadowCmd::Export { .. }) => Request::ShadowList,
+        Command::Clients(ClientsCmd::Top { limit }) => Request::ClientsTop {
+            limit: Some(*limit),
+        },
         Command::Patch(patch::PatchCmd::Add { file }) => Request::PatchAdd {
             patch: Box::new(patch::parse_patch(file)?),
         },
@@ -361,6 +364,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Output> {
         ),
         Reply::KeysRotated(k) => render::keys::rotated(k),
         Reply::Shadow(s) => shadow::render_list(s, shadow::now_unix()),
+        Reply::Clients(c) => render::clients(c),
         Reply::Config(c) => config::render(c),
         Reply::Patches(p) => match &cli.command {
             Command::Patch(patch::PatchCmd::List) => patch::render_list(p),

@@ -224,6 +224,30 @@ pub fn imported(i: &vigil_control::RulesImported) -> String {
     out
 }
 
+/// `vigilctl clients top`: one row per fingerprint, busiest first.
+pub fn clients(c: &vigil_control::reply::Clients) -> String {
+    if c.clients.is_empty() {
+        return "no TLS clients seen yet\n".to_owned();
+    }
+    let mut out = format!(
+        "{:<38} {:>10} {:>10} {:>6}\n",
+        "JA4", "REQUESTS", "REJECTED", "%REJ"
+    );
+    for row in &c.clients {
+        let pct = 100.0 * row.rejected as f64 / row.requests.max(1) as f64;
+        out.push_str(&format!(
+            "{:<38} {:>10} {:>10} {:>5.1}%\n",
+            row.ja4, row.requests, row.rejected, pct
+        ));
+    }
+    out.push_str(&format!(
+        "{} fingerprint{} tracked since vigild started\n",
+        c.tracked,
+        if c.tracked == 1 { "" } else { "s" }
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]

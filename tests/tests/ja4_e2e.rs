@@ -218,4 +218,21 @@ fn each_client_gets_its_fingerprint_in_the_audit_line_and_rate_limits_can_key_on
     });
     assert!(named, "no audit line names the patch");
     assert_eq!(curl_get(port, &ca, &["--http1.1"], "/admin/users"), 200);
+
+    // The busiest fingerprint: curl's h2 (its request, then three in a burst, one refused).
+    let top = d.ctl_json(&["clients", "top", "--limit", "2"]).unwrap();
+    let rows = top["clients"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{top}");
+    assert_eq!(rows[0]["ja4"], CURL_OPENSSL3, "{top}");
+    assert_eq!(rows[0]["requests"], 4, "{top}");
+    assert!(rows[0]["rejected"].as_u64().unwrap() >= 1, "{top}");
+    assert_eq!(
+        top["tracked"], 4,
+        "curl h2, curl h1, s_client, rustls: {top}"
+    );
+    let table = d.ctl(&["clients", "top"]).unwrap();
+    assert!(
+        table.contains("REQUESTS") && table.contains(RUSTLS_023_RING_H1),
+        "{table}"
+    );
 }

@@ -45,6 +45,7 @@ pub enum Reply {
     Config(Box<ConfigShown>),
     Patches(Patches),
     PatchRemoved(PatchRemoved),
+    Clients(Clients),
 }
 
 /// Which [`Reply`] a request gets.
@@ -66,6 +67,7 @@ pub enum ReplyKind {
     Config,
     Patches,
     PatchRemoved,
+    Clients,
 }
 
 impl Reply {
@@ -87,6 +89,7 @@ impl Reply {
             Reply::Config(_) => ReplyKind::Config,
             Reply::Patches(_) => ReplyKind::Patches,
             Reply::PatchRemoved(_) => ReplyKind::PatchRemoved,
+            Reply::Clients(_) => ReplyKind::Clients,
         }
     }
 
@@ -110,6 +113,7 @@ impl Reply {
             ReplyKind::Config => Reply::Config(Box::new(from(data)?)),
             ReplyKind::Patches => Reply::Patches(from(data)?),
             ReplyKind::PatchRemoved => Reply::PatchRemoved(from(data)?),
+            ReplyKind::Clients => Reply::Clients(from(data)?),
         })
     }
 }
@@ -285,6 +289,23 @@ pub struct XdpAttached {
 pub struct KeysRotated {
     pub rotated: bool,
     pub mode: KeyMode,
+}
+
+/// `clients_top`: the busiest client TLS fingerprints.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Clients {
+    pub clients: Vec<ClientCount>,
+    /// Distinct fingerprints tracked (past the bound, new ones count under `other`).
+    pub tracked: u64,
+}
+
+/// One fingerprint's requests since vigild started.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientCount {
+    pub ja4: String,
+    pub requests: u64,
+    /// Answered by the gateway instead of forwarded (any refusal: 4xx, 5xx of its own).
+    pub rejected: u64,
 }
 
 /// `shadow_list`.

@@ -77,6 +77,12 @@ pub enum Request {
     PatchShow {
         id: String,
     },
+    /// The client TLS fingerprints (JA4) with the most requests.
+    ClientsTop {
+        /// How many (1 to 1000; 20 when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
 }
 
 impl Request {
@@ -103,6 +109,7 @@ impl Request {
                 ReplyKind::Patches
             }
             Request::PatchDel { .. } => ReplyKind::PatchRemoved,
+            Request::ClientsTop { .. } => ReplyKind::Clients,
         }
     }
 
@@ -129,6 +136,7 @@ impl Request {
             Request::PatchDel { .. } => "patch_del",
             Request::PatchList => "patch_list",
             Request::PatchShow { .. } => "patch_show",
+            Request::ClientsTop { .. } => "clients_top",
         }
     }
 
@@ -147,6 +155,7 @@ impl Request {
             | Request::PatchDel { .. }
             | Request::PatchList
             | Request::PatchShow { .. } => Some("patch"),
+            Request::ClientsTop { .. } => Some("clients top"),
             _ => None,
         }
     }

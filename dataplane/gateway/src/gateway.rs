@@ -237,6 +237,12 @@ impl Gateway {
         self.shared.services.jwks_status()
     }
 
+    /// The `n` client TLS fingerprints with the most requests, with their requests and
+    /// rejections, and how many fingerprints are tracked (for `vigilctl clients top`).
+    pub fn clients_top(&self, n: usize) -> (Vec<(String, crate::metrics::clients::Counts)>, usize) {
+        self.shared.metrics.clients.top(n)
+    }
+
     /// The shadow-API inventory (for `vigilctl shadow list`).
     pub fn shadow(&self) -> Vec<vigil_policy::ShadowEntry> {
         self.shared.shadow.list()

@@ -362,6 +362,29 @@ impl Handler for Daemon {
                 Reply::Thermal(Box::new(self.thermal_override(level, for_secs)))
             }
             Request::ThermalClear => Reply::Thermal(Box::new(self.thermal_clear())),
+            Request::ClientsTop { limit } => match lock(&self.gateway).as_ref() {
+                Some(gw) => {
+                    let n = limit.unwrap_or(20).clamp(1, 1000) as usize;
+                    let (rows, tracked) = gw.clients_top(n);
+                    Reply::Clients(vigil_control::reply::Clients {
+                        clients: rows
+                            .into_iter()
+                            .map(|(ja4, c)| vigil_control::reply::ClientCount {
+                                ja4,
+                                requests: c.requests,
+                                rejected: c.rejected,
+                            })
+                            .collect(),
+                        tracked: tracked as u64,
+                    })
+                }
+                None => {
+                    return Err(ControlError::new(
+                        ErrorCode::NotRunning,
+                        "the gateway is not running (no [listener]): no clients",
+                    ));
+                }
+            },
             Request::ShadowList => match lock(&self.gateway).as_ref() {
                 Some(gw) => Reply::Shadow(Shadow {
                     entries: to_control(gw.shadow()),

@@ -2,6 +2,7 @@
 //! source (these counters, the process, the embedding daemon's XDP, thermal and fleet state)
 //! written through one `prometheus-client` registry at scrape time ([`exposition`]).
 
+pub mod clients;
 pub mod exposition;
 pub mod process;
 
@@ -37,6 +38,8 @@ pub struct Metrics {
     log_only: Mutex<BTreeMap<&'static str, u64>>,
     /// Injection findings, by kind.
     detections: Mutex<BTreeMap<&'static str, u64>>,
+    /// Requests and rejections per client TLS fingerprint (`vigilctl clients top`).
+    pub clients: clients::ClientStats,
     rate_limit_fallback: Mutex<BTreeMap<String, u64>>,
     pub(crate) open_connections: AtomicI64,
     pub(crate) shed_connections: AtomicU64,

@@ -330,6 +330,9 @@ impl Handler {
             for hit in &ctx.detections {
                 shared.metrics.injection_detected(hit.kind);
             }
+            if let Some(ja4) = ctx.conn.tls.as_ref().and_then(|t| t.ja4.as_deref()) {
+                shared.metrics.clients.record(ja4, reason != "ok");
+            }
             let decision = crate::shared::Decision {
                 client: ctx.conn.client,
                 status,
