@@ -57,6 +57,7 @@ fi
 install -m 0644 images/rootfs/etc/systemd/system/vigild.service "$root/lib/systemd/system/"
 install -m 0644 images/rootfs/etc/logrotate.d/vigild "$root/etc/logrotate.d/vigild"
 install -m 0640 config/vigild.toml "$root/etc/vigil/vigild.toml"
+install -m 0644 config/bots.txt "$root/etc/vigil/bots.txt"
 install -m 0644 config/vigild.toml "$root/usr/share/doc/vigil/examples/vigild.toml"
 install -m 0644 README.md "$root/usr/share/doc/vigil/README.md"
 cp -r docs "$root/usr/share/doc/vigil/docs"
@@ -101,7 +102,7 @@ Description: API security gateway: XDP filtering, TLS with TPM keys, OpenAPI enf
  every request against the API's OpenAPI description, enforces identity, object ownership
  and rate limits, and logs every decision. vigilctl operates it.
 CONTROL
-printf '/etc/vigil/vigild.toml\n/etc/logrotate.d/vigild\n' > "$root/DEBIAN/conffiles"
+printf '/etc/vigil/vigild.toml\n/etc/vigil/bots.txt\n/etc/logrotate.d/vigild\n' > "$root/DEBIAN/conffiles"
 cat > "$root/DEBIAN/postinst" <<'POST'
 #!/bin/sh
 set -e

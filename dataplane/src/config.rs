@@ -20,7 +20,7 @@ use vigil_control::{
 use vigil_gateway::{
     GatewayConfig,
     config::{
-        AuditConfig, DetectionConfig, InspectionConfig, LimitsConfig, ListenerConfig,
+        AuditConfig, BotsConfig, DetectionConfig, InspectionConfig, LimitsConfig, ListenerConfig,
         MetricsConfig, PolicyConfig, RateLimitConfig, TlsConfig, UpstreamConfig,
     },
 };
@@ -106,6 +106,8 @@ pub struct Config {
     pub rate_limit: Vec<RateLimitConfig>,
     /// Injection detection in request values (docs/detection.md); absent = off.
     pub detection: Option<DetectionConfig>,
+    /// User-Agent rules from a file (docs/detection.md); absent = none.
+    pub bots: Option<BotsConfig>,
     /// Thermal governor thresholds (docs/hw.md); absent = defaults.
     #[serde(default, deserialize_with = "thermal::de")]
     pub thermal: ThermalConfig,
@@ -418,6 +420,7 @@ impl Config {
             policy: self.policy.clone(),
             rate_limit: self.rate_limit.clone(),
             detection: self.detection.clone().unwrap_or_default(),
+            bots: self.bots.clone(),
         })
     }
 

@@ -44,6 +44,7 @@ fn the_package_declares_its_libraries_holds_its_files_and_runs() {
         ("./usr/bin/vigilctl", "-rwxr-xr-x"),
         ("./lib/systemd/system/vigild.service", "-rw-r--r--"),
         ("./etc/vigil/vigild.toml", "-rw-r-----"),
+        ("./etc/vigil/bots.txt", "-rw-r--r--"),
         ("./etc/logrotate.d/vigild", "-rw-r--r--"),
         ("./usr/share/man/man1/vigilctl.1.gz", "-rw-r--r--"),
         (
@@ -72,7 +73,7 @@ fn the_package_declares_its_libraries_holds_its_files_and_runs() {
     let conffiles = std::fs::read_to_string(x.join("DEBIAN/conffiles")).unwrap();
     assert_eq!(
         conffiles,
-        "/etc/vigil/vigild.toml\n/etc/logrotate.d/vigild\n"
+        "/etc/vigil/vigild.toml\n/etc/vigil/bots.txt\n/etc/logrotate.d/vigild\n"
     );
     for script in ["postinst", "prerm", "postrm"] {
         run_ok(

@@ -81,8 +81,13 @@ fn injection_payloads_are_refused_logged_or_ignored_as_configured() {
         .policy(&d.path("openapi.yaml"))
         .audit_file(&d.path("audit.log"))
         .set("metrics.listen", format!("127.0.0.1:{metrics}"))
-        .set("detection.mode", "block");
+        .set("detection.mode", "block")
+        .set("bots.file", d.path("bots.txt").display().to_string());
     std::fs::write(d.path("openapi.yaml"), API).unwrap();
+    // The shipped seed list, as an operator starts from it.
+    let seed =
+        std::fs::read_to_string(vigil_e2e::workspace_root().join("config/bots.txt")).unwrap();
+    std::fs::write(d.path("bots.txt"), &seed).unwrap();
     d.configure(cfg.clone()).unwrap();
     d.start().unwrap();
     let ca = d.ca();
@@ -147,6 +152,42 @@ fn injection_payloads_are_refused_logged_or_ignored_as_configured() {
         let line = format!("vigil_gateway_injection_detected_total{{kind=\"{kind}\"}} {n}");
         assert!(text.contains(&line), "{line} missing from:\n{text}");
     }
+
+    // A scanner by its User-Agent: refused before anything else looks at the request.
+    let (code, body) = req(
+        port,
+        &ca,
+        &["-A", "sqlmap/1.7.2#stable (https://sqlmap.org)"],
+        "/search?q=boots",
+    );
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("bot_blocked"), "{body}");
+    let line = audit_of(&d, "/search", "bot_blocked");
+    assert_eq!(line["bot"], "sqlmap", "{line}");
+    assert_eq!(
+        req(port, &ca, &["-A", "acme-client/2.1"], "/search?q=x").0,
+        200
+    );
+    // The operator adds a rule to the file; a reload applies it.
+    std::fs::write(d.path("bots.txt"), format!("{seed}\n/^acme-client/\n")).unwrap();
+    d.ctl(&["reload"]).unwrap();
+    assert_eq!(
+        req(port, &ca, &["-A", "acme-client/2.1"], "/search?q=x").0,
+        403
+    );
+    // A rule that does not compile: the reload is refused, naming the line; the old rules stay.
+    std::fs::write(d.path("bots.txt"), "sqlmap\n/(unclosed/\n").unwrap();
+    let out = d.ctl_output(&["reload"]).unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("bots.txt:2"),
+        "{said}"
+    );
+    assert_eq!(
+        req(port, &ca, &["-A", "acme-client/2.1"], "/search?q=x").0,
+        403
+    );
+    std::fs::write(d.path("bots.txt"), &seed).unwrap();
 
     // The section off (the routes without their own setting follow it): the same request passes.
     d.configure(cfg.set("detection.mode", "off")).unwrap();

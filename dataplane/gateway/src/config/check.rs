@@ -14,6 +14,9 @@ impl GatewayConfig {
     /// Reads and compiles what the config points at, as [`crate::Gateway::start`] will; the
     /// error names the key whose file is wrong. Call after [`GatewayConfig::validate`].
     pub fn check_files(&self) -> Result<(), ConfigError> {
+        if let Some(b) = &self.bots {
+            super::BotList::load(&b.file)?;
+        }
         if let Some(pc) = &self.policy {
             let bad = |e: &dyn std::fmt::Display| {
                 ConfigError::new("policy.file", format!("{}: {e}", pc.file.display()))

@@ -3,6 +3,7 @@
 //! documented in `docs/gateway.md`.
 
 mod audit;
+mod bots;
 mod check;
 mod detection;
 mod listener;
@@ -20,6 +21,7 @@ pub use vigil_control::duration;
 use vigil_control::duration::{SpellingError, Spellings, Unit};
 
 pub use audit::{AuditConfig, AuditSink, SyslogTransport};
+pub use bots::{BotAction, BotList, BotsConfig};
 pub use detection::{DetectionConfig, DetectionMode};
 pub use listener::{LimitsConfig, ListenerConfig, MetricsConfig};
 pub use policy::{PolicyConfig, PolicyMode};
@@ -70,6 +72,8 @@ pub struct GatewayConfig {
     pub rate_limit: Vec<RateLimitConfig>,
     /// `[detection]`
     pub detection: DetectionConfig,
+    /// `[bots]`; without it no User-Agent rule applies.
+    pub bots: Option<BotsConfig>,
 }
 
 /// What a lower inspection depth (a hot box) means for requests.

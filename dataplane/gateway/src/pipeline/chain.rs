@@ -10,10 +10,10 @@ use http::request::Parts;
 
 use super::stage::{Outcome, Part, RequestCtx, Stage};
 use super::{
-    depth, detect, forwarding, hardening, identity, openapi, ownership, patch, policy, ratelimit,
-    route,
+    bots, depth, detect, forwarding, hardening, identity, openapi, ownership, patch, policy,
+    ratelimit, route,
 };
-use crate::config::{ConfigError, GatewayConfig};
+use crate::config::{BotList, ConfigError, GatewayConfig};
 use crate::services::Services;
 
 /// The chain without an OpenAPI policy.
@@ -35,6 +35,12 @@ pub(crate) fn chain_with(
         Arc::new(policy::PolicyPresent::new(cfg)),
         // Cheap structural checks before any stage spends work on the request.
         Arc::new(hardening::Hardening::new(&cfg.limits)),
+    ];
+    // Known scanners by their User-Agent: refused before they cost a rate-limit bucket.
+    if let Some(b) = &cfg.bots {
+        stages.push(Arc::new(bots::Bots::new(b, BotList::load(&b.file)?)));
+    }
+    stages.extend::<[Arc<dyn Stage>; 2]>([
         // Rate limits before any costly work, and whatever the heat: they always run.
         Arc::new(ratelimit::RateLimit::new(
             &cfg.rate_limit,
@@ -47,7 +53,7 @@ pub(crate) fn chain_with(
             &cfg.inspection,
             policy.is_some() && cfg.policy.is_some(),
         )),
-    ];
+    ]);
     let policy = policy.zip(cfg.policy.as_ref());
     // Route match from the API's own description: every later stage needs the operation.
     if let Some((p, pc)) = &policy {

@@ -6,6 +6,7 @@
 //! Layers that are not about one request's content (load shedding, timeouts, body size while
 //! streaming) wrap the chain in `server::service`.
 
+mod bots;
 pub(crate) mod chain;
 mod depth;
 mod detect;

@@ -123,6 +123,8 @@ pub struct RequestCtx {
     pub patches: Vec<String>,
     /// Injection findings, whatever the detection mode (the audit line lists them).
     pub detections: Vec<DetectionHit>,
+    /// The `[bots]` rule the User-Agent matched, whatever the action.
+    pub bot: Option<String>,
 }
 
 /// One injection finding: its kind's code (for metrics) and `signature@location`
@@ -151,6 +153,7 @@ impl RequestCtx {
             body_announced: false,
             patches: Vec::new(),
             detections: Vec::new(),
+            bot: None,
         }
     }
 }

@@ -249,5 +249,6 @@ fn record_end(shared: &Shared, conn: &ConnInfo, activity: &Activity, ended: &End
         headers: Default::default(),
         patches: Vec::new(),
         detections: Vec::new(),
+        bot: None,
     });
 }

@@ -363,6 +363,7 @@ impl Handler {
                 headers: seen.headers,
                 patches: ctx.patches,
                 detections: ctx.detections.into_iter().map(|h| h.entry).collect(),
+                bot: ctx.bot,
             });
             drop(kept);
             activity.inflight.fetch_sub(1, Ordering::AcqRel);
