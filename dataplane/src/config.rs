@@ -21,7 +21,8 @@ use vigil_gateway::{
     GatewayConfig,
     config::{
         AuditConfig, BotsConfig, DetectionConfig, InspectionConfig, LimitsConfig, ListenerConfig,
-        MetricsConfig, PolicyConfig, RateLimitConfig, TlsConfig, UpstreamConfig,
+        MetricsConfig, PolicyConfig, RateLimitConfig, ResponseDataConfig, TlsConfig,
+        UpstreamConfig,
     },
 };
 use vigil_hw::thermal::ThermalConfig;
@@ -108,6 +109,8 @@ pub struct Config {
     pub detection: Option<DetectionConfig>,
     /// User-Agent rules from a file (docs/detection.md); absent = none.
     pub bots: Option<BotsConfig>,
+    /// Sensitive data in responses (docs/detection.md); absent = off.
+    pub response_data: Option<ResponseDataConfig>,
     /// Thermal governor thresholds (docs/hw.md); absent = defaults.
     #[serde(default, deserialize_with = "thermal::de")]
     pub thermal: ThermalConfig,
@@ -421,6 +424,7 @@ impl Config {
             rate_limit: self.rate_limit.clone(),
             detection: self.detection.clone().unwrap_or_default(),
             bots: self.bots.clone(),
+            response_data: self.response_data.clone().unwrap_or_default(),
         })
     }
 

@@ -47,6 +47,36 @@ pub fn curl<S: AsRef<std::ffi::OsStr>>(netns: Option<&str>, args: &[S]) -> (u16,
     (code.trim().parse().unwrap_or(0), body.to_owned())
 }
 
+/// The last line of the JSON audit log at `log` that `pred` accepts, waiting up to 5 s for
+/// the writer; panics with the log when none comes.
+pub fn audit_line(
+    log: &std::path::Path,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    for _ in 0..50 {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(l) = text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .rev()
+            .find(|l| pred(l))
+        {
+            return l;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!(
+        "no matching audit line in {}:\n{}",
+        log.display(),
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+/// Whether audit line `l` is for a path starting with `prefix` (query values are not logged).
+pub fn audit_path(l: &serde_json::Value, prefix: &str) -> bool {
+    l["path"].as_str().is_some_and(|p| p.starts_with(prefix))
+}
+
 /// The workspace root (the e2e crate lives in `tests/`).
 pub fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -6,9 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{path::Path, process::Command, thread::sleep, time::Duration};
+use std::{path::Path, process::Command};
 
-use vigil_e2e::{curl, upstream::Upstream};
+use vigil_e2e::{audit_line, audit_path, curl, upstream::Upstream};
 use vigil_testkit::{ports::free_port, vigild::Vigild};
 
 const API: &str = r#"openapi: 3.0.3
@@ -47,26 +47,11 @@ fn req(port: u16, ca: &Path, args: &[&str], path: &str) -> (u16, String) {
     curl(None, &a)
 }
 
-/// The last audit line for a path starting with `path` (query values are not logged) with `reason`, waiting a little for the writer.
+/// The last audit line for a path starting with `path` with `reason`.
 fn audit_of(d: &Vigild, path: &str, reason: &str) -> serde_json::Value {
-    for _ in 0..50 {
-        let text = std::fs::read_to_string(d.path("audit.log")).unwrap_or_default();
-        if let Some(l) = text
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .rev()
-            .find(|l| {
-                l["path"].as_str().is_some_and(|p| p.starts_with(path)) && l["reason"] == reason
-            })
-        {
-            return l;
-        }
-        sleep(Duration::from_millis(100));
-    }
-    panic!(
-        "no audit line for {path} with reason {reason}:\n{}",
-        std::fs::read_to_string(d.path("audit.log")).unwrap_or_default()
-    );
+    audit_line(&d.path("audit.log"), |l| {
+        audit_path(l, path) && l["reason"] == reason
+    })
 }
 
 #[test]

@@ -41,6 +41,8 @@ pub struct State {
     pub inflight: Arc<Semaphore>,
     pub redactor: Redactor,
     pub hsts: Option<HeaderValue>,
+    /// The sensitive-data patterns of `[response_data] kinds`.
+    pub response_scanner: Arc<crate::response_data::Scanner>,
     pub servers: Servers,
 }
 
@@ -95,6 +97,9 @@ impl State {
             inflight: Arc::new(Semaphore::new(cfg.listener.max_requests_in_flight)),
             redactor: Redactor::new(&cfg.audit),
             hsts,
+            response_scanner: Arc::new(crate::response_data::Scanner::new(
+                &cfg.response_data.kinds,
+            )),
             servers: servers(&cfg),
             cfg: Arc::new(cfg),
         })

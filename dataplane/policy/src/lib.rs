@@ -39,7 +39,7 @@ pub use deny::{Deny, reason};
 pub use error::{PolicyError, Problem};
 pub use load::MAX_DOCUMENT_BYTES;
 pub use method::Method;
-pub use options::{DetectionMode, Mode, OnDegrade, PolicyOptions, RouteSettings};
+pub use options::{DetectionMode, Mode, OnDegrade, PolicyOptions, ResponseDataMode, RouteSettings};
 pub use ownership::{OwnerIn, OwnerRule, Ownership};
 pub use params::query_value;
 pub use path::normalise_path;

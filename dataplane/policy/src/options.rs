@@ -80,6 +80,22 @@ pub enum DetectionMode {
     Block,
 }
 
+/// What the gateway does with sensitive data in a route's responses (`[response_data] mode`,
+/// or a route's `x-vigil: {response_data: ...}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResponseDataMode {
+    /// Not inspected.
+    #[default]
+    Off,
+    /// Found values are counted and named in the audit line.
+    Log,
+    /// Found values are replaced in the streamed body.
+    Mask,
+    /// A response carrying one is replaced by 502 `response_blocked`.
+    Block,
+}
+
 /// The `x-vigil` extension, at document, path item or operation level. Keys not given inherit
 /// from the enclosing level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -89,6 +105,7 @@ pub(crate) struct XVigil {
     pub on_degrade: Option<OnDegrade>,
     pub websocket: Option<bool>,
     pub detection: Option<DetectionMode>,
+    pub response_data: Option<ResponseDataMode>,
 }
 
 /// The effective `x-vigil` settings of a route.
@@ -103,6 +120,8 @@ pub struct RouteSettings {
     pub websocket: bool,
     /// Injection detection for the route; `None`: the gateway's `[detection] mode`.
     pub detection: Option<DetectionMode>,
+    /// Sensitive data in the route's responses; `None`: the gateway's `[response_data] mode`.
+    pub response_data: Option<ResponseDataMode>,
 }
 
 impl RouteSettings {
@@ -113,6 +132,7 @@ impl RouteSettings {
             on_degrade: x.on_degrade.unwrap_or(self.on_degrade),
             websocket: x.websocket.unwrap_or(self.websocket),
             detection: x.detection.or(self.detection),
+            response_data: x.response_data.or(self.response_data),
         }
     }
 }
@@ -125,7 +145,7 @@ pub(crate) fn x_vigil(obj: &serde_json::Value, pointer: &str) -> Result<XVigil, 
             format!(
                 "{pointer}/x-vigil: {e} (keys: mode = enforce | log-only, \
                  on_degrade = degrade | shed, websocket = true | false, \
-                 detection = off | log | block)"
+                 detection = off | log | block, response_data = off | log | mask | block)"
             )
         }),
     }

@@ -103,6 +103,7 @@ mod tests {
                 on_degrade: OnDegrade::Degrade,
                 websocket: true,
                 detection: None,
+                response_data: None,
             },
             params: Vec::new(),
             body: None,

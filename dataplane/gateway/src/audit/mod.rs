@@ -106,6 +106,9 @@ pub struct AuditEvent {
     /// The client's JA4 TLS fingerprint (HTTPS only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ja4: Option<String>,
+    /// Sensitive kinds the response carried (`card`, `jwt`, ...), whatever the action.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub response_data: Vec<&'static str>,
     /// The `[bots]` rule the User-Agent matched, whatever the action.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bot: Option<String>,

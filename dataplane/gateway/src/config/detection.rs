@@ -1,7 +1,9 @@
 //! `[detection]`: injection detection in request values (docs/detection.md).
 
 use serde::{Deserialize, Serialize};
-pub use vigil_policy::DetectionMode;
+pub use vigil_policy::{DetectionMode, ResponseDataMode};
+
+use crate::response_data::Kind;
 
 use super::ConfigError;
 
@@ -83,5 +85,53 @@ impl DetectionConfig {
                 ..vigil_detect::Limits::default()
             },
         })
+    }
+}
+
+/// `[response_data]`: sensitive data in responses. Off unless `mode` (or a route) says so.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResponseDataConfig {
+    /// `off` (default), `log`, `mask` or `block`; a route's `x-vigil: {response_data: ...}`
+    /// overrides it.
+    pub mode: ResponseDataMode,
+    /// What counts as sensitive (`email` is left out by default: most APIs return some).
+    pub kinds: Vec<Kind>,
+    /// Bytes of a response `block` buffers to decide; a longer response is masked instead.
+    pub max_block_bytes: u64,
+}
+
+impl Default for ResponseDataConfig {
+    fn default() -> Self {
+        Self {
+            mode: ResponseDataMode::Off,
+            kinds: vec![
+                Kind::Card,
+                Kind::Iban,
+                Kind::Jwt,
+                Kind::Bearer,
+                Kind::PrivateKey,
+            ],
+            max_block_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl ResponseDataConfig {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        if self.kinds.is_empty() {
+            return Err(ConfigError::new(
+                "response_data.kinds",
+                "is empty; list some of card, iban, email, jwt, bearer, private_key, or set \
+                 mode = \"off\"",
+            ));
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.max_block_bytes) {
+            return Err(ConfigError::new(
+                "response_data.max_block_bytes",
+                "must be between 1024 and 67108864 (64 MiB)",
+            ));
+        }
+        Ok(())
     }
 }

@@ -22,7 +22,7 @@ use vigil_control::duration::{SpellingError, Spellings, Unit};
 
 pub use audit::{AuditConfig, AuditSink, SyslogTransport};
 pub use bots::{BotAction, BotList, BotsConfig};
-pub use detection::{DetectionConfig, DetectionMode};
+pub use detection::{DetectionConfig, DetectionMode, ResponseDataConfig, ResponseDataMode};
 pub use listener::{LimitsConfig, ListenerConfig, MetricsConfig};
 pub use policy::{PolicyConfig, PolicyMode};
 pub use ratelimit::{KeyPart, RateLimitConfig};
@@ -74,6 +74,8 @@ pub struct GatewayConfig {
     pub detection: DetectionConfig,
     /// `[bots]`; without it no User-Agent rule applies.
     pub bots: Option<BotsConfig>,
+    /// `[response_data]`
+    pub response_data: ResponseDataConfig,
 }
 
 /// What a lower inspection depth (a hot box) means for requests.
@@ -278,6 +280,7 @@ impl GatewayConfig {
         self.validate_tls()?;
         self.validate_upstreams()?;
         self.detection.validate()?;
+        self.response_data.validate()?;
         let lim = &self.limits;
         for (key, v) in [
             ("limits.max_header_count", lim.max_header_count as u64),

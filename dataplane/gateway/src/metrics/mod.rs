@@ -38,6 +38,8 @@ pub struct Metrics {
     log_only: Mutex<BTreeMap<&'static str, u64>>,
     /// Injection findings, by kind.
     detections: Mutex<BTreeMap<&'static str, u64>>,
+    /// Responses carrying sensitive data, by route and kind.
+    response_data: Mutex<BTreeMap<(String, &'static str), u64>>,
     /// Requests and rejections per client TLS fingerprint (`vigilctl clients top`).
     pub clients: clients::ClientStats,
     rate_limit_fallback: Mutex<BTreeMap<String, u64>>,
@@ -138,6 +140,20 @@ impl Metrics {
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
         *map.entry(kind).or_default() += 1;
+    }
+
+    /// Counts a response of `route` that carried sensitive data of `kind`.
+    pub fn response_data(&self, route: &str, kind: &'static str) {
+        let mut map = self
+            .response_data
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match map.get_mut(&(route.to_owned(), kind)) {
+            Some(n) => *n += 1,
+            None => {
+                map.insert((route.to_owned(), kind), 1);
+            }
+        }
     }
 
     /// Adds a source of extra exposition text.
@@ -290,6 +306,20 @@ impl Metrics {
             .iter()
             .map(|(k, n)| (k.clone(), *n))
             .collect();
+        let leaks: Vec<((String, &'static str), u64)> = self
+            .response_data
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(k, n)| (k.clone(), *n))
+            .collect();
+        e.counters(
+            "vigil_gateway_response_data_total",
+            "Responses carrying sensitive data (logged, masked or blocked), by route and kind.",
+            leaks
+                .iter()
+                .map(|((route, kind), n)| ([("route", route.as_str()), ("kind", *kind)], *n)),
+        )?;
         e.counters(
             "vigil_gateway_rate_limit_fallback_total",
             "Shared rate-limit decisions taken with the local fallback limit, by rule.",

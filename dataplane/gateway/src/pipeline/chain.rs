@@ -11,7 +11,7 @@ use http::request::Parts;
 use super::stage::{Outcome, Part, RequestCtx, Stage};
 use super::{
     bots, depth, detect, forwarding, hardening, identity, openapi, ownership, patch, policy,
-    ratelimit, route,
+    ratelimit, respdata, route,
 };
 use crate::config::{BotList, ConfigError, GatewayConfig};
 use crate::services::Services;
@@ -123,7 +123,11 @@ pub(crate) fn chain_with(
     // refusal, on the body the schema has checked.
     let p = policy.as_ref().map(|(p, _)| p.clone());
     if detect::Detection::wanted(&cfg.detection, p.as_deref()) {
-        stages.push(Arc::new(detect::Detection::new(&cfg.detection, p)));
+        stages.push(Arc::new(detect::Detection::new(&cfg.detection, p.clone())));
+    }
+    // Responses to inspect for sensitive data: marked, and asked for unencoded.
+    if respdata::ResponseData::wanted(&cfg.response_data, p.as_deref()) {
+        stages.push(Arc::new(respdata::ResponseData::new(&cfg.response_data, p)));
     }
     // Last: rewrite headers for the upstream only once the request is accepted.
     stages.push(Arc::new(forwarding::Forwarding));

@@ -18,6 +18,7 @@ mod ownership;
 pub mod patch;
 mod policy;
 mod ratelimit;
+mod respdata;
 mod route;
 pub mod stage;
 

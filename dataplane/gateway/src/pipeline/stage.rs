@@ -125,6 +125,10 @@ pub struct RequestCtx {
     pub detections: Vec<DetectionHit>,
     /// The `[bots]` rule the User-Agent matched, whatever the action.
     pub bot: Option<String>,
+    /// How the response is inspected for sensitive data, when it is.
+    pub response_data: Option<vigil_policy::ResponseDataMode>,
+    /// The sensitive kinds the response carried (filled while it streams).
+    pub response_found: Option<crate::response_data::Found>,
 }
 
 /// One injection finding: its kind's code (for metrics) and `signature@location`
@@ -154,6 +158,8 @@ impl RequestCtx {
             patches: Vec::new(),
             detections: Vec::new(),
             bot: None,
+            response_data: None,
+            response_found: None,
         }
     }
 }

@@ -250,5 +250,6 @@ fn record_end(shared: &Shared, conn: &ConnInfo, activity: &Activity, ended: &End
         patches: Vec::new(),
         detections: Vec::new(),
         bot: None,
+        response_data: Vec::new(),
     });
 }

@@ -303,7 +303,31 @@ impl Handler {
         let (resp, total) = forwarded?;
         // total_timeout counts from the request head, like the operator reads it.
         let deadline = tokio::time::Instant::from_std(ctx.started) + total;
-        Ok((resp.map(|b| b.map_err(Into::into).boxed_unsync()), deadline))
+        let resp = resp.map(|b| b.map_err(Into::into).boxed_unsync());
+        let Some(mode) = ctx.response_data else {
+            return Ok((resp, deadline));
+        };
+        let found = crate::response_data::Found::default();
+        ctx.response_found = Some(found.clone());
+        use crate::response_data::Refusal;
+        let resp = crate::response_data::inspect(
+            resp,
+            mode,
+            state.response_scanner.clone(),
+            lim.response_data.max_block_bytes,
+            deadline,
+            found,
+        )
+        .await
+        .map_err(|r| match r {
+            Refusal::Blocked => Rejection::new(StatusCode::BAD_GATEWAY, "response_blocked"),
+            Refusal::Uninspectable => {
+                Rejection::new(StatusCode::BAD_GATEWAY, "response_uninspectable")
+            }
+            Refusal::Upstream => Rejection::new(StatusCode::BAD_GATEWAY, "upstream_error"),
+            Refusal::Timeout => Rejection::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+        })?;
+        Ok((resp, deadline))
     }
 
     /// Builds the callback run once the response body is finished.
@@ -329,6 +353,14 @@ impl Handler {
             }
             for hit in &ctx.detections {
                 shared.metrics.injection_detected(hit.kind);
+            }
+            let response_data: Vec<&'static str> = ctx
+                .response_found
+                .as_ref()
+                .map(|f| f.kinds().into_iter().map(|k| k.code()).collect())
+                .unwrap_or_default();
+            for kind in &response_data {
+                shared.metrics.response_data(route, kind);
             }
             if let Some(ja4) = ctx.conn.tls.as_ref().and_then(|t| t.ja4.as_deref()) {
                 shared.metrics.clients.record(ja4, reason != "ok");
@@ -364,6 +396,7 @@ impl Handler {
                 patches: ctx.patches,
                 detections: ctx.detections.into_iter().map(|h| h.entry).collect(),
                 bot: ctx.bot,
+                response_data,
             });
             drop(kept);
             activity.inflight.fetch_sub(1, Ordering::AcqRel);
