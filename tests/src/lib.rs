@@ -77,6 +77,15 @@ pub fn audit_path(l: &serde_json::Value, prefix: &str) -> bool {
     l["path"].as_str().is_some_and(|p| p.starts_with(prefix))
 }
 
+/// The text of vigild's `/metrics` on `127.0.0.1:port` (empty when nothing answers).
+pub fn scrape(port: u16) -> String {
+    let out = std::process::Command::new("curl")
+        .args(["-sS", &format!("http://127.0.0.1:{port}/metrics")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// The workspace root (the e2e crate lives in `tests/`).
 pub fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

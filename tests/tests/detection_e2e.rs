@@ -6,9 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{path::Path, process::Command};
+use std::path::Path;
 
-use vigil_e2e::{audit_line, audit_path, curl, upstream::Upstream};
+use vigil_e2e::{audit_line, audit_path, curl, scrape, upstream::Upstream};
 use vigil_testkit::{ports::free_port, vigild::Vigild};
 
 const API: &str = r#"openapi: 3.0.3
@@ -128,11 +128,7 @@ fn injection_payloads_are_refused_logged_or_ignored_as_configured() {
     );
     assert!(audit_of(&d, "/raw", "ok").get("detections").is_none());
 
-    let out = Command::new("curl")
-        .args(["-sS", &format!("http://127.0.0.1:{metrics}/metrics")])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = scrape(metrics);
     for (kind, n) in [("sqli", 1), ("xss", 1), ("path_traversal", 1)] {
         let line = format!("vigil_gateway_injection_detected_total{{kind=\"{kind}\"}} {n}");
         assert!(text.contains(&line), "{line} missing from:\n{text}");

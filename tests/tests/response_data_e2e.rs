@@ -6,9 +6,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::{path::Path, process::Command};
+use std::path::Path;
 
-use vigil_e2e::{audit_line, audit_path, curl, upstream::Upstream};
+use vigil_e2e::{audit_line, audit_path, curl, scrape, upstream::Upstream};
 use vigil_testkit::{ports::free_port, vigild::Vigild};
 
 const API: &str = r#"openapi: 3.0.3
@@ -106,11 +106,7 @@ fn sensitive_data_in_responses_is_masked_blocked_or_logged_per_route() {
         serde_json::json!(["card"])
     );
 
-    let out = Command::new("curl")
-        .args(["-sS", &format!("http://127.0.0.1:{metrics}/metrics")])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = scrape(metrics);
     for line in [
         r#"vigil_gateway_response_data_total{route="GET /echo/{v}",kind="card"} 1"#,
         r#"vigil_gateway_response_data_total{route="GET /echo/{v}",kind="iban"} 1"#,

@@ -183,6 +183,14 @@ impl Detector {
     /// Classifies one value. Returns the first finding, checking the raw value before its
     /// decoded forms and, within a form, SQLi, XSS, command injection, path traversal in order.
     pub fn detect(&self, input: &[u8]) -> Option<Finding> {
+        if plain_token(input) {
+            return None;
+        }
+        self.detect_all(input)
+    }
+
+    /// [`Detector::detect`] without the plain-token shortcut.
+    fn detect_all(&self, input: &[u8]) -> Option<Finding> {
         let max = self.config.limits.max_len.max(1);
         if input.len() <= max {
             return self.detect_window(input);
@@ -258,6 +266,17 @@ impl Detector {
     }
 }
 
+/// Whether `v` is one plain token (an id, a number, a name, an e-mail address: letters, digits,
+/// `_ @ .`, no `..`), which no detector flags in any form: nothing to decode, no space, quote,
+/// operator, bracket, slash or colon for SQL, markup, a shell or a path to use (`-` and `,` are
+/// operators to SQL: libinjection flags `1-null`). Many API values are such tokens; they skip
+/// the detectors (`plain_tokens_are_never_flagged` holds the detectors to it).
+fn plain_token(v: &[u8]) -> bool {
+    v.iter()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'@' | b'.'))
+        && !v.windows(2).any(|w| w == b"..")
+}
+
 /// A value that is a script URL (`javascript:`, `vbscript:`, `data:text/html`): libinjection flags
 /// these only inside an attribute, but an API value often lands in an `href` as is. Browsers
 /// ignore whitespace and control bytes inside the scheme, so those are skipped here too.
@@ -305,6 +324,79 @@ mod rule_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The shortcut in [`Detector::detect`] must not hide anything the detectors would flag:
+    /// every token of up to three fragments (SQL words and numbers, commands, markup words,
+    /// path words, the allowed punctuation) that counts as plain goes through every detector
+    /// in every decoded form, and none may flag it.
+    #[test]
+    fn plain_tokens_are_never_flagged() {
+        const PARTS: &[&str] = &[
+            "1",
+            "0",
+            "9",
+            "1e1",
+            "0x1f",
+            "or",
+            "OR",
+            "and",
+            "union",
+            "select",
+            "sleep",
+            "benchmark",
+            "admin",
+            "x",
+            "id",
+            "ls",
+            "cat",
+            "etc",
+            "passwd",
+            "javascript",
+            "alert",
+            "script",
+            "onerror",
+            "null",
+            "true",
+            "-",
+            ".",
+            ",",
+            "@",
+            "_",
+            "shadow",
+            "win",
+            "ini",
+            "system32",
+        ];
+        let d = Detector::default();
+        let mut checked = 0;
+        for a in PARTS {
+            for b in PARTS {
+                for c in PARTS {
+                    let v = format!("{a}{b}{c}");
+                    if plain_token(v.as_bytes()) {
+                        assert_eq!(
+                            d.detect_all(v.as_bytes()),
+                            None,
+                            "{v:?} is plain but flagged"
+                        );
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 20_000, "{checked}");
+        for quiet_looking in [
+            "1-null",
+            "1,2",
+            "a..b",
+            "javascript:x",
+            "1+or+1",
+            "a b",
+            "%27",
+        ] {
+            assert!(!plain_token(quiet_looking.as_bytes()), "{quiet_looking}");
+        }
+    }
 
     fn kind(s: &str) -> Option<Kind> {
         detect(s.as_bytes()).map(|f| f.kind)

@@ -27,6 +27,7 @@ mod metrics;
 pub mod pipeline;
 mod reqid;
 mod response;
+pub mod response_check;
 pub mod response_data;
 mod server;
 mod services;

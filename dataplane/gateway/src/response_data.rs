@@ -216,11 +216,30 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
+/// Whether `span` of `buf` is a bare JSON number (`"pan": 4111111111111111`): it comes after
+/// `:`, `[` or `,` and before `,`, `]` or `}`, spaces aside. Masked with `*` it would no longer
+/// be JSON, so its digits become `9`s instead.
+fn bare_number(buf: &[u8], span: &Range<usize>) -> bool {
+    let before = buf[..span.start]
+        .iter()
+        .rev()
+        .find(|b| !b.is_ascii_whitespace());
+    let after = buf[span.end..].iter().find(|b| !b.is_ascii_whitespace());
+    matches!(before, Some(b':' | b'[' | b','))
+        && matches!(after, Some(b',' | b']' | b'}') | None)
+        && buf[span.clone()].iter().all(u8::is_ascii_digit)
+}
+
 /// Masks `span` of `buf` in place: letters and digits become `*` (a card keeps its last four
-/// digits, a private key its BEGIN/END lines); backslash escapes are left whole, so a JSON
-/// string stays valid.
+/// digits, a private key its BEGIN/END lines; a card written as a bare JSON number gets `9`s);
+/// backslash escapes are left whole, so a JSON body stays valid.
 fn mask(buf: &mut [u8], kind: Kind, span: Range<usize>) {
     let span = span.start.min(buf.len())..span.end.min(buf.len());
+    let fill = if kind == Kind::Card && bare_number(buf, &span) {
+        b'9'
+    } else {
+        b'*'
+    };
     let keep_from = match kind {
         Kind::Card => {
             // The position of the 4th digit from the end.
@@ -257,7 +276,7 @@ fn mask(buf: &mut [u8], kind: Kind, span: Range<usize>) {
             break;
         }
         if b.is_ascii_alphanumeric() || (kind == Kind::PrivateKey && b"+/=".contains(&b)) {
-            buf[i] = b'*';
+            buf[i] = fill;
         }
         i += 1;
     }
@@ -490,6 +509,7 @@ mod tests {
             mask(&mut buf, k, span);
         }
         kinds.sort_by_key(|k| *k as u8);
+        kinds.dedup();
         (String::from_utf8(buf).unwrap(), kinds)
     }
 
@@ -528,6 +548,15 @@ mod tests {
         assert!(key.ends_with("-----END PRIVATE KEY-----\n"), "{key}");
         assert!(!key.contains("MIIE"), "{key}");
         assert_eq!(out.len(), body.len(), "same length: Content-Length holds");
+    }
+
+    #[test]
+    fn a_card_written_as_a_json_number_stays_a_number() {
+        let (out, kinds) = masked(r#"{"pan": 4111111111111111, "list":[5555555555554444]}"#);
+        assert_eq!(kinds, [Kind::Card]);
+        let v: serde_json::Value = serde_json::from_str(&out).expect("still JSON");
+        assert_eq!(v["pan"].as_u64(), Some(9_999_999_999_991_111));
+        assert_eq!(v["list"][0].as_u64(), Some(9_999_999_999_994_444));
     }
 
     #[test]

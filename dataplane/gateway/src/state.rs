@@ -41,6 +41,8 @@ pub struct State {
     pub inflight: Arc<Semaphore>,
     pub redactor: Redactor,
     pub hsts: Option<HeaderValue>,
+    /// The OpenAPI description in force (responses are held against it).
+    pub policy: Option<Arc<vigil_policy::Policy>>,
     /// The sensitive-data patterns of `[response_data] kinds`.
     pub response_scanner: Arc<crate::response_data::Scanner>,
     pub servers: Servers,
@@ -81,7 +83,7 @@ impl State {
             }
             None => None,
         };
-        let chain = pipeline::chain::chain_with(&cfg, policy, shadow, services)?;
+        let chain = pipeline::chain::chain_with(&cfg, policy.clone(), shadow, services)?;
         let body_at = chain
             .iter()
             .position(|s| s.needs_body())
@@ -97,6 +99,7 @@ impl State {
             inflight: Arc::new(Semaphore::new(cfg.listener.max_requests_in_flight)),
             redactor: Redactor::new(&cfg.audit),
             hsts,
+            policy,
             response_scanner: Arc::new(crate::response_data::Scanner::new(
                 &cfg.response_data.kinds,
             )),

@@ -95,10 +95,36 @@ impl<'d> Ctx<'d> {
         None
     }
 
-    /// The validator for the schema at `pointer`, compiled once per schema.
-    pub(crate) fn validator(&mut self, pointer: &str) -> Option<Arc<Validator>> {
-        // A bare reference compiles to the same validator as its target: share it.
-        let key = match self.doc.pointer(pointer) {
+    /// The validator for a response body's schema at `pointer`: compiled without the
+    /// request-only rules (`readOnly` properties are what responses carry; undeclared
+    /// properties are the server's business) and never a reason to refuse the description:
+    /// a schema that does not compile is named in a warning and not checked.
+    pub(crate) fn response_validator(&mut self, pointer: &str) -> Option<Arc<Validator>> {
+        let key = format!("response:{}", self.shared_key(pointer));
+        if let Some(v) = self.cache.get(&key) {
+            return v.clone();
+        }
+        let options = CompileOptions {
+            strict_objects: false,
+            reject_read_only: false,
+            ..self.compile_options.clone()
+        };
+        let target = self.shared_key(pointer);
+        let compiled = match Validator::compile_at(self.doc, &target, self.dialect, &options) {
+            Ok(v) => Some(Arc::new(v)),
+            Err(e) => {
+                self.warn(format!("{pointer}: response schema not checked: {e}"));
+                None
+            }
+        };
+        self.cache.insert(key, compiled.clone());
+        compiled
+    }
+
+    /// The pointer a schema compiles from: a bare `$ref` compiles to the same validator as
+    /// its target, so both share it.
+    fn shared_key(&self, pointer: &str) -> String {
+        match self.doc.pointer(pointer) {
             Some(Value::Object(m)) if m.len() == 1 => m
                 .get("$ref")
                 .and_then(Value::as_str)
@@ -107,7 +133,12 @@ impl<'d> Ctx<'d> {
                 .filter(|f| self.doc.pointer(f).is_some())
                 .map_or_else(|| pointer.to_string(), |f| f.into_owned()),
             _ => pointer.to_string(),
-        };
+        }
+    }
+
+    /// The validator for the schema at `pointer`, compiled once per schema.
+    pub(crate) fn validator(&mut self, pointer: &str) -> Option<Arc<Validator>> {
+        let key = self.shared_key(pointer);
         if let Some(v) = self.cache.get(&key) {
             return v.clone();
         }

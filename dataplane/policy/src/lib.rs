@@ -25,6 +25,7 @@ mod ownership;
 mod params;
 mod path;
 mod policy;
+mod responses;
 mod route;
 mod router;
 mod security;
@@ -39,11 +40,14 @@ pub use deny::{Deny, reason};
 pub use error::{PolicyError, Problem};
 pub use load::MAX_DOCUMENT_BYTES;
 pub use method::Method;
-pub use options::{DetectionMode, Mode, OnDegrade, PolicyOptions, ResponseDataMode, RouteSettings};
+pub use options::{
+    DetectionMode, Mode, OnDegrade, PolicyOptions, ResponseCheck, ResponseDataMode, RouteSettings,
+};
 pub use ownership::{OwnerIn, OwnerRule, Ownership};
 pub use params::query_value;
 pub use path::normalise_path;
 pub use policy::{Headers, Matched, Policy, RequestParts, RouteMatch};
+pub use responses::{INVALID_BODY, ResponseViolation, UNDOCUMENTED_STATUS};
 pub use route::Route;
 pub use security::{
     JWT_ALGORITHMS, JwtSettings, MtlsSettings, MtlsSubject, Requirement, SchemeKind, SecurityScheme,

@@ -12,6 +12,7 @@ use crate::options::{RouteSettings, x_vigil};
 use crate::ownership::compile_ownership;
 use crate::params::{Param, ParamIn, Style};
 use crate::path::{Part, Segment, parse_template};
+use crate::responses::{Documented, Responses, StatusKey};
 use crate::route::Route;
 use crate::router::{PathItem, Router};
 use crate::security::{Requirement, SecurityScheme, compile_requirements};
@@ -141,6 +142,7 @@ fn compile_operation<'d>(
         Some(b) => compile_body(ctx, b, &format!("{op_at}/requestBody")),
         None => None,
     };
+    let responses = compile_responses(ctx, op.get("responses"), &op_at);
     let security = compile_requirements(
         ctx,
         op.get("security"),
@@ -171,7 +173,45 @@ fn compile_operation<'d>(
         body,
         security,
         ownership,
+        responses,
     })
+}
+
+/// The operation's Responses Object: each status key and, when it describes a JSON body with a
+/// schema, that schema. Problems here never refuse the description: a response schema that
+/// does not compile is named in a warning and not checked.
+fn compile_responses<'d>(
+    ctx: &mut Ctx<'d>,
+    responses: Option<&'d Value>,
+    op_at: &str,
+) -> Option<Responses> {
+    let responses = responses?.as_object()?;
+    let mut entries = Vec::new();
+    for (code, r) in responses {
+        let at = format!("{op_at}/responses/{}", esc(code));
+        let Some(key) = StatusKey::parse(code) else {
+            ctx.warn(format!(
+                "{at}: not a status (`200`, `4XX`, `default`): not checked"
+            ));
+            continue;
+        };
+        let Some((r, at)) = ctx.resolve(r, &at) else {
+            continue;
+        };
+        let json = r
+            .get("content")
+            .and_then(Value::as_object)
+            .and_then(|content| {
+                content.iter().find(|(mt, m)| {
+                    mt.to_ascii_lowercase().contains("json") && m.get("schema").is_some()
+                })
+            })
+            .and_then(|(mt, _)| {
+                ctx.response_validator(&format!("{at}/content/{}/schema", esc(mt)))
+            });
+        entries.push(Documented { key, json });
+    }
+    Some(Responses { entries })
 }
 
 /// The operation's parameters, with those of its path item it does not override; path

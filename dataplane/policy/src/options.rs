@@ -96,6 +96,22 @@ pub enum ResponseDataMode {
     Block,
 }
 
+/// What the gateway does with an upstream response that contradicts the description
+/// (`x-vigil: {responses: ...}`): an undocumented status, a JSON body off its schema, a body
+/// over `max_response_bytes`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ResponseCheck {
+    /// Not checked.
+    Off,
+    /// Counted and named in the audit line; the response goes to the client.
+    #[default]
+    Log,
+    /// Replaced by 502 (`response_undocumented_status`, `response_invalid_body`,
+    /// `response_too_large`).
+    Block,
+}
+
 /// The `x-vigil` extension, at document, path item or operation level. Keys not given inherit
 /// from the enclosing level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -106,6 +122,8 @@ pub(crate) struct XVigil {
     pub websocket: Option<bool>,
     pub detection: Option<DetectionMode>,
     pub response_data: Option<ResponseDataMode>,
+    pub responses: Option<ResponseCheck>,
+    pub max_response_bytes: Option<u64>,
 }
 
 /// The effective `x-vigil` settings of a route.
@@ -122,6 +140,10 @@ pub struct RouteSettings {
     pub detection: Option<DetectionMode>,
     /// Sensitive data in the route's responses; `None`: the gateway's `[response_data] mode`.
     pub response_data: Option<ResponseDataMode>,
+    /// Responses held against the description (default: logged).
+    pub responses: ResponseCheck,
+    /// The largest response body the route may send; `None`: no limit.
+    pub max_response_bytes: Option<u64>,
 }
 
 impl RouteSettings {
@@ -133,6 +155,8 @@ impl RouteSettings {
             websocket: x.websocket.unwrap_or(self.websocket),
             detection: x.detection.or(self.detection),
             response_data: x.response_data.or(self.response_data),
+            responses: x.responses.unwrap_or(self.responses),
+            max_response_bytes: x.max_response_bytes.or(self.max_response_bytes),
         }
     }
 }
@@ -145,7 +169,8 @@ pub(crate) fn x_vigil(obj: &serde_json::Value, pointer: &str) -> Result<XVigil, 
             format!(
                 "{pointer}/x-vigil: {e} (keys: mode = enforce | log-only, \
                  on_degrade = degrade | shed, websocket = true | false, \
-                 detection = off | log | block, response_data = off | log | mask | block)"
+                 detection = off | log | block, response_data = off | log | mask | block, \
+                 responses = off | log | block, max_response_bytes = a number of bytes)"
             )
         }),
     }

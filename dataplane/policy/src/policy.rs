@@ -390,6 +390,46 @@ impl<'p> RouteMatch<'p, '_> {
         crate::body::reads_body(self.route.body.as_ref(), content_type)
     }
 
+    /// Whether the response status is one the operation documents (always, when it has no
+    /// `responses` object).
+    pub fn check_response_status(&self, status: u16) -> Result<(), crate::ResponseViolation> {
+        self.route
+            .responses
+            .as_ref()
+            .map_or(Ok(()), |r| r.check_status(status))
+    }
+
+    /// Whether a response with this status and content type has a documented JSON schema.
+    pub fn response_wants_body(&self, status: u16, content_type: Option<&str>) -> bool {
+        self.route
+            .responses
+            .as_ref()
+            .is_some_and(|r| r.wants_body(status, content_type))
+    }
+
+    /// Checks a response body against the schema its status documents (parsed in place; no
+    /// size limit of its own: the caller decides how much it holds).
+    pub fn check_response_body(
+        &self,
+        status: u16,
+        content_type: Option<&str>,
+        body: &mut Vec<u8>,
+    ) -> Result<(), crate::ResponseViolation> {
+        let Some(r) = self.route.responses.as_ref() else {
+            return Ok(());
+        };
+        // The request limits guard against hostile clients; a response is bounded by what
+        // the caller holds, so only the nesting bound (the parser's stack) stays.
+        let limits = vigil_schema::Limits {
+            max_body_bytes: body.len().max(1),
+            max_string_bytes: body.len().max(1),
+            max_array_len: body.len().max(1),
+            max_object_members: body.len().max(1),
+            ..self.policy.options.limits.clone()
+        };
+        r.check_body(status, content_type, body, &limits)
+    }
+
     /// Checks the body against the operation's request body. `body` is parsed in place.
     pub fn check_body(&self, content_type: Option<&str>, body: &mut [u8]) -> Result<(), Deny> {
         crate::body::check(

@@ -21,6 +21,8 @@ pub struct Route {
     /// Effective `security` (the operation's, else the document's); `None` when neither says.
     pub(crate) security: Option<Vec<Requirement>>,
     pub(crate) ownership: Option<Ownership>,
+    /// The documented responses; `None` when the operation has no `responses` object.
+    pub(crate) responses: Option<crate::responses::Responses>,
 }
 
 impl Route {
@@ -104,11 +106,14 @@ mod tests {
                 websocket: true,
                 detection: None,
                 response_data: None,
+                responses: crate::ResponseCheck::Log,
+                max_response_bytes: None,
             },
             params: Vec::new(),
             body: None,
             security: None,
             ownership: None,
+            responses: None,
         };
         assert_eq!(
             (r.id(), r.template(), r.operation_id()),

@@ -106,6 +106,10 @@ pub struct AuditEvent {
     /// The client's JA4 TLS fingerprint (HTTPS only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ja4: Option<String>,
+    /// Where the upstream's response contradicted the description (`reason@location`),
+    /// whatever the route's `responses` setting.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_violation: Option<String>,
     /// Sensitive kinds the response carried (`card`, `jwt`, ...), whatever the action.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub response_data: Vec<&'static str>,

@@ -19,6 +19,20 @@ type ByLabel = Mutex<BTreeMap<&'static str, u64>>;
 /// (status, reason) -> count, for one route.
 type ByStatus = BTreeMap<(u16, &'static str), u64>;
 
+/// (route, label value) -> count.
+type ByRoute = Mutex<BTreeMap<(String, &'static str), u64>>;
+
+/// Adds one to `(route, v)` of `map`.
+fn bump(map: &ByRoute, route: &str, v: &'static str) {
+    let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
+    match map.get_mut(&(route.to_owned(), v)) {
+        Some(n) => *n += 1,
+        None => {
+            map.insert((route.to_owned(), v), 1);
+        }
+    }
+}
+
 /// Upper bounds of the latency histogram, in seconds.
 const BUCKETS: [f64; 12] = [
     0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0,
@@ -39,7 +53,9 @@ pub struct Metrics {
     /// Injection findings, by kind.
     detections: Mutex<BTreeMap<&'static str, u64>>,
     /// Responses carrying sensitive data, by route and kind.
-    response_data: Mutex<BTreeMap<(String, &'static str), u64>>,
+    response_data: ByRoute,
+    /// Responses contradicting the description, by route and reason.
+    response_violations: ByRoute,
     /// Requests and rejections per client TLS fingerprint (`vigilctl clients top`).
     pub clients: clients::ClientStats,
     rate_limit_fallback: Mutex<BTreeMap<String, u64>>,
@@ -144,16 +160,12 @@ impl Metrics {
 
     /// Counts a response of `route` that carried sensitive data of `kind`.
     pub fn response_data(&self, route: &str, kind: &'static str) {
-        let mut map = self
-            .response_data
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match map.get_mut(&(route.to_owned(), kind)) {
-            Some(n) => *n += 1,
-            None => {
-                map.insert((route.to_owned(), kind), 1);
-            }
-        }
+        bump(&self.response_data, route, kind);
+    }
+
+    /// Counts a response of `route` that contradicted the description for `reason`.
+    pub fn response_violation(&self, route: &str, reason: &'static str) {
+        bump(&self.response_violations, route, reason);
     }
 
     /// Adds a source of extra exposition text.
@@ -306,20 +318,34 @@ impl Metrics {
             .iter()
             .map(|(k, n)| (k.clone(), *n))
             .collect();
-        let leaks: Vec<((String, &'static str), u64)> = self
-            .response_data
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .map(|(k, n)| (k.clone(), *n))
-            .collect();
-        e.counters(
-            "vigil_gateway_response_data_total",
-            "Responses carrying sensitive data (logged, masked or blocked), by route and kind.",
-            leaks
+        for (name, help, label, map) in [
+            (
+                "vigil_gateway_response_data_total",
+                "Responses carrying sensitive data (logged, masked or blocked), by route and kind.",
+                "kind",
+                &self.response_data,
+            ),
+            (
+                "vigil_gateway_response_violations_total",
+                "Upstream responses contradicting the description (logged or blocked), by route \
+                 and reason.",
+                "reason",
+                &self.response_violations,
+            ),
+        ] {
+            let rows: Vec<((String, &'static str), u64)> = map
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
                 .iter()
-                .map(|((route, kind), n)| ([("route", route.as_str()), ("kind", *kind)], *n)),
-        )?;
+                .map(|(k, n)| (k.clone(), *n))
+                .collect();
+            e.counters(
+                name,
+                help,
+                rows.iter()
+                    .map(|((route, v), n)| ([("route", route.as_str()), (label, *v)], *n)),
+            )?;
+        }
         e.counters(
             "vigil_gateway_rate_limit_fallback_total",
             "Shared rate-limit decisions taken with the local fallback limit, by rule.",

@@ -129,6 +129,8 @@ pub struct RequestCtx {
     pub response_data: Option<vigil_policy::ResponseDataMode>,
     /// The sensitive kinds the response carried (filled while it streams).
     pub response_found: Option<crate::response_data::Found>,
+    /// Where the response contradicted the description (filled while it streams).
+    pub response_verdict: Option<crate::response_check::Verdict>,
 }
 
 /// One injection finding: its kind's code (for metrics) and `signature@location`
@@ -160,6 +162,7 @@ impl RequestCtx {
             bot: None,
             response_data: None,
             response_found: None,
+            response_verdict: None,
         }
     }
 }

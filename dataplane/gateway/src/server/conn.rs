@@ -251,5 +251,6 @@ fn record_end(shared: &Shared, conn: &ConnInfo, activity: &Activity, ended: &End
         detections: Vec::new(),
         bot: None,
         response_data: Vec::new(),
+        response_violation: None,
     });
 }

@@ -303,7 +303,15 @@ impl Handler {
         let (resp, total) = forwarded?;
         // total_timeout counts from the request head, like the operator reads it.
         let deadline = tokio::time::Instant::from_std(ctx.started) + total;
-        let resp = resp.map(|b| b.map_err(Into::into).boxed_unsync());
+        let mut resp = resp.map(|b| b.map_err(Into::into).boxed_unsync());
+        // The description's responses first, on the upstream's own bytes.
+        if let (Some(policy), Some(matched)) = (state.policy.as_ref(), ctx.matched.as_ref()) {
+            let verdict = crate::response_check::Verdict::default();
+            let checked =
+                crate::response_check::check(resp, policy, matched, deadline, &verdict).await;
+            ctx.response_verdict = Some(verdict);
+            resp = checked?;
+        }
         let Some(mode) = ctx.response_data else {
             return Ok((resp, deadline));
         };
@@ -362,6 +370,10 @@ impl Handler {
             for kind in &response_data {
                 shared.metrics.response_data(route, kind);
             }
+            let violation = ctx.response_verdict.as_ref().and_then(|v| v.get());
+            if let Some((reason, _)) = &violation {
+                shared.metrics.response_violation(route, reason);
+            }
             if let Some(ja4) = ctx.conn.tls.as_ref().and_then(|t| t.ja4.as_deref()) {
                 shared.metrics.clients.record(ja4, reason != "ok");
             }
@@ -397,6 +409,13 @@ impl Handler {
                 detections: ctx.detections.into_iter().map(|h| h.entry).collect(),
                 bot: ctx.bot,
                 response_data,
+                response_violation: violation.map(|(r, at)| {
+                    if at.is_empty() {
+                        r.to_owned()
+                    } else {
+                        format!("{r}@{at}")
+                    }
+                }),
             });
             drop(kept);
             activity.inflight.fetch_sub(1, Ordering::AcqRel);
