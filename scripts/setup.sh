@@ -9,6 +9,7 @@ PACKAGES=(
   swtpm swtpm-tools libtss2-dev tpm2-tools   # TPM-backed keys, swtpm as the TPM in tests
   pkg-config curl openssl                    # builds of -sys crates; real TLS clients
   nginx-light nghttp2-client wrk             # the TLS peer and load generators of perf/tls
+  libnginx-mod-http-modsecurity modsecurity-crs  # the WAF peer of perf/waf (ModSecurity + CRS)
   linux-perf                                 # profiles of vigild under load (perf record)
   redis-server                               # fleet state in tests
   prometheus                                 # promtool: checks and unit tests of the alert rules

@@ -57,16 +57,7 @@ impl Run {
 /// `secs` seconds of wrk (one thread, `conns` connections, latency distribution) with `script`
 /// against `https://127.0.0.1:port`, on `cpu`.
 pub fn wrk(port: u16, script: &Path, conns: u32, secs: u32, cpu: usize) -> Result<Run> {
-    let m = run_measured(
-        Command::new("wrk")
-            .args(["-t1", "--latency", "--timeout", "5s"])
-            .arg(format!("-c{conns}"))
-            .arg(format!("-d{secs}s"))
-            .arg("-s")
-            .arg(script)
-            .arg(format!("https://127.0.0.1:{port}")),
-        Some(cpu),
-    )?;
+    let m = run_measured(&mut wrk::command(port, script, conns, secs), Some(cpu))?;
     let s = wrk::parse(&m.stdout)?;
     let (Some(p50), Some(p99)) = (s.p50_ms, s.p99_ms) else {
         bail!("wrk printed no latency distribution: {}", m.stdout);

@@ -1,8 +1,11 @@
 //! What virtual patches and injection detection cost per request, in process: the patch set
 //! compiled with 0, 10, 100, 1,000 and 10,000 patches evaluated on requests none of them match
 //! (the common case, and the worst: every field's set is run), against the empty set in the same
-//! run; and the detector run over every value the gateway's detection stage inspects. The
-//! side-by-side against nginx + ModSecurity + CRS over HTTP is not in this harness yet.
+//! run; and the detector run over every value the gateway's detection stage inspects. With
+//! `--http`, the gateway with patches and detection against nginx + ModSecurity + CRS over
+//! HTTPS (`http.rs`).
+
+mod http;
 
 use std::{
     hint::black_box,
@@ -39,6 +42,31 @@ struct Args {
     check: bool,
     #[arg(long, default_value_os_t = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/waf.json"))]
     out: PathBuf,
+    /// Also the HTTPS comparison with nginx + ModSecurity + CRS (needs nginx, its ModSecurity
+    /// module, the CRS and wrk: scripts/setup.sh installs them).
+    #[arg(long)]
+    http: bool,
+    /// Patches the gateway carries in the HTTPS comparison.
+    #[arg(long, default_value_t = 1_000)]
+    http_patches: usize,
+    /// Rounds (servers and requests alternate inside each) and seconds per run.
+    #[arg(long, default_value_t = 3)]
+    http_rounds: usize,
+    #[arg(long, default_value_t = 8)]
+    http_seconds: u32,
+    /// wrk connections.
+    #[arg(long, default_value_t = 16)]
+    conns: u32,
+    /// CPU of the load generator, and of every server.
+    #[arg(long, default_value_t = 0)]
+    generator_cpu: usize,
+    #[arg(long, default_value_t = 1)]
+    server_cpu: usize,
+    /// Internal: serve the gateway with this config (the harness's child).
+    #[arg(long, hide = true)]
+    serve_gateway: Option<PathBuf>,
+    #[arg(long, hide = true, default_value_t = 0)]
+    serve_patches: usize,
 }
 
 /// A benign GET with the headers a browser-less API client sends.
@@ -47,8 +75,8 @@ Host: api.example.com\r\nUser-Agent: shop-app/4.2.1 (Android 14)\r\nAccept: appl
 Accept-Language: en-GB,en;q=0.8\r\nAuthorization: Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ1LTQyIn0.c2ln\r\n\
 Cookie: session=8f14e45fceea167a5a36dedd4bea2543; theme=dark\r\nX-Request-Id: 5d1c2f0a\r\n\r\n";
 
-/// A benign POST with a 1 KiB JSON body.
-fn post() -> String {
+/// The benign POST's 1 KiB JSON body.
+fn post_body() -> String {
     let items: Vec<String> = (0..8)
         .map(|i| {
             format!(
@@ -60,10 +88,15 @@ fn post() -> String {
             )
         })
         .collect();
-    let body = format!(
+    format!(
         r#"{{"customer":{{"id":"u-42","email":"ada@example.com"}},"items":[{}],"ship_to":{{"street":"1 Main St","city":"Springfield","zip":"12345"}}}}"#,
         items.join(",")
-    );
+    )
+}
+
+/// A benign POST with a 1 KiB JSON body.
+fn post() -> String {
+    let body = post_body();
     format!(
         "POST /api/orders HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: shop-app/4.2.1\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -159,6 +192,9 @@ struct Report {
     steps: Vec<Step>,
     /// The detector over every value the detection stage inspects on each request.
     detection_ns: Vec<(&'static str, f64)>,
+    /// The HTTPS comparison (`--http`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    http: Option<http::Report>,
 }
 
 /// The values the detection stage would hand the detector for `req` (path segments, query
@@ -211,6 +247,12 @@ fn detection_values(text: &str) -> Vec<Vec<u8>> {
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(cfg) = &args.serve_gateway {
+        return http::serve(cfg, args.serve_patches);
+    }
+    if args.generator_cpu == args.server_cpu {
+        anyhow::bail!("--generator-cpu and --server-cpu must differ");
+    }
     let post = post();
     let requests: [(&'static str, &str); 2] = [("GET", GET), ("POST 1 KiB JSON", &post)];
     let parsed: Vec<(&'static str, FileRequest)> = requests
@@ -318,11 +360,54 @@ fn main() -> Result<()> {
         println!("{name:<18} {ns:>10.0} ns");
     }
     let failed = steps.iter().any(|s| s.met == Some(false));
+    let machine = vigil_testkit::machine::machine();
+    let http = if args.http {
+        let dir = std::env::temp_dir().join(format!("vigil-perf-waf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)?;
+        let r = http::compare(
+            &dir,
+            args.http_patches,
+            args.http_rounds,
+            args.http_seconds,
+            args.conns,
+            (args.generator_cpu, args.server_cpu),
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+        let r = r?;
+        println!(
+            "\nHTTPS, TLS 1.3, wrk 1 thread x {} connections on CPU {}, servers on CPU {} \
+             (median of {} rounds of {} s; the gateway with {} patches and detection on)",
+            args.conns,
+            args.generator_cpu,
+            args.server_cpu,
+            args.http_rounds,
+            args.http_seconds,
+            args.http_patches
+        );
+        println!(
+            "{:<30} {:<16} {:>10} {:>8} {:>14}",
+            "server", "request", "req/s", "p99 ms", "x ModSecurity"
+        );
+        for s in &r.summary {
+            println!(
+                "{:<30} {:<16} {:>10.0} {:>8.2} {:>14.2}",
+                s.server, s.request, s.requests_per_s, s.p99_ms, s.ratio_to_modsecurity
+            );
+        }
+        let limited = r.rounds.iter().filter(|x| x.generator_limited).count();
+        if limited > 0 {
+            println!("{limited} runs left out: the generator was above 90% of its CPU");
+        }
+        Some(r)
+    } else {
+        None
+    };
     let report = Report {
-        machine: vigil_testkit::machine::machine(),
+        machine,
         patch_cost: cases,
         steps,
         detection_ns,
+        http,
     };
     vigil_testkit::machine::write_report(&args.out, &report)?;
     println!("\nwrote {}", args.out.display());

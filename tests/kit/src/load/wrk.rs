@@ -64,6 +64,24 @@ fn ms(text: &str) -> Option<f64> {
     num.parse::<f64>().ok().map(|v| v * scale)
 }
 
+/// `wrk` with one thread, `conns` connections for `secs` seconds, its latency distribution and
+/// a 5 s timeout, running `script` against `https://127.0.0.1:port`.
+pub fn command(
+    port: u16,
+    script: &std::path::Path,
+    conns: u32,
+    secs: u32,
+) -> std::process::Command {
+    let mut c = std::process::Command::new("wrk");
+    c.args(["-t1", "--latency", "--timeout", "5s"])
+        .arg(format!("-c{conns}"))
+        .arg(format!("-d{secs}s"))
+        .arg("-s")
+        .arg(script)
+        .arg(format!("https://127.0.0.1:{port}"));
+    c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
