@@ -252,6 +252,20 @@ impl Policy {
         self.settings
     }
 
+    /// The `x-vigil` settings in force for a request: its route's, or the document's when no
+    /// route matched (a 404 or 405 a log-only description let through).
+    pub fn settings_for(&self, matched: Option<&Matched>) -> RouteSettings {
+        matched
+            .and_then(|m| self.resume(m))
+            .map_or(self.settings, |m| m.route().settings())
+    }
+
+    /// Whether the document's settings or any route's satisfy `pred` (a stage the chain needs
+    /// only when some request could use it).
+    pub fn any_settings(&self, pred: impl Fn(&RouteSettings) -> bool) -> bool {
+        pred(&self.settings) || self.routes.iter().any(|r| pred(&r.settings))
+    }
+
     /// The options the policy was compiled with.
     pub fn options(&self) -> &PolicyOptions {
         &self.options

@@ -40,10 +40,9 @@ pub(crate) struct Detection {
 impl Detection {
     /// Whether any request can be inspected: `[detection] mode` is on or a route turns it on.
     pub fn wanted(cfg: &DetectionConfig, policy: Option<&Policy>) -> bool {
-        let on = |m: Option<DetectionMode>| matches!(m, Some(m) if m != DetectionMode::Off);
         cfg.mode != DetectionMode::Off
             || policy.is_some_and(|p| {
-                on(p.settings().detection) || p.routes().iter().any(|r| on(r.settings().detection))
+                p.any_settings(|s| s.detection.is_some_and(|m| m != DetectionMode::Off))
             })
     }
 
@@ -63,14 +62,10 @@ impl Detection {
 
     /// The mode for this request: its route's, else the document's, else `[detection]`'s.
     fn mode_for(&self, ctx: &RequestCtx) -> DetectionMode {
-        let Some(p) = &self.policy else {
-            return self.mode;
-        };
-        let settings = match ctx.matched.as_ref().and_then(|m| p.resume(m)) {
-            Some(m) => m.route().settings(),
-            None => p.settings(),
-        };
-        settings.detection.unwrap_or(self.mode)
+        self.policy
+            .as_ref()
+            .and_then(|p| p.settings_for(ctx.matched.as_ref()).detection)
+            .unwrap_or(self.mode)
     }
 }
 

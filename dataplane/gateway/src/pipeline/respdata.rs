@@ -21,11 +21,9 @@ pub(crate) struct ResponseData {
 impl ResponseData {
     /// Whether any response can be inspected: `[response_data] mode` or some route says so.
     pub fn wanted(cfg: &ResponseDataConfig, policy: Option<&Policy>) -> bool {
-        let on = |m: Option<ResponseDataMode>| matches!(m, Some(m) if m != ResponseDataMode::Off);
         cfg.mode != ResponseDataMode::Off
             || policy.is_some_and(|p| {
-                on(p.settings().response_data)
-                    || p.routes().iter().any(|r| on(r.settings().response_data))
+                p.any_settings(|s| s.response_data.is_some_and(|m| m != ResponseDataMode::Off))
             })
     }
 
@@ -43,15 +41,11 @@ impl SyncStage for ResponseData {
     }
 
     fn check(&self, ctx: &mut RequestCtx, head: &mut Parts, _body: Option<&Bytes>) -> Outcome {
-        let mode = match &self.policy {
-            None => self.mode,
-            Some(p) => match ctx.matched.as_ref().and_then(|m| p.resume(m)) {
-                Some(m) => m.route().settings(),
-                None => p.settings(),
-            }
-            .response_data
-            .unwrap_or(self.mode),
-        };
+        let mode = self
+            .policy
+            .as_ref()
+            .and_then(|p| p.settings_for(ctx.matched.as_ref()).response_data)
+            .unwrap_or(self.mode);
         if mode != ResponseDataMode::Off {
             ctx.response_data = Some(mode);
             head.headers.remove(http::header::ACCEPT_ENCODING);
