@@ -30,6 +30,8 @@ pub struct VmBox {
     /// Console text already consumed by `console_until`.
     seen: usize,
     commands: u32,
+    /// What the test is doing, named in failure messages.
+    phase: String,
     /// Host port forwarded to the box's 443.
     pub https: u16,
 }
@@ -45,6 +47,7 @@ impl VmBox {
             shell: None,
             seen: 0,
             commands: 0,
+            phase: "booting".to_owned(),
             https: free_port(),
         };
         let vars = dir.join("vars.fd");
@@ -93,6 +96,14 @@ impl VmBox {
         cmd.arg("-netdev")
             .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:443", b.https))
             .args(["-device", "virtio-net-pci,netdev=n0"])
+            // The box's hardware watchdog (the q35 chipset's iTCO, which systemd feeds) resets
+            // a hung box as it would in the field: QEMU's default strap keeps it from rebooting.
+            .args([
+                "-global",
+                "ICH9-LPC.noreboot=false",
+                "-action",
+                "watchdog=reset",
+            ])
             .arg("-chardev")
             .arg(format!("socket,id=chrtpm,path={}", tpm_sock.display()))
             .args([
@@ -106,6 +117,11 @@ impl VmBox {
             .args(["-serial", "chardev:con"])
             .arg("-serial")
             .arg(format!("unix:{},server=on,wait=off", shell_sock.display()))
+            .arg("-monitor")
+            .arg(format!(
+                "unix:{},server=on,wait=off",
+                dir.join("monitor.sock").display()
+            ))
             .args(["-display", "none"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -136,11 +152,54 @@ impl VmBox {
         }
     }
 
-    /// The last 80 lines of the console.
+    /// Names what the test does next, for failure messages.
+    pub fn phase(&mut self, what: &str) {
+        what.clone_into(&mut self.phase);
+    }
+
+    /// The last 30 lines of the console (colours stripped), what the test was doing, how long
+    /// the console has been silent and what QEMU says of the machine: what a failure prints.
     pub fn tail(&self) -> String {
-        let text = self.console();
+        let text = strip_ansi(&self.console());
         let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(80)..].join("\n")
+        let silent = std::fs::metadata(self.console_path())
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .map_or_else(|| "?".to_owned(), |d| format!("{}s", d.as_secs()));
+        format!(
+            "phase: {}; console silent for {silent}; QEMU: {}\n{}",
+            self.phase,
+            self.monitor("info status").trim(),
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        )
+    }
+
+    /// One QEMU monitor (HMP) command's answer; empty when the monitor does not answer.
+    fn monitor(&self, cmd: &str) -> String {
+        let Ok(mut s) = UnixStream::connect(self.dir.join("monitor.sock")) else {
+            return String::new();
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+        let _ = s.write_all(format!("{cmd}\n").as_bytes());
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(_) if !got.is_empty() => break,
+                Err(_) => {}
+            }
+        }
+        let text = strip_ansi(&String::from_utf8_lossy(&got)).replace('\r', "");
+        // The answer follows the echoed command, before the next prompt.
+        text.split_once(cmd)
+            .map_or(text.as_str(), |(_, rest)| rest)
+            .trim_end_matches("(qemu) ")
+            .trim()
+            .to_owned()
     }
 
     /// Waits for the next console line holding `needle` (after what earlier calls consumed);
@@ -297,6 +356,26 @@ impl VmBox {
         self.qemu = None;
         self.swtpm = None;
     }
+}
+
+/// `text` without terminal escape sequences (systemd colours its status lines).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        }
+    }
+    out
 }
 
 fn wait_for_path(p: &Path) {

@@ -277,6 +277,7 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
     );
     let boot = Instant::now();
     let mut b = VmBox::boot(dir, &disk, Some(&bundles_img));
+    b.phase("1. first boot (v1, slot A)");
     let line = b.console_until("VIGIL-HEALTH:", BOOT);
     let first_boot = boot.elapsed();
     if !line.contains("slot=A good version=0.1.0-test") {
@@ -368,6 +369,7 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
     let st = b.sh_ok("vigilctl image status", SHELL);
     assert!(st.contains("next boot: slot B"), "{st}");
     let started = Instant::now();
+    b.phase("3. reboot into v2 (slot B)");
     b.sh_ok("systemctl --no-block reboot", SHELL);
     let line = b.console_until("VIGIL-HEALTH:", BOOT);
     let update_boot = started.elapsed();
@@ -389,8 +391,10 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
     let msg = b.sh_ok("vigilctl image install /mnt/vigil-0.3.0-broken.raucb", BOOT);
     assert!(msg.contains("into slot A"), "{msg}");
     let started = Instant::now();
+    b.phase("4. reboot into the broken v3 (slot A), attempt 1");
     b.sh_ok("systemctl --no-block reboot", SHELL);
     for attempt in 1..=2 {
+        b.phase(&format!("4. the broken v3 (slot A), attempt {attempt}"));
         let line = b.console_until("VIGIL-HEALTH:", BOOT);
         assert!(
             line.contains("slot=A bad version=0.3.0-broken"),
@@ -399,6 +403,7 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
         );
         assert!(line.contains("vigild failed"), "{line}");
     }
+    b.phase("4. back to v2 (slot B) after the broken one's attempts");
     let line = b.console_until("VIGIL-HEALTH:", BOOT);
     let rollback = started.elapsed();
     assert!(
@@ -439,6 +444,7 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
             .arg("::/EFI/BOOT/grub.cfg"),
     );
     let mut b = VmBox::boot(dir, &disk, None);
+    b.phase("5. boot with a modified grub.cfg");
     b.shell_ready(BOOT);
     let deadline = Instant::now() + BOOT;
     loop {
