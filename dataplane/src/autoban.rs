@@ -1,10 +1,17 @@
 //! Auto-ban: sources that collect too many rejections (401, 403, 404, 429...) within a window
 //! are put into the XDP blocklist for a while, and shared with the fleet.
 //!
-//! Each rule keeps, per source, a two-bucket sliding window (the previous and the current
+//! A rule counts per client address (`key = "client_ip"`, the default) or per JA4 TLS
+//! fingerprint (`key = "ja4"`): a bot spread over many addresses with one TLS stack is counted
+//! as one client. A fingerprint over its rule is banned itself for the rule's ban time: every
+//! address that presents it while the ban lasts (the one that tipped it, and each later one)
+//! is blocked in XDP, and the gateway refuses its requests (`fingerprint_banned`).
+//!
+//! Each rule keeps, per subject, a two-bucket sliding window (the previous and the current
 //! window's counts, the previous weighted by how much of it still overlaps): O(1) memory per
-//! source and no timestamps kept per request. The table per rule is bounded; when full, the
-//! source seen least recently is forgotten, so a spoofed spray of addresses cannot grow it.
+//! subject and no timestamps kept per request. The table per rule is bounded; when full, the
+//! subject seen least recently is forgotten, so a spoofed spray of addresses (or of
+//! ClientHellos) cannot grow it.
 
 use std::{
     collections::HashMap,
@@ -29,6 +36,20 @@ pub struct AutobanRule {
     /// How long the ban lasts, e.g. "10m".
     #[serde(deserialize_with = "vigil_control::duration::de")]
     pub ban: Duration,
+    /// What the rule counts per.
+    #[serde(default)]
+    pub key: CountBy,
+}
+
+/// What an auto-ban rule counts per.
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum CountBy {
+    /// The client's address.
+    #[default]
+    ClientIp,
+    /// The client's JA4 TLS fingerprint (requests without TLS are not counted).
+    Ja4,
 }
 
 /// Longest `window` and `ban`: a ban is an XDP rule, whose ttl is at most 365 days.
@@ -42,6 +63,7 @@ struct Rule {
     threshold: u32,
     window: Duration,
     ban: Duration,
+    key: CountBy,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -53,18 +75,47 @@ struct Counter {
     last_seen: Instant,
 }
 
+impl Counter {
+    fn new(now: Instant) -> Self {
+        Counter {
+            window_start: now,
+            previous: 0,
+            current: 0,
+            banned_until: None,
+            last_seen: now,
+        }
+    }
+}
+
 /// A source to ban, returned by `observe`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Ban {
     pub source: IpAddr,
     pub rule: String,
     pub ttl: Duration,
+    /// The count that crossed the threshold (for a source banned because its fingerprint
+    /// already was: the fingerprint's count now).
     pub count: u32,
+    /// The banned fingerprint, for a `ja4` rule.
+    pub ja4: Option<String>,
+}
+
+/// One rule and what it counts.
+#[derive(Debug)]
+struct RuleState {
+    rule: Rule,
+    /// `client_ip` rules: per address.
+    sources: HashMap<IpAddr, Counter>,
+    /// `ja4` rules: per fingerprint.
+    fingerprints: HashMap<Box<str>, Counter>,
+    /// `ja4` rules: addresses already blocked for presenting a banned fingerprint, and until
+    /// when, so each is blocked once per ban.
+    blocked: HashMap<IpAddr, Instant>,
 }
 
 #[derive(Debug)]
 pub struct Autoban {
-    rules: Vec<(Rule, HashMap<IpAddr, Counter>)>,
+    rules: Vec<RuleState>,
     max_sources: usize,
 }
 
@@ -109,6 +160,7 @@ impl AutobanRule {
             threshold: self.threshold,
             window: dur("window", self.window)?,
             ban: dur("ban", self.ban)?,
+            key: self.key,
         })
     }
 }
@@ -123,7 +175,12 @@ impl Autoban {
         let rules = rules
             .iter()
             .filter_map(|r| r.parse().ok())
-            .map(|r| (r, HashMap::new()))
+            .map(|rule| RuleState {
+                rule,
+                sources: HashMap::new(),
+                fingerprints: HashMap::new(),
+                blocked: HashMap::new(),
+            })
             .collect();
         Autoban {
             rules,
@@ -135,43 +192,131 @@ impl Autoban {
         self.rules.is_empty()
     }
 
-    /// Counts one response to `source`; returns the bans it triggers (at most one per rule).
-    pub fn observe(&mut self, source: IpAddr, status: u16, now: Instant) -> Vec<Ban> {
+    /// Counts one response to `source` (whose TLS fingerprint was `ja4`); returns the bans it
+    /// triggers (at most one per rule).
+    pub fn observe(
+        &mut self,
+        source: IpAddr,
+        ja4: Option<&str>,
+        status: u16,
+        now: Instant,
+    ) -> Vec<Ban> {
         let mut bans = Vec::new();
         let max = self.max_sources;
-        for (rule, table) in &mut self.rules {
-            if !rule.statuses.contains(&status) {
-                continue;
-            }
-            if !table.contains_key(&source) && table.len() >= max {
-                forget_oldest(table);
-            }
-            let c = table.entry(source).or_insert(Counter {
-                window_start: now,
-                previous: 0,
-                current: 0,
-                banned_until: None,
-                last_seen: now,
-            });
-            c.last_seen = now;
-            roll(c, rule.window, now);
-            c.current = c.current.saturating_add(1);
-            if c.banned_until.is_some_and(|until| now < until) {
-                continue; // already banned; the XDP program drops it, nothing more to do
-            }
-            let count = estimate(c, rule.window, now);
-            if count > rule.threshold {
-                c.banned_until = Some(now + rule.ban);
-                bans.push(Ban {
-                    source,
-                    rule: rule.name.clone(),
-                    ttl: rule.ban,
-                    count,
-                });
+        for st in &mut self.rules {
+            let rule = &st.rule;
+            match rule.key {
+                CountBy::ClientIp => {
+                    if !rule.statuses.contains(&status) {
+                        continue;
+                    }
+                    let c = counter(&mut st.sources, source, max, now);
+                    if let Some(count) = count(c, rule, now) {
+                        bans.push(Ban {
+                            source,
+                            rule: rule.name.clone(),
+                            ttl: rule.ban,
+                            count,
+                            ja4: None,
+                        });
+                    }
+                }
+                CountBy::Ja4 => {
+                    let Some(fp) = ja4 else { continue };
+                    // A banned fingerprint: block each new address that presents it, whatever
+                    // the status (the gateway refused the request already).
+                    if let Some(c) = st.fingerprints.get_mut(fp)
+                        && let Some(until) = c.banned_until.filter(|u| now < *u)
+                    {
+                        c.last_seen = now;
+                        if st.blocked.get(&source).is_some_and(|u| now < *u) {
+                            continue;
+                        }
+                        block(&mut st.blocked, source, until, max, now);
+                        bans.push(Ban {
+                            source,
+                            rule: rule.name.clone(),
+                            ttl: until - now,
+                            count: estimate(c, rule.window, now),
+                            ja4: Some(fp.to_owned()),
+                        });
+                        continue;
+                    }
+                    if !rule.statuses.contains(&status) {
+                        continue;
+                    }
+                    let c = match st.fingerprints.get_mut(fp) {
+                        Some(c) => c,
+                        None => counter(&mut st.fingerprints, Box::from(fp), max, now),
+                    };
+                    if let Some(count) = count(c, rule, now) {
+                        block(&mut st.blocked, source, now + rule.ban, max, now);
+                        bans.push(Ban {
+                            source,
+                            rule: rule.name.clone(),
+                            ttl: rule.ban,
+                            count,
+                            ja4: Some(fp.to_owned()),
+                        });
+                    }
+                }
             }
         }
         bans
     }
+
+    /// Whether some rule counts per fingerprint.
+    pub fn counts_fingerprints(&self) -> bool {
+        self.rules.iter().any(|st| st.rule.key == CountBy::Ja4)
+    }
+}
+
+/// The counter of `key` in `table`, made (after forgetting the least recently seen when the
+/// table is full) if there was none.
+fn counter<K: std::hash::Hash + Eq + Clone>(
+    table: &mut HashMap<K, Counter>,
+    key: K,
+    max: usize,
+    now: Instant,
+) -> &mut Counter {
+    if !table.contains_key(&key) && table.len() >= max {
+        forget_oldest_by(table, |c| c.last_seen);
+    }
+    table.entry(key).or_insert_with(|| Counter::new(now))
+}
+
+/// Notes `source` as blocked until `until`, forgetting expired entries (and then the one ending
+/// first) when the table is full.
+fn block(
+    blocked: &mut HashMap<IpAddr, Instant>,
+    source: IpAddr,
+    until: Instant,
+    max: usize,
+    now: Instant,
+) {
+    if !blocked.contains_key(&source) && blocked.len() >= max {
+        blocked.retain(|_, u| now < *u);
+        if blocked.len() >= max {
+            forget_oldest_by(blocked, |u| *u);
+        }
+    }
+    blocked.insert(source, until);
+}
+
+/// Counts one response against `c`; the count when it crosses the rule's threshold (and the
+/// subject was not banned already), after which `c` is banned for the rule's ban time.
+fn count(c: &mut Counter, rule: &Rule, now: Instant) -> Option<u32> {
+    c.last_seen = now;
+    roll(c, rule.window, now);
+    c.current = c.current.saturating_add(1);
+    if c.banned_until.is_some_and(|until| now < until) {
+        return None; // already banned; the XDP program drops it, nothing more to do
+    }
+    let count = estimate(c, rule.window, now);
+    (count > rule.threshold).then(|| {
+        c.banned_until = Some(now + rule.ban);
+        count
+    })
 }
 
 /// Moves the window forward: the current bucket becomes the previous one (or both reset when
@@ -198,11 +343,14 @@ fn estimate(c: &Counter, window: Duration, now: Instant) -> u32 {
         .saturating_add((f64::from(c.previous) * weight) as u32)
 }
 
-fn forget_oldest(table: &mut HashMap<IpAddr, Counter>) {
+fn forget_oldest_by<K: std::hash::Hash + Eq + Clone, V>(
+    table: &mut HashMap<K, V>,
+    when: impl Fn(&V) -> Instant,
+) {
     if let Some(oldest) = table
         .iter()
-        .min_by_key(|(_, c)| c.last_seen)
-        .map(|(ip, _)| *ip)
+        .min_by_key(|(_, v)| when(v))
+        .map(|(k, _)| k.clone())
     {
         table.remove(&oldest);
     }
@@ -220,6 +368,7 @@ mod tests {
             threshold,
             window: Duration::from_secs(10),
             ban: Duration::from_secs(300),
+            key: CountBy::ClientIp,
         }
     }
 
@@ -233,26 +382,27 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..5 {
             assert!(
-                a.observe(ip("198.18.0.9"), 401, t0 + Duration::from_millis(i))
+                a.observe(ip("198.18.0.9"), None, 401, t0 + Duration::from_millis(i))
                     .is_empty()
             );
         }
         // Other statuses and other sources do not count.
-        assert!(a.observe(ip("198.18.0.9"), 200, t0).is_empty());
-        assert!(a.observe(ip("198.18.0.10"), 401, t0).is_empty());
-        let bans = a.observe(ip("198.18.0.9"), 403, t0 + Duration::from_millis(10));
+        assert!(a.observe(ip("198.18.0.9"), None, 200, t0).is_empty());
+        assert!(a.observe(ip("198.18.0.10"), None, 401, t0).is_empty());
+        let bans = a.observe(ip("198.18.0.9"), None, 403, t0 + Duration::from_millis(10));
         assert_eq!(
             bans,
             [Ban {
                 source: ip("198.18.0.9"),
                 rule: "auth".into(),
                 ttl: Duration::from_secs(300),
-                count: 6
+                count: 6,
+                ja4: None,
             }]
         );
         // Further failures while banned do not ban again.
         assert!(
-            a.observe(ip("198.18.0.9"), 401, t0 + Duration::from_secs(1))
+            a.observe(ip("198.18.0.9"), None, 401, t0 + Duration::from_secs(1))
                 .is_empty()
         );
     }
@@ -266,7 +416,7 @@ mod tests {
             for i in 0..3u64 {
                 let t = t0 + Duration::from_secs(w * 10) + Duration::from_secs(i * 3);
                 assert!(
-                    a.observe(ip("2001:db8::1"), 401, t).is_empty(),
+                    a.observe(ip("2001:db8::1"), None, 401, t).is_empty(),
                     "window {w}"
                 );
             }
@@ -279,14 +429,24 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..5u64 {
             assert!(
-                a.observe(ip("198.18.0.1"), 401, t0 + Duration::from_millis(9000 + i))
-                    .is_empty()
+                a.observe(
+                    ip("198.18.0.1"),
+                    None,
+                    401,
+                    t0 + Duration::from_millis(9000 + i)
+                )
+                .is_empty()
             );
         }
         // 1.5 s later the new bucket has started, but most of the previous still overlaps.
         assert_eq!(
-            a.observe(ip("198.18.0.1"), 401, t0 + Duration::from_millis(10_500))
-                .len(),
+            a.observe(
+                ip("198.18.0.1"),
+                None,
+                401,
+                t0 + Duration::from_millis(10_500)
+            )
+            .len(),
             1
         );
     }
@@ -298,15 +458,15 @@ mod tests {
             ..rule(1)
         }]);
         let t0 = Instant::now();
-        a.observe(ip("198.18.0.2"), 401, t0);
-        assert_eq!(a.observe(ip("198.18.0.2"), 401, t0).len(), 1);
+        a.observe(ip("198.18.0.2"), None, 401, t0);
+        assert_eq!(a.observe(ip("198.18.0.2"), None, 401, t0).len(), 1);
         assert!(
-            a.observe(ip("198.18.0.2"), 401, t0 + Duration::from_secs(1))
+            a.observe(ip("198.18.0.2"), None, 401, t0 + Duration::from_secs(1))
                 .is_empty()
         );
         let later = t0 + Duration::from_secs(25);
-        a.observe(ip("198.18.0.2"), 401, later);
-        assert_eq!(a.observe(ip("198.18.0.2"), 401, later).len(), 1);
+        a.observe(ip("198.18.0.2"), None, 401, later);
+        assert_eq!(a.observe(ip("198.18.0.2"), None, 401, later).len(), 1);
     }
 
     #[test]
@@ -315,9 +475,129 @@ mod tests {
         let t0 = Instant::now();
         for i in 0..1000u32 {
             let src = IpAddr::from(std::net::Ipv4Addr::from(0xc612_0000 + i));
-            a.observe(src, 401, t0 + Duration::from_millis(u64::from(i)));
+            a.observe(src, None, 401, t0 + Duration::from_millis(u64::from(i)));
         }
-        assert!(a.rules[0].1.len() <= 100);
+        assert!(a.rules[0].sources.len() <= 100);
+    }
+
+    const CURL: &str = "t13d3112h2_e8f1e7e78f70_b26ce05bbdd6";
+    const RUSTLS: &str = "t13d1011h1_61a7ad8aa9b6_3fcd1a44f3e3";
+
+    fn by_ja4(threshold: u32) -> AutobanRule {
+        AutobanRule {
+            name: "bots".into(),
+            key: CountBy::Ja4,
+            ..rule(threshold)
+        }
+    }
+
+    #[test]
+    fn a_fingerprint_is_counted_across_addresses_and_banned_from_each() {
+        let mut a = Autoban::new(&[by_ja4(4)]);
+        let t0 = Instant::now();
+        // Four addresses, one TLS stack: their failures add up.
+        for i in 0..4u8 {
+            let src = IpAddr::from([198, 18, 0, 10 + i]);
+            assert!(a.observe(src, Some(CURL), 401, t0).is_empty(), "{i}");
+        }
+        // Without TLS, or with another fingerprint, nothing counts against it.
+        assert!(a.observe(ip("198.18.0.20"), None, 401, t0).is_empty());
+        assert!(
+            a.observe(ip("198.18.0.21"), Some(RUSTLS), 401, t0)
+                .is_empty()
+        );
+        let bans = a.observe(ip("198.18.0.14"), Some(CURL), 403, t0);
+        assert_eq!(
+            bans,
+            [Ban {
+                source: ip("198.18.0.14"),
+                rule: "bots".into(),
+                ttl: Duration::from_secs(300),
+                count: 5,
+                ja4: Some(CURL.into()),
+            }]
+        );
+        // Each address presenting the banned fingerprint is blocked once, for what is left of
+        // the fingerprint's ban, whatever its status.
+        let later = t0 + Duration::from_secs(100);
+        let bans = a.observe(ip("198.18.0.10"), Some(CURL), 200, later);
+        assert_eq!(bans.len(), 1);
+        assert_eq!(bans[0].source, ip("198.18.0.10"));
+        assert_eq!(bans[0].ttl, Duration::from_secs(200));
+        assert!(
+            a.observe(ip("198.18.0.10"), Some(CURL), 200, later)
+                .is_empty()
+        );
+        assert!(
+            a.observe(ip("198.18.0.14"), Some(CURL), 403, later)
+                .is_empty()
+        );
+        assert!(
+            a.observe(ip("198.18.0.10"), Some(RUSTLS), 401, later)
+                .is_empty()
+        );
+        // After the ban the fingerprint starts again from nothing.
+        let after = t0 + Duration::from_secs(400);
+        assert!(
+            a.observe(ip("198.18.0.11"), Some(CURL), 200, after)
+                .is_empty()
+        );
+        assert!(
+            a.observe(ip("198.18.0.11"), Some(CURL), 401, after)
+                .is_empty()
+        );
+        assert!(a.counts_fingerprints());
+        assert!(!Autoban::new(&[rule(1)]).counts_fingerprints());
+    }
+
+    #[test]
+    fn a_client_ip_rule_and_a_ja4_rule_count_side_by_side() {
+        let mut a = Autoban::new(&[rule(1), by_ja4(100)]);
+        let t0 = Instant::now();
+        a.observe(ip("198.18.0.9"), Some(CURL), 401, t0);
+        let bans = a.observe(ip("198.18.0.9"), Some(CURL), 401, t0);
+        assert_eq!(bans.len(), 1);
+        assert_eq!(
+            (bans[0].rule.as_str(), bans[0].ja4.as_deref()),
+            ("auth", None)
+        );
+    }
+
+    #[test]
+    fn the_fingerprint_tables_are_bounded() {
+        let mut a = Autoban::with_capacity(&[by_ja4(1)], 100);
+        let t0 = Instant::now();
+        for i in 0..1000u32 {
+            let fp = format!("t13d{i:04}h2_000000000000_000000000000");
+            let src = IpAddr::from(std::net::Ipv4Addr::from(0xc612_0000 + i));
+            let t = t0 + Duration::from_millis(u64::from(i));
+            a.observe(src, Some(&fp), 401, t);
+            a.observe(src, Some(&fp), 401, t);
+            // Another address with the banned fingerprint: one more blocked source.
+            a.observe(
+                IpAddr::from(std::net::Ipv4Addr::from(0xc613_0000 + i)),
+                Some(&fp),
+                401,
+                t,
+            );
+        }
+        assert!(a.rules[0].fingerprints.len() <= 100);
+        assert!(a.rules[0].blocked.len() <= 100);
+    }
+
+    #[test]
+    fn the_key_is_read_from_the_config() {
+        let r: AutobanRule = toml::from_str(
+            "name = \"b\"\nstatuses = [401]\nthreshold = 1\nwindow = \"1s\"\nban = \"1s\"\nkey = \"ja4\"",
+        )
+        .unwrap();
+        assert_eq!(r.key, CountBy::Ja4);
+        let e = toml::from_str::<AutobanRule>(
+            "name = \"b\"\nstatuses = [401]\nthreshold = 1\nwindow = \"1s\"\nban = \"1s\"\nkey = \"ua\"",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("client_ip") && e.contains("ja4"), "{e}");
     }
 
     #[test]

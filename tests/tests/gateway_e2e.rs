@@ -6,7 +6,7 @@
 
 use std::{path::Path, process::Command};
 
-use vigil_e2e::{netns::Netns, unique, upstream::Upstream};
+use vigil_e2e::{audit_line, netns::Netns, unique, upstream::Upstream};
 use vigil_testkit::config::{Config, table};
 use vigil_testkit::vigild::Vigild;
 
@@ -181,4 +181,98 @@ fn a_burst_of_rejections_ends_in_an_xdp_ban_that_expires() {
     std::thread::sleep(std::time::Duration::from_millis(3500));
     let (code, out) = curl(&ns, &prober, &cacert, &url, false);
     assert_eq!(code, 0, "source still banned after the TTL: {out}");
+}
+
+#[test]
+fn a_fingerprint_over_an_autoban_rule_is_refused_and_blocked_from_every_address() {
+    let tag = unique(16);
+    let ns = Netns::new(&tag, 116, 3).unwrap();
+    let up = Upstream::start().unwrap();
+    let mut d = gateway_daemon(&tag, &ns, &up, |c| {
+        c.push(
+            "autoban",
+            table([
+                ("name", "bots".into()),
+                ("key", "ja4".into()),
+                ("statuses", vec![405].into()),
+                ("threshold", 4.into()),
+                ("window", "30s".into()),
+                ("ban", "60s".into()),
+            ]),
+        )
+    });
+    d.start().unwrap();
+    let cacert = d.ca();
+    let url = format!("https://{}:8443/anything", ns.host_addr);
+    let (first, second, other) = (
+        ns.client_addrs[0].clone(),
+        ns.client_addrs[1].clone(),
+        ns.client_addrs[2].clone(),
+    );
+    // One TLS stack (curl offering http/1.1 only) from two addresses: their 405s add up.
+    let trace = |src: &str| {
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "curl", "-s", "-o", "/dev/null"])
+            .args(["--max-time", "2", "--interface", src, "--http1.1"])
+            .args(["-X", "TRACE", "--cacert"])
+            .arg(&cacert)
+            .args(["-w", "%{http_code}", &url])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    for i in 0..2 {
+        assert_eq!(trace(&first), "405", "request {i} from the first address");
+        assert_eq!(trace(&second), "405", "request {i} from the second address");
+    }
+    // The fifth crosses the rule: the fingerprint is banned and that address blocked in XDP.
+    assert_eq!(trace(&first), "405");
+    assert_eq!(
+        trace(&first),
+        "000",
+        "the address that tipped the ban still got in:\n{}",
+        d.log()
+    );
+    // The second address, same fingerprint: refused by the gateway, then blocked in XDP.
+    assert_eq!(trace(&second), "403");
+    assert_eq!(
+        trace(&second),
+        "000",
+        "an address presenting a banned fingerprint got in"
+    );
+    // Another TLS stack (curl offering h2) from a third address is not concerned.
+    let (code, out) = curl(&ns, &other, &cacert, &url, true);
+    assert_eq!(code, 0, "another fingerprint was caught by the ban: {out}");
+    assert!(out.ends_with("200 2"), "{out}");
+    let rules = d.ctl_json(&["block", "list"]).unwrap();
+    let mut blocked: Vec<(String, String)> = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["cidr"].as_str().unwrap().to_owned(),
+                r["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    blocked.sort();
+    assert_eq!(blocked.len(), 2, "{rules}");
+    for ((cidr, reason), addr) in blocked.iter().zip([&first, &second]) {
+        assert_eq!(cidr, &format!("{addr}/32"));
+        assert_eq!(reason, "auto-ban: bots (ja4)");
+    }
+    // The refusal names itself in the audit line, with the fingerprint (`i`: no SNI, the URL
+    // names an address).
+    let refused = audit_line(&d.path("audit.log"), |l| {
+        l["reason"] == "fingerprint_banned"
+    });
+    assert_eq!(
+        refused["client"].as_str().unwrap().split(':').next(),
+        Some(second.as_str())
+    );
+    assert!(
+        refused["ja4"].as_str().unwrap().starts_with("t13i"),
+        "{refused}"
+    );
 }

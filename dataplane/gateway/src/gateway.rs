@@ -285,6 +285,14 @@ impl Gateway {
         self.shared.services.patch_ban.store(Some(Arc::new(ban)));
     }
 
+    /// Refuses requests whose client presents the JA4 fingerprint `ja4` for `ttl` (403
+    /// `fingerprint_banned`), e.g. when an `[[autoban]]` rule counting per fingerprint bans it.
+    pub fn ban_fingerprint(&self, ja4: &str, ttl: std::time::Duration) {
+        self.shared
+            .services
+            .ban_fingerprint(ja4, std::time::Instant::now() + ttl);
+    }
+
     /// Calls `observer` once for every decision (forwarded or rejected), when its response has
     /// been sent, e.g. for the daemon's auto-ban counters. It runs on the request path: keep it
     /// to a counter update or a channel send.

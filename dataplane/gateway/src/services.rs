@@ -1,7 +1,9 @@
 //! What the stages share across config generations: things a reload must not reset (the
 //! shared bucket store the daemon plugs in, the metrics every stage counts into).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
 
 use arc_swap::{ArcSwap, ArcSwapOption};
 use vigil_identity::{Jwks, JwksError, JwksLocation, JwksOptions};
@@ -23,7 +25,13 @@ pub(crate) struct Services {
     pub patches: ArcSwap<vigil_patch::PatchSet>,
     /// What a `ban` patch calls to block the source in XDP (set by the daemon).
     pub patch_ban: ArcSwapOption<crate::pipeline::patch::PatchBan>,
+    /// JA4 fingerprints banned by an auto-ban rule, and until when (see
+    /// `Gateway::ban_fingerprint`).
+    pub banned_fingerprints: ArcSwap<HashMap<Box<str>, Instant>>,
 }
+
+/// Banned fingerprints kept at once; past it the one whose ban ends first is let go.
+pub const MAX_BANNED_FINGERPRINTS: usize = 4096;
 
 impl Services {
     pub fn new(metrics: Arc<Metrics>) -> Self {
@@ -34,7 +42,37 @@ impl Services {
             current_jwks: Mutex::new(Vec::new()),
             patches: ArcSwap::default(),
             patch_ban: ArcSwapOption::empty(),
+            banned_fingerprints: ArcSwap::default(),
         }
+    }
+
+    /// Bans `ja4` until `until` (a later ban of the same fingerprint extends it); expired bans
+    /// are dropped on the way.
+    pub fn ban_fingerprint(&self, ja4: &str, until: Instant) {
+        let now = Instant::now();
+        self.banned_fingerprints.rcu(|old| {
+            let mut map: HashMap<Box<str>, Instant> = old
+                .iter()
+                .filter(|(_, u)| **u > now)
+                .map(|(k, u)| (k.clone(), *u))
+                .collect();
+            let entry = map.entry(Box::from(ja4)).or_insert(until);
+            *entry = (*entry).max(until);
+            while map.len() > MAX_BANNED_FINGERPRINTS {
+                let Some(first) = map.iter().min_by_key(|(_, u)| **u).map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
+                map.remove(&first);
+            }
+            map
+        });
+    }
+
+    /// Whether `ja4` is banned now.
+    pub fn fingerprint_banned(&self, ja4: &str) -> bool {
+        let map = self.banned_fingerprints.load();
+        !map.is_empty() && map.get(ja4).is_some_and(|u| *u > Instant::now())
     }
 
     /// The key set at `location`: a file is read now; a URL's set is reused when an earlier

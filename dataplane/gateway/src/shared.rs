@@ -28,6 +28,8 @@ pub struct Decision<'a> {
     pub reason: &'static str,
     /// Matched route, if a stage matched one.
     pub route: Option<&'a str>,
+    /// The client's JA4 TLS fingerprint; `None` without TLS.
+    pub ja4: Option<&'a str>,
 }
 
 /// Receives every decision; see `Gateway::add_decision_observer`.

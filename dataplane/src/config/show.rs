@@ -115,6 +115,7 @@ pub(super) fn autoban<S: Serializer>(rules: &[AutobanRule], s: S) -> Result<S::O
         threshold: u32,
         window: String,
         ban: String,
+        key: crate::autoban::CountBy,
     }
     let fmt = |d: Duration| duration::format(d);
     let mut seq = s.serialize_seq(Some(rules.len()))?;
@@ -125,6 +126,7 @@ pub(super) fn autoban<S: Serializer>(rules: &[AutobanRule], s: S) -> Result<S::O
             threshold,
             window,
             ban,
+            key,
         } = r;
         seq.serialize_element(&Shown {
             name,
@@ -132,6 +134,7 @@ pub(super) fn autoban<S: Serializer>(rules: &[AutobanRule], s: S) -> Result<S::O
             threshold: *threshold,
             window: fmt(*window),
             ban: fmt(*ban),
+            key: *key,
         })?;
     }
     seq.end()

@@ -10,8 +10,8 @@ use http::request::Parts;
 
 use super::stage::{Outcome, Part, RequestCtx, Stage};
 use super::{
-    bots, depth, detect, forwarding, hardening, identity, openapi, ownership, patch, policy,
-    ratelimit, respdata, route,
+    bots, depth, detect, fingerprint, forwarding, hardening, identity, openapi, ownership, patch,
+    policy, ratelimit, respdata, route,
 };
 use crate::config::{BotList, ConfigError, GatewayConfig};
 use crate::services::Services;
@@ -33,6 +33,9 @@ pub(crate) fn chain_with(
     let mut stages: Vec<Arc<dyn Stage>> = vec![
         // Fail closed first: without a policy nothing else matters.
         Arc::new(policy::PolicyPresent::new(cfg)),
+        // A TLS fingerprint an auto-ban rule banned: refused from any address, whatever it
+        // asks (one set lookup).
+        Arc::new(fingerprint::BannedFingerprints::new(services.clone())),
         // Cheap structural checks before any stage spends work on the request.
         Arc::new(hardening::Hardening::new(&cfg.limits)),
     ];
@@ -236,6 +239,7 @@ mod tests {
             names,
             vec![
                 "policy",
+                "fingerprint",
                 "hardening",
                 "rate_limit",
                 "depth",

@@ -10,6 +10,7 @@ mod bots;
 pub(crate) mod chain;
 mod depth;
 mod detect;
+mod fingerprint;
 mod forwarding;
 mod hardening;
 mod identity;

@@ -382,6 +382,7 @@ impl Handler {
                 status,
                 reason,
                 route: ctx.route.as_deref(),
+                ja4: ctx.conn.tls.as_ref().and_then(|t| t.ja4.as_deref()),
             };
             for observe in shared.observers.0.load().iter() {
                 observe(&decision);
