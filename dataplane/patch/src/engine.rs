@@ -7,6 +7,14 @@
 //! patches one of whose conditions matched are then looked at, so a request that matches
 //! nothing costs one pass per field present in some patch, plus the patches made only of
 //! numeric or length tests.
+//!
+//! That pass is a literal scan first: when every pattern of a field has a finite set of
+//! literals one of which each of its matches must begin with (an `equals`, `prefix`, `contains`
+//! or glob has one; so does most of a regex such as `(?i)union\s+select`), the field's values
+//! are searched for all of those literals at once (Aho-Corasick), and the set runs only on a
+//! value that holds one. A large set of literal patterns thus costs about one `memchr` over the
+//! value: the regex set's own DFA is slow once its patterns number in the hundreds (1.7 us on
+//! a 1 KiB body with 166 patterns, against 17 ns for the scan).
 
 use std::{
     collections::BTreeMap,
@@ -16,6 +24,7 @@ use std::{
     },
 };
 
+use aho_corasick::AhoCorasick;
 use regex::bytes::{RegexSet, RegexSetBuilder};
 
 use crate::{
@@ -25,6 +34,9 @@ use crate::{
 
 /// Memory a field's compiled set may take (NFA and lazy DFA cache each).
 const SET_SIZE_LIMIT: usize = 64 << 20;
+
+/// Bytes of literals a field's prefilter may hold; past it the field goes without one.
+const PREFILTER_BYTES: usize = 1 << 20;
 
 /// What the engine needs of a request. The gateway implements it over the live request;
 /// `vigilctl patch test` over a request read from a file.
@@ -78,6 +90,9 @@ fn values(req: &dyn Request, field: &Field, each: &mut dyn FnMut(&[u8])) {
 #[derive(Debug)]
 struct FieldSet {
     field: Field,
+    /// Literals one of which every match of every pattern begins with; `None` when some
+    /// pattern has no such finite set (the set then runs on every value).
+    prefilter: Option<AhoCorasick>,
     set: RegexSet,
     /// For each pattern of the set, the condition it is (index into `conds`).
     owners: Vec<usize>,
@@ -161,7 +176,13 @@ impl PatchSet {
                     patterns: patterns.len(),
                     why: e.to_string(),
                 })?;
-            fields.push(FieldSet { field, set, owners });
+            let prefilter = prefilter(&patterns);
+            fields.push(FieldSet {
+                field,
+                prefilter,
+                set,
+                owners,
+            });
         }
         let hits = patches
             .iter()
@@ -211,8 +232,9 @@ impl PatchSet {
         let mut candidates = self.unindexed.clone();
         for fs in &self.fields {
             values(req, &fs.field, &mut |v| {
-                // The common case, no pattern matches, without building the match list.
-                if !fs.set.is_match(v) {
+                // The common case, no pattern matches, without building the match list: most
+                // often without running the set at all.
+                if fs.prefilter.as_ref().is_some_and(|p| !p.is_match(v)) || !fs.set.is_match(v) {
                     return;
                 }
                 for pat in fs.set.matches(v).iter() {
@@ -258,6 +280,44 @@ impl PatchSet {
     }
 }
 
+/// The literals every match of one of `patterns` begins with (regex-syntax's prefix
+/// extraction: exact for a literal, the possible beginnings of a regex), as one Aho-Corasick
+/// automaton; `None` when a pattern has none (its matches can begin anywhere, or with the empty
+/// string) or when they would take more than [`PREFILTER_BYTES`].
+fn prefilter(patterns: &[String]) -> Option<AhoCorasick> {
+    use regex_syntax::hir::literal::{ExtractKind, Extractor};
+    let mut extractor = Extractor::new();
+    extractor.kind(ExtractKind::Prefix);
+    let mut literals: Vec<Vec<u8>> = Vec::new();
+    let mut bytes = 0;
+    for p in patterns {
+        // As `regex::bytes` reads it: `(?-u:\xFF)` may match bytes that are not UTF-8.
+        let hir = regex_syntax::ParserBuilder::new()
+            .utf8(false)
+            .build()
+            .parse(p)
+            .ok()?;
+        let seq = extractor.extract(&hir);
+        let lits = seq.literals()?;
+        if lits.is_empty() {
+            return None;
+        }
+        for l in lits {
+            if l.as_bytes().is_empty() {
+                return None;
+            }
+            bytes += l.as_bytes().len();
+            if bytes > PREFILTER_BYTES {
+                return None;
+            }
+            literals.push(l.as_bytes().to_vec());
+        }
+    }
+    literals.sort_unstable();
+    literals.dedup();
+    AhoCorasick::new(&literals).ok()
+}
+
 /// A numeric or length test: true when any value of the field passes.
 fn scalar(req: &dyn Request, field: &Field, test: &Test) -> bool {
     let mut any = false;
@@ -278,4 +338,116 @@ fn scalar(req: &dyn Request, field: &Field, test: &Test) -> bool {
         any |= pass;
     });
     any
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn set(patterns: &[&str]) -> (RegexSet, Option<AhoCorasick>) {
+        let owned: Vec<String> = patterns.iter().map(|p| (*p).to_owned()).collect();
+        (RegexSet::new(&owned).unwrap(), prefilter(&owned))
+    }
+
+    #[test]
+    fn literal_sets_get_a_prefilter_and_open_ended_ones_do_not() {
+        assert!(
+            set(&[r"^EXPLOIT\-1$", r"<!ENTITY x5 SYSTEM", r"^/internal/v2/"])
+                .1
+                .is_some()
+        );
+        assert!(
+            set(&[r"(?i)union\s+select.*from\s+t1\b", r"^[^/]*\.php$"])
+                .1
+                .is_none()
+        );
+        assert!(set(&[r"(?i)union\s+select.*from\s+t1\b"]).1.is_some());
+        // One pattern that can begin anywhere takes the prefilter away from its whole field.
+        assert!(set(&[r"<!ENTITY", r".*passwd"]).1.is_none());
+        assert!(set(&[r"<!ENTITY", r"x?"]).1.is_none());
+    }
+
+    /// The prefilter only ever skips values no pattern matches: checked over patterns of every
+    /// kind the rules compile to and values made from them, mutated and random.
+    #[test]
+    fn the_prefilter_never_hides_a_match() {
+        let patterns = [
+            r"^EXPLOIT\-12$",
+            r"^legacy\-7",
+            r"<!ENTITY x5 SYSTEM",
+            r"(?i)union\s+select.*from\s+t3\b",
+            r"(?i)\$\{jndi:",
+            r"^/internal/v[0-9]+/",
+            r"^/files/[^/]*/\.\./.*$",
+            r"(?:cmd|exec)=(?:sh|bash)",
+            r"(?i)kelvin",
+            r"\x00\x01",
+            r"café",
+            r"(?-u:\xff)",
+        ];
+        let mut seeds: Vec<Vec<u8>> = vec![
+            b"EXPLOIT-12".to_vec(),
+            b"legacy-7-x".to_vec(),
+            b"{\"a\":\"<!ENTITY x5 SYSTEM \"}".to_vec(),
+            b"1 UnIoN  SeLeCt a FROM t3".to_vec(),
+            b"${JNDI:ldap://x}".to_vec(),
+            b"/internal/v42/admin".to_vec(),
+            b"/files/a/../etc/passwd".to_vec(),
+            b"?exec=bash".to_vec(),
+            "\u{212a}ELVIN".as_bytes().to_vec(),
+            b"\x00\x01".to_vec(),
+            "un café".as_bytes().to_vec(),
+            b"\xff".to_vec(),
+        ];
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let alphabet = b"aeiounslctEXPLOIT-/.0123456789<!ENTITY x${}jndi:=\xff\x00\x01";
+        for i in 0..4000 {
+            let base = seeds[i % 12].clone();
+            let mut v = base.clone();
+            for _ in 0..(next() % 4) {
+                let at = (next() as usize) % (v.len() + 1);
+                match next() % 3 {
+                    0 => v.insert(at, alphabet[(next() as usize) % alphabet.len()]),
+                    1 if at < v.len() => {
+                        v.remove(at);
+                    }
+                    _ if at < v.len() => v[at] = v[at].to_ascii_uppercase(),
+                    _ => {}
+                }
+            }
+            seeds.push(v);
+        }
+        for subset in [
+            &patterns[..],
+            &patterns[..4],
+            &patterns[2..3],
+            &patterns[5..],
+        ] {
+            let owned: Vec<String> = subset.iter().map(|p| (*p).to_owned()).collect();
+            let set = regex::bytes::RegexSet::new(&owned).unwrap();
+            let pre = prefilter(&owned).unwrap();
+            let mut matched = 0;
+            for v in &seeds {
+                if set.is_match(v) {
+                    matched += 1;
+                    assert!(
+                        pre.is_match(v),
+                        "{subset:?} match {:?} hidden",
+                        String::from_utf8_lossy(v)
+                    );
+                }
+            }
+            assert!(
+                matched > 0,
+                "{subset:?}: no value matched, the check proves nothing"
+            );
+        }
+    }
 }

@@ -11,7 +11,6 @@ mod cases;
 mod child;
 mod idle;
 mod load;
-mod plot;
 mod report;
 
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@ use vigil_testkit::load::median;
 use crate::cases::{CASES, Server};
 use crate::idle::Idle;
 use crate::load::Run;
-use crate::plot::{self, Bar};
+use vigil_testkit::plot::{self, HttpCase};
 
 /// The HTTP/2, handshake and idle cases: nginx and the plain gateway.
 pub const PAIR_NAMES: [&str; 2] = ["nginx", "vigil-plain"];
@@ -183,11 +183,11 @@ pub fn build(i: Inputs) -> Report {
             s.cpu_us,
             cpu_ratio
         ));
-        bars.push(Bar {
+        bars.push(HttpCase {
             label: format!("{} h1", c.name),
             rps: s.rps,
             p99_ms: s.p99,
-            nginx: c.server != Server::VigilPlain && c.server != Server::VigilFull,
+            peer: c.server != Server::VigilPlain && c.server != Server::VigilFull,
         });
     }
     let mut h2 = serde_json::Map::new();
@@ -218,11 +218,11 @@ pub fn build(i: Inputs) -> Report {
                 s.counted,
                 i.h2[k].len()
             ));
-            bars.push(Bar {
+            bars.push(HttpCase {
                 label: format!("{} h2", PAIR_NAMES[k]),
                 rps: s.rps,
                 p99_ms: s.p99,
-                nginx: k == 0,
+                peer: k == 0,
             });
         }
         h2.insert("ratio_requests_per_s_median".into(), json!(r));
@@ -291,7 +291,7 @@ pub fn build(i: Inputs) -> Report {
     let svg = plot::svg(
         "Vigil gateway vs nginx, per core (perf/tls)",
         &caption,
-        &bars,
+        &plot::http_panels(&bars),
     );
     let json = json!({
         "benchmark": "tls",

@@ -3,7 +3,7 @@
 //! (the common case, and the worst: every field's set is run), against the empty set in the same
 //! run; and the detector run over every value the gateway's detection stage inspects. With
 //! `--http`, the gateway with patches and detection against nginx + ModSecurity + CRS over
-//! HTTPS (`http.rs`).
+//! HTTPS (`http.rs`). Writes the JSON (`--out`) and an SVG plot beside it (same name, `.svg`).
 
 mod http;
 
@@ -195,6 +195,90 @@ struct Report {
     /// The HTTPS comparison (`--http`).
     #[serde(skip_serializing_if = "Option::is_none")]
     http: Option<http::Report>,
+}
+
+/// (lowest, median, highest) of `v`; NaN when empty.
+fn spread(v: &[f64]) -> (f64, f64, f64) {
+    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    match (v.first(), v.get(v.len() / 2), v.last()) {
+        (Some(lo), Some(med), Some(hi)) => (*lo, *med, *hi),
+        _ => (f64::NAN, f64::NAN, f64::NAN),
+    }
+}
+
+/// The plot: patch cost per request by patch count, then (with `--http`) requests/s and p99 of
+/// the gateway against nginx + ModSecurity + CRS and plain nginx.
+fn plot(r: &Report, args: &Args) -> String {
+    use vigil_testkit::plot::{Bar, HttpCase, Panel, http_panels, svg};
+    let mut panels = vec![Panel {
+        title: "virtual patches: ns per request, none matching (median; whisker: rounds)".into(),
+        bars: r
+            .patch_cost
+            .iter()
+            .map(|c| Bar {
+                label: format!(
+                    "{} {}",
+                    if c.request == "GET" { "GET" } else { "POST" },
+                    c.patches
+                ),
+                value: spread(&c.rounds_ns),
+                peer: false,
+            })
+            .collect(),
+    }];
+    if let Some(h) = &r.http {
+        let mut cases: Vec<HttpCase> = Vec::new();
+        for s in &h.summary {
+            let counted = |f: fn(&http::Run) -> f64| -> Vec<f64> {
+                h.rounds
+                    .iter()
+                    .filter(|x| x.server == s.server && x.request == s.request)
+                    .filter(|x| !x.generator_limited)
+                    .map(f)
+                    .collect()
+            };
+            let server = match s.server {
+                x if x.starts_with("vigil") => "vigil",
+                x if x.contains("ModSecurity") => "modsec+crs",
+                _ => "nginx",
+            };
+            cases.push(HttpCase {
+                label: format!(
+                    "{server} {}",
+                    if s.request == "GET" { "GET" } else { "POST" }
+                ),
+                rps: spread(&counted(|x| x.requests_per_s)),
+                p99_ms: spread(&counted(|x| x.p99_ms)),
+                peer: !s.server.starts_with("vigil"),
+            });
+        }
+        panels.extend(http_panels(&cases));
+    }
+    let caption = if r.http.is_some() {
+        format!(
+            "in process: {} rounds of {} s; HTTPS: gateway with {} patches + detection, \
+             wrk on CPU {}, servers on CPU {}, {} rounds of {} s, {} connections",
+            args.rounds,
+            args.seconds,
+            args.http_patches,
+            args.generator_cpu,
+            args.server_cpu,
+            args.http_rounds,
+            args.http_seconds,
+            args.conns
+        )
+    } else {
+        format!(
+            "in process, {} rounds of {} s (HTTPS comparison: --http)",
+            args.rounds, args.seconds
+        )
+    };
+    svg(
+        "Virtual patches and detection (perf/waf)",
+        &caption,
+        &panels,
+    )
 }
 
 /// The values the detection stage would hand the detector for `req` (path segments, query
@@ -410,7 +494,10 @@ fn main() -> Result<()> {
         http,
     };
     vigil_testkit::machine::write_report(&args.out, &report)?;
-    println!("\nwrote {}", args.out.display());
+    let svg_path = args.out.with_extension("svg");
+    std::fs::write(&svg_path, plot(&report, &args))
+        .with_context(|| format!("writing {}", svg_path.display()))?;
+    println!("\nwrote {} and {}", args.out.display(), svg_path.display());
     if args.check && failed {
         std::process::exit(2);
     }

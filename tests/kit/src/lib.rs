@@ -14,6 +14,7 @@
 //! - [`redis`]: a private redis-server, optionally with an ACL user and TLS;
 //! - [`fleet`]: Ed25519 signing keys of fleet boxes;
 //! - [`machine`]: facts about the machine for benchmark reports;
+//! - [`plot`]: the SVG plot of a benchmark run (panels of bars with whiskers);
 //! - [`load`]: h2load and wrk output, percentiles and medians.
 //!
 //! Everything fallible returns `anyhow::Result` with a message that says what to install or
@@ -25,6 +26,7 @@ pub mod jwt;
 pub mod load;
 pub mod machine;
 pub mod pki;
+pub mod plot;
 pub mod ports;
 pub mod procs;
 pub mod redis;

@@ -1,17 +1,58 @@
-//! The plot of a run, as a small hand-written SVG: one panel of requests/s and one of p99
-//! latency, a bar per case at the median of its rounds with a whisker from the lowest to the
-//! highest round. Cases whose every round was refused (generator-limited) are drawn hatched.
+//! The plot of a benchmark run, as a small hand-written SVG (no plotting dependency): panels
+//! stacked under a title, each a bar per case at the median of its rounds with a whisker from
+//! the lowest to the highest round. Peers are drawn grey, Vigil blue; a case with no counted
+//! round (every one refused as generator-limited) is marked `refused`.
 
 use std::fmt::Write;
 
-/// One bar group: a case's rounds.
+/// One case of a panel: (lowest, median, highest) over its counted rounds, NaN when none
+/// counted.
 #[derive(Debug, Clone)]
 pub struct Bar {
     pub label: String,
-    /// (lowest, median, highest) over the counted rounds; NaN when none counted.
+    pub value: (f64, f64, f64),
+    /// A peer (nginx, ModSecurity...) rather than Vigil.
+    pub peer: bool,
+}
+
+/// One panel: a title (with its unit) and its bars.
+#[derive(Debug, Clone)]
+pub struct Panel {
+    pub title: String,
+    pub bars: Vec<Bar>,
+}
+
+/// A case measured for requests/s and p99, as the HTTP benchmarks report it.
+#[derive(Debug, Clone)]
+pub struct HttpCase {
+    pub label: String,
     pub rps: (f64, f64, f64),
     pub p99_ms: (f64, f64, f64),
-    pub nginx: bool,
+    pub peer: bool,
+}
+
+/// The two panels of an HTTP comparison: requests/s and p99 latency per case.
+pub fn http_panels(cases: &[HttpCase]) -> [Panel; 2] {
+    let bars = |f: fn(&HttpCase) -> (f64, f64, f64)| {
+        cases
+            .iter()
+            .map(|c| Bar {
+                label: c.label.clone(),
+                value: f(c),
+                peer: c.peer,
+            })
+            .collect()
+    };
+    [
+        Panel {
+            title: "requests/s (median; whisker: lowest to highest round)".into(),
+            bars: bars(|c| c.rps),
+        },
+        Panel {
+            title: "p99 latency, ms (same rounds)".into(),
+            bars: bars(|c| c.p99_ms),
+        },
+    ]
 }
 
 const W: f64 = 980.0;
@@ -38,18 +79,13 @@ fn nice_max(v: f64) -> f64 {
         .unwrap_or(10.0 * p)
 }
 
-fn panel(
-    svg: &mut String,
-    top: f64,
-    title: &str,
-    unit: &str,
-    bars: &[(String, (f64, f64, f64), bool)],
-) {
+fn panel(svg: &mut String, top: f64, title: &str, bars: &[Bar]) {
+    let unit = "";
     let plot_h = PANEL_H - 90.0;
     let base = top + 40.0 + plot_h;
     let max = nice_max(
         bars.iter()
-            .map(|b| b.1.2)
+            .map(|b| b.value.2)
             .filter(|v| v.is_finite())
             .fold(0.0, f64::max),
     );
@@ -76,9 +112,11 @@ fn panel(
         );
     }
     let slot = (W - LEFT - 20.0) / bars.len().max(1) as f64;
-    for (i, (label, (lo, med, hi), nginx)) in bars.iter().enumerate() {
+    for (i, bar) in bars.iter().enumerate() {
+        let (lo, med, hi) = (&bar.value.0, &bar.value.1, &bar.value.2);
+        let label = &bar.label;
         let cx = LEFT + slot * (i as f64 + 0.5);
-        let colour = if *nginx { "#888" } else { "#2b6cb0" };
+        let colour = if bar.peer { "#888" } else { "#2b6cb0" };
         let y = |v: f64| base - plot_h * (v / max).clamp(0.0, 1.0);
         if med.is_finite() {
             let _ = writeln!(
@@ -116,9 +154,9 @@ fn panel(
     }
 }
 
-/// The SVG document for `bars`, with `caption` under the title.
-pub fn svg(title: &str, caption: &str, bars: &[Bar]) -> String {
-    let h = 60.0 + 2.0 * PANEL_H;
+/// The SVG document: `title`, `caption` under it, then `panels` one under the other.
+pub fn svg(title: &str, caption: &str, panels: &[Panel]) -> String {
+    let h = 60.0 + panels.len() as f64 * PANEL_H;
     let mut s = format!(
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{h}" viewBox="0 0 {W} {h}" font-family="sans-serif">
 <rect width="100%" height="100%" fill="white"/>
@@ -128,28 +166,9 @@ pub fn svg(title: &str, caption: &str, bars: &[Bar]) -> String {
         esc(title),
         esc(caption)
     );
-    let rps: Vec<_> = bars
-        .iter()
-        .map(|b| (b.label.clone(), b.rps, b.nginx))
-        .collect();
-    let p99: Vec<_> = bars
-        .iter()
-        .map(|b| (b.label.clone(), b.p99_ms, b.nginx))
-        .collect();
-    panel(
-        &mut s,
-        50.0,
-        "requests/s (median; whisker: lowest to highest round)",
-        "",
-        &rps,
-    );
-    panel(
-        &mut s,
-        50.0 + PANEL_H,
-        "p99 latency, ms (same rounds)",
-        "",
-        &p99,
-    );
+    for (i, p) in panels.iter().enumerate() {
+        panel(&mut s, 50.0 + i as f64 * PANEL_H, &p.title, &p.bars);
+    }
     s.push_str("</svg>\n");
     s
 }
@@ -160,21 +179,21 @@ mod tests {
 
     #[test]
     fn bars_and_refused_cases_are_drawn() {
-        let bars = [
-            Bar {
+        let cases = [
+            HttpCase {
                 label: "nginx-get".into(),
                 rps: (17_000.0, 18_000.0, 19_000.0),
                 p99_ms: (4.0, 5.0, 6.0),
-                nginx: true,
+                peer: true,
             },
-            Bar {
+            HttpCase {
                 label: "a<b".into(),
                 rps: (f64::NAN, f64::NAN, f64::NAN),
                 p99_ms: (f64::NAN, f64::NAN, f64::NAN),
-                nginx: false,
+                peer: false,
             },
         ];
-        let s = svg("t", "c", &bars);
+        let s = svg("t", "c", &http_panels(&cases));
         assert!(s.starts_with("<svg") && s.ends_with("</svg>\n"));
         assert!(s.contains("18.0k") && s.contains("refused") && s.contains("a&lt;b"));
         assert_eq!(nice_max(18_500.0), 20_000.0);
