@@ -3,9 +3,15 @@
 //!
 //! A rule counts per client address (`key = "client_ip"`, the default) or per JA4 TLS
 //! fingerprint (`key = "ja4"`): a bot spread over many addresses with one TLS stack is counted
-//! as one client. A fingerprint over its rule is banned itself for the rule's ban time: every
-//! address that presents it while the ban lasts (the one that tipped it, and each later one)
-//! is blocked in XDP, and the gateway refuses its requests (`fingerprint_banned`).
+//! as one client. A fingerprint is banned when its count crosses the threshold *and* it came
+//! from at least `min_sources` distinct addresses (one address is what `client_ip` rules are
+//! for; the minimum is what keeps a single client that copies a browser's ClientHello from
+//! getting that browser banned cheaply). A banned fingerprint is refused by the gateway
+//! (`fingerprint_banned`) from any address for the rule's ban time, and the addresses that
+//! collected its counted statuses are blocked in XDP; an address that merely presents the
+//! fingerprint is refused at L7 only, never blocked, so the users of a common TLS stack lose
+//! requests for the ban time, not their address. Refusals for a banned fingerprint are not
+//! evidence against anyone and are never counted (the daemon leaves them out).
 //!
 //! Each rule keeps, per subject, a two-bucket sliding window (the previous and the current
 //! window's counts, the previous weighted by how much of it still overlaps): O(1) memory per
@@ -39,7 +45,17 @@ pub struct AutobanRule {
     /// What the rule counts per.
     #[serde(default)]
     pub key: CountBy,
+    /// `ja4` rules: distinct addresses a fingerprint's counted statuses must come from before
+    /// it is banned (default 10).
+    #[serde(default)]
+    pub min_sources: Option<u32>,
 }
+
+/// `min_sources` when a `ja4` rule does not set it.
+pub const DEFAULT_MIN_SOURCES: u32 = 10;
+
+/// Addresses remembered per fingerprint (the ones blocked in XDP when it is banned).
+pub const MAX_CONTRIBUTORS: usize = 1024;
 
 /// What an auto-ban rule counts per.
 #[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
@@ -64,6 +80,7 @@ struct Rule {
     window: Duration,
     ban: Duration,
     key: CountBy,
+    min_sources: usize,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -98,6 +115,16 @@ pub struct Ban {
     pub count: u32,
     /// The banned fingerprint, for a `ja4` rule.
     pub ja4: Option<String>,
+    /// The first of a fingerprint ban's addresses: the fingerprint itself is banned by it.
+    pub new_fingerprint_ban: bool,
+}
+
+/// A fingerprint's count, and the addresses its counted statuses came from within the last one
+/// to two windows (at most [`MAX_CONTRIBUTORS`]).
+#[derive(Debug)]
+struct FingerprintCounter {
+    counter: Counter,
+    contributors: Vec<IpAddr>,
 }
 
 /// One rule and what it counts.
@@ -107,10 +134,7 @@ struct RuleState {
     /// `client_ip` rules: per address.
     sources: HashMap<IpAddr, Counter>,
     /// `ja4` rules: per fingerprint.
-    fingerprints: HashMap<Box<str>, Counter>,
-    /// `ja4` rules: addresses already blocked for presenting a banned fingerprint, and until
-    /// when, so each is blocked once per ban.
-    blocked: HashMap<IpAddr, Instant>,
+    fingerprints: HashMap<Box<str>, FingerprintCounter>,
 }
 
 #[derive(Debug)]
@@ -154,6 +178,24 @@ impl AutobanRule {
         if self.threshold == 0 {
             return Err(("threshold".into(), "must be at least 1".into()));
         }
+        let min_sources = match (self.key, self.min_sources) {
+            (CountBy::ClientIp, Some(_)) => {
+                return Err((
+                    "min_sources".into(),
+                    "applies to key = \"ja4\" rules only (a client_ip rule counts one address)"
+                        .into(),
+                ));
+            }
+            (CountBy::ClientIp, None) => 1,
+            (CountBy::Ja4, None) => DEFAULT_MIN_SOURCES as usize,
+            (CountBy::Ja4, Some(n)) if n == 0 || n as usize > MAX_CONTRIBUTORS => {
+                return Err((
+                    "min_sources".into(),
+                    format!("must be 1 to {MAX_CONTRIBUTORS}"),
+                ));
+            }
+            (CountBy::Ja4, Some(n)) => n as usize,
+        };
         Ok(Rule {
             name: self.name.clone(),
             statuses: self.statuses.clone(),
@@ -161,6 +203,7 @@ impl AutobanRule {
             window: dur("window", self.window)?,
             ban: dur("ban", self.ban)?,
             key: self.key,
+            min_sources,
         })
     }
 }
@@ -179,7 +222,6 @@ impl Autoban {
                 rule,
                 sources: HashMap::new(),
                 fingerprints: HashMap::new(),
-                blocked: HashMap::new(),
             })
             .collect();
         Autoban {
@@ -218,56 +260,57 @@ impl Autoban {
                             ttl: rule.ban,
                             count,
                             ja4: None,
+                            new_fingerprint_ban: false,
                         });
                     }
                 }
                 CountBy::Ja4 => {
                     let Some(fp) = ja4 else { continue };
-                    // A banned fingerprint: block each new address that presents it, whatever
-                    // the status (the gateway refused the request already).
-                    if let Some(c) = st.fingerprints.get_mut(fp)
-                        && let Some(until) = c.banned_until.filter(|u| now < *u)
-                    {
-                        c.last_seen = now;
-                        if st.blocked.get(&source).is_some_and(|u| now < *u) {
-                            continue;
-                        }
-                        block(&mut st.blocked, source, until, max, now);
-                        bans.push(Ban {
-                            source,
-                            rule: rule.name.clone(),
-                            ttl: until - now,
-                            count: estimate(c, rule.window, now),
-                            ja4: Some(fp.to_owned()),
-                        });
-                        continue;
-                    }
                     if !rule.statuses.contains(&status) {
                         continue;
                     }
-                    let c = match st.fingerprints.get_mut(fp) {
-                        Some(c) => c,
-                        None => counter(&mut st.fingerprints, Box::from(fp), max, now),
-                    };
-                    if let Some(count) = count(c, rule, now) {
-                        block(&mut st.blocked, source, now + rule.ban, max, now);
+                    if !st.fingerprints.contains_key(fp) && st.fingerprints.len() >= max {
+                        forget_fingerprint(&mut st.fingerprints, now);
+                    }
+                    let f = st.fingerprints.entry(Box::from(fp)).or_insert_with(|| {
+                        FingerprintCounter {
+                            counter: Counter::new(now),
+                            contributors: Vec::new(),
+                        }
+                    });
+                    let c = &mut f.counter;
+                    c.last_seen = now;
+                    roll(c, rule.window, now);
+                    if c.previous == 0 && c.current == 0 {
+                        f.contributors.clear();
+                    }
+                    c.current = c.current.saturating_add(1);
+                    if !f.contributors.contains(&source) && f.contributors.len() < MAX_CONTRIBUTORS
+                    {
+                        f.contributors.push(source);
+                    }
+                    if c.banned_until.is_some_and(|until| now < until) {
+                        continue; // banned: the gateway refuses it; nothing more to do
+                    }
+                    let count = estimate(c, rule.window, now);
+                    if count <= rule.threshold || f.contributors.len() < rule.min_sources {
+                        continue;
+                    }
+                    c.banned_until = Some(now + rule.ban);
+                    for (i, addr) in f.contributors.drain(..).enumerate() {
                         bans.push(Ban {
-                            source,
+                            source: addr,
                             rule: rule.name.clone(),
                             ttl: rule.ban,
                             count,
                             ja4: Some(fp.to_owned()),
+                            new_fingerprint_ban: i == 0,
                         });
                     }
                 }
             }
         }
         bans
-    }
-
-    /// Whether some rule counts per fingerprint.
-    pub fn counts_fingerprints(&self) -> bool {
-        self.rules.iter().any(|st| st.rule.key == CountBy::Ja4)
     }
 }
 
@@ -285,22 +328,24 @@ fn counter<K: std::hash::Hash + Eq + Clone>(
     table.entry(key).or_insert_with(|| Counter::new(now))
 }
 
-/// Notes `source` as blocked until `until`, forgetting expired entries (and then the one ending
-/// first) when the table is full.
-fn block(
-    blocked: &mut HashMap<IpAddr, Instant>,
-    source: IpAddr,
-    until: Instant,
-    max: usize,
-    now: Instant,
-) {
-    if !blocked.contains_key(&source) && blocked.len() >= max {
-        blocked.retain(|_, u| now < *u);
-        if blocked.len() >= max {
-            forget_oldest_by(blocked, |u| *u);
-        }
+/// Makes room in a full fingerprint table: the least recently seen fingerprint that is not
+/// banned is forgotten (a flood of new ClientHellos must not push a ban out), or, when every one
+/// is banned, the one whose ban ends first.
+fn forget_fingerprint(table: &mut HashMap<Box<str>, FingerprintCounter>, now: Instant) {
+    let unbanned = table
+        .iter()
+        .filter(|(_, f)| f.counter.banned_until.is_none_or(|u| now >= u))
+        .min_by_key(|(_, f)| f.counter.last_seen)
+        .map(|(k, _)| k.clone());
+    let victim = unbanned.or_else(|| {
+        table
+            .iter()
+            .min_by_key(|(_, f)| f.counter.banned_until)
+            .map(|(k, _)| k.clone())
+    });
+    if let Some(k) = victim {
+        table.remove(&k);
     }
-    blocked.insert(source, until);
 }
 
 /// Counts one response against `c`; the count when it crosses the rule's threshold (and the
@@ -369,6 +414,7 @@ mod tests {
             window: Duration::from_secs(10),
             ban: Duration::from_secs(300),
             key: CountBy::ClientIp,
+            min_sources: None,
         }
     }
 
@@ -398,6 +444,7 @@ mod tests {
                 ttl: Duration::from_secs(300),
                 count: 6,
                 ja4: None,
+                new_fingerprint_ban: false,
             }]
         );
         // Further failures while banned do not ban again.
@@ -483,76 +530,88 @@ mod tests {
     const CURL: &str = "t13d3112h2_e8f1e7e78f70_b26ce05bbdd6";
     const RUSTLS: &str = "t13d1011h1_61a7ad8aa9b6_3fcd1a44f3e3";
 
-    fn by_ja4(threshold: u32) -> AutobanRule {
+    fn by_ja4(threshold: u32, min_sources: u32) -> AutobanRule {
         AutobanRule {
             name: "bots".into(),
             key: CountBy::Ja4,
+            min_sources: Some(min_sources),
             ..rule(threshold)
         }
     }
 
+    fn addr(i: u32) -> IpAddr {
+        IpAddr::from(std::net::Ipv4Addr::from(0xc612_0000 + i))
+    }
+
     #[test]
-    fn a_fingerprint_is_counted_across_addresses_and_banned_from_each() {
-        let mut a = Autoban::new(&[by_ja4(4)]);
+    fn a_fingerprint_is_counted_across_addresses_and_banned_with_its_contributors() {
+        let mut a = Autoban::new(&[by_ja4(4, 3)]);
         let t0 = Instant::now();
-        // Four addresses, one TLS stack: their failures add up.
-        for i in 0..4u8 {
-            let src = IpAddr::from([198, 18, 0, 10 + i]);
-            assert!(a.observe(src, Some(CURL), 401, t0).is_empty(), "{i}");
+        // Three addresses, one TLS stack: their failures add up.
+        for i in 0..4 {
+            assert!(
+                a.observe(addr(i % 3), Some(CURL), 401, t0).is_empty(),
+                "{i}"
+            );
         }
-        // Without TLS, or with another fingerprint, nothing counts against it.
-        assert!(a.observe(ip("198.18.0.20"), None, 401, t0).is_empty());
-        assert!(
-            a.observe(ip("198.18.0.21"), Some(RUSTLS), 401, t0)
-                .is_empty()
-        );
-        let bans = a.observe(ip("198.18.0.14"), Some(CURL), 403, t0);
-        assert_eq!(
-            bans,
-            [Ban {
-                source: ip("198.18.0.14"),
-                rule: "bots".into(),
-                ttl: Duration::from_secs(300),
-                count: 5,
-                ja4: Some(CURL.into()),
-            }]
-        );
-        // Each address presenting the banned fingerprint is blocked once, for what is left of
-        // the fingerprint's ban, whatever its status.
+        // Without TLS, with another fingerprint or with a status that does not count, nothing
+        // counts against it.
+        assert!(a.observe(addr(20), None, 401, t0).is_empty());
+        assert!(a.observe(addr(21), Some(RUSTLS), 401, t0).is_empty());
+        assert!(a.observe(addr(22), Some(CURL), 200, t0).is_empty());
+        let bans = a.observe(addr(1), Some(CURL), 403, t0);
+        // Every address that collected its counted statuses is blocked; the fingerprint is
+        // banned once (the first ban says so).
+        let mut got: Vec<(IpAddr, bool)> = bans
+            .iter()
+            .map(|b| (b.source, b.new_fingerprint_ban))
+            .collect();
+        got.sort();
+        assert_eq!(got, [(addr(0), true), (addr(1), false), (addr(2), false)]);
+        assert!(bans.iter().all(|b| b.ja4.as_deref() == Some(CURL)
+            && b.rule == "bots"
+            && b.ttl == Duration::from_secs(300)
+            && b.count == 5));
+        // While banned, nothing more is returned: the gateway refuses the fingerprint, and an
+        // address that merely presents it is not blocked.
         let later = t0 + Duration::from_secs(100);
-        let bans = a.observe(ip("198.18.0.10"), Some(CURL), 200, later);
-        assert_eq!(bans.len(), 1);
-        assert_eq!(bans[0].source, ip("198.18.0.10"));
-        assert_eq!(bans[0].ttl, Duration::from_secs(200));
-        assert!(
-            a.observe(ip("198.18.0.10"), Some(CURL), 200, later)
-                .is_empty()
-        );
-        assert!(
-            a.observe(ip("198.18.0.14"), Some(CURL), 403, later)
-                .is_empty()
-        );
-        assert!(
-            a.observe(ip("198.18.0.10"), Some(RUSTLS), 401, later)
-                .is_empty()
-        );
+        assert!(a.observe(addr(9), Some(CURL), 401, later).is_empty());
+        assert!(a.observe(addr(0), Some(CURL), 401, later).is_empty());
+        assert!(a.observe(addr(9), Some(RUSTLS), 401, later).is_empty());
         // After the ban the fingerprint starts again from nothing.
         let after = t0 + Duration::from_secs(400);
-        assert!(
-            a.observe(ip("198.18.0.11"), Some(CURL), 200, after)
-                .is_empty()
-        );
-        assert!(
-            a.observe(ip("198.18.0.11"), Some(CURL), 401, after)
-                .is_empty()
-        );
-        assert!(a.counts_fingerprints());
-        assert!(!Autoban::new(&[rule(1)]).counts_fingerprints());
+        assert!(a.observe(addr(11), Some(CURL), 401, after).is_empty());
+    }
+
+    #[test]
+    fn one_address_cannot_get_a_fingerprint_banned() {
+        // A client copying a browser's ClientHello from one address: whatever its volume, the
+        // fingerprint needs its minimum of distinct addresses (client_ip rules catch the one).
+        let mut a = Autoban::new(&[by_ja4(4, 3)]);
+        let t0 = Instant::now();
+        for i in 0..1000 {
+            assert!(
+                a.observe(addr(0), Some(CURL), 401, t0 + Duration::from_millis(i))
+                    .is_empty()
+            );
+        }
+        assert!(a.observe(addr(1), Some(CURL), 401, t0).is_empty());
+        assert_eq!(a.observe(addr(2), Some(CURL), 401, t0).len(), 3);
+        // The default minimum is 10.
+        let r = AutobanRule {
+            min_sources: None,
+            ..by_ja4(1, 1)
+        };
+        let mut a = Autoban::new(&[r]);
+        for i in 0..9 {
+            assert!(a.observe(addr(i), Some(CURL), 401, t0).is_empty(), "{i}");
+        }
+        assert_eq!(a.observe(addr(9), Some(CURL), 401, t0).len(), 10);
     }
 
     #[test]
     fn a_client_ip_rule_and_a_ja4_rule_count_side_by_side() {
-        let mut a = Autoban::new(&[rule(1), by_ja4(100)]);
+        let mut a = Autoban::new(&[rule(1), by_ja4(100, 2)]);
         let t0 = Instant::now();
         a.observe(ip("198.18.0.9"), Some(CURL), 401, t0);
         let bans = a.observe(ip("198.18.0.9"), Some(CURL), 401, t0);
@@ -564,25 +623,33 @@ mod tests {
     }
 
     #[test]
-    fn the_fingerprint_tables_are_bounded() {
-        let mut a = Autoban::with_capacity(&[by_ja4(1)], 100);
+    fn the_fingerprint_table_is_bounded_and_keeps_its_bans() {
+        let mut a = Autoban::with_capacity(&[by_ja4(1, 1)], 100);
         let t0 = Instant::now();
+        a.observe(addr(0), Some(CURL), 401, t0);
+        assert_eq!(a.observe(addr(0), Some(CURL), 401, t0).len(), 1);
+        // A flood of new fingerprints, each seen once: the table stays bounded and the banned
+        // fingerprint is not pushed out.
         for i in 0..1000u32 {
             let fp = format!("t13d{i:04}h2_000000000000_000000000000");
-            let src = IpAddr::from(std::net::Ipv4Addr::from(0xc612_0000 + i));
-            let t = t0 + Duration::from_millis(u64::from(i));
-            a.observe(src, Some(&fp), 401, t);
-            a.observe(src, Some(&fp), 401, t);
-            // Another address with the banned fingerprint: one more blocked source.
             a.observe(
-                IpAddr::from(std::net::Ipv4Addr::from(0xc613_0000 + i)),
+                addr(i),
                 Some(&fp),
                 401,
-                t,
+                t0 + Duration::from_millis(u64::from(i) + 1),
             );
         }
         assert!(a.rules[0].fingerprints.len() <= 100);
-        assert!(a.rules[0].blocked.len() <= 100);
+        assert!(a.rules[0].fingerprints.contains_key(CURL));
+        // Contributors are bounded too.
+        let mut a = Autoban::new(&[by_ja4(1_000_000, 1)]);
+        for i in 0..5000u32 {
+            a.observe(addr(i), Some(CURL), 401, t0);
+        }
+        assert_eq!(
+            a.rules[0].fingerprints[CURL].contributors.len(),
+            MAX_CONTRIBUTORS
+        );
     }
 
     #[test]
@@ -592,6 +659,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.key, CountBy::Ja4);
+        assert!(r.validate("autoban[0]").is_ok());
+        let bad = AutobanRule {
+            min_sources: Some(0),
+            ..r.clone()
+        };
+        assert_eq!(
+            bad.validate("autoban[0]").unwrap_err().0,
+            "autoban[0].min_sources"
+        );
+        let bad = AutobanRule {
+            min_sources: Some(3),
+            ..rule(1)
+        };
+        assert!(bad.validate("autoban[1]").unwrap_err().1.contains("ja4"));
         let e = toml::from_str::<AutobanRule>(
             "name = \"b\"\nstatuses = [401]\nthreshold = 1\nwindow = \"1s\"\nban = \"1s\"\nkey = \"ua\"",
         )

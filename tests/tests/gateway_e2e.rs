@@ -184,9 +184,9 @@ fn a_burst_of_rejections_ends_in_an_xdp_ban_that_expires() {
 }
 
 #[test]
-fn a_fingerprint_over_an_autoban_rule_is_refused_and_blocked_from_every_address() {
+fn a_fingerprint_over_an_autoban_rule_is_refused_everywhere_and_its_sources_blocked() {
     let tag = unique(16);
-    let ns = Netns::new(&tag, 116, 3).unwrap();
+    let ns = Netns::new(&tag, 116, 4).unwrap();
     let up = Upstream::start().unwrap();
     let mut d = gateway_daemon(&tag, &ns, &up, |c| {
         c.push(
@@ -194,6 +194,7 @@ fn a_fingerprint_over_an_autoban_rule_is_refused_and_blocked_from_every_address(
             table([
                 ("name", "bots".into()),
                 ("key", "ja4".into()),
+                ("min_sources", 2.into()),
                 ("statuses", vec![405].into()),
                 ("threshold", 4.into()),
                 ("window", "30s".into()),
@@ -204,43 +205,56 @@ fn a_fingerprint_over_an_autoban_rule_is_refused_and_blocked_from_every_address(
     d.start().unwrap();
     let cacert = d.ca();
     let url = format!("https://{}:8443/anything", ns.host_addr);
-    let (first, second, other) = (
-        ns.client_addrs[0].clone(),
-        ns.client_addrs[1].clone(),
-        ns.client_addrs[2].clone(),
-    );
-    // One TLS stack (curl offering http/1.1 only) from two addresses: their 405s add up.
-    let trace = |src: &str| {
+    let [first, second, bystander, other] = [0, 1, 2, 3].map(|i| ns.client_addrs[i].clone());
+    // One TLS stack (curl offering http/1.1 only); `method` TRACE is refused with 405.
+    let send = |src: &str, method: &str| {
         let out = Command::new("ip")
             .args(["netns", "exec", &ns.name, "curl", "-s", "-o", "/dev/null"])
             .args(["--max-time", "2", "--interface", src, "--http1.1"])
-            .args(["-X", "TRACE", "--cacert"])
+            .args(["-X", method, "--cacert"])
             .arg(&cacert)
             .args(["-w", "%{http_code}", &url])
             .output()
             .unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
-    for i in 0..2 {
-        assert_eq!(trace(&first), "405", "request {i} from the first address");
-        assert_eq!(trace(&second), "405", "request {i} from the second address");
+    // Many 405s from one address do not ban a fingerprint: it needs two addresses here.
+    for i in 0..6 {
+        assert_eq!(
+            send(&first, "TRACE"),
+            "405",
+            "request {i} from the first address"
+        );
     }
-    // The fifth crosses the rule: the fingerprint is banned and that address blocked in XDP.
-    assert_eq!(trace(&first), "405");
     assert_eq!(
-        trace(&first),
-        "000",
-        "the address that tipped the ban still got in:\n{}",
-        d.log()
+        send(&bystander, "GET"),
+        "200",
+        "banned on one address's word"
     );
-    // The second address, same fingerprint: refused by the gateway, then blocked in XDP.
-    assert_eq!(trace(&second), "403");
+    // The second address's first 405 crosses the rule: the fingerprint is banned, and the two
+    // addresses that collected its 405s are blocked in XDP.
+    assert_eq!(send(&second, "TRACE"), "405");
+    for src in [&first, &second] {
+        assert_eq!(
+            send(src, "GET"),
+            "000",
+            "{src} earned the ban and still got in:\n{}",
+            d.log()
+        );
+    }
+    // An address that only presents the fingerprint is refused by the gateway, never blocked.
+    assert_eq!(send(&bystander, "GET"), "403");
     assert_eq!(
-        trace(&second),
-        "000",
-        "an address presenting a banned fingerprint got in"
+        send(&bystander, "TRACE"),
+        "403",
+        "refused on the fingerprint before anything else"
     );
-    // Another TLS stack (curl offering h2) from a third address is not concerned.
+    assert_eq!(
+        send(&bystander, "GET"),
+        "403",
+        "the bystander was blocked in XDP"
+    );
+    // Another TLS stack (curl offering h2) is not concerned.
     let (code, out) = curl(&ns, &other, &cacert, &url, true);
     assert_eq!(code, 0, "another fingerprint was caught by the ban: {out}");
     assert!(out.ends_with("200 2"), "{out}");
@@ -257,22 +271,26 @@ fn a_fingerprint_over_an_autoban_rule_is_refused_and_blocked_from_every_address(
         })
         .collect();
     blocked.sort();
-    assert_eq!(blocked.len(), 2, "{rules}");
-    for ((cidr, reason), addr) in blocked.iter().zip([&first, &second]) {
-        assert_eq!(cidr, &format!("{addr}/32"));
-        assert_eq!(reason, "auto-ban: bots (ja4)");
-    }
+    assert_eq!(
+        blocked,
+        [&first, &second].map(|a| (format!("{a}/32"), "auto-ban: bots (ja4)".to_owned())),
+        "{rules}"
+    );
     // The refusal names itself in the audit line, with the fingerprint (`i`: no SNI, the URL
-    // names an address).
+    // names an address); vigild's log names the banned fingerprint.
     let refused = audit_line(&d.path("audit.log"), |l| {
         l["reason"] == "fingerprint_banned"
     });
     assert_eq!(
         refused["client"].as_str().unwrap().split(':').next(),
-        Some(second.as_str())
+        Some(bystander.as_str())
     );
-    assert!(
-        refused["ja4"].as_str().unwrap().starts_with("t13i"),
-        "{refused}"
-    );
+    let fp = refused["ja4"].as_str().unwrap().to_owned();
+    assert!(fp.starts_with("t13i"), "{refused}");
+    assert!(d.log().contains(&format!("ja4={fp}")), "{}", d.log());
+    // A reload that changes the rules lifts the fingerprint's ban.
+    let cfg = d.gateway_config(&ns.host_addr, 8443, up.url()).unwrap();
+    d.configure(cfg.audit_file(&d.path("audit.log"))).unwrap();
+    d.ctl(&["reload"]).unwrap();
+    assert_eq!(send(&bystander, "GET"), "200", "the ban outlived its rule");
 }

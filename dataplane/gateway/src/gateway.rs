@@ -293,6 +293,14 @@ impl Gateway {
             .ban_fingerprint(ja4, std::time::Instant::now() + ttl);
     }
 
+    /// Lifts every fingerprint ban (the auto-ban rules that made them changed).
+    pub fn clear_fingerprint_bans(&self) {
+        self.shared
+            .services
+            .banned_fingerprints
+            .store(Arc::default());
+    }
+
     /// Calls `observer` once for every decision (forwarded or rejected), when its response has
     /// been sent, e.g. for the daemon's auto-ban counters. It runs on the request path: keep it
     /// to a counter update or a channel send.

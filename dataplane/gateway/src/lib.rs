@@ -41,5 +41,6 @@ pub use config::{ConfigError, GatewayConfig};
 pub use error::GatewayError;
 pub use gateway::{Decision, DecisionObserver, DepthSource, Gateway};
 pub use metrics::{Exposition, MetricsSource};
+pub use pipeline::fingerprint::FINGERPRINT_BANNED;
 pub use pipeline::patch::PatchBan;
 pub use shared::ReadinessCheck;

@@ -116,6 +116,8 @@ pub(super) fn autoban<S: Serializer>(rules: &[AutobanRule], s: S) -> Result<S::O
         window: String,
         ban: String,
         key: crate::autoban::CountBy,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        min_sources: Option<u32>,
     }
     let fmt = |d: Duration| duration::format(d);
     let mut seq = s.serialize_seq(Some(rules.len()))?;
@@ -127,6 +129,7 @@ pub(super) fn autoban<S: Serializer>(rules: &[AutobanRule], s: S) -> Result<S::O
             window,
             ban,
             key,
+            min_sources,
         } = r;
         seq.serialize_element(&Shown {
             name,
@@ -135,6 +138,7 @@ pub(super) fn autoban<S: Serializer>(rules: &[AutobanRule], s: S) -> Result<S::O
             window: fmt(*window),
             ban: fmt(*ban),
             key: *key,
+            min_sources: *min_sources,
         })?;
     }
     seq.end()

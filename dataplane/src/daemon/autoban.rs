@@ -16,10 +16,14 @@ use super::{Daemon, lock};
 use crate::fleet;
 
 impl Daemon {
-    /// Counts one response status sent to `source` (with TLS fingerprint `ja4`); bans it when
-    /// a rule says so. A fingerprint banned by a `ja4` rule is also handed to the gateway, which
-    /// refuses its requests from any address while the ban lasts.
-    pub fn observe_decision(&self, source: IpAddr, ja4: Option<&str>, status: u16) {
+    /// Counts one response status sent to `source` (with TLS fingerprint `ja4`, for the gateway's
+    /// `reason`); bans it when a rule says so. A fingerprint banned by a `ja4` rule is handed to
+    /// the gateway, which refuses it from any address while the ban lasts; its own refusals
+    /// (`fingerprint_banned`) are the ban's effect, not evidence, and are not counted.
+    pub fn observe_decision(&self, source: IpAddr, ja4: Option<&str>, status: u16, reason: &str) {
+        if reason == vigil_gateway::FINGERPRINT_BANNED {
+            return;
+        }
         let bans = {
             let mut engine = lock(&self.autoban);
             if engine.is_empty() {
@@ -30,20 +34,26 @@ impl Daemon {
         for ban in bans {
             let reason = match &ban.ja4 {
                 Some(fp) => {
-                    if let Some(gw) = lock(&self.gateway).as_ref() {
-                        gw.ban_fingerprint(fp, ban.ttl);
+                    if ban.new_fingerprint_ban {
+                        warn!(
+                            ja4 = %fp, rule = %ban.rule, count = ban.count,
+                            ttl_secs = ban.ttl.as_secs(),
+                            "auto-ban: fingerprint banned; the gateway refuses it from any address"
+                        );
+                        if let Some(gw) = lock(&self.gateway).as_ref() {
+                            gw.ban_fingerprint(fp, ban.ttl);
+                        }
                     }
                     // The fingerprint itself (36 characters) does not fit in an XDP rule's
-                    // reason: it is in the log line below and in the refused requests' audit.
+                    // reason: it is in the log line above and in the refused requests' audit.
                     format!("auto-ban: {} (ja4)", ban.rule)
                 }
                 None => format!("auto-ban: {}", ban.rule),
             };
-            if self.ban_source(source, &reason, ban.ttl) {
+            if self.ban_source(ban.source, &reason, ban.ttl) {
                 self.autoban_total.fetch_add(1, Ordering::Relaxed);
                 warn!(
-                    source = %source, rule = %ban.rule, count = ban.count,
-                    ja4 = ban.ja4.as_deref().unwrap_or("-"),
+                    source = %ban.source, rule = %ban.rule, count = ban.count,
                     ttl_secs = ban.ttl.as_secs(), "auto-ban: source blocked in XDP"
                 );
             }

@@ -222,6 +222,10 @@ impl Daemon {
             .map_err(|e| failed(format!("reload failed applying [thermal]: {e}")))?;
         if new.autoban != old.autoban {
             *lock(&self.autoban) = Autoban::new(&new.autoban);
+            // Fingerprint bans belong to the rules that made them: they end with them.
+            if let Some(gw) = lock(&self.gateway).as_ref() {
+                gw.clear_fingerprint_bans();
+            }
         }
         *lock(&self.config) = new;
         self.sync_config_rules()

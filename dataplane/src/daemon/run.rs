@@ -83,7 +83,7 @@ async fn bring_up(daemon: &Arc<Daemon>) -> anyhow::Result<(PathBuf, tokio::task:
         let weak = Arc::downgrade(&daemon);
         gw.add_decision_observer(Arc::new(move |d: &vigil_gateway::Decision<'_>| {
             if let Some(daemon) = weak.upgrade() {
-                daemon.observe_decision(d.client.ip(), d.ja4, d.status);
+                daemon.observe_decision(d.client.ip(), d.ja4, d.status, d.reason);
             }
         }));
         gw.set_patch_ban(daemon.patch_ban_hook());

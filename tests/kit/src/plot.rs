@@ -80,7 +80,6 @@ fn nice_max(v: f64) -> f64 {
 }
 
 fn panel(svg: &mut String, top: f64, title: &str, bars: &[Bar]) {
-    let unit = "";
     let plot_h = PANEL_H - 90.0;
     let base = top + 40.0 + plot_h;
     let max = nice_max(
@@ -100,7 +99,7 @@ fn panel(svg: &mut String, top: f64, title: &str, bars: &[Bar]) {
         let y = base - plot_h * f64::from(i) / 4.0;
         let _ = writeln!(
             svg,
-            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{} {unit}</text>"##,
+            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/><text x="{:.1}" y="{:.1}" font-size="11" text-anchor="end">{}</text>"##,
             W - 20.0,
             LEFT - 6.0,
             y + 4.0,

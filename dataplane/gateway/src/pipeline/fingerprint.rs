@@ -10,6 +10,9 @@ use http::{StatusCode, request::Parts};
 use super::stage::{Outcome, Rejection, RequestCtx, SyncStage};
 use crate::services::Services;
 
+/// The reason code of its refusals.
+pub const FINGERPRINT_BANNED: &str = "fingerprint_banned";
+
 #[derive(Debug)]
 pub(crate) struct BannedFingerprints {
     services: Arc<Services>,
@@ -29,7 +32,7 @@ impl SyncStage for BannedFingerprints {
     fn check(&self, ctx: &mut RequestCtx, _head: &mut Parts, _body: Option<&Bytes>) -> Outcome {
         match ctx.conn.tls.as_ref().and_then(|t| t.ja4.as_deref()) {
             Some(fp) if self.services.fingerprint_banned(fp) => {
-                Outcome::Respond(Rejection::new(StatusCode::FORBIDDEN, "fingerprint_banned"))
+                Outcome::Respond(Rejection::new(StatusCode::FORBIDDEN, FINGERPRINT_BANNED))
             }
             _ => Outcome::Continue,
         }

@@ -10,7 +10,7 @@ mod bots;
 pub(crate) mod chain;
 mod depth;
 mod detect;
-mod fingerprint;
+pub mod fingerprint;
 mod forwarding;
 mod hardening;
 mod identity;
