@@ -226,8 +226,19 @@ pub fn imported(i: &vigil_control::RulesImported) -> String {
 
 /// `vigilctl clients top`: one row per fingerprint, busiest first.
 pub fn clients(c: &vigil_control::reply::Clients) -> String {
+    let mut banned = String::new();
+    if !c.banned.is_empty() {
+        banned.push_str("banned fingerprints (auto-ban; refused from any address):\n");
+        for b in &c.banned {
+            banned.push_str(&format!(
+                "  {:<38} {} left\n",
+                b.ja4,
+                vigil_control::duration::format_secs(b.expires_in_secs)
+            ));
+        }
+    }
     if c.clients.is_empty() {
-        return "no TLS clients seen yet\n".to_owned();
+        return format!("no TLS clients seen yet\n{banned}");
     }
     let mut out = format!(
         "{:<38} {:>10} {:>10} {:>6}\n",
@@ -245,6 +256,7 @@ pub fn clients(c: &vigil_control::reply::Clients) -> String {
         c.tracked,
         if c.tracked == 1 { "" } else { "s" }
     ));
+    out.push_str(&banned);
     out
 }
 
@@ -337,5 +349,32 @@ mod tests {
             "{out}"
         );
         assert!(out.contains("rules:         2 block, 0 allow"), "{out}");
+    }
+
+    #[test]
+    fn client_fingerprints_and_their_bans() {
+        let c: vigil_control::reply::Clients = serde_json::from_value(json!({
+            "clients": [{"ja4": "t13d3112h2_e8f1e7e78f70_b26ce05bbdd6", "requests": 10,
+                         "rejected": 4}],
+            "tracked": 1,
+            "banned": [{"ja4": "t13i3111h1_e8f1e7e78f70_b26ce05bbdd6", "expires_in_secs": 90}]
+        }))
+        .unwrap();
+        let out = clients(&c);
+        assert!(
+            out.contains("t13d3112h2_e8f1e7e78f70_b26ce05bbdd6"),
+            "{out}"
+        );
+        assert!(out.contains("40.0%"), "{out}");
+        assert!(out.contains("1 fingerprint tracked"), "{out}");
+        assert!(
+            out.contains("banned fingerprints (auto-ban; refused from any address):\n  t13i3111h1_e8f1e7e78f70_b26ce05bbdd6"),
+            "{out}"
+        );
+        assert!(out.contains("1m30s left"), "{out}");
+        // An older vigild's reply has no bans: nothing about them is printed.
+        let old: vigil_control::reply::Clients =
+            serde_json::from_value(json!({"clients": [], "tracked": 0})).unwrap();
+        assert_eq!(clients(&old), "no TLS clients seen yet\n");
     }
 }

@@ -288,9 +288,21 @@ fn a_fingerprint_over_an_autoban_rule_is_refused_everywhere_and_its_sources_bloc
     let fp = refused["ja4"].as_str().unwrap().to_owned();
     assert!(fp.starts_with("t13i"), "{refused}");
     assert!(d.log().contains(&format!("ja4={fp}")), "{}", d.log());
+    // `vigilctl clients top` lists the ban with the time left.
+    let top = d.ctl_json(&["clients", "top"]).unwrap();
+    assert_eq!(top["banned"][0]["ja4"], fp.as_str(), "{top}");
+    let left = top["banned"][0]["expires_in_secs"].as_u64().unwrap();
+    assert!((1..=60).contains(&left), "{top}");
+    let table = d.ctl(&["clients", "top"]).unwrap();
+    assert!(
+        table.contains("banned fingerprints") && table.contains(&fp),
+        "{table}"
+    );
     // A reload that changes the rules lifts the fingerprint's ban.
     let cfg = d.gateway_config(&ns.host_addr, 8443, up.url()).unwrap();
     d.configure(cfg.audit_file(&d.path("audit.log"))).unwrap();
     d.ctl(&["reload"]).unwrap();
     assert_eq!(send(&bystander, "GET"), "200", "the ban outlived its rule");
+    let top = d.ctl_json(&["clients", "top"]).unwrap();
+    assert_eq!(top["banned"], serde_json::json!([]), "{top}");
 }

@@ -297,6 +297,17 @@ pub struct Clients {
     pub clients: Vec<ClientCount>,
     /// Distinct fingerprints tracked (past the bound, new ones count under `other`).
     pub tracked: u64,
+    /// Fingerprints an auto-ban rule has banned, soonest to end first.
+    #[serde(default)]
+    pub banned: Vec<BannedFingerprint>,
+}
+
+/// A fingerprint the gateway refuses (`fingerprint_banned`) for a while.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BannedFingerprint {
+    pub ja4: String,
+    /// Seconds until the ban ends (rounded up).
+    pub expires_in_secs: u64,
 }
 
 /// One fingerprint's requests since vigild started.

@@ -293,6 +293,22 @@ impl Gateway {
             .ban_fingerprint(ja4, std::time::Instant::now() + ttl);
     }
 
+    /// The fingerprints banned now and the time left on each, soonest to end first.
+    pub fn fingerprint_bans(&self) -> Vec<(String, std::time::Duration)> {
+        let now = std::time::Instant::now();
+        let mut bans: Vec<(String, std::time::Duration)> = self
+            .shared
+            .services
+            .banned_fingerprints
+            .load()
+            .iter()
+            .filter(|(_, until)| **until > now)
+            .map(|(fp, until)| (fp.to_string(), *until - now))
+            .collect();
+        bans.sort_by(|a, b| a.1.cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
+        bans
+    }
+
     /// Lifts every fingerprint ban (the auto-ban rules that made them changed).
     pub fn clear_fingerprint_bans(&self) {
         self.shared

@@ -380,6 +380,15 @@ impl Handler for Daemon {
                             })
                             .collect(),
                         tracked: tracked as u64,
+                        banned: gw
+                            .fingerprint_bans()
+                            .into_iter()
+                            .map(|(ja4, left)| vigil_control::reply::BannedFingerprint {
+                                ja4,
+                                expires_in_secs: left.as_secs()
+                                    + u64::from(left.subsec_nanos() > 0),
+                            })
+                            .collect(),
                     })
                 }
                 None => {
