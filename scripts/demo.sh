@@ -99,6 +99,8 @@ sed -e "s|^interface = .*|interface = \"$HOST_IF\"|" \
     -e "s|^path = .*|path = \"$WORK/audit.log\"|" \
     -e "s|^listen = .*|listen = \"127.0.0.1:9190\"|" \
     -e "s|^file = .*|file = \"$PWD/config/openapi.yaml\"|" config/vigild.toml > "$WORK/vigild.toml"
+# The demo also shows a WAF stage: injection payloads in request values are refused.
+printf '\n[detection]\nmode = "block"\n' >> "$WORK/vigild.toml"
 echo "== vigild --config $WORK/vigild.toml"
 "$BIN/vigild" --config "$WORK/vigild.toml" 2>"$WORK/vigild.log" &
 VIGILD_PID=$!
@@ -124,6 +126,8 @@ printf 'TRACE    from %-12s %s\n' "$GOOD" "$(get "$GOOD" -X TRACE)"
 printf 'shadow path /admin/export %s   (not in the OpenAPI description)\n' "$(get "$GOOD" /admin/export)"
 printf 'bad param  /users/abc     %s   (id must be an integer)\n' "$(get "$GOOD" /users/abc)"
 printf 'DELETE     /users/1       %s   (method not described)\n' "$(get "$GOOD" -X DELETE /users/1)"
+printf 'injection  User-Agent     %s   (SQL injection in a header: [detection] refuses it)\n' \
+  "$(get "$GOOD" -A "x' OR '1'='1' --")"
 printf 'HTTPS    from %-12s %s\n' "$BAD" "$(get "$BAD" | sed 's/^000.*/none: no TCP handshake (dropped in XDP)/')"
 ip netns exec "$NS" curl -s --max-time 3 --interface "$GOOD" --resolve "$NAME:8443:$HOST" \
   --cacert "$WORK/keys/cert.pem" "https://$NAME:8443/users/2"; echo
