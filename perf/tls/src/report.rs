@@ -3,7 +3,7 @@
 //! targets; as JSON, as a table and as the SVG plot.
 
 use serde_json::{Value, json};
-use vigil_testkit::load::median;
+use vigil_testkit::load::{median, spread};
 
 use crate::cases::{CASES, Server};
 use crate::idle::Idle;
@@ -37,24 +37,6 @@ pub fn now_utc() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// (lowest, median, highest) of the finite values; NaNs when there are none.
-fn spread(v: &[f64]) -> (f64, f64, f64) {
-    let lo = v
-        .iter()
-        .copied()
-        .filter(|x| x.is_finite())
-        .fold(f64::INFINITY, f64::min);
-    let hi = v
-        .iter()
-        .copied()
-        .filter(|x| x.is_finite())
-        .fold(f64::NEG_INFINITY, f64::max);
-    match median(v.to_vec()) {
-        Some(m) => (lo, m, hi),
-        None => (f64::NAN, f64::NAN, f64::NAN),
-    }
 }
 
 /// The summary of one case's rounds.

@@ -169,9 +169,9 @@ pub struct Report {
     pub summary: Vec<Summary>,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+/// The median of the finite values (NaN when there are none).
+fn median(v: Vec<f64>) -> f64 {
+    vigil_testkit::load::median(v).unwrap_or(f64::NAN)
 }
 
 /// Runs the comparison: `rounds` rounds of `secs` seconds per server and request.

@@ -197,19 +197,10 @@ struct Report {
     http: Option<http::Report>,
 }
 
-/// (lowest, median, highest) of `v`; NaN when empty.
-fn spread(v: &[f64]) -> (f64, f64, f64) {
-    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    v.sort_by(f64::total_cmp);
-    match (v.first(), v.get(v.len() / 2), v.last()) {
-        (Some(lo), Some(med), Some(hi)) => (*lo, *med, *hi),
-        _ => (f64::NAN, f64::NAN, f64::NAN),
-    }
-}
-
 /// The plot: patch cost per request by patch count, then (with `--http`) requests/s and p99 of
 /// the gateway against nginx + ModSecurity + CRS and plain nginx.
 fn plot(r: &Report, args: &Args) -> String {
+    use vigil_testkit::load::spread;
     use vigil_testkit::plot::{Bar, HttpCase, Panel, http_panels, svg};
     let mut panels = vec![Panel {
         title: "virtual patches: ns per request, none matching (median; whisker: rounds)".into(),

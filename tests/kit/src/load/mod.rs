@@ -21,6 +21,24 @@ pub fn percentile_ms(sorted_us: &[u64], q: f64) -> f64 {
     sorted_us[i.min(sorted_us.len() - 1)] as f64 / 1000.0
 }
 
+/// (lowest, median, highest) of the finite values; NaNs when there are none.
+pub fn spread(v: &[f64]) -> (f64, f64, f64) {
+    let lo = v
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .fold(f64::INFINITY, f64::min);
+    let hi = v
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .fold(f64::NEG_INFINITY, f64::max);
+    match median(v.to_vec()) {
+        Some(m) => (lo, m, hi),
+        None => (f64::NAN, f64::NAN, f64::NAN),
+    }
+}
+
 /// The median of the finite values; `None` when there are none.
 pub fn median(mut v: Vec<f64>) -> Option<f64> {
     v.retain(|x| x.is_finite());
