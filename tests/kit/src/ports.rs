@@ -4,12 +4,15 @@ use std::hash::{BuildHasher, Hasher};
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
 /// A loopback port free right now (bound, then released), for a listener started next.
+///
+/// From below the kernel's ephemeral range, as [`free_port_pair`] explains: a port `bind(0)`
+/// handed out is one the kernel may give the next outgoing `connect()` of a load test running
+/// beside, before the listener binds it.
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("binding a loopback port")?;
-    Ok(listener.local_addr()?.port())
+    free_ports(1)
 }
 
 /// Two free consecutive loopback ports (`port`, `port + 1`), for swtpm's server and control
@@ -20,6 +23,11 @@ pub fn free_port() -> Result<u16> {
 /// load test has left thousands of connections in TIME_WAIT, `port + 1` of a `bind(0)` port is
 /// almost always taken.
 pub fn free_port_pair() -> Result<u16> {
+    free_ports(2)
+}
+
+/// The first of `n` consecutive loopback ports free right now, from below the ephemeral range.
+fn free_ports(n: u16) -> Result<u16> {
     const LOW: u64 = 10_000;
     const SPAN: u64 = 22_000;
     // RandomState is seeded per process and per instance: parallel tests start apart.
@@ -30,15 +38,13 @@ pub fn free_port_pair() -> Result<u16> {
         let Ok(port) = u16::try_from(LOW + seed.wrapping_add(i * 7919) % SPAN) else {
             continue;
         };
-        let Ok(_first) = TcpListener::bind(("127.0.0.1", port)) else {
-            continue;
-        };
-        if TcpListener::bind(("127.0.0.1", port + 1)).is_ok() {
+        let free = (0..n).all(|k| TcpListener::bind(("127.0.0.1", port + k)).is_ok());
+        if free {
             return Ok(port);
         }
     }
     bail!(
-        "no free pair of loopback ports between {LOW} and {}",
+        "no {n} free consecutive loopback ports between {LOW} and {}",
         LOW + SPAN
     )
 }
