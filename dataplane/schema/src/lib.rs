@@ -25,6 +25,7 @@ mod pattern;
 mod pattern_shape;
 mod prepass;
 mod shortcut;
+mod stream;
 mod tree;
 mod unique;
 mod uri;
@@ -50,6 +51,8 @@ use walk::Walker;
 pub struct Validator {
     tree: Tree,
     dialect: Dialect,
+    /// Every schema the root reaches can be checked by the fused pass (see `stream`).
+    fused: bool,
 }
 
 impl fmt::Debug for Validator {
@@ -81,7 +84,7 @@ impl Validator {
         options: &CompileOptions,
     ) -> Result<Validator, CompileError> {
         let tree = compile::compile_tree(document, pointer, dialect, options, &[])?;
-        Ok(Validator { tree, dialect })
+        Ok(Self::new(tree, dialect))
     }
 
     /// Compiles a schema whose `$ref`s may point into other documents, given as (absolute
@@ -94,7 +97,16 @@ impl Validator {
         resources: &[(&str, &serde_json::Value)],
     ) -> Result<Validator, CompileError> {
         let tree = compile::compile_tree(schema, "", dialect, options, resources)?;
-        Ok(Validator { tree, dialect })
+        Ok(Self::new(tree, dialect))
+    }
+
+    fn new(tree: Tree, dialect: Dialect) -> Self {
+        let fused = stream::streamable(&tree);
+        Validator {
+            tree,
+            dialect,
+            fused,
+        }
     }
 
     /// The dialect this validator was compiled for.
@@ -105,6 +117,33 @@ impl Validator {
     /// Validates a request body. simd-json unescapes strings in place, so the buffer is
     /// scratch afterwards.
     pub fn validate_bytes(&self, body: &mut [u8], limits: &Limits) -> Result<(), Rejection> {
+        if let Some(done) = self.validate_fused(body, limits) {
+            return done;
+        }
+        self.validate_bytes_by_tape(body, limits)
+    }
+
+    /// The fused pass alone (see `stream`): `None` when this schema or this body needs the
+    /// tape walk. For tests and benchmarks that compare the two paths.
+    #[doc(hidden)]
+    pub fn validate_fused(&self, body: &[u8], limits: &Limits) -> Option<Result<(), Rejection>> {
+        if !self.fused || body.len() > limits.max_body_bytes {
+            return None;
+        }
+        match stream::validate(&self.tree, body, limits) {
+            stream::Outcome::Done(r) => Some(r),
+            stream::Outcome::Fallback => None,
+        }
+    }
+
+    /// The tape walk alone: parse into a simd-json tape, check limits and duplicate keys, walk
+    /// the tape. For tests and benchmarks that compare the two paths.
+    #[doc(hidden)]
+    pub fn validate_bytes_by_tape(
+        &self,
+        body: &mut [u8],
+        limits: &Limits,
+    ) -> Result<(), Rejection> {
         bytes::with_tape(body, limits, |tape| {
             Walker::new(&self.tree, limits.max_errors, limits.depth()).run(TapeNode(tape))
         })
@@ -115,6 +154,9 @@ impl Validator {
     /// once). Same answers as [`Validator::validate_bytes`]; afterwards the vector has its
     /// original length and scratch content.
     pub fn validate_vec(&self, body: &mut Vec<u8>, limits: &Limits) -> Result<(), Rejection> {
+        if let Some(done) = self.validate_fused(body, limits) {
+            return done;
+        }
         bytes::with_owned_tape(body, limits, |tape| {
             Walker::new(&self.tree, limits.max_errors, limits.depth()).run(TapeNode(tape))
         })

@@ -229,7 +229,7 @@ pub(crate) enum KwKind {
 
 impl KwKind {
     /// Keywords that decide on the instance alone, without applying a subschema.
-    fn is_leaf(&self) -> bool {
+    pub(crate) fn is_leaf(&self) -> bool {
         matches!(
             self,
             KwKind::Type(_)

@@ -68,26 +68,7 @@ impl<'t, 'a> Walker<'t, 'a> {
     }
 
     fn pointer(&self) -> String {
-        let mut s = String::new();
-        for seg in &self.path {
-            s.push('/');
-            match seg {
-                Seg::Key(k) => {
-                    for c in k.chars() {
-                        match c {
-                            '~' => s.push_str("~0"),
-                            '/' => s.push_str("~1"),
-                            c => s.push(c),
-                        }
-                    }
-                }
-                Seg::Index(i) => s.push_str(&i.to_string()),
-            }
-            if s.len() > MAX_LOCATION_BYTES {
-                break;
-            }
-        }
-        cap_location(s)
+        pointer(&self.path)
     }
 
     #[cold]
@@ -347,7 +328,7 @@ impl<'t, 'a> Walker<'t, 'a> {
 /// walk values or text are in [`holds_by_value`], so this stays a small function with a small
 /// stack frame.
 #[inline]
-fn holds<'a, J: JsonNode<'a>>(kw: &Kw, inst: J, kind: Kind<'a>) -> bool {
+pub(crate) fn holds<'a, J: JsonNode<'a>>(kw: &Kw, inst: J, kind: Kind<'a>) -> bool {
     match (&kw.kind, kind) {
         (KwKind::Type(mask), k) => type_ok(*mask, k),
         (KwKind::Minimum { limit, exclusive }, Kind::Num(n)) => {
@@ -387,7 +368,7 @@ fn holds_by_value<'a, J: JsonNode<'a>>(kw: &Kw, inst: J, kind: Kind<'a>) -> bool
     }
 }
 
-fn type_ok(mask: u8, k: Kind<'_>) -> bool {
+pub(crate) fn type_ok(mask: u8, k: Kind<'_>) -> bool {
     let bit = match k {
         Kind::Null => ty::NULL,
         Kind::Bool(_) => ty::BOOL,
@@ -399,6 +380,30 @@ fn type_ok(mask: u8, k: Kind<'_>) -> bool {
         Kind::Object(_) => ty::OBJ,
     };
     mask & bit != 0
+}
+
+/// The JSON pointer of an instance location, cut to [`MAX_LOCATION_BYTES`].
+pub(crate) fn pointer(path: &[Seg<'_>]) -> String {
+    let mut s = String::new();
+    for seg in path {
+        s.push('/');
+        match seg {
+            Seg::Key(k) => {
+                for c in k.chars() {
+                    match c {
+                        '~' => s.push_str("~0"),
+                        '/' => s.push_str("~1"),
+                        c => s.push(c),
+                    }
+                }
+            }
+            Seg::Index(i) => s.push_str(&i.to_string()),
+        }
+        if s.len() > MAX_LOCATION_BYTES {
+            break;
+        }
+    }
+    cap_location(s)
 }
 
 /// Length in Unicode code points (JSON Schema counts code points, not bytes or UTF-16 units).

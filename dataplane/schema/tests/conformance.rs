@@ -1,5 +1,7 @@
 //! The official JSON-Schema-Test-Suite (drafts 4, 7 and 2020-12) against every validation path
-//! (bytes through simd-json, borrowed or owned, and `serde_json::Value`). Fetch the suite with
+//! (bytes through the fused pass or simd-json, borrowed or owned, and `serde_json::Value`). The
+//! fused pass must also give exactly the tape walk's answer, violations included, with room for
+//! one, two or the default number of violations. Fetch the suite with
 //! `scripts/fetch-test-data.sh`, or point `VIGIL_JSON_SCHEMA_SUITE` at a copy.
 //!
 //! Rules: every test whose group schema compiles must give the suite's answer; a group whose
@@ -70,6 +72,9 @@ struct Tally {
     passed: usize,
     skipped: BTreeMap<String, usize>,
     failures: Vec<String>,
+    /// Runs the fused pass decided, and runs it left to the tape walk.
+    fused: usize,
+    tape_only: usize,
 }
 
 fn run_file(
@@ -125,6 +130,27 @@ fn run_file(
                     ));
                 }
             }
+            // The fused pass, where it decides, reports exactly what the tape walk reports.
+            for max_errors in [1, 2, Limits::default().max_errors] {
+                let limits = Limits {
+                    max_errors,
+                    ..Limits::default()
+                };
+                let text = serde_json::to_vec(&t["data"]).unwrap();
+                let Some(fused) = validator.validate_fused(&text, &limits) else {
+                    tally.tape_only += 1;
+                    continue;
+                };
+                tally.fused += 1;
+                let by_tape = validator.validate_bytes_by_tape(&mut text.clone(), &limits);
+                if fused != by_tape {
+                    ok = false;
+                    tally.failures.push(format!(
+                        "{name} / {gdesc} / {tdesc}: fused pass (max_errors {max_errors}) says \
+                         {fused:?}, tape walk says {by_tape:?}"
+                    ));
+                }
+            }
             if ok {
                 tally.passed += 1;
             }
@@ -173,10 +199,13 @@ fn run_draft(draft: &str, dialect: Dialect) -> Tally {
         kws.push("none".to_string());
     }
     println!(
-        "conformance {draft}: {} passed, {skipped} skipped (unsupported: {}), {} failed",
+        "conformance {draft}: {} passed, {skipped} skipped (unsupported: {}), {} failed; \
+         fused pass decided {} runs, left {} to the tape walk",
         tally.passed,
         kws.join(", "),
-        tally.failures.len()
+        tally.failures.len(),
+        tally.fused,
+        tally.tape_only
     );
     for f in &tally.failures {
         println!("  FAIL {f}");
@@ -187,6 +216,12 @@ fn run_draft(draft: &str, dialect: Dialect) -> Tally {
 fn check(draft: &str, dialect: Dialect) {
     let t = run_draft(draft, dialect);
     assert!(t.passed > 0, "{draft}: nothing passed");
+    assert!(
+        t.fused > t.tape_only,
+        "{draft}: the fused pass decided only {} of {} runs",
+        t.fused,
+        t.fused + t.tape_only
+    );
     assert!(
         t.failures.is_empty(),
         "{draft}: {} conformance failure(s), listed above",
