@@ -51,8 +51,8 @@ use walk::Walker;
 pub struct Validator {
     tree: Tree,
     dialect: Dialect,
-    /// Every schema the root reaches can be checked by the fused pass (see `stream`).
-    fused: bool,
+    /// How the fused pass checks this tree, when it can (see `stream`).
+    fused: Option<stream::Plan>,
 }
 
 impl fmt::Debug for Validator {
@@ -101,7 +101,7 @@ impl Validator {
     }
 
     fn new(tree: Tree, dialect: Dialect) -> Self {
-        let fused = stream::streamable(&tree);
+        let fused = stream::plan(&tree);
         Validator {
             tree,
             dialect,
@@ -127,10 +127,11 @@ impl Validator {
     /// tape walk. For tests and benchmarks that compare the two paths.
     #[doc(hidden)]
     pub fn validate_fused(&self, body: &[u8], limits: &Limits) -> Option<Result<(), Rejection>> {
-        if !self.fused || body.len() > limits.max_body_bytes {
+        let plan = self.fused.as_ref()?;
+        if body.len() > limits.max_body_bytes {
             return None;
         }
-        match stream::validate(&self.tree, body, limits) {
+        match stream::validate(&self.tree, plan, body, limits) {
             stream::Outcome::Done(r) => Some(r),
             stream::Outcome::Fallback => None,
         }

@@ -2,7 +2,7 @@
 //! hostile-input limits, duplicate keys and the compiled schema together, without building a
 //! tape first.
 //!
-//! It takes schemas whose keywords each apply to one instance at a time (see [`streamable`]):
+//! It takes schemas whose keywords each apply to one instance at a time (see [`plan`]):
 //! type, bounds, lengths, patterns, formats, `enum`/`const` of scalars, `properties`,
 //! `additionalProperties`, `required`, `dependentRequired`, `items`/`prefixItems`, counts and
 //! `uniqueItems` of scalars. Anything it cannot decide exactly as the tape walk would (a parse
@@ -35,28 +35,55 @@ type R<T = ()> = Result<T, Bail>;
 /// duplicate-key check uses a hash set.
 const MAX_UNNAMED_KEYS: usize = 64;
 
-/// Whether every schema the fused pass can reach from the root uses only keywords it
-/// implements (the rest of the tree is never visited by it).
-pub(crate) fn streamable(tree: &Tree) -> bool {
+/// What the fused pass needs of one schema object, worked out once when the validator is
+/// built.
+#[derive(Debug, Default)]
+pub(crate) struct Node {
+    /// Positional element schemas, then (from this index on, this schema) for the rest.
+    prefix: Vec<Sid>,
+    rest: Option<(usize, Sid)>,
+    unique: bool,
+    /// Leaf keywords of `arr` before the element keywords are `arr[..arr_before]`, those after
+    /// `arr[arr_after..]`; the same for `obj` around the `Object` keyword.
+    arr_before: usize,
+    arr_after: usize,
+    obj_before: usize,
+    obj_after: usize,
+    /// Index of the `Object` keyword in `obj`.
+    object: Option<usize>,
+}
+
+/// The fused pass's view of a tree: a [`Node`] per schema object it can reach.
+#[derive(Debug)]
+pub(crate) struct Plan {
+    nodes: Vec<Option<Node>>,
+}
+
+/// The plan for `tree`, or `None` when some schema the fused pass can reach from the root uses a
+/// keyword it does not implement (the rest of the tree is never visited by it).
+pub(crate) fn plan(tree: &Tree) -> Option<Plan> {
     if tree.dynamic {
-        return false;
+        return None;
     }
+    let mut nodes: Vec<Option<Node>> = Vec::new();
+    nodes.resize_with(tree.schemas.len(), || None);
     let mut seen = vec![false; tree.schemas.len()];
     let mut stack = vec![tree.root];
     while let Some(s) = stack.pop() {
         match seen.get_mut(s) {
             Some(v) if !*v => *v = true,
             Some(_) => continue,
-            None => return false,
+            None => return None,
         }
         let Some(Schema::Obj(o)) = tree.schemas.get(s) else {
             continue;
         };
-        if !object_streamable(o, &mut stack) {
-            return false;
+        let node = object_plan(o, &mut stack)?;
+        if let Some(slot) = nodes.get_mut(s) {
+            *slot = Some(node);
         }
     }
-    true
+    Some(Plan { nodes })
 }
 
 fn scalar_value(v: &serde_json::Value) -> bool {
@@ -66,9 +93,9 @@ fn scalar_value(v: &serde_json::Value) -> bool {
     )
 }
 
-fn object_streamable(o: &SchemaObj, next: &mut Vec<Sid>) -> bool {
+fn object_plan(o: &SchemaObj, next: &mut Vec<Sid>) -> Option<Node> {
     if o.unevaluated.is_some() {
-        return false;
+        return None;
     }
     let any_ok = o.any.iter().all(|k| match &k.kind {
         KwKind::Enum(vals) => vals.iter().all(scalar_value),
@@ -76,74 +103,105 @@ fn object_streamable(o: &SchemaObj, next: &mut Vec<Sid>) -> bool {
         _ => false,
     });
     if !any_ok || !o.num.iter().chain(&o.str).all(|k| k.kind.is_leaf()) {
-        return false;
+        return None;
     }
+    let mut node = Node::default();
     // Array keywords: leaves, then the element schemas (prefix before the rest, disjoint), then
     // leaves; a leaf between two element keywords would need its report between theirs.
-    let mut prefix_len = None;
-    let mut items_skip = None;
+    let mut prefixed = false;
     for k in &o.arr {
         match &k.kind {
-            KwKind::PrefixItems(v) if prefix_len.is_none() && items_skip.is_none() => {
-                prefix_len = Some(v.len());
+            KwKind::PrefixItems(v) if !prefixed && node.rest.is_none() => {
+                prefixed = true;
+                node.prefix.clone_from(v);
                 next.extend(v);
             }
-            KwKind::Items { skip, schema } if items_skip.is_none() => {
-                items_skip = Some(*skip);
+            KwKind::Items { skip, schema } if node.rest.is_none() => {
+                node.rest = Some((*skip, *schema));
                 next.push(*schema);
             }
-            KwKind::MinItems(_) | KwKind::MaxItems(_) | KwKind::UniqueItems => {}
-            _ => return false,
+            KwKind::UniqueItems => node.unique = true,
+            KwKind::MinItems(_) | KwKind::MaxItems(_) => {}
+            _ => return None,
         }
     }
-    if let (Some(p), Some(s)) = (prefix_len, items_skip)
-        && p > s
-    {
-        return false;
+    if node.rest.is_some_and(|(skip, _)| node.prefix.len() > skip) {
+        return None;
     }
-    if children_span(&o.arr).is_none() {
-        return false;
-    }
-    let mut objects = 0;
-    for k in &o.obj {
+    (node.arr_before, node.arr_after) = children_span(&o.arr)?;
+    for (i, k) in o.obj.iter().enumerate() {
         match &k.kind {
             KwKind::MinProperties(_) | KwKind::MaxProperties(_) => {}
             KwKind::Object(ok)
-                if ok.patterns.is_empty()
+                if node.object.is_none()
+                    && ok.patterns.is_empty()
                     && ok.property_names.is_none()
                     && ok.dep_schemas.is_empty()
                     && ok.props.len() <= 64 =>
             {
-                objects += 1;
+                node.object = Some(i);
                 next.extend(ok.props.iter().flatten());
                 if let Some((a, _)) = &ok.additional {
                     next.push(*a);
                 }
             }
-            _ => return false,
+            _ => return None,
         }
     }
-    objects <= 1
+    (node.obj_before, node.obj_after) = children_span(&o.obj)?;
+    Some(node)
 }
 
-/// Positions of the first and last keyword that applies subschemas to elements or members, or
-/// `Some(None)` when there is none; `None` when a leaf keyword lies between two of them.
-fn children_span(list: &[Kw]) -> Option<Option<(usize, usize)>> {
+/// The leaf keywords before the child keywords are `list[..b]`, those after `list[a..]`; with
+/// no child keyword every keyword counts as before. `None` when a leaf keyword lies between two
+/// child keywords.
+fn children_span(list: &[Kw]) -> Option<(usize, usize)> {
     let is_child = |k: &Kw| {
         matches!(
             k.kind,
             KwKind::PrefixItems(_) | KwKind::Items { .. } | KwKind::Object(_)
         )
     };
-    let first = list.iter().position(is_child);
-    let last = list.iter().rposition(is_child);
-    match (first, last) {
+    match (
+        list.iter().position(is_child),
+        list.iter().rposition(is_child),
+    ) {
         (Some(f), Some(l)) => list
             .get(f..=l)
             .is_some_and(|s| s.iter().all(is_child))
-            .then_some(Some((f, l))),
-        _ => Some(None),
+            .then_some((f, l + 1)),
+        _ => Some((list.len(), list.len())),
     }
+}
+
+/// Whether a scalar meets every keyword of a schema whose keywords are all leaves.
+#[inline]
+fn passes(o: &SchemaObj, kind: Kind<'_>) -> bool {
+    if let Some((mask, _)) = &o.ty
+        && !type_ok(*mask, kind)
+    {
+        return false;
+    }
+    let node = Flat::Leaf(kind);
+    for kw in o.for_kind(kind) {
+        if !holds(kw, node, kind) {
+            return false;
+        }
+    }
+    for kw in &o.any {
+        if !holds(kw, node, kind) {
+            return false;
+        }
+    }
+    true
+}
+
+/// `(list[..before], list[after..])`.
+fn split(list: &[Kw], before: usize, after: usize) -> (&[Kw], &[Kw]) {
+    (
+        list.get(..before).unwrap_or(&[]),
+        list.get(after..).unwrap_or(&[]),
+    )
 }
 
 /// A scalar, or an array of scalars collected for `uniqueItems`, as a node the walk's keyword
@@ -184,13 +242,14 @@ impl<'x> JsonNode<'x> for Flat<'x> {
 }
 
 /// Runs the fused pass over `body` (already within the body-size limit).
-pub(crate) fn validate(tree: &Tree, body: &[u8], limits: &Limits) -> Outcome {
+pub(crate) fn validate(tree: &Tree, plan: &Plan, body: &[u8], limits: &Limits) -> Outcome {
     let Ok(src) = std::str::from_utf8(body) else {
         return Outcome::Fallback;
     };
     let max_errors = limits.max_errors.max(1);
     let mut s = Stream {
         tree,
+        plan,
         src,
         b: body,
         pos: 0,
@@ -208,7 +267,7 @@ pub(crate) fn validate(tree: &Tree, body: &[u8], limits: &Limits) -> Outcome {
         uniq: Vec::new(),
         scratch: String::new(),
     };
-    let run = s.value(Some(tree.root)).and_then(|_| {
+    let run = s.value(Some(tree.root), None).and_then(|_| {
         s.ws();
         if s.pos == s.b.len() {
             Ok(())
@@ -231,6 +290,7 @@ pub(crate) fn validate(tree: &Tree, body: &[u8], limits: &Limits) -> Outcome {
 
 struct Stream<'t, 'a> {
     tree: &'t Tree,
+    plan: &'t Plan,
     src: &'a str,
     b: &'a [u8],
     pos: usize,
@@ -301,21 +361,29 @@ impl<'t, 'a> Stream<'t, 'a> {
 
     /// Reads one value against schema `sid` (`None`: nothing constrains it). Returns the
     /// value's kind when it is a scalar whose text lives in the body (for `uniqueItems`).
-    fn value(&mut self, sid: Option<Sid>) -> R<Option<Kind<'a>>> {
+    /// `seg` is the value's step from its parent (none for the root): pushed onto the path
+    /// for a container, and for a scalar only when it has something to report.
+    fn value(&mut self, sid: Option<Sid>, seg: Option<Seg<'a>>) -> R<Option<Kind<'a>>> {
         self.ws();
         let kind = match self.peek() {
-            Some(b'{') => {
-                self.object(sid)?;
-                return Ok(None);
-            }
-            Some(b'[') => {
-                self.array(sid)?;
+            Some(open @ (b'{' | b'[')) => {
+                if let Some(seg) = seg {
+                    self.path.push(seg);
+                }
+                if open == b'{' {
+                    self.object(sid)?;
+                } else {
+                    self.array(sid)?;
+                }
+                if seg.is_some() {
+                    self.path.pop();
+                }
                 return Ok(None);
             }
             Some(b'"') => {
                 let raw = self.string()?;
                 if raw.escaped {
-                    self.escaped_scalar(sid, raw)?;
+                    self.escaped_scalar(sid, raw, seg)?;
                     return Ok(None);
                 }
                 Kind::Str(self.src.get(raw.start..raw.end).ok_or(Bail)?)
@@ -335,7 +403,7 @@ impl<'t, 'a> Stream<'t, 'a> {
             Some(b'-' | b'0'..=b'9') => Kind::Num(self.number()?),
             _ => return Err(Bail),
         };
-        self.scalar(sid, kind);
+        self.scalar(sid, kind, seg);
         Ok(Some(kind))
     }
 
@@ -435,13 +503,13 @@ impl<'t, 'a> Stream<'t, 'a> {
     }
 
     /// A string with escapes: decoded only when a schema looks at it.
-    fn escaped_scalar(&mut self, sid: Option<Sid>, raw: RawStr) -> R {
+    fn escaped_scalar(&mut self, sid: Option<Sid>, raw: RawStr, seg: Option<Seg<'a>>) -> R {
         match self.schema(sid) {
             None | Some(Schema::Bool(true)) => Ok(()),
             Some(_) => {
                 self.unescape(raw)?;
                 let text = std::mem::take(&mut self.scratch);
-                self.scalar(sid, Kind::Str(&text));
+                self.scalar(sid, Kind::Str(&text), seg);
                 self.scratch = text;
                 Ok(())
             }
@@ -583,26 +651,29 @@ impl<'t, 'a> Stream<'t, 'a> {
     /// A scalar against its schema: `readOnly`, `type`, the keywords of its type, then those
     /// for every type, as the walk orders them.
     #[inline]
-    fn scalar(&mut self, sid: Option<Sid>, kind: Kind<'_>) {
-        let o = match self.schema(sid) {
-            None | Some(Schema::Bool(true)) => return,
-            Some(Schema::Obj(o)) => o,
-            Some(Schema::Bool(false)) => return self.record_false(sid),
-        };
-        let node = Flat::Leaf(kind);
-        if o.pure_leaf
-            && o.ty.as_ref().is_none_or(|(mask, _)| type_ok(*mask, kind))
-            && o.for_kind(kind)
-                .iter()
-                .chain(&o.any)
-                .all(|kw| holds(kw, node, kind))
-        {
-            return;
+    fn scalar(&mut self, sid: Option<Sid>, kind: Kind<'_>, seg: Option<Seg<'a>>) {
+        match self.schema(sid) {
+            None | Some(Schema::Bool(true)) => {}
+            Some(Schema::Obj(o)) if o.pure_leaf && passes(o, kind) => {}
+            _ => self.scalar_slow(sid, kind, seg),
         }
-        self.scalar_report(o, kind);
     }
 
     #[inline(never)]
+    fn scalar_slow(&mut self, sid: Option<Sid>, kind: Kind<'_>, seg: Option<Seg<'a>>) {
+        if let Some(seg) = seg {
+            self.path.push(seg);
+        }
+        match self.schema(sid) {
+            Some(Schema::Obj(o)) => self.scalar_report(o, kind),
+            Some(Schema::Bool(false)) => self.record_false(sid),
+            _ => {}
+        }
+        if seg.is_some() {
+            self.path.pop();
+        }
+    }
+
     fn scalar_report(&mut self, o: &'t SchemaObj, kind: Kind<'_>) {
         self.head(o, kind);
         let node = Flat::Leaf(kind);
@@ -627,11 +698,13 @@ impl<'t, 'a> Stream<'t, 'a> {
 
     /// The schema object a container is checked against, after recording what is decided at
     /// its start (`false`, `readOnly`, `type`).
-    fn open(&mut self, sid: Option<Sid>, kind: Kind<'_>) -> Option<&'t SchemaObj> {
+    fn open(&mut self, sid: Option<Sid>, kind: Kind<'_>) -> Option<(&'t SchemaObj, &'t Node)> {
         match self.schema(sid) {
             Some(Schema::Obj(o)) => {
                 self.head(o, kind);
-                Some(o)
+                let plan = self.plan;
+                sid.and_then(|s| plan.nodes.get(s)?.as_ref())
+                    .map(|n| (o, n))
             }
             Some(Schema::Bool(false)) => {
                 self.record_false(sid);
@@ -642,24 +715,16 @@ impl<'t, 'a> Stream<'t, 'a> {
     }
 
     /// After a container's children: the leaf keywords of its type listed before the child
-    /// keywords go where the children's reports began (`at`), those after and those for every
-    /// type at the end.
+    /// keywords (`before`) go where the children's reports began (`at`), those after (`after`)
+    /// and those for every type at the end.
     fn close(
         &mut self,
         o: &'t SchemaObj,
-        list: &'t [Kw],
+        (before, after): (&'t [Kw], &'t [Kw]),
         kind: Kind<'_>,
         node: Flat<'_>,
         at: usize,
     ) {
-        let span = children_span(list).flatten();
-        let (before, after) = match span {
-            Some((f, l)) => (
-                list.get(..f).unwrap_or(&[]),
-                list.get(l + 1..).unwrap_or(&[]),
-            ),
-            None => (list, &[][..]),
-        };
         for kw in after.iter().chain(&o.any) {
             if !holds(kw, node, kind) {
                 self.record(Reason::SchemaViolation, kw.name, &kw.loc);
@@ -684,17 +749,10 @@ impl<'t, 'a> Stream<'t, 'a> {
         self.enter()?;
         let o = self.open(sid, Kind::Array(0));
         let at = self.errors.len();
-        let (mut prefix, mut rest, mut unique) = (&[][..], None, false);
-        if let Some(o) = o {
-            for kw in &o.arr {
-                match &kw.kind {
-                    KwKind::PrefixItems(v) => prefix = v.as_slice(),
-                    KwKind::Items { skip, schema } => rest = Some((*skip, *schema)),
-                    KwKind::UniqueItems => unique = true,
-                    _ => {}
-                }
-            }
-        }
+        let (prefix, rest, unique) = match o {
+            Some((_, node)) => (node.prefix.as_slice(), node.rest, node.unique),
+            None => (&[][..], None, false),
+        };
         let base = self.uniq.len();
         let mut n = 0usize;
         self.ws();
@@ -709,9 +767,7 @@ impl<'t, 'a> Stream<'t, 'a> {
                     .get(n)
                     .copied()
                     .or_else(|| rest.filter(|(skip, _)| n >= *skip).map(|(_, s)| s));
-                self.path.push(Seg::Index(n));
-                let kind = self.value(child)?;
-                self.path.pop();
+                let kind = self.value(child, Some(Seg::Index(n)))?;
                 if unique {
                     self.uniq.push(kind.ok_or(Bail)?);
                 }
@@ -728,10 +784,11 @@ impl<'t, 'a> Stream<'t, 'a> {
             }
         }
         self.depth -= 1;
-        if let Some(o) = o {
+        if let Some((o, plan)) = o {
             let items = std::mem::take(&mut self.uniq);
             let node = Flat::Items(items.get(base..).unwrap_or(&[]));
-            self.close(o, &o.arr, Kind::Array(n), node, at);
+            let lists = split(&o.arr, plan.arr_before, plan.arr_after);
+            self.close(o, lists, Kind::Array(n), node, at);
             self.uniq = items;
             self.uniq.truncate(base);
         }
@@ -742,12 +799,11 @@ impl<'t, 'a> Stream<'t, 'a> {
         self.enter()?;
         let o = self.open(sid, Kind::Object(0));
         let at = self.errors.len();
-        let props: Option<&'t ObjectKw> = o.and_then(|o| {
-            o.obj.iter().find_map(|k| match &k.kind {
+        let props: Option<&'t ObjectKw> =
+            o.and_then(|(o, plan)| match &o.obj.get(plan.object?)?.kind {
                 KwKind::Object(p) => Some(&**p),
                 _ => None,
-            })
-        });
+            });
         let base = self.keys.len();
         let mut seen = 0u64;
         let mut n = 0usize;
@@ -798,9 +854,7 @@ impl<'t, 'a> Stream<'t, 'a> {
                         }
                     }
                 }
-                self.path.push(Seg::Key(key));
-                self.value(child)?;
-                self.path.pop();
+                self.value(child, Some(Seg::Key(key)))?;
                 n += 1;
                 self.ws();
                 match self.peek() {
@@ -815,7 +869,7 @@ impl<'t, 'a> Stream<'t, 'a> {
         }
         self.keys.truncate(base);
         self.depth -= 1;
-        if let Some(o) = o {
+        if let Some((o, plan)) = o {
             if let Some(p) = props {
                 let has = |s: &u32| seen & 1u64.checked_shl(*s).unwrap_or(0) != 0;
                 if !p.required.iter().all(has) {
@@ -831,7 +885,8 @@ impl<'t, 'a> Stream<'t, 'a> {
                     }
                 }
             }
-            self.close(o, &o.obj, Kind::Object(n), Flat::Leaf(Kind::Object(n)), at);
+            let lists = split(&o.obj, plan.obj_before, plan.obj_after);
+            self.close(o, lists, Kind::Object(n), Flat::Leaf(Kind::Object(n)), at);
         }
         Ok(())
     }
@@ -1119,7 +1174,10 @@ mod tests {
             ..CompileOptions::default()
         };
         let v = Validator::compile(&schema(), Dialect::Draft2020_12, &opts).unwrap();
-        assert!(v.fused, "the test schema must be one the fused pass takes");
+        assert!(
+            v.fused.is_some(),
+            "the test schema must be one the fused pass takes"
+        );
         let mut r = Lcg(7);
         let (mut decided, mut rejected, mut total) = (0, 0, 0);
         for round in 0..6000 {
@@ -1186,14 +1244,14 @@ mod tests {
         ] {
             let v =
                 Validator::compile(&s, Dialect::Draft2020_12, &CompileOptions::default()).unwrap();
-            assert!(!v.fused, "{s}");
+            assert!(v.fused.is_none(), "{s}");
             assert!(v.validate_fused(b"{}", &Limits::default()).is_none());
         }
         let plain = json!({"properties": {"a": {"$ref": "#/$defs/x"}},
                            "$defs": {"x": {"type": "integer"}}});
         let v =
             Validator::compile(&plain, Dialect::Draft2020_12, &CompileOptions::default()).unwrap();
-        assert!(v.fused);
+        assert!(v.fused.is_some());
         assert_eq!(
             v.validate_fused(br#"{"a": "s"}"#, &Limits::default())
                 .unwrap()
