@@ -51,6 +51,44 @@ pub(crate) struct Node {
     obj_after: usize,
     /// Index of the `Object` keyword in `obj`.
     object: Option<usize>,
+    /// The property names that can be compared as raw bytes (see [`RawKey`]).
+    keys: Vec<RawKey>,
+}
+
+/// A property name of at most 15 bytes with no byte JSON would escape: the name followed by the
+/// closing quote, as two little-endian words and the masks that keep only those bytes.
+#[derive(Debug)]
+struct RawKey {
+    want: [u64; 2],
+    mask: [u64; 2],
+    len: u8,
+    slot: u32,
+}
+
+impl RawKey {
+    fn new(name: &str, slot: u32) -> Option<RawKey> {
+        let b = name.as_bytes();
+        if b.len() > 15 || b.iter().any(|c| *c < 0x20 || *c == b'"' || *c == b'\\') {
+            return None;
+        }
+        let mut want = [0u8; 16];
+        let mut mask = [0u8; 16];
+        for (i, c) in b.iter().chain(std::iter::once(&b'"')).enumerate() {
+            *want.get_mut(i)? = *c;
+            *mask.get_mut(i)? = 0xFF;
+        }
+        let word = |a: &[u8; 16], half: usize| {
+            a.get(half * 8..half * 8 + 8)
+                .and_then(|h| h.first_chunk::<8>())
+                .map_or(0, |h| u64::from_le_bytes(*h))
+        };
+        Some(RawKey {
+            want: [word(&want, 0), word(&want, 1)],
+            mask: [word(&mask, 0), word(&mask, 1)],
+            len: u8::try_from(b.len()).ok()?,
+            slot,
+        })
+    }
 }
 
 /// The fused pass's view of a tree: a [`Node`] per schema object it can reach.
@@ -140,6 +178,11 @@ fn object_plan(o: &SchemaObj, next: &mut Vec<Sid>) -> Option<Node> {
                     && ok.props.len() <= 64 =>
             {
                 node.object = Some(i);
+                node.keys = ok
+                    .names
+                    .entries()
+                    .filter_map(|(name, slot)| RawKey::new(name, slot))
+                    .collect();
                 next.extend(ok.props.iter().flatten());
                 if let Some((a, _)) = &ok.additional {
                     next.push(*a);
@@ -819,17 +862,22 @@ impl<'t, 'a> Stream<'t, 'a> {
                 if self.peek() != Some(b'"') {
                     return Err(Bail);
                 }
-                let raw = self.string()?;
-                if raw.escaped {
-                    return Err(Bail);
-                }
-                let key = self.src.get(raw.start..raw.end).ok_or(Bail)?;
+                let (key, slot) = match o.and_then(|(_, plan)| self.known_key(plan)) {
+                    Some(found) => found,
+                    None => {
+                        let raw = self.string()?;
+                        if raw.escaped {
+                            return Err(Bail);
+                        }
+                        let key = self.src.get(raw.start..raw.end).ok_or(Bail)?;
+                        (key, props.and_then(|p| p.names.get(key)))
+                    }
+                };
                 self.ws();
                 if self.peek() != Some(b':') {
                     return Err(Bail);
                 }
                 self.pos += 1;
-                let slot = props.and_then(|p| p.names.get(key));
                 match slot {
                     Some(s) => {
                         let bit = 1u64.checked_shl(s).ok_or(Bail)?;
@@ -889,6 +937,28 @@ impl<'t, 'a> Stream<'t, 'a> {
             self.close(o, lists, Kind::Object(n), Flat::Leaf(Kind::Object(n)), at);
         }
         Ok(())
+    }
+
+    /// A key at the cursor that is one of the object's property names, compared as raw bytes
+    /// (the name, then the closing quote) against the plan's table: no scan for the quote, no
+    /// lookup. Moves past the key.
+    #[inline]
+    fn known_key(&mut self, plan: &Node) -> Option<(&'a str, Option<u32>)> {
+        let start = self.pos + 1;
+        let raw = self.b.get(start..start + 16)?;
+        let w0 = u64::from_le_bytes(*raw.first_chunk::<8>()?);
+        let w1 = u64::from_le_bytes(*raw.last_chunk::<8>()?);
+        let k = plan
+            .keys
+            .iter()
+            .find(|k| w0 & k.mask[0] == k.want[0] && w1 & k.mask[1] == k.want[1])?;
+        let len = usize::from(k.len);
+        if len > self.max_string {
+            return None;
+        }
+        let key = self.src.get(start..start + len)?;
+        self.pos = start + len + 1;
+        Some((key, Some(k.slot)))
     }
 
     /// Refuses (to the tape walk) a key no schema slot took that this object already had.

@@ -317,6 +317,14 @@ impl NameTable {
         }
     }
 
+    /// Every (name, slot).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.small
+            .iter()
+            .map(|(_, _, k, s)| (&**k, *s))
+            .chain(self.map.iter().map(|(k, s)| (&**k, *s)))
+    }
+
     fn insert(&mut self, name: &str, slot: u32) {
         if self.map.is_empty() && self.small.len() < SMALL_TABLE {
             self.small
