@@ -788,6 +788,7 @@ impl<'t, 'a> Stream<'t, 'a> {
         }
     }
 
+    #[inline(never)]
     fn array(&mut self, sid: Option<Sid>) -> R {
         self.enter()?;
         let o = self.open(sid, Kind::Array(0));
@@ -838,6 +839,7 @@ impl<'t, 'a> Stream<'t, 'a> {
         Ok(())
     }
 
+    #[inline(never)]
     fn object(&mut self, sid: Option<Sid>) -> R {
         self.enter()?;
         let o = self.open(sid, Kind::Object(0));

@@ -26,6 +26,11 @@ pub struct Case {
     pub bytes: usize,
     pub valid: bool,
     pub vigil: Figures,
+    /// Whether Vigil's fused pass decided this payload (otherwise the tape walk did).
+    pub fused: bool,
+    /// Vigil's tape walk alone (simd-json tape, prepass, compiled walk): the path of a body the
+    /// fused pass leaves to it, and of every body before the fused pass existed.
+    pub vigil_tape_walk: Figures,
     pub serde_json_jsonschema: Figures,
     /// Peer time / Vigil time.
     pub speedup: f64,
@@ -137,7 +142,12 @@ fn vigil_validator() -> Result<Validator> {
 
 /// Runs only Vigil's validator on one payload (`64KiB-valid`) for `budget`, or exactly
 /// `iterations` times: a loop for a profiler to look at.
-pub fn profile(name: &str, budget: Duration, iterations: Option<u64>) -> Result<Figures> {
+pub fn profile(
+    name: &str,
+    budget: Duration,
+    iterations: Option<u64>,
+    tape_walk: bool,
+) -> Result<Figures> {
     let vigil = vigil_validator()?;
     let (label, kind) = name.split_once('-').unwrap_or((name, "valid"));
     let Some((_, size)) = SIZES.iter().find(|(l, _)| *l == label) else {
@@ -153,7 +163,12 @@ pub fn profile(name: &str, budget: Duration, iterations: Option<u64>) -> Result<
     Ok(measure(body.len(), budget, max, &mut || {
         buf.clear();
         buf.extend_from_slice(&body);
-        std::hint::black_box(vigil.validate_vec(&mut buf, &limits).is_ok());
+        let r = if tape_walk {
+            vigil.validate_bytes_by_tape(&mut buf, &limits)
+        } else {
+            vigil.validate_vec(&mut buf, &limits)
+        };
+        std::hint::black_box(r.is_ok());
     }))
 }
 
@@ -204,6 +219,14 @@ pub fn run(budget: Duration) -> Result<Report> {
                 std::hint::black_box(ok.is_ok());
             };
             let (v, p) = measure_pair(body.len(), budget, &mut ours, &mut theirs);
+            let fused = vigil.validate_fused(&body, &limits).is_some();
+            let mut walk = || {
+                buf.clear();
+                buf.extend_from_slice(&body);
+                let r = vigil.validate_bytes_by_tape(&mut buf, &limits);
+                std::hint::black_box(r.is_ok());
+            };
+            let (w, _) = measure_pair(body.len(), budget / 2, &mut walk, &mut || {});
             let mut buffers = simd_json::Buffers::new(body.len());
             let mut tape_store = simd_json::Tape(Vec::new());
             let mut tape_only = || {
@@ -230,6 +253,8 @@ pub fn run(budget: Duration) -> Result<Report> {
                 bytes: body.len(),
                 valid,
                 vigil: v,
+                fused,
+                vigil_tape_walk: w,
                 serde_json_jsonschema: p,
                 speedup,
             });
@@ -267,32 +292,40 @@ pub fn run(budget: Duration) -> Result<Report> {
 /// A small fixed-width table of the report.
 pub fn table(r: &Report) -> String {
     let mut s = format!(
-        "{:<14} {:>8} {:>10} {:>9} {:>10} {:>9} {:>8} | {:>11} {:>11}\n",
+        "{:<14} {:>8} {:>10} {:>9} {:>5} {:>10} {:>9} {:>8} | {:>9} {:>11} {:>11}\n",
         "payload",
         "bytes",
         "vigil ns",
         "vigil MB/s",
+        "fused",
         "peer ns",
         "peer MB/s",
         "speedup",
+        "walk MB/s",
         "tape MB/s",
         "serde MB/s"
     );
     for c in &r.cases {
         s.push_str(&format!(
-            "{:<14} {:>8} {:>10.0} {:>9.1} {:>10.0} {:>9.1} {:>7.2}x | {:>11.1} {:>11.1}\n",
+            "{:<14} {:>8} {:>10.0} {:>9.1} {:>5} {:>10.0} {:>9.1} {:>7.2}x | {:>9.1} {:>11.1} {:>11.1}\n",
             c.name,
             c.bytes,
             c.vigil.ns_per_request,
             c.vigil.mb_per_s,
+            if c.fused { "yes" } else { "no" },
             c.serde_json_jsonschema.ns_per_request,
             c.serde_json_jsonschema.mb_per_s,
             c.speedup,
+            c.vigil_tape_walk.mb_per_s,
             c.parse_only.simd_json_tape.mb_per_s,
             c.parse_only.serde_json_value.mb_per_s,
         ));
     }
-    s.push_str("(tape / serde: parsing alone, the floor under each side)\n");
+    s.push_str(
+        "(fused: Vigil's one-pass parse and validation decided the payload; walk: Vigil's \
+         simd-json tape + walk, the path of bodies the fused pass leaves to it; tape / serde: \
+         parsing alone)\n",
+    );
     s
 }
 
@@ -320,8 +353,17 @@ mod tests {
                 v.validate_bytes(&mut good.clone(), &Limits::default())
                     .is_ok()
             );
-            let mut bad = payload::order(size, false);
-            let r = v.validate_bytes(&mut bad, &Limits::default()).unwrap_err();
+            // The fused pass decides both, as the tape walk would.
+            let bad = payload::order(size, false);
+            let limits = Limits::default();
+            assert_eq!(v.validate_fused(&good, &limits), Some(Ok(())));
+            assert_eq!(
+                v.validate_fused(&bad, &limits),
+                Some(v.validate_bytes_by_tape(&mut bad.clone(), &limits))
+            );
+            let r = v
+                .validate_bytes(&mut bad.clone(), &Limits::default())
+                .unwrap_err();
             assert_eq!(r.violations[0].keyword, "minimum");
             assert!(r.violations[0].instance_location.ends_with("/qty"));
         }

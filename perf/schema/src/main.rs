@@ -27,6 +27,10 @@ struct Args {
     /// instruction counts that do not depend on the machine's load).
     #[arg(long)]
     iterations: Option<u64>,
+    /// With `--profile`: run the tape walk (simd-json tape, prepass, walk) instead of the
+    /// validator's usual path, which is the fused pass where it applies.
+    #[arg(long)]
+    tape_walk: bool,
 }
 
 fn seconds(text: &str) -> Result<f64, String> {
@@ -44,12 +48,18 @@ fn main() -> Result<()> {
         out,
         profile,
         iterations,
+        tape_walk,
     } = Args::parse();
     if cfg!(debug_assertions) {
         eprintln!("warning: debug build; run with --release for meaningful figures");
     }
     if let Some(name) = profile {
-        let f = vigil_perf_schema::profile(&name, Duration::from_secs_f64(seconds), iterations)?;
+        let f = vigil_perf_schema::profile(
+            &name,
+            Duration::from_secs_f64(seconds),
+            iterations,
+            tape_walk,
+        )?;
         println!(
             "{name}: vigil {:.1} MB/s, {:.0} ns",
             f.mb_per_s, f.ns_per_request
