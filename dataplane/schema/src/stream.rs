@@ -388,6 +388,10 @@ const POW10: [f64; 23] = [
 impl<'t, 'a> Stream<'t, 'a> {
     #[inline]
     fn ws(&mut self) {
+        // Compact JSON has none: one compare decides.
+        if self.b.get(self.pos).is_some_and(|c| *c > b' ') {
+            return;
+        }
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.b.get(self.pos) {
             self.pos += 1;
         }
@@ -571,22 +575,38 @@ impl<'t, 'a> Stream<'t, 'a> {
             i += 1;
         }
         let mut mantissa: u64 = 0;
-        let mut digits = 0usize;
+        let int_start = i;
         match b.get(i) {
             Some(b'0') => i += 1,
             Some(b'1'..=b'9') => {
-                while let Some(d @ b'0'..=b'9') = b.get(i).copied() {
-                    mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d - b'0'));
-                    digits += 1;
+                while let Some(d) = b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+                    mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
                     i += 1;
                 }
             }
             _ => return Err(Bail),
         }
-        let mut float = false;
+        // Significant digits so far (a lone leading zero is none; the count, not the mantissa,
+        // decides, since a long run of digits can wrap the mantissa to anything).
+        let mut digits = if b.get(int_start) == Some(&b'0') {
+            0
+        } else {
+            i - int_start
+        };
+        if !matches!(b.get(i), Some(b'.' | b'e' | b'E')) {
+            // An integer, the common case.
+            self.pos = i;
+            if digits > 19 {
+                return Err(Bail);
+            }
+            return Ok(if neg {
+                Num::I(0i64.checked_sub_unsigned(mantissa).ok_or(Bail)?)
+            } else {
+                Num::U(mantissa)
+            });
+        }
         let mut exp10: i64 = 0;
         if b.get(i) == Some(&b'.') {
-            float = true;
             i += 1;
             let first = i;
             while let Some(d @ b'0'..=b'9') = b.get(i).copied() {
@@ -602,7 +622,6 @@ impl<'t, 'a> Stream<'t, 'a> {
             }
         }
         if let Some(b'e' | b'E') = b.get(i) {
-            float = true;
             i += 1;
             let eneg = match b.get(i) {
                 Some(b'-') => {
@@ -630,13 +649,6 @@ impl<'t, 'a> Stream<'t, 'a> {
         // 19 significant digits always fit a u64; longer numbers are left to the tape parser.
         if digits > 19 {
             return Err(Bail);
-        }
-        if !float {
-            return Ok(if neg {
-                Num::I(0i64.checked_sub_unsigned(mantissa).ok_or(Bail)?)
-            } else {
-                Num::U(mantissa)
-            });
         }
         let f = if mantissa < (1 << 53) && (-22..=22).contains(&exp10) {
             // Exact mantissa and power of ten: one correctly rounded operation.
@@ -1088,6 +1100,8 @@ mod tests {
     const ODD: &[&str] = &[
         "1e-400",
         "1e400",
+        // 10^64 wraps a u64 to exactly zero.
+        "10000000000000000000000000000000000000000000000000000000000000000",
         "18446744073709551616",
         "-9223372036854775809",
         "123456789012345678901",
@@ -1301,6 +1315,35 @@ mod tests {
             rejected > decided / 5 && rejected < decided * 9 / 10,
             "{rejected} of {decided}"
         );
+    }
+
+    #[test]
+    fn numbers_the_tape_parser_cannot_hold_go_to_the_tape_walk() {
+        let v = Validator::compile(
+            &json!({"items": {"type": "integer"}}),
+            Dialect::Draft2020_12,
+            &CompileOptions::default(),
+        )
+        .unwrap();
+        let l = Limits::default();
+        for n in [
+            format!("1{}", "0".repeat(64)),
+            "18446744073709551616".to_string(),
+            "-9223372036854775809".to_string(),
+            "1e400".to_string(),
+            "1e-400".to_string(),
+        ] {
+            let body = format!("[{n}]");
+            assert_eq!(v.validate_fused(body.as_bytes(), &l), None, "{n}");
+        }
+        for (n, ok) in [
+            ("9999999999999999999", true),
+            ("-9223372036854775808", true),
+            ("2.5", false),
+        ] {
+            let r = v.validate_fused(format!("[{n}]").as_bytes(), &l).unwrap();
+            assert_eq!(r.is_ok(), ok, "{n}");
+        }
     }
 
     #[test]
