@@ -109,7 +109,7 @@ impl Handler {
         self.activity.inflight.fetch_add(1, Ordering::AcqRel);
         let seen = Seen {
             time: crate::clock::rfc3339_now(),
-            method: req.method().to_string(),
+            method: req.method().as_str().to_owned(),
             path: state.redactor.path(req.uri()),
             headers: state.redactor.headers(req.headers()),
         };
