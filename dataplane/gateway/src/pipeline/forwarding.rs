@@ -61,17 +61,17 @@ impl SyncStage for Forwarding {
         ] {
             h.remove(n);
         }
-        // The address is written once and the Forwarded value built by appending to it: these
-        // headers are set on every request.
-        let ip_text = ip.to_string();
+        // The address was written once for the connection; the Forwarded value is built by
+        // appending to it: these headers are set on every request.
+        let ip_text = &ctx.conn.ip_text;
         let mut forwarded = String::with_capacity(64);
         forwarded.push_str("for=");
         if ip.is_ipv6() {
             forwarded.push_str("\"[");
-            forwarded.push_str(&ip_text);
+            forwarded.push_str(ip_text);
             forwarded.push_str("]\"");
         } else {
-            forwarded.push_str(&ip_text);
+            forwarded.push_str(ip_text);
         }
         forwarded.push_str(";proto=");
         forwarded.push_str(proto);
@@ -87,7 +87,7 @@ impl SyncStage for Forwarding {
         if let Ok(v) = HeaderValue::from_str(&forwarded) {
             h.insert(FORWARDED, v);
         }
-        if let Ok(v) = HeaderValue::from_str(&ip_text) {
+        if let Ok(v) = HeaderValue::from_str(ip_text) {
             h.insert(X_FORWARDED_FOR, v);
         }
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
