@@ -100,17 +100,28 @@ impl H1Pool {
         }
     }
 
-    /// The most recently used connection that is ready for a request; closed and expired ones
-    /// are dropped on the way, busy ones (a response body still being read) stay.
+    /// The most recently used connection that is ready for a request; busy ones (a response
+    /// body still being read) stay. Closed and expired ones go in [`sweep`](Self::sweep).
     fn take(&self) -> Option<SendRequest<UpstreamBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.is_empty() {
             return None;
         }
-        let now = Instant::now();
-        idle.retain(|i| !i.tx.is_closed() && now.duration_since(i.since) < self.idle_timeout);
         let at = idle.iter().rposition(|i| i.tx.is_ready())?;
         Some(idle.remove(at).tx)
+    }
+
+    /// Closes the connections idle for `idle_timeout` or longer (and drops closed ones).
+    pub fn sweep(&self) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        idle.retain(|i| !i.tx.is_closed() && now.duration_since(i.since) < self.idle_timeout);
+    }
+
+    /// How often [`sweep`](Self::sweep) should run so no connection outlives `idle_timeout` by
+    /// more than half of it.
+    pub fn sweep_period(&self) -> Duration {
+        (self.idle_timeout / 2).max(Duration::from_millis(100))
     }
 
     /// Keeps a connection for the next request, unless the stack is full (it then closes once
@@ -245,6 +256,21 @@ mod tests {
             assert_eq!(fetch(&pool, "/c").await.0, "/c");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_sweep_closes_connections_past_their_idle_timeout() {
+        let (authority, accepted) = upstream(false).await;
+        let pool = H1Pool::new(&authority, Duration::from_secs(1), Duration::ZERO, 4);
+        assert_eq!(fetch(&pool, "/a").await.0, "/a");
+        pool.sweep();
+        assert_eq!(fetch(&pool, "/b").await.0, "/b");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        let kept = kept(&authority);
+        assert_eq!(fetch(&kept, "/c").await.0, "/c");
+        kept.sweep();
+        assert_eq!(fetch(&kept, "/d").await.0, "/d");
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]

@@ -129,6 +129,9 @@ impl Pool {
             if m.cfg.health_path.is_some() {
                 tokio::spawn(probe_loop(Arc::downgrade(&pool), m.clone()));
             }
+            if let (Conns::H1(_), Ok(rt)) = (&m.conns, tokio::runtime::Handle::try_current()) {
+                rt.spawn(sweep_loop(Arc::downgrade(m)));
+            }
         }
         Ok(pool)
     }
@@ -156,6 +159,26 @@ impl Pool {
             .iter()
             .map(|m| (m.cfg.name.clone(), m.is_healthy()))
             .collect()
+    }
+}
+
+/// Closes a member's idle connections once they pass its idle_timeout, until the member is
+/// gone.
+async fn sweep_loop(member: Weak<Member>) {
+    let Some(period) = member.upgrade().and_then(|m| match &m.conns {
+        Conns::H1(p) => Some(p.sweep_period()),
+        Conns::H2(_) => None,
+    }) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(m) = member.upgrade() else { return };
+        if let Conns::H1(p) = &m.conns {
+            p.sweep();
+        }
     }
 }
 
