@@ -7,16 +7,17 @@ use http::{HeaderValue, Method, Version};
 /// Carries the request id upstream and back to the client.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// Hop-by-hop headers of RFC 9110 §7.6.1 plus common non-standard ones.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
+/// Hop-by-hop headers of RFC 9110 §7.6.1 plus common non-standard ones; names, not strings,
+/// so removing them (twice per request) parses nothing.
+const HOP_BY_HOP: [HeaderName; 8] = [
+    CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
 ];
 
 /// Whether the request asks for an HTTP/1.1 protocol upgrade (WebSocket).
@@ -53,19 +54,21 @@ const NEVER_HOP_BY_HOP: [&str; 7] = [
 /// Removes hop-by-hop headers. With `keep_upgrade`, `Connection: upgrade` and `Upgrade`
 /// survive so a WebSocket handshake can pass. `TE: trailers` is kept (gRPC needs it).
 pub fn strip_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    let named: Vec<HeaderName> = connection_tokens(headers)
-        .filter(|t| !(keep_upgrade && t.eq_ignore_ascii_case("upgrade")))
-        .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
-        .filter(|n| !NEVER_HOP_BY_HOP.contains(&n.as_str()))
-        .collect();
-    for n in named {
-        headers.remove(n);
+    if headers.contains_key(CONNECTION) {
+        let named: Vec<HeaderName> = connection_tokens(headers)
+            .filter(|t| !(keep_upgrade && t.eq_ignore_ascii_case("upgrade")))
+            .filter_map(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            .filter(|n| !NEVER_HOP_BY_HOP.contains(&n.as_str()))
+            .collect();
+        for n in named {
+            headers.remove(n);
+        }
     }
     let te_trailers = headers.get_all(TE).iter().any(|v| {
         v.to_str()
             .is_ok_and(|s| s.split(',').any(|t| t.trim() == "trailers"))
     });
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
     if te_trailers {

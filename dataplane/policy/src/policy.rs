@@ -479,12 +479,19 @@ fn route_param_names<'p>(
 ) -> Option<Vec<(&'p str, Cow<'p, str>)>> {
     kept.iter()
         .map(|(n, v)| {
-            route
-                .template
-                .contains(&format!("{{{n}}}"))
-                .then_some((n.as_str(), Cow::Borrowed(v.as_str())))
+            names_param(&route.template, n).then_some((n.as_str(), Cow::Borrowed(v.as_str())))
         })
         .collect()
+}
+
+/// Whether `template` has the parameter `{name}`; looked up without building the pattern,
+/// since every stage after the route match resumes it.
+fn names_param(template: &str, name: &str) -> bool {
+    template.match_indices('{').any(|(i, _)| {
+        template[i + 1..]
+            .strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('}'))
+    })
 }
 
 #[cfg(test)]

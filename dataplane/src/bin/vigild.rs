@@ -4,6 +4,11 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+/// Each request allocates and frees dozens of small blocks (heads, header maps, TLS and body
+/// buffers); mimalloc's per-thread free lists serve them with less CPU than glibc's malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(name = "vigild", version, about = "Vigil gateway daemon")]
 struct Args {

@@ -79,6 +79,11 @@ enum GatewayRuntime {
     MultiThread,
 }
 
+/// The allocator vigild runs with, so the gateway served from this binary costs what vigild
+/// costs.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A CA and a server certificate for localhost, ECDSA P-256, written to `dir`.
 fn pki(dir: &Path) -> Result<(Ca, TlsFiles)> {
     let ca = Ca::new("Vigil bench CA")?;

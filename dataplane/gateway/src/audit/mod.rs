@@ -158,20 +158,30 @@ impl Redactor {
 
     /// The path with query values removed and redacted parameter names dropped.
     pub fn path(&self, uri: &Uri) -> String {
-        let mut out = uri.path().to_owned();
-        if let Some(q) = uri.query() {
-            let names: Vec<&str> = q
-                .split('&')
-                .filter_map(|kv| kv.split('=').next())
-                .filter(|k| !k.is_empty() && !self.redact.contains(&k.to_ascii_lowercase()))
-                .collect();
-            if !names.is_empty() {
-                out.push('?');
-                out.push_str(&names.join("=&"));
-                out.push('=');
-            }
+        let query = uri.query();
+        let mut out = String::with_capacity(uri.path().len() + query.map_or(0, |q| q.len() + 2));
+        out.push_str(uri.path());
+        let names = query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter_map(|kv| kv.split('=').next())
+            .filter(|k| !k.is_empty() && !self.redacts(k));
+        for (i, name) in names.enumerate() {
+            out.push(if i == 0 { '?' } else { '&' });
+            out.push_str(name);
+            out.push('=');
         }
         out
+    }
+
+    /// Whether a query parameter of this name is left out (names compared case-insensitively;
+    /// a lowercase name, the usual one, is looked up without a copy).
+    fn redacts(&self, name: &str) -> bool {
+        if name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.redact.contains(&name.to_ascii_lowercase())
+        } else {
+            self.redact.contains(name)
+        }
     }
 }
 

@@ -91,11 +91,11 @@ impl Metrics {
             };
             *by_route.entry((status, reason)).or_default() += 1;
         }
+        // One counter per request: the bucket's own, not every bucket at or above it (the
+        // exposition accumulates them). Over the last bound it is counted in +Inf only.
         let secs = us as f64 / 1e6;
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
-            }
+        if let Some(i) = BUCKETS.iter().position(|le| secs <= *le) {
+            self.latency_buckets[i].fetch_add(1, Ordering::Relaxed);
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
@@ -244,17 +244,16 @@ impl Metrics {
                 }),
             )?;
         }
-        // The counters are cumulative (each counts requests at or under its bound); the
-        // encoder wants each bucket's own count and accumulates them itself.
+        // Each counter holds its own bucket's requests, as the encoder wants them (it
+        // accumulates them itself); +Inf gets the rest of the count.
         let count = self.latency_count.load(Ordering::Relaxed);
-        let mut below = 0;
+        let mut below: u64 = 0;
         let mut buckets: Vec<(f64, u64)> = BUCKETS
             .iter()
             .zip(&self.latency_buckets)
             .map(|(le, n)| {
-                let cum = n.load(Ordering::Relaxed).max(below);
-                let own = cum - below;
-                below = cum;
+                let own = n.load(Ordering::Relaxed);
+                below = below.saturating_add(own);
                 (*le, own)
             })
             .collect();

@@ -50,15 +50,15 @@ mod tests {
     fn run(stage: &BannedFingerprints, ja4: Option<&str>) -> Outcome {
         let (mut head, ()) = http::Request::get("/").body(()).unwrap().into_parts();
         let mut ctx = super::super::test_ctx("198.18.0.1:1000".parse().unwrap());
-        ctx.conn = Arc::new(ConnInfo {
-            client: ctx.conn.client,
-            tls: Some(TlsInfo {
+        ctx.conn = Arc::new(ConnInfo::new(
+            ctx.conn.client,
+            Some(TlsInfo {
                 version: TlsVersion::Tls13,
                 alpn: None,
                 identity: None,
                 ja4: ja4.map(str::to_owned),
             }),
-        });
+        ));
         stage.check(&mut ctx, &mut head, None)
     }
 

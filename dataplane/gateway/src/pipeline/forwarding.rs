@@ -61,22 +61,33 @@ impl SyncStage for Forwarding {
         ] {
             h.remove(n);
         }
-        let for_node = match ip {
-            std::net::IpAddr::V4(v4) => v4.to_string(),
-            std::net::IpAddr::V6(v6) => format!("\"[{v6}]\""),
-        };
-        let mut forwarded = format!("for={for_node};proto={proto}");
+        // The address was written once for the connection; the Forwarded value is built by
+        // appending to it: these headers are set on every request.
+        let ip_text = &ctx.conn.ip_text;
+        let mut forwarded = String::with_capacity(64);
+        forwarded.push_str("for=");
+        if ip.is_ipv6() {
+            forwarded.push_str("\"[");
+            forwarded.push_str(ip_text);
+            forwarded.push_str("]\"");
+        } else {
+            forwarded.push_str(ip_text);
+        }
+        forwarded.push_str(";proto=");
+        forwarded.push_str(proto);
         if let Some(host) = &host
             && let Ok(v) = HeaderValue::from_str(host)
         {
             // Host was a valid header value already, so quoting keeps it one.
-            forwarded.push_str(&format!(";host=\"{host}\""));
+            forwarded.push_str(";host=\"");
+            forwarded.push_str(host);
+            forwarded.push('"');
             h.insert(X_FORWARDED_HOST, v);
         }
         if let Ok(v) = HeaderValue::from_str(&forwarded) {
             h.insert(FORWARDED, v);
         }
-        if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
+        if let Ok(v) = HeaderValue::from_str(ip_text) {
             h.insert(X_FORWARDED_FOR, v);
         }
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));

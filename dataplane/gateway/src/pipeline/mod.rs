@@ -31,6 +31,6 @@ pub use stage::{
 /// A request context for stage tests.
 #[cfg(test)]
 pub(crate) fn test_ctx(client: std::net::SocketAddr) -> RequestCtx {
-    let conn = std::sync::Arc::new(ConnInfo { client, tls: None });
+    let conn = std::sync::Arc::new(ConnInfo::new(client, None));
     RequestCtx::new("id".to_owned(), conn, vigil_hw::thermal::Level::Full)
 }

@@ -64,6 +64,21 @@ pub struct ConnInfo {
     pub client: SocketAddr,
     /// TLS facts; `None` on the plain-HTTP listener.
     pub tls: Option<TlsInfo>,
+    /// `client` as text (`ip:port`), and its address alone: written once per connection, read
+    /// by every request's audit line and forwarding headers.
+    pub client_text: String,
+    pub ip_text: String,
+}
+
+impl ConnInfo {
+    pub fn new(client: SocketAddr, tls: Option<TlsInfo>) -> Self {
+        Self {
+            client,
+            tls,
+            client_text: client.to_string(),
+            ip_text: client.ip().to_string(),
+        }
+    }
 }
 
 /// How a request's identity was established.

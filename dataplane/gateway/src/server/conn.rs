@@ -84,10 +84,7 @@ async fn serve(
 ) {
     let state = shared.state.load_full();
     if !tls {
-        let conn = Arc::new(ConnInfo {
-            client: peer,
-            tls: None,
-        });
+        let conn = Arc::new(ConnInfo::new(peer, None));
         return serve_http(shared, tcp, conn, None, shed, level).await;
     }
     // The ClientHello's bytes are kept as they pass, for the client's JA4 fingerprint.
@@ -105,10 +102,7 @@ async fn serve(
                 ..tls::info(stream.get_ref().1)
             };
             let alpn = info.alpn.clone();
-            let conn = Arc::new(ConnInfo {
-                client: peer,
-                tls: Some(info),
-            });
+            let conn = Arc::new(ConnInfo::new(peer, Some(info)));
             serve_http(shared, stream, conn, alpn, shed, level).await;
         }
     }
@@ -231,7 +225,7 @@ fn record_end(shared: &Shared, conn: &ConnInfo, activity: &Activity, ended: &End
     shared.audit.record(crate::audit::AuditEvent {
         time: crate::clock::rfc3339_now(),
         request_id: shared.ids.next_id(),
-        client: conn.client.to_string(),
+        client: conn.client_text.clone(),
         tls: conn.tls.as_ref().map(|t| t.version.as_str()),
         ja4: conn.tls.as_ref().and_then(|t| t.ja4.clone()),
         identity: None,

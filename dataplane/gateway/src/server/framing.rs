@@ -111,15 +111,17 @@ impl Framing {
                     data = &data[1..];
                 }
                 State::Head | State::ChunkSize | State::Trailers => {
-                    let b = data[0];
-                    data = &data[1..];
-                    if b != b'\n' {
-                        if self.line.len() < MAX_LINE {
-                            self.line.push(b);
-                        }
-                        self.line_len += 1;
-                        continue;
-                    }
+                    // A line at a time, not a byte at a time: a head is read with every
+                    // request, and only the first MAX_LINE bytes of a line are ever looked at.
+                    let end = memchr::memchr(b'\n', data);
+                    let part = &data[..end.unwrap_or(data.len())];
+                    let room = MAX_LINE.saturating_sub(self.line.len());
+                    self.line.extend_from_slice(&part[..part.len().min(room)]);
+                    self.line_len += part.len();
+                    let Some(end) = end else {
+                        return found;
+                    };
+                    data = &data[end + 1..];
                     if let Some(i) = self.end_line() {
                         found = found.or(Some(i));
                     }
@@ -139,10 +141,18 @@ impl Framing {
             self.line.pop();
             self.line_len = self.line_len.saturating_sub(1);
         }
-        let line = std::mem::take(&mut self.line);
+        // The buffer goes back once the line is read, so a head costs no allocation per line.
+        let mut line = std::mem::take(&mut self.line);
         let len = std::mem::replace(&mut self.line_len, 0);
+        let found = self.read_line(&line, len);
+        line.clear();
+        self.line = line;
+        found
+    }
+
+    fn read_line(&mut self, line: &[u8], len: usize) -> Option<(u64, Fault)> {
         match self.state {
-            State::Head => self.head_line(&line, len),
+            State::Head => self.head_line(line, len),
             State::ChunkSize => {
                 let hex = line.split(|b| *b == b';').next().unwrap_or(&[]);
                 let size = std::str::from_utf8(hex)

@@ -109,7 +109,7 @@ impl Handler {
         self.activity.inflight.fetch_add(1, Ordering::AcqRel);
         let seen = Seen {
             time: crate::clock::rfc3339_now(),
-            method: req.method().to_string(),
+            method: req.method().as_str().to_owned(),
             path: state.redactor.path(req.uri()),
             headers: state.redactor.headers(req.headers()),
         };
@@ -390,7 +390,7 @@ impl Handler {
             shared.audit.record(AuditEvent {
                 time: seen.time,
                 request_id: ctx.request_id,
-                client: ctx.conn.client.to_string(),
+                client: ctx.conn.client_text.clone(),
                 tls: ctx.conn.tls.as_ref().map(|t| t.version.as_str()),
                 ja4: ctx.conn.tls.as_ref().and_then(|t| t.ja4.clone()),
                 identity: ctx.identity,

@@ -1,18 +1,21 @@
 //! The upstream pool: one pooled hyper client per `[[upstream]]` (HTTP/1.1 or h2c), active
 //! health checks, and round-robin over the healthy members.
 
+pub(crate) mod h1;
 pub(crate) mod proxy;
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
-use http::{Request, Uri};
+use http::{Request, Response, Uri};
 use http_body_util::{BodyExt, Empty};
+use hyper::body::Incoming;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
+use self::h1::{H1Pool, SendError};
 use crate::body::UpstreamBody;
 use crate::config::{UpstreamConfig, UpstreamUrl, parse_upstream_url};
 use crate::error::GatewayError;
@@ -24,9 +27,18 @@ pub struct Member {
     pub cfg: UpstreamConfig,
     /// Parsed URL.
     pub url: UpstreamUrl,
-    /// Pooled client.
-    pub client: Client<HttpConnector, UpstreamBody>,
+    /// Its connections.
+    conns: Conns,
     healthy: AtomicBool,
+}
+
+/// How a member's requests travel.
+#[derive(Debug)]
+enum Conns {
+    /// HTTP/1.1: keep-alive connections, one request at a time on each.
+    H1(H1Pool),
+    /// h2c: hyper's pooled client, which multiplexes on one connection.
+    H2(Client<HttpConnector, UpstreamBody>),
 }
 
 impl Member {
@@ -35,13 +47,31 @@ impl Member {
         self.healthy.load(Ordering::Relaxed)
     }
 
-    /// `http://host:port` + `path_and_query`.
+    /// The request target to send: origin form (`/path?query`) to an HTTP/1.1 upstream, which
+    /// gets the host in `Host`; `http://host:port` + `path_and_query` to an h2c one.
     pub fn uri_for(&self, path_and_query: &str) -> Result<Uri, http::Error> {
+        if !self.url.h2c {
+            return Uri::try_from(path_and_query).map_err(http::Error::from);
+        }
         Uri::builder()
             .scheme("http")
             .authority(self.url.base.clone())
             .path_and_query(path_and_query)
             .build()
+    }
+
+    /// Sends a request on one of the member's connections.
+    pub async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Incoming>, SendError> {
+        match &self.conns {
+            Conns::H1(pool) => pool.send(req).await,
+            Conns::H2(client) => client.request(req).await.map_err(|e| {
+                if e.is_connect() {
+                    SendError::Connect
+                } else {
+                    SendError::Failed
+                }
+            }),
+        }
     }
 }
 
@@ -63,20 +93,31 @@ impl Pool {
                     key: format!("upstream[{i}].url"),
                     reason,
                 })?;
-            let mut conn = HttpConnector::new();
-            conn.set_connect_timeout(Some(cfg.connect_timeout));
-            conn.set_nodelay(true);
-            let client = Client::builder(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .pool_timer(TokioTimer::new())
-                .pool_idle_timeout(cfg.idle_timeout)
-                .pool_max_idle_per_host(cfg.pool_size)
-                .http2_only(url.h2c)
-                .build(conn);
+            let conns = if url.h2c {
+                let mut conn = HttpConnector::new();
+                conn.set_connect_timeout(Some(cfg.connect_timeout));
+                conn.set_nodelay(true);
+                Conns::H2(
+                    Client::builder(TokioExecutor::new())
+                        .timer(TokioTimer::new())
+                        .pool_timer(TokioTimer::new())
+                        .pool_idle_timeout(cfg.idle_timeout)
+                        .pool_max_idle_per_host(cfg.pool_size)
+                        .http2_only(true)
+                        .build(conn),
+                )
+            } else {
+                Conns::H1(H1Pool::new(
+                    &url.base,
+                    cfg.connect_timeout,
+                    cfg.idle_timeout,
+                    cfg.pool_size,
+                ))
+            };
             members.push(Arc::new(Member {
                 cfg: cfg.clone(),
                 url,
-                client,
+                conns,
                 healthy: AtomicBool::new(true),
             }));
         }
@@ -87,6 +128,9 @@ impl Pool {
         for m in &pool.members {
             if m.cfg.health_path.is_some() {
                 tokio::spawn(probe_loop(Arc::downgrade(&pool), m.clone()));
+            }
+            if let (Conns::H1(_), Ok(rt)) = (&m.conns, tokio::runtime::Handle::try_current()) {
+                rt.spawn(sweep_loop(Arc::downgrade(m)));
             }
         }
         Ok(pool)
@@ -115,6 +159,26 @@ impl Pool {
             .iter()
             .map(|m| (m.cfg.name.clone(), m.is_healthy()))
             .collect()
+    }
+}
+
+/// Closes a member's idle connections once they pass its idle_timeout, until the member is
+/// gone.
+async fn sweep_loop(member: Weak<Member>) {
+    let Some(period) = member.upgrade().and_then(|m| match &m.conns {
+        Conns::H1(p) => Some(p.sweep_period()),
+        Conns::H2(_) => None,
+    }) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(m) = member.upgrade() else { return };
+        if let Conns::H1(p) = &m.conns {
+            p.sweep();
+        }
     }
 }
 
@@ -160,7 +224,7 @@ async fn probe(member: &Member, path: &str) -> bool {
     else {
         return false;
     };
-    match tokio::time::timeout(member.cfg.header_timeout, member.client.request(req)).await {
+    match tokio::time::timeout(member.cfg.header_timeout, member.send(req)).await {
         Ok(Ok(resp)) => {
             let ok = resp.status().is_success() || resp.status().is_redirection();
             // Drain so the connection returns to the pool.

@@ -11,6 +11,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 
 use super::Pool;
+use super::h1::SendError;
 use crate::body::UpstreamBody;
 use crate::headers::strip_hop_by_hop;
 use crate::pipeline::{Rejection, RequestCtx};
@@ -64,7 +65,7 @@ pub async fn forward(
     let req = Request::from_parts(head, body);
     // Bounds the wait for the upstream's head only; the body is bounded by total_timeout in
     // ClientBody, so long downloads are not cut by a short header timeout.
-    let sent = tokio::time::timeout(member.cfg.header_timeout, member.client.request(req)).await;
+    let sent = tokio::time::timeout(member.cfg.header_timeout, member.send(req)).await;
     let mut resp = match sent {
         Err(_) => {
             return Err(Rejection::new(
@@ -72,7 +73,7 @@ pub async fn forward(
                 "upstream_timeout",
             ));
         }
-        Ok(Err(e)) if e.is_connect() => {
+        Ok(Err(SendError::Connect)) => {
             return Err(Rejection::new(
                 StatusCode::BAD_GATEWAY,
                 "upstream_unreachable",

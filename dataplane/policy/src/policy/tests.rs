@@ -643,3 +643,13 @@ fn random_requests_get_known_answers() {
         "allowed {allowed}, reasons {seen:?}"
     );
 }
+
+#[test]
+fn a_kept_match_names_only_parameters_of_its_template() {
+    assert!(names_param("/users/{user}/items", "user"));
+    assert!(names_param("/a/{x}/b/{user}", "user"));
+    assert!(!names_param("/users/{user}/items", "use"));
+    assert!(!names_param("/users/{userx}/items", "user"));
+    assert!(!names_param("/users/user/items", "user"));
+    assert!(!names_param("/users/{user", "user"));
+}

@@ -143,9 +143,9 @@ impl Fixture {
         let (mut head, ()) = b.body(()).unwrap_or_else(|e| panic!("{e}")).into_parts();
         let mut ctx = test_ctx(SocketAddr::from(([198, 18, 0, 1], 1)));
         if let Some(u) = cert_uri {
-            ctx.conn = Arc::new(ConnInfo {
-                client: ctx.conn.client,
-                tls: Some(TlsInfo {
+            ctx.conn = Arc::new(ConnInfo::new(
+                ctx.conn.client,
+                Some(TlsInfo {
                     version: TlsVersion::Tls13,
                     alpn: None,
                     ja4: None,
@@ -154,7 +154,7 @@ impl Fixture {
                         sans: vec![format!("dns:{u}")],
                     }),
                 }),
-            });
+            ));
         }
         match self
             .policy
