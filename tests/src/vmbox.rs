@@ -27,6 +27,9 @@ pub struct VmBox {
     qemu: Option<Guard>,
     swtpm: Option<Guard>,
     shell: Option<UnixStream>,
+    /// Shell output read past the last marker (the start of the next prompt, say), kept for the
+    /// next read so that no command's output begins with the tail of another's.
+    pending: Vec<u8>,
     /// Console text already consumed by `console_until`.
     seen: usize,
     commands: u32,
@@ -45,6 +48,7 @@ impl VmBox {
             qemu: None,
             swtpm: None,
             shell: None,
+            pending: Vec::new(),
             seen: 0,
             commands: 0,
             phase: "booting".to_owned(),
@@ -234,19 +238,23 @@ impl VmBox {
         }
     }
 
-    /// What the shell said up to `marker`, or (Err) what it said when `limit` ran out.
+    /// What the shell said up to the end of `marker` (carriage returns removed), or (Err) what it
+    /// said when `limit` ran out. Bytes read after the marker are kept for the next read.
     fn try_read_shell_until(&mut self, marker: &str, limit: Duration) -> Result<String, String> {
         let start = Instant::now();
-        let mut got = Vec::new();
+        let mut got = std::mem::take(&mut self.pending);
         let mut buf = [0u8; 4096];
         loop {
-            let text = String::from_utf8_lossy(&got).replace('\r', "");
-            if text.contains(marker) {
-                return Ok(text);
+            if let Some(at) = got
+                .windows(marker.len())
+                .position(|w| w == marker.as_bytes())
+            {
+                self.pending = got.split_off(at + marker.len());
+                return Ok(String::from_utf8_lossy(&got).into_owned());
             }
             self.check_running(&format!("waiting for the shell ({marker})"));
             if start.elapsed() >= limit {
-                return Err(text);
+                return Err(String::from_utf8_lossy(&got).into_owned());
             }
             let shell = self.shell.as_mut().unwrap();
             shell
@@ -254,7 +262,7 @@ impl VmBox {
                 .unwrap();
             match shell.read(&mut buf) {
                 Ok(0) => std::thread::sleep(Duration::from_millis(200)),
-                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Ok(n) => got.extend(buf[..n].iter().filter(|b| **b != b'\r')),
                 Err(_) => {}
             }
         }
