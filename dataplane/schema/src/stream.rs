@@ -454,6 +454,24 @@ impl<'t, 'a> Stream<'t, 'a> {
         Ok(Some(kind))
     }
 
+    /// After an element or member: `true` past a comma (another follows), `false` past the
+    /// container's `close`.
+    #[inline]
+    fn more(&mut self, close: u8) -> R<bool> {
+        self.ws();
+        match self.peek() {
+            Some(b',') => {
+                self.pos += 1;
+                Ok(true)
+            }
+            Some(c) if c == close => {
+                self.pos += 1;
+                Ok(false)
+            }
+            _ => Err(Bail),
+        }
+    }
+
     fn literal(&mut self, word: &[u8]) -> R {
         let end = self.pos + word.len();
         if self.b.get(self.pos..end) == Some(word) {
@@ -828,14 +846,8 @@ impl<'t, 'a> Stream<'t, 'a> {
                     self.uniq.push(kind.ok_or(Bail)?);
                 }
                 n += 1;
-                self.ws();
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b']') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(Bail),
+                if !self.more(b']')? {
+                    break;
                 }
             }
         }
@@ -918,14 +930,8 @@ impl<'t, 'a> Stream<'t, 'a> {
                 }
                 self.value(child, Some(Seg::Key(key)))?;
                 n += 1;
-                self.ws();
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b'}') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(Bail),
+                if !self.more(b'}')? {
+                    break;
                 }
             }
         }
