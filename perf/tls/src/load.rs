@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use serde::Serialize;
 use vigil_testkit::load::{h2load, percentile_ms, wrk};
-use vigil_testkit::procs::cpu::{Measured, run_measured};
+use vigil_testkit::procs::cpu::{Measured, cpu_seconds, run_measured};
 
 /// Above this share of its CPU the generator may have been the limit: the run is refused.
 pub const GENERATOR_LIMIT: f64 = 90.0;
@@ -122,11 +122,40 @@ pub fn h2(
     Ok(run)
 }
 
+/// One round of full handshakes against one server.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Handshakes {
+    /// Handshakes per second over h2load's own measured time.
+    pub per_s: f64,
+    pub count: u64,
+    /// The generator's CPU share over the round.
+    pub generator_cpu_percent: f64,
+    /// The server's CPU time per handshake (and its one request), in microseconds.
+    pub proxy_cpu_us: f64,
+}
+
+impl Handshakes {
+    /// Whether the generator was the limit of this round (its rate then measured the client).
+    pub fn generator_limited(&self) -> bool {
+        self.generator_cpu_percent.is_nan() || self.generator_cpu_percent > GENERATOR_LIMIT
+    }
+
+    /// What one core of the server could sustain at this round's CPU cost per handshake.
+    pub fn per_core_s(&self) -> f64 {
+        if self.proxy_cpu_us > 0.0 {
+            1e6 / self.proxy_cpu_us
+        } else {
+            f64::NAN
+        }
+    }
+}
+
 /// Full TLS 1.3 handshakes per second: batches of `batch` new connections with one request
-/// each (h2load does not resume sessions) for about `secs` seconds, on `cpu`. Returns the rate,
-/// the count, and the generator's CPU share.
-pub fn handshakes(port: u16, batch: u32, secs: u32, cpu: usize) -> Result<(f64, u64, f64)> {
+/// each (h2load does not resume sessions) for about `secs` seconds, on `cpu`, against the
+/// server `pid` listening on `port`, whose CPU time over the round is recorded too.
+pub fn handshakes(port: u16, pid: u32, batch: u32, secs: u32, cpu: usize) -> Result<Handshakes> {
     let (mut total, mut time, mut cpu_s, mut wall_s) = (0u64, 0f64, 0f64, 0f64);
+    let proxy_0 = cpu_seconds(pid)?;
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(u64::from(secs)) {
         let m = run_measured(
@@ -142,11 +171,19 @@ pub fn handshakes(port: u16, batch: u32, secs: u32, cpu: usize) -> Result<(f64, 
         cpu_s += m.cpu_s;
         wall_s += m.wall_s;
     }
-    let rate = if time > 0.0 { total as f64 / time } else { 0.0 };
-    let gen_cpu = if wall_s > 0.0 {
-        100.0 * cpu_s / wall_s
-    } else {
-        f64::NAN
-    };
-    Ok((rate, total, gen_cpu))
+    let proxy_s = cpu_seconds(pid)? - proxy_0;
+    Ok(Handshakes {
+        per_s: if time > 0.0 { total as f64 / time } else { 0.0 },
+        count: total,
+        generator_cpu_percent: if wall_s > 0.0 {
+            100.0 * cpu_s / wall_s
+        } else {
+            f64::NAN
+        },
+        proxy_cpu_us: if total > 0 {
+            1e6 * proxy_s / total as f64
+        } else {
+            f64::NAN
+        },
+    })
 }

@@ -62,8 +62,12 @@ struct Opts {
     #[arg(long, value_enum, default_value = "current-thread")]
     gateway_runtime: GatewayRuntime,
     /// Leave out the HTTP/2 and handshake measurements.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "skip_h1")]
     h1_only: bool,
+    /// Leave out the HTTP/1.1 cases (their warm-up check still runs): HTTP/2, handshakes and
+    /// idle memory only.
+    #[arg(long)]
+    skip_h1: bool,
     /// Where the JSON goes; the SVG plot goes beside it (same name, `.svg`).
     #[arg(long, default_value_os_t = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/tls.json"))]
     out: PathBuf,
@@ -309,7 +313,7 @@ fn main() -> Result<()> {
     }
 
     let mut h1: Vec<Vec<Run>> = vec![Vec::new(); CASES.len()];
-    for round in 0..o.rounds {
+    for round in (0..o.rounds).filter(|_| !o.skip_h1) {
         for k in 0..CASES.len() {
             let i = (k + round) % CASES.len();
             let c = CASES[i];
@@ -332,7 +336,7 @@ fn main() -> Result<()> {
 
     let pair = [Server::Nginx, Server::VigilPlain];
     let mut h2: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
-    let mut hs: [Vec<(f64, u64, f64)>; 2] = [Vec::new(), Vec::new()];
+    let mut hs: [Vec<load::Handshakes>; 2] = [Vec::new(), Vec::new()];
     if !o.h1_only {
         for round in 0..o.rounds {
             for k in 0..2 {
@@ -359,12 +363,16 @@ fn main() -> Result<()> {
                 let t = servers
                     .get(pair[i])
                     .context("nginx and the plain gateway run")?;
-                let h = load::handshakes(t.port, 400, o.duration.div_ceil(2), o.generator_cpu)?;
+                let h =
+                    load::handshakes(t.port, t.pid, 400, o.duration.div_ceil(2), o.generator_cpu)?;
                 eprintln!(
-                    "{} round {round}: {:.0} handshakes/s, generator CPU {:.0}%",
+                    "{} round {round}: {:.0} handshakes/s, generator CPU {:.0}%, server CPU {:.0} \
+                     us per handshake ({:.0}/s per core)",
                     report::PAIR_NAMES[i],
-                    h.0,
-                    h.2
+                    h.per_s,
+                    h.generator_cpu_percent,
+                    h.proxy_cpu_us,
+                    h.per_core_s()
                 );
                 hs[i].push(h);
             }

@@ -7,7 +7,7 @@ use vigil_testkit::load::{median, spread};
 
 use crate::cases::{CASES, Server};
 use crate::idle::Idle;
-use crate::load::Run;
+use crate::load::{Handshakes, Run};
 use vigil_testkit::plot::{self, HttpCase};
 
 /// The HTTP/2, handshake and idle cases: nginx and the plain gateway.
@@ -20,7 +20,7 @@ pub struct Inputs {
     pub pinning: Value,
     pub h1: Vec<Vec<Run>>,
     pub h2: [Vec<Run>; 2],
-    pub handshakes: [Vec<(f64, u64, f64)>; 2],
+    pub handshakes: [Vec<Handshakes>; 2],
     pub idle: Vec<Idle>,
 }
 
@@ -211,35 +211,60 @@ pub fn build(i: Inputs) -> Report {
     }
     let mut hs = serde_json::Map::new();
     if i.handshakes.iter().all(|r| !r.is_empty()) {
+        // The rate counts only rounds the generator did not limit; the server's CPU per
+        // handshake is valid in every round (it does not depend on who waited for whom), and
+        // gives what one core of the server sustains when one generator core cannot load it.
         let med: Vec<f64> = i
             .handshakes
             .iter()
             .map(|r| {
-                let ok = r.iter().filter(|h| h.2 <= crate::load::GENERATOR_LIMIT);
-                median(ok.map(|h| h.0).collect()).unwrap_or(f64::NAN)
+                let ok = r.iter().filter(|h| !h.generator_limited());
+                median(ok.map(|h| h.per_s).collect()).unwrap_or(f64::NAN)
             })
             .collect();
+        let cpu_us: Vec<f64> = i
+            .handshakes
+            .iter()
+            .map(|r| median(r.iter().map(|h| h.proxy_cpu_us).collect()).unwrap_or(f64::NAN))
+            .collect();
         for (k, r) in i.handshakes.iter().enumerate() {
-            if med[k].is_nan() {
-                refused.push(format!("{}-handshakes", PAIR_NAMES[k]));
-            }
             hs.insert(
                 PAIR_NAMES[k].to_owned(),
                 json!({
                     "per_s_median": med[k],
-                    "rounds_per_s": r.iter().map(|h| h.0).collect::<Vec<_>>(),
-                    "generator_cpu_percent": r.iter().map(|h| h.2).collect::<Vec<_>>(),
+                    "rounds_counted": r.iter().filter(|h| !h.generator_limited()).count(),
+                    "proxy_cpu_us_per_handshake_median": cpu_us[k],
+                    "per_core_s": 1e6 / cpu_us[k],
+                    "rounds": r,
                 }),
             );
             table.push(format!(
-                "{:<18} handshakes/s median {:>8.0}  generator CPU max {:>4.0}%",
+                "{:<18} handshakes/s median {:>8.0}  generator CPU max {:>4.0}%  server {:>6.0} \
+                 us/handshake ({:.0}/s per core)",
                 PAIR_NAMES[k],
                 med[k],
-                r.iter().map(|h| h.2).fold(0.0, f64::max)
+                r.iter()
+                    .map(|h| h.generator_cpu_percent)
+                    .fold(0.0, f64::max),
+                cpu_us[k],
+                1e6 / cpu_us[k]
             ));
         }
-        let r = ratio(med[1], med[0]);
-        hs.insert("ratio_per_s_median".into(), json!(r));
+        let rate = ratio(med[1], med[0]);
+        let per_core = ratio(cpu_us[0], cpu_us[1]);
+        hs.insert("ratio_per_s_median".into(), json!(rate));
+        hs.insert("ratio_per_core".into(), json!(per_core));
+        // The rate decides when both servers had a round the generator did not limit; else
+        // the capacity per core from the servers' CPU time.
+        let (basis, r) = if rate.is_nan() {
+            ("per_core_from_server_cpu", per_core)
+        } else {
+            ("per_s_median", rate)
+        };
+        hs.insert("target_basis".into(), json!(basis));
+        if r.is_nan() {
+            refused.push("handshakes".to_owned());
+        }
         targets.insert(
             "handshakes_vigil_plain_ge_1.5x_nginx".into(),
             json!(r >= 1.5),
@@ -372,5 +397,77 @@ mod tests {
         });
         assert!(r2.refused.is_empty(), "{:?}", r2.refused);
         assert_eq!(r2.json["not_run"][0], "vigil-full-get");
+    }
+
+    fn hs(per_s: f64, gen_cpu: f64, us: f64) -> Handshakes {
+        Handshakes {
+            per_s,
+            count: 1000,
+            generator_cpu_percent: gen_cpu,
+            proxy_cpu_us: us,
+        }
+    }
+
+    fn with_handshakes(handshakes: [Vec<Handshakes>; 2]) -> Report {
+        build(Inputs {
+            started: 0,
+            machine: json!({}),
+            opts: json!({}),
+            pinning: json!({}),
+            h1: vec![Vec::new(); CASES.len()],
+            h2: [Vec::new(), Vec::new()],
+            handshakes,
+            idle: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn handshakes_fall_back_to_capacity_per_core_when_the_generator_limits_every_round() {
+        // nginx's rounds all ran the generator above the limit: no rate to compare, so the
+        // servers' CPU per handshake decides (medians 310 us against 155 us: 2x per core).
+        let r = with_handshakes([
+            vec![
+                hs(1800.0, 95.0, 300.0),
+                hs(1900.0, 92.0, 320.0),
+                hs(1850.0, 91.0, 310.0),
+            ],
+            vec![
+                hs(1700.0, 80.0, 150.0),
+                hs(1750.0, 85.0, 160.0),
+                hs(1720.0, 82.0, 155.0),
+            ],
+        ]);
+        let h = &r.json["handshakes"];
+        assert_eq!(h["nginx"]["rounds_counted"], 0);
+        assert!(h["ratio_per_s_median"].is_null(), "{h}");
+        assert_eq!(h["target_basis"], "per_core_from_server_cpu");
+        assert_eq!(h["ratio_per_core"], 2.0);
+        assert_eq!(
+            r.json["targets"]["handshakes_vigil_plain_ge_1.5x_nginx"],
+            true
+        );
+        assert!(
+            !r.refused.contains(&"handshakes".to_owned()),
+            "{:?}",
+            r.refused
+        );
+
+        // Both with a counted round: the rate decides, even where the CPU says otherwise.
+        let r = with_handshakes([vec![hs(1000.0, 50.0, 300.0)], vec![hs(1200.0, 60.0, 150.0)]]);
+        let h = &r.json["handshakes"];
+        assert_eq!(h["target_basis"], "per_s_median");
+        assert_eq!(h["ratio_per_s_median"], 1.2);
+        assert_eq!(
+            r.json["targets"]["handshakes_vigil_plain_ge_1.5x_nginx"],
+            false
+        );
+
+        // No CPU figure and no counted round: refused.
+        let r = with_handshakes([vec![hs(1.0, 99.0, f64::NAN)], vec![hs(1.0, 99.0, 100.0)]]);
+        assert!(
+            r.refused.contains(&"handshakes".to_owned()),
+            "{:?}",
+            r.refused
+        );
     }
 }
