@@ -21,7 +21,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use vigil_testkit::pki::{Ca, TlsFiles};
 use vigil_testkit::ports::free_port;
-use vigil_testkit::procs::cpu::{allowed, cpu_seconds, pin_self, pin_tree};
+use vigil_testkit::procs::cpu::{allowed, cpu_seconds, pin_self, pin_tree, pin_tree_to};
 use vigil_testkit::procs::{self, Proc, envoy, nginx};
 
 use cases::{CASES, Server};
@@ -71,9 +71,16 @@ struct Opts {
     /// Where the JSON goes; the SVG plot goes beside it (same name, `.svg`).
     #[arg(long, default_value_os_t = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/tls.json"))]
     out: PathBuf,
+    /// Rounds of the scaling cases (the plain gateway with one and with two worker threads;
+    /// 0 skips them).
+    #[arg(long, default_value_t = 2)]
+    scaling_rounds: usize,
     /// Internal: serve the gateway with this config in this process (the harness's child).
     #[arg(long, hide = true)]
     serve_gateway: Option<PathBuf>,
+    /// Internal: worker threads of the child's multi-thread runtime.
+    #[arg(long, hide = true, default_value_t = child::WORKERS)]
+    gateway_workers: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -110,6 +117,10 @@ fn raise_nofile() {
 /// The gateway in a child process (this binary with `--serve-gateway CONFIG`), so its memory
 /// and CPU are its own like nginx's; its HTTPS port.
 fn gateway(config: &Path, rt: GatewayRuntime) -> Result<(Proc, u16)> {
+    gateway_with(config, rt, child::WORKERS)
+}
+
+fn gateway_with(config: &Path, rt: GatewayRuntime, workers: usize) -> Result<(Proc, u16)> {
     let exe = std::env::current_exe()?;
     let rt = match rt {
         GatewayRuntime::CurrentThread => "current-thread",
@@ -118,7 +129,8 @@ fn gateway(config: &Path, rt: GatewayRuntime) -> Result<(Proc, u16)> {
     let (p, ports) = procs::spawn_ready(
         Command::new(exe)
             .args(["--gateway-runtime", rt, "--serve-gateway"])
-            .arg(config),
+            .arg(config)
+            .arg(format!("--gateway-workers={workers}")),
     )?;
     let https = *ports.first().context("the gateway announced no port")?;
     Ok((p, https))
@@ -141,6 +153,7 @@ struct Servers {
     /// None when Envoy is not installed: its case is reported as not run.
     envoy: Option<Target>,
     upstream_worker: u32,
+    upstream_port: u16,
     _upstream: Proc,
     pinning: serde_json::Value,
 }
@@ -218,6 +231,7 @@ fn start(o: &Opts, dir: &Path, tls: &TlsFiles) -> Result<Servers> {
         full,
         envoy,
         upstream_worker,
+        upstream_port: up_port,
         _upstream: upstream,
         pinning,
     })
@@ -237,6 +251,53 @@ fn with_server_cpu(s: &Servers, t: &Target, f: impl FnOnce() -> Result<Run>) -> 
     run.proxy_cpu_us_per_request = 1e6 * proxy_s / (run.requests.max(1) as f64);
     run.upstream_cpu_percent = 100.0 * (cpu_seconds(s.upstream_worker)? - u0) / wall;
     Ok(run)
+}
+
+/// Two workers against one: the plain gateway on the multi-thread runtime with one and with
+/// two worker threads, both allowed on both CPUs, loaded alike (`GET`, HTTP/1.1, wrk on the
+/// generator's CPU), in alternating rounds. On two CPUs the generator and the upstream share
+/// them with the workers, so requests/s cannot show what a second core adds; the proxy's CPU
+/// time per request can: at that cost two workers on two cores serve `2 / (us2 / us1)` times
+/// what one does, and a CPU share above 100% shows both worked at once.
+fn scaling(
+    o: &Opts,
+    dir: &Path,
+    tls: &TlsFiles,
+    s: &Servers,
+    script: &Path,
+) -> Result<[Vec<Run>; 2]> {
+    let cfg = cases::gateway_config(dir, tls, s.upstream_port, o.keepalive, None)?;
+    let mut gws = Vec::new();
+    for workers in [1, 2] {
+        let (p, port) = gateway_with(&cfg, GatewayRuntime::MultiThread, workers)?;
+        pin_tree_to(p.pid(), &[o.generator_cpu, o.server_cpu])?;
+        let r = load::wrk(port, script, 2, 1, o.generator_cpu)?;
+        if r.errors > 0 || r.requests == 0 {
+            bail!(
+                "scaling, {workers} worker(s): the warm-up got {} errors in {} requests",
+                r.errors,
+                r.requests
+            );
+        }
+        gws.push(Target {
+            port,
+            pid: p.pid(),
+            _proc: Some(p),
+        });
+    }
+    let mut runs: [Vec<Run>; 2] = [Vec::new(), Vec::new()];
+    for round in 0..o.scaling_rounds {
+        for k in 0..2 {
+            let i = (k + round) % 2;
+            let t = gws.get(i).context("scaling gateways")?;
+            let r = with_server_cpu(s, t, || {
+                load::wrk(t.port, script, o.connections, o.duration, o.generator_cpu)
+            })?;
+            say(report::SCALING_NAMES[i], round, "h1", &r);
+            runs[i].push(r);
+        }
+    }
+    Ok(runs)
 }
 
 fn say(name: &str, round: usize, proto: &str, r: &Run) {
@@ -266,7 +327,11 @@ fn say(name: &str, round: usize, proto: &str, r: &Run) {
 fn main() -> Result<()> {
     let o = Opts::parse();
     if let Some(config) = &o.serve_gateway {
-        return child::serve(config, o.gateway_runtime == GatewayRuntime::CurrentThread);
+        return child::serve(
+            config,
+            o.gateway_runtime == GatewayRuntime::CurrentThread,
+            o.gateway_workers,
+        );
     }
     if o.generator_cpu == o.server_cpu {
         bail!("--generator-cpu and --server-cpu must differ: the point is to keep them apart");
@@ -378,6 +443,11 @@ fn main() -> Result<()> {
             }
         }
     }
+    let scaling = if o.h1_only || o.scaling_rounds == 0 {
+        [Vec::new(), Vec::new()]
+    } else {
+        scaling(&o, dir, &tls, &servers, script(cases::Method::Get))?
+    };
     let mut idle = Vec::new();
     if o.idle > 0 {
         for s in pair {
@@ -416,6 +486,7 @@ fn main() -> Result<()> {
         h1,
         h2,
         handshakes: hs,
+        scaling,
         idle,
     });
     report::print(&rep);

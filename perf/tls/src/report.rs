@@ -13,6 +13,9 @@ use vigil_testkit::plot::{self, HttpCase};
 /// The HTTP/2, handshake and idle cases: nginx and the plain gateway.
 pub const PAIR_NAMES: [&str; 2] = ["nginx", "vigil-plain"];
 
+/// The scaling cases: the plain gateway with one and with two worker threads.
+pub const SCALING_NAMES: [&str; 2] = ["vigil-plain-1-worker", "vigil-plain-2-workers"];
+
 pub struct Inputs {
     pub started: u64,
     pub machine: Value,
@@ -21,6 +24,7 @@ pub struct Inputs {
     pub h1: Vec<Vec<Run>>,
     pub h2: [Vec<Run>; 2],
     pub handshakes: [Vec<Handshakes>; 2],
+    pub scaling: [Vec<Run>; 2],
     pub idle: Vec<Idle>,
 }
 
@@ -270,6 +274,41 @@ pub fn build(i: Inputs) -> Report {
             json!(r >= 1.5),
         );
     }
+    let mut scaling = serde_json::Map::new();
+    if i.scaling.iter().all(|r| !r.is_empty()) {
+        let s: Vec<Summary> = i.scaling.iter().map(|r| summarise(r)).collect();
+        // What two workers on two cores serve over what one serves, at the CPU time per
+        // request each showed.
+        let estimate = 2.0 * ratio(s[0].cpu_us, s[1].cpu_us);
+        for (k, sum) in s.iter().enumerate() {
+            if sum.counted == 0 {
+                refused.push(SCALING_NAMES[k].to_owned());
+            }
+            scaling.insert(SCALING_NAMES[k].to_owned(), sum.json.clone());
+            table.push(format!(
+                "{:<22} {:>6.0}-{:>6.0}-{:>6.0} req/s  proxy CPU {:>4.0}%  {:>6.1} us/req",
+                SCALING_NAMES[k],
+                sum.rps.0,
+                sum.rps.1,
+                sum.rps.2,
+                median(i.scaling[k].iter().map(|r| r.proxy_cpu_percent).collect())
+                    .unwrap_or(f64::NAN),
+                sum.cpu_us
+            ));
+        }
+        table.push(format!(
+            "scaling estimate (2 x us/req one worker / two workers): {estimate:.2}x"
+        ));
+        scaling.insert("estimate_two_over_one".into(), json!(estimate));
+        scaling.insert(
+            "basis".into(),
+            json!("2 x the proxy's CPU time per request with one worker over that with two"),
+        );
+        targets.insert(
+            "scaling_two_workers_ge_1.8x_one_worker".into(),
+            json!(estimate >= 1.8),
+        );
+    }
     let mut idle = serde_json::Map::new();
     for (k, v) in i.idle.iter().enumerate() {
         idle.insert(PAIR_NAMES[k].to_owned(), json!(v));
@@ -313,6 +352,7 @@ pub fn build(i: Inputs) -> Report {
         "h1": h1,
         "h2": h2,
         "handshakes": hs,
+        "scaling": scaling,
         "idle": idle,
         "targets": targets,
         "refused": refused,
@@ -366,6 +406,7 @@ mod tests {
             h1,
             h2: [Vec::new(), Vec::new()],
             handshakes: [Vec::new(), Vec::new()],
+            scaling: [Vec::new(), Vec::new()],
             idle: Vec::new(),
         });
         let nginx = &r.json["h1"]["nginx-get"];
@@ -393,10 +434,48 @@ mod tests {
             ],
             h2: [Vec::new(), Vec::new()],
             handshakes: [Vec::new(), Vec::new()],
+            scaling: [Vec::new(), Vec::new()],
             idle: Vec::new(),
         });
         assert!(r2.refused.is_empty(), "{:?}", r2.refused);
         assert_eq!(r2.json["not_run"][0], "vigil-full-get");
+    }
+
+    #[test]
+    fn scaling_is_estimated_from_cpu_per_request() {
+        let with_us = |us: f64| Run {
+            proxy_cpu_us_per_request: us,
+            ..run(10_000.0, 50.0)
+        };
+        // 20 us per request with one worker, 21 with two: 2 x 20 / 21 = 1.90x.
+        let r = build(Inputs {
+            scaling: [
+                vec![with_us(19.0), with_us(20.0), with_us(21.0)],
+                vec![with_us(21.0), with_us(25.0), with_us(20.0)],
+            ],
+            ..empty()
+        });
+        let e = r.json["scaling"]["estimate_two_over_one"]
+            .as_f64()
+            .unwrap_or(0.0);
+        assert!((e - 2.0 * 20.0 / 21.0).abs() < 1e-9, "{e}");
+        assert_eq!(
+            r.json["targets"]["scaling_two_workers_ge_1.8x_one_worker"],
+            true
+        );
+        assert_eq!(
+            r.json["scaling"]["vigil-plain-2-workers"]["proxy_cpu_us_per_request_median"],
+            21.0
+        );
+        // Two workers that each cost a quarter more per request do not scale enough.
+        let r = build(Inputs {
+            scaling: [vec![with_us(20.0)], vec![with_us(25.0)]],
+            ..empty()
+        });
+        assert_eq!(
+            r.json["targets"]["scaling_two_workers_ge_1.8x_one_worker"],
+            false
+        );
     }
 
     fn hs(per_s: f64, gen_cpu: f64, us: f64) -> Handshakes {
@@ -408,16 +487,25 @@ mod tests {
         }
     }
 
-    fn with_handshakes(handshakes: [Vec<Handshakes>; 2]) -> Report {
-        build(Inputs {
+    /// No case run at all.
+    fn empty() -> Inputs {
+        Inputs {
             started: 0,
             machine: json!({}),
             opts: json!({}),
             pinning: json!({}),
             h1: vec![Vec::new(); CASES.len()],
             h2: [Vec::new(), Vec::new()],
-            handshakes,
+            handshakes: [Vec::new(), Vec::new()],
+            scaling: [Vec::new(), Vec::new()],
             idle: Vec::new(),
+        }
+    }
+
+    fn with_handshakes(handshakes: [Vec<Handshakes>; 2]) -> Report {
+        build(Inputs {
+            handshakes,
+            ..empty()
         })
     }
 

@@ -11,34 +11,44 @@ use anyhow::{Context, Result, bail};
 /// Pins every thread of `pid` and of all its descendants to `cpu`. Threads and processes they
 /// start later inherit the affinity of the one that starts them.
 pub fn pin_tree(pid: u32, cpu: usize) -> Result<()> {
+    pin_tree_to(pid, &[cpu])
+}
+
+/// Lets every thread of `pid` and of all its descendants run on `cpus` (and only there).
+pub fn pin_tree_to(pid: u32, cpus: &[usize]) -> Result<()> {
     for task in tasks(pid)? {
-        pin_task(task, cpu)?;
+        pin_task(task, cpus)?;
     }
     for child in children(pid) {
-        pin_tree(child, cpu)?;
+        pin_tree_to(child, cpus)?;
     }
     Ok(())
 }
 
 /// Pins the calling thread (and what it starts from now on) to `cpu`.
 pub fn pin_self(cpu: usize) -> Result<()> {
-    pin_task(0, cpu)
+    pin_task(0, &[cpu])
 }
 
-fn pin_task(tid: u32, cpu: usize) -> Result<()> {
+fn pin_task(tid: u32, cpus: &[usize]) -> Result<()> {
     // SAFETY: cpu_set_t is plain data; all-zero is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
-    if cpu >= libc::CPU_SETSIZE as usize {
-        bail!("CPU {cpu} is out of range");
+    if cpus.is_empty() {
+        bail!("pinning task {tid}: no CPU given");
     }
-    // SAFETY: `cpu` is below CPU_SETSIZE (checked above), so CPU_SET stays inside `set`.
-    unsafe { libc::CPU_SET(cpu, &mut set) };
+    for &cpu in cpus {
+        if cpu >= libc::CPU_SETSIZE as usize {
+            bail!("CPU {cpu} is out of range");
+        }
+        // SAFETY: `cpu` is below CPU_SETSIZE (checked above), so CPU_SET stays inside `set`.
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+    }
     let tid = libc::pid_t::try_from(tid)?;
     // SAFETY: sched_setaffinity reads `size_of::<cpu_set_t>()` bytes from a valid set.
     let rc = unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     if rc != 0 {
         bail!(
-            "pinning task {tid} to CPU {cpu}: {}",
+            "pinning task {tid} to CPUs {cpus:?}: {}",
             std::io::Error::last_os_error()
         );
     }
