@@ -53,6 +53,8 @@ pub(crate) struct Node {
     object: Option<usize>,
     /// The property names that can be compared as raw bytes (see [`RawKey`]).
     keys: Vec<RawKey>,
+    /// The slots `required` names, as bits (every slot is below 64, see [`object_plan`]).
+    required: u64,
 }
 
 /// A property name of at most 15 bytes with no byte JSON would escape: the name followed by the
@@ -178,6 +180,9 @@ fn object_plan(o: &SchemaObj, next: &mut Vec<Sid>) -> Option<Node> {
                     && ok.props.len() <= 64 =>
             {
                 node.object = Some(i);
+                for r in &ok.required {
+                    node.required |= 1u64.checked_shl(*r)?;
+                }
                 node.keys = ok
                     .names
                     .entries()
@@ -397,6 +402,19 @@ impl<'t, 'a> Stream<'t, 'a> {
         }
     }
 
+    /// The next byte that is not whitespace, moving past the whitespace.
+    #[inline(always)]
+    fn peek_ws(&mut self) -> Option<u8> {
+        match self.b.get(self.pos) {
+            // Compact JSON has none: one compare decides.
+            Some(c) if *c > b' ' => Some(*c),
+            _ => {
+                self.ws();
+                self.peek()
+            }
+        }
+    }
+
     #[inline]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.pos).copied()
@@ -410,9 +428,9 @@ impl<'t, 'a> Stream<'t, 'a> {
     /// value's kind when it is a scalar whose text lives in the body (for `uniqueItems`).
     /// `seg` is the value's step from its parent (none for the root): pushed onto the path
     /// for a container, and for a scalar only when it has something to report.
+    #[inline(always)]
     fn value(&mut self, sid: Option<Sid>, seg: Option<Seg<'a>>) -> R<Option<Kind<'a>>> {
-        self.ws();
-        let kind = match self.peek() {
+        let kind = match self.peek_ws() {
             Some(open @ (b'{' | b'[')) => {
                 if let Some(seg) = seg {
                     self.path.push(seg);
@@ -458,8 +476,7 @@ impl<'t, 'a> Stream<'t, 'a> {
     /// container's `close`.
     #[inline]
     fn more(&mut self, close: u8) -> R<bool> {
-        self.ws();
-        match self.peek() {
+        match self.peek_ws() {
             Some(b',') => {
                 self.pos += 1;
                 Ok(true)
@@ -829,8 +846,7 @@ impl<'t, 'a> Stream<'t, 'a> {
         };
         let base = self.uniq.len();
         let mut n = 0usize;
-        self.ws();
-        if self.peek() == Some(b']') {
+        if self.peek_ws() == Some(b']') {
             self.pos += 1;
         } else {
             loop {
@@ -876,16 +892,14 @@ impl<'t, 'a> Stream<'t, 'a> {
         let base = self.keys.len();
         let mut seen = 0u64;
         let mut n = 0usize;
-        self.ws();
-        if self.peek() == Some(b'}') {
+        if self.peek_ws() == Some(b'}') {
             self.pos += 1;
         } else {
             loop {
                 if n >= self.max_members {
                     return Err(Bail);
                 }
-                self.ws();
-                if self.peek() != Some(b'"') {
+                if self.peek_ws() != Some(b'"') {
                     return Err(Bail);
                 }
                 let (key, slot) = match o.and_then(|(_, plan)| self.known_key(plan)) {
@@ -899,8 +913,7 @@ impl<'t, 'a> Stream<'t, 'a> {
                         (key, props.and_then(|p| p.names.get(key)))
                     }
                 };
-                self.ws();
-                if self.peek() != Some(b':') {
+                if self.peek_ws() != Some(b':') {
                     return Err(Bail);
                 }
                 self.pos += 1;
@@ -940,7 +953,7 @@ impl<'t, 'a> Stream<'t, 'a> {
         if let Some((o, plan)) = o {
             if let Some(p) = props {
                 let has = |s: &u32| seen & 1u64.checked_shl(*s).unwrap_or(0) != 0;
-                if !p.required.iter().all(has) {
+                if seen & plan.required != plan.required {
                     self.record(Reason::SchemaViolation, "required", &p.required_loc);
                 }
                 for (s, deps) in &p.dep_required {
@@ -953,8 +966,12 @@ impl<'t, 'a> Stream<'t, 'a> {
                     }
                 }
             }
-            let lists = split(&o.obj, plan.obj_before, plan.obj_after);
-            self.close(o, lists, Kind::Object(n), Flat::Leaf(Kind::Object(n)), at);
+            // Most objects have no keyword but `properties` and its kin (the one `Object`
+            // keyword, which the loop above applied): nothing left to check.
+            if o.obj.len() > usize::from(plan.object.is_some()) || !o.any.is_empty() {
+                let lists = split(&o.obj, plan.obj_before, plan.obj_after);
+                self.close(o, lists, Kind::Object(n), Flat::Leaf(Kind::Object(n)), at);
+            }
         }
         Ok(())
     }
