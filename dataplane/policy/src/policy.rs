@@ -198,12 +198,12 @@ impl Policy {
         })
     }
 
-    /// All the checks for one request, in order: route, parameters, body. The body buffer is
-    /// parsed in place and is scratch afterwards.
+    /// All the checks for one request, in order: route, parameters, body. The body is left as
+    /// it is.
     pub fn check<H: Headers + ?Sized>(
         &self,
         req: &RequestParts<'_, H>,
-        body: &mut [u8],
+        body: &[u8],
     ) -> Result<&Route, Deny> {
         let m = self.match_route(req.method, req.path)?;
         m.check_params(req.query, req.headers)?;
@@ -444,8 +444,8 @@ impl<'p> RouteMatch<'p, '_> {
         r.check_body(status, content_type, body, &limits)
     }
 
-    /// Checks the body against the operation's request body. `body` is parsed in place.
-    pub fn check_body(&self, content_type: Option<&str>, body: &mut [u8]) -> Result<(), Deny> {
+    /// Checks the body against the operation's request body; `body` is left as it is.
+    pub fn check_body(&self, content_type: Option<&str>, body: &[u8]) -> Result<(), Deny> {
         crate::body::check(
             self.route.body.as_ref(),
             content_type,

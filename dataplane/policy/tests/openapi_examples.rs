@@ -47,7 +47,7 @@ fn request(
         query,
         headers,
     };
-    p.check(&req, &mut body.as_bytes().to_vec())
+    p.check(&req, body.as_bytes())
         .map(|r| r.id().to_string())
 }
 

@@ -163,6 +163,23 @@ impl Validator {
         })
     }
 
+    /// Validates a body the caller keeps as it is (a gateway forwards the body it checked): the
+    /// fused pass reads it in place; only a body left to the tape walk is copied, since the
+    /// tape parser writes into its input.
+    pub fn validate_slice(&self, body: &[u8], limits: &Limits) -> Result<(), Rejection> {
+        if let Some(done) = self.validate_fused(body, limits) {
+            return done;
+        }
+        if body.len() > limits.max_body_bytes {
+            return Err(Rejection::single(Reason::TooLarge, String::new(), "body"));
+        }
+        let mut owned = Vec::with_capacity(body.len() + BODY_PADDING);
+        owned.extend_from_slice(body);
+        bytes::with_owned_tape(&mut owned, limits, |tape| {
+            Walker::new(&self.tree, limits.max_errors, limits.depth()).run(TapeNode(tape))
+        })
+    }
+
     /// Validates a value that is already parsed (query or path parameters after conversion),
     /// with the default [`Limits`] for error count and depth.
     pub fn validate_value(&self, value: &serde_json::Value) -> Result<(), Rejection> {

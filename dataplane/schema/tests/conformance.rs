@@ -113,11 +113,14 @@ fn run_file(
             let by_bytes = validator.validate_bytes(&mut body, &Limits::default());
             let mut owned = serde_json::to_vec(&t["data"]).unwrap();
             let by_vec = validator.validate_vec(&mut owned, &Limits::default());
+            let kept = serde_json::to_vec(&t["data"]).unwrap();
+            let by_slice = validator.validate_slice(&kept, &Limits::default());
             let mut ok = true;
             for (how, got) in [
                 ("value", &by_value),
                 ("bytes", &by_bytes),
                 ("owned bytes", &by_vec),
+                ("kept bytes", &by_slice),
             ] {
                 if got.is_ok() != want {
                     ok = false;

@@ -67,11 +67,9 @@ impl OpenApi {
                 m.check_content_type(ct, ctx.body_announced)
             }
             Part::Body if ctx.depth >= Level::Reduced => Ok(()),
-            Part::Body => {
-                // simd-json parses in place: the schema check needs its own mutable copy.
-                let mut buf = body.map(|b| b.to_vec()).unwrap_or_default();
-                m.check_body(ct, &mut buf)
-            }
+            // The body is read where it is; the validator copies it only for a body its
+            // fused pass leaves to the tape parser, which writes into its input.
+            Part::Body => m.check_body(ct, body.map_or(&[][..], |b| &b[..])),
         }
     }
 
