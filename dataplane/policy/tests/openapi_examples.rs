@@ -47,8 +47,7 @@ fn request(
         query,
         headers,
     };
-    p.check(&req, body.as_bytes())
-        .map(|r| r.id().to_string())
+    p.check(&req, body.as_bytes()).map(|r| r.id().to_string())
 }
 
 const JSON: [(&str, &str); 1] = [("content-type", "application/json")];

@@ -243,10 +243,7 @@ fn body_decisions() {
         ..PolicyOptions::default()
     });
     let m = strict.match_route("POST", "/v1/users").unwrap();
-    let e = m.check_body(
-        Some("application/json"),
-        br#"{"name": "a", "extra": 1}"#,
-    );
+    let e = m.check_body(Some("application/json"), br#"{"name": "a", "extra": 1}"#);
     assert_eq!(
         e.unwrap_err().keyword.as_deref(),
         Some("additionalProperties")
@@ -266,9 +263,7 @@ fn content_type_decisions_need_no_body() {
     let p = policy(&PolicyOptions::default());
     let post = p.match_route("POST", "/v1/users").unwrap();
     // A JSON-only operation (here JSON and text/plain) refuses a body without Content-Type.
-    let e = post
-        .check_body(None, br#"{"name": "ann"}"#)
-        .unwrap_err();
+    let e = post.check_body(None, br#"{"name": "ann"}"#).unwrap_err();
     assert_eq!(
         (e.status, e.reason, e.location.as_str()),
         (415, "unsupported_media_type", "header.content-type")
@@ -320,9 +315,7 @@ fn one_call_checks_everything() {
     };
     let route = p.check(&req, br#"{"name": "ann"}"#).unwrap();
     assert_eq!(route.id(), "POST /users");
-    let e = p
-        .check(&req, br#"{"name": 123456789}"#)
-        .unwrap_err();
+    let e = p.check(&req, br#"{"name": 123456789}"#).unwrap_err();
     assert_eq!((e.status, e.reason), (400, "body_invalid"));
     let json = serde_json::to_string(&e).unwrap();
     assert!(
@@ -380,10 +373,7 @@ fn loads_from_files_with_sibling_refs() {
         m.check_body(Some("application/json"), br#"{"name": "x"}"#)
             .is_ok()
     );
-    assert!(
-        m.check_body(Some("application/json"), br#"{}"#)
-            .is_err()
-    );
+    assert!(m.check_body(Some("application/json"), br#"{}"#).is_err());
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Policy>();
 }
