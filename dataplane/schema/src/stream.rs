@@ -14,10 +14,10 @@
 
 use crate::error::{Reason, Rejection, Violation};
 use crate::node::{JsonNode, Kind};
-use crate::number::Num;
+use crate::number::{self, Divisor, Num};
 use crate::options::Limits;
 use crate::tree::{Kw, KwKind, ObjectKw, Schema, SchemaObj, Sid, Tree, prefix};
-use crate::walk::{Seg, holds, pointer, type_ok};
+use crate::walk::{Seg, char_len, holds, pointer, type_ok};
 
 /// What the fused pass decided.
 pub(crate) enum Outcome {
@@ -55,6 +55,105 @@ pub(crate) struct Node {
     keys: Vec<RawKey>,
     /// The slots `required` names, as bits (every slot is below 64, see [`object_plan`]).
     required: u64,
+    /// The scalar keywords unpacked, when they are all common ones (see [`Leaf`]).
+    leaf: Option<Leaf>,
+}
+
+/// The keywords a scalar meets, unpacked from a schema whose scalar keywords are only `type`,
+/// bounds, `multipleOf`, lengths and `pattern` (no `enum`, `const`, `format` or `readOnly`): a
+/// few compares instead of a walk over the keyword lists. [`Leaf::holds`] is true exactly when
+/// every keyword holds, with the walk's own checks; a scalar it refuses is reported by the walk's
+/// code.
+#[derive(Debug)]
+struct Leaf {
+    /// `type`, or every type.
+    types: u8,
+    min: Option<(Num, bool)>,
+    max: Option<(Num, bool)>,
+    multiple: Option<Divisor>,
+    min_len: usize,
+    max_len: usize,
+    /// Where `pattern` is in the schema's string keywords.
+    pattern: Option<usize>,
+}
+
+impl Leaf {
+    fn new(o: &SchemaObj) -> Option<Leaf> {
+        if !o.any.is_empty() || o.read_only.is_some() {
+            return None;
+        }
+        let mut leaf = Leaf {
+            types: o.ty.as_ref().map_or(u8::MAX, |(mask, _)| *mask),
+            min: None,
+            max: None,
+            multiple: None,
+            min_len: 0,
+            max_len: usize::MAX,
+            pattern: None,
+        };
+        // One of each: a second bound (draft 4's `exclusiveMinimum` beside `minimum` in newer
+        // drafts) leaves the schema to the keyword lists.
+        let once = |v: bool| v.then_some(());
+        for kw in &o.num {
+            match &kw.kind {
+                KwKind::Minimum { limit, exclusive } => {
+                    once(leaf.min.is_none())?;
+                    leaf.min = Some((*limit, *exclusive));
+                }
+                KwKind::Maximum { limit, exclusive } => {
+                    once(leaf.max.is_none())?;
+                    leaf.max = Some((*limit, *exclusive));
+                }
+                KwKind::MultipleOf(d) => {
+                    once(leaf.multiple.is_none())?;
+                    leaf.multiple = Some(*d);
+                }
+                _ => return None,
+            }
+        }
+        let (mut min_len, mut max_len) = (None, None);
+        for (i, kw) in o.str.iter().enumerate() {
+            match &kw.kind {
+                KwKind::MinLength(m) if min_len.is_none() => min_len = Some(*m),
+                KwKind::MaxLength(m) if max_len.is_none() => max_len = Some(*m),
+                KwKind::Pattern(_) if leaf.pattern.is_none() => leaf.pattern = Some(i),
+                _ => return None,
+            }
+        }
+        leaf.min_len = min_len.unwrap_or(0);
+        leaf.max_len = max_len.unwrap_or(usize::MAX);
+        Some(leaf)
+    }
+
+    /// Whether scalar `kind` meets every keyword of `o` (the schema this was made from).
+    #[inline]
+    fn holds(&self, o: &SchemaObj, kind: &Kind<'_>) -> bool {
+        if !type_ok(self.types, *kind) {
+            return false;
+        }
+        match kind {
+            Kind::Num(n) => {
+                self.min.is_none_or(|(limit, exclusive)| {
+                    let c = number::cmp(*n, limit);
+                    c.is_gt() || (c.is_eq() && !exclusive)
+                }) && self.max.is_none_or(|(limit, exclusive)| {
+                    let c = number::cmp(*n, limit);
+                    c.is_lt() || (c.is_eq() && !exclusive)
+                }) && self.multiple.is_none_or(|d| d.divides(*n))
+            }
+            Kind::Str(s) => {
+                (self.min_len == 0 || (s.len() >= self.min_len && char_len(s) >= self.min_len))
+                    && (s.len() <= self.max_len || char_len(s) <= self.max_len)
+                    && self
+                        .pattern
+                        .is_none_or(|i| match o.str.get(i).map(|k| &k.kind) {
+                            Some(KwKind::Pattern(re)) => re.is_match(s),
+                            _ => false,
+                        })
+            }
+            _ => true,
+        }
+    }
 }
 
 /// A property name of at most 15 bytes with no byte JSON would escape: the name followed by the
@@ -145,7 +244,10 @@ fn object_plan(o: &SchemaObj, next: &mut Vec<Sid>) -> Option<Node> {
     if !any_ok || !o.num.iter().chain(&o.str).all(|k| k.kind.is_leaf()) {
         return None;
     }
-    let mut node = Node::default();
+    let mut node = Node {
+        leaf: Leaf::new(o),
+        ..Node::default()
+    };
     // Array keywords: leaves, then the element schemas (prefix before the rest, disjoint), then
     // leaves; a leaf between two element keywords would need its report between theirs.
     let mut prefixed = false;
@@ -742,10 +844,26 @@ impl<'t, 'a> Stream<'t, 'a> {
     /// for every type, as the walk orders them.
     #[inline]
     fn scalar(&mut self, sid: Option<Sid>, kind: Kind<'_>, seg: Option<Seg<'a>>) {
-        match self.schema(sid) {
+        let Some(s) = sid else {
+            return;
+        };
+        match self.tree.schemas.get(s) {
             None | Some(Schema::Bool(true)) => {}
-            Some(Schema::Obj(o)) if o.pure_leaf && passes(o, kind) => {}
-            _ => self.scalar_slow(sid, kind, seg),
+            Some(Schema::Obj(o)) => {
+                let leaf = self
+                    .plan
+                    .nodes
+                    .get(s)
+                    .and_then(|n| n.as_ref()?.leaf.as_ref());
+                let ok = match leaf {
+                    Some(leaf) => leaf.holds(o, &kind),
+                    None => o.pure_leaf && passes(o, kind),
+                };
+                if !ok {
+                    self.scalar_slow(sid, kind, seg);
+                }
+            }
+            Some(Schema::Bool(false)) => self.scalar_slow(sid, kind, seg),
         }
     }
 

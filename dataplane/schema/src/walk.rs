@@ -407,7 +407,7 @@ pub(crate) fn pointer(path: &[Seg<'_>]) -> String {
 }
 
 /// Length in Unicode code points (JSON Schema counts code points, not bytes or UTF-16 units).
-fn char_len(s: &str) -> usize {
+pub(crate) fn char_len(s: &str) -> usize {
     s.len() - s.bytes().filter(|b| (*b & 0xC0) == 0x80).count()
 }
 
