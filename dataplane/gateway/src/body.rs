@@ -67,13 +67,36 @@ pub struct BodyStopped {
     fault: BodyFault,
 }
 
+/// A deadline whose timer is made only once a body first has to wait for its peer: most
+/// bodies (empty, or read in the poll that asks for them) never wait, and then no timer is
+/// allocated or registered at all. The instant is fixed when the deadline is made.
+#[derive(Debug)]
+struct Deadline {
+    at: Instant,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Deadline {
+    fn new(at: Instant) -> Self {
+        Self { at, timer: None }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let at = self.at;
+        self.timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)))
+            .as_mut()
+            .poll(cx)
+    }
+}
+
 /// A client body with a size limit and a deadline.
 #[derive(Debug)]
 pub struct LimitedBody<B> {
     inner: B,
     max: u64,
     seen: u64,
-    deadline: Pin<Box<Sleep>>,
+    deadline: Deadline,
     state: Arc<BodyState>,
 }
 
@@ -83,7 +106,7 @@ impl<B> LimitedBody<B> {
             inner,
             max,
             seen: 0,
-            deadline: Box::pin(tokio::time::sleep_until(Instant::now() + timeout)),
+            deadline: Deadline::new(Instant::now() + timeout),
             state,
         }
     }
@@ -120,7 +143,7 @@ where
             }
             Poll::Ready(Some(Err(_))) => this.stop(BodyFault::Malformed),
             Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => match this.deadline.as_mut().poll(cx) {
+            Poll::Pending => match this.deadline.poll(cx) {
                 Poll::Ready(()) => this.stop(BodyFault::TimedOut),
                 Poll::Pending => Poll::Pending,
             },
@@ -299,7 +322,7 @@ pub type OnDone = Box<dyn FnOnce(u64) + Send>;
 pub struct ClientBody {
     inner: InnerBody,
     sent: u64,
-    deadline: Option<Pin<Box<Sleep>>>,
+    deadline: Option<Deadline>,
     on_done: Option<OnDone>,
     watch: Option<SendWatch>,
 }
@@ -323,7 +346,7 @@ impl ClientBody {
         Self {
             inner,
             sent: 0,
-            deadline: deadline.map(|d| Box::pin(tokio::time::sleep_until(d))),
+            deadline: deadline.map(Deadline::new),
             on_done: Some(on_done),
             watch,
         }
@@ -377,7 +400,7 @@ impl Body for ClientBody {
                 // Waiting for the upstream, which its own timeouts bound.
                 this.waiting_for_client(false);
                 if let Some(d) = this.deadline.as_mut()
-                    && d.as_mut().poll(cx).is_ready()
+                    && d.poll(cx).is_ready()
                 {
                     this.finish();
                     return Poll::Ready(Some(Err("upstream total_timeout reached".into())));

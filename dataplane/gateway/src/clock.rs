@@ -40,7 +40,8 @@ pub fn rfc3339(t: SystemTime) -> String {
             v /= 10;
         }
     }
-    out.iter().map(|&b| char::from(b)).collect()
+    // Digits and ASCII punctuation only: always UTF-8.
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
 /// Days since 1970-01-01 to (year, month, day); Howard Hinnant's algorithm.

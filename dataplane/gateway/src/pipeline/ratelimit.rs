@@ -266,6 +266,25 @@ impl Stage for RateLimit {
     ) -> StageFuture<'a> {
         Box::pin(async move { self.decide(head, ctx).await })
     }
+
+    /// Local buckets answer at once; only a rule shared through the fleet's store waits.
+    fn decide_now(
+        &self,
+        ctx: &mut RequestCtx,
+        head: &mut Parts,
+        _body: Option<&Bytes>,
+    ) -> Option<Outcome> {
+        if self.rules.iter().any(|r| r.shared) {
+            return None;
+        }
+        for rule in &self.rules {
+            let take = rule.local.take(&rule.key(head, ctx), Instant::now());
+            if !take.allowed {
+                return Some(limited(rule.burst, take));
+            }
+        }
+        Some(Outcome::Continue)
+    }
 }
 
 #[cfg(test)]

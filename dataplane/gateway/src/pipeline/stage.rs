@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use http::header::{ALLOW, RETRY_AFTER};
@@ -123,8 +123,6 @@ pub struct RequestCtx {
     pub upstream: Option<String>,
     /// When the request head was received.
     pub started: Instant,
-    /// Time spent in each stage, in chain order.
-    pub timings: Vec<(&'static str, Duration)>,
     /// Inspection depth in force when the request arrived (the thermal governor's level).
     /// Costly stages consult it when the operator chose to degrade rather than shed.
     pub depth: Level,
@@ -159,6 +157,16 @@ pub struct DetectionHit {
 impl RequestCtx {
     /// The context of a request that has just arrived on `conn`, at inspection depth `depth`.
     pub fn new(request_id: String, conn: Arc<ConnInfo>, depth: Level) -> Self {
+        Self::arrived(request_id, conn, depth, Instant::now())
+    }
+
+    /// [`new`](Self::new) for a request whose head the caller has already timed.
+    pub fn arrived(
+        request_id: String,
+        conn: Arc<ConnInfo>,
+        depth: Level,
+        started: Instant,
+    ) -> Self {
         Self {
             request_id,
             identity: conn.tls.as_ref().and_then(|t| t.identity.clone()),
@@ -167,8 +175,7 @@ impl RequestCtx {
             route: None,
             matched: None,
             upstream: None,
-            started: Instant::now(),
-            timings: Vec::new(),
+            started,
             depth,
             log_only_violation: None,
             body_announced: false,
@@ -237,7 +244,7 @@ pub type StageFuture<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
 
 /// One step of the pipeline.
 pub trait Stage: Send + Sync + std::fmt::Debug {
-    /// Short name for timings and logs.
+    /// Short name for logs.
     fn name(&self) -> &'static str;
     /// Whether this stage needs the whole body buffered (up to `limits.max_body_bytes`)
     /// before it runs; the body is streamed to the upstream otherwise.
@@ -252,6 +259,17 @@ pub trait Stage: Send + Sync + std::fmt::Debug {
         head: &'a mut Parts,
         body: Option<&'a Bytes>,
     ) -> StageFuture<'a>;
+    /// The outcome, when the stage can decide without waiting; `None` (having done nothing)
+    /// sends the chain through [`on_request`](Self::on_request). The chain asks this first, so
+    /// a stage that never waits costs a request no boxed future.
+    fn decide_now(
+        &self,
+        _ctx: &mut RequestCtx,
+        _head: &mut Parts,
+        _body: Option<&Bytes>,
+    ) -> Option<Outcome> {
+        None
+    }
 }
 
 /// A ready outcome as a [`StageFuture`], for stages that never wait.
@@ -262,7 +280,7 @@ pub fn ready<'a>(outcome: Outcome) -> StageFuture<'a> {
 /// A stage that decides without waiting: the blanket [`Stage`] impl wraps its answer in a ready
 /// future, so the stage itself is a plain function of the request.
 pub trait SyncStage: Send + Sync + std::fmt::Debug {
-    /// Short name for timings and logs.
+    /// Short name for logs.
     fn name(&self) -> &'static str;
     /// See [`Stage::needs_body`].
     fn needs_body(&self) -> bool {
@@ -288,6 +306,15 @@ impl<T: SyncStage> Stage for T {
         body: Option<&'a Bytes>,
     ) -> StageFuture<'a> {
         ready(self.check(ctx, head, body))
+    }
+
+    fn decide_now(
+        &self,
+        ctx: &mut RequestCtx,
+        head: &mut Parts,
+        body: Option<&Bytes>,
+    ) -> Option<Outcome> {
+        Some(self.check(ctx, head, body))
     }
 }
 

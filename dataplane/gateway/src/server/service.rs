@@ -113,12 +113,12 @@ impl Handler {
             path: state.redactor.path(req.uri()),
             headers: state.redactor.headers(req.headers()),
         };
-        let mut ctx = RequestCtx::new(
+        let mut ctx = RequestCtx::arrived(
             self.shared.ids.next_id(),
             self.conn.clone(),
             self.shared.depth(),
+            started,
         );
-        ctx.started = started;
         let body_state = Arc::new(BodyState::default());
         let http1 = req.version() < http::Version::HTTP_2;
         // Every HTTP/1.x head counts, to stay in step with the framing tracker.
@@ -196,10 +196,10 @@ impl Handler {
     /// that stalls its requests (an HTTP/2 window of zero) only ever holds its own share.
     fn admit(&self, state: &State) -> Result<Admitted, Rejection> {
         let l = &state.cfg.listener;
-        let retry_after = HeaderValue::from(l.retry_after_secs);
+        // Built only for a refusal: an admitted request writes no header.
         let shed = |reason| {
             Rejection::new(StatusCode::SERVICE_UNAVAILABLE, reason)
-                .with_header(RETRY_AFTER, retry_after.clone())
+                .with_header(RETRY_AFTER, HeaderValue::from(l.retry_after_secs))
         };
         if self.shed {
             return Err(shed("overloaded"));

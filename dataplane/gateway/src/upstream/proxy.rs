@@ -32,18 +32,21 @@ pub async fn forward(
         ));
     };
     ctx.upstream = Some(member.cfg.name.clone());
-    let pq = head
-        .uri
-        .path_and_query()
-        .map_or("/", |pq| pq.as_str())
-        .to_owned();
     let original_authority = head.uri.authority().cloned();
     // The client's protocol version, to answer in: an HTTP/1.0 upstream must not turn an
     // HTTP/1.1 client's response into HTTP/1.0 (and lose keep-alive).
     let client_version = head.version;
-    head.uri = member
-        .uri_for(&pq)
-        .map_err(|_| Rejection::new(StatusCode::BAD_REQUEST, "bad_request_target"))?;
+    // A target already in origin form is what an HTTP/1.1 upstream gets: kept as parsed,
+    // rather than written out and parsed again.
+    let origin_form = head.uri.scheme().is_none()
+        && head.uri.authority().is_none()
+        && head.uri.path_and_query().is_some();
+    if member.url.h2c || !origin_form {
+        let pq = head.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        head.uri = member
+            .uri_for(pq)
+            .map_err(|_| Rejection::new(StatusCode::BAD_REQUEST, "bad_request_target"))?;
+    }
     if member.url.h2c {
         head.version = Version::HTTP_2;
     } else {
