@@ -117,10 +117,11 @@ pub(crate) fn servers(cfg: &GatewayConfig) -> Servers {
         // hyper's own limits sit above ours so the hardening stage answers ordinary
         // violations with a JSON body; hyper's bare 431 only meets gross ones.
         let buf = (2 * (lim.max_header_bytes + lim.max_uri_bytes)).max(16 * 1024);
-        // The header timeout lives in hyper's parser: only it sees a head arrive byte by byte.
+        // The header timeout is the connection's own (server::conn): the framing tracker sees
+        // a head arrive byte by byte, and a check per tick costs a request nothing, where
+        // hyper's timer is made, registered and cancelled for every request.
         b.http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(cfg.listener.header_timeout)
+            .header_read_timeout(None)
             .max_buf_size(buf)
             .max_headers((2 * lim.max_header_count).max(100))
             .keep_alive(true);

@@ -13,6 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::io::{Activity, Tracked};
+use super::quiet::Quiet;
 use super::refusal;
 use super::service::Handler;
 use crate::budget::ConnGuard;
@@ -145,11 +146,30 @@ async fn serve_http<I>(
     let mut tick =
         tokio::time::interval(period.clamp(Duration::from_millis(50), Duration::from_secs(1)));
     let ended = loop {
-        tokio::select! {
-            r = conn.as_mut() => break r.err().map(Ended::Error),
-            changed = level.changed() => {
+        let side = {
+            // The run level and the tick are polled only when one of them woke the task, not
+            // on every wake-up of the connection (see `quiet`).
+            let side = std::pin::pin!(async {
+                tokio::select! {
+                    biased;
+                    changed = level.changed() => Side::Level(changed.is_ok()),
+                    _ = tick.tick() => Side::Tick,
+                }
+            });
+            tokio::select! {
+                biased;
+                r = conn.as_mut() => Err(r),
+                side = Quiet::new(side) => Ok(side),
+            }
+        };
+        let side = match side {
+            Err(r) => break r.err().map(Ended::Error),
+            Ok(side) => side,
+        };
+        match side {
+            Side::Level(ok) => {
                 let now = *level.borrow_and_update();
-                if changed.is_err() || now == RunLevel::Abort {
+                if !ok || now == RunLevel::Abort {
                     break None;
                 }
                 if !draining {
@@ -158,11 +178,20 @@ async fn serve_http<I>(
                     draining = true;
                 }
             }
-            _ = tick.tick() => {
+            Side::Tick => {
                 // The first request's head is due header_timeout after the handshake, whatever
                 // the protocol: an idle connection must not hold a slot for idle_timeout.
                 if activity.requests.load(Ordering::Acquire) == 0
                     && activity.age() >= l.header_timeout
+                {
+                    break Some(Ended::Timeout("header_timeout"));
+                }
+                // On HTTP/1.1 every later head is due header_timeout after the response before
+                // it: a keep-alive connection that goes quiet, or a head trickled in byte by
+                // byte (slowloris), is closed at the same deadline.
+                if activity
+                    .head_wait(http1)
+                    .is_some_and(|w| w >= l.header_timeout)
                 {
                     break Some(Ended::Timeout("header_timeout"));
                 }
@@ -182,6 +211,14 @@ async fn serve_http<I>(
     if let Some(ended) = ended {
         record_end(&shared, &conn_info, &activity, &ended);
     }
+}
+
+/// What woke a connection's task besides its traffic.
+enum Side {
+    /// The run level changed (`false`: its sender is gone).
+    Level(bool),
+    /// The timeout check's tick.
+    Tick,
 }
 
 /// Why the gateway's side of a connection ended early.

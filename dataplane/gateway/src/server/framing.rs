@@ -60,6 +60,7 @@ pub struct Framing {
     te: bool,
     upgrade: bool,
     heads: u64,
+    h2: bool,
 }
 
 impl Default for Framing {
@@ -75,6 +76,7 @@ impl Default for Framing {
             te: false,
             upgrade: false,
             heads: 0,
+            h2: false,
         }
     }
 }
@@ -129,6 +131,11 @@ impl Framing {
             }
         }
         found
+    }
+
+    /// The client opened with the HTTP/2 preface: no HTTP/1.1 head follows.
+    pub fn h2(&self) -> bool {
+        self.h2
     }
 
     /// A request head has begun and not ended: the client is part way through sending one.
@@ -218,6 +225,7 @@ impl Framing {
         if self.head_lines == 1 {
             if line.starts_with(b"PRI * HTTP/2") {
                 self.state = State::Off;
+                self.h2 = true;
             }
             return None;
         }

@@ -32,6 +32,11 @@ pub struct Activity {
     write_blocked_at: AtomicU64,
     /// Response bodies of this connection on their way to the client.
     pub send: Arc<SendClock>,
+    /// Milliseconds (since `origin`) at which the connection last became free for a new
+    /// request head: set up, or its last response finished.
+    head_wait_from: AtomicU64,
+    /// The client spoke HTTP/2 (prior knowledge, on a connection without ALPN).
+    h2: AtomicBool,
 }
 
 impl Activity {
@@ -46,6 +51,8 @@ impl Activity {
             head_partial: AtomicBool::new(false),
             write_blocked_at: AtomicU64::new(0),
             send: Arc::new(SendClock::new()),
+            head_wait_from: AtomicU64::new(0),
+            h2: AtomicBool::new(false),
         })
     }
 
@@ -60,6 +67,26 @@ impl Activity {
     /// Time since the connection was set up for HTTP.
     pub fn age(&self) -> Duration {
         self.origin.elapsed()
+    }
+
+    /// A response is finished: the request no longer counts as in flight, and once none is,
+    /// the wait for the next request head starts.
+    pub fn request_done(&self) {
+        let now = self.now_ms();
+        if self.inflight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.head_wait_from.store(now, Ordering::Relaxed);
+        }
+        self.last_ms.store(now, Ordering::Relaxed);
+    }
+
+    /// How long an HTTP/1.1 connection has waited for a request head: `None` while a request
+    /// is in flight or on an HTTP/2 connection, which have no head to wait for.
+    pub fn head_wait(&self, http1: bool) -> Option<Duration> {
+        if !http1 || self.h2.load(Ordering::Relaxed) || self.inflight.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        let from = self.head_wait_from.load(Ordering::Relaxed);
+        Some(Duration::from_millis(self.now_ms().saturating_sub(from)))
     }
 
     /// Numbers a new request; the reason to refuse it if its head (or an earlier one) had
@@ -181,6 +208,9 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
             if let Some(f) = this.framing.as_mut() {
                 if let Some((index, fault)) = f.feed(&buf.filled()[before..]) {
                     this.activity.note_fault(index, fault);
+                }
+                if f.h2() {
+                    this.activity.h2.store(true, Ordering::Relaxed);
                 }
                 this.activity
                     .head_partial

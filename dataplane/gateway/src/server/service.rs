@@ -419,8 +419,7 @@ impl Handler {
                 }),
             });
             drop(kept);
-            activity.inflight.fetch_sub(1, Ordering::AcqRel);
-            activity.touch();
+            activity.request_done();
         })
     }
 }
