@@ -48,9 +48,9 @@ pub fn rejection(rej: &Rejection, request_id: &str) -> Response<InnerBody> {
 }
 
 /// Adds the request id and security headers to any response.
-pub fn finalize(h: &mut HeaderMap, request_id: &str, hsts: Option<&HeaderValue>) {
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert(X_REQUEST_ID, v);
+pub fn finalize(h: &mut HeaderMap, request_id: Option<&HeaderValue>, hsts: Option<&HeaderValue>) {
+    if let Some(v) = request_id {
+        h.insert(X_REQUEST_ID, v.clone());
     }
     h.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     if let Some(v) = hsts {

@@ -1,6 +1,7 @@
 //! Request bodies: the content type must be one the operation describes, and JSON bodies are
 //! validated by vigil-schema on the caller's buffer (parsed in place, no copy).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use vigil_schema::{Limits, Reason, Validator};
@@ -27,15 +28,37 @@ pub(crate) struct Body {
 }
 
 /// `type/subtype` of a content type, lower-case, without parameters (`; charset=utf-8`).
-fn essence(ct: &str) -> Option<(String, String)> {
-    let ct = ct.split(';').next()?.trim().to_ascii_lowercase();
-    let (t, s) = ct.split_once('/')?;
+struct Essence<'a> {
+    /// Borrowed from the header when it is lower-case already, as it nearly always is.
+    text: Cow<'a, str>,
+    slash: usize,
+}
+
+impl Essence<'_> {
+    fn type_(&self) -> &str {
+        &self.text[..self.slash]
+    }
+
+    fn subtype(&self) -> &str {
+        &self.text[self.slash + 1..]
+    }
+}
+
+fn essence(ct: &str) -> Option<Essence<'_>> {
+    let ct = ct.split(';').next()?.trim();
+    let text = if ct.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(ct.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(ct)
+    };
+    let slash = text.find('/')?;
     let token = |x: &str| {
         !x.is_empty()
             && x.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+*".contains(&b))
     };
-    (token(t) && token(s)).then(|| (t.to_string(), s.to_string()))
+    let e = Essence { text, slash };
+    (token(e.type_()) && token(e.subtype())).then_some(e)
 }
 
 /// Whether a request content type carries JSON (`application/json`, `application/*+json`).
@@ -103,17 +126,16 @@ fn select<'b>(spec: Option<&'b Body>, content_type: Option<&str>) -> Result<Read
             _ => Err(unsupported().with_keyword("content-type")),
         };
     };
-    let Some((t, s)) = essence(ct) else {
+    let Some(e) = essence(ct) else {
         return Err(unsupported().with_keyword("content-type"));
     };
-    let Some(media) = spec.media_for(&t, &s) else {
+    let (t, s) = (e.type_(), e.subtype());
+    let Some(media) = spec.media_for(t, s) else {
         return Err(unsupported().with_keyword("content"));
     };
     Ok(match (media.validator.as_deref(), &media.form) {
-        (Some(v), Some(fields)) if FORM.split_once('/') == Some((t.as_str(), s.as_str())) => {
-            Reading::Form(v, fields)
-        }
-        (Some(v), _) if is_json(&t, &s) => Reading::Json(v),
+        (Some(v), Some(fields)) if FORM.split_once('/') == Some((t, s)) => Reading::Form(v, fields),
+        (Some(v), _) if is_json(t, s) => Reading::Json(v),
         _ => Reading::Opaque,
     })
 }

@@ -44,14 +44,21 @@ impl SyncStage for Forwarding {
             "http"
         };
         // Only a well-formed host:port is repeated: a quote or backslash in a client's Host
-        // could otherwise break out of the Forwarded syntax the upstream parses.
+        // could otherwise break out of the Forwarded syntax the upstream parses. The header's
+        // own value is kept (a shared buffer, not a copy) for X-Forwarded-Host.
         let host = h
             .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| head.uri.authority().map(|a| a.to_string()))
-            .filter(|h| {
-                !h.contains(['"', '\\', ';', ',']) && h.parse::<http::uri::Authority>().is_ok()
+            .filter(|v| v.to_str().is_ok())
+            .cloned()
+            .or_else(|| {
+                head.uri
+                    .authority()
+                    .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            })
+            .filter(|v| {
+                v.to_str().is_ok_and(|h| {
+                    !h.contains(['"', '\\', ';', ',']) && h.parse::<http::uri::Authority>().is_ok()
+                })
             });
         for n in [
             X_FORWARDED_FOR,
@@ -64,7 +71,15 @@ impl SyncStage for Forwarding {
         // The address was written once for the connection; the Forwarded value is built by
         // appending to it: these headers are set on every request.
         let ip_text = &ctx.conn.ip_text;
-        let mut forwarded = String::with_capacity(64);
+        let host_text = host.as_ref().and_then(|v| v.to_str().ok());
+        // Sized exactly, so the header value takes the string's buffer as it is.
+        let len = "for=".len()
+            + ip_text.len()
+            + if ip.is_ipv6() { 4 } else { 0 }
+            + ";proto=".len()
+            + proto.len()
+            + host_text.map_or(0, |h| ";host=\"\"".len() + h.len());
+        let mut forwarded = String::with_capacity(len);
         forwarded.push_str("for=");
         if ip.is_ipv6() {
             forwarded.push_str("\"[");
@@ -75,24 +90,22 @@ impl SyncStage for Forwarding {
         }
         forwarded.push_str(";proto=");
         forwarded.push_str(proto);
-        if let Some(host) = &host
-            && let Ok(v) = HeaderValue::from_str(host)
-        {
+        if let (Some(v), Some(text)) = (host.clone(), host_text) {
             // Host was a valid header value already, so quoting keeps it one.
             forwarded.push_str(";host=\"");
-            forwarded.push_str(host);
+            forwarded.push_str(text);
             forwarded.push('"');
             h.insert(X_FORWARDED_HOST, v);
         }
-        if let Ok(v) = HeaderValue::from_str(&forwarded) {
+        if let Ok(v) = HeaderValue::from_maybe_shared(Bytes::from(forwarded)) {
             h.insert(FORWARDED, v);
         }
-        if let Ok(v) = HeaderValue::from_str(ip_text) {
-            h.insert(X_FORWARDED_FOR, v);
+        if let Some(v) = &ctx.conn.ip_header {
+            h.insert(X_FORWARDED_FOR, v.clone());
         }
         h.insert(X_FORWARDED_PROTO, HeaderValue::from_static(proto));
-        if let Ok(v) = HeaderValue::from_str(&ctx.request_id) {
-            h.insert(X_REQUEST_ID, v);
+        if let Some(v) = ctx.request_id.header() {
+            h.insert(X_REQUEST_ID, v.clone());
         }
         Outcome::Continue
     }
@@ -101,6 +114,7 @@ impl SyncStage for Forwarding {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::RequestId;
     use http::HeaderMap;
 
     async fn forward(host: &str, spoofed: &str) -> HeaderMap {
@@ -108,7 +122,7 @@ mod tests {
             .parse()
             .unwrap_or_else(|_| unreachable!());
         let mut ctx = crate::pipeline::test_ctx(client);
-        ctx.request_id = "id-1".to_owned();
+        ctx.request_id = RequestId::new("id-1".to_owned());
         let req = http::Request::get("/x")
             .header(
                 "host",

@@ -25,7 +25,7 @@ pub mod stage;
 
 pub use stage::{
     AuthMethod, ClientIdentity, ConnInfo, DetectionHit, Outcome, Principal, Rejection, RequestCtx,
-    Stage, StageFuture, SyncStage, TlsInfo, TlsVersion, ready,
+    RequestId, Stage, StageFuture, SyncStage, TlsInfo, TlsVersion, ready,
 };
 
 /// A request context for stage tests.

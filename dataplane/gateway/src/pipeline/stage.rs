@@ -68,6 +68,8 @@ pub struct ConnInfo {
     /// by every request's audit line and forwarding headers.
     pub client_text: String,
     pub ip_text: String,
+    /// `ip_text` as a header value (`X-Forwarded-For`), shared by the connection's requests.
+    pub ip_header: Option<HeaderValue>,
 }
 
 impl ConnInfo {
@@ -76,6 +78,7 @@ impl ConnInfo {
             client,
             tls,
             client_text: client.to_string(),
+            ip_header: HeaderValue::from_str(&client.ip().to_string()).ok(),
             ip_text: client.ip().to_string(),
         }
     }
@@ -108,7 +111,7 @@ pub struct Principal {
 #[derive(Debug)]
 pub struct RequestCtx {
     /// Unique id, sent upstream and returned to the client as `x-request-id`.
-    pub request_id: String,
+    pub request_id: RequestId,
     /// The connection the request came on.
     pub conn: Arc<ConnInfo>,
     /// Identity established by a stage (defaults to the mTLS identity).
@@ -146,6 +149,47 @@ pub struct RequestCtx {
     pub response_verdict: Option<crate::response_check::Verdict>,
 }
 
+/// A request's id, with its header value made once for the upstream and the client: the two
+/// cannot disagree, since only [`RequestId::new`] makes either.
+#[derive(Debug, Clone)]
+pub struct RequestId {
+    text: String,
+    /// `None` only for an id that is not a valid header value (ids are generated here, so never).
+    header: Option<HeaderValue>,
+}
+
+impl RequestId {
+    pub fn new(text: String) -> Self {
+        Self {
+            header: HeaderValue::from_str(&text).ok(),
+            text,
+        }
+    }
+
+    /// The id as an `x-request-id` value.
+    pub fn header(&self) -> Option<&HeaderValue> {
+        self.header.as_ref()
+    }
+
+    pub fn into_string(self) -> String {
+        self.text
+    }
+}
+
+impl std::ops::Deref for RequestId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// One injection finding: its kind's code (for metrics) and `signature@location`
 /// (`sqli:s&sos@query.q`, for the audit line); never the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -168,7 +212,7 @@ impl RequestCtx {
         started: Instant,
     ) -> Self {
         Self {
-            request_id,
+            request_id: RequestId::new(request_id),
             identity: conn.tls.as_ref().and_then(|t| t.identity.clone()),
             conn,
             principal: None,

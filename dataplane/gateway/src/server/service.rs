@@ -181,7 +181,7 @@ impl Handler {
             }
         };
         let hsts = self.conn.tls.as_ref().and(state.hsts.as_ref());
-        response::finalize(resp.headers_mut(), &ctx.request_id, hsts);
+        response::finalize(resp.headers_mut(), ctx.request_id.header(), hsts);
         let status = resp.status().as_u16();
         let kept = Kept {
             _admitted: admitted.ok(),
@@ -389,7 +389,7 @@ impl Handler {
             }
             shared.audit.record(AuditEvent {
                 time: seen.time,
-                request_id: ctx.request_id,
+                request_id: ctx.request_id.into_string(),
                 client: ctx.conn.client_text.clone(),
                 tls: ctx.conn.tls.as_ref().map(|t| t.version.as_str()),
                 ja4: ctx.conn.tls.as_ref().and_then(|t| t.ja4.clone()),
