@@ -60,6 +60,17 @@ pub enum GatewayError {
         /// rustls' error.
         detail: String,
     },
+    /// A worker thread or its runtime could not be started (`listener.workers`).
+    #[error(
+        "cannot start worker {worker} of listener.workers: {source}; lower listener.workers \
+        or check the process's thread limit"
+    )]
+    Worker {
+        /// 1 to `listener.workers`.
+        worker: usize,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// The audit sink could not be opened.
     #[error("cannot open the audit sink ({what}): {source}; check [audit]")]
     AuditSink {

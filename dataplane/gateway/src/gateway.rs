@@ -18,6 +18,7 @@ use crate::config::GatewayConfig;
 use crate::error::GatewayError;
 use crate::metrics::{Metrics, MetricsSource};
 use crate::reqid::IdGen;
+use crate::server::workers::{self, Workers};
 use crate::server::{conn, metrics_http};
 use crate::services::Services;
 use crate::shared::Shared;
@@ -33,6 +34,15 @@ async fn save_shadow(inv: &Arc<vigil_policy::ShadowInventory>, file: &std::path:
     }
 }
 
+/// Where client connections are accepted: on the caller's runtime, or by worker threads.
+enum Listeners {
+    Shared {
+        https: TcpListener,
+        http: Option<(TcpListener, SocketAddr)>,
+    },
+    Workers(workers::Bound),
+}
+
 /// Shadow-API entries kept; the least recently seen go first when full.
 const SHADOW_CAPACITY: usize = 10_000;
 
@@ -43,6 +53,8 @@ pub struct Gateway {
     shared: Arc<Shared>,
     level: watch::Sender<RunLevel>,
     tasks: Vec<JoinHandle<()>>,
+    /// The threads of `listener.workers` (none when it is 0).
+    workers: Workers,
     https_addr: SocketAddr,
     http_addr: Option<SocketAddr>,
     metrics_addr: SocketAddr,
@@ -87,16 +99,27 @@ impl Gateway {
         let services = Arc::new(Services::new(metrics.clone()));
         let state = State::build(cfg, resolver.clone(), shadow.clone(), &services)?;
         let cfg = state.cfg.clone();
-        let https = bind("listener.https", cfg.listener.https).await?;
-        let http = match cfg.listener.http {
-            Some(a) => Some((bind("listener.http", a).await?, a)),
-            None => None,
+        let l = &cfg.listener;
+        let listeners = if l.workers == 0 {
+            let https = bind("listener.https", l.https).await?;
+            let http = match l.http {
+                Some(a) => Some((bind("listener.http", a).await?, a)),
+                None => None,
+            };
+            Listeners::Shared { https, http }
+        } else {
+            Listeners::Workers(workers::bind(l.workers, l.https, l.http)?)
         };
         let metrics_l = bind("metrics.listen", cfg.metrics.listen).await?;
-        let https_addr = local("listener.https", &https, cfg.listener.https)?;
-        let http_addr = match &http {
-            Some((l, a)) => Some(local("listener.http", l, *a)?),
-            None => None,
+        let (https_addr, http_addr) = match &listeners {
+            Listeners::Shared { https, http } => (
+                local("listener.https", https, l.https)?,
+                match http {
+                    Some((h, a)) => Some(local("listener.http", h, *a)?),
+                    None => None,
+                },
+            ),
+            Listeners::Workers(b) => (b.https, b.http),
         };
         let metrics_addr = local("metrics.listen", &metrics_l, cfg.metrics.listen)?;
         let audit = Auditor::start(&cfg.audit, metrics.clone()).await?;
@@ -118,18 +141,42 @@ impl Gateway {
             services,
         });
         let (level, rx) = watch::channel(RunLevel::Running);
-        let mut tasks = vec![
-            tokio::spawn(conn::accept_loop(shared.clone(), https, true, rx.clone())),
-            tokio::spawn(metrics_http::serve(shared.clone(), metrics_l, rx.clone())),
-        ];
-        if let Some((l, _)) = http {
-            tasks.push(tokio::spawn(conn::accept_loop(
-                shared.clone(),
-                l,
-                false,
-                rx,
-            )));
-        }
+        let mut tasks = vec![tokio::spawn(metrics_http::serve(
+            shared.clone(),
+            metrics_l,
+            rx.clone(),
+        ))];
+        let workers = match listeners {
+            Listeners::Shared { https, http } => {
+                tasks.push(tokio::spawn(conn::accept_loop(
+                    shared.clone(),
+                    https,
+                    true,
+                    rx.clone(),
+                )));
+                if let Some((l, _)) = http {
+                    tasks.push(tokio::spawn(conn::accept_loop(
+                        shared.clone(),
+                        l,
+                        false,
+                        rx,
+                    )));
+                }
+                Workers::default()
+            }
+            Listeners::Workers(b) => {
+                shared.metrics.set_workers(b.workers.len());
+                match Workers::spawn(b.workers, &shared, &rx) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        for t in &tasks {
+                            t.abort();
+                        }
+                        return Err(e);
+                    }
+                }
+            }
+        };
         if let Some(f) = shadow_file.clone() {
             // Saved in the background so a crash loses at most the last interval.
             let inv = shadow.clone();
@@ -145,6 +192,7 @@ impl Gateway {
             shared,
             level,
             tasks,
+            workers,
             https_addr,
             http_addr,
             metrics_addr,
@@ -398,6 +446,7 @@ impl Gateway {
         for t in &self.tasks {
             t.abort();
         }
+        self.workers.join().await;
         self.shared.audit.flush_and_stop().await;
         if let Some(f) = &self.shadow_file {
             save_shadow(&self.shared.shadow, f).await;
@@ -408,7 +457,12 @@ impl Gateway {
 /// Keys bound at start (sockets, the audit sink) cannot change on reload.
 fn needs_restart(running: &GatewayConfig, new: &GatewayConfig) -> Result<(), GatewayError> {
     let (r, n) = (running, new);
-    let checks: [(&'static str, String, String); 7] = [
+    let checks: [(&'static str, String, String); 8] = [
+        (
+            "listener.workers",
+            r.listener.workers.to_string(),
+            n.listener.workers.to_string(),
+        ),
         (
             "listener.https",
             r.listener.https.to_string(),

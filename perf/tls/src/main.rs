@@ -58,7 +58,8 @@ struct Opts {
     #[arg(long, default_value_t = 1)]
     server_cpu: usize,
     /// The gateway's runtime, as vigild's `--runtime`: `current-thread` (everything on one
-    /// thread) or `multi-thread` (one worker thread, like `TOKIO_WORKER_THREADS=1`).
+    /// thread), `multi-thread` (one worker thread, like `TOKIO_WORKER_THREADS=1`) or `workers`
+    /// (`listener.workers = 1`: connections on a worker thread of their own).
     #[arg(long, value_enum, default_value = "current-thread")]
     gateway_runtime: GatewayRuntime,
     /// Leave out the HTTP/2 and handshake measurements.
@@ -71,14 +72,15 @@ struct Opts {
     /// Where the JSON goes; the SVG plot goes beside it (same name, `.svg`).
     #[arg(long, default_value_os_t = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../results/tls.json"))]
     out: PathBuf,
-    /// Rounds of the scaling cases (the plain gateway with one and with two worker threads;
-    /// 0 skips them).
+    /// Rounds of the scaling cases (the plain gateway with `listener.workers` 1 and 2; 0 skips
+    /// them).
     #[arg(long, default_value_t = 2)]
     scaling_rounds: usize,
     /// Internal: serve the gateway with this config in this process (the harness's child).
     #[arg(long, hide = true)]
     serve_gateway: Option<PathBuf>,
-    /// Internal: worker threads of the child's multi-thread runtime.
+    /// Internal: worker threads of the child's multi-thread runtime, or its
+    /// `listener.workers` with `--gateway-runtime workers`.
     #[arg(long, hide = true, default_value_t = child::WORKERS)]
     gateway_workers: usize,
 }
@@ -88,6 +90,7 @@ struct Opts {
 enum GatewayRuntime {
     CurrentThread,
     MultiThread,
+    Workers,
 }
 
 /// The allocator vigild runs with, so the gateway served from this binary costs what vigild
@@ -125,6 +128,7 @@ fn gateway_with(config: &Path, rt: GatewayRuntime, workers: usize) -> Result<(Pr
     let rt = match rt {
         GatewayRuntime::CurrentThread => "current-thread",
         GatewayRuntime::MultiThread => "multi-thread",
+        GatewayRuntime::Workers => "workers",
     };
     let (p, ports) = procs::spawn_ready(
         Command::new(exe)
@@ -253,8 +257,8 @@ fn with_server_cpu(s: &Servers, t: &Target, f: impl FnOnce() -> Result<Run>) -> 
     Ok(run)
 }
 
-/// Two workers against one: the plain gateway on the multi-thread runtime with one and with
-/// two worker threads, both allowed on both CPUs, loaded alike (`GET`, HTTP/1.1, wrk on the
+/// Two workers against one: the plain gateway with `listener.workers` 1 and 2 (thread per
+/// core: a listener and a single-threaded runtime per worker), both allowed on both CPUs, loaded alike (`GET`, HTTP/1.1, wrk on the
 /// generator's CPU), in alternating rounds. On two CPUs the generator and the upstream share
 /// them with the workers, so requests/s cannot show what a second core adds; the proxy's CPU
 /// time per request can: at that cost two workers on two cores serve `2 / (us2 / us1)` times
@@ -269,7 +273,7 @@ fn scaling(
     let cfg = cases::gateway_config(dir, tls, s.upstream_port, o.keepalive, None)?;
     let mut gws = Vec::new();
     for workers in [1, 2] {
-        let (p, port) = gateway_with(&cfg, GatewayRuntime::MultiThread, workers)?;
+        let (p, port) = gateway_with(&cfg, GatewayRuntime::Workers, workers)?;
         pin_tree_to(p.pid(), &[o.generator_cpu, o.server_cpu])?;
         let r = load::wrk(port, script, 2, 1, o.generator_cpu)?;
         if r.errors > 0 || r.requests == 0 {
@@ -327,11 +331,12 @@ fn say(name: &str, round: usize, proto: &str, r: &Run) {
 fn main() -> Result<()> {
     let o = Opts::parse();
     if let Some(config) = &o.serve_gateway {
-        return child::serve(
-            config,
-            o.gateway_runtime == GatewayRuntime::CurrentThread,
-            o.gateway_workers,
-        );
+        let mode = match o.gateway_runtime {
+            GatewayRuntime::CurrentThread => child::Mode::CurrentThread,
+            GatewayRuntime::MultiThread => child::Mode::MultiThread(o.gateway_workers),
+            GatewayRuntime::Workers => child::Mode::Workers(o.gateway_workers),
+        };
+        return child::serve(config, mode);
     }
     if o.generator_cpu == o.server_cpu {
         bail!("--generator-cpu and --server-cpu must differ: the point is to keep them apart");
@@ -481,6 +486,7 @@ fn main() -> Result<()> {
                 child::WORKERS
             },
             "nginx_worker_processes": 1,
+            "scaling_gateway": "listener.workers = 1 and 2",
         }),
         pinning,
         h1,

@@ -16,6 +16,9 @@ pub struct ListenerConfig {
     pub https: SocketAddr,
     /// Optional plain-HTTP listener (HTTP/1.1 and h2c) for east-west traffic.
     pub http: Option<SocketAddr>,
+    /// Threads that serve connections, each with its own listening socket (`SO_REUSEPORT`)
+    /// and a single-threaded runtime; 0 serves them on the daemon's runtime.
+    pub workers: usize,
     /// Open client connections above which new ones are shed with 503.
     pub max_connections: usize,
     /// Requests being processed at once above which new ones are shed with 503.
@@ -58,6 +61,7 @@ pub struct ListenerConfig {
 struct ListenerToml {
     https: SocketAddr,
     http: Option<SocketAddr>,
+    workers: usize,
     max_connections: usize,
     max_requests_in_flight: usize,
     max_requests_in_flight_per_connection: usize,
@@ -86,6 +90,7 @@ impl Default for ListenerToml {
         Self {
             https: d.https,
             http: d.http,
+            workers: d.workers,
             max_connections: d.max_connections,
             max_requests_in_flight: d.max_requests_in_flight,
             max_requests_in_flight_per_connection: d.max_requests_in_flight_per_connection,
@@ -137,6 +142,7 @@ impl TryFrom<ListenerToml> for ListenerConfig {
         Ok(Self {
             https: t.https,
             http: t.http,
+            workers: t.workers,
             max_connections: t.max_connections,
             max_requests_in_flight: t.max_requests_in_flight,
             max_requests_in_flight_per_connection: t.max_requests_in_flight_per_connection,
@@ -157,6 +163,7 @@ impl Default for ListenerConfig {
         Self {
             https: SocketAddr::from(([0, 0, 0, 0], 443)),
             http: None,
+            workers: 0,
             max_connections: 10_000,
             max_requests_in_flight: 4_096,
             max_requests_in_flight_per_connection: 128,

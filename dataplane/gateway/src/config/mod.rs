@@ -122,6 +122,9 @@ impl Default for InspectionToml {
     }
 }
 
+/// `listener.workers` above this is a typo, not a machine: each worker is a thread.
+pub const MAX_WORKERS: usize = 1024;
+
 const INSPECTION_RETRY_AFTER: Spellings = Spellings {
     key: "inspection.retry_after",
     legacy_key: "inspection.retry_after_secs",
@@ -211,6 +214,16 @@ impl GatewayConfig {
             }
         }
         let l = &self.listener;
+        if l.workers > MAX_WORKERS {
+            return Err(ConfigError::new(
+                "listener.workers",
+                format!(
+                    "{} is more than {MAX_WORKERS}: use one per CPU (or 0 to serve on the \
+                     daemon's runtime)",
+                    l.workers
+                ),
+            ));
+        }
         if l.max_connections == 0 {
             return Err(ConfigError::new(
                 "listener.max_connections",

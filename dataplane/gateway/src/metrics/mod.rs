@@ -71,6 +71,8 @@ pub struct Metrics {
     pub(crate) audit_write_errors: AtomicU64,
     pub(crate) reloads_ok: AtomicU64,
     pub(crate) reloads_failed: AtomicU64,
+    /// Client connections accepted by each worker of `listener.workers` (unset without).
+    worker_connections: std::sync::OnceLock<Box<[AtomicU64]>>,
     sources: Mutex<Vec<MetricsSource>>,
 }
 
@@ -99,6 +101,24 @@ impl Metrics {
         }
         self.latency_count.fetch_add(1, Ordering::Relaxed);
         self.latency_sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Keeps a connection count for each of `n` worker threads.
+    pub(crate) fn set_workers(&self, n: usize) {
+        let _ = self
+            .worker_connections
+            .set((0..n).map(|_| AtomicU64::new(0)).collect());
+    }
+
+    /// Counts a connection accepted by `worker` (1 to `listener.workers`; 0, a connection
+    /// accepted on the daemon's runtime, is not counted here).
+    pub(crate) fn worker_accepted(&self, worker: usize) {
+        if let Some(c) = worker
+            .checked_sub(1)
+            .and_then(|i| self.worker_connections.get()?.get(i))
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Counts a failed TLS handshake.
@@ -350,6 +370,17 @@ impl Metrics {
             "Shared rate-limit decisions taken with the local fallback limit, by rule.",
             rules.iter().map(|(k, n)| ([("rule", k.as_str())], *n)),
         )?;
+        if let Some(w) = self.worker_connections.get() {
+            let names: Vec<String> = (1..=w.len()).map(|i| i.to_string()).collect();
+            e.counters(
+                "vigil_gateway_worker_connections_total",
+                "Client connections accepted, by worker thread (listener.workers).",
+                names
+                    .iter()
+                    .zip(w.iter())
+                    .map(|(n, c)| ([("worker", n.as_str())], c.load(Ordering::Relaxed))),
+            )?;
+        }
         e.counters(
             "vigil_gateway_reloads_total",
             "Config reloads, by result.",

@@ -49,6 +49,7 @@ pub async fn accept_loop(
             }
         };
         let _ = tcp.set_nodelay(true);
+        shared.metrics.worker_accepted(super::workers::current());
         let (guard, open) = shared.conns.enter(&shared.metrics);
         let max = shared.state.load().cfg.listener.max_connections;
         let shed = open > max;

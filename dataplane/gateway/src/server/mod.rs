@@ -1,5 +1,6 @@
 //! Listeners: client connections (`conn`), the per-request layers (`service`), connection
-//! bookkeeping (`io`, `quiet`) and the metrics endpoint (`metrics_http`).
+//! bookkeeping (`io`, `quiet`), the metrics endpoint (`metrics_http`) and the worker threads of
+//! `listener.workers` (`workers`).
 
 pub mod conn;
 pub mod framing;
@@ -8,3 +9,4 @@ pub mod metrics_http;
 mod quiet;
 pub mod refusal;
 pub mod service;
+pub mod workers;

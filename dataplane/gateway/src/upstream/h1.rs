@@ -6,6 +6,10 @@
 //! connection back once it is idle); one upstream needs none of it. A connection goes back on
 //! the stack as soon as its response head has arrived and is taken again only once hyper says
 //! it is ready, that is once that response's body has been read.
+//!
+//! Each worker thread of `listener.workers` keeps a stack of its own (`pool_size` idle
+//! connections each, like nginx's `keepalive` per worker): a connection's task runs on the
+//! worker that opened it, so a request reuses only connections its own thread drives.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -18,6 +22,13 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::body::UpstreamBody;
+use crate::server::workers;
+
+/// One stack per CPU and one for threads that are no worker (at most [`MAX_STACKS`]).
+fn stacks() -> usize {
+    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    (cpus + 1).min(MAX_STACKS)
+}
 
 /// Why a request got no response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,8 +55,13 @@ pub struct H1Pool {
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
-    idle: Mutex<Vec<Idle>>,
+    /// Stack `i` belongs to worker `i` (0: threads that are no worker); workers beyond the
+    /// last stack share them round.
+    idle: Box<[Mutex<Vec<Idle>>]>,
 }
+
+/// Idle stacks per pool: one per worker up to this many.
+const MAX_STACKS: usize = 64;
 
 impl H1Pool {
     pub fn new(
@@ -60,8 +76,14 @@ impl H1Pool {
             connect_timeout,
             idle_timeout,
             max_idle,
-            idle: Mutex::new(Vec::new()),
+            idle: (0..stacks()).map(|_| Mutex::new(Vec::new())).collect(),
         }
+    }
+
+    /// The calling thread's stack.
+    fn stack(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        let i = workers::current() % self.idle.len();
+        self.idle[i].lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Sends `req` (its target in origin form or absolute) on an idle connection, or a new one.
@@ -103,7 +125,7 @@ impl H1Pool {
     /// The most recently used connection that is ready for a request; busy ones (a response
     /// body still being read) stay. Closed and expired ones go in [`sweep`](Self::sweep).
     fn take(&self) -> Option<SendRequest<UpstreamBody>> {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.stack();
         if idle.is_empty() {
             return None;
         }
@@ -113,9 +135,11 @@ impl H1Pool {
 
     /// Closes the connections idle for `idle_timeout` or longer (and drops closed ones).
     pub fn sweep(&self) {
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
-        idle.retain(|i| !i.tx.is_closed() && now.duration_since(i.since) < self.idle_timeout);
+        for stack in &self.idle {
+            let mut idle = stack.lock().unwrap_or_else(PoisonError::into_inner);
+            idle.retain(|i| !i.tx.is_closed() && now.duration_since(i.since) < self.idle_timeout);
+        }
     }
 
     /// How often [`sweep`](Self::sweep) should run so no connection outlives `idle_timeout` by
@@ -130,7 +154,7 @@ impl H1Pool {
         if tx.is_closed() {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut idle = self.stack();
         if idle.len() < self.max_idle {
             idle.push(Idle {
                 tx,
