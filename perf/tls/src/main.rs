@@ -60,7 +60,7 @@ struct Opts {
     /// The gateway's runtime, as vigild's `--runtime`: `current-thread` (everything on one
     /// thread), `multi-thread` (one worker thread, like `TOKIO_WORKER_THREADS=1`) or `workers`
     /// (`listener.workers = 1`: connections on a worker thread of their own).
-    #[arg(long, value_enum, default_value = "current-thread")]
+    #[arg(long, value_enum, default_value = "workers")]
     gateway_runtime: GatewayRuntime,
     /// Leave out the HTTP/2 and handshake measurements.
     #[arg(long, conflicts_with = "skip_h1")]
@@ -524,7 +524,7 @@ mod tests {
             (8, 16, 64, 3)
         );
         assert_eq!((o.generator_cpu, o.server_cpu), (0, 1));
-        assert_eq!(o.gateway_runtime, GatewayRuntime::CurrentThread);
+        assert_eq!(o.gateway_runtime, GatewayRuntime::Workers);
         let help = Opts::try_parse_from(["vigil-perf-tls", "--help"]).err();
         assert_eq!(
             help.map(|e| e.kind()),
