@@ -47,6 +47,9 @@ echo "== cargo build --bins"
 cargo build --workspace --bins --locked
 echo "== cargo test"
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee target/test.log
+echo "== the gateway's integration tests again, connections on worker threads (listener.workers = 2)"
+VIGIL_TEST_GATEWAY_WORKERS=2 cargo test -p vigil-gateway --test '*' --locked --no-fail-fast 2>&1 |
+  tee -a target/test.log
 echo "== fuzz (the planted bug must be found, then 60 s per target)"
 scripts/fuzz.sh --prove
 scripts/fuzz.sh --budget 60

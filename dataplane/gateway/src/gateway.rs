@@ -139,6 +139,7 @@ impl Gateway {
             depth_source: ArcSwapOption::empty(),
             shadow: shadow.clone(),
             services,
+            runtime: tokio::runtime::Handle::current(),
         });
         let (level, rx) = watch::channel(RunLevel::Running);
         let mut tasks = vec![tokio::spawn(metrics_http::serve(

@@ -66,7 +66,8 @@ fn text(hi: u64, lo: u64) -> String {
             at += 1;
         }
     }
-    out.iter().map(|&b| char::from(b)).collect()
+    // Hex digits and dashes only: always UTF-8.
+    String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
 impl Default for IdGen {

@@ -102,6 +102,9 @@ pub struct Shared {
     pub(crate) reload: Mutex<()>,
     /// What else `/readyz` requires (see `Gateway::add_readiness_check`).
     pub(crate) readiness: Mutex<Vec<ReadinessCheck>>,
+    /// The runtime the gateway was started on (the daemon's): a worker thread of
+    /// `listener.workers` hands it the TLS connections whose handshake a TPM signs.
+    pub(crate) runtime: tokio::runtime::Handle,
 }
 
 /// A readiness condition of the embedding daemon: `Some(what is missing)` while not met.

@@ -55,6 +55,7 @@ impl Num {
 }
 
 /// Total order between two finite numbers, exact across integer and float representations.
+#[inline]
 pub(crate) fn cmp(a: Num, b: Num) -> Ordering {
     // Common cases first: same representation, or an integer small enough to be exact in f64.
     const EXACT: u64 = 1 << 53;
@@ -77,6 +78,13 @@ pub(crate) fn cmp(a: Num, b: Num) -> Ordering {
         }
         _ => {}
     }
+    cmp_mixed(a, b)
+}
+
+/// [`cmp`] across representations where a conversion could round: out of line, so the common
+/// cases above inline into the keyword checks.
+#[inline(never)]
+fn cmp_mixed(a: Num, b: Num) -> Ordering {
     match (a.as_int(), b.as_int()) {
         (Some(x), Some(y)) => x.cmp(&y),
         (Some(x), None) => cmp_int_float(x, b.as_f64()),
@@ -150,6 +158,7 @@ impl Divisor {
     }
 
     /// True when `n` is an integer multiple of the divisor.
+    #[inline]
     pub(crate) fn divides(&self, n: Num) -> bool {
         match (n, self.int, self.decimal) {
             // Every integer is a multiple of 1 (and 0.01 * 100, the usual price rule, below):

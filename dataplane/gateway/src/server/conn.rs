@@ -63,13 +63,37 @@ pub async fn accept_loop(
                 continue;
             }
         }
+        // A worker thread signs inline (it has no other thread to hand its tasks to while it
+        // waits), so a handshake the TPM signs would stall the worker's other connections: such
+        // a connection is served on the daemon's runtime, which signs under block_in_place.
+        let handoff = tls && super::workers::current() != 0 && shared.resolver.signs_in_tpm();
+        let runtime = handoff.then(|| shared.runtime.clone());
         let shared = shared.clone();
         let shedding = shedding.clone();
         let level = level.clone();
-        tokio::spawn(async move {
+        let shed_slot = shed.then(|| shedding.clone());
+        let served = move |tcp: TcpStream| async move {
             serve(shared, tcp, peer, tls, shed, level, guard).await;
             if shed {
                 shedding.fetch_sub(1, Ordering::AcqRel);
+            }
+        };
+        let Some(runtime) = runtime else {
+            tokio::spawn(served(tcp));
+            continue;
+        };
+        // The socket moves from this worker's reactor to the daemon runtime's with the task.
+        let moved = tcp.into_std();
+        runtime.spawn(async move {
+            match moved.and_then(TcpStream::from_std) {
+                Ok(tcp) => served(tcp).await,
+                Err(e) => {
+                    // Dropping `served` closes the connection and gives its budget back.
+                    tracing::warn!(error = %e, "a connection could not move to the daemon's runtime");
+                    if let Some(s) = shed_slot {
+                        s.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
             }
         });
     }

@@ -7,8 +7,10 @@
 //! per-thread runtimes. The daemon's own runtime keeps the rest (control socket, metrics,
 //! audit writer, reloads, health checks).
 //!
-//! A worker signs a TLS handshake's key inline: with a TPM-resident key, a signature (0.4 ms on
-//! swtpm, 40-70 ms on a discrete TPM) holds up the other connections of its worker meanwhile.
+//! A worker could only sign a TLS handshake inline, holding up its other connections for the
+//! signature: with a TPM-resident key (0.4 ms on swtpm, 40-70 ms on a discrete TPM) a worker
+//! therefore hands each TLS connection it accepts to the daemon's runtime, which signs under
+//! `block_in_place` (`conn::accept_loop`); plain-HTTP connections stay on the worker.
 
 use std::cell::Cell;
 use std::net::SocketAddr;

@@ -62,6 +62,11 @@ impl CertResolver {
         ))
     }
 
+    /// Whether the served key signs in the TPM (a slow signature per full handshake).
+    pub fn signs_in_tpm(&self) -> bool {
+        self.tpm.load(Ordering::Relaxed)
+    }
+
     /// Makes `key` the one served to new handshakes.
     pub fn store(&self, (key, tpm): (Arc<CertifiedKey>, bool)) {
         self.current.store(key);

@@ -16,7 +16,8 @@ use vigil_gateway::{Gateway, GatewayConfig};
 use vigil_hw::keys::FileKeyProvider;
 use vigil_testkit::pki::Pki;
 
-/// A config on loopback port 0 with the audit log in `dir` and the given upstream URLs.
+/// A config on loopback port 0 with the audit log in `dir` and the given upstream URLs (and
+/// `listener.workers` from `VIGIL_TEST_GATEWAY_WORKERS`, when set).
 pub fn config(dir: &Path, pki: &Pki, upstreams: &[String]) -> GatewayConfig {
     let mut cfg = GatewayConfig::default();
     cfg.listener.https = "127.0.0.1:0".parse().unwrap();
@@ -26,6 +27,14 @@ pub fn config(dir: &Path, pki: &Pki, upstreams: &[String]) -> GatewayConfig {
     cfg.tls.key = pki.server_key.clone();
     cfg.audit.sink = AuditSink::File;
     cfg.audit.path = dir.join("audit.log");
+    // scripts/test.sh runs these tests a second time with VIGIL_TEST_GATEWAY_WORKERS=2: every
+    // behaviour they check must hold with connections served by worker threads too.
+    if let Some(n) = std::env::var("VIGIL_TEST_GATEWAY_WORKERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.listener.workers = n;
+    }
     for (i, url) in upstreams.iter().enumerate() {
         cfg.upstream.push(UpstreamConfig {
             name: format!("up{i}"),
