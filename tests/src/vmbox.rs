@@ -20,6 +20,11 @@ impl Drop for Guard {
     }
 }
 
+/// A console silent this long after `reboot: machine restart` is a hung reset (see
+/// [`VmBox::console_until`]): the firmware, GRUB and the kernel print within a minute of a
+/// reset under TCG.
+const HUNG_RESET_SILENCE: Duration = Duration::from_secs(180);
+
 /// A booted (or booting) box.
 #[derive(Debug)]
 pub struct VmBox {
@@ -166,10 +171,8 @@ impl VmBox {
     pub fn tail(&self) -> String {
         let text = strip_ansi(&self.console());
         let lines: Vec<&str> = text.lines().collect();
-        let silent = std::fs::metadata(self.console_path())
-            .and_then(|m| m.modified())
-            .ok()
-            .and_then(|t| t.elapsed().ok())
+        let silent = self
+            .silent_for()
             .map_or_else(|| "?".to_owned(), |d| format!("{}s", d.as_secs()));
         format!(
             "phase: {}; console silent for {silent}; QEMU: {}\n{}",
@@ -177,6 +180,14 @@ impl VmBox {
             self.monitor("info status").trim(),
             lines[lines.len().saturating_sub(30)..].join("\n")
         )
+    }
+
+    /// How long ago the console last grew.
+    fn silent_for(&self) -> Option<Duration> {
+        std::fs::metadata(self.console_path())
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
     }
 
     /// One QEMU monitor (HMP) command's answer; empty when the monitor does not answer.
@@ -208,8 +219,15 @@ impl VmBox {
 
     /// Waits for the next console line holding `needle` (after what earlier calls consumed);
     /// returns that line and marks the console read up to it.
+    ///
+    /// QEMU under TCG has once hung in a warm reset: the console stopped at `reboot: machine
+    /// restart` and stayed silent for the whole limit. The box's hardware watchdog is off across
+    /// a reset, so nothing in the box would end that; a console silent for
+    /// [`HUNG_RESET_SILENCE`] is taken for such a hang, and the machine is power-cycled once
+    /// (`system_reset`), which says so on stderr, and given the whole limit again.
     pub fn console_until(&mut self, needle: &str, limit: Duration) -> String {
-        let start = Instant::now();
+        let mut start = Instant::now();
+        let mut reset = false;
         loop {
             let text = self.console();
             if let Some(rel) = text.get(self.seen..).and_then(|t| t.find(needle)) {
@@ -219,6 +237,21 @@ impl VmBox {
                 return text[at..end].trim_end().to_owned();
             }
             self.check_running(&format!("waiting for {needle:?}"));
+            if !reset
+                && self.silent_for().is_some_and(|d| d >= HUNG_RESET_SILENCE)
+                && text.trim_end().ends_with("reboot: machine restart")
+            {
+                eprintln!(
+                    "*** {}: the console has been silent for {:?} since 'reboot: machine \
+                     restart' (QEMU: {}): power-cycling the machine once (system_reset) ***",
+                    self.phase,
+                    HUNG_RESET_SILENCE,
+                    self.monitor("info status").trim()
+                );
+                self.monitor("system_reset");
+                reset = true;
+                start = Instant::now();
+            }
             assert!(
                 start.elapsed() < limit,
                 "no {needle:?} on the console within {limit:?}:\n{}",
