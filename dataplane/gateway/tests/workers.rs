@@ -122,6 +122,34 @@ async fn workers_cannot_change_on_reload_and_an_absurd_count_is_refused() {
     gw.stop().await;
     wait_threads(&[]).await;
 
+    // An address another listener holds is refused, SO_REUSEPORT or not: here a gateway
+    // with workers, whose sockets would otherwise let a second one join in.
+    let first = {
+        let mut c = cfg.clone();
+        c.listener.workers = 2;
+        Gw::start(c).await
+    };
+    let mut second = cfg.clone();
+    second.listener.workers = 2;
+    second.listener.https = first.https;
+    let keys = std::sync::Arc::new(vigil_hw::keys::FileKeyProvider::new(
+        &second.tls.cert,
+        &second.tls.key,
+    ));
+    let e = vigil_gateway::Gateway::start(second, keys)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!(
+            "cannot listen on {} for listener.https",
+            first.https
+        )),
+        "{e}"
+    );
+    first.stop().await;
+    wait_threads(&[]).await;
+
     cfg.listener.workers = 100_000;
     let e = cfg.validate().unwrap_err().to_string();
     assert!(

@@ -73,9 +73,25 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
 
 /// Makes `n` workers' runtimes and listeners. The first worker binds the configured address;
 /// with port 0 the others then bind the port it was given.
+///
+/// `SO_REUSEPORT` would also let these sockets join a listener that another process of the
+/// same user already has on the address (a second vigild started by mistake), which would
+/// then get part of the connections. A plain socket is bound to the address first, so that
+/// an address in use is refused as it is without workers.
 pub fn bind(n: usize, https: SocketAddr, http: Option<SocketAddr>) -> Result<Bound, GatewayError> {
     let mut at = [Some(https), http];
     let what = ["listener.https", "listener.http"];
+    for (j, addr) in at.iter().enumerate() {
+        if let Some(addr) = *addr
+            && addr.port() != 0
+        {
+            std::net::TcpListener::bind(addr).map_err(|source| GatewayError::Bind {
+                what: what[j],
+                addr,
+                source,
+            })?;
+        }
+    }
     let mut workers = Vec::with_capacity(n);
     for i in 0..n {
         let rt = tokio::runtime::Builder::new_current_thread()
