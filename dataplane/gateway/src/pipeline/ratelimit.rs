@@ -171,6 +171,8 @@ impl Rule {
 pub struct RateLimit {
     name: &'static str,
     rules: Vec<Rule>,
+    /// Some rule is shared through the fleet's store (and may wait for it).
+    any_shared: bool,
     services: Arc<Services>,
 }
 
@@ -198,12 +200,13 @@ impl RateLimit {
     /// The rules keyed only by address or header (`late = false`), or those keyed by
     /// identity or route (`late = true`).
     pub fn new(cfg: &[RateLimitConfig], late: bool, services: Arc<Services>) -> Self {
-        let rules = cfg
+        let rules: Vec<Rule> = cfg
             .iter()
             .filter(|r| r.needs_identity() == late)
             .map(Rule::new)
             .collect();
         Self {
+            any_shared: rules.iter().any(|r| r.shared),
             name: if late {
                 "rate_limit_identity"
             } else {
@@ -274,7 +277,7 @@ impl Stage for RateLimit {
         head: &mut Parts,
         _body: Option<&Bytes>,
     ) -> Option<Outcome> {
-        if self.rules.iter().any(|r| r.shared) {
+        if self.any_shared {
             return None;
         }
         for rule in &self.rules {
