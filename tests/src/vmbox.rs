@@ -20,10 +20,10 @@ impl Drop for Guard {
     }
 }
 
-/// A console silent this long after `reboot: machine restart` is a hung reset (see
-/// [`VmBox::console_until`]): the firmware, GRUB and the kernel print within a minute of a
-/// reset under TCG.
-const HUNG_RESET_SILENCE: Duration = Duration::from_secs(180);
+/// A console that has said nothing for this long since QEMU started is taken for a firmware
+/// hang (see [`VmBox::console_until`]): OVMF, GRUB and the kernel print within a minute of a
+/// power-on under TCG.
+const HUNG_BOOT_SILENCE: Duration = Duration::from_secs(180);
 
 /// A booted (or booting) box.
 #[derive(Debug)]
@@ -42,11 +42,24 @@ pub struct VmBox {
     phase: String,
     /// Host port forwarded to the box's 443.
     pub https: u16,
+    disk: PathBuf,
+    extra: Option<PathBuf>,
+    /// Console length when QEMU last started: nothing past it means the firmware said nothing.
+    launched_at: usize,
+    launched: Instant,
+    /// Times QEMU was started again after the box reset itself.
+    pub power_ons: u32,
 }
 
 impl VmBox {
     /// Boots `disk` (modified in place) with the TPM state in `dir/tpm` and `extra` as a second,
     /// read-only virtio disk. TCG: OVMF does not run under the nested KVM of these machines.
+    ///
+    /// Every reset of the box is a power cycle: QEMU runs with `-action reboot=shutdown`, so a
+    /// reboot (or a reset by the hardware watchdog) ends it, and the next look at the box starts
+    /// QEMU and swtpm again on the same disk, firmware variables and TPM state. A warm reset
+    /// would keep the process, and OVMF under TCG has hung in one with nothing on the console
+    /// (twice in 20-odd image runs, the second time through a monitor `system_reset` too).
     pub fn boot(dir: &Path, disk: &Path, extra: Option<&Path>) -> VmBox {
         let mut b = VmBox {
             dir: dir.to_path_buf(),
@@ -58,16 +71,34 @@ impl VmBox {
             commands: 0,
             phase: "booting".to_owned(),
             https: free_port(),
+            disk: disk.to_path_buf(),
+            extra: extra.map(Path::to_path_buf),
+            launched_at: 0,
+            launched: Instant::now(),
+            power_ons: 0,
         };
         let vars = dir.join("vars.fd");
         if !vars.exists() {
             std::fs::copy("/usr/share/OVMF/OVMF_VARS_4M.fd", &vars).unwrap();
         }
+        // The console log grows across boots of this box; `seen` keeps our place in it.
+        b.seen = std::fs::metadata(b.console_path()).map_or(0, |m| m.len() as usize);
+        b.launch();
+        b
+    }
+
+    /// Starts swtpm and QEMU (after ending any earlier ones) and connects to the shell's port.
+    fn launch(&mut self) {
+        self.shell = None;
+        self.pending.clear();
+        self.qemu = None;
+        self.swtpm = None;
+        let dir = self.dir.clone();
         let tpm_dir = dir.join("tpm");
         std::fs::create_dir_all(&tpm_dir).unwrap();
         let tpm_sock = dir.join("swtpm.sock");
         let _ = std::fs::remove_file(&tpm_sock);
-        b.swtpm = Some(Guard(
+        self.swtpm = Some(Guard(
             Command::new("swtpm")
                 .args(["socket", "--tpm2", "--tpmstate"])
                 .arg(format!("dir={}", tpm_dir.display()))
@@ -81,9 +112,9 @@ impl VmBox {
         wait_for_path(&tpm_sock);
         let shell_sock = dir.join("shell.sock");
         let _ = std::fs::remove_file(&shell_sock);
-        // The console log grows across boots of this box; `seen` keeps our place in it.
-        let console = b.console_path();
-        b.seen = std::fs::metadata(&console).map_or(0, |m| m.len() as usize);
+        let console = self.console_path();
+        self.launched_at = std::fs::metadata(&console).map_or(0, |m| m.len() as usize);
+        self.launched = Instant::now();
         let mut cmd = Command::new("qemu-system-x86_64");
         cmd.args([
             "-machine", "q35", "-accel", "tcg", "-m", "1024", "-smp", "2", "-cpu", "max",
@@ -93,25 +124,32 @@ impl VmBox {
             "if=pflash,format=raw,readonly=on,file=/usr/share/OVMF/OVMF_CODE_4M.fd",
         ])
         .arg("-drive")
-        .arg(format!("if=pflash,format=raw,file={}", vars.display()))
+        .arg(format!(
+            "if=pflash,format=raw,file={}",
+            dir.join("vars.fd").display()
+        ))
         .arg("-drive")
-        .arg(format!("if=virtio,format=raw,file={}", disk.display()));
-        if let Some(extra) = extra {
+        .arg(format!("if=virtio,format=raw,file={}", self.disk.display()));
+        if let Some(extra) = &self.extra {
             cmd.arg("-drive").arg(format!(
                 "if=virtio,format=raw,readonly=on,file={}",
                 extra.display()
             ));
         }
         cmd.arg("-netdev")
-            .arg(format!("user,id=n0,hostfwd=tcp:127.0.0.1:{}-:443", b.https))
+            .arg(format!(
+                "user,id=n0,hostfwd=tcp:127.0.0.1:{}-:443",
+                self.https
+            ))
             .args(["-device", "virtio-net-pci,netdev=n0"])
             // The box's hardware watchdog (the q35 chipset's iTCO, which systemd feeds) resets
             // a hung box as it would in the field: QEMU's default strap keeps it from rebooting.
+            // A reset, the watchdog's or the guest's, ends QEMU (see `boot`).
             .args([
                 "-global",
                 "ICH9-LPC.noreboot=false",
                 "-action",
-                "watchdog=reset",
+                "reboot=shutdown,watchdog=reset",
             ])
             .arg("-chardev")
             .arg(format!("socket,id=chrtpm,path={}", tpm_sock.display()))
@@ -134,13 +172,12 @@ impl VmBox {
             .args(["-display", "none"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        b.qemu = Some(Guard(
+        self.qemu = Some(Guard(
             cmd.spawn()
                 .expect("qemu-system-x86 is installed by scripts/setup.sh"),
         ));
         wait_for_path(&shell_sock);
-        b.shell = Some(UnixStream::connect(&shell_sock).unwrap());
-        b
+        self.shell = Some(UnixStream::connect(&shell_sock).unwrap());
     }
 
     fn console_path(&self) -> PathBuf {
@@ -153,12 +190,22 @@ impl VmBox {
             .into_owned()
     }
 
+    /// Panics if QEMU failed or the box powered off; starts it again if the box reset itself.
     fn check_running(&mut self, what: &str) {
-        if let Some(q) = self.qemu.as_mut()
-            && let Ok(Some(status)) = q.0.try_wait()
-        {
+        let Some(status) = self
+            .qemu
+            .as_mut()
+            .and_then(|q| q.0.try_wait().ok().flatten())
+        else {
+            return;
+        };
+        let text = self.console();
+        let since_launch = text.get(self.launched_at..).unwrap_or("");
+        if !status.success() || since_launch.trim_end().ends_with("reboot: Power down") {
             panic!("QEMU exited ({status}) while {what}:\n{}", self.tail());
         }
+        self.power_ons += 1;
+        self.launch();
     }
 
     /// Names what the test does next, for failure messages.
@@ -220,14 +267,12 @@ impl VmBox {
     /// Waits for the next console line holding `needle` (after what earlier calls consumed);
     /// returns that line and marks the console read up to it.
     ///
-    /// QEMU under TCG has once hung in a warm reset: the console stopped at `reboot: machine
-    /// restart` and stayed silent for the whole limit. The box's hardware watchdog is off across
-    /// a reset, so nothing in the box would end that; a console silent for
-    /// [`HUNG_RESET_SILENCE`] is taken for such a hang, and the machine is power-cycled once
-    /// (`system_reset`), which says so on stderr, and given the whole limit again.
+    /// A console that stays empty for [`HUNG_BOOT_SILENCE`] after QEMU started is taken for a
+    /// hung firmware: the box is power-cycled once per wait, which is said on stderr, and given
+    /// the whole limit again.
     pub fn console_until(&mut self, needle: &str, limit: Duration) -> String {
         let mut start = Instant::now();
-        let mut reset = false;
+        let mut cycled = false;
         loop {
             let text = self.console();
             if let Some(rel) = text.get(self.seen..).and_then(|t| t.find(needle)) {
@@ -237,19 +282,19 @@ impl VmBox {
                 return text[at..end].trim_end().to_owned();
             }
             self.check_running(&format!("waiting for {needle:?}"));
-            if !reset
-                && self.silent_for().is_some_and(|d| d >= HUNG_RESET_SILENCE)
-                && text.trim_end().ends_with("reboot: machine restart")
+            if !cycled
+                && text.len() <= self.launched_at
+                && self.launched.elapsed() >= HUNG_BOOT_SILENCE
             {
                 eprintln!(
-                    "*** {}: the console has been silent for {:?} since 'reboot: machine \
-                     restart' (QEMU: {}): power-cycling the machine once (system_reset) ***",
+                    "*** {}: nothing on the console {:?} after power-on (QEMU: {}): \
+                     power-cycling the machine once ***",
                     self.phase,
-                    HUNG_RESET_SILENCE,
+                    HUNG_BOOT_SILENCE,
                     self.monitor("info status").trim()
                 );
-                self.monitor("system_reset");
-                reset = true;
+                self.launch();
+                cycled = true;
                 start = Instant::now();
             }
             assert!(

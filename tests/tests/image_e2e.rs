@@ -419,6 +419,16 @@ fn the_image_boots_updates_rolls_back_and_refuses_a_modified_boot() {
     );
     assert!(st.contains("after 2 boot attempt(s)"), "{st}");
     assert!(st.contains("booted from slot B"), "{st}");
+    // Every reset of the box is one the test asked for or the health check made: the reboot
+    // into v2, the reboot into v3 and v3's two failed attempts. One more would be the hardware
+    // watchdog resetting a box that was working.
+    assert_eq!(
+        b.power_ons,
+        4,
+        "the box reset {} times, not 4 (phases 3 and 4 reboot it 4 times):\n{}",
+        b.power_ons,
+        b.tail()
+    );
 
     // 5. A modified boot: grub.cfg (measured into PCR 9) edited on the ESP, here to switch the
     // health check off as an intruder would.
