@@ -189,19 +189,38 @@ where
     {
         return Err(BufferError::Memory);
     }
-    let capacity = usize::try_from(expected.unwrap_or(0)).unwrap_or(0);
-    let mut buf = BytesMut::with_capacity(capacity);
+    // A body that arrives in one frame (a small one mostly does) is kept as it came: copied
+    // only once a second frame has to join it.
+    let mut first: Option<Bytes> = None;
+    let mut buf = BytesMut::new();
+    let mut total = 0u64;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| BufferError::Stopped)?;
-        if let Ok(data) = frame.into_data() {
-            let total = (buf.len() + data.len()) as u64;
-            if !reservation.grow(total, max_memory) {
-                return Err(BufferError::Memory);
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        total += data.len() as u64;
+        if !reservation.grow(total, max_memory) {
+            return Err(BufferError::Memory);
+        }
+        match first.take() {
+            None if buf.is_empty() => first = Some(data),
+            held => {
+                if buf.is_empty() {
+                    let capacity = usize::try_from(expected.unwrap_or(0).max(total)).unwrap_or(0);
+                    buf.reserve(capacity);
+                }
+                if let Some(held) = held {
+                    buf.extend_from_slice(&held);
+                }
+                buf.extend_from_slice(&data);
             }
-            buf.extend_from_slice(&data);
         }
     }
-    Ok(buf.freeze())
+    Ok(first.unwrap_or_else(|| buf.freeze()))
 }
 
 /// How the response bodies of one connection move towards the client, for the send timeout.
@@ -445,5 +464,40 @@ mod tests {
             Some(10)
         );
         assert_eq!((state.fault(), state.bytes()), (BodyFault::None, 10));
+    }
+
+    fn frames(parts: &[&'static [u8]]) -> LimitedBody<impl Body<Data = Bytes, Error = BoxError>> {
+        let frames: Vec<Result<Frame<Bytes>, BoxError>> = parts
+            .iter()
+            .map(|p| Ok(Frame::data(Bytes::from_static(p))))
+            .collect();
+        let body = http_body_util::StreamBody::new(futures_util::stream::iter(frames));
+        LimitedBody::new(body, 1 << 20, Duration::from_secs(5), Arc::default())
+    }
+
+    #[tokio::test]
+    async fn buffer_keeps_a_single_frame_and_joins_several_within_the_budget() {
+        let memory = Arc::new(crate::budget::BodyMemory::default());
+        let one: &'static [u8] = b"{\"a\":1}";
+        let mut r = memory.reservation();
+        let got = buffer(frames(&[one]), Some(7), &mut r, 1024).await.ok();
+        // The frame itself, not a copy.
+        assert_eq!(got.as_ref().map(|b| b.as_ptr()), Some(one.as_ptr()));
+        assert_eq!(memory.used(), 7);
+        drop(r);
+        assert_eq!(memory.used(), 0);
+
+        let mut r = memory.reservation();
+        let got = buffer(frames(&[b"{\"a\"", b"", b":", b"12}"]), None, &mut r, 1024).await;
+        assert_eq!(got.ok().as_deref(), Some(&b"{\"a\":12}"[..]));
+        assert_eq!(memory.used(), 8);
+        drop(r);
+
+        // Past the memory budget on the second frame: refused, nothing held.
+        let mut r = memory.reservation();
+        let got = buffer(frames(&[b"0123", b"4567"]), None, &mut r, 6).await;
+        assert!(matches!(got, Err(BufferError::Memory)));
+        drop(r);
+        assert_eq!(memory.used(), 0);
     }
 }
