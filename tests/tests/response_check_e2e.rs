@@ -66,21 +66,31 @@ fn get(port: u16, ca: &Path, path: &str) -> (u16, String) {
     curl(None, &a)
 }
 
-#[test]
-fn responses_that_contradict_the_description_are_logged_or_refused() {
+/// vigild in front of the echoing upstream with [`API`], an audit log and metrics, `limits` set
+/// in its config: the upstream (kept running), vigild, its HTTPS and metrics ports.
+fn gateway(name: &str, limits: &[(&str, i64)]) -> (Upstream, Vigild, u16, u16) {
     let up = Upstream::start().unwrap();
     let port = free_port().unwrap();
     let metrics = free_port().unwrap();
-    let mut d = Vigild::new("respcheck").unwrap();
-    let cfg = d
+    let mut d = Vigild::new(name).unwrap();
+    let mut cfg = d
         .gateway_config("127.0.0.1", port, up.url())
         .unwrap()
         .policy(&d.path("openapi.yaml"))
         .audit_file(&d.path("audit.log"))
         .set("metrics.listen", format!("127.0.0.1:{metrics}"));
+    for (key, value) in limits {
+        cfg = cfg.set(&format!("limits.{key}"), *value);
+    }
     std::fs::write(d.path("openapi.yaml"), API).unwrap();
     d.configure(cfg).unwrap();
     d.start().unwrap();
+    (up, d, port, metrics)
+}
+
+#[test]
+fn responses_that_contradict_the_description_are_logged_or_refused() {
+    let (_up, d, port, metrics) = gateway("respcheck", &[]);
     let ca = d.ca();
     let log = d.path("audit.log");
     let violation = |path: &str| {
@@ -127,6 +137,40 @@ fn responses_that_contradict_the_description_are_logged_or_refused() {
         r#"vigil_gateway_response_violations_total{route="GET /created/{v}",reason="response_undocumented_status"} 1"#,
         r#"vigil_gateway_response_violations_total{route="GET /strict/{v}",reason="response_invalid_body"} 1"#,
         r#"vigil_gateway_response_violations_total{route="GET /small/{v}",reason="response_too_large"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+}
+
+/// Copies of responses held for the check count against the body-memory budget the request
+/// bodies share: a `block` route whose body does not fit is refused with 503 (never let through
+/// unchecked), a logging route lets it stream on unchecked, and nothing stays held afterwards.
+#[test]
+fn response_checks_hold_their_copies_within_the_body_memory_budget() {
+    // The upstream's answer, {"upstream":"e2e","path":"/drift/1"}, is over 32 bytes.
+    let (_up, d, port, metrics) = gateway(
+        "respcheck-memory",
+        &[("max_body_bytes", 16), ("max_body_memory", 32)],
+    );
+    let ca = d.ca();
+    let log = d.path("audit.log");
+
+    let (code, body) = get(port, &ca, "/strict/1");
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("body_memory_full") && !body.contains("upstream"),
+        "{body}"
+    );
+    let (code, body) = get(port, &ca, "/drift/1");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"upstream\":\"e2e\""), "{body}");
+    let line = audit_line(&log, |l| audit_path(l, "/drift/"));
+    assert_eq!(line.get("response_violation"), None, "{line}");
+
+    let text = scrape(metrics);
+    for line in [
+        "vigil_gateway_body_memory_bytes 0",
+        r#"vigil_gateway_shed_requests_total{share="body_memory"} 1"#,
     ] {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }

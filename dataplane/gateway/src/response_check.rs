@@ -18,12 +18,28 @@ use http_body_util::BodyExt;
 use vigil_policy::{Matched, Policy, ResponseCheck, ResponseViolation};
 
 use crate::body::{BoxError, InnerBody};
+use crate::budget::BodyReservation;
 use crate::pipeline::Rejection;
 
 /// Response bytes held to check a body against its schema.
 pub const MAX_CHECKED: usize = 1024 * 1024;
 /// A body over the route's `max_response_bytes`.
 pub const TOO_LARGE: &str = "response_too_large";
+
+/// The memory a response check may hold: a reservation in the budget the request bodies share
+/// (`limits.max_body_memory`), so that copies of responses cannot grow past it either.
+#[derive(Debug)]
+pub struct Memory {
+    pub reservation: BodyReservation,
+    pub max: u64,
+}
+
+impl Memory {
+    /// Whether `bytes` may be held in all.
+    fn hold(&mut self, bytes: usize) -> bool {
+        self.reservation.grow(bytes as u64, self.max)
+    }
+}
 
 /// The first contradiction found in a response: (reason, location), shared with the audit line.
 #[derive(Debug, Default, Clone)]
@@ -65,8 +81,11 @@ impl Pending {
 /// also counts it against the route's size limit.
 pub struct TeeBody {
     inner: InnerBody,
-    /// `None` once over [`MAX_CHECKED`], or when there is nothing to check.
+    /// `None` once over [`MAX_CHECKED`] or the memory budget, or when there is nothing to
+    /// check.
     copy: Option<Vec<u8>>,
+    /// What `copy` (or a prefix read before the body streamed) holds of the budget.
+    memory: Option<Memory>,
     pending: Option<Pending>,
     max: Option<u64>,
     seen: u64,
@@ -108,10 +127,14 @@ impl Body for TeeBody {
                         }
                     }
                     if let Some(c) = this.copy.as_mut() {
-                        if c.len() + data.len() > MAX_CHECKED {
-                            this.copy = None;
-                        } else {
+                        let len = c.len() + data.len();
+                        // Past either bound the body streams on unchecked, like one over
+                        // MAX_CHECKED always has (docs/policy.md).
+                        if len <= MAX_CHECKED && this.memory.as_mut().is_some_and(|m| m.hold(len)) {
                             c.extend_from_slice(data);
+                        } else {
+                            this.copy = None;
+                            this.memory = None;
                         }
                     }
                 }
@@ -123,6 +146,7 @@ impl Body for TeeBody {
                 {
                     this.verdict.set(v.reason, v.location);
                 }
+                this.memory = None;
                 Poll::Ready(None)
             }
             other => other,
@@ -165,13 +189,15 @@ fn reject(reason: &'static str) -> Rejection {
 }
 
 /// Holds `resp` against the route `matched` of `policy`. `verdict` receives the first
-/// contradiction; `Err` is the 502 of a `block` route.
+/// contradiction; `Err` is the 502 of a `block` route, or its 503 when the body to check does
+/// not fit in `memory`'s budget (refused, not let through unchecked).
 pub async fn check(
     resp: http::Response<InnerBody>,
     policy: &Arc<Policy>,
     matched: &Matched,
     deadline: tokio::time::Instant,
     verdict: &Verdict,
+    mut memory: Memory,
 ) -> Result<http::Response<InnerBody>, Rejection> {
     let Some(m) = policy.resume(matched) else {
         return Ok(resp);
@@ -231,6 +257,15 @@ pub async fn check(
                 Some(Err(_)) => return Err(reject("upstream_error")),
                 Some(Ok(f)) => {
                     if let Ok(d) = f.into_data() {
+                        // The body, and the copy the check parses, within the budget.
+                        if buf.len() + d.len() <= MAX_CHECKED
+                            && !memory.hold(2 * (buf.len() + d.len()))
+                        {
+                            return Err(Rejection::new(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "body_memory_full",
+                            ));
+                        }
                         buf.extend_from_slice(&d);
                         if settings
                             .max_response_bytes
@@ -250,6 +285,8 @@ pub async fn check(
                             let tee = TeeBody {
                                 inner: rest.boxed_unsync(),
                                 copy: None,
+                                // Held until the prefix has gone to the client.
+                                memory: Some(memory),
                                 pending: None,
                                 max: settings.max_response_bytes,
                                 seen,
@@ -286,6 +323,7 @@ pub async fn check(
         TeeBody {
             inner,
             copy,
+            memory: Some(memory),
             pending,
             max,
             seen: 0,

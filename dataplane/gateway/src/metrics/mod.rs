@@ -424,7 +424,7 @@ impl Metrics {
         }
         e.gauge(
             "vigil_gateway_body_memory_bytes",
-            "Bytes of request bodies held in memory for inspection now.",
+            "Bytes of request bodies (and response copies for the responses check) held in memory for inspection now.",
             i64::try_from(load(&self.body_memory_bytes)).unwrap_or(i64::MAX),
         )?;
         e.gauge(

@@ -307,10 +307,25 @@ impl Handler {
         // The description's responses first, on the upstream's own bytes.
         if let (Some(policy), Some(matched)) = (state.policy.as_ref(), ctx.matched.as_ref()) {
             let verdict = crate::response_check::Verdict::default();
+            let memory = crate::response_check::Memory {
+                reservation: self.shared.body_memory.reservation(),
+                max: lim.limits.max_body_memory,
+            };
             let checked =
-                crate::response_check::check(resp, policy, matched, deadline, &verdict).await;
+                crate::response_check::check(resp, policy, matched, deadline, &verdict, memory)
+                    .await;
             ctx.response_verdict = Some(verdict);
-            resp = checked?;
+            resp = checked.map_err(|rej| {
+                if rej.reason == "body_memory_full" {
+                    self.shared.metrics.shed_request("body_memory");
+                    rej.with_header(
+                        RETRY_AFTER,
+                        HeaderValue::from(lim.listener.retry_after_secs),
+                    )
+                } else {
+                    rej
+                }
+            })?;
         }
         let Some(mode) = ctx.response_data else {
             return Ok((resp, deadline));
