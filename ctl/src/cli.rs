@@ -149,6 +149,29 @@ pub enum ClientsCmd {
         #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
         limit: u32,
     },
+    /// Lift an auto-ban of a client fingerprint now (its count starts over). The addresses
+    /// blocked with it stay blocked: `vigilctl block list` shows them.
+    Unban {
+        /// The fingerprint, as `vigilctl clients top` lists it.
+        #[arg(value_parser = parse_ja4)]
+        ja4: String,
+    },
+}
+
+/// A JA4 fingerprint: `a_b_c`, 10 then 12 then 12 characters, lowercase letters and digits.
+fn parse_ja4(s: &str) -> Result<String, String> {
+    let parts: Vec<&str> = s.split('_').collect();
+    let shaped = matches!(parts.as_slice(), [a, b, c] if a.len() == 10 && b.len() == 12 && c.len() == 12)
+        && s.bytes()
+            .all(|b| b == b'_' || b.is_ascii_lowercase() || b.is_ascii_digit());
+    if shaped {
+        Ok(s.to_owned())
+    } else {
+        Err(format!(
+            "{s:?} is not a JA4 fingerprint (like t13d1516h2_8daaf6152771_e5627efa2ab1): \
+             copy it from `vigilctl clients top`"
+        ))
+    }
 }
 
 #[derive(Debug, Subcommand)]

@@ -266,6 +266,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Output> {
         Command::Clients(ClientsCmd::Top { limit }) => Request::ClientsTop {
             limit: Some(*limit),
         },
+        Command::Clients(ClientsCmd::Unban { ja4 }) => Request::ClientsUnban { ja4: ja4.clone() },
         Command::Patch(patch::PatchCmd::Add { file }) => Request::PatchAdd {
             patch: Box::new(patch::parse_patch(file)?),
         },
@@ -364,7 +365,14 @@ pub fn run(cli: &Cli) -> anyhow::Result<Output> {
         ),
         Reply::KeysRotated(k) => render::keys::rotated(k),
         Reply::Shadow(s) => shadow::render_list(s, shadow::now_unix()),
-        Reply::Clients(c) => render::clients(c),
+        Reply::Clients(c) => match &req {
+            Request::ClientsUnban { ja4 } => format!(
+                "lifted the ban of {ja4}; its count starts over. The addresses blocked with it \
+                 stay blocked until their rules expire: `vigilctl block list` shows them \
+                 (auto-ban), `vigilctl block del` lifts one\n"
+            ),
+            _ => render::clients(c),
+        },
         Reply::Config(c) => config::render(c),
         Reply::Patches(p) => match &cli.command {
             Command::Patch(patch::PatchCmd::List) => patch::render_list(p),

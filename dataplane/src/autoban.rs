@@ -230,6 +230,14 @@ impl Autoban {
         }
     }
 
+    /// Forgets what every rule counted for `ja4` (an operator lifted its ban): its count starts
+    /// over, so it is banned again only if it earns it again.
+    pub fn forget_fingerprint(&mut self, ja4: &str) {
+        for st in &mut self.rules {
+            st.fingerprints.remove(ja4);
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.rules.is_empty()
     }
@@ -581,6 +589,29 @@ mod tests {
         // After the ban the fingerprint starts again from nothing.
         let after = t0 + Duration::from_secs(400);
         assert!(a.observe(addr(11), Some(CURL), 401, after).is_empty());
+    }
+
+    #[test]
+    fn a_forgotten_fingerprint_starts_counting_again() {
+        let mut a = Autoban::new(&[by_ja4(4, 3)]);
+        let t0 = Instant::now();
+        let earn = |a: &mut Autoban, base: u32| {
+            (0..5)
+                .flat_map(|i| a.observe(addr(base + i % 3), Some(CURL), 401, t0))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(earn(&mut a, 0).len(), 3, "the first ban");
+        // Banned: more failures are not counted against it.
+        assert!(earn(&mut a, 10).is_empty());
+        a.forget_fingerprint(CURL);
+        // Lifted by an operator: a fresh count, that bans it again once it crosses the rule.
+        let again = earn(&mut a, 20);
+        assert_eq!(
+            again.iter().filter(|b| b.new_fingerprint_ban).count(),
+            1,
+            "{again:?}"
+        );
+        assert!(again.iter().all(|b| b.source >= addr(20)), "{again:?}");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use std::{path::Path, process::Command};
 
-use vigil_e2e::{audit_line, netns::Netns, unique, upstream::Upstream};
+use vigil_e2e::{audit_line, netns::Netns, scrape, unique, upstream::Upstream};
 use vigil_testkit::config::{Config, table};
 use vigil_testkit::vigild::Vigild;
 
@@ -186,7 +186,7 @@ fn a_burst_of_rejections_ends_in_an_xdp_ban_that_expires() {
 #[test]
 fn a_fingerprint_over_an_autoban_rule_is_refused_everywhere_and_its_sources_blocked() {
     let tag = unique(16);
-    let ns = Netns::new(&tag, 116, 4).unwrap();
+    let ns = Netns::new(&tag, 116, 6).unwrap();
     let up = Upstream::start().unwrap();
     let mut d = gateway_daemon(&tag, &ns, &up, |c| {
         c.push(
@@ -205,7 +205,8 @@ fn a_fingerprint_over_an_autoban_rule_is_refused_everywhere_and_its_sources_bloc
     d.start().unwrap();
     let cacert = d.ca();
     let url = format!("https://{}:8443/anything", ns.host_addr);
-    let [first, second, bystander, other] = [0, 1, 2, 3].map(|i| ns.client_addrs[i].clone());
+    let [first, second, bystander, other, third, fourth] =
+        [0, 1, 2, 3, 4, 5].map(|i| ns.client_addrs[i].clone());
     // One TLS stack (curl offering http/1.1 only); `method` TRACE is refused with 405.
     let send = |src: &str, method: &str| {
         let out = Command::new("ip")
@@ -298,11 +299,68 @@ fn a_fingerprint_over_an_autoban_rule_is_refused_everywhere_and_its_sources_bloc
         table.contains("banned fingerprints") && table.contains(&fp),
         "{table}"
     );
+    let metrics: u16 = d.ctl_json(&["status"]).unwrap()["gateway"]["metrics"]
+        .as_str()
+        .and_then(|a| a.rsplit(':').next()?.parse().ok())
+        .unwrap();
+    let banned = || {
+        let text = scrape(metrics);
+        text.lines()
+            .find_map(|l| l.strip_prefix("vigil_gateway_banned_fingerprints "))
+            .map(str::to_owned)
+            .unwrap_or_else(|| panic!("no vigil_gateway_banned_fingerprints in:\n{text}"))
+    };
+    assert_eq!(banned(), "1");
+    // An operator lifts the ban: the fingerprint is let in at once, the addresses that earned
+    // it stay blocked, and a second lift of the same ban is refused.
+    let lifted = d.ctl(&["clients", "unban", &fp]).unwrap();
+    assert!(
+        lifted.contains(&format!("lifted the ban of {fp}")),
+        "{lifted}"
+    );
+    assert_eq!(
+        send(&bystander, "GET"),
+        "200",
+        "still refused after the lift"
+    );
+    assert_eq!(send(&first, "GET"), "000", "the lift unblocked an address");
+    assert_eq!(
+        d.ctl_json(&["clients", "top"]).unwrap()["banned"],
+        serde_json::json!([])
+    );
+    assert_eq!(banned(), "0");
+    let again = d.ctl_output(&["clients", "unban", &fp]).unwrap();
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("is not banned"),
+        "{again:?}"
+    );
+    let typo = d.ctl_output(&["clients", "unban", "t13i0"]).unwrap();
+    assert_eq!(typo.status.code(), Some(2), "{typo:?}");
+    assert!(
+        String::from_utf8_lossy(&typo.stderr).contains("is not a JA4 fingerprint"),
+        "{typo:?}"
+    );
+    // Its count started over: earning the ban again takes the rule's 5 statuses from 2
+    // addresses (the bystander's 405s before the lift no longer count).
+    for i in 0..4 {
+        assert_eq!(
+            send(&bystander, "TRACE"),
+            "405",
+            "request {i} after the lift"
+        );
+    }
+    assert_eq!(send(&third, "TRACE"), "405");
+    assert_eq!(
+        send(&fourth, "GET"),
+        "403",
+        "the fingerprint was not banned again"
+    );
     // A reload that changes the rules lifts the fingerprint's ban.
     let cfg = d.gateway_config(&ns.host_addr, 8443, up.url()).unwrap();
     d.configure(cfg.audit_file(&d.path("audit.log"))).unwrap();
     d.ctl(&["reload"]).unwrap();
-    assert_eq!(send(&bystander, "GET"), "200", "the ban outlived its rule");
+    assert_eq!(send(&fourth, "GET"), "200", "the ban outlived its rule");
     let top = d.ctl_json(&["clients", "top"]).unwrap();
     assert_eq!(top["banned"], serde_json::json!([]), "{top}");
 }

@@ -83,6 +83,11 @@ pub enum Request {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
     },
+    /// Lift an auto-ban of a client fingerprint now; its count starts over. Answered with the
+    /// fingerprints as `clients_top` lists them.
+    ClientsUnban {
+        ja4: String,
+    },
 }
 
 impl Request {
@@ -109,7 +114,7 @@ impl Request {
                 ReplyKind::Patches
             }
             Request::PatchDel { .. } => ReplyKind::PatchRemoved,
-            Request::ClientsTop { .. } => ReplyKind::Clients,
+            Request::ClientsTop { .. } | Request::ClientsUnban { .. } => ReplyKind::Clients,
         }
     }
 
@@ -137,6 +142,7 @@ impl Request {
             Request::PatchList => "patch_list",
             Request::PatchShow { .. } => "patch_show",
             Request::ClientsTop { .. } => "clients_top",
+            Request::ClientsUnban { .. } => "clients_unban",
         }
     }
 
@@ -156,6 +162,7 @@ impl Request {
             | Request::PatchList
             | Request::PatchShow { .. } => Some("patch"),
             Request::ClientsTop { .. } => Some("clients top"),
+            Request::ClientsUnban { .. } => Some("clients unban"),
             _ => None,
         }
     }

@@ -358,6 +358,19 @@ impl Gateway {
         bans
     }
 
+    /// Lifts the ban of `ja4` now; whether it was banned.
+    pub fn unban_fingerprint(&self, ja4: &str) -> bool {
+        let now = std::time::Instant::now();
+        let mut was = false;
+        self.shared.services.banned_fingerprints.rcu(|old| {
+            was = old.get(ja4).is_some_and(|until| *until > now);
+            let mut map = (**old).clone();
+            map.remove(ja4);
+            map
+        });
+        was
+    }
+
     /// Lifts every fingerprint ban (the auto-ban rules that made them changed).
     pub fn clear_fingerprint_bans(&self) {
         self.shared

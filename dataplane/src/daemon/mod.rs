@@ -366,38 +366,14 @@ impl Handler for Daemon {
                 Reply::Thermal(Box::new(self.thermal_override(level, for_secs)))
             }
             Request::ThermalClear => Reply::Thermal(Box::new(self.thermal_clear())),
-            Request::ClientsTop { limit } => match lock(&self.gateway).as_ref() {
-                Some(gw) => {
-                    let n = limit.unwrap_or(20).clamp(1, 1000) as usize;
-                    let (rows, tracked) = gw.clients_top(n);
-                    Reply::Clients(vigil_control::reply::Clients {
-                        clients: rows
-                            .into_iter()
-                            .map(|(ja4, c)| vigil_control::reply::ClientCount {
-                                ja4,
-                                requests: c.requests,
-                                rejected: c.rejected,
-                            })
-                            .collect(),
-                        tracked: tracked as u64,
-                        banned: gw
-                            .fingerprint_bans()
-                            .into_iter()
-                            .map(|(ja4, left)| vigil_control::reply::BannedFingerprint {
-                                ja4,
-                                expires_in_secs: left.as_secs()
-                                    + u64::from(left.subsec_nanos() > 0),
-                            })
-                            .collect(),
-                    })
-                }
-                None => {
-                    return Err(ControlError::new(
-                        ErrorCode::NotRunning,
-                        "the gateway is not running (no [listener]): no clients",
-                    ));
-                }
-            },
+            Request::ClientsTop { limit } => {
+                let n = limit.unwrap_or(20).clamp(1, 1000) as usize;
+                Reply::Clients(self.clients(n)?)
+            }
+            Request::ClientsUnban { ja4 } => {
+                self.unban_fingerprint(&ja4)?;
+                Reply::Clients(self.clients(20)?)
+            }
             Request::ShadowList => match lock(&self.gateway).as_ref() {
                 Some(gw) => Reply::Shadow(Shadow {
                     entries: to_control(gw.shadow()),
@@ -410,5 +386,75 @@ impl Handler for Daemon {
                 }
             },
         })
+    }
+}
+
+/// Fingerprints are printable ASCII, and JA4's are 36 characters: anything else is no ban.
+const MAX_FINGERPRINT_LEN: usize = 64;
+
+impl Daemon {
+    /// The `n` busiest client fingerprints and the banned ones (`vigilctl clients`).
+    fn clients(&self, n: usize) -> Result<vigil_control::reply::Clients, ControlError> {
+        let guard = lock(&self.gateway);
+        let Some(gw) = guard.as_ref() else {
+            return Err(ControlError::new(
+                ErrorCode::NotRunning,
+                "the gateway is not running (no [listener]): no clients",
+            ));
+        };
+        let (rows, tracked) = gw.clients_top(n);
+        Ok(vigil_control::reply::Clients {
+            clients: rows
+                .into_iter()
+                .map(|(ja4, c)| vigil_control::reply::ClientCount {
+                    ja4,
+                    requests: c.requests,
+                    rejected: c.rejected,
+                })
+                .collect(),
+            tracked: tracked as u64,
+            banned: gw
+                .fingerprint_bans()
+                .into_iter()
+                .map(|(ja4, left)| vigil_control::reply::BannedFingerprint {
+                    ja4,
+                    expires_in_secs: left.as_secs() + u64::from(left.subsec_nanos() > 0),
+                })
+                .collect(),
+        })
+    }
+
+    /// Lifts the gateway's ban of `ja4` and forgets what the auto-ban rules counted for it. The
+    /// addresses blocked with it stay blocked until their own rules expire or are removed.
+    fn unban_fingerprint(&self, ja4: &str) -> Result<(), ControlError> {
+        if ja4.is_empty()
+            || ja4.len() > MAX_FINGERPRINT_LEN
+            || !ja4.bytes().all(|b| b.is_ascii_graphic())
+        {
+            return Err(ControlError::new(
+                ErrorCode::Invalid,
+                "a fingerprint is 1 to 64 printable ASCII characters (a JA4 such as \
+                 t13d1516h2_8daaf6152771_e5627efa2ab1)",
+            ));
+        }
+        let guard = lock(&self.gateway);
+        let Some(gw) = guard.as_ref() else {
+            return Err(ControlError::new(
+                ErrorCode::NotRunning,
+                "the gateway is not running (no [listener]): no fingerprint bans",
+            ));
+        };
+        if !gw.unban_fingerprint(ja4) {
+            return Err(ControlError::new(
+                ErrorCode::NoSuchRule,
+                format!("fingerprint {ja4} is not banned (vigilctl clients top lists the bans)"),
+            ));
+        }
+        lock(&self.autoban).forget_fingerprint(ja4);
+        info!(
+            ja4,
+            "fingerprint ban lifted (vigilctl clients unban); its count starts over"
+        );
+        Ok(())
     }
 }

@@ -79,6 +79,20 @@ fn metrics(shared: &Arc<Shared>) -> http::Response<http_body_util::Full<bytes::B
                      upstream healthy).",
                     i64::from(shared.not_ready().is_empty()),
                 )?;
+                let now = std::time::Instant::now();
+                let banned = shared
+                    .services
+                    .banned_fingerprints
+                    .load()
+                    .values()
+                    .filter(|until| **until > now)
+                    .count();
+                e.gauge(
+                    "vigil_gateway_banned_fingerprints",
+                    "Client TLS fingerprints (JA4) an auto-ban rule has banned, refused from any \
+                     address now.",
+                    i64::try_from(banned).unwrap_or(i64::MAX),
+                )?;
                 shared.resolver.write_metrics(e)
             });
         source
