@@ -43,22 +43,60 @@ fn audit_of(d: &Vigild, path: &str) -> serde_json::Value {
     audit_line(&d.path("audit.log"), |l| audit_path(l, path))
 }
 
-#[test]
-fn sensitive_data_in_responses_is_masked_blocked_or_logged_per_route() {
+/// vigild in front of the echoing upstream with [`API`] (`response_data.mode = "log"`), an audit
+/// log and metrics, `limits` set in its config: the upstream, vigild, its HTTPS and metrics ports.
+fn gateway(name: &str, limits: &[(&str, i64)]) -> (Upstream, Vigild, u16, u16) {
     let up = Upstream::start().unwrap();
     let port = free_port().unwrap();
     let metrics = free_port().unwrap();
-    let mut d = Vigild::new("respdata").unwrap();
-    let cfg = d
+    let mut d = Vigild::new(name).unwrap();
+    let mut cfg = d
         .gateway_config("127.0.0.1", port, up.url())
         .unwrap()
         .policy(&d.path("openapi.yaml"))
         .audit_file(&d.path("audit.log"))
         .set("metrics.listen", format!("127.0.0.1:{metrics}"))
         .set("response_data.mode", "log");
+    for (key, value) in limits {
+        cfg = cfg.set(&format!("limits.{key}"), *value);
+    }
     std::fs::write(d.path("openapi.yaml"), API).unwrap();
     d.configure(cfg).unwrap();
     d.start().unwrap();
+    (up, d, port, metrics)
+}
+
+/// What `block` reads whole counts against the body-memory budget the request bodies share: a
+/// body that does not fit is refused with 503, never let through unread; `mask` streams.
+#[test]
+fn blocking_routes_read_responses_within_the_body_memory_budget() {
+    // The upstream's answer, {"upstream":"e2e","path":"/vault/..."}, is over 32 bytes.
+    let (_up, d, port, metrics) = gateway(
+        "respdata-memory",
+        &[("max_body_bytes", 16), ("max_body_memory", 32)],
+    );
+    let ca = d.ca();
+    let (code, body) = get(port, &ca, "/vault/4111-1111-1111-1111", &[]);
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("body_memory_full") && !body.contains("4111"),
+        "{body}"
+    );
+    let (code, body) = get(port, &ca, "/echo/4111-1111-1111-1111", &[]);
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("****-****-****-1111"), "{body}");
+    let text = scrape(metrics);
+    for line in [
+        "vigil_gateway_body_memory_bytes 0",
+        r#"vigil_gateway_shed_requests_total{share="body_memory"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+}
+
+#[test]
+fn sensitive_data_in_responses_is_masked_blocked_or_logged_per_route() {
+    let (up, d, port, metrics) = gateway("respdata", &[]);
     let ca = d.ca();
 
     // Masked, even when the client asks for gzip: the upstream is asked for identity.

@@ -130,6 +130,16 @@ impl BodyReservation {
         }
         ok
     }
+
+    /// Gives back what is held past `total` bytes.
+    pub fn shrink(&mut self, total: u64) {
+        if total < self.bytes {
+            self.memory
+                .used
+                .fetch_sub(self.bytes - total, Ordering::AcqRel);
+            self.bytes = total;
+        }
+    }
 }
 
 impl Drop for BodyReservation {
@@ -229,8 +239,15 @@ mod tests {
         assert!(!b.grow(50, 100), "60 + 50 is over 100");
         assert!(b.grow(40, 100));
         assert_eq!(mem.used(), 100);
+        // Shrinking gives the difference back, at once; growing again asks for it again.
+        a.shrink(20);
+        assert_eq!(mem.used(), 60);
+        a.shrink(30);
+        assert_eq!(mem.used(), 60, "shrinking never grows");
+        assert!(b.grow(80, 100));
+        assert!(!a.grow(30, 100));
         drop(a);
-        assert_eq!(mem.used(), 40);
+        assert_eq!(mem.used(), 80);
         drop(b);
         assert_eq!(mem.used(), 0);
     }

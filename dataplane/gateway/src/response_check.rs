@@ -36,9 +36,20 @@ pub struct Memory {
 
 impl Memory {
     /// Whether `bytes` may be held in all.
-    fn hold(&mut self, bytes: usize) -> bool {
+    pub fn hold(&mut self, bytes: usize) -> bool {
         self.reservation.grow(bytes as u64, self.max)
     }
+}
+
+/// `inner`, holding `memory` (its share of the budget) until the body has gone to the client or
+/// is dropped: for a body read whole before it was let through.
+pub fn reserved(inner: InnerBody, memory: Memory) -> InnerBody {
+    inner
+        .map_frame(move |frame| {
+            let _held = &memory;
+            frame
+        })
+        .boxed_unsync()
 }
 
 /// The first contradiction found in a response: (reason, location), shared with the audit line.
@@ -304,10 +315,13 @@ pub async fn check(
             verdict.set(v.reason, v.location);
             return Err(reject(v.reason));
         }
+        // The copy is gone: only the body is held until it has been sent.
+        drop(copy);
+        memory.reservation.shrink(buf.len() as u64);
         let body = http_body_util::Full::new(buf.freeze())
             .map_err(|never| match never {})
             .boxed_unsync();
-        return Ok(http::Response::from_parts(parts, body));
+        return Ok(http::Response::from_parts(parts, reserved(body, memory)));
     }
     if !wants && settings.max_response_bytes.is_none() {
         return Ok(resp);
@@ -332,4 +346,35 @@ pub async fn check(
         }
         .boxed_unsync()
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_reserved_body_holds_its_share_until_it_is_read_or_dropped() {
+        let budget = Arc::new(crate::budget::BodyMemory::default());
+        let body = |text: &'static str| {
+            http_body_util::Full::new(Bytes::from_static(text.as_bytes()))
+                .map_err(|never| match never {})
+                .boxed_unsync()
+        };
+        let hold = |n: usize| {
+            let mut m = Memory {
+                reservation: budget.reservation(),
+                max: 100,
+            };
+            assert!(m.hold(n));
+            m
+        };
+        let read = reserved(body("twelve bytes"), hold(12));
+        let dropped = reserved(body("six b."), hold(6));
+        assert_eq!(budget.used(), 18);
+        let got = read.collect().await.ok().map(|c| c.to_bytes());
+        assert_eq!(got.as_deref(), Some(&b"twelve bytes"[..]));
+        assert_eq!(budget.used(), 6, "read to its end: given back");
+        drop(dropped);
+        assert_eq!(budget.used(), 0);
+    }
 }

@@ -419,6 +419,8 @@ pub enum Refusal {
     Upstream,
     /// The total deadline passed while `block` was reading it.
     Timeout,
+    /// `block` could not hold it within `limits.max_body_memory`.
+    Memory,
 }
 
 /// Applies `mode` to a response: wraps its body for `log` and `mask`, reads it whole (up to
@@ -430,6 +432,7 @@ pub async fn inspect(
     max_block: u64,
     deadline: tokio::time::Instant,
     found: Found,
+    mut memory: crate::response_check::Memory,
 ) -> Result<http::Response<InnerBody>, Refusal> {
     use http_body_util::BodyExt;
     let encoded = resp
@@ -460,11 +463,16 @@ pub async fn inspect(
             Some(Err(_)) => return Err(Refusal::Upstream),
             Some(Ok(frame)) => match frame.into_data() {
                 Ok(data) => {
+                    // What `block` holds counts against the budget the request bodies share.
+                    if !memory.hold(buf.len() + data.len()) {
+                        return Err(Refusal::Memory);
+                    }
                     buf.extend_from_slice(&data);
                     if buf.len() as u64 > max_block {
                         // Too long to hold: the rest streams masked, never unmasked.
                         let rest = ScanBody::new(body, buf, scanner, Action::Mask, found);
-                        return Ok(http::Response::from_parts(parts, rest.boxed_unsync()));
+                        let rest = crate::response_check::reserved(rest.boxed_unsync(), memory);
+                        return Ok(http::Response::from_parts(parts, rest));
                     }
                 }
                 Err(t) => {
@@ -482,13 +490,16 @@ pub async fn inspect(
         return Err(Refusal::Blocked);
     }
     let whole = http_body_util::Full::new(buf.freeze()).map_err(|never| match never {});
-    let body = match trailers.and_then(|t| t.into_trailers().ok()) {
+    let inner = match trailers.and_then(|t| t.into_trailers().ok()) {
         Some(t) => whole
             .with_trailers(async move { Some(Ok(t)) })
             .boxed_unsync(),
         None => whole.boxed_unsync(),
     };
-    Ok(http::Response::from_parts(parts, body))
+    Ok(http::Response::from_parts(
+        parts,
+        crate::response_check::reserved(inner, memory),
+    ))
 }
 
 #[cfg(test)]

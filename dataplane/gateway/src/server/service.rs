@@ -340,6 +340,10 @@ impl Handler {
             lim.response_data.max_block_bytes,
             deadline,
             found,
+            crate::response_check::Memory {
+                reservation: self.shared.body_memory.reservation(),
+                max: lim.limits.max_body_memory,
+            },
         )
         .await
         .map_err(|r| match r {
@@ -349,6 +353,13 @@ impl Handler {
             }
             Refusal::Upstream => Rejection::new(StatusCode::BAD_GATEWAY, "upstream_error"),
             Refusal::Timeout => Rejection::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
+            Refusal::Memory => {
+                self.shared.metrics.shed_request("body_memory");
+                Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "body_memory_full").with_header(
+                    RETRY_AFTER,
+                    HeaderValue::from(lim.listener.retry_after_secs),
+                )
+            }
         })?;
         Ok((resp, deadline))
     }
