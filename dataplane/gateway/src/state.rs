@@ -65,7 +65,7 @@ impl State {
         services: &Arc<Services>,
     ) -> Result<Self, GatewayError> {
         let tls = TlsAcceptor::from(tls::server_config(&cfg.tls, resolver)?);
-        let pool = Pool::new(&cfg.upstream)?;
+        let pool = Pool::new(&cfg.upstream, cfg.listener.workers)?;
         let policy = match &cfg.policy {
             Some(pc) => {
                 let options = vigil_policy::PolicyOptions {

@@ -24,10 +24,10 @@ use tokio::net::TcpStream;
 use crate::body::UpstreamBody;
 use crate::server::workers;
 
-/// One stack per CPU and one for threads that are no worker (at most [`MAX_STACKS`]).
-fn stacks() -> usize {
-    let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    (cpus + 1).min(MAX_STACKS)
+/// One stack per worker of `listener.workers` and one for threads that are no worker (at most
+/// [`MAX_STACKS`]).
+fn stacks(workers: usize) -> usize {
+    workers.saturating_add(1).min(MAX_STACKS)
 }
 
 /// Why a request got no response.
@@ -69,6 +69,7 @@ impl H1Pool {
         connect_timeout: Duration,
         idle_timeout: Duration,
         max_idle: usize,
+        workers: usize,
     ) -> Self {
         Self {
             addr: format!("{}:{}", base.host(), base.port_u16().unwrap_or(80)),
@@ -76,7 +77,9 @@ impl H1Pool {
             connect_timeout,
             idle_timeout,
             max_idle,
-            idle: (0..stacks()).map(|_| Mutex::new(Vec::new())).collect(),
+            idle: (0..stacks(workers))
+                .map(|_| Mutex::new(Vec::new()))
+                .collect(),
         }
     }
 
@@ -224,7 +227,13 @@ mod tests {
 
     /// Up to four idle connections, kept a minute.
     fn kept(upstream: &http::uri::Authority) -> H1Pool {
-        H1Pool::new(upstream, Duration::from_secs(1), Duration::from_secs(60), 4)
+        H1Pool::new(
+            upstream,
+            Duration::from_secs(1),
+            Duration::from_secs(60),
+            4,
+            0,
+        )
     }
 
     /// A listener on a free loopback port, and its address.
@@ -265,6 +274,28 @@ mod tests {
         (text, host)
     }
 
+    #[test]
+    fn a_pool_keeps_one_stack_per_worker_and_one_for_other_threads() {
+        let Ok(authority) = "127.0.0.1:9".parse::<http::uri::Authority>() else {
+            panic!("authority")
+        };
+        let stacks = |workers| {
+            H1Pool::new(
+                &authority,
+                Duration::from_secs(1),
+                Duration::ZERO,
+                4,
+                workers,
+            )
+            .idle
+            .len()
+        };
+        // Whatever the CPU count: listener.workers decides.
+        assert_eq!(stacks(0), 1);
+        assert_eq!(stacks(3), 4);
+        assert_eq!(stacks(1024), MAX_STACKS, "beyond it, workers share stacks");
+    }
+
     #[tokio::test]
     async fn sequential_requests_share_one_connection_in_origin_form_with_host() {
         let (authority, accepted) = upstream(false).await;
@@ -285,7 +316,7 @@ mod tests {
     #[tokio::test]
     async fn a_sweep_closes_connections_past_their_idle_timeout() {
         let (authority, accepted) = upstream(false).await;
-        let pool = H1Pool::new(&authority, Duration::from_secs(1), Duration::ZERO, 4);
+        let pool = H1Pool::new(&authority, Duration::from_secs(1), Duration::ZERO, 4, 0);
         assert_eq!(fetch(&pool, "/a").await.0, "/a");
         pool.sweep();
         assert_eq!(fetch(&pool, "/b").await.0, "/b");

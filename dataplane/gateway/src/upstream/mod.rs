@@ -84,8 +84,9 @@ pub struct Pool {
 
 impl Pool {
     /// Builds clients for every entry and starts health probes (they stop when the pool is
-    /// dropped, i.e. when a reload replaced it and its last request finished).
-    pub fn new(cfgs: &[UpstreamConfig]) -> Result<Arc<Self>, GatewayError> {
+    /// dropped, i.e. when a reload replaced it and its last request finished). `workers` is
+    /// `listener.workers`: each keeps idle HTTP/1.1 connections of its own.
+    pub fn new(cfgs: &[UpstreamConfig], workers: usize) -> Result<Arc<Self>, GatewayError> {
         let mut members = Vec::with_capacity(cfgs.len());
         for (i, cfg) in cfgs.iter().enumerate() {
             let url =
@@ -112,6 +113,7 @@ impl Pool {
                     cfg.connect_timeout,
                     cfg.idle_timeout,
                     cfg.pool_size,
+                    workers,
                 ))
             };
             members.push(Arc::new(Member {
