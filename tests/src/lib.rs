@@ -86,6 +86,15 @@ pub fn scrape(port: u16) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Asserts that vigild's `/metrics` on `127.0.0.1:port` has every one of `lines` (names, labels
+/// and value), printing the whole exposition when one is missing.
+pub fn assert_metrics(port: u16, lines: &[&str]) {
+    let text = scrape(port);
+    for line in lines {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+}
+
 /// The workspace root (the e2e crate lives in `tests/`).
 pub fn workspace_root() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use vigil_e2e::{audit_line, audit_path, curl, scrape, upstream::Upstream};
+use vigil_e2e::{assert_metrics, audit_line, audit_path, curl, upstream::Upstream};
 use vigil_testkit::{ports::free_port, vigild::Vigild};
 
 const API: &str = r##"openapi: 3.0.3
@@ -131,15 +131,15 @@ fn responses_that_contradict_the_description_are_logged_or_refused() {
     assert_eq!(code, 502, "{body}");
     assert!(body.contains("response_too_large"), "{body}");
 
-    let text = scrape(metrics);
-    for line in [
-        r#"vigil_gateway_response_violations_total{route="GET /drift/{v}",reason="response_invalid_body"} 1"#,
-        r#"vigil_gateway_response_violations_total{route="GET /created/{v}",reason="response_undocumented_status"} 1"#,
-        r#"vigil_gateway_response_violations_total{route="GET /strict/{v}",reason="response_invalid_body"} 1"#,
-        r#"vigil_gateway_response_violations_total{route="GET /small/{v}",reason="response_too_large"} 1"#,
-    ] {
-        assert!(text.contains(line), "{line} missing from:\n{text}");
-    }
+    assert_metrics(
+        metrics,
+        &[
+            r#"vigil_gateway_response_violations_total{route="GET /drift/{v}",reason="response_invalid_body"} 1"#,
+            r#"vigil_gateway_response_violations_total{route="GET /created/{v}",reason="response_undocumented_status"} 1"#,
+            r#"vigil_gateway_response_violations_total{route="GET /strict/{v}",reason="response_invalid_body"} 1"#,
+            r#"vigil_gateway_response_violations_total{route="GET /small/{v}",reason="response_too_large"} 1"#,
+        ],
+    );
 }
 
 /// Copies of responses held for the check count against the body-memory budget the request
@@ -167,11 +167,11 @@ fn response_checks_hold_their_copies_within_the_body_memory_budget() {
     let line = audit_line(&log, |l| audit_path(l, "/drift/"));
     assert_eq!(line.get("response_violation"), None, "{line}");
 
-    let text = scrape(metrics);
-    for line in [
-        "vigil_gateway_body_memory_bytes 0",
-        r#"vigil_gateway_shed_requests_total{share="body_memory"} 1"#,
-    ] {
-        assert!(text.contains(line), "{line} missing from:\n{text}");
-    }
+    assert_metrics(
+        metrics,
+        &[
+            "vigil_gateway_body_memory_bytes 0",
+            r#"vigil_gateway_shed_requests_total{share="body_memory"} 1"#,
+        ],
+    );
 }

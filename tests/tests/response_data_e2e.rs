@@ -8,7 +8,7 @@
 
 use std::path::Path;
 
-use vigil_e2e::{audit_line, audit_path, curl, scrape, upstream::Upstream};
+use vigil_e2e::{assert_metrics, audit_line, audit_path, curl, upstream::Upstream};
 use vigil_testkit::{ports::free_port, vigild::Vigild};
 
 const API: &str = r#"openapi: 3.0.3
@@ -85,13 +85,13 @@ fn blocking_routes_read_responses_within_the_body_memory_budget() {
     let (code, body) = get(port, &ca, "/echo/4111-1111-1111-1111", &[]);
     assert_eq!(code, 200, "{body}");
     assert!(body.contains("****-****-****-1111"), "{body}");
-    let text = scrape(metrics);
-    for line in [
-        "vigil_gateway_body_memory_bytes 0",
-        r#"vigil_gateway_shed_requests_total{share="body_memory"} 1"#,
-    ] {
-        assert!(text.contains(line), "{line} missing from:\n{text}");
-    }
+    assert_metrics(
+        metrics,
+        &[
+            "vigil_gateway_body_memory_bytes 0",
+            r#"vigil_gateway_shed_requests_total{share="body_memory"} 1"#,
+        ],
+    );
 }
 
 #[test]
@@ -144,13 +144,13 @@ fn sensitive_data_in_responses_is_masked_blocked_or_logged_per_route() {
         serde_json::json!(["card"])
     );
 
-    let text = scrape(metrics);
-    for line in [
-        r#"vigil_gateway_response_data_total{route="GET /echo/{v}",kind="card"} 1"#,
-        r#"vigil_gateway_response_data_total{route="GET /echo/{v}",kind="iban"} 1"#,
-        r#"vigil_gateway_response_data_total{route="GET /vault/{v}",kind="jwt"} 1"#,
-        r#"vigil_gateway_response_data_total{route="GET /plain/{v}",kind="card"} 1"#,
-    ] {
-        assert!(text.contains(line), "{line} missing from:\n{text}");
-    }
+    assert_metrics(
+        metrics,
+        &[
+            r#"vigil_gateway_response_data_total{route="GET /echo/{v}",kind="card"} 1"#,
+            r#"vigil_gateway_response_data_total{route="GET /echo/{v}",kind="iban"} 1"#,
+            r#"vigil_gateway_response_data_total{route="GET /vault/{v}",kind="jwt"} 1"#,
+            r#"vigil_gateway_response_data_total{route="GET /plain/{v}",kind="card"} 1"#,
+        ],
+    );
 }

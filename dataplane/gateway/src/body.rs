@@ -13,7 +13,7 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 
-use crate::budget::BodyReservation;
+use crate::budget::Share;
 
 /// Errors carried through bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -168,15 +168,13 @@ pub enum BufferError {
     Stopped,
 }
 
-/// Reads a whole body into memory for the stages that check it, holding its bytes against
-/// `reservation` (and refusing past `max_memory`, over all requests) as they arrive. A declared
-/// length is reserved before the first byte is read, so a body that cannot fit is refused
-/// without being received.
+/// Reads a whole body into memory for the stages that check it, holding its bytes in `share`
+/// of the body-memory budget (refusing past it) as they arrive. A declared length is reserved
+/// before the first byte is read, so a body that cannot fit is refused without being received.
 pub async fn buffer<B>(
     mut body: LimitedBody<B>,
     expected: Option<u64>,
-    reservation: &mut BodyReservation,
-    max_memory: u64,
+    share: &mut Share,
 ) -> Result<Bytes, BufferError>
 where
     B: Body<Data = Bytes> + Unpin,
@@ -185,7 +183,7 @@ where
     use http_body_util::BodyExt;
     let expected = expected.map(|n| n.min(body.max));
     if let Some(n) = expected
-        && !reservation.grow(n, max_memory)
+        && !share.reservation.grow(n, share.max)
     {
         return Err(BufferError::Memory);
     }
@@ -203,22 +201,18 @@ where
             continue;
         }
         total += data.len() as u64;
-        if !reservation.grow(total, max_memory) {
+        if !share.reservation.grow(total, share.max) {
             return Err(BufferError::Memory);
         }
-        match first.take() {
-            None if buf.is_empty() => first = Some(data),
-            held => {
-                if buf.is_empty() {
-                    let capacity = usize::try_from(expected.unwrap_or(0).max(total)).unwrap_or(0);
-                    buf.reserve(capacity);
-                }
-                if let Some(held) = held {
-                    buf.extend_from_slice(&held);
-                }
-                buf.extend_from_slice(&data);
-            }
+        if first.is_none() && buf.is_empty() {
+            first = Some(data);
+            continue;
         }
+        if let Some(held) = first.take() {
+            buf.reserve(usize::try_from(expected.unwrap_or(0).max(total)).unwrap_or(0));
+            buf.extend_from_slice(&held);
+        }
+        buf.extend_from_slice(&data);
     }
     Ok(first.unwrap_or_else(|| buf.freeze()))
 }
@@ -479,23 +473,27 @@ mod tests {
     async fn buffer_keeps_a_single_frame_and_joins_several_within_the_budget() {
         let memory = Arc::new(crate::budget::BodyMemory::default());
         let one: &'static [u8] = b"{\"a\":1}";
-        let mut r = memory.reservation();
-        let got = buffer(frames(&[one]), Some(7), &mut r, 1024).await.ok();
+        let budget = |max| crate::budget::Budget {
+            memory: &memory,
+            max,
+        };
+        let mut r = budget(1024).share();
+        let got = buffer(frames(&[one]), Some(7), &mut r).await.ok();
         // The frame itself, not a copy.
         assert_eq!(got.as_ref().map(|b| b.as_ptr()), Some(one.as_ptr()));
         assert_eq!(memory.used(), 7);
         drop(r);
         assert_eq!(memory.used(), 0);
 
-        let mut r = memory.reservation();
-        let got = buffer(frames(&[b"{\"a\"", b"", b":", b"12}"]), None, &mut r, 1024).await;
+        let mut r = budget(1024).share();
+        let got = buffer(frames(&[b"{\"a\"", b"", b":", b"12}"]), None, &mut r).await;
         assert_eq!(got.ok().as_deref(), Some(&b"{\"a\":12}"[..]));
         assert_eq!(memory.used(), 8);
         drop(r);
 
         // Past the memory budget on the second frame: refused, nothing held.
-        let mut r = memory.reservation();
-        let got = buffer(frames(&[b"0123", b"4567"]), None, &mut r, 6).await;
+        let mut r = budget(6).share();
+        let got = buffer(frames(&[b"0123", b"4567"]), None, &mut r).await;
         assert!(matches!(got, Err(BufferError::Memory)));
         drop(r);
         assert_eq!(memory.used(), 0);

@@ -142,6 +142,50 @@ impl BodyReservation {
     }
 }
 
+/// The body-memory budget and its bound (`limits.max_body_memory`), for the parts that hold
+/// bodies: a [`Share`] is taken only where one is held.
+#[derive(Debug, Clone, Copy)]
+pub struct Budget<'a> {
+    pub memory: &'a Arc<BodyMemory>,
+    pub max: u64,
+}
+
+impl Budget<'_> {
+    /// An empty share of the budget.
+    pub fn share(self) -> Share {
+        Share {
+            reservation: self.memory.reservation(),
+            max: self.max,
+        }
+    }
+}
+
+/// What one body holds of the budget.
+#[derive(Debug)]
+pub struct Share {
+    pub reservation: BodyReservation,
+    pub max: u64,
+}
+
+impl Share {
+    /// Whether `bytes` may be held in all.
+    pub fn hold(&mut self, bytes: usize) -> bool {
+        self.reservation.grow(bytes as u64, self.max)
+    }
+}
+
+/// `inner`, holding `share` until the body has gone to the client or is dropped: for a body
+/// read whole before it was let through.
+pub fn reserved(inner: crate::body::InnerBody, share: Share) -> crate::body::InnerBody {
+    use http_body_util::BodyExt;
+    inner
+        .map_frame(move |frame| {
+            let _held = &share;
+            frame
+        })
+        .boxed_unsync()
+}
+
 impl Drop for BodyReservation {
     fn drop(&mut self) {
         self.memory.used.fetch_sub(self.bytes, Ordering::AcqRel);
@@ -250,5 +294,33 @@ mod tests {
         assert_eq!(mem.used(), 80);
         drop(b);
         assert_eq!(mem.used(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_reserved_body_holds_its_share_until_it_is_read_or_dropped() {
+        use http_body_util::BodyExt;
+        let memory = Arc::new(BodyMemory::default());
+        let budget = Budget {
+            memory: &memory,
+            max: 100,
+        };
+        let body = |text: &'static str| {
+            http_body_util::Full::new(bytes::Bytes::from_static(text.as_bytes()))
+                .map_err(|never| match never {})
+                .boxed_unsync()
+        };
+        let hold = |n: usize| {
+            let mut share = budget.share();
+            assert!(share.hold(n));
+            share
+        };
+        let read = reserved(body("twelve bytes"), hold(12));
+        let dropped = reserved(body("six b."), hold(6));
+        assert_eq!(memory.used(), 18);
+        let got = read.collect().await.ok().map(|c| c.to_bytes());
+        assert_eq!(got.as_deref(), Some(&b"twelve bytes"[..]));
+        assert_eq!(memory.used(), 6, "read to its end: given back");
+        drop(dropped);
+        assert_eq!(memory.used(), 0);
     }
 }

@@ -18,39 +18,13 @@ use http_body_util::BodyExt;
 use vigil_policy::{Matched, Policy, ResponseCheck, ResponseViolation};
 
 use crate::body::{BoxError, InnerBody};
-use crate::budget::BodyReservation;
+use crate::budget::{Budget, Share, reserved};
 use crate::pipeline::Rejection;
 
 /// Response bytes held to check a body against its schema.
 pub const MAX_CHECKED: usize = 1024 * 1024;
 /// A body over the route's `max_response_bytes`.
 pub const TOO_LARGE: &str = "response_too_large";
-
-/// The memory a response check may hold: a reservation in the budget the request bodies share
-/// (`limits.max_body_memory`), so that copies of responses cannot grow past it either.
-#[derive(Debug)]
-pub struct Memory {
-    pub reservation: BodyReservation,
-    pub max: u64,
-}
-
-impl Memory {
-    /// Whether `bytes` may be held in all.
-    pub fn hold(&mut self, bytes: usize) -> bool {
-        self.reservation.grow(bytes as u64, self.max)
-    }
-}
-
-/// `inner`, holding `memory` (its share of the budget) until the body has gone to the client or
-/// is dropped: for a body read whole before it was let through.
-pub fn reserved(inner: InnerBody, memory: Memory) -> InnerBody {
-    inner
-        .map_frame(move |frame| {
-            let _held = &memory;
-            frame
-        })
-        .boxed_unsync()
-}
 
 /// The first contradiction found in a response: (reason, location), shared with the audit line.
 #[derive(Debug, Default, Clone)]
@@ -96,7 +70,7 @@ pub struct TeeBody {
     /// check.
     copy: Option<Vec<u8>>,
     /// What `copy` (or a prefix read before the body streamed) holds of the budget.
-    memory: Option<Memory>,
+    memory: Option<Share>,
     pending: Option<Pending>,
     max: Option<u64>,
     seen: u64,
@@ -195,21 +169,30 @@ impl Body for Prefixed {
     }
 }
 
-fn reject(reason: &'static str) -> Rejection {
-    Rejection::new(StatusCode::BAD_GATEWAY, reason)
+fn reject(reason: &'static str) -> Refused {
+    Refused::Contract(Rejection::new(StatusCode::BAD_GATEWAY, reason))
+}
+
+/// Why a response is not let through.
+#[derive(Debug)]
+pub enum Refused {
+    /// It contradicts the description on a `block` route (502), or its upstream failed.
+    Contract(Rejection),
+    /// Its body, to be read whole, does not fit in the body-memory budget.
+    Memory,
 }
 
 /// Holds `resp` against the route `matched` of `policy`. `verdict` receives the first
-/// contradiction; `Err` is the 502 of a `block` route, or its 503 when the body to check does
-/// not fit in `memory`'s budget (refused, not let through unchecked).
+/// contradiction; `Err` is the refusal of a `block` route, [`Refused::Memory`] when the body it
+/// must read whole does not fit in `budget` (refused, never let through unchecked).
 pub async fn check(
     resp: http::Response<InnerBody>,
     policy: &Arc<Policy>,
     matched: &Matched,
     deadline: tokio::time::Instant,
     verdict: &Verdict,
-    mut memory: Memory,
-) -> Result<http::Response<InnerBody>, Rejection> {
+    budget: Budget<'_>,
+) -> Result<http::Response<InnerBody>, Refused> {
     let Some(m) = policy.resume(matched) else {
         return Ok(resp);
     };
@@ -259,10 +242,16 @@ pub async fn check(
         // Read it whole (within the deadline and the check's bound), then decide.
         let (parts, mut body) = resp.into_parts();
         let mut buf = BytesMut::new();
+        let mut memory = budget.share();
         loop {
             let frame = tokio::time::timeout_at(deadline, body.frame())
                 .await
-                .map_err(|_| Rejection::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"))?;
+                .map_err(|_| {
+                    Refused::Contract(Rejection::new(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        "upstream_timeout",
+                    ))
+                })?;
             match frame {
                 None => break,
                 Some(Err(_)) => return Err(reject("upstream_error")),
@@ -272,10 +261,7 @@ pub async fn check(
                         if buf.len() + d.len() <= MAX_CHECKED
                             && !memory.hold(2 * (buf.len() + d.len()))
                         {
-                            return Err(Rejection::new(
-                                StatusCode::SERVICE_UNAVAILABLE,
-                                "body_memory_full",
-                            ));
+                            return Err(Refused::Memory);
                         }
                         buf.extend_from_slice(&d);
                         if settings
@@ -337,7 +323,7 @@ pub async fn check(
         TeeBody {
             inner,
             copy,
-            memory: Some(memory),
+            memory: wants.then(|| budget.share()),
             pending,
             max,
             seen: 0,
@@ -346,35 +332,4 @@ pub async fn check(
         }
         .boxed_unsync()
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_reserved_body_holds_its_share_until_it_is_read_or_dropped() {
-        let budget = Arc::new(crate::budget::BodyMemory::default());
-        let body = |text: &'static str| {
-            http_body_util::Full::new(Bytes::from_static(text.as_bytes()))
-                .map_err(|never| match never {})
-                .boxed_unsync()
-        };
-        let hold = |n: usize| {
-            let mut m = Memory {
-                reservation: budget.reservation(),
-                max: 100,
-            };
-            assert!(m.hold(n));
-            m
-        };
-        let read = reserved(body("twelve bytes"), hold(12));
-        let dropped = reserved(body("six b."), hold(6));
-        assert_eq!(budget.used(), 18);
-        let got = read.collect().await.ok().map(|c| c.to_bytes());
-        assert_eq!(got.as_deref(), Some(&b"twelve bytes"[..]));
-        assert_eq!(budget.used(), 6, "read to its end: given back");
-        drop(dropped);
-        assert_eq!(budget.used(), 0);
-    }
 }

@@ -432,7 +432,7 @@ pub async fn inspect(
     max_block: u64,
     deadline: tokio::time::Instant,
     found: Found,
-    mut memory: crate::response_check::Memory,
+    budget: crate::budget::Budget<'_>,
 ) -> Result<http::Response<InnerBody>, Refusal> {
     use http_body_util::BodyExt;
     let encoded = resp
@@ -453,6 +453,7 @@ pub async fn inspect(
     }
     let (parts, mut body) = resp.into_parts();
     let mut buf = BytesMut::new();
+    let mut memory = budget.share();
     let mut trailers = None;
     loop {
         let frame = tokio::time::timeout_at(deadline, body.frame())
@@ -471,7 +472,7 @@ pub async fn inspect(
                     if buf.len() as u64 > max_block {
                         // Too long to hold: the rest streams masked, never unmasked.
                         let rest = ScanBody::new(body, buf, scanner, Action::Mask, found);
-                        let rest = crate::response_check::reserved(rest.boxed_unsync(), memory);
+                        let rest = crate::budget::reserved(rest.boxed_unsync(), memory);
                         return Ok(http::Response::from_parts(parts, rest));
                     }
                 }
@@ -498,7 +499,7 @@ pub async fn inspect(
     };
     Ok(http::Response::from_parts(
         parts,
-        crate::response_check::reserved(inner, memory),
+        crate::budget::reserved(inner, memory),
     ))
 }
 

@@ -18,9 +18,10 @@ use crate::body::{
     self, BodyFault, BodyState, BufferError, ClientBody, InnerBody, LimitedBody, SendWatch,
     UpstreamBody,
 };
-use crate::budget::ClientSlot;
+use crate::budget::{Budget, ClientSlot};
 use crate::pipeline::{self, ConnInfo, Outcome, Rejection, RequestCtx};
 use crate::response;
+use crate::response_check::Refused;
 use crate::shared::Shared;
 use crate::state::State;
 use crate::upstream::proxy;
@@ -192,6 +193,23 @@ impl Handler {
         Ok(resp.map(|b| ClientBody::new(b, deadline, on_done, Some(watch))))
     }
 
+    /// The budget of bodies held in memory (request bodies for the stages, responses read whole).
+    fn budget<'a>(&'a self, state: &State) -> Budget<'a> {
+        Budget {
+            memory: &self.shared.body_memory,
+            max: state.cfg.limits.max_body_memory,
+        }
+    }
+
+    /// The 503 of a body the memory budget cannot hold, counted as shed.
+    fn body_memory_full(&self, state: &State) -> Rejection {
+        self.shared.metrics.shed_request("body_memory");
+        Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "body_memory_full").with_header(
+            RETRY_AFTER,
+            HeaderValue::from(state.cfg.listener.retry_after_secs),
+        )
+    }
+
     /// The in-flight budget, then this connection's and this client's shares of it: a client
     /// that stalls its requests (an HTTP/2 window of zero) only ever holds its own share.
     fn admit(&self, state: &State) -> Result<Admitted, Rejection> {
@@ -262,28 +280,19 @@ impl Handler {
             return Err(rej);
         }
         // Held until the upstream has the request, so buffered bodies stay within the budget.
-        let mut reservation = self.shared.body_memory.reservation();
+        let mut share = self.budget(state).share();
         let upstream_body: UpstreamBody = if body_stages.is_empty() {
             limited.boxed()
         } else {
             let expected = content_length(&head.headers);
-            let bytes = body::buffer(
-                limited,
-                expected,
-                &mut reservation,
-                lim.limits.max_body_memory,
-            )
-            .await
-            .map_err(|e| match e {
-                BufferError::Memory => {
-                    self.shared.metrics.shed_request("body_memory");
-                    Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "body_memory_full").with_header(
-                        RETRY_AFTER,
-                        HeaderValue::from(lim.listener.retry_after_secs),
-                    )
-                }
-                BufferError::Stopped => Rejection::new(StatusCode::BAD_REQUEST, "malformed_body"),
-            })?;
+            let bytes = body::buffer(limited, expected, &mut share)
+                .await
+                .map_err(|e| match e {
+                    BufferError::Memory => self.body_memory_full(state),
+                    BufferError::Stopped => {
+                        Rejection::new(StatusCode::BAD_REQUEST, "malformed_body")
+                    }
+                })?;
             if let Outcome::Respond(rej) =
                 pipeline::chain::run(body_stages, ctx, &mut head, Some(&bytes)).await
             {
@@ -299,7 +308,7 @@ impl Handler {
             None
         };
         let forwarded = proxy::forward(&state.pool, ctx, head, upstream_body, on_upgrade).await;
-        drop(reservation);
+        drop(share);
         let (resp, total) = forwarded?;
         // total_timeout counts from the request head, like the operator reads it.
         let deadline = tokio::time::Instant::from_std(ctx.started) + total;
@@ -307,24 +316,19 @@ impl Handler {
         // The description's responses first, on the upstream's own bytes.
         if let (Some(policy), Some(matched)) = (state.policy.as_ref(), ctx.matched.as_ref()) {
             let verdict = crate::response_check::Verdict::default();
-            let memory = crate::response_check::Memory {
-                reservation: self.shared.body_memory.reservation(),
-                max: lim.limits.max_body_memory,
-            };
-            let checked =
-                crate::response_check::check(resp, policy, matched, deadline, &verdict, memory)
-                    .await;
+            let checked = crate::response_check::check(
+                resp,
+                policy,
+                matched,
+                deadline,
+                &verdict,
+                self.budget(state),
+            )
+            .await;
             ctx.response_verdict = Some(verdict);
-            resp = checked.map_err(|rej| {
-                if rej.reason == "body_memory_full" {
-                    self.shared.metrics.shed_request("body_memory");
-                    rej.with_header(
-                        RETRY_AFTER,
-                        HeaderValue::from(lim.listener.retry_after_secs),
-                    )
-                } else {
-                    rej
-                }
+            resp = checked.map_err(|r| match r {
+                Refused::Contract(rej) => rej,
+                Refused::Memory => self.body_memory_full(state),
             })?;
         }
         let Some(mode) = ctx.response_data else {
@@ -340,10 +344,7 @@ impl Handler {
             lim.response_data.max_block_bytes,
             deadline,
             found,
-            crate::response_check::Memory {
-                reservation: self.shared.body_memory.reservation(),
-                max: lim.limits.max_body_memory,
-            },
+            self.budget(state),
         )
         .await
         .map_err(|r| match r {
@@ -353,13 +354,7 @@ impl Handler {
             }
             Refusal::Upstream => Rejection::new(StatusCode::BAD_GATEWAY, "upstream_error"),
             Refusal::Timeout => Rejection::new(StatusCode::GATEWAY_TIMEOUT, "upstream_timeout"),
-            Refusal::Memory => {
-                self.shared.metrics.shed_request("body_memory");
-                Rejection::new(StatusCode::SERVICE_UNAVAILABLE, "body_memory_full").with_header(
-                    RETRY_AFTER,
-                    HeaderValue::from(lim.listener.retry_after_secs),
-                )
-            }
+            Refusal::Memory => self.body_memory_full(state),
         })?;
         Ok((resp, deadline))
     }
