@@ -45,7 +45,9 @@ impl Verifier {
         }
         // Tagged with the generation of the keys that verified it, so that an entry never
         // outlives the key set it was verified with.
-        let (claims, generation) = self.verify_at(token, now).await?;
+        // The miss path holds the key-set fetch (an HTTPS client) in its state: boxed, the
+        // future of a hit stays a few words and costs nothing to move.
+        let (claims, generation) = Box::pin(self.verify_at(token, now)).await?;
         let claims = Arc::new(claims);
         let until = claims.expires_at().map_or(u64::MAX, |exp| {
             exp.saturating_add(self.validation.leeway.as_secs())

@@ -110,7 +110,9 @@ impl H1Pool {
         loop {
             let (mut tx, reused) = match self.take() {
                 Some(tx) => (tx, true),
-                None => (self.connect().await?, false),
+                // Boxed: a connect and handshake hold far more state than a send on an idle
+                // connection, and every request's future would carry (and move) it.
+                None => (Box::pin(self.connect()).await?, false),
             };
             match tx.try_send_request(req).await {
                 Ok(resp) => {
