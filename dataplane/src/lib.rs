@@ -2,6 +2,7 @@
 //! inspecting TLS gateway, auto-ban and the fleet. `main.rs` only parses arguments and calls
 //! `daemon::run`.
 
+pub mod alloc;
 pub mod autoban;
 pub mod config;
 pub mod control;

@@ -93,10 +93,10 @@ enum GatewayRuntime {
     Workers,
 }
 
-/// The allocator vigild runs with, so the gateway served from this binary costs what vigild
-/// costs.
+/// The allocator vigild runs with (tuned as vigild tunes it, first thing in `main`), so the
+/// gateway served from this binary costs what vigild costs.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: vigil_dataplane::alloc::Allocator = vigil_dataplane::alloc::Allocator {};
 
 /// A CA and a server certificate for localhost, ECDSA P-256, written to `dir`.
 fn pki(dir: &Path) -> Result<(Ca, TlsFiles)> {
@@ -329,6 +329,7 @@ fn say(name: &str, round: usize, proto: &str, r: &Run) {
 }
 
 fn main() -> Result<()> {
+    vigil_dataplane::alloc::tune();
     let o = Opts::parse();
     if let Some(config) = &o.serve_gateway {
         let mode = match o.gateway_runtime {

@@ -13,6 +13,10 @@ use vigil_testkit::plot::{self, HttpCase};
 /// The HTTP/2, handshake and idle cases: nginx and the plain gateway.
 pub const PAIR_NAMES: [&str; 2] = ["nginx", "vigil-plain"];
 
+/// The share of its core a server must have been busy for, at the handshake rate measured, for
+/// that rate to be the server's and not the load generator's.
+const SATURATED: f64 = 0.9;
+
 /// The scaling cases: the plain gateway with one and with two worker threads.
 pub const SCALING_NAMES: [&str; 2] = ["vigil-plain-1-worker", "vigil-plain-2-workers"];
 
@@ -258,9 +262,14 @@ pub fn build(i: Inputs) -> Report {
         let per_core = ratio(cpu_us[0], cpu_us[1]);
         hs.insert("ratio_per_s_median".into(), json!(rate));
         hs.insert("ratio_per_core".into(), json!(per_core));
-        // The rate decides when both servers had a round the generator did not limit; else
-        // the capacity per core from the servers' CPU time.
-        let (basis, r) = if rate.is_nan() {
+        // The rate decides only when it measured the servers: both had a round the generator
+        // did not limit, and both were busy for at least 90% of their core at that rate.
+        // Otherwise the client set the pace (one h2load core cannot keep one server core busy
+        // with handshakes) and the capacity per core from the servers' CPU time decides.
+        let busy = |k: usize| med[k] * cpu_us[k] / 1e6;
+        let saturated = busy(0) >= SATURATED && busy(1) >= SATURATED;
+        hs.insert("server_busy_share".into(), json!([busy(0), busy(1)]));
+        let (basis, r) = if rate.is_nan() || !saturated {
             ("per_core_from_server_cpu", per_core)
         } else {
             ("per_s_median", rate)
@@ -540,8 +549,19 @@ mod tests {
             r.refused
         );
 
-        // Both with a counted round: the rate decides, even where the CPU says otherwise.
+        // Both with a counted round but neither server busy (30% and 18% of a core): the rate
+        // is the client's pace, and the CPU per handshake still decides.
         let r = with_handshakes([vec![hs(1000.0, 50.0, 300.0)], vec![hs(1200.0, 60.0, 150.0)]]);
+        let h = &r.json["handshakes"];
+        assert_eq!(h["target_basis"], "per_core_from_server_cpu");
+        assert_eq!(h["ratio_per_s_median"], 1.2);
+        assert_eq!(
+            r.json["targets"]["handshakes_vigil_plain_ge_1.5x_nginx"],
+            true
+        );
+
+        // Both servers saturated (90% and 94% of a core) in counted rounds: the rate decides.
+        let r = with_handshakes([vec![hs(3000.0, 50.0, 300.0)], vec![hs(3600.0, 60.0, 260.0)]]);
         let h = &r.json["handshakes"];
         assert_eq!(h["target_basis"], "per_s_median");
         assert_eq!(h["ratio_per_s_median"], 1.2);
