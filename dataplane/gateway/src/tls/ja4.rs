@@ -143,14 +143,33 @@ fn hash12(text: &str) -> String {
         return "000000000000".to_owned();
     }
     let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    d.as_ref()[..6].iter().map(|b| format!("{b:02x}")).collect()
+    let mut out = String::with_capacity(12);
+    for b in d.as_ref().iter().take(6) {
+        push_hex(&mut out, u16::from(*b), 2);
+    }
+    out
 }
 
+/// Appends the low `digits` hex digits of `v`, lower-case: every handshake computes JA4, and
+/// a formatter call and a string per value cost more than the digits.
+fn push_hex(out: &mut String, v: u16, digits: u32) {
+    for i in (0..digits).rev() {
+        out.push(HEX[usize::from((v >> (4 * i)) & 0xf)] as char);
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// `values` as 4-digit hex, comma-separated.
 fn hex_list(values: impl Iterator<Item = u16>) -> String {
-    values
-        .map(|v| format!("{v:04x}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    let mut out = String::new();
+    for (i, v) in values.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_hex(&mut out, v, 4);
+    }
+    out
 }
 
 /// The first and last characters of the first ALPN value; when either is not alphanumeric, the
