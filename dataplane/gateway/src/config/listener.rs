@@ -61,6 +61,7 @@ pub struct ListenerConfig {
 struct ListenerToml {
     https: SocketAddr,
     http: Option<SocketAddr>,
+    #[serde(deserialize_with = "workers")]
     workers: usize,
     max_connections: usize,
     max_requests_in_flight: usize,
@@ -106,6 +107,36 @@ impl Default for ListenerToml {
             hsts_max_age_secs: None,
         }
     }
+}
+
+/// `listener.workers`: a count, or `"auto"` for one worker per CPU the process may run on (its
+/// affinity and cgroup quota included), at most [`super::MAX_WORKERS`].
+fn workers<'de, D: serde::Deserializer<'de>>(d: D) -> Result<usize, D::Error> {
+    struct Workers;
+    impl serde::de::Visitor<'_> for Workers {
+        type Value = usize;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a number of worker threads (0: none) or \"auto\" (one per CPU)")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<usize, E> {
+            usize::try_from(v).map_err(|_| E::custom(format!("{v} worker threads is too many")))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<usize, E> {
+            u64::try_from(v)
+                .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+                .and_then(|v| self.visit_u64(v))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<usize, E> {
+            if v == "auto" {
+                Ok(std::thread::available_parallelism()
+                    .map_or(1, usize::from)
+                    .min(super::MAX_WORKERS))
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            }
+        }
+    }
+    d.deserialize_any(Workers)
 }
 
 const RETRY_AFTER: Spellings = Spellings {
@@ -231,6 +262,22 @@ mod tests {
 
     fn listener(text: &str) -> Result<ListenerConfig, String> {
         toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn workers_are_a_count_or_one_per_cpu() {
+        let workers = |text: &str| listener(text).map(|l| l.workers);
+        assert_eq!(workers(""), Ok(0));
+        assert_eq!(workers("workers = 3"), Ok(3));
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(workers("workers = \"auto\""), Ok(cpus));
+        for bad in ["workers = \"all\"", "workers = -1", "workers = 1.5"] {
+            let e = workers(bad).err().unwrap_or_default();
+            assert!(
+                e.contains("a number of worker threads (0: none) or \"auto\""),
+                "{bad}: {e}"
+            );
+        }
     }
 
     #[test]
