@@ -22,6 +22,7 @@ mod error;
 pub mod fuzzing;
 mod gateway;
 mod headers;
+mod hex;
 pub mod limits;
 mod metrics;
 pub mod pipeline;

@@ -51,23 +51,26 @@ impl IdGen {
     }
 }
 
-/// `{:08x}-{:04x}-{:04x}-{:04x}-{:012x}` of hi:lo, written nibble by nibble: one id is made per
+/// `{:08x}-{:04x}-{:04x}-{:04x}-{:012x}` of hi:lo, written digit by digit: one id is made per
 /// request, and the formatting machinery costs more than the digits.
 fn text(hi: u64, lo: u64) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut out = *b"00000000-0000-0000-0000-000000000000";
-    let mut at = 0;
-    for word in [hi, lo] {
-        for shift in (0..16).rev() {
-            if out[at] == b'-' {
-                at += 1;
-            }
-            out[at] = HEX[((word >> (shift * 4)) & 0xf) as usize];
-            at += 1;
+    let mut out = String::with_capacity(36);
+    for (i, (v, digits)) in [
+        (hi >> 32, 8),
+        (hi >> 16, 4),
+        (hi, 4),
+        (lo >> 48, 4),
+        (lo, 12),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        if i > 0 {
+            out.push('-');
         }
+        crate::hex::push(&mut out, v, digits);
     }
-    // Hex digits and dashes only: always UTF-8.
-    String::from_utf8(out.to_vec()).unwrap_or_default()
+    out
 }
 
 impl Default for IdGen {

@@ -145,20 +145,10 @@ fn hash12(text: &str) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
     let mut out = String::with_capacity(12);
     for b in d.as_ref().iter().take(6) {
-        push_hex(&mut out, u16::from(*b), 2);
+        crate::hex::push(&mut out, u64::from(*b), 2);
     }
     out
 }
-
-/// Appends the low `digits` hex digits of `v`, lower-case: every handshake computes JA4, and
-/// a formatter call and a string per value cost more than the digits.
-fn push_hex(out: &mut String, v: u16, digits: u32) {
-    for i in (0..digits).rev() {
-        out.push(HEX[usize::from((v >> (4 * i)) & 0xf)] as char);
-    }
-}
-
-const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// `values` as 4-digit hex, comma-separated.
 fn hex_list(values: impl Iterator<Item = u16>) -> String {
@@ -167,7 +157,7 @@ fn hex_list(values: impl Iterator<Item = u16>) -> String {
         if i > 0 {
             out.push(',');
         }
-        push_hex(&mut out, v, 4);
+        crate::hex::push(&mut out, u64::from(v), 4);
     }
     out
 }
