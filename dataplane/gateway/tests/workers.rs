@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::clients::{client_config, curl_raw, exchange, status_of, tls_connect};
@@ -56,6 +57,7 @@ async fn per_worker(metrics: std::net::SocketAddr, workers: usize) -> Vec<u64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_serve_both_listeners_share_connections_and_drain_on_shutdown() {
     workers_cannot_change_on_reload_and_an_absurd_count_is_refused().await;
+    each_worker_sends_on_an_h2c_connection_of_its_own().await;
     let dir = tempfile::tempdir().unwrap();
     let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
@@ -100,6 +102,33 @@ async fn workers_serve_both_listeners_share_connections_and_drain_on_shutdown() 
     assert_eq!(status_of(&raw), 200, "{raw}");
     wait_threads(&[]).await;
     assert!(TcpStream::connect(https).await.is_err());
+}
+
+/// Each worker sends to an h2c upstream on a multiplexed connection of its own. (Part of the
+/// test above, for the same reason.)
+async fn each_worker_sends_on_an_h2c_connection_of_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
+    let up = Upstream::start("a").await;
+    let mut cfg = config(dir.path(), &pki, &[up.h2c_url()]);
+    cfg.listener.workers = 2;
+    let gw = Gw::start(cfg).await;
+    wait_threads(&["vigil-worker-1", "vigil-worker-2"]).await;
+    // One connection per request, one after another.
+    for _ in 0..32 {
+        let mut s = TcpStream::connect(gw.http).await.unwrap();
+        let raw = exchange(&mut s, GET, Duration::from_secs(3)).await;
+        assert_eq!(status_of(&raw), 200, "{raw}");
+        assert!(raw.contains(r#""version":"HTTP/2.0""#), "{raw}");
+    }
+    let counts = per_worker(gw.metrics, 2).await;
+    // 32 connections all hashed to one of two sockets: about one chance in 2^31.
+    assert!(counts.iter().all(|n| *n > 0), "{counts:?}");
+    // A connection per worker, driven by that worker: not one shared by both (it would run on
+    // whichever worker connected first), not one per request.
+    assert_eq!(up.conns.load(Ordering::Relaxed), 2);
+    gw.stop().await;
+    wait_threads(&[]).await;
 }
 
 /// The count cannot change on reload, and an absurd one is refused. (Part of the test above:

@@ -2,7 +2,8 @@
 //! tokio runtime with listening sockets of its own on the gateway's addresses, bound with
 //! `SO_REUSEPORT` so the kernel spreads new connections over the workers. A connection is
 //! accepted, handshaken and served to its end by the worker that accepted it, and its upstream
-//! connections come from that worker's share of the pool (`upstream::h1`): no task moves and
+//! connections come from that worker's share of the pool (its stack of HTTP/1.1 connections in
+//! `upstream::h1`, its own h2c client in `upstream`): no task moves and
 //! no wake-up crosses threads on the request path, as with nginx's workers or pingora's
 //! per-thread runtimes. The daemon's own runtime keeps the rest (control socket, metrics,
 //! audit writer, reloads, health checks).

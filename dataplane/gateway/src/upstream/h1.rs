@@ -26,7 +26,7 @@ use crate::server::workers;
 
 /// One stack per worker of `listener.workers` and one for threads that are no worker (at most
 /// [`MAX_STACKS`]).
-fn stacks(workers: usize) -> usize {
+pub(crate) fn stacks(workers: usize) -> usize {
     workers.saturating_add(1).min(MAX_STACKS)
 }
 

@@ -37,8 +37,13 @@ pub struct Member {
 enum Conns {
     /// HTTP/1.1: keep-alive connections, one request at a time on each.
     H1(H1Pool),
-    /// h2c: hyper's pooled client, which multiplexes on one connection.
-    H2(Client<HttpConnector, UpstreamBody>),
+    /// h2c: hyper's pooled client, which multiplexes on one connection. One client per worker
+    /// of `listener.workers` and one for other threads, as the HTTP/1.1 pool keeps a stack per
+    /// worker: a client runs its connections' tasks on the runtime of the thread that opened
+    /// them, so with one shared client every worker's requests would travel through the one
+    /// worker that happened to connect first (a wake-up across threads per request, and that
+    /// worker's core doing every worker's HTTP/2 framing).
+    H2(Box<[Client<HttpConnector, UpstreamBody>]>),
 }
 
 impl Member {
@@ -64,13 +69,16 @@ impl Member {
     pub async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Incoming>, SendError> {
         match &self.conns {
             Conns::H1(pool) => pool.send(req).await,
-            Conns::H2(client) => client.request(req).await.map_err(|e| {
-                if e.is_connect() {
-                    SendError::Connect
-                } else {
-                    SendError::Failed
-                }
-            }),
+            Conns::H2(clients) => {
+                let client = &clients[crate::server::workers::current() % clients.len()];
+                client.request(req).await.map_err(|e| {
+                    if e.is_connect() {
+                        SendError::Connect
+                    } else {
+                        SendError::Failed
+                    }
+                })
+            }
         }
     }
 }
@@ -85,7 +93,7 @@ pub struct Pool {
 impl Pool {
     /// Builds clients for every entry and starts health probes (they stop when the pool is
     /// dropped, i.e. when a reload replaced it and its last request finished). `workers` is
-    /// `listener.workers`: each keeps idle HTTP/1.1 connections of its own.
+    /// `listener.workers`: each keeps idle HTTP/1.1 connections and h2c connections of its own.
     pub fn new(cfgs: &[UpstreamConfig], workers: usize) -> Result<Arc<Self>, GatewayError> {
         let mut members = Vec::with_capacity(cfgs.len());
         for (i, cfg) in cfgs.iter().enumerate() {
@@ -95,18 +103,7 @@ impl Pool {
                     reason,
                 })?;
             let conns = if url.h2c {
-                let mut conn = HttpConnector::new();
-                conn.set_connect_timeout(Some(cfg.connect_timeout));
-                conn.set_nodelay(true);
-                Conns::H2(
-                    Client::builder(TokioExecutor::new())
-                        .timer(TokioTimer::new())
-                        .pool_timer(TokioTimer::new())
-                        .pool_idle_timeout(cfg.idle_timeout)
-                        .pool_max_idle_per_host(cfg.pool_size)
-                        .http2_only(true)
-                        .build(conn),
-                )
+                Conns::H2((0..h1::stacks(workers)).map(|_| h2c_client(cfg)).collect())
             } else {
                 Conns::H1(H1Pool::new(
                     &url.base,
@@ -162,6 +159,20 @@ impl Pool {
             .map(|m| (m.cfg.name.clone(), m.is_healthy()))
             .collect()
     }
+}
+
+/// An h2c client for one worker (or for the threads that are no worker).
+fn h2c_client(cfg: &UpstreamConfig) -> Client<HttpConnector, UpstreamBody> {
+    let mut conn = HttpConnector::new();
+    conn.set_connect_timeout(Some(cfg.connect_timeout));
+    conn.set_nodelay(true);
+    Client::builder(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(cfg.idle_timeout)
+        .pool_max_idle_per_host(cfg.pool_size)
+        .http2_only(true)
+        .build(conn)
 }
 
 /// Closes a member's idle connections once they pass its idle_timeout, until the member is

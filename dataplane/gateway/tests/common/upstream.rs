@@ -65,6 +65,8 @@ pub struct Upstream {
     pub hits: Arc<AtomicUsize>,
     /// What `/health` answers.
     pub healthy: Arc<AtomicBool>,
+    /// Connections accepted.
+    pub conns: Arc<AtomicUsize>,
     task: JoinHandle<()>,
 }
 
@@ -74,12 +76,14 @@ impl Upstream {
         let addr = listener.local_addr().unwrap();
         let hits = Arc::new(AtomicUsize::new(0));
         let healthy = Arc::new(AtomicBool::new(true));
-        let (h, ok) = (hits.clone(), healthy.clone());
+        let conns = Arc::new(AtomicUsize::new(0));
+        let (h, ok, accepted) = (hits.clone(), healthy.clone(), conns.clone());
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     continue;
                 };
+                accepted.fetch_add(1, Ordering::Relaxed);
                 let (h, ok) = (h.clone(), ok.clone());
                 tokio::spawn(async move {
                     let svc = service_fn(move |req| handle(id, h.clone(), ok.clone(), req));
@@ -93,6 +97,7 @@ impl Upstream {
             addr,
             hits,
             healthy,
+            conns,
             task,
         }
     }
