@@ -2,7 +2,7 @@
 //! hostile-input limits, duplicate keys and the compiled schema together, without building a
 //! tape first.
 //!
-//! It takes schemas whose keywords each apply to one instance at a time (see [`plan`]):
+//! It takes schemas whose keywords each apply to one instance at a time (see [`plan()`]):
 //! type, bounds, lengths, patterns, formats, `enum`/`const` of scalars, `properties`,
 //! `additionalProperties`, `required`, `dependentRequired`, `items`/`prefixItems`, counts and
 //! `uniqueItems` of scalars. Anything it cannot decide exactly as the tape walk would (a parse
