@@ -54,17 +54,24 @@ async fn per_worker(metrics: std::net::SocketAddr, workers: usize) -> Vec<u64> {
         .collect()
 }
 
+/// A gateway with two workers in front of the upstream at `url`, its files in `dir`, once both
+/// worker threads run; and the PKI its clients trust.
+async fn two_workers(dir: &std::path::Path, url: String) -> (Pki, Gw) {
+    let pki = Pki::write(dir).unwrap();
+    let mut cfg = config(dir, &pki, &[url]);
+    cfg.listener.workers = 2;
+    let gw = Gw::start(cfg).await;
+    wait_threads(&["vigil-worker-1", "vigil-worker-2"]).await;
+    (pki, gw)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_serve_both_listeners_share_connections_and_drain_on_shutdown() {
     workers_cannot_change_on_reload_and_an_absurd_count_is_refused().await;
     each_worker_sends_on_an_h2c_connection_of_its_own().await;
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let mut cfg = config(dir.path(), &pki, &[up.url()]);
-    cfg.listener.workers = 2;
-    let gw = Gw::start(cfg).await;
-    wait_threads(&["vigil-worker-1", "vigil-worker-2"]).await;
+    let (pki, gw) = two_workers(dir.path(), up.url()).await;
 
     // One connection per request, on the TLS listener and on the plain one: the kernel hashes
     // each connection's addresses to pick a worker's socket.
@@ -108,12 +115,8 @@ async fn workers_serve_both_listeners_share_connections_and_drain_on_shutdown() 
 /// test above, for the same reason.)
 async fn each_worker_sends_on_an_h2c_connection_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
-    let pki = Pki::write(dir.path()).unwrap();
     let up = Upstream::start("a").await;
-    let mut cfg = config(dir.path(), &pki, &[up.h2c_url()]);
-    cfg.listener.workers = 2;
-    let gw = Gw::start(cfg).await;
-    wait_threads(&["vigil-worker-1", "vigil-worker-2"]).await;
+    let (_pki, gw) = two_workers(dir.path(), up.h2c_url()).await;
     // One connection per request, one after another.
     for _ in 0..32 {
         let mut s = TcpStream::connect(gw.http).await.unwrap();

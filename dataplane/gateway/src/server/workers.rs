@@ -42,6 +42,20 @@ pub fn current() -> usize {
     WORKER.with(Cell::get)
 }
 
+/// Per-worker state (the upstream pools' idle connections and clients) is kept in one slot per
+/// worker and one for the threads that are no worker, up to this many slots.
+const MAX_SLOTS: usize = 64;
+
+/// How many slots to keep for `workers` workers (see [`slot`]).
+pub fn slots(workers: usize) -> usize {
+    workers.saturating_add(1).min(MAX_SLOTS)
+}
+
+/// The calling thread's slot among `len` (workers beyond the last slot share them round).
+pub fn slot(len: usize) -> usize {
+    current() % len.max(1)
+}
+
 /// A worker before its thread starts: its runtime, and its listeners (registered with that
 /// runtime) with whether each speaks TLS.
 #[derive(Debug)]

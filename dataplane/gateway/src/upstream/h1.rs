@@ -24,12 +24,6 @@ use tokio::net::TcpStream;
 use crate::body::UpstreamBody;
 use crate::server::workers;
 
-/// One stack per worker of `listener.workers` and one for threads that are no worker (at most
-/// [`MAX_STACKS`]).
-pub(crate) fn stacks(workers: usize) -> usize {
-    workers.saturating_add(1).min(MAX_STACKS)
-}
-
 /// Why a request got no response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendError {
@@ -60,9 +54,6 @@ pub struct H1Pool {
     idle: Box<[Mutex<Vec<Idle>>]>,
 }
 
-/// Idle stacks per pool: one per worker up to this many.
-const MAX_STACKS: usize = 64;
-
 impl H1Pool {
     pub fn new(
         base: &http::uri::Authority,
@@ -77,7 +68,7 @@ impl H1Pool {
             connect_timeout,
             idle_timeout,
             max_idle,
-            idle: (0..stacks(workers))
+            idle: (0..workers::slots(workers))
                 .map(|_| Mutex::new(Vec::new()))
                 .collect(),
         }
@@ -85,8 +76,9 @@ impl H1Pool {
 
     /// The calling thread's stack.
     fn stack(&self) -> std::sync::MutexGuard<'_, Vec<Idle>> {
-        let i = workers::current() % self.idle.len();
-        self.idle[i].lock().unwrap_or_else(PoisonError::into_inner)
+        self.idle[workers::slot(self.idle.len())]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Sends `req` (its target in origin form or absolute) on an idle connection, or a new one.
@@ -295,7 +287,7 @@ mod tests {
         // Whatever the CPU count: listener.workers decides.
         assert_eq!(stacks(0), 1);
         assert_eq!(stacks(3), 4);
-        assert_eq!(stacks(1024), MAX_STACKS, "beyond it, workers share stacks");
+        assert_eq!(stacks(1024), 64, "beyond it, workers share stacks");
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@ use self::h1::{H1Pool, SendError};
 use crate::body::UpstreamBody;
 use crate::config::{UpstreamConfig, UpstreamUrl, parse_upstream_url};
 use crate::error::GatewayError;
+use crate::server::workers;
 
 /// One upstream server.
 #[derive(Debug)]
@@ -69,16 +70,16 @@ impl Member {
     pub async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Incoming>, SendError> {
         match &self.conns {
             Conns::H1(pool) => pool.send(req).await,
-            Conns::H2(clients) => {
-                let client = &clients[crate::server::workers::current() % clients.len()];
-                client.request(req).await.map_err(|e| {
+            Conns::H2(clients) => clients[workers::slot(clients.len())]
+                .request(req)
+                .await
+                .map_err(|e| {
                     if e.is_connect() {
                         SendError::Connect
                     } else {
                         SendError::Failed
                     }
-                })
-            }
+                }),
         }
     }
 }
@@ -103,7 +104,11 @@ impl Pool {
                     reason,
                 })?;
             let conns = if url.h2c {
-                Conns::H2((0..h1::stacks(workers)).map(|_| h2c_client(cfg)).collect())
+                Conns::H2(
+                    (0..crate::server::workers::slots(workers))
+                        .map(|_| h2c_client(cfg))
+                        .collect(),
+                )
             } else {
                 Conns::H1(H1Pool::new(
                     &url.base,
