@@ -183,6 +183,17 @@ impl Divisor {
         self.divides_exactly(n)
     }
 
+    /// The divisor as `step * 10^-scale` with `scale <= max_scale` and a `u64` step: integers
+    /// have scale 0, `0.01` is (scale 2, step 1), `0.25` (2, 25).
+    pub(crate) fn scaled(&self, max_scale: u32) -> Option<(u32, u64)> {
+        if let Some(d) = self.int {
+            return Some((0, d));
+        }
+        let scale = u32::try_from(-i64::from(self.exp)).ok()?;
+        (scale <= max_scale).then_some(())?;
+        Some((scale, u64::try_from(self.mantissa).ok()?))
+    }
+
     // Kept out of line: it formats the instance, and inlined its stack frame would burden every
     // call of `divides`, which almost always answers on its fast path.
     #[inline(never)]
@@ -214,6 +225,19 @@ impl Divisor {
         let q = n.as_f64() / self.float;
         q.is_finite() && q.fract() == 0.0
     }
+}
+
+/// `n * 10^scale` when that is an integer of at most 15 digits (`None` otherwise): the bound
+/// of a check on scaled decimals.
+pub(crate) fn scaled(n: Num, scale: u32) -> Option<i64> {
+    let (neg, mantissa, exp) = decimal(n)?;
+    let shift = u32::try_from(i64::from(exp) + i64::from(scale)).ok()?;
+    let v = pow10(shift)?.checked_mul(mantissa)?;
+    if v >= 1_000_000_000_000_000 {
+        return None;
+    }
+    let v = i64::try_from(v).ok()?;
+    Some(if neg { -v } else { v })
 }
 
 fn pow10(e: u32) -> Option<u128> {

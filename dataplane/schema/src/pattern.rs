@@ -79,6 +79,11 @@ impl Pattern {
         Ok(Pattern { dfa, shape, re })
     }
 
+    /// The pattern as a sequence of ASCII classes, when it is one.
+    pub(crate) fn shape(&self) -> Option<&Shape> {
+        self.shape.as_ref()
+    }
+
     /// Unanchored search, as JSON Schema specifies (`^`/`$` anchor explicitly).
     pub(crate) fn is_match(&self, s: &str) -> bool {
         if let Some(shape) = &self.shape {

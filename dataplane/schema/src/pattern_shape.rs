@@ -89,6 +89,15 @@ impl Shape {
         })
     }
 
+    /// The length of every match, when it is fixed and no class holds a byte JSON escapes
+    /// (`"`, `\`, controls): then a string's raw bytes are its text, and its closing quote is
+    /// found by position instead of by a scan.
+    pub(crate) fn fixed_plain_len(&self) -> Option<usize> {
+        let plain = |b: u8| b >= 0x20 && b != b'"' && b != b'\\';
+        let escapes_free = (0..=255u8).all(|b| plain(b) || self.member[usize::from(b)] == 0);
+        (self.tail.is_none() && escapes_free).then_some(self.fixed.len())
+    }
+
     pub(crate) fn is_match(&self, s: &[u8]) -> bool {
         let n = self.fixed.len();
         let (head, rest) = match self.tail {

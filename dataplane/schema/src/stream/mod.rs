@@ -11,6 +11,12 @@
 //! decides the whole body again. Both paths agree on every body: violations are recorded in the
 //! walk's order with the same locations, which the tests check over the conformance suite and
 //! over random bodies.
+//!
+//! A property's value is first offered to its [`Quick`] check, when its schema has one (a
+//! bounded integer, a price with `multipleOf: 0.01`, a string with a length or a pattern of
+//! ASCII classes, a boolean): the value is accepted from its bytes with a few compares, with
+//! no number conversion, no keyword list and no report to prepare. A value the quick check does
+//! not accept is read and checked the usual way, which reports it.
 
 use crate::error::{Reason, Rejection, Violation};
 use crate::node::{JsonNode, Kind};
@@ -33,7 +39,7 @@ type R<T = ()> = Result<T, Bail>;
 mod plan;
 mod read;
 
-use plan::{Node, passes, split};
+use plan::{Node, Quick, RawKey, passes, split};
 pub(crate) use plan::{Plan, plan};
 use read::RawStr;
 
@@ -428,15 +434,15 @@ impl<'t, 'a> Stream<'t, 'a> {
                 if self.peek_ws() != Some(b'"') {
                     return Err(Bail);
                 }
-                let (key, slot) = match o.and_then(|(_, plan)| self.known_key(plan)) {
-                    Some(found) => found,
+                let (key, slot, quick) = match o.and_then(|(_, plan)| self.known_key(plan)) {
+                    Some((key, k)) => (key, Some(k.slot), k.quick.as_ref()),
                     None => {
                         let raw = self.string()?;
                         if raw.escaped {
                             return Err(Bail);
                         }
                         let key = self.src.get(raw.start..raw.end).ok_or(Bail)?;
-                        (key, props.and_then(|p| p.names.get(key)))
+                        (key, props.and_then(|p| p.names.get(key)), None)
                     }
                 };
                 if self.peek_ws() != Some(b':') {
@@ -453,6 +459,7 @@ impl<'t, 'a> Stream<'t, 'a> {
                     }
                     None => self.unnamed_key(base, key)?,
                 }
+                let mut quick = quick;
                 let mut child = None;
                 if let Some(p) = props {
                     if let Some(Some(c)) = slot.and_then(|s| p.props.get(s as usize)) {
@@ -464,10 +471,14 @@ impl<'t, 'a> Stream<'t, 'a> {
                             self.path.pop();
                         } else {
                             child = Some(*a);
+                            quick = o.and_then(|(_, plan)| plan.extra.as_ref());
                         }
                     }
                 }
-                self.value(child, Some(Seg::Key(key)))?;
+                self.ws();
+                if !quick.is_some_and(|q| self.quick(q)) {
+                    self.value(child, Some(Seg::Key(key)))?;
+                }
                 n += 1;
                 if !self.more(b'}')? {
                     break;
@@ -506,7 +517,7 @@ impl<'t, 'a> Stream<'t, 'a> {
     /// (the name, then the closing quote) against the plan's table: no scan for the quote, no
     /// lookup. Moves past the key.
     #[inline]
-    fn known_key(&mut self, plan: &Node) -> Option<(&'a str, Option<u32>)> {
+    fn known_key(&mut self, plan: &'t Node) -> Option<(&'a str, &'t RawKey)> {
         let start = self.pos + 1;
         let raw = self.b.get(start..start + 16)?;
         let w0 = u64::from_le_bytes(*raw.first_chunk::<8>()?);
@@ -521,7 +532,7 @@ impl<'t, 'a> Stream<'t, 'a> {
         }
         let key = self.src.get(start..start + len)?;
         self.pos = start + len + 1;
-        Some((key, Some(k.slot)))
+        Some((key, k))
     }
 
     /// Refuses (to the tape walk) a key no schema slot took that this object already had.

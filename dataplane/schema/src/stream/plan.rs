@@ -1,11 +1,13 @@
 //! The fused pass's plan: what it needs of each schema object it can reach, worked out once
 //! when the validator is built, or `None` when a reachable schema uses a keyword it does not
-//! implement.
+//! implement. That includes, for each property, the [`Quick`] check that accepts its usual
+//! values straight from the body's bytes.
 
 use super::Flat;
 use crate::node::Kind;
 use crate::number::{self, Divisor, Num};
-use crate::tree::{Kw, KwKind, Schema, SchemaObj, Sid, Tree};
+use crate::pattern_shape::Shape;
+use crate::tree::{Kw, KwKind, Schema, SchemaObj, Sid, Tree, ty};
 use crate::walk::{char_len, holds, type_ok};
 
 /// What the fused pass needs of one schema object, worked out once when the validator is
@@ -30,6 +32,8 @@ pub(crate) struct Node {
     pub(super) required: u64,
     /// The scalar keywords unpacked, when they are all common ones (see [`Leaf`]).
     pub(super) leaf: Option<Leaf>,
+    /// The quick check of `additionalProperties`' schema.
+    pub(super) extra: Option<Quick>,
 }
 
 /// The keywords a scalar meets, unpacked from a schema whose scalar keywords are only `type`,
@@ -129,6 +133,108 @@ impl Leaf {
     }
 }
 
+/// A property value that a few compares on its bytes accept, before any parsing or keyword
+/// check, worked out from a [`Leaf`]. A value it does not accept (another type, another form,
+/// a violation) is read and checked the usual way, so it only has to be right when it accepts.
+#[derive(Debug, Clone)]
+pub(super) enum Quick {
+    /// `true` or `false`.
+    Bool,
+    /// A string without escapes of `min..=max` characters, matching `shape` if there is one.
+    Str {
+        min: usize,
+        max: usize,
+        shape: Option<Shape>,
+    },
+    /// A string of exactly `len` bytes matching `shape`, whose classes hold no byte JSON escapes:
+    /// its closing quote is at a known place, and its bytes need no scan.
+    Fixed { len: usize, shape: Shape },
+    /// A number written `-?(0|[1-9][0-9]*)(\.[0-9]+)?` with at most `scale` fraction digits
+    /// (none unless `frac`), whose value times 10^`scale` (an integer below 10^15) lies in
+    /// `min..=max` and is a multiple of `step`.
+    ///
+    /// Why that decides exactly as the walk does, which compares the nearest doubles: two
+    /// distinct decimals of at most 15 significant digits have distinct nearest doubles, and
+    /// rounding keeps order, so each bound compares the same way; and `multipleOf`'s check
+    /// (scale, round, divide back) gives back the instance's own decimal when it has at most
+    /// 15 digits.
+    Num {
+        scale: u32,
+        frac: bool,
+        min: i64,
+        max: i64,
+        step: u64,
+    },
+}
+
+/// Most fraction digits [`Quick::Num`] takes: the scale of a `multipleOf` like `0.01`, or for a
+/// number without one, this many.
+const QUICK_SCALE: u32 = 3;
+
+/// Most fraction digits of a `multipleOf` that [`Quick::Num`] takes (`0.000001`).
+const MAX_QUICK_STEP_SCALE: u32 = 6;
+
+impl Quick {
+    fn new(o: &SchemaObj) -> Option<Quick> {
+        let leaf = Leaf::new(o)?;
+        let numbers = leaf.types & (ty::INT | ty::NUM);
+        // One kind of scalar per quick check: a schema allowing several is left to the keyword
+        // checks for the ones it does not read.
+        if numbers != 0 {
+            let frac = leaf.types & ty::NUM != 0;
+            let (scale, step) = match &leaf.multiple {
+                Some(d) => d.scaled(MAX_QUICK_STEP_SCALE)?,
+                None if frac => (QUICK_SCALE, 1),
+                None => (0, 1),
+            };
+            let bound = |b: Option<(Num, bool)>, edge: i64, inward: i64| match b {
+                None => Some(edge),
+                Some((n, exclusive)) => {
+                    let v = number::scaled(n, scale)?;
+                    Some(if exclusive { v + inward } else { v })
+                }
+            };
+            return Some(Quick::Num {
+                scale,
+                frac,
+                min: bound(leaf.min, i64::MIN, 1)?,
+                max: bound(leaf.max, i64::MAX, -1)?,
+                step: step.max(1),
+            });
+        }
+        if leaf.types & ty::STR != 0 {
+            let shape = match leaf.pattern.map(|i| o.str.get(i).map(|k| &k.kind)) {
+                None => None,
+                Some(Some(KwKind::Pattern(re))) => Some(re.shape()?.clone()),
+                Some(_) => return None,
+            };
+            if let Some(s) = &shape
+                && let Some(len) = s.fixed_plain_len()
+                && (leaf.min_len..=leaf.max_len).contains(&len)
+            {
+                return Some(Quick::Fixed {
+                    len,
+                    shape: s.clone(),
+                });
+            }
+            return Some(Quick::Str {
+                min: leaf.min_len,
+                max: leaf.max_len,
+                shape,
+            });
+        }
+        (leaf.types & ty::BOOL != 0).then_some(Quick::Bool)
+    }
+
+    /// The quick check of schema `sid`, if it has one.
+    fn of(tree: &Tree, sid: Sid) -> Option<Quick> {
+        match tree.schemas.get(sid) {
+            Some(Schema::Obj(o)) => Quick::new(o),
+            _ => None,
+        }
+    }
+}
+
 /// A property name of at most 15 bytes with no byte JSON would escape: the name followed by the
 /// closing quote, as two little-endian words and the masks that keep only those bytes.
 #[derive(Debug)]
@@ -137,10 +243,12 @@ pub(super) struct RawKey {
     pub(super) mask: [u64; 2],
     pub(super) len: u8,
     pub(super) slot: u32,
+    /// What the property's value may be accepted by without the keyword checks.
+    pub(super) quick: Option<Quick>,
 }
 
 impl RawKey {
-    fn new(name: &str, slot: u32) -> Option<RawKey> {
+    fn new(name: &str, slot: u32, quick: Option<Quick>) -> Option<RawKey> {
         let b = name.as_bytes();
         if b.len() > 15 || b.iter().any(|c| *c < 0x20 || *c == b'"' || *c == b'\\') {
             return None;
@@ -161,6 +269,7 @@ impl RawKey {
             mask: [word(&mask, 0), word(&mask, 1)],
             len: u8::try_from(b.len()).ok()?,
             slot,
+            quick,
         })
     }
 }
@@ -190,7 +299,7 @@ pub(crate) fn plan(tree: &Tree) -> Option<Plan> {
         let Some(Schema::Obj(o)) = tree.schemas.get(s) else {
             continue;
         };
-        let node = object_plan(o, &mut stack)?;
+        let node = object_plan(tree, o, &mut stack)?;
         if let Some(slot) = nodes.get_mut(s) {
             *slot = Some(node);
         }
@@ -205,7 +314,7 @@ fn scalar_value(v: &serde_json::Value) -> bool {
     )
 }
 
-fn object_plan(o: &SchemaObj, next: &mut Vec<Sid>) -> Option<Node> {
+fn object_plan(tree: &Tree, o: &SchemaObj, next: &mut Vec<Sid>) -> Option<Node> {
     if o.unevaluated.is_some() {
         return None;
     }
@@ -261,8 +370,18 @@ fn object_plan(o: &SchemaObj, next: &mut Vec<Sid>) -> Option<Node> {
                 node.keys = ok
                     .names
                     .entries()
-                    .filter_map(|(name, slot)| RawKey::new(name, slot))
+                    .filter_map(|(name, slot)| {
+                        let quick = match ok.props.get(slot as usize) {
+                            Some(Some(c)) => Quick::of(tree, *c),
+                            _ => None,
+                        };
+                        RawKey::new(name, slot, quick)
+                    })
                     .collect();
+                node.extra = ok
+                    .additional
+                    .as_ref()
+                    .and_then(|(a, _)| Quick::of(tree, *a));
                 next.extend(ok.props.iter().flatten());
                 if let Some((a, _)) = &ok.additional {
                     next.push(*a);

@@ -1,8 +1,29 @@
 //! Reading JSON's tokens from the body's bytes: whitespace, separators, literals, strings
 //! (escapes checked, decoded only on demand) and numbers (as the tape parser represents them).
 
-use super::{Bail, R, Stream};
+use super::{Bail, Quick, R, Stream};
 use crate::number::Num;
+use crate::walk::char_len;
+
+/// 10^k for the scales of [`Quick::Num`].
+const POW10_INT: [i64; 16] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+    10_000_000_000,
+    100_000_000_000,
+    1_000_000_000_000,
+    10_000_000_000_000,
+    100_000_000_000_000,
+    1_000_000_000_000_000,
+];
 
 /// A string as read: its raw bytes between the quotes, and whether they hold escapes.
 #[derive(Clone, Copy)]
@@ -80,6 +101,113 @@ impl Stream<'_, '_> {
             }
             _ => Err(Bail),
         }
+    }
+
+    /// A value at the cursor (after whitespace) that `q` accepts: moves past it and answers
+    /// true. Anything else leaves the cursor where it was and answers false.
+    #[inline]
+    pub(super) fn quick(&mut self, q: &Quick) -> bool {
+        let b = self.b;
+        let at = self.pos;
+        let end = match q {
+            Quick::Bool => match b.get(at) {
+                Some(b't') if b.get(at..at + 4) == Some(b"true") => at + 4,
+                Some(b'f') if b.get(at..at + 5) == Some(b"false") => at + 5,
+                _ => return false,
+            },
+            Quick::Fixed { len, shape } => {
+                let body = at + 1..at + 1 + len;
+                match (b.get(at), b.get(at + 1 + len), b.get(body)) {
+                    (Some(b'"'), Some(b'"'), Some(text))
+                        if *len <= self.max_string && shape.is_match(text) =>
+                    {
+                        at + len + 2
+                    }
+                    _ => return false,
+                }
+            }
+            Quick::Str { min, max, shape } => {
+                if b.get(at) != Some(&b'"') {
+                    return false;
+                }
+                // A string the scan refuses is refused again by the usual path.
+                let Ok(raw) = self.string() else {
+                    self.pos = at;
+                    return false;
+                };
+                let text = self.src.get(raw.start..raw.end).unwrap_or_default();
+                // Leaf::holds's length checks: counting characters only when bytes do not decide.
+                let fits = (*min == 0 || (text.len() >= *min && char_len(text) >= *min))
+                    && (text.len() <= *max || char_len(text) <= *max);
+                if raw.escaped
+                    || !fits
+                    || !shape.as_ref().is_none_or(|s| s.is_match(text.as_bytes()))
+                {
+                    self.pos = at;
+                    return false;
+                }
+                raw.end + 1
+            }
+            Quick::Num {
+                scale,
+                frac,
+                min,
+                max,
+                step,
+            } => {
+                let mut i = at;
+                let neg = b.get(i) == Some(&b'-');
+                i += usize::from(neg);
+                let first = i;
+                let mut v: i64 = 0;
+                match b.get(i) {
+                    Some(b'0') => i += 1,
+                    Some(b'1'..=b'9') => {
+                        while let Some(d) =
+                            b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9)
+                        {
+                            v = v.wrapping_mul(10).wrapping_add(i64::from(d));
+                            i += 1;
+                        }
+                    }
+                    _ => return false,
+                }
+                let int_digits = i - first;
+                let mut frac_digits = 0;
+                if b.get(i) == Some(&b'.') {
+                    i += 1;
+                    while let Some(d) = b.get(i).map(|c| c.wrapping_sub(b'0')).filter(|d| *d <= 9) {
+                        v = v.wrapping_mul(10).wrapping_add(i64::from(d));
+                        frac_digits += 1;
+                        i += 1;
+                    }
+                    if !*frac || frac_digits == 0 {
+                        return false;
+                    }
+                }
+                // An exponent, more fraction digits than the scale, or a scaled value of 16
+                // digits or more (the wrapping above then never matters): the usual path.
+                if matches!(b.get(i), Some(b'e' | b'E'))
+                    || frac_digits > *scale as usize
+                    || int_digits + *scale as usize > 15
+                {
+                    return false;
+                }
+                let Some(p) = POW10_INT.get(*scale as usize - frac_digits) else {
+                    return false;
+                };
+                let v = v * p;
+                let v = if neg { -v } else { v };
+                // A step of 1 (no `multipleOf`, or one equal to the scale's unit) needs no
+                // division, which costs tens of cycles.
+                if v < *min || v > *max || (*step != 1 && v.unsigned_abs() % step != 0) {
+                    return false;
+                }
+                i
+            }
+        };
+        self.pos = end;
+        true
     }
 
     pub(super) fn literal(&mut self, word: &[u8]) -> R {

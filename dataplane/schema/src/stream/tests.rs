@@ -383,3 +383,246 @@ fn schemas_with_in_place_applicators_use_the_tape_walk() {
         "/$defs/x/type"
     );
 }
+
+/// Property schemas of every form a quick check takes (see `plan::Quick`), and some it must
+/// not take.
+fn quick_schema() -> serde_json::Value {
+    json!({
+        "type": "object",
+        "additionalProperties": {"type": "string", "maxLength": 3},
+        "properties": {
+            "int": {"type": "integer", "minimum": -3, "maximum": 250},
+            "xint": {"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 100,
+                     "multipleOf": 5},
+            "num": {"type": "number"},
+            "price": {"type": "number", "minimum": 0, "multipleOf": 0.01},
+            "quarter": {"type": "number", "multipleOf": 0.25, "maximum": 2.5},
+            "half": {"type": ["integer", "null"], "multipleOf": 0.5, "minimum": -1.5},
+            "big": {"type": "number", "maximum": 1e14},
+            "untyped": {"minimum": 1.5},
+            "b": {"type": "boolean"},
+            "s": {"type": "string", "minLength": 2, "maxLength": 4},
+            "sku": {"type": "string", "pattern": "^[A-Z]{2}-[0-9]{3}$"},
+            "slug": {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,5}$", "maxLength": 4},
+            "quoted": {"type": "string", "pattern": "^[\"a]{2}$"},
+            "sixes": {"type": "string", "pattern": "^[a-z]{6}$", "maxLength": 5},
+            "e": {"enum": [1, 2]}
+        }
+    })
+}
+
+fn quick_validator() -> Validator {
+    Validator::compile(
+        &quick_schema(),
+        Dialect::Draft2020_12,
+        &CompileOptions::default(),
+    )
+    .unwrap()
+}
+
+const QUICK_VALUES: &[&str] = &[
+    "0",
+    "-0",
+    "-0.0",
+    "1",
+    "5",
+    "-3",
+    "-4",
+    "250",
+    "251",
+    "100",
+    "95",
+    "0.5",
+    "1.5",
+    "-1.5",
+    "-2",
+    "2.5",
+    "2.50",
+    "2.25",
+    "2.75",
+    "0.01",
+    "0.015",
+    "0.1",
+    "19.99",
+    "19.999",
+    "-0.01",
+    "0.001",
+    "0.0001",
+    "3.14159",
+    "12.340",
+    "1.0",
+    "7.0",
+    "1e2",
+    "1E-2",
+    "2.5e0",
+    "1234567890.12",
+    "123456789012345",
+    "1234567890123456",
+    "99999999999999.9",
+    "100000000000000",
+    "9999999999999.99",
+    "\"\"",
+    "\"ab\"",
+    "\"abcd\"",
+    "\"abcde\"",
+    "\"éé\"",
+    "\"éééé\"",
+    "\"ééééé\"",
+    "\"a\\u00e9\"",
+    "\"AB-123\"",
+    "\"AB-1234\"",
+    "\"AB-12\"",
+    "\"ab-123\"",
+    "\"AB\\u002d123\"",
+    "\"a-b\"",
+    "\"a\"",
+    "\"\\\"a\"",
+    "\"aa\"",
+    "\"a\\\"\"",
+    "\"abcdef\"",
+    "\"abcdeg\"",
+    "true",
+    "false",
+    "null",
+    "[1]",
+    "{}",
+    "tru",
+    "\"AB-123",
+];
+
+#[test]
+fn quick_checks_decide_as_the_keyword_checks_do() {
+    let v = quick_validator();
+    let props = [
+        "int", "xint", "num", "price", "quarter", "half", "big", "untyped", "b", "s", "sku",
+        "slug", "quoted", "sixes", "e", "extra",
+    ];
+    let (mut decided, mut rejected, mut total) = (0, 0, 0);
+    for p in props {
+        for value in QUICK_VALUES {
+            for body in [
+                format!("{{\"{p}\":{value}}}"),
+                format!("{{ \"{p}\" : {value} , \"b\":true}}"),
+                format!("{{\"{p}\":{value},\"int\":1}}"),
+            ] {
+                total += 1;
+                let limits = Limits::default();
+                let tape = v.validate_bytes_by_tape(&mut body.clone().into_bytes(), &limits);
+                if let Some(fused) = v.validate_fused(body.as_bytes(), &limits) {
+                    decided += 1;
+                    rejected += usize::from(fused.is_err());
+                    assert_eq!(fused, tape, "body {body}");
+                }
+                // A string limit the quick string checks meet too.
+                let tight = Limits {
+                    max_string_bytes: 5,
+                    ..Limits::default()
+                };
+                let tape = v.validate_bytes_by_tape(&mut body.clone().into_bytes(), &tight);
+                if let Some(fused) = v.validate_fused(body.as_bytes(), &tight) {
+                    assert_eq!(fused, tape, "body {body}, strings of at most 5 bytes");
+                }
+            }
+        }
+    }
+    println!("fused pass decided {decided} of {total}, {rejected} of them rejections");
+    assert!(decided > total * 9 / 10, "decided {decided} of {total}");
+    assert!(
+        rejected > decided / 3 && rejected < decided,
+        "{rejected} of {decided}"
+    );
+}
+
+#[test]
+fn the_plan_gives_quick_checks_to_common_property_schemas() {
+    use super::plan::Quick;
+    let v = quick_validator();
+    let plan = v.fused.as_ref().unwrap();
+    let root = plan.nodes[v.tree.root].as_ref().unwrap();
+    let names = |k: &super::plan::RawKey| {
+        let p = match &v.tree.schemas[v.tree.root] {
+            crate::tree::Schema::Obj(o) => o,
+            _ => unreachable!(),
+        };
+        let Some(crate::tree::KwKind::Object(ok)) = p.obj.iter().map(|k| &k.kind).next() else {
+            unreachable!()
+        };
+        ok.names
+            .entries()
+            .find(|(_, s)| *s == k.slot)
+            .unwrap()
+            .0
+            .to_string()
+    };
+    let quick: std::collections::BTreeMap<String, String> = root
+        .keys
+        .iter()
+        .map(|k| {
+            let q = match &k.quick {
+                None => "none".to_string(),
+                Some(Quick::Bool) => "bool".into(),
+                Some(Quick::Fixed { len, .. }) => format!("fixed {len}"),
+                Some(Quick::Str { min, max, shape }) => {
+                    format!("str {min}..{max} shape {}", shape.is_some())
+                }
+                Some(Quick::Num {
+                    scale,
+                    frac,
+                    min,
+                    max,
+                    step,
+                }) => format!("num scale {scale} frac {frac} {min}..{max} step {step}"),
+            };
+            (names(k), q)
+        })
+        .collect();
+    let want = [
+        ("int", "num scale 0 frac false -3..250 step 1".to_string()),
+        ("xint", "num scale 0 frac false 1..99 step 5".to_string()),
+        (
+            "num",
+            format!("num scale 3 frac true {}..{} step 1", i64::MIN, i64::MAX),
+        ),
+        (
+            "price",
+            format!("num scale 2 frac true 0..{} step 1", i64::MAX),
+        ),
+        (
+            "quarter",
+            format!("num scale 2 frac true {}..250 step 25", i64::MIN),
+        ),
+        (
+            "half",
+            format!("num scale 1 frac false -15..{} step 5", i64::MAX),
+        ),
+        // 10^14 at scale 3 has 18 digits: no quick check.
+        ("big", "none".to_string()),
+        (
+            "untyped",
+            format!("num scale 3 frac true 1500..{} step 1", i64::MAX),
+        ),
+        ("b", "bool".to_string()),
+        ("s", "str 2..4 shape false".to_string()),
+        ("sku", "fixed 6".to_string()),
+        ("slug", "str 0..4 shape true".to_string()),
+        // A class holding `"` leaves the closing quote to the scan.
+        (
+            "quoted",
+            "str 0..18446744073709551615 shape true".to_string(),
+        ),
+        // No string of six letters is at most five long: the keyword checks report it.
+        ("sixes", "str 0..5 shape true".to_string()),
+        ("e", "none".to_string()),
+    ];
+    for (name, q) in want {
+        assert_eq!(quick.get(name), Some(&q), "{name}");
+    }
+    assert!(matches!(
+        root.extra,
+        Some(Quick::Str {
+            min: 0,
+            max: 3,
+            shape: None
+        })
+    ));
+}
