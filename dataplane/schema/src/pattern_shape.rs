@@ -22,6 +22,28 @@ pub(crate) struct Shape {
     fixed: Vec<u8>,
     /// The last, variable-length class: (class bit, least and most repetitions).
     tail: Option<(u8, usize, usize)>,
+    /// When there is no tail, at most [`RANGED`] positions, and every class is one range of
+    /// ASCII bytes (`[A-Z]`, `[0-9]`, `-`): each position's lowest and highest byte, one byte
+    /// per position in two little-endian words each, so 8 positions are checked at once.
+    ranges: Option<[[u64; 2]; 2]>,
+}
+
+/// Most positions [`Shape::ranges`] holds.
+const RANGED: usize = 16;
+
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// One range of ASCII bytes as (lowest, highest), if `set` is one.
+fn range(set: Set) -> Option<(u8, u8)> {
+    let lo = u8::try_from(set.trailing_zeros()).ok()?;
+    let hi = u8::try_from(127u32.checked_sub(set.leading_zeros())?).ok()?;
+    let width = u32::from(hi.checked_sub(lo)?) + 1;
+    let ones: Set = if width == 128 {
+        Set::MAX
+    } else {
+        (1 << width) - 1
+    };
+    (set == ones << lo && hi < 0x80).then_some((lo, hi))
 }
 
 impl Shape {
@@ -66,12 +88,34 @@ impl Shape {
             _ => None,
         };
         let mut fixed = Vec::new();
+        let mut spans: Vec<Option<(u8, u8)>> = Vec::new();
         for (set, min, max) in items {
             if min != max || fixed.len() + min > MAX_FIXED {
                 return None;
             }
             fixed.extend(std::iter::repeat_n(bit(set)?, min));
+            spans.extend(std::iter::repeat_n(range(set), min));
         }
+        let ranges = if tail.is_none() && spans.len() <= RANGED {
+            // Positions past the end take every ASCII byte; the check fills them with zeros.
+            let mut lo = [0u8; RANGED];
+            let mut hi = [0x7Fu8; RANGED];
+            let mut all = true;
+            for (i, span) in spans.iter().enumerate() {
+                match (span, lo.get_mut(i), hi.get_mut(i)) {
+                    (Some((a, b)), Some(l), Some(h)) => (*l, *h) = (*a, *b),
+                    _ => all = false,
+                }
+            }
+            let words = |a: [u8; RANGED]| {
+                let (x, y) = a.split_at(8);
+                let w = |h: &[u8]| h.first_chunk::<8>().map_or(0, |c| u64::from_le_bytes(*c));
+                [w(x), w(y)]
+            };
+            all.then(|| [words(lo), words(hi)])
+        } else {
+            None
+        };
         let mut member = Box::new([0u8; 256]);
         for (i, set) in classes.iter().enumerate() {
             for b in 0..128u8 {
@@ -86,6 +130,7 @@ impl Shape {
             member,
             fixed,
             tail,
+            ranges,
         })
     }
 
@@ -100,6 +145,29 @@ impl Shape {
 
     pub(crate) fn is_match(&self, s: &[u8]) -> bool {
         let n = self.fixed.len();
+        if let Some([lo, hi]) = &self.ranges {
+            let mut buf = [0u8; RANGED];
+            match buf.get_mut(..s.len()) {
+                Some(head) if s.len() == n => head.copy_from_slice(s),
+                _ => return false,
+            }
+            let (a, b) = buf.split_at(8);
+            let w = |h: &[u8]| h.first_chunk::<8>().map_or(0, |c| u64::from_le_bytes(*c));
+            // Per byte b below 0x80: (b | 0x80) - lo keeps its high bit when b >= lo, and
+            // (hi | 0x80) - b when b <= hi, neither borrowing from the next byte. A byte of
+            // 0x80 or above leaves (hi | 0x80) - b without it; the lowest such byte has no
+            // borrow coming in (bytes below 0x80 never borrow), so it fails the check.
+            let ok = |i: usize, w: u64| {
+                let (l, h) = (
+                    lo.get(i).copied().unwrap_or(0),
+                    hi.get(i).copied().unwrap_or(0),
+                );
+                let t = (w | HIGHS).wrapping_sub(l);
+                let u = (h | HIGHS).wrapping_sub(w);
+                t & u & HIGHS == HIGHS
+            };
+            return ok(0, w(a)) & ok(1, w(b));
+        }
         let (head, rest) = match self.tail {
             None if s.len() == n => (s, &[][..]),
             Some((_, min, max)) if s.len() >= n && (min..=max).contains(&(s.len() - n)) => {
@@ -236,6 +304,10 @@ mod tests {
             "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
             "^[-a]{1,}$",
             "^[a-]{2}$",
+            "^[a-z]{16}$",
+            "^[a-z]{17}$",
+            "^[a-z]{8}$",
+            "^[ -~]{3}$",
         ];
         let not_shaped = [
             "[A-Z]{3}",
@@ -285,6 +357,23 @@ mod tests {
             "aa",
             "a-a",
             "[a]",
+            "ABC-1234é",
+            "ABC-12345\u{7f}",
+            "ABC-12345:",
+            "ABC-12345/",
+            "@BC-123456",
+            "[BC-123456",
+            "aaaaaaaaaaaaaaaa",
+            "aaaaaaaaaaaaaaaaa",
+            "aaaaaaaaaaaaaaa{",
+            "aaaaaaaaaaaaaaa`",
+            "aaaaaaaaaaaaaaaa{",
+            "aaaaaaaa",
+            "aaaaaaa{",
+            "`aaaaaaa",
+            "\u{0}\u{7f}",
+            "é",
+            "~ !",
         ];
         for p in shaped {
             let shape = Shape::parse(p).unwrap_or_else(|| panic!("{p} has a shape"));
@@ -295,6 +384,27 @@ mod tests {
                     re.is_match(h),
                     "{p:?} on {h:?}"
                 );
+            }
+        }
+        // Every ASCII character and a two-byte one at every position of a ranged shape.
+        for (p, good) in [
+            ("^[A-Z]{3}-[0-9]{6}$", "ABC-123456"),
+            ("^[ -~][a-z]{14}[0-9]$", "~abcdefghijklmn7"),
+        ] {
+            let shape = Shape::parse(p).unwrap();
+            assert!(shape.ranges.is_some(), "{p}");
+            let re = Regex::new(p).unwrap();
+            assert!(shape.is_match(good.as_bytes()));
+            for at in 0..good.len() {
+                for c in (0..0x80u8).map(char::from).chain(['é']) {
+                    let mut h = good.to_string();
+                    h.replace_range(at..=at, c.encode_utf8(&mut [0; 4]));
+                    assert_eq!(
+                        shape.is_match(h.as_bytes()),
+                        re.is_match(&h),
+                        "{p:?} on {h:?}"
+                    );
+                }
             }
         }
         for p in not_shaped {
