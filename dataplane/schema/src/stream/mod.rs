@@ -434,50 +434,65 @@ impl<'t, 'a> Stream<'t, 'a> {
                 if self.peek_ws() != Some(b'"') {
                     return Err(Bail);
                 }
-                let (key, slot, quick) = match o.and_then(|(_, plan)| self.known_key(plan)) {
-                    Some((key, k)) => (key, Some(k.slot), k.quick.as_ref()),
+                // A name of the plan: its value goes to the name's quick check first, and the
+                // key's text is taken only for the usual path.
+                let usual = match o.and_then(|(_, plan)| self.known_key(plan)) {
+                    Some((start, k)) => {
+                        self.colon()?;
+                        if seen & k.bit != 0 {
+                            return Err(Bail);
+                        }
+                        seen |= k.bit;
+                        self.ws();
+                        if k.quick.as_ref().is_some_and(|q| self.quick(q)) {
+                            None
+                        } else {
+                            let key = self.src.get(start..start + usize::from(k.len));
+                            Some((key.ok_or(Bail)?, Some(k.slot)))
+                        }
+                    }
                     None => {
                         let raw = self.string()?;
                         if raw.escaped {
                             return Err(Bail);
                         }
                         let key = self.src.get(raw.start..raw.end).ok_or(Bail)?;
-                        (key, props.and_then(|p| p.names.get(key)), None)
+                        let slot = props.and_then(|p| p.names.get(key));
+                        self.colon()?;
+                        match slot {
+                            Some(s) => {
+                                let bit = 1u64.checked_shl(s).ok_or(Bail)?;
+                                if seen & bit != 0 {
+                                    return Err(Bail);
+                                }
+                                seen |= bit;
+                            }
+                            None => self.unnamed_key(base, key)?,
+                        }
+                        Some((key, slot))
                     }
                 };
-                if self.peek_ws() != Some(b':') {
-                    return Err(Bail);
-                }
-                self.pos += 1;
-                match slot {
-                    Some(s) => {
-                        let bit = 1u64.checked_shl(s).ok_or(Bail)?;
-                        if seen & bit != 0 {
-                            return Err(Bail);
-                        }
-                        seen |= bit;
-                    }
-                    None => self.unnamed_key(base, key)?,
-                }
-                let mut quick = quick;
-                let mut child = None;
-                if let Some(p) = props {
-                    if let Some(Some(c)) = slot.and_then(|s| p.props.get(s as usize)) {
-                        child = Some(*c);
-                    } else if let Some((a, loc)) = &p.additional {
-                        if let Some(Schema::Bool(false)) = self.tree.schemas.get(*a) {
-                            self.path.push(Seg::Key(key));
-                            self.record(Reason::SchemaViolation, "additionalProperties", loc);
-                            self.path.pop();
-                        } else {
-                            child = Some(*a);
-                            quick = o.and_then(|(_, plan)| plan.extra.as_ref());
+                if let Some((key, slot)) = usual {
+                    let mut quick = None;
+                    let mut child = None;
+                    if let Some(p) = props {
+                        if let Some(Some(c)) = slot.and_then(|s| p.props.get(s as usize)) {
+                            child = Some(*c);
+                        } else if let Some((a, loc)) = &p.additional {
+                            if let Some(Schema::Bool(false)) = self.tree.schemas.get(*a) {
+                                self.path.push(Seg::Key(key));
+                                self.record(Reason::SchemaViolation, "additionalProperties", loc);
+                                self.path.pop();
+                            } else {
+                                child = Some(*a);
+                                quick = o.and_then(|(_, plan)| plan.extra.as_ref());
+                            }
                         }
                     }
-                }
-                self.ws();
-                if !quick.is_some_and(|q| self.quick(q)) {
-                    self.value(child, Some(Seg::Key(key)))?;
+                    self.ws();
+                    if !quick.is_some_and(|q| self.quick(q)) {
+                        self.value(child, Some(Seg::Key(key)))?;
+                    }
                 }
                 n += 1;
                 if !self.more(b'}')? {
@@ -515,9 +530,9 @@ impl<'t, 'a> Stream<'t, 'a> {
 
     /// A key at the cursor that is one of the object's property names, compared as raw bytes
     /// (the name, then the closing quote) against the plan's table: no scan for the quote, no
-    /// lookup. Moves past the key.
+    /// lookup. Moves past the key; returns where its text starts, and its entry.
     #[inline]
-    fn known_key(&mut self, plan: &'t Node) -> Option<(&'a str, &'t RawKey)> {
+    fn known_key(&mut self, plan: &'t Node) -> Option<(usize, &'t RawKey)> {
         let start = self.pos + 1;
         let raw = self.b.get(start..start + 16)?;
         let w0 = u64::from_le_bytes(*raw.first_chunk::<8>()?);
@@ -530,9 +545,8 @@ impl<'t, 'a> Stream<'t, 'a> {
         if len > self.max_string {
             return None;
         }
-        let key = self.src.get(start..start + len)?;
         self.pos = start + len + 1;
-        Some((key, k))
+        Some((start, k))
     }
 
     /// Refuses (to the tape walk) a key no schema slot took that this object already had.

@@ -243,6 +243,8 @@ pub(super) struct RawKey {
     pub(super) mask: [u64; 2],
     pub(super) len: u8,
     pub(super) slot: u32,
+    /// `slot` as a bit of the object's set of names seen.
+    pub(super) bit: u64,
     /// What the property's value may be accepted by without the keyword checks.
     pub(super) quick: Option<Quick>,
 }
@@ -269,6 +271,7 @@ impl RawKey {
             mask: [word(&mask, 0), word(&mask, 1)],
             len: u8::try_from(b.len()).ok()?,
             slot,
+            bit: 1u64.checked_shl(slot)?,
             quick,
         })
     }

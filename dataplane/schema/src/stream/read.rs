@@ -210,6 +210,16 @@ impl Stream<'_, '_> {
         true
     }
 
+    /// The `:` after a member's name.
+    #[inline]
+    pub(super) fn colon(&mut self) -> R {
+        if self.peek_ws() != Some(b':') {
+            return Err(Bail);
+        }
+        self.pos += 1;
+        Ok(())
+    }
+
     pub(super) fn literal(&mut self, word: &[u8]) -> R {
         let end = self.pos + word.len();
         if self.b.get(self.pos..end) == Some(word) {
