@@ -105,7 +105,7 @@ impl Stream<'_, '_> {
 
     /// A value at the cursor (after whitespace) that `q` accepts: moves past it and answers
     /// true. Anything else leaves the cursor where it was and answers false.
-    #[inline]
+    #[inline(always)]
     pub(super) fn quick(&mut self, q: &Quick) -> bool {
         let b = self.b;
         let at = self.pos;
