@@ -307,6 +307,11 @@ impl NameTable {
     #[inline]
     pub(crate) fn get(&self, name: &str) -> Option<u32> {
         if self.map.is_empty() {
+            // A map of names no keyword mentions (`additionalProperties` alone): nothing to
+            // hash.
+            if self.small.is_empty() {
+                return None;
+            }
             let (p, len) = (prefix(name), name.len());
             self.small
                 .iter()

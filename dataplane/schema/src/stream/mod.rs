@@ -533,6 +533,9 @@ impl<'t, 'a> Stream<'t, 'a> {
     /// lookup. Moves past the key; returns where its text starts, and its entry.
     #[inline]
     fn known_key(&mut self, plan: &'t Node) -> Option<(usize, &'t RawKey)> {
+        if plan.keys.is_empty() {
+            return None;
+        }
         let start = self.pos + 1;
         let raw = self.b.get(start..start + 16)?;
         let w0 = u64::from_le_bytes(*raw.first_chunk::<8>()?);
