@@ -155,8 +155,9 @@ impl Shape {
             let w = |h: &[u8]| h.first_chunk::<8>().map_or(0, |c| u64::from_le_bytes(*c));
             // Per byte b below 0x80: (b | 0x80) - lo keeps its high bit when b >= lo, and
             // (hi | 0x80) - b when b <= hi, neither borrowing from the next byte. A byte of
-            // 0x80 or above leaves (hi | 0x80) - b without it; the lowest such byte has no
-            // borrow coming in (bytes below 0x80 never borrow), so it fails the check.
+            // 0x80 or above (any byte of a character beyond ASCII) fails on its own high bit
+            // (`!w`): the subtractions alone would pass some, such as 0xC2 against `[0-9]`
+            // (0xB9 - 0xC2 wraps to a byte with its high bit set).
             let ok = |i: usize, w: u64| {
                 let (l, h) = (
                     lo.get(i).copied().unwrap_or(0),
@@ -164,7 +165,7 @@ impl Shape {
                 );
                 let t = (w | HIGHS).wrapping_sub(l);
                 let u = (h | HIGHS).wrapping_sub(w);
-                t & u & HIGHS == HIGHS
+                t & u & !w & HIGHS == HIGHS
             };
             return ok(0, w(a)) & ok(1, w(b));
         }
@@ -390,6 +391,9 @@ mod tests {
         for (p, good) in [
             ("^[A-Z]{3}-[0-9]{6}$", "ABC-123456"),
             ("^[ -~][a-z]{14}[0-9]$", "~abcdefghijklmn7"),
+            ("^[0-9]{5}$", "12345"),
+            ("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "2024-01-31"),
+            ("^[ -/]{16}$", "-./ !-./ !-./ !-"),
         ] {
             let shape = Shape::parse(p).unwrap();
             assert!(shape.ranges.is_some(), "{p}");
@@ -404,6 +408,29 @@ mod tests {
                         re.is_match(&h),
                         "{p:?} on {h:?}"
                     );
+                }
+                // Characters beyond ASCII in place of as many bytes, so the length still fits:
+                // every byte of theirs must fail, whatever the classes' ranges.
+                for c in [
+                    '¹',
+                    'ù',
+                    '½',
+                    '\u{80}',
+                    '\u{7ff}',
+                    '€',
+                    '\u{ffff}',
+                    '😀',
+                    '\u{10ffff}',
+                ] {
+                    let len = c.len_utf8();
+                    if at + len > good.len() {
+                        continue;
+                    }
+                    let mut h = good.to_string();
+                    h.replace_range(at..at + len, c.encode_utf8(&mut [0; 4]));
+                    assert_eq!(h.len(), good.len());
+                    assert!(!re.is_match(&h), "{p:?} on {h:?}");
+                    assert!(!shape.is_match(h.as_bytes()), "{p:?} on {h:?}");
                 }
             }
         }

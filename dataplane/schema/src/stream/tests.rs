@@ -406,6 +406,7 @@ fn quick_schema() -> serde_json::Value {
             "slug": {"type": "string", "pattern": "^[a-z][a-z0-9-]{0,5}$", "maxLength": 4},
             "quoted": {"type": "string", "pattern": "^[\"a]{2}$"},
             "sixes": {"type": "string", "pattern": "^[a-z]{6}$", "maxLength": 5},
+            "zip": {"type": "string", "pattern": "^[0-9]{5}$", "minLength": 5},
             "e": {"enum": [1, 2]}
         }
     })
@@ -488,6 +489,12 @@ const QUICK_VALUES: &[&str] = &[
     "{}",
     "tru",
     "\"AB-123",
+    "\"12345\"",
+    "\"1234\"",
+    "\"123¹\"",
+    "\"¹234\"",
+    "\"AB-1²3\"",
+    "\"12€\"",
 ];
 
 #[test]
@@ -495,7 +502,7 @@ fn quick_checks_decide_as_the_keyword_checks_do() {
     let v = quick_validator();
     let props = [
         "int", "xint", "num", "price", "quarter", "half", "big", "untyped", "b", "s", "sku",
-        "slug", "quoted", "sixes", "e", "extra",
+        "slug", "quoted", "sixes", "zip", "e", "extra",
     ];
     let (mut decided, mut rejected, mut total) = (0, 0, 0);
     for p in props {
@@ -612,6 +619,7 @@ fn the_plan_gives_quick_checks_to_common_property_schemas() {
         ),
         // No string of six letters is at most five long: the keyword checks report it.
         ("sixes", "str 0..5 shape true".to_string()),
+        ("zip", "fixed 5".to_string()),
         ("e", "none".to_string()),
     ];
     for (name, q) in want {
