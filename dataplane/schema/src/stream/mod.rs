@@ -12,11 +12,12 @@
 //! walk's order with the same locations, which the tests check over the conformance suite and
 //! over random bodies.
 //!
-//! A property's value is first offered to its [`Quick`] check, when its schema has one (a
-//! bounded integer, a price with `multipleOf: 0.01`, a string with a length or a pattern of
-//! ASCII classes, a boolean): the value is accepted from its bytes with a few compares, with
-//! no number conversion, no keyword list and no report to prepare. A value the quick check does
-//! not accept is read and checked the usual way, which reports it.
+//! A property's value, and an array's element under `items` (outside `uniqueItems`), is first
+//! offered to its [`Quick`] check, when its schema has one (a bounded integer, a price with
+//! `multipleOf: 0.01`, a string with a length or a pattern of ASCII classes, a boolean): the
+//! value is accepted from its bytes with a few compares, with no number conversion, no keyword
+//! list and no report to prepare. A value the quick check does not accept is read and checked
+//! the usual way, which reports it.
 
 use crate::error::{Reason, Rejection, Violation};
 use crate::node::{JsonNode, Kind};
@@ -376,6 +377,12 @@ impl<'t, 'a> Stream<'t, 'a> {
             Some((_, node)) => (node.prefix.as_slice(), node.rest, node.unique),
             None => (&[][..], None, false),
         };
+        // The elements after the positional ones, when their schema has a quick check (not
+        // under `uniqueItems`, which collects every element).
+        let quick = match o {
+            Some((_, node)) if !unique => node.items_quick.as_ref().zip(rest),
+            _ => None,
+        };
         let base = self.uniq.len();
         let mut n = 0usize;
         if self.peek_ws() == Some(b']') {
@@ -389,9 +396,19 @@ impl<'t, 'a> Stream<'t, 'a> {
                     .get(n)
                     .copied()
                     .or_else(|| rest.filter(|(skip, _)| n >= *skip).map(|(_, s)| s));
-                let kind = self.value(child, Some(Seg::Index(n)))?;
-                if unique {
-                    self.uniq.push(kind.ok_or(Bail)?);
+                let quick = quick.filter(|(_, (skip, _))| n >= *skip && n >= prefix.len());
+                let accepted = match quick {
+                    Some((q, _)) => {
+                        self.ws();
+                        self.quick(q)
+                    }
+                    None => false,
+                };
+                if !accepted {
+                    let kind = self.value(child, Some(Seg::Index(n)))?;
+                    if unique {
+                        self.uniq.push(kind.ok_or(Bail)?);
+                    }
                 }
                 n += 1;
                 if !self.more(b']')? {

@@ -34,6 +34,8 @@ pub(crate) struct Node {
     pub(super) leaf: Option<Leaf>,
     /// The quick check of `additionalProperties`' schema.
     pub(super) extra: Option<Quick>,
+    /// The quick check of the schema of the elements after the positional ones (`items`).
+    pub(super) items_quick: Option<Quick>,
 }
 
 /// The keywords a scalar meets, unpacked from a schema whose scalar keywords are only `type`,
@@ -345,6 +347,7 @@ fn object_plan(tree: &Tree, o: &SchemaObj, next: &mut Vec<Sid>) -> Option<Node> 
             }
             KwKind::Items { skip, schema } if node.rest.is_none() => {
                 node.rest = Some((*skip, *schema));
+                node.items_quick = Quick::of(tree, *schema);
                 next.push(*schema);
             }
             KwKind::UniqueItems => node.unique = true,

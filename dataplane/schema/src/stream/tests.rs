@@ -407,6 +407,9 @@ fn quick_schema() -> serde_json::Value {
             "quoted": {"type": "string", "pattern": "^[\"a]{2}$"},
             "sixes": {"type": "string", "pattern": "^[a-z]{6}$", "maxLength": 5},
             "zip": {"type": "string", "pattern": "^[0-9]{5}$", "minLength": 5},
+            "ids": {"type": "array", "maxItems": 3,
+                    "items": {"type": "integer", "minimum": 0, "maximum": 99}},
+            "uniq": {"type": "array", "uniqueItems": true, "items": {"type": "integer"}},
             "e": {"enum": [1, 2]}
         }
     })
@@ -495,6 +498,18 @@ const QUICK_VALUES: &[&str] = &[
     "\"¹234\"",
     "\"AB-1²3\"",
     "\"12€\"",
+    "[1,2,3]",
+    "[ 1 , 2 ]",
+    "[1,-1]",
+    "[1,\"a\"]",
+    "[1,2,3,4]",
+    "[100]",
+    "[1.0]",
+    "[1,1]",
+    "[\"a\",true,false]",
+    "[\"a\",1]",
+    "[true]",
+    "[[1]]",
 ];
 
 #[test]
@@ -502,7 +517,7 @@ fn quick_checks_decide_as_the_keyword_checks_do() {
     let v = quick_validator();
     let props = [
         "int", "xint", "num", "price", "quarter", "half", "big", "untyped", "b", "s", "sku",
-        "slug", "quoted", "sixes", "zip", "e", "extra",
+        "slug", "quoted", "sixes", "zip", "ids", "uniq", "e", "extra",
     ];
     let (mut decided, mut rejected, mut total) = (0, 0, 0);
     for p in props {
@@ -625,6 +640,27 @@ fn the_plan_gives_quick_checks_to_common_property_schemas() {
     for (name, q) in want {
         assert_eq!(quick.get(name), Some(&q), "{name}");
     }
+    // Elements after the positional ones get their schema's quick check.
+    let items_quick = |name: &str| {
+        let p = match &v.tree.schemas[v.tree.root] {
+            crate::tree::Schema::Obj(o) => o,
+            _ => unreachable!(),
+        };
+        let Some(crate::tree::KwKind::Object(ok)) = p.obj.iter().map(|k| &k.kind).next() else {
+            unreachable!()
+        };
+        let slot = ok.names.get(name).unwrap() as usize;
+        let sid = ok.props[slot].unwrap();
+        plan.nodes[sid].as_ref().unwrap().items_quick.clone()
+    };
+    assert!(matches!(
+        items_quick("ids"),
+        Some(Quick::Num {
+            min: 0,
+            max: 99,
+            ..
+        })
+    ));
     assert!(matches!(
         root.extra,
         Some(Quick::Str {
