@@ -435,6 +435,20 @@ fn audit_lines(path: &Path, torn_tail: bool) -> (Vec<Value>, Option<String>) {
     (parsed, torn)
 }
 
+/// The audit file's lines once no request is in flight: waits for the last batch to be
+/// written, then requires every line to be one whole record. While requests flow, a reader can
+/// see a batch's tail before the rest of the batch is written; `audit_lines(path, true)` is the
+/// count to use then.
+fn settled_audit_lines(path: &Path) -> Vec<Value> {
+    assert!(
+        wait_for(Duration::from_secs(10), || audit_lines(path, true)
+            .1
+            .is_none()),
+        "the audit log still ends in a partial line with no request in flight"
+    );
+    audit_lines(path, false).0
+}
+
 fn ok_count(samples: &[Sample]) -> usize {
     samples
         .iter()
@@ -548,14 +562,15 @@ fn upstream_killed_and_restarted_under_load() {
     let mut gw = Gw::start(&unique(61), up.addr(), None, |c| c);
     let load = Load::start(gw.http, 4, 3_000, 25, Duration::ZERO);
     let audit = gw.audit_path();
-    let lines = || audit_lines(&audit, false).0.len();
+    // Counted while requests flow: a batch's tail may be in the middle of its write.
+    let lines = || audit_lines(&audit, true).0.len();
     assert!(wait_for(Duration::from_secs(30), || lines() >= 200));
 
     load.set_phase(KILLING);
     up.kill();
     load.set_phase(DOWN);
     let statuses = |status: u64| {
-        audit_lines(&audit, false)
+        audit_lines(&audit, true)
             .0
             .iter()
             .filter(|l| l["status"] == status)
@@ -573,6 +588,7 @@ fn upstream_killed_and_restarted_under_load() {
     assert!(wait_for(Duration::from_secs(30), || statuses(200) >= ok_before + 200));
     let samples = load.finish();
     gw.assert_healthy();
+    assert!(!settled_audit_lines(&audit).is_empty());
 
     let within = |p: u8| -> Vec<&Sample> {
         samples
@@ -647,7 +663,8 @@ fn redis_killed_and_restarted_under_load() {
     assert!(wait_for(Duration::from_secs(10), || backend(&gw) == "redis"));
     let load = Load::start(gw.http, 4, 3_000, 25, Duration::ZERO);
     let audit = gw.audit_path();
-    let lines = || audit_lines(&audit, false).0.len();
+    // Counted while requests flow: a batch's tail may be in the middle of its write.
+    let lines = || audit_lines(&audit, true).0.len();
     assert!(wait_for(Duration::from_secs(30), || lines() >= 200));
 
     redis.stop();
@@ -668,6 +685,7 @@ fn redis_killed_and_restarted_under_load() {
     assert!(wait_for(Duration::from_secs(30), || lines() >= n + 200));
     let samples = load.finish();
     gw.assert_healthy();
+    assert!(settled_audit_lines(&audit).len() >= n + 200);
     assert_all_ok(&samples, "Redis outage", &gw.d.log());
     let metrics = gw.metrics();
     let fallbacks = metric(&metrics, "vigil_fleet_rate_limit_store_fallbacks_total").unwrap_or(0);
