@@ -396,7 +396,8 @@ impl<'t, 'a> Stream<'t, 'a> {
                     .get(n)
                     .copied()
                     .or_else(|| rest.filter(|(skip, _)| n >= *skip).map(|(_, s)| s));
-                let quick = quick.filter(|(_, (skip, _))| n >= *skip && n >= prefix.len());
+                // The plan puts the positional elements before `skip`.
+                let quick = quick.filter(|(_, (skip, _))| n >= *skip);
                 let accepted = match quick {
                     Some((q, _)) => {
                         self.ws();

@@ -121,8 +121,7 @@ impl Leaf {
                 }) && self.multiple.is_none_or(|d| d.divides(*n))
             }
             Kind::Str(s) => {
-                (self.min_len == 0 || (s.len() >= self.min_len && char_len(s) >= self.min_len))
-                    && (s.len() <= self.max_len || char_len(s) <= self.max_len)
+                lengths_fit(s, self.min_len, self.max_len)
                     && self
                         .pattern
                         .is_none_or(|i| match o.str.get(i).map(|k| &k.kind) {
@@ -133,6 +132,13 @@ impl Leaf {
             _ => true,
         }
     }
+}
+
+/// Whether `s` has `min..=max` characters, counting them only when its bytes do not decide
+/// (the walk's `minLength`/`maxLength` checks; `min` 0 and `max` `usize::MAX` for none).
+#[inline]
+pub(super) fn lengths_fit(s: &str, min: usize, max: usize) -> bool {
+    (min == 0 || (s.len() >= min && char_len(s) >= min)) && (s.len() <= max || char_len(s) <= max)
 }
 
 /// A property value that a few compares on its bytes accept, before any parsing or keyword

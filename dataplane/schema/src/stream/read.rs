@@ -1,9 +1,9 @@
 //! Reading JSON's tokens from the body's bytes: whitespace, separators, literals, strings
 //! (escapes checked, decoded only on demand) and numbers (as the tape parser represents them).
 
+use super::plan::lengths_fit;
 use super::{Bail, Quick, R, Stream};
 use crate::number::Num;
-use crate::walk::char_len;
 
 /// 10^k for the scales of [`Quick::Num`].
 const POW10_INT: [i64; 16] = [
@@ -136,11 +136,8 @@ impl Stream<'_, '_> {
                     return false;
                 };
                 let text = self.src.get(raw.start..raw.end).unwrap_or_default();
-                // Leaf::holds's length checks: counting characters only when bytes do not decide.
-                let fits = (*min == 0 || (text.len() >= *min && char_len(text) >= *min))
-                    && (text.len() <= *max || char_len(text) <= *max);
                 if raw.escaped
-                    || !fits
+                    || !lengths_fit(text, *min, *max)
                     || !shape.as_ref().is_none_or(|s| s.is_match(text.as_bytes()))
                 {
                     self.pos = at;
