@@ -23,9 +23,20 @@ pub(crate) struct Shape {
     /// The last, variable-length class: (class bit, least and most repetitions).
     tail: Option<(u8, usize, usize)>,
     /// When there is no tail, at most [`RANGED`] positions, and every class is one range of
-    /// ASCII bytes (`[A-Z]`, `[0-9]`, `-`): each position's lowest and highest byte, one byte
-    /// per position in two little-endian words each, so 8 positions are checked at once.
-    ranges: Option<[[u64; 2]; 2]>,
+    /// ASCII bytes (`[A-Z]`, `[0-9]`, `-`): the lowest and highest byte of each position, so 8
+    /// positions are checked at once.
+    ranges: Option<Ranged>,
+}
+
+/// The byte ranges of a fixed shape as two little-endian words of 8 positions each: the first
+/// 8 positions and the last 8 (overlapping the first when there are fewer than 16). A string
+/// is read as those two windows of its own bytes, with no copy: a copy into a buffer read back
+/// as words stalls the load on the bytes just stored. Under 8 positions, the first word holds
+/// them all and the second window is unused (every byte of it passes).
+#[derive(Debug, Clone, Copy)]
+struct Ranged {
+    lo: [u64; 2],
+    hi: [u64; 2],
 }
 
 /// Most positions [`Shape::ranges`] holds.
@@ -97,22 +108,11 @@ impl Shape {
             spans.extend(std::iter::repeat_n(range(set), min));
         }
         let ranges = if tail.is_none() && spans.len() <= RANGED {
-            // Positions past the end take every ASCII byte; the check fills them with zeros.
-            let mut lo = [0u8; RANGED];
-            let mut hi = [0x7Fu8; RANGED];
-            let mut all = true;
-            for (i, span) in spans.iter().enumerate() {
-                match (span, lo.get_mut(i), hi.get_mut(i)) {
-                    (Some((a, b)), Some(l), Some(h)) => (*l, *h) = (*a, *b),
-                    _ => all = false,
-                }
-            }
-            let words = |a: [u8; RANGED]| {
-                let (x, y) = a.split_at(8);
-                let w = |h: &[u8]| h.first_chunk::<8>().map_or(0, |c| u64::from_le_bytes(*c));
-                [w(x), w(y)]
-            };
-            all.then(|| [words(lo), words(hi)])
+            spans
+                .iter()
+                .copied()
+                .collect::<Option<Vec<(u8, u8)>>>()
+                .map(|spans| Ranged::new(&spans))
         } else {
             None
         };
@@ -143,32 +143,17 @@ impl Shape {
         (self.tail.is_none() && escapes_free).then_some(self.fixed.len())
     }
 
+    #[inline]
     pub(crate) fn is_match(&self, s: &[u8]) -> bool {
-        let n = self.fixed.len();
-        if let Some([lo, hi]) = &self.ranges {
-            let mut buf = [0u8; RANGED];
-            match buf.get_mut(..s.len()) {
-                Some(head) if s.len() == n => head.copy_from_slice(s),
-                _ => return false,
-            }
-            let (a, b) = buf.split_at(8);
-            let w = |h: &[u8]| h.first_chunk::<8>().map_or(0, |c| u64::from_le_bytes(*c));
-            // Per byte b below 0x80: (b | 0x80) - lo keeps its high bit when b >= lo, and
-            // (hi | 0x80) - b when b <= hi, neither borrowing from the next byte. A byte of
-            // 0x80 or above (any byte of a character beyond ASCII) fails on its own high bit
-            // (`!w`): the subtractions alone would pass some, such as 0xC2 against `[0-9]`
-            // (0xB9 - 0xC2 wraps to a byte with its high bit set).
-            let ok = |i: usize, w: u64| {
-                let (l, h) = (
-                    lo.get(i).copied().unwrap_or(0),
-                    hi.get(i).copied().unwrap_or(0),
-                );
-                let t = (w | HIGHS).wrapping_sub(l);
-                let u = (h | HIGHS).wrapping_sub(w);
-                t & u & !w & HIGHS == HIGHS
-            };
-            return ok(0, w(a)) & ok(1, w(b));
+        match &self.ranges {
+            Some(r) => s.len() == self.fixed.len() && r.holds(s),
+            None => self.by_table(s),
         }
+    }
+
+    /// A string against the class bits of each position.
+    fn by_table(&self, s: &[u8]) -> bool {
+        let n = self.fixed.len();
         let (head, rest) = match self.tail {
             None if s.len() == n => (s, &[][..]),
             Some((_, min, max)) if s.len() >= n && (min..=max).contains(&(s.len() - n)) => {
@@ -185,6 +170,53 @@ impl Shape {
             ok &= rest.iter().all(|&b| self.member[usize::from(b)] & bit != 0);
         }
         ok
+    }
+}
+
+impl Ranged {
+    /// The words of `spans` (each position's lowest and highest byte; at most [`RANGED`]).
+    fn new(spans: &[(u8, u8)]) -> Ranged {
+        // Window 1 starts 8 positions before the end (at 0 when there are fewer than 8, its
+        // bytes then zeros that pass: 0 to 0x7F).
+        let start = [0, spans.len().saturating_sub(8)];
+        let word = |w: usize, pick: fn(&(u8, u8)) -> u8, unused: u8| {
+            let mut bytes = [unused; 8];
+            if w == 0 || spans.len() >= 8 {
+                let from = start.get(w).copied().unwrap_or(0);
+                for (b, span) in bytes.iter_mut().zip(spans.iter().skip(from)) {
+                    *b = pick(span);
+                }
+            }
+            u64::from_le_bytes(bytes)
+        };
+        Ranged {
+            lo: [word(0, |s| s.0, 0), word(1, |s| s.0, 0)],
+            hi: [word(0, |s| s.1, 0x7F), word(1, |s| s.1, 0x7F)],
+        }
+    }
+
+    /// Whether each byte of `s` (exactly as long as the shape) is in its position's range.
+    #[inline(always)]
+    fn holds(self, s: &[u8]) -> bool {
+        let (w0, w1) = match (s.first_chunk::<8>(), s.last_chunk::<8>()) {
+            (Some(a), Some(b)) => (u64::from_le_bytes(*a), u64::from_le_bytes(*b)),
+            // Under 8 bytes: gathered in a register (no store for the load to wait on).
+            _ => (
+                s.iter().rev().fold(0u64, |w, b| (w << 8) | u64::from(*b)),
+                0,
+            ),
+        };
+        // Per byte b below 0x80: (b | 0x80) - lo keeps its high bit when b >= lo, and
+        // (hi | 0x80) - b when b <= hi, neither borrowing from the next byte. A byte of 0x80
+        // or above (any byte of a character beyond ASCII) fails on its own high bit (`!w`):
+        // the subtractions alone would pass some, such as 0xC2 against `[0-9]` (0xB9 - 0xC2
+        // wraps to a byte with its high bit set).
+        let ok = |w: u64, lo: u64, hi: u64| {
+            let t = (w | HIGHS).wrapping_sub(lo);
+            let u = (hi | HIGHS).wrapping_sub(w);
+            t & u & !w & HIGHS == HIGHS
+        };
+        ok(w0, self.lo[0], self.hi[0]) & ok(w1, self.lo[1], self.hi[1])
     }
 }
 
@@ -394,6 +426,12 @@ mod tests {
             ("^[0-9]{5}$", "12345"),
             ("^[0-9]{4}-[0-9]{2}-[0-9]{2}$", "2024-01-31"),
             ("^[ -/]{16}$", "-./ !-./ !-./ !-"),
+            // Two windows overlapping on all but a few positions, one window, under 8.
+            ("^[a-f]{2}[0-9]{9}[G-Z]{2}$", "ab123456789GZ"),
+            ("^[A-Z]{8}$", "ABCDEFGH"),
+            ("^x[0-9]{6}y$", "x123456y"),
+            ("^[0-9][a-z]$", "7q"),
+            ("^[0-9]{7}$", "1234567"),
         ] {
             let shape = Shape::parse(p).unwrap();
             assert!(shape.ranges.is_some(), "{p}");

@@ -368,6 +368,7 @@ fn holds_by_value<'a, J: JsonNode<'a>>(kw: &Kw, inst: J, kind: Kind<'a>) -> bool
     }
 }
 
+#[inline]
 pub(crate) fn type_ok(mask: u8, k: Kind<'_>) -> bool {
     let bit = match k {
         Kind::Null => ty::NULL,

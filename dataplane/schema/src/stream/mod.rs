@@ -22,7 +22,7 @@
 use crate::error::{Reason, Rejection, Violation};
 use crate::node::{JsonNode, Kind};
 use crate::options::Limits;
-use crate::tree::{Kw, KwKind, ObjectKw, Schema, SchemaObj, Sid, Tree, prefix};
+use crate::tree::{Kw, KwKind, ObjectKw, Schema, SchemaObj, Sid, Tree, prefix, ty};
 use crate::walk::{Seg, holds, pointer, type_ok};
 
 /// What the fused pass decided.
@@ -87,7 +87,7 @@ impl<'x> JsonNode<'x> for Flat<'x> {
 
 /// Runs the fused pass over `body` (already within the body-size limit).
 pub(crate) fn validate(tree: &Tree, plan: &Plan, body: &[u8], limits: &Limits) -> Outcome {
-    let Ok(src) = std::str::from_utf8(body) else {
+    let Ok(src) = simdutf8::basic::from_utf8(body) else {
         return Outcome::Fallback;
     };
     let max_errors = limits.max_errors.max(1);
@@ -321,10 +321,19 @@ impl<'t, 'a> Stream<'t, 'a> {
 
     /// The schema object a container is checked against, after recording what is decided at
     /// its start (`false`, `readOnly`, `type`).
+    #[inline(always)]
     fn open(&mut self, sid: Option<Sid>, kind: Kind<'_>) -> Option<(&'t SchemaObj, &'t Node)> {
         match self.schema(sid) {
             Some(Schema::Obj(o)) => {
-                self.head(o, kind);
+                // The usual container has neither, and skips the call. (A container's `type`
+                // is one bit, tested here without `type_ok`'s call.)
+                let bit = match kind {
+                    Kind::Array(_) => ty::ARR,
+                    _ => ty::OBJ,
+                };
+                if o.read_only.is_some() || o.ty.as_ref().is_some_and(|(m, _)| m & bit == 0) {
+                    self.head(o, kind);
+                }
                 let plan = self.plan;
                 sid.and_then(|s| plan.nodes.get(s)?.as_ref())
                     .map(|n| (o, n))
@@ -439,6 +448,9 @@ impl<'t, 'a> Stream<'t, 'a> {
                 KwKind::Object(p) => Some(&**p),
                 _ => None,
             });
+        // Whether the schema names any property (a map under `additionalProperties` alone
+        // does not: its keys skip the name table).
+        let named = o.is_some_and(|(_, plan)| plan.named);
         let base = self.keys.len();
         let mut seen = 0u64;
         let mut n = 0usize;
@@ -475,7 +487,7 @@ impl<'t, 'a> Stream<'t, 'a> {
                             return Err(Bail);
                         }
                         let key = self.src.get(raw.start..raw.end).ok_or(Bail)?;
-                        let slot = props.and_then(|p| p.names.get(key));
+                        let slot = props.filter(|_| named).and_then(|p| p.names.get(key));
                         self.colon()?;
                         match slot {
                             Some(s) => {

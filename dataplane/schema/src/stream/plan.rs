@@ -8,7 +8,7 @@ use crate::node::Kind;
 use crate::number::{self, Divisor, Num};
 use crate::pattern_shape::Shape;
 use crate::tree::{Kw, KwKind, Schema, SchemaObj, Sid, Tree, ty};
-use crate::walk::{char_len, holds, type_ok};
+use crate::walk::{holds, type_ok};
 
 /// What the fused pass needs of one schema object, worked out once when the validator is
 /// built.
@@ -28,6 +28,8 @@ pub(crate) struct Node {
     pub(super) object: Option<usize>,
     /// The property names that can be compared as raw bytes (see [`RawKey`]).
     pub(super) keys: Vec<RawKey>,
+    /// Whether `properties` names anything (every name, not only those in `keys`).
+    pub(super) named: bool,
     /// The slots `required` names, as bits (every slot is below 64, see [`object_plan`]).
     pub(super) required: u64,
     /// The scalar keywords unpacked, when they are all common ones (see [`Leaf`]).
@@ -121,7 +123,7 @@ impl Leaf {
                 }) && self.multiple.is_none_or(|d| d.divides(*n))
             }
             Kind::Str(s) => {
-                lengths_fit(s, self.min_len, self.max_len)
+                lengths_fit(s.as_bytes(), self.min_len, self.max_len)
                     && self
                         .pattern
                         .is_none_or(|i| match o.str.get(i).map(|k| &k.kind) {
@@ -134,11 +136,25 @@ impl Leaf {
     }
 }
 
-/// Whether `s` has `min..=max` characters, counting them only when its bytes do not decide
-/// (the walk's `minLength`/`maxLength` checks; `min` 0 and `max` `usize::MAX` for none).
-#[inline]
-pub(super) fn lengths_fit(s: &str, min: usize, max: usize) -> bool {
-    (min == 0 || (s.len() >= min && char_len(s) >= min)) && (s.len() <= max || char_len(s) <= max)
+/// Whether the UTF-8 text `s` has `min..=max` characters, counting them only when its bytes do
+/// not decide (the walk's `minLength`/`maxLength` checks; `min` 0 and `max` `usize::MAX` for
+/// none). Bytes, not `str`: the fused pass takes a string's text from the body, whose UTF-8 was
+/// checked whole, and between quotes, so it needs no check of its own.
+///
+/// A character takes 1 to 4 bytes, so `len` bytes hold at least `ceil(len / 4)` characters and
+/// at most `len`: the count is needed only for a string within 4x of `minLength`, or over
+/// `maxLength` in bytes.
+#[inline(always)]
+pub(super) fn lengths_fit(s: &[u8], min: usize, max: usize) -> bool {
+    let n = s.len();
+    (min == 0 || n.div_ceil(4) >= min || (n >= min && char_count(s) >= min))
+        && (n <= max || char_count(s) <= max)
+}
+
+/// The characters of the UTF-8 text `s`: its bytes but the continuation bytes.
+#[inline(never)]
+fn char_count(s: &[u8]) -> usize {
+    s.len() - s.iter().filter(|b| (*b & 0xC0) == 0x80).count()
 }
 
 /// A property value that a few compares on its bytes accept, before any parsing or keyword
@@ -390,6 +406,7 @@ fn object_plan(tree: &Tree, o: &SchemaObj, next: &mut Vec<Sid>) -> Option<Node> 
                         RawKey::new(name, slot, quick)
                     })
                     .collect();
+                node.named = ok.names.entries().next().is_some();
                 node.extra = ok
                     .additional
                     .as_ref()

@@ -135,10 +135,10 @@ impl Stream<'_, '_> {
                     self.pos = at;
                     return false;
                 };
-                let text = self.src.get(raw.start..raw.end).unwrap_or_default();
+                let text = b.get(raw.start..raw.end).unwrap_or_default();
                 if raw.escaped
                     || !lengths_fit(text, *min, *max)
-                    || !shape.as_ref().is_none_or(|s| s.is_match(text.as_bytes()))
+                    || !shape.as_ref().is_none_or(|s| s.is_match(text))
                 {
                     self.pos = at;
                     return false;

@@ -670,3 +670,41 @@ fn the_plan_gives_quick_checks_to_common_property_schemas() {
         })
     ));
 }
+
+#[test]
+fn lengths_fit_counts_characters_as_the_walk_does() {
+    use super::plan::lengths_fit;
+    let texts = [
+        "",
+        "a",
+        "ab",
+        "abc",
+        "abcd",
+        "abcde",
+        "é",
+        "éé",
+        "ééé",
+        "€",
+        "€€",
+        "😀",
+        "😀😀",
+        "a😀",
+        "😀a😀",
+        "abc😀",
+        "ééééé",
+        "a€b€c€",
+        "😀😀😀😀😀",
+    ];
+    for t in texts {
+        let chars = t.chars().count();
+        for min in 0..=8 {
+            for max in (0..=24).chain([usize::MAX]) {
+                assert_eq!(
+                    lengths_fit(t.as_bytes(), min, max),
+                    (min..=max).contains(&chars),
+                    "{t:?} in {min}..={max}"
+                );
+            }
+        }
+    }
+}
