@@ -406,6 +406,14 @@ fn object_plan(tree: &Tree, o: &SchemaObj, next: &mut Vec<Sid>) -> Option<Node> 
                         RawKey::new(name, slot, quick)
                     })
                     .collect();
+                // A member's name is compared with the names in turn: those every instance has
+                // (`required`, in its order, usually the order members are written in) first.
+                node.keys.sort_by_key(|k| {
+                    ok.required
+                        .iter()
+                        .position(|r| *r == k.slot)
+                        .unwrap_or(usize::MAX)
+                });
                 node.named = ok.names.entries().next().is_some();
                 node.extra = ok
                     .additional
