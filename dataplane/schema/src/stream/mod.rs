@@ -451,6 +451,13 @@ impl<'t, 'a> Stream<'t, 'a> {
         // Whether the schema names any property (a map under `additionalProperties` alone
         // does not: its keys skip the name table).
         let named = o.is_some_and(|(_, plan)| plan.named);
+        // The names compared as raw bytes, none when a string limit below their length would
+        // refuse some (a name is at most 15 bytes).
+        let raw_keys = match o {
+            Some((_, plan)) if self.max_string >= 15 => plan.keys.as_slice(),
+            _ => &[],
+        };
+        let max_members = self.max_members;
         let base = self.keys.len();
         let mut seen = 0u64;
         let mut n = 0usize;
@@ -458,7 +465,7 @@ impl<'t, 'a> Stream<'t, 'a> {
             self.pos += 1;
         } else {
             loop {
-                if n >= self.max_members {
+                if n >= max_members {
                     return Err(Bail);
                 }
                 if self.peek_ws() != Some(b'"') {
@@ -466,7 +473,7 @@ impl<'t, 'a> Stream<'t, 'a> {
                 }
                 // A name of the plan: its value goes to the name's quick check first, and the
                 // key's text is taken only for the usual path.
-                let usual = match o.and_then(|(_, plan)| self.known_key(plan)) {
+                let usual = match self.known_key(raw_keys) {
                     Some((start, k)) => {
                         self.colon()?;
                         if seen & k.bit != 0 {
@@ -558,27 +565,24 @@ impl<'t, 'a> Stream<'t, 'a> {
         Ok(())
     }
 
-    /// A key at the cursor that is one of the object's property names, compared as raw bytes
-    /// (the name, then the closing quote) against the plan's table: no scan for the quote, no
-    /// lookup. Moves past the key; returns where its text starts, and its entry.
+    /// A key at the cursor that is one of `keys` (the object's property names), compared as raw
+    /// bytes (the name, then the closing quote): no scan for the quote, no lookup. Moves past
+    /// the key; returns where its text starts, and its entry.
     #[inline]
-    fn known_key(&mut self, plan: &'t Node) -> Option<(usize, &'t RawKey)> {
-        if plan.keys.is_empty() {
+    fn known_key(&mut self, keys: &'t [RawKey]) -> Option<(usize, &'t RawKey)> {
+        if keys.is_empty() {
             return None;
         }
         let start = self.pos + 1;
-        let raw = self.b.get(start..start + 16)?;
-        let w0 = u64::from_le_bytes(*raw.first_chunk::<8>()?);
-        let w1 = u64::from_le_bytes(*raw.last_chunk::<8>()?);
-        let k = plan
-            .keys
+        let raw = self.b.get(start..)?.first_chunk::<16>()?;
+        let (w0, w1) = (
+            u64::from_le_bytes(*raw.first_chunk::<8>()?),
+            u64::from_le_bytes(*raw.last_chunk::<8>()?),
+        );
+        let k = keys
             .iter()
             .find(|k| w0 & k.mask[0] == k.want[0] && w1 & k.mask[1] == k.want[1])?;
-        let len = usize::from(k.len);
-        if len > self.max_string {
-            return None;
-        }
-        self.pos = start + len + 1;
+        self.pos = start + usize::from(k.len) + 1;
         Some((start, k))
     }
 
