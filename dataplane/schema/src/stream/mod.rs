@@ -85,6 +85,25 @@ impl<'x> JsonNode<'x> for Flat<'x> {
     }
 }
 
+/// What an object's members are checked with, worked out from its schema once: per object, or
+/// once for all the objects of an array under `items`.
+#[derive(Clone, Copy)]
+struct ObjCtx<'t> {
+    sid: Option<Sid>,
+    o: Option<(&'t SchemaObj, &'t Node)>,
+    /// `properties` and its kin.
+    props: Option<&'t ObjectKw>,
+    /// Whether `properties` names anything (a map under `additionalProperties` alone does not:
+    /// its keys skip the name table).
+    named: bool,
+    /// The names compared as raw bytes, none when a string limit below their length would refuse
+    /// some (a name is at most 15 bytes).
+    raw_keys: &'t [RawKey],
+    /// Whether something is reported at every object's start (`false`, `readOnly`, a `type`
+    /// without `object`).
+    opens_with_report: bool,
+}
+
 /// Runs the fused pass over `body` (already within the body-size limit).
 pub(crate) fn validate(tree: &Tree, plan: &Plan, body: &[u8], limits: &Limits) -> Outcome {
     let Ok(src) = simdutf8::basic::from_utf8(body) else {
@@ -392,13 +411,19 @@ impl<'t, 'a> Stream<'t, 'a> {
             Some((_, node)) if !unique => node.items_quick.as_ref().zip(rest),
             _ => None,
         };
+        // The elements after the positional ones that are objects share one context (not
+        // under `uniqueItems`, which refuses containers to the tape walk).
+        let objects = rest
+            .filter(|_| !unique)
+            .map(|(skip, s)| (skip, self.object_ctx(Some(s))));
+        let max_array = self.max_array;
         let base = self.uniq.len();
         let mut n = 0usize;
         if self.peek_ws() == Some(b']') {
             self.pos += 1;
         } else {
             loop {
-                if n >= self.max_array {
+                if n >= max_array {
                     return Err(Bail);
                 }
                 let child = prefix
@@ -415,9 +440,18 @@ impl<'t, 'a> Stream<'t, 'a> {
                     None => false,
                 };
                 if !accepted {
-                    let kind = self.value(child, Some(Seg::Index(n)))?;
-                    if unique {
-                        self.uniq.push(kind.ok_or(Bail)?);
+                    match objects.as_ref().filter(|(skip, _)| n >= *skip) {
+                        Some((_, ctx)) if self.peek_ws() == Some(b'{') => {
+                            self.path.push(Seg::Index(n));
+                            self.object_with(ctx)?;
+                            self.path.pop();
+                        }
+                        _ => {
+                            let kind = self.value(child, Some(Seg::Index(n)))?;
+                            if unique {
+                                self.uniq.push(kind.ok_or(Bail)?);
+                            }
+                        }
                     }
                 }
                 n += 1;
@@ -438,25 +472,60 @@ impl<'t, 'a> Stream<'t, 'a> {
         Ok(())
     }
 
-    #[inline(never)]
-    fn object(&mut self, sid: Option<Sid>) -> R {
-        self.enter()?;
-        let o = self.open(sid, Kind::Object(0));
-        let at = self.errors.len();
+    /// The [`ObjCtx`] of objects checked against schema `sid`.
+    fn object_ctx(&self, sid: Option<Sid>) -> ObjCtx<'t> {
+        let (o, opens_with_report) = match self.schema(sid) {
+            Some(Schema::Obj(o)) => {
+                let plan = self.plan;
+                let node = sid.and_then(|s| plan.nodes.get(s)?.as_ref());
+                let head =
+                    o.read_only.is_some() || o.ty.as_ref().is_some_and(|(m, _)| m & ty::OBJ == 0);
+                (node.map(|n| (o, n)), head)
+            }
+            Some(Schema::Bool(false)) => (None, true),
+            _ => (None, false),
+        };
         let props: Option<&'t ObjectKw> =
             o.and_then(|(o, plan)| match &o.obj.get(plan.object?)?.kind {
                 KwKind::Object(p) => Some(&**p),
                 _ => None,
             });
-        // Whether the schema names any property (a map under `additionalProperties` alone
-        // does not: its keys skip the name table).
-        let named = o.is_some_and(|(_, plan)| plan.named);
-        // The names compared as raw bytes, none when a string limit below their length would
-        // refuse some (a name is at most 15 bytes).
         let raw_keys = match o {
             Some((_, plan)) if self.max_string >= 15 => plan.keys.as_slice(),
             _ => &[],
         };
+        ObjCtx {
+            sid,
+            o,
+            props,
+            named: o.is_some_and(|(_, plan)| plan.named),
+            raw_keys,
+            opens_with_report,
+        }
+    }
+
+    #[inline(never)]
+    fn object(&mut self, sid: Option<Sid>) -> R {
+        let ctx = self.object_ctx(sid);
+        self.object_with(&ctx)
+    }
+
+    /// Reads an object from its `{` against the schema `ctx` was worked out from.
+    #[inline(never)]
+    fn object_with(&mut self, ctx: &ObjCtx<'t>) -> R {
+        self.enter()?;
+        let ObjCtx {
+            o,
+            props,
+            named,
+            raw_keys,
+            ..
+        } = *ctx;
+        if ctx.opens_with_report {
+            // Records what `open` records; its answer is the context's.
+            self.open(ctx.sid, Kind::Object(0));
+        }
+        let at = self.errors.len();
         let max_members = self.max_members;
         let base = self.keys.len();
         let mut seen = 0u64;
