@@ -476,4 +476,66 @@ mod tests {
             assert!(Shape::parse(p).is_none(), "{p}");
         }
     }
+
+    #[test]
+    fn ranged_windows_agree_with_the_class_table_on_random_shapes() {
+        // Random shapes of 0 to 16 one-range positions against random strings near them: the
+        // two windows (and the register under 8 bytes) decide as the table of classes does.
+        let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let printable = |c: u8| c.is_ascii_alphanumeric();
+        for _ in 0..3000 {
+            let len = next(17) as usize;
+            // A shape tells apart at most 8 classes: positions take theirs from a few.
+            let pool: Vec<(u8, u8)> = (0..1 + next(6))
+                .map(|_| {
+                    loop {
+                        let a = b'0' + next(75) as u8;
+                        let b = a + next(u64::from(b'z' - a) + 1) as u8;
+                        if printable(a) && printable(b) {
+                            break (a, b);
+                        }
+                    }
+                })
+                .collect();
+            let mut pattern = String::from("^");
+            let mut spans = Vec::new();
+            for _ in 0..len {
+                let (lo, hi) = pool[next(pool.len() as u64) as usize];
+                pattern.push_str(&format!("[{}-{}]", char::from(lo), char::from(hi)));
+                spans.push((lo, hi));
+            }
+            pattern.push('$');
+            let shape = Shape::parse(&pattern).unwrap_or_else(|| panic!("{pattern} has a shape"));
+            assert!(shape.ranges.is_some(), "{pattern}");
+            for _ in 0..40 {
+                // Mostly in range, some bytes out of it or beyond ASCII, some lengths off by one.
+                let n = match next(10) {
+                    0 => len + 1,
+                    1 => len.saturating_sub(1),
+                    _ => len,
+                };
+                let text: Vec<u8> = (0..n)
+                    .map(|i| match (spans.get(i), next(12)) {
+                        (Some(&(lo, hi)), 0..=8) => lo + next(u64::from(hi - lo) + 1) as u8,
+                        (_, 9) => 0x80 + next(0x80) as u8,
+                        _ => next(0x80) as u8,
+                    })
+                    .collect();
+                let table = shape.by_table(&text);
+                let direct = text.len() == len
+                    && text
+                        .iter()
+                        .zip(&spans)
+                        .all(|(c, (lo, hi))| (lo..=hi).contains(&c));
+                assert_eq!(table, direct, "{pattern} on {text:?}");
+                assert_eq!(shape.is_match(&text), direct, "{pattern} on {text:?}");
+            }
+        }
+    }
 }
