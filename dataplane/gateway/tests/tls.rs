@@ -6,6 +6,8 @@ mod common;
 
 use std::time::Duration;
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use common::clients::{client_config, curl, exchange, s_client, status_of, tls_connect};
 use common::upstream::Upstream;
 use common::{Gw, config};
@@ -158,6 +160,40 @@ async fn alpn_selects_protocol_for_rustls_client() {
     // A client offering only an unknown protocol is refused.
     let err = tls_connect(gw.https, client_config(&pki, &["spdy/3"], None)).await;
     assert!(err.is_err());
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_clients_close_notify_the_gateway_closes_without_writing_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
+    let up = Upstream::start("a").await;
+    let gw = Gw::start(config(dir.path(), &pki, &[up.url()])).await;
+    let mut s = tls_connect(gw.https, client_config(&pki, &["http/1.1"], None))
+        .await
+        .unwrap();
+    // A keep-alive exchange: the connection stays open after the response.
+    let raw = exchange(
+        &mut s,
+        b"GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n",
+        Duration::from_millis(800),
+    )
+    .await;
+    assert_eq!(status_of(&raw), 200, "{raw}");
+    // The client's close_notify alone: its socket stays open to see what comes back.
+    s.get_mut().1.send_close_notify();
+    s.flush().await.unwrap();
+    let (mut tcp, _) = s.into_inner();
+    let mut buf = [0u8; 256];
+    let n = tokio::time::timeout(Duration::from_secs(5), tcp.read(&mut buf))
+        .await
+        .expect("the gateway closes the connection")
+        .unwrap();
+    // As nginx does: no close_notify of its own (a 24-byte record), the socket just closed.
+    assert_eq!(
+        n, 0,
+        "the gateway wrote {n} bytes after the client's close_notify"
+    );
     gw.stop().await;
 }
 

@@ -176,11 +176,19 @@ impl Activity {
 }
 
 /// An IO stream that touches its [`Activity`] on every transfer.
+///
+/// Once the peer has closed its side cleanly (a read ends: for TLS, after its `close_notify`),
+/// shutting the stream down only flushes what is still buffered: no `close_notify` of ours and
+/// no TCP shutdown, as nginx does after a peer's clean close. The peer has usually closed its
+/// socket by then, so our alert would only come back as a reset, and the shutdown would fail;
+/// that was a TLS record, two system calls and a reset per connection (perf/tls, handshakes).
+/// Dropping the stream then closes the socket.
 #[derive(Debug)]
 pub struct Tracked<T> {
     inner: T,
     activity: Arc<Activity>,
     framing: Option<Framing>,
+    peer_closed: bool,
 }
 
 impl<T> Tracked<T> {
@@ -190,6 +198,7 @@ impl<T> Tracked<T> {
             inner,
             activity,
             framing: http1.then(Framing::default),
+            peer_closed: false,
         }
     }
 }
@@ -201,7 +210,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
+        let room = buf.remaining() > 0;
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if room && buf.filled().len() == before && matches!(r, Poll::Ready(Ok(()))) {
+            // End of stream: TLS reports it only after the peer's close_notify (a bare TCP end
+            // is an error there).
+            self.peer_closed = true;
+        }
         if buf.filled().len() > before {
             self.activity.touch();
             let this = &mut *self;
@@ -258,6 +273,9 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.peer_closed {
+            return self.poll_flush(cx);
+        }
         Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }
