@@ -13,7 +13,7 @@ use common::upstream::{TestBody, Upstream};
 use common::{Gw, config};
 use http_body_util::BodyExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use vigil_testkit::pki::Pki;
 
@@ -54,7 +54,8 @@ async fn trailers_pass_through_to_an_h2_client_from_an_h2c_upstream() {
     gw.stop().await;
 }
 
-async fn websocket_echo<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) {
+/// Upgrades `s` to a WebSocket through the gateway to the `ws` upstream.
+async fn websocket_upgrade<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) {
     let head =
         b"GET /ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
@@ -65,11 +66,20 @@ async fn websocket_echo<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) {
             .contains("sec-websocket-accept: s3pplmbitxaq9kygzzhzrbk+xoo="),
         "{raw}"
     );
+}
+
+/// A client's masked text frame of "hello".
+fn hello_frame() -> Vec<u8> {
     let mask = [1u8, 2, 3, 4];
     let mut frame = vec![0x81, 0x80 | 5];
     frame.extend_from_slice(&mask);
     frame.extend(b"hello".iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
-    s.write_all(&frame).await.unwrap();
+    frame
+}
+
+async fn websocket_echo<S: AsyncRead + AsyncWrite + Unpin>(s: &mut S) {
+    websocket_upgrade(s).await;
+    s.write_all(&hello_frame()).await.unwrap();
     let echoed = read_bytes(s, Duration::from_millis(800)).await;
     assert_eq!(echoed, b"\x81\x05hello");
 }
@@ -86,6 +96,39 @@ async fn websocket_upgrade_is_spliced_both_ways() {
         .await
         .unwrap();
     websocket_echo(&mut tls).await;
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_spliced_connection_still_ends_with_close_notify_after_the_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
+    let up = Upstream::start("ws").await;
+    let gw = Gw::start(config(dir.path(), &pki, &[up.url()])).await;
+    let mut tls = tls_connect(gw.https, client_config(&pki, &["http/1.1"], None))
+        .await
+        .unwrap();
+    websocket_upgrade(&mut tls).await;
+    // One frame, then the client closes its sending side only (TLS 1.3 close_notify) and reads
+    // on: the upstream echoes the frame and closes 200 ms later.
+    tls.write_all(&hello_frame()).await.unwrap();
+    tls.get_mut().1.send_close_notify();
+    tls.flush().await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    loop {
+        let read = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
+            .await
+            .expect("the gateway ends the connection");
+        match read {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            // rustls reports a TCP end without close_notify as an unexpected EOF: the client
+            // could not tell the upstream's end from a cut.
+            Err(e) => panic!("the connection ended without the gateway's close_notify: {e}"),
+        }
+    }
+    assert_eq!(got, b"\x81\x05hello");
     gw.stop().await;
 }
 

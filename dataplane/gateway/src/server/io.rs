@@ -37,6 +37,9 @@ pub struct Activity {
     head_wait_from: AtomicU64,
     /// The client spoke HTTP/2 (prior knowledge, on a connection without ALPN).
     h2: AtomicBool,
+    /// The connection was upgraded (a 101 answered) and is spliced to the upstream: its end
+    /// takes the full shutdown, see [`Tracked`].
+    spliced: AtomicBool,
 }
 
 impl Activity {
@@ -53,7 +56,13 @@ impl Activity {
             send: Arc::new(SendClock::new()),
             head_wait_from: AtomicU64::new(0),
             h2: AtomicBool::new(false),
+            spliced: AtomicBool::new(false),
         })
+    }
+
+    /// The connection is upgraded and spliced to the upstream from here on.
+    pub fn mark_spliced(&self) {
+        self.spliced.store(true, Ordering::Relaxed);
     }
 
     fn now_ms(&self) -> u64 {
@@ -178,11 +187,14 @@ impl Activity {
 /// An IO stream that touches its [`Activity`] on every transfer.
 ///
 /// Once the peer has closed its side cleanly (a read ends: for TLS, after its `close_notify`),
-/// shutting the stream down only flushes what is still buffered: no `close_notify` of ours and
-/// no TCP shutdown, as nginx does after a peer's clean close. The peer has usually closed its
-/// socket by then, so our alert would only come back as a reset, and the shutdown would fail;
-/// that was a TLS record, two system calls and a reset per connection (perf/tls, handshakes).
-/// Dropping the stream then closes the socket.
+/// shutting an HTTP connection down only flushes what is still buffered: no `close_notify` of
+/// ours and no TCP shutdown, as nginx does after a peer's clean close. hyper shuts an HTTP
+/// connection down after the end of its reads only when no response is left to send, and the
+/// peer has usually closed its socket by then, so our alert would only come back as a reset,
+/// and the shutdown would fail; that was a TLS record, two system calls and a reset per
+/// connection (perf/tls, handshakes). Dropping the stream then closes the socket. A spliced
+/// connection (an upgrade) keeps the full shutdown: there the peer may have closed only its
+/// sending side and still read what the upstream sends, whose end our `close_notify` marks.
 #[derive(Debug)]
 pub struct Tracked<T> {
     inner: T,
@@ -273,7 +285,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if self.peer_closed {
+        if self.peer_closed && !self.activity.spliced.load(Ordering::Relaxed) {
             return self.poll_flush(cx);
         }
         Pin::new(&mut self.inner).poll_shutdown(cx)

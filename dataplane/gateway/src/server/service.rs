@@ -310,6 +310,9 @@ impl Handler {
         let forwarded = proxy::forward(&state.pool, ctx, head, upstream_body, on_upgrade).await;
         drop(share);
         let (resp, total) = forwarded?;
+        if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+            self.activity.mark_spliced();
+        }
         // total_timeout counts from the request head, like the operator reads it.
         let deadline = tokio::time::Instant::from_std(ctx.started) + total;
         let mut resp = resp.map(|b| b.map_err(Into::into).boxed_unsync());
