@@ -176,22 +176,22 @@ impl Shape {
 impl Ranged {
     /// The words of `spans` (each position's lowest and highest byte; at most [`RANGED`]).
     fn new(spans: &[(u8, u8)]) -> Ranged {
-        // Window 1 starts 8 positions before the end (at 0 when there are fewer than 8, its
-        // bytes then zeros that pass: 0 to 0x7F).
-        let start = [0, spans.len().saturating_sub(8)];
-        let word = |w: usize, pick: fn(&(u8, u8)) -> u8, unused: u8| {
+        // The first 8 positions and the last 8; under 8 positions the second window is unused,
+        // its bytes zeros that pass (0 to 0x7F).
+        let first = spans.get(..8).unwrap_or(spans);
+        let last = (spans.len().checked_sub(8))
+            .and_then(|at| spans.get(at..))
+            .unwrap_or(&[]);
+        let word = |window: &[(u8, u8)], pick: fn(&(u8, u8)) -> u8, unused: u8| {
             let mut bytes = [unused; 8];
-            if w == 0 || spans.len() >= 8 {
-                let from = start.get(w).copied().unwrap_or(0);
-                for (b, span) in bytes.iter_mut().zip(spans.iter().skip(from)) {
-                    *b = pick(span);
-                }
+            for (b, span) in bytes.iter_mut().zip(window) {
+                *b = pick(span);
             }
             u64::from_le_bytes(bytes)
         };
         Ranged {
-            lo: [word(0, |s| s.0, 0), word(1, |s| s.0, 0)],
-            hi: [word(0, |s| s.1, 0x7F), word(1, |s| s.1, 0x7F)],
+            lo: [word(first, |s| s.0, 0), word(last, |s| s.0, 0)],
+            hi: [word(first, |s| s.1, 0x7F), word(last, |s| s.1, 0x7F)],
         }
     }
 

@@ -409,7 +409,12 @@ pub(crate) fn pointer(path: &[Seg<'_>]) -> String {
 
 /// Length in Unicode code points (JSON Schema counts code points, not bytes or UTF-16 units).
 pub(crate) fn char_len(s: &str) -> usize {
-    s.len() - s.bytes().filter(|b| (*b & 0xC0) == 0x80).count()
+    char_count(s.as_bytes())
+}
+
+/// The characters of the UTF-8 text `s`: its bytes but the continuation bytes.
+pub(crate) fn char_count(s: &[u8]) -> usize {
+    s.len() - s.iter().filter(|b| (*b & 0xC0) == 0x80).count()
 }
 
 #[cfg(test)]

@@ -104,6 +104,13 @@ struct ObjCtx<'t> {
     opens_with_report: bool,
 }
 
+/// Whether a container of type `bit` (`ty::OBJ`, `ty::ARR`) has something reported at its
+/// start under `o`: `readOnly`, or a `type` without it. The usual container has neither, and
+/// skips [`Stream::head`]. (A container's `type` is one bit, tested here without `type_ok`.)
+fn opens_with_report(o: &SchemaObj, bit: u8) -> bool {
+    o.read_only.is_some() || o.ty.as_ref().is_some_and(|(m, _)| m & bit == 0)
+}
+
 /// Runs the fused pass over `body` (already within the body-size limit).
 pub(crate) fn validate(tree: &Tree, plan: &Plan, body: &[u8], limits: &Limits) -> Outcome {
     let Ok(src) = simdutf8::basic::from_utf8(body) else {
@@ -344,13 +351,11 @@ impl<'t, 'a> Stream<'t, 'a> {
     fn open(&mut self, sid: Option<Sid>, kind: Kind<'_>) -> Option<(&'t SchemaObj, &'t Node)> {
         match self.schema(sid) {
             Some(Schema::Obj(o)) => {
-                // The usual container has neither, and skips the call. (A container's `type`
-                // is one bit, tested here without `type_ok`'s call.)
                 let bit = match kind {
                     Kind::Array(_) => ty::ARR,
                     _ => ty::OBJ,
                 };
-                if o.read_only.is_some() || o.ty.as_ref().is_some_and(|(m, _)| m & bit == 0) {
+                if opens_with_report(o, bit) {
                     self.head(o, kind);
                 }
                 let plan = self.plan;
@@ -478,9 +483,7 @@ impl<'t, 'a> Stream<'t, 'a> {
             Some(Schema::Obj(o)) => {
                 let plan = self.plan;
                 let node = sid.and_then(|s| plan.nodes.get(s)?.as_ref());
-                let head =
-                    o.read_only.is_some() || o.ty.as_ref().is_some_and(|(m, _)| m & ty::OBJ == 0);
-                (node.map(|n| (o, n)), head)
+                (node.map(|n| (o, n)), opens_with_report(o, ty::OBJ))
             }
             Some(Schema::Bool(false)) => (None, true),
             _ => (None, false),

@@ -8,7 +8,7 @@ use crate::node::Kind;
 use crate::number::{self, Divisor, Num};
 use crate::pattern_shape::Shape;
 use crate::tree::{Kw, KwKind, Schema, SchemaObj, Sid, Tree, ty};
-use crate::walk::{holds, type_ok};
+use crate::walk::{char_count, holds, type_ok};
 
 /// What the fused pass needs of one schema object, worked out once when the validator is
 /// built.
@@ -149,12 +149,6 @@ pub(super) fn lengths_fit(s: &[u8], min: usize, max: usize) -> bool {
     let n = s.len();
     (min == 0 || n.div_ceil(4) >= min || (n >= min && char_count(s) >= min))
         && (n <= max || char_count(s) <= max)
-}
-
-/// The characters of the UTF-8 text `s`: its bytes but the continuation bytes.
-#[inline(never)]
-fn char_count(s: &[u8]) -> usize {
-    s.len() - s.iter().filter(|b| (*b & 0xC0) == 0x80).count()
 }
 
 /// A property value that a few compares on its bytes accept, before any parsing or keyword
