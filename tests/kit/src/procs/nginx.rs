@@ -86,12 +86,24 @@ pub fn tls_proxy(
     start(dir, "nginx", conf, port)
 }
 
-/// The PID that serves connections: nginx's single worker, the master's child.
+/// The PID that serves connections: nginx's single worker, the master's child. The master
+/// listens before it forks the worker, so a port that answers does not mean the worker is
+/// there yet: wait for it, up to 5 s.
 pub fn worker(master: u32) -> Result<u32> {
-    let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))?;
-    children
-        .split_whitespace()
-        .next()
-        .and_then(|p| p.parse().ok())
-        .context("nginx master has no worker")
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
+            .with_context(|| format!("reading nginx master {master}'s children"))?;
+        if let Some(pid) = children
+            .split_whitespace()
+            .next()
+            .and_then(|p| p.parse().ok())
+        {
+            return Ok(pid);
+        }
+        if std::time::Instant::now() >= deadline {
+            anyhow::bail!("nginx master {master} has no worker 5 s after it started listening");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
