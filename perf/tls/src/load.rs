@@ -152,19 +152,29 @@ impl Handshakes {
 
 /// Full TLS 1.3 handshakes per second: batches of `batch` new connections with one request
 /// each (h2load does not resume sessions) for about `secs` seconds, on `cpu`, against the
-/// server `pid` listening on `port`, whose CPU time over the round is recorded too.
+/// server `pid` listening on `port`, whose CPU time over the round is recorded too. One batch
+/// first is not counted: it brings the server's memory up to a batch's working set (pages it
+/// gave back since its last round are faulted in again), a cost of the round's start and not
+/// of a handshake; both servers get it.
 pub fn handshakes(port: u16, pid: u32, batch: u32, secs: u32, cpu: usize) -> Result<Handshakes> {
-    let (mut total, mut time, mut cpu_s, mut wall_s) = (0u64, 0f64, 0f64, 0f64);
-    let proxy_0 = cpu_seconds(pid)?;
-    let t = Instant::now();
-    while t.elapsed() < Duration::from_secs(u64::from(secs)) {
-        let m = run_measured(
+    let run_batch = || {
+        run_measured(
             Command::new("h2load")
                 .args(["--h1", "-t", "1", "-c", &batch.to_string()])
                 .args(["-n", &batch.to_string()])
                 .arg(format!("https://127.0.0.1:{port}/")),
             Some(cpu),
-        )?;
+        )
+    };
+    let warm = h2load::parse(&run_batch()?.stdout)?;
+    if warm.succeeded == 0 {
+        bail!("the warm-up batch of {batch} handshakes to port {port} got no answer");
+    }
+    let (mut total, mut time, mut cpu_s, mut wall_s) = (0u64, 0f64, 0f64, 0f64);
+    let proxy_0 = cpu_seconds(pid)?;
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(u64::from(secs)) {
+        let m = run_batch()?;
         let summary = h2load::parse(&m.stdout)?;
         total += summary.succeeded;
         time += summary.seconds;
