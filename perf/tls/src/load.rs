@@ -153,9 +153,9 @@ impl Handshakes {
 /// Full TLS 1.3 handshakes per second: batches of `batch` new connections with one request
 /// each (h2load does not resume sessions) for about `secs` seconds, on `cpu`, against the
 /// server `pid` listening on `port`, whose CPU time over the round is recorded too. One batch
-/// first is not counted: it brings the server's memory up to a batch's working set (pages it
-/// gave back since its last round are faulted in again), a cost of the round's start and not
-/// of a handshake; both servers get it.
+/// first is not counted: it brings the server's memory up to a batch's working set, a cost of
+/// the round's start and not of a handshake; both servers get it. (Memory an allocator gives
+/// back during the round is still faulted in again inside it: perf/README.)
 pub fn handshakes(port: u16, pid: u32, batch: u32, secs: u32, cpu: usize) -> Result<Handshakes> {
     let run_batch = || {
         run_measured(

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
@@ -90,7 +90,7 @@ pub fn tls_proxy(
 /// listens before it forks the worker, so a port that answers does not mean the worker is
 /// there yet: wait for it, up to 5 s.
 pub fn worker(master: u32) -> Result<u32> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let children = std::fs::read_to_string(format!("/proc/{master}/task/{master}/children"))
             .with_context(|| format!("reading nginx master {master}'s children"))?;
@@ -101,7 +101,7 @@ pub fn worker(master: u32) -> Result<u32> {
         {
             return Ok(pid);
         }
-        if std::time::Instant::now() >= deadline {
+        if Instant::now() >= deadline {
             anyhow::bail!("nginx master {master} has no worker 5 s after it started listening");
         }
         std::thread::sleep(Duration::from_millis(10));
