@@ -245,6 +245,13 @@ impl GatewayConfig {
                 return Err(ConfigError::new(key, "must be at least 1"));
             }
         }
+        // Counted by a semaphore, which holds at most this many permits (and panics above).
+        if l.max_requests_in_flight > tokio::sync::Semaphore::MAX_PERMITS {
+            return Err(ConfigError::new(
+                "listener.max_requests_in_flight",
+                format!("must be at most {}", tokio::sync::Semaphore::MAX_PERMITS),
+            ));
+        }
         if l.max_requests_in_flight_per_connection > u32::MAX as usize {
             return Err(ConfigError::new(
                 "listener.max_requests_in_flight_per_connection",
@@ -441,6 +448,28 @@ mod tests {
     #[test]
     fn default_is_valid() {
         assert_eq!(GatewayConfig::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn an_in_flight_budget_past_what_a_semaphore_counts_is_refused() {
+        // The largest integer TOML holds: before the check, building the state panicked.
+        let cfg: GatewayConfig =
+            match toml::from_str("[listener]\nmax_requests_in_flight = 9223372036854775807\n") {
+                Ok(cfg) => cfg,
+                Err(e) => panic!("{e}"),
+            };
+        let err = cfg.validate().err();
+        assert_eq!(
+            err.as_ref().map(|e| e.key.as_str()),
+            Some("listener.max_requests_in_flight")
+        );
+        assert!(
+            err.is_some_and(|e| e.reason.contains("at most")),
+            "the error says what the limit is"
+        );
+        let mut cfg = GatewayConfig::default();
+        cfg.listener.max_requests_in_flight = tokio::sync::Semaphore::MAX_PERMITS;
+        assert_eq!(cfg.validate(), Ok(()));
     }
 
     #[test]
