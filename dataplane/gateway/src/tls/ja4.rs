@@ -68,20 +68,35 @@ impl<'a> Bytes<'a> {
     }
 }
 
-/// The parts of a ClientHello JA4 reads.
+/// The parts of a ClientHello JA4 reads, borrowed from the message: it is computed once per
+/// handshake, so it allocates only the one list it sorts.
 #[derive(Debug, Default, PartialEq, Eq)]
-struct Hello {
+struct Hello<'a> {
     version: u16,
-    ciphers: Vec<u16>,
-    /// In the order sent, GREASE left out.
-    extensions: Vec<u16>,
-    sig_algs: Vec<u16>,
-    versions: Vec<u16>,
-    alpn: Option<Vec<u8>>,
+    /// The cipher suite list as sent (2 bytes each, GREASE included).
+    ciphers: &'a [u8],
+    /// The extensions block as sent (type, length, data; GREASE included).
+    extensions: &'a [u8],
+    sig_algs: &'a [u8],
+    versions: &'a [u8],
+    alpn: Option<&'a [u8]>,
+}
+
+impl<'a> Hello<'a> {
+    /// The extension types in the order sent, GREASE left out. [`parse`] checked the framing.
+    fn extension_types(&self) -> impl Iterator<Item = u16> + 'a {
+        let mut exts = Bytes(self.extensions);
+        std::iter::from_fn(move || {
+            let kind = exts.u16()?;
+            exts.vec(2)?;
+            Some(kind)
+        })
+        .filter(|k| !grease(*k))
+    }
 }
 
 /// Parses a ClientHello handshake message (type, 3-byte length, body).
-fn parse(msg: &[u8]) -> Option<Hello> {
+fn parse(msg: &[u8]) -> Option<Hello<'_>> {
     let mut m = Bytes(msg);
     if m.u8()? != CLIENT_HELLO {
         return None;
@@ -94,30 +109,20 @@ fn parse(msg: &[u8]) -> Option<Hello> {
     };
     b.take(32)?; // random
     b.vec(1)?; // legacy session id
-    h.ciphers = Bytes::u16s(b.vec(2)?).filter(|c| !grease(*c)).collect();
+    h.ciphers = b.vec(2)?;
     b.vec(1)?; // compression methods
     if b.0.is_empty() {
         return Some(h); // no extensions at all (an old client)
     }
-    let mut exts = Bytes(b.vec(2)?);
+    h.extensions = b.vec(2)?;
+    let mut exts = Bytes(h.extensions);
     while !exts.0.is_empty() {
         let kind = exts.u16()?;
         let mut data = Bytes(exts.vec(2)?);
-        if grease(kind) {
-            continue;
-        }
-        h.extensions.push(kind);
         match kind {
-            EXT_SIG_ALGS => {
-                h.sig_algs = Bytes::u16s(data.vec(2)?).filter(|s| !grease(*s)).collect();
-            }
-            EXT_VERSIONS => {
-                h.versions = Bytes::u16s(data.vec(1)?).filter(|v| !grease(*v)).collect();
-            }
-            EXT_ALPN => {
-                let mut list = Bytes(data.vec(2)?);
-                h.alpn = list.vec(1).map(<[u8]>::to_vec);
-            }
+            EXT_SIG_ALGS => h.sig_algs = data.vec(2)?,
+            EXT_VERSIONS => h.versions = data.vec(1)?,
+            EXT_ALPN => h.alpn = Bytes(data.vec(2)?).vec(1),
             _ => {}
         }
     }
@@ -137,76 +142,128 @@ fn version_code(v: u16) -> &'static str {
     }
 }
 
-/// First 12 hex digits of the SHA-256 of `text` (`000000000000` for an empty list).
-fn hash12(text: &str) -> String {
-    if text.is_empty() {
-        return "000000000000".to_owned();
-    }
-    let d = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    let mut out = String::with_capacity(12);
-    for b in d.as_ref().iter().take(6) {
-        crate::hex::push(&mut out, u64::from(*b), 2);
-    }
-    out
+/// SHA-256 over a comma-separated list of 4-digit hex values, fed as it is written.
+struct ListHash {
+    ctx: ring::digest::Context,
+    buf: [u8; 256],
+    len: usize,
+    empty: bool,
 }
 
-/// `values` as 4-digit hex, comma-separated.
-fn hex_list(values: impl Iterator<Item = u16>) -> String {
-    let mut out = String::new();
-    for (i, v) in values.enumerate() {
-        if i > 0 {
-            out.push(',');
+impl ListHash {
+    fn new() -> Self {
+        Self {
+            ctx: ring::digest::Context::new(&ring::digest::SHA256),
+            buf: [0; 256],
+            len: 0,
+            empty: true,
         }
-        crate::hex::push(&mut out, u64::from(v), 4);
     }
-    out
+
+    fn byte(&mut self, b: u8) {
+        if self.len == self.buf.len() {
+            self.ctx.update(&self.buf);
+            self.len = 0;
+        }
+        self.buf[self.len] = b;
+        self.len += 1;
+        self.empty = false;
+    }
+
+    /// `values` as 4-digit hex, comma-separated.
+    fn list(&mut self, values: impl Iterator<Item = u16>) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for (i, v) in values.enumerate() {
+            if i > 0 {
+                self.byte(b',');
+            }
+            for shift in [12, 8, 4, 0] {
+                self.byte(DIGITS[usize::from((v >> shift) & 0xf)]);
+            }
+        }
+    }
+
+    /// Appends the first 12 hex digits of the hash (`000000000000` for empty text).
+    fn finish_into(mut self, out: &mut String) {
+        if self.empty {
+            out.push_str("000000000000");
+            return;
+        }
+        self.ctx.update(&self.buf[..self.len]);
+        for b in self.ctx.finish().as_ref().iter().take(6) {
+            crate::hex::push(out, u64::from(*b), 2);
+        }
+    }
 }
 
-/// The first and last characters of the first ALPN value; when either is not alphanumeric, the
-/// first hex digit of its first byte and the last of its last byte; `00` without ALPN.
-fn alpn_code(alpn: Option<&[u8]>) -> String {
+/// Appends the first and last characters of the first ALPN value; when either is not
+/// alphanumeric, the first hex digit of its first byte and the last of its last byte; `00`
+/// without ALPN.
+fn push_alpn_code(out: &mut String, alpn: Option<&[u8]>) {
     let Some((first, last)) = alpn.and_then(|a| Some((*a.first()?, *a.last()?))) else {
-        return "00".to_owned();
+        out.push_str("00");
+        return;
     };
     if first.is_ascii_alphanumeric() && last.is_ascii_alphanumeric() {
-        format!("{}{}", char::from(first), char::from(last))
+        out.push(char::from(first));
+        out.push(char::from(last));
     } else {
-        format!("{:x}{:x}", first >> 4, last & 0x0f)
+        crate::hex::push(out, u64::from(first >> 4), 1);
+        crate::hex::push(out, u64::from(last & 0x0f), 1);
     }
+}
+
+/// Appends `n` as two decimal digits, at most 99.
+fn push_count(out: &mut String, n: usize) {
+    let n = n.min(99) as u8;
+    out.push(char::from(b'0' + n / 10));
+    out.push(char::from(b'0' + n % 10));
 }
 
 /// The JA4 fingerprint of a ClientHello handshake message; `None` when it does not parse.
 pub fn ja4(client_hello: &[u8]) -> Option<String> {
     let h = parse(client_hello)?;
-    let version = h.versions.iter().copied().max().unwrap_or(h.version);
-    let sni = if h.extensions.contains(&EXT_SNI) {
-        'd'
-    } else {
-        'i'
-    };
-    let mut ciphers = h.ciphers.clone();
-    ciphers.sort_unstable();
-    let mut exts: Vec<u16> = h
-        .extensions
-        .iter()
-        .copied()
-        .filter(|e| *e != EXT_SNI && *e != EXT_ALPN)
-        .collect();
-    exts.sort_unstable();
-    let mut ext_text = hex_list(exts.into_iter());
-    if !h.sig_algs.is_empty() {
-        ext_text.push('_');
-        ext_text.push_str(&hex_list(h.sig_algs.iter().copied()));
+    let version = Bytes::u16s(h.versions)
+        .filter(|v| !grease(*v))
+        .max()
+        .unwrap_or(h.version);
+    // One list, sorted in two parts: the ciphers, then the extensions JA4 hashes.
+    let mut sorted: Vec<u16> = Vec::with_capacity(h.ciphers.len() / 2 + h.extensions.len() / 4);
+    sorted.extend(Bytes::u16s(h.ciphers).filter(|c| !grease(*c)));
+    let ciphers = sorted.len();
+    let (mut extensions, mut sni) = (0, 'i');
+    for kind in h.extension_types() {
+        extensions += 1;
+        match kind {
+            EXT_SNI => sni = 'd',
+            EXT_ALPN => {}
+            _ => sorted.push(kind),
+        }
     }
-    Some(format!(
-        "t{}{sni}{:02}{:02}{}_{}_{}",
-        version_code(version),
-        h.ciphers.len().min(99),
-        h.extensions.len().min(99),
-        alpn_code(h.alpn.as_deref()),
-        hash12(&hex_list(ciphers.into_iter())),
-        hash12(&ext_text),
-    ))
+    let (c, e) = sorted.split_at_mut(ciphers);
+    c.sort_unstable();
+    e.sort_unstable();
+    let mut out = String::with_capacity(36);
+    out.push('t');
+    out.push_str(version_code(version));
+    out.push(sni);
+    push_count(&mut out, ciphers);
+    push_count(&mut out, extensions);
+    push_alpn_code(&mut out, h.alpn);
+    out.push('_');
+    let mut hash = ListHash::new();
+    hash.list(c.iter().copied());
+    hash.finish_into(&mut out);
+    out.push('_');
+    let mut hash = ListHash::new();
+    hash.list(e.iter().copied());
+    let mut sig_algs = Bytes::u16s(h.sig_algs).filter(|s| !grease(*s)).peekable();
+    if sig_algs.peek().is_some() {
+        hash.byte(b'_');
+        hash.list(sig_algs);
+    }
+    hash.finish_into(&mut out);
+    Some(out)
 }
 
 /// The bytes of a connection up to its complete ClientHello.
@@ -236,45 +293,68 @@ impl HelloRecorder {
         self.done
     }
 
-    /// `Ok(Some(n))`: the handshake bytes hold a whole ClientHello of `n` bytes; `Ok(None)`: not
-    /// yet; `Err`: not a TLS handshake.
-    fn hello_len(&self) -> Result<Option<usize>, ()> {
-        let hs = self.handshake_bytes()?;
-        if hs.len() < 4 {
-            return Ok(None);
-        }
-        if hs[0] != CLIENT_HELLO {
-            return Err(());
-        }
-        let n = 4 + ((usize::from(hs[1]) << 16) | (usize::from(hs[2]) << 8) | usize::from(hs[3]));
-        Ok((hs.len() >= n).then_some(n))
-    }
-
-    /// The payloads of the leading handshake records, joined (whole records only, and the
-    /// available part of the last one).
-    fn handshake_bytes(&self) -> Result<Vec<u8>, ()> {
-        let mut out = Vec::new();
+    /// Calls `part` with the payloads of the leading handshake records, in order (whole
+    /// records, and the part of the last one that has arrived); `Err` when the stream does not
+    /// start with one.
+    fn handshake_parts<'s>(&'s self, mut part: impl FnMut(&'s [u8])) -> Result<(), ()> {
         let mut r = Bytes(&self.raw);
+        let mut first = true;
         while r.0.len() >= 5 {
             let kind = r.u8().ok_or(())?;
             r.u16().ok_or(())?;
             let len = usize::from(r.u16().ok_or(())?);
             if kind != HANDSHAKE {
-                return if out.is_empty() { Err(()) } else { Ok(out) };
+                return if first { Err(()) } else { Ok(()) };
             }
+            first = false;
             let avail = len.min(r.0.len());
-            out.extend_from_slice(r.take(avail).ok_or(())?);
+            part(r.take(avail).ok_or(())?);
             if avail < len {
                 break;
             }
         }
-        Ok(out)
+        Ok(())
+    }
+
+    /// `Ok(Some(n))`: the handshake bytes hold a whole ClientHello of `n` bytes; `Ok(None)`: not
+    /// yet; `Err`: not a TLS handshake.
+    fn hello_len(&self) -> Result<Option<usize>, ()> {
+        let (mut head, mut got, mut have) = ([0u8; 4], 0, 0);
+        self.handshake_parts(|p| {
+            for &b in p.iter().take(4 - got) {
+                head[got] = b;
+                got += 1;
+            }
+            have += p.len();
+        })?;
+        if got < 4 {
+            return Ok(None);
+        }
+        if head[0] != CLIENT_HELLO {
+            return Err(());
+        }
+        let n =
+            4 + ((usize::from(head[1]) << 16) | (usize::from(head[2]) << 8) | usize::from(head[3]));
+        Ok((have >= n).then_some(n))
     }
 
     /// The JA4 fingerprint, once the ClientHello is whole.
     pub fn ja4(&self) -> Option<String> {
         let n = self.hello_len().ok()??;
-        ja4(&self.handshake_bytes().ok()?[..n])
+        let mut first: Option<&[u8]> = None;
+        self.handshake_parts(|p| {
+            first.get_or_insert(p);
+        })
+        .ok()?;
+        match first {
+            // Nearly always: the hello fits its first record and is read where it lies.
+            Some(first) if first.len() >= n => ja4(&first[..n]),
+            _ => {
+                let mut joined = Vec::with_capacity(n);
+                self.handshake_parts(|p| joined.extend_from_slice(p)).ok()?;
+                ja4(joined.get(..n)?)
+            }
+        }
     }
 }
 
@@ -500,6 +580,14 @@ mod tests {
         assert!(rec.done());
         assert_eq!(rec.ja4(), ja4(&msg));
         assert!(rec.ja4().is_some());
+        // The usual case: one record, one read, the hello read where it lies.
+        let mut one = vec![HANDSHAKE, 3, 1];
+        one.extend((msg.len() as u16).to_be_bytes());
+        one.extend(&msg);
+        let mut rec = HelloRecorder::default();
+        rec.feed(&one);
+        assert!(rec.done());
+        assert_eq!(rec.ja4(), ja4(&msg));
     }
 
     #[test]
