@@ -15,9 +15,39 @@ use crate::form::{FORM, form_value};
 pub(crate) struct Media {
     /// As written in the description, lower-case (`application/json`, `application/*`).
     pub key: String,
+    /// Where `key`'s type ends and its subtype (without parameters) starts and ends: split
+    /// once here rather than for every request. `None` without a `/`.
+    range: Option<(usize, usize, usize)>,
     pub validator: Option<Arc<Validator>>,
     /// For form bodies with a schema: the shapes of its fields.
     pub form: Option<Vec<(String, Shape)>>,
+}
+
+impl Media {
+    pub(crate) fn new(
+        key: String,
+        validator: Option<Arc<Validator>>,
+        form: Option<Vec<(String, Shape)>>,
+    ) -> Self {
+        let range = key.find('/').map(|slash| {
+            let rest = &key[slash + 1..];
+            let sub = rest.split(';').next().unwrap_or(rest);
+            let start = slash + 1 + (sub.len() - sub.trim_start().len());
+            (slash, start, slash + 1 + sub.trim_end().len())
+        });
+        Self {
+            key,
+            range,
+            validator,
+            form,
+        }
+    }
+
+    /// The range's type and subtype (`application`, `*+json`).
+    fn range(&self) -> Option<(&str, &str)> {
+        let (slash, start, end) = self.range?;
+        Some((&self.key[..slash], self.key.get(start..end).unwrap_or("")))
+    }
 }
 
 /// A compiled Request Body Object.
@@ -67,9 +97,8 @@ pub(crate) fn is_json(t: &str, s: &str) -> bool {
 }
 
 /// How well a described media range covers a request's type: higher is more specific.
-fn score(range: &str, t: &str, s: &str) -> Option<u8> {
-    let (rt, rs) = range.split_once('/')?;
-    let rs = rs.split(';').next().unwrap_or(rs).trim();
+fn score(range: &Media, t: &str, s: &str) -> Option<u8> {
+    let (rt, rs) = range.range()?;
     if rt == "*" && rs == "*" {
         return Some(1);
     }
@@ -92,7 +121,7 @@ impl Body {
     fn media_for(&self, t: &str, s: &str) -> Option<&Media> {
         self.media
             .iter()
-            .filter_map(|m| Some((score(&m.key, t, s)?, m)))
+            .filter_map(|m| Some((score(m, t, s)?, m)))
             .max_by_key(|(score, _)| *score)
             .map(|(_, m)| m)
     }
@@ -223,11 +252,7 @@ mod tests {
         validator: Option<Arc<Validator>>,
         form: Option<Vec<(String, Shape)>>,
     ) -> Media {
-        Media {
-            key: key.into(),
-            validator,
-            form,
-        }
+        Media::new(key.into(), validator, form)
     }
 
     fn body(required: bool) -> Body {
@@ -249,6 +274,35 @@ mod tests {
 
     fn run(b: Option<&Body>, ct: Option<&str>, data: &str) -> Result<(), Deny> {
         check(b, ct, data.as_bytes(), &Limits::default())
+    }
+
+    #[test]
+    fn a_described_range_is_split_once_without_its_parameters() {
+        let range = |key: &str| {
+            let m = media(key, None, None);
+            m.range().map(|(t, s)| (t.to_owned(), s.to_owned()))
+        };
+        let pair = |t: &str, s: &str| Some((t.to_owned(), s.to_owned()));
+        assert_eq!(range("application/json"), pair("application", "json"));
+        assert_eq!(
+            range("application/json ; charset=utf-8"),
+            pair("application", "json")
+        );
+        assert_eq!(
+            range("application/ *+json;q=1"),
+            pair("application", "*+json")
+        );
+        assert_eq!(range("*/*"), pair("*", "*"));
+        assert_eq!(range("text/ ;x"), pair("text", ""));
+        assert_eq!(range("json"), None);
+        // A range with parameters still selects its type.
+        let b = Body {
+            required: true,
+            media: vec![media("application/json; charset=utf-8", None, None)],
+        };
+        assert!(run(Some(&b), Some("application/json"), "{}").is_ok());
+        let e = run(Some(&b), Some("text/json"), "{}").unwrap_err();
+        assert_eq!((e.status, e.reason), (415, "unsupported_media_type"));
     }
 
     #[test]

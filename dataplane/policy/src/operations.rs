@@ -402,11 +402,7 @@ fn compile_body<'d>(ctx: &mut Ctx<'d>, b: &'d Value, at: &str) -> Option<Body> {
         } else {
             None
         };
-        media.push(Media {
-            key: k,
-            validator,
-            form,
-        });
+        media.push(Media::new(k, validator, form));
     }
     Some(Body {
         required: b.get("required").and_then(Value::as_bool).unwrap_or(false),
