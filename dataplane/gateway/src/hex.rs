@@ -2,7 +2,7 @@
 //! made per request and per handshake, and a formatter call per value costs more than the
 //! digits.
 
-const DIGITS: &[u8; 16] = b"0123456789abcdef";
+pub(crate) const DIGITS: &[u8; 16] = b"0123456789abcdef";
 
 /// Appends the low `digits` hex digits of `v` (at most 16), most significant first.
 pub(crate) fn push(out: &mut String, v: u64, digits: u32) {

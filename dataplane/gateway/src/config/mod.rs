@@ -452,7 +452,7 @@ mod tests {
 
     #[test]
     fn an_in_flight_budget_past_what_a_semaphore_counts_is_refused() {
-        // The largest integer TOML holds: before the check, building the state panicked.
+        // The budget is a semaphore, which cannot be built with more permits than it counts.
         let cfg: GatewayConfig =
             match toml::from_str("[listener]\nmax_requests_in_flight = 9223372036854775807\n") {
                 Ok(cfg) => cfg,
@@ -468,6 +468,11 @@ mod tests {
             "the error says what the limit is"
         );
         let mut cfg = GatewayConfig::default();
+        cfg.listener.max_requests_in_flight = tokio::sync::Semaphore::MAX_PERMITS + 1;
+        assert_eq!(
+            cfg.validate().err().map(|e| e.key).as_deref(),
+            Some("listener.max_requests_in_flight")
+        );
         cfg.listener.max_requests_in_flight = tokio::sync::Semaphore::MAX_PERMITS;
         assert_eq!(cfg.validate(), Ok(()));
     }

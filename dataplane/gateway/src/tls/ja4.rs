@@ -68,17 +68,20 @@ impl<'a> Bytes<'a> {
     }
 }
 
-/// The parts of a ClientHello JA4 reads, borrowed from the message: it is computed once per
-/// handshake, so it allocates only the one list it sorts.
-#[derive(Debug, Default, PartialEq, Eq)]
+/// The parts of a ClientHello JA4 reads, borrowed from the message, so computing JA4 allocates
+/// only the sorted lists and the fingerprint.
+#[derive(Debug, Default)]
 struct Hello<'a> {
     version: u16,
     /// The cipher suite list as sent (2 bytes each, GREASE included).
     ciphers: &'a [u8],
     /// The extensions block as sent (type, length, data; GREASE included).
     extensions: &'a [u8],
+    /// The last `signature_algorithms` list (2 bytes each, GREASE included).
     sig_algs: &'a [u8],
+    /// The last `supported_versions` list (2 bytes each, GREASE included).
     versions: &'a [u8],
+    /// The first protocol of the last ALPN list.
     alpn: Option<&'a [u8]>,
 }
 
@@ -172,13 +175,12 @@ impl ListHash {
 
     /// `values` as 4-digit hex, comma-separated.
     fn list(&mut self, values: impl Iterator<Item = u16>) {
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         for (i, v) in values.enumerate() {
             if i > 0 {
                 self.byte(b',');
             }
             for shift in [12, 8, 4, 0] {
-                self.byte(DIGITS[usize::from((v >> shift) & 0xf)]);
+                self.byte(crate::hex::DIGITS[usize::from((v >> shift) & 0xf)]);
             }
         }
     }
@@ -294,20 +296,20 @@ impl HelloRecorder {
     }
 
     /// Calls `part` with the payloads of the leading handshake records, in order (whole
-    /// records, and the part of the last one that has arrived); `Err` when the stream does not
-    /// start with one.
+    /// records, and the part of the last one that has arrived); `Err` when a record of another
+    /// kind comes before any handshake byte.
     fn handshake_parts<'s>(&'s self, mut part: impl FnMut(&'s [u8])) -> Result<(), ()> {
         let mut r = Bytes(&self.raw);
-        let mut first = true;
+        let mut taken = 0;
         while r.0.len() >= 5 {
             let kind = r.u8().ok_or(())?;
             r.u16().ok_or(())?;
             let len = usize::from(r.u16().ok_or(())?);
             if kind != HANDSHAKE {
-                return if first { Err(()) } else { Ok(()) };
+                return if taken == 0 { Err(()) } else { Ok(()) };
             }
-            first = false;
             let avail = len.min(r.0.len());
+            taken += avail;
             part(r.take(avail).ok_or(())?);
             if avail < len {
                 break;
@@ -559,6 +561,56 @@ mod tests {
         odd[n - 1] = 0xff;
         let odd = base(&[(EXT_ALPN, odd)]);
         assert!(odd.starts_with("t12i03010f_"), "{odd}");
+    }
+
+    #[test]
+    fn counts_stop_at_99_grease_only_lists_count_as_empty_and_the_last_repeat_counts() {
+        let many: Vec<u16> = (0..120).map(|i| 0x1000 + i).collect();
+        let exts: Vec<(u16, Vec<u8>)> = (0..120).map(|i| (0x3000 + i, vec![])).collect();
+        let f = ja4(&hello(&many, &exts)).unwrap();
+        assert!(f.starts_with("t12i999900_"), "{f}");
+        // Signature algorithms that are all GREASE: hashed as an empty list, with no `_`.
+        let sig = |v: &[u16]| (EXT_SIG_ALGS, u16_list(2, v));
+        let none = ja4(&hello(&CIPHERS, &[sig(&[])])).unwrap();
+        assert_eq!(
+            ja4(&hello(&CIPHERS, &[sig(&[0x0a0a, 0x1a1a])])).unwrap(),
+            none
+        );
+        assert_ne!(ja4(&hello(&CIPHERS, &[sig(&[0x0403])])).unwrap(), none);
+        // supported_versions with only GREASE: the hello's own version.
+        let v = ja4(&hello(&CIPHERS, &[(EXT_VERSIONS, u16_list(1, &[0x2a2a]))])).unwrap();
+        assert!(v.starts_with("t12i1501"), "{v}");
+        // An extension sent twice: counted twice, and its last value is the one read.
+        let twice = [(EXT_ALPN, alpn(&["h2"])), (EXT_ALPN, alpn(&["http/1.1"]))];
+        let twice = ja4(&hello(&CIPHERS, &twice)).unwrap();
+        assert!(twice.starts_with("t12i1502h1_"), "{twice}");
+    }
+
+    #[test]
+    fn records_after_the_hello_are_left_and_one_before_it_stops_the_recording() {
+        let msg = spec_hello(&[0x0000, 0x0010], false);
+        let record = |kind: u8, body: &[u8]| {
+            let mut r = vec![kind, 3, 1];
+            r.extend((body.len() as u16).to_be_bytes());
+            r.extend(body);
+            r
+        };
+        // The hello fills its record exactly; an alert record follows in the same read.
+        let mut wire = record(HANDSHAKE, &msg);
+        wire.extend(record(21, &[2, 40]));
+        let mut rec = HelloRecorder::default();
+        rec.feed(&wire);
+        assert!(rec.done());
+        assert_eq!(rec.ja4(), ja4(&msg));
+        assert!(rec.ja4().is_some());
+        // An empty handshake record, then application data: no handshake byte came first, so
+        // this is no ClientHello and nothing more is kept.
+        let mut wire = record(HANDSHAKE, &[]);
+        wire.extend(record(23, &[0; 10]));
+        let mut rec = HelloRecorder::default();
+        rec.feed(&wire);
+        assert!(rec.done());
+        assert_eq!(rec.ja4(), None);
     }
 
     #[test]
