@@ -107,6 +107,15 @@ fn vigild_refuses_bad_configs_naming_the_problem() {
     let o = run("vigild", &["--config", cfg.to_str().unwrap(), "--check"]);
     assert_clean_failure(&o, "upstream[0].url");
 
+    // Started, not only checked: the in-flight budget is built as a semaphore, which cannot
+    // hold this many permits; the daemon must refuse the value, not panic building it.
+    write(
+        "[listener]\nhttps = \"127.0.0.1:0\"\nmax_requests_in_flight = 9223372036854775807\n\
+         [[upstream]]\nname = \"api\"\nurl = \"http://127.0.0.1:9\"\n",
+    );
+    let o = run("vigild", &["--config", cfg.to_str().unwrap()]);
+    assert_failed(&o, &["listener.max_requests_in_flight", "must be at most"]);
+
     let o = run(
         "vigild",
         &["--config", dir.join("missing.toml").to_str().unwrap()],
