@@ -701,12 +701,13 @@ pub(crate) mod tests {
         assert!(e.contains("list 1 to 16"), "{e}");
     }
 
-    /// A fleet signing key file for a test named `tag` (`[fleet]` needs a readable one).
-    pub(super) fn fleet_key(tag: &str) -> PathBuf {
-        let path =
-            std::env::temp_dir().join(format!("vigil-config-{tag}-{}.pem", std::process::id()));
+    /// A fleet signing key file (`[fleet]` needs a readable one), in a temporary directory
+    /// removed when the returned guard drops: keep it alive while the path is used.
+    pub(super) fn fleet_key() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("fleet.pem");
         vigil_control::fleet_key::SigningKey::create(&path, true).unwrap();
-        path
+        (dir, path)
     }
 
     #[test]
@@ -788,7 +789,7 @@ pub(crate) mod tests {
         assert!(e.contains("rate_limit[1].shared"), "{e}");
         assert!(e.contains("[fleet]"), "{e}");
         parse(&format!("{gw}{}", rule(false))).unwrap();
-        let key = fleet_key("shared");
+        let (_dir, key) = fleet_key();
         let fleet = format!(
             "[fleet]\nredis = \"127.0.0.1:6379\"\nsigning_key = \"{}\"\n",
             key.display()

@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn the_fleet_is_shown_as_written() {
-        let key = crate::config::tests::fleet_key("show");
+        let (_dir, key) = crate::config::tests::fleet_key();
         let s = shown(&format!(
             "[fleet]\nredis = \"127.0.0.1:6379\"\nprefix = \"edge\"\n\
              signing_key = \"{}\"\n",
