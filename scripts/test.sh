@@ -35,25 +35,20 @@ fi
 # the fuzz build (1.7 GB, tests/fuzz/target) comes after. Say so before a build runs out.
 export CARGO_INCREMENTAL=0
 NEED_GIB=10
-seen=' '
-for place in "$PWD" "${CARGO_TARGET_DIR:-$PWD/target}" "${TMPDIR:-/tmp}"; do
-  at=$place
-  while [ ! -d "$at" ]; do at=$(dirname "$at"); done
-  # One line per filesystem: "<free GiB> <mount point>".
-  read -r free_gib mount < <(df -Pk "$at" 2>/dev/null |
-    awk 'NR == 2 { print int($4 / 1048576), $6 }') || free_gib=''
-  case "$seen" in *" ${mount:-?} "*) continue ;; esac
-  seen="$seen${mount:-?} "
-  if [ -z "$free_gib" ]; then
-    echo "== disk: free space under $place unknown (df failed); a full run needs about ${NEED_GIB} GiB"
-    continue
-  fi
-  echo "== disk: ${free_gib} GiB free under $place (a full run needs about ${NEED_GIB} GiB)"
-  if [ "$free_gib" -lt "$NEED_GIB" ]; then
-    echo "test: warning: only ${free_gib} GiB free under $place; the build may stop with 'No" \
-      "space left on device': free space there (target/ of earlier runs, tests/fuzz/target)" >&2
-  fi
+# Each filesystem a run writes to, once: the tree, CARGO_TARGET_DIR, TMPDIR (the image test).
+places=()
+for p in "$PWD" "${CARGO_TARGET_DIR:-$PWD/target}" "${TMPDIR:-/tmp}"; do
+  while [ ! -d "$p" ]; do p=$(dirname "$p"); done
+  places+=("$p")
 done
+df -Pk "${places[@]}" 2>/dev/null | awk -v need="$NEED_GIB" 'NR > 1 && !seen[$6]++ {
+  free = int($4 / 1048576)
+  printf "== disk: %d GiB free on %s (a full run needs about %d GiB)\n", free, $6, need
+  if (free < need)
+    printf "test: warning: only %d GiB free on %s; the build may stop with \"No space left" \
+      " on device\": free space there (target/ of earlier runs, tests/fuzz/target)\n", \
+      free, $6 > "/dev/stderr"
+}' || echo "== disk: free space unknown (df failed); a full run needs about ${NEED_GIB} GiB"
 
 scripts/setup.sh
 export TSS2_LOG=all+NONE
