@@ -6,6 +6,7 @@ mod common;
 
 use std::time::Duration;
 
+use rustls::HandshakeKind;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use common::clients::{client_config, curl, exchange, s_client, status_of, tls_connect};
@@ -13,6 +14,17 @@ use common::upstream::Upstream;
 use common::{Gw, config};
 use vigil_gateway::config::{ClientAuth, MinVersion};
 use vigil_testkit::pki::Pki;
+
+/// `GET /echo` with `Connection: close` over `s`, which must answer 200.
+async fn get_echo<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(s: &mut S) {
+    let raw = exchange(
+        s,
+        b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(3),
+    )
+    .await;
+    assert_eq!(status_of(&raw), 200, "{raw}");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn curl_h1_and_h2_are_proxied_with_hardened_headers() {
@@ -150,13 +162,7 @@ async fn alpn_selects_protocol_for_rustls_client() {
     let mut s = tls_connect(gw.https, client_config(&pki, &["http/1.1"], None))
         .await
         .unwrap();
-    let raw = exchange(
-        &mut s,
-        b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-        Duration::from_secs(3),
-    )
-    .await;
-    assert_eq!(status_of(&raw), 200, "{raw}");
+    get_echo(&mut s).await;
     // A client offering only an unknown protocol is refused.
     let err = tls_connect(gw.https, client_config(&pki, &["spdy/3"], None)).await;
     assert!(err.is_err());
@@ -194,6 +200,79 @@ async fn after_a_clients_close_notify_the_gateway_closes_without_writing_again()
         n, 0,
         "the gateway wrote {n} bytes after the client's close_notify"
     );
+    gw.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_tickets_come_with_the_first_response_and_resume_the_next_handshake() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
+    let up = Upstream::start("a").await;
+    let gw = Gw::start(config(dir.path(), &pki, &[up.url()])).await;
+    let cfg = client_config(&pki, &["http/1.1"], None);
+    let mut s = tls_connect(gw.https, cfg.clone()).await.unwrap();
+    assert_eq!(s.get_ref().1.handshake_kind(), Some(HandshakeKind::Full));
+    // The handshake is over on both sides; the gateway writes nothing until it has a response
+    // to put its tickets in front of.
+    let mut byte = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_millis(300), s.get_ref().0.peek(&mut byte));
+    if let Ok(n) = early.await {
+        panic!("the gateway wrote before any request: {n:?}");
+    }
+    get_echo(&mut s).await;
+    // The tickets reached the client with that response: the next handshake resumes.
+    let mut s = tls_connect(gw.https, cfg).await.unwrap();
+    assert_eq!(s.get_ref().1.handshake_kind(), Some(HandshakeKind::Resumed));
+    get_echo(&mut s).await;
+    gw.stop().await;
+}
+
+/// The alert a client gets: in the handshake, or at the first read after it (TLS 1.3 refuses a
+/// client certificate after the client's side is done). Panics on any other outcome.
+async fn alert_received(
+    addr: std::net::SocketAddr,
+    cfg: std::sync::Arc<rustls::ClientConfig>,
+) -> rustls::AlertDescription {
+    let err = match tls_connect(addr, cfg).await {
+        Err(e) => e,
+        Ok(mut s) => {
+            let mut buf = [0u8; 64];
+            tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+                .await
+                .expect("the gateway answers a refused certificate")
+                .expect_err("a refused certificate reads no data")
+        }
+    };
+    match err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::AlertReceived(alert)) => *alert,
+        _ => panic!("no alert received: {err:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_client_certificate_reaches_the_client_as_an_alert() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::write(dir.path()).unwrap();
+    let up = Upstream::start("a").await;
+    let mut cfg = config(dir.path(), &pki, &[up.url()]);
+    cfg.tls.client_ca = Some(pki.ca.clone());
+    let gw = Gw::start(cfg).await;
+    // Written after the client's first encrypted record (its Certificate), where the tickets
+    // would be: sent, not held.
+    let anonymous = client_config(&pki, &["http/1.1"], None);
+    assert_eq!(
+        alert_received(gw.https, anonymous).await,
+        rustls::AlertDescription::CertificateRequired
+    );
+    let rogue = client_config(&pki, &["http/1.1"], Some((&pki.rogue_cert, &pki.rogue_key)));
+    assert_eq!(
+        alert_received(gw.https, rogue).await,
+        rustls::AlertDescription::UnknownCA
+    );
+    assert_eq!(up.hits.load(std::sync::atomic::Ordering::Relaxed), 0);
     gw.stop().await;
 }
 

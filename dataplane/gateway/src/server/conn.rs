@@ -113,16 +113,28 @@ async fn serve(
         let conn = Arc::new(ConnInfo::new(peer, None));
         return serve_http(shared, tcp, conn, None, shed, level).await;
     }
-    // The ClientHello's bytes are kept as they pass, for the client's JA4 fingerprint.
-    let handshake = state.tls.accept(tls::ja4::Recording::new(tcp));
+    // The ClientHello's bytes are kept as they pass, for the client's JA4 fingerprint; the
+    // session tickets wait for the connection's first response (`tls::tickets`).
+    let io = tls::ja4::Recording::new(tls::tickets::Deferred::new(tcp));
+    let handshake = state.tls.accept(io).into_fallible();
     // Handshake timeout wraps only the handshake: a stalled client must not hold a connection
     // slot before HTTP (and its own timeouts) even start.
     match tokio::time::timeout(state.cfg.listener.handshake_timeout, handshake).await {
         Err(_) => shared.metrics.handshake_failed("timeout"),
-        Ok(Err(e)) => shared.metrics.handshake_failed(tls::failure_reason(&e)),
+        Ok(Err((e, mut io))) => {
+            shared.metrics.handshake_failed(tls::failure_reason(&e));
+            // An alert written after the client's first encrypted record (certificate_required
+            // or a refused certificate under mTLS, a bad Finished) was held as the tickets
+            // would have been: it goes out now, so the client learns why. A few dozen bytes
+            // into a socket nothing else was written to since the hello flight.
+            let release = io.get_mut().release();
+            let _ = tokio::time::timeout(Duration::from_secs(1), release).await;
+        }
         Ok(Ok(mut stream)) => {
             shared.metrics.handshakes.fetch_add(1, Ordering::Relaxed);
-            let ja4 = stream.get_mut().0.take_ja4();
+            let recording = stream.get_mut().0;
+            recording.get_mut().handshake_done();
+            let ja4 = recording.take_ja4();
             let info = TlsInfo {
                 ja4,
                 ..tls::info(stream.get_ref().1)

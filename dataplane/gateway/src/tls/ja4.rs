@@ -379,6 +379,11 @@ impl<IO> Recording<IO> {
     pub fn take_ja4(&mut self) -> Option<String> {
         self.rec.take().and_then(|r| r.ja4())
     }
+
+    /// The stream below.
+    pub fn get_mut(&mut self) -> &mut IO {
+        &mut self.io
+    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Recording<IO> {

@@ -5,6 +5,7 @@
 mod identity;
 pub mod ja4;
 mod offload;
+pub mod tickets;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
