@@ -8,6 +8,7 @@ pub mod nginx;
 
 use std::future::Future;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -24,8 +25,11 @@ impl Proc {
         Self { child }
     }
 
-    /// Spawns `cmd` with stdin closed.
+    /// Spawns `cmd` with stdin closed. Spawned on the process's main thread (a benchmark's
+    /// `main`), the child is also stopped (SIGTERM) when this process ends without running
+    /// the guard's drop: a harness killed by PID leaves no server behind.
     pub fn spawn(cmd: &mut Command) -> Result<Self> {
+        stop_with_main_thread(cmd);
         let program = cmd.get_program().to_string_lossy().into_owned();
         let child = cmd
             .stdin(Stdio::null())
@@ -83,6 +87,34 @@ impl Drop for Proc {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Makes `cmd`'s child receive SIGTERM when this process ends, if called on its main thread.
+///
+/// Linux sends `PR_SET_PDEATHSIG`'s signal when the *thread* that started the child ends, so
+/// only the main thread, which ends with the process, ties a child this way. Elsewhere (a
+/// test's thread, a runtime's worker) nothing changes, and the child is stopped by its guard.
+fn stop_with_main_thread(cmd: &mut Command) {
+    // SAFETY: getpid and gettid only return the caller's ids.
+    let (pid, tid) = unsafe { (libc::getpid(), libc::gettid()) };
+    if pid != tid {
+        return;
+    }
+    // SAFETY: the hook runs in the child between fork and exec, where only async-signal-safe
+    // calls may be made: prctl and getppid are, and nothing allocates (both errors are raw OS
+    // errors).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // This process ended before the prctl: no signal will come.
+            if libc::getppid() != pid {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
     }
 }
 
