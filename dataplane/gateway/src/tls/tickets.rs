@@ -17,9 +17,10 @@
 //! ChangeCipherSpec and a handshake record, is then not held). Only the handshake can start a
 //! hold: [`Deferred::handshake_done`] ends the watch, so a response is never held, even when
 //! rustls sends no ticket (a client that offers no `psk_dhe_ke` mode, a ticket it could not
-//! encrypt). And a read before the handshake is done sends what is held first: rustls reads
-//! only when it waits for the client, which may be waiting for those bytes (a hello flight
-//! written in parts, with a stray encrypted record from the client between them).
+//! encrypt). And, as a guard, a read before the handshake is done sends what is held first:
+//! rustls reads only when it waits for the client, which may be waiting for those bytes.
+//! (tokio-rustls 0.26 reads nothing while handshake bytes are still queued, so a hello flight
+//! is not split around a client record today.)
 //!
 //! The held bytes go out ahead of the next write (in one `writev`), before a shutdown, or by
 //! [`Deferred::release`]: a handshake that fails once the client's first encrypted record is in
