@@ -575,6 +575,26 @@ mod tests {
             u.map(|u| u.total_timeout).ok(),
             Some(std::time::Duration::from_secs(90))
         );
+        let purge = |v: &str| {
+            toml::from_str::<UpstreamConfig>(&format!("pool_purge_delay = \"{v}\""))
+                .map(|u| u.pool_purge_delay)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(purge("250ms"), Ok(std::time::Duration::from_millis(250)));
+        assert_eq!(
+            purge("0s"),
+            Ok(std::time::Duration::ZERO),
+            "zero: nginx's behaviour"
+        );
+        assert_eq!(
+            UpstreamConfig::default().pool_purge_delay,
+            std::time::Duration::from_secs(5)
+        );
+        let bad = purge("soon");
+        assert!(
+            bad.as_ref().is_err_and(|e| e.contains("pool_purge_delay")),
+            "{bad:?}"
+        );
     }
 
     #[test]

@@ -27,8 +27,12 @@ pub struct UpstreamConfig {
     /// Time allowed for the whole exchange, response body included.
     #[serde(deserialize_with = "duration::de", serialize_with = "duration::ser")]
     pub total_timeout: Duration,
-    /// Idle connections kept per upstream.
+    /// Idle connections kept per upstream (per worker thread), up to `idle_timeout`.
     pub pool_size: usize,
+    /// HTTP/1.1 connections opened beyond `pool_size` (in a burst) are kept until they have
+    /// been idle this long; zero closes them as soon as their response is read.
+    #[serde(deserialize_with = "duration::de", serialize_with = "duration::ser")]
+    pub pool_purge_delay: Duration,
     /// Path probed with GET; 2xx/3xx is healthy. No probing when unset.
     pub health_path: Option<String>,
     /// Time between health probes.
@@ -46,6 +50,7 @@ impl Default for UpstreamConfig {
             idle_timeout: Duration::from_secs(60),
             total_timeout: Duration::from_secs(60),
             pool_size: 64,
+            pool_purge_delay: Duration::from_secs(5),
             health_path: None,
             health_interval: Duration::from_secs(5),
         }

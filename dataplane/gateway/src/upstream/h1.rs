@@ -10,6 +10,15 @@
 //! Each worker thread of `listener.workers` keeps a stack of its own (`pool_size` idle
 //! connections each, like nginx's `keepalive` per worker): a connection's task runs on the
 //! worker that opened it, so a request reuses only connections its own thread drives.
+//!
+//! A burst of requests opens more connections than `pool_size`. nginx closes those past its
+//! `keepalive` as soon as their response is read, so every burst opens them again (a connect,
+//! a TCP handshake and a close on both ends per request past the bound). Here they stay on the
+//! stack, up to [`SURPLUS`] times `pool_size`, and the sweep closes the ones past `pool_size`
+//! that have sat unused for `pool_purge_delay`, least recently used first, as HAProxy's
+//! `pool-purge-delay` does: bursts that come back within the delay find their connections, and
+//! a burst that does not come back leaves `pool_size` once the delay has passed. A zero delay
+//! gives nginx's behaviour.
 
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -22,6 +31,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::body::UpstreamBody;
+use crate::config::UpstreamConfig;
 use crate::server::workers;
 
 /// Why a request got no response.
@@ -31,6 +41,36 @@ pub enum SendError {
     Connect,
     /// The connection failed while the request was sent or the response awaited.
     Failed,
+}
+
+/// How many connections a stack may hold, as a multiple of `pool_size`, when a burst left more
+/// than `pool_size` (with a nonzero `pool_purge_delay`). It bounds the stack a request's
+/// [`take`](H1Pool::take) looks through; a connection put back past it closes once its response
+/// is read.
+pub const SURPLUS: usize = 16;
+
+/// What an upstream's `[[upstream]]` entry sets for its HTTP/1.1 connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// `connect_timeout`.
+    pub connect_timeout: Duration,
+    /// `idle_timeout`.
+    pub idle_timeout: Duration,
+    /// `pool_size`.
+    pub pool_size: usize,
+    /// `pool_purge_delay`.
+    pub purge_delay: Duration,
+}
+
+impl From<&UpstreamConfig> for Limits {
+    fn from(cfg: &UpstreamConfig) -> Self {
+        Self {
+            connect_timeout: cfg.connect_timeout,
+            idle_timeout: cfg.idle_timeout,
+            pool_size: cfg.pool_size,
+            purge_delay: cfg.pool_purge_delay,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -48,26 +88,24 @@ pub struct H1Pool {
     host: Option<HeaderValue>,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    max_idle: usize,
+    /// Connections kept until `idle_timeout` (`pool_size`).
+    keep: usize,
+    /// Connections past `keep` are closed once unused this long.
+    purge_delay: Duration,
     /// Stack `i` belongs to worker `i` (0: threads that are no worker); workers beyond the
     /// last stack share them round.
     idle: Box<[Mutex<Vec<Idle>>]>,
 }
 
 impl H1Pool {
-    pub fn new(
-        base: &http::uri::Authority,
-        connect_timeout: Duration,
-        idle_timeout: Duration,
-        max_idle: usize,
-        workers: usize,
-    ) -> Self {
+    pub fn new(base: &http::uri::Authority, limits: Limits, workers: usize) -> Self {
         Self {
             addr: format!("{}:{}", base.host(), base.port_u16().unwrap_or(80)),
             host: HeaderValue::from_str(base.as_str()).ok(),
-            connect_timeout,
-            idle_timeout,
-            max_idle,
+            connect_timeout: limits.connect_timeout,
+            idle_timeout: limits.idle_timeout,
+            keep: limits.pool_size,
+            purge_delay: limits.purge_delay,
             idle: (0..workers::slots(workers))
                 .map(|_| Mutex::new(Vec::new()))
                 .collect(),
@@ -130,29 +168,53 @@ impl H1Pool {
         Some(idle.remove(at).tx)
     }
 
-    /// Closes the connections idle for `idle_timeout` or longer (and drops closed ones).
+    /// Closes the connections idle for `idle_timeout` or longer, and those past `pool_size`
+    /// unused for `pool_purge_delay` (least recently used first), and drops closed ones.
     pub fn sweep(&self) {
         let now = Instant::now();
         for stack in &self.idle {
             let mut idle = stack.lock().unwrap_or_else(PoisonError::into_inner);
             idle.retain(|i| !i.tx.is_closed() && now.duration_since(i.since) < self.idle_timeout);
+            let mut surplus = idle.len().saturating_sub(self.keep);
+            if surplus > 0 {
+                // The stack's bottom holds the connections put back longest ago. A busy one (its
+                // response body still being read) is in use, not idle: it stays.
+                idle.retain(|i| {
+                    let purge = surplus > 0
+                        && i.tx.is_ready()
+                        && now.duration_since(i.since) >= self.purge_delay;
+                    surplus -= usize::from(purge);
+                    !purge
+                });
+            }
         }
     }
 
-    /// How often [`sweep`](Self::sweep) should run so no connection outlives `idle_timeout` by
-    /// more than half of it.
+    /// How often [`sweep`](Self::sweep) should run so no connection outlives `idle_timeout`,
+    /// nor one past `pool_size` its `pool_purge_delay`, by more than half of it.
     pub fn sweep_period(&self) -> Duration {
-        (self.idle_timeout / 2).max(Duration::from_millis(100))
+        let shortest = if self.purge_delay.is_zero() {
+            self.idle_timeout
+        } else {
+            self.idle_timeout.min(self.purge_delay)
+        };
+        (shortest / 2).max(Duration::from_millis(100))
     }
 
-    /// Keeps a connection for the next request, unless the stack is full (it then closes once
-    /// its response is read).
+    /// Keeps a connection for the next request: up to `pool_size` on the stack, or up to
+    /// [`SURPLUS`] times that with a nonzero `pool_purge_delay` (the sweep trims it back). Past
+    /// that the connection closes once its response is read.
     fn put(&self, tx: SendRequest<UpstreamBody>) {
         if tx.is_closed() {
             return;
         }
+        let bound = if self.purge_delay.is_zero() {
+            self.keep
+        } else {
+            self.keep.saturating_mul(SURPLUS)
+        };
         let mut idle = self.stack();
-        if idle.len() < self.max_idle {
+        if idle.len() < bound {
             idle.push(Idle {
                 tx,
                 since: Instant::now(),
@@ -193,6 +255,14 @@ mod tests {
     /// An upstream answering `ok` with the Host it saw, counting the connections it accepted;
     /// with `close`, it closes every connection after one response.
     async fn upstream(close: bool) -> (http::uri::Authority, Arc<AtomicUsize>) {
+        slow_upstream(close, Duration::ZERO).await
+    }
+
+    /// [`upstream`], answering each request after `delay`.
+    async fn slow_upstream(
+        close: bool,
+        delay: Duration,
+    ) -> (http::uri::Authority, Arc<AtomicUsize>) {
         let (listener, authority) = listen().await;
         let accepted = Arc::new(AtomicUsize::new(0));
         let count = accepted.clone();
@@ -200,7 +270,8 @@ mod tests {
             while let Ok((tcp, _)) = listener.accept().await {
                 count.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let svc = service_fn(|req: Request<Incoming>| async move {
+                    let svc = service_fn(move |req: Request<Incoming>| async move {
+                        tokio::time::sleep(delay).await;
                         let host = req.headers().get(HOST).cloned();
                         let target = req.uri().to_string();
                         let mut resp = Response::new(Full::new(Bytes::from(target)));
@@ -219,13 +290,21 @@ mod tests {
         (authority, accepted)
     }
 
+    /// `pool_size`, `idle_timeout` and `pool_purge_delay`, with a 1 s connect timeout.
+    fn limits(pool_size: usize, idle_timeout: Duration, purge_delay: Duration) -> Limits {
+        Limits {
+            connect_timeout: Duration::from_secs(1),
+            idle_timeout,
+            pool_size,
+            purge_delay,
+        }
+    }
+
     /// Up to four idle connections, kept a minute.
     fn kept(upstream: &http::uri::Authority) -> H1Pool {
         H1Pool::new(
             upstream,
-            Duration::from_secs(1),
-            Duration::from_secs(60),
-            4,
+            limits(4, Duration::from_secs(60), Duration::ZERO),
             0,
         )
     }
@@ -276,9 +355,7 @@ mod tests {
         let stacks = |workers| {
             H1Pool::new(
                 &authority,
-                Duration::from_secs(1),
-                Duration::ZERO,
-                4,
+                limits(4, Duration::ZERO, Duration::ZERO),
                 workers,
             )
             .idle
@@ -310,7 +387,7 @@ mod tests {
     #[tokio::test]
     async fn a_sweep_closes_connections_past_their_idle_timeout() {
         let (authority, accepted) = upstream(false).await;
-        let pool = H1Pool::new(&authority, Duration::from_secs(1), Duration::ZERO, 4, 0);
+        let pool = H1Pool::new(&authority, limits(4, Duration::ZERO, Duration::ZERO), 0);
         assert_eq!(fetch(&pool, "/a").await.0, "/a");
         pool.sweep();
         assert_eq!(fetch(&pool, "/b").await.0, "/b");
@@ -335,5 +412,74 @@ mod tests {
         drop(gone);
         let pool = kept(&authority);
         assert_eq!(pool.send(get("/")).await.err(), Some(SendError::Connect));
+    }
+
+    /// Three requests at once, against an upstream that answers after 100 ms, so that each
+    /// needs a connection of its own; then the connection tasks mark theirs ready.
+    async fn burst(pool: &H1Pool) {
+        let (a, b, c) = tokio::join!(fetch(pool, "/1"), fetch(pool, "/2"), fetch(pool, "/3"));
+        assert_eq!([a.0, b.0, c.0], ["/1", "/2", "/3"]);
+        for _ in 0..4 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_keeps_its_connections_past_pool_size_until_the_purge_delay() {
+        let (authority, accepted) = slow_upstream(false, Duration::from_millis(100)).await;
+        let minute = Duration::from_secs(60);
+        // One connection kept for a minute, the burst's others for 200 ms.
+        let pool = H1Pool::new(&authority, limits(1, minute, Duration::from_millis(200)), 0);
+        burst(&pool).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+        // A burst within the delay finds all three, and a sweep before the delay keeps them.
+        pool.sweep();
+        burst(&pool).await;
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            3,
+            "the second burst reused the first's"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        pool.sweep();
+        // Past the delay the sweep left pool_size: the next burst opens two.
+        burst(&pool).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 5);
+
+        // A zero delay closes what goes past pool_size at once, as nginx's keepalive does.
+        let (authority, accepted) = slow_upstream(false, Duration::from_millis(100)).await;
+        let pool = H1Pool::new(&authority, limits(1, minute, Duration::ZERO), 0);
+        burst(&pool).await;
+        burst(&pool).await;
+        assert_eq!(accepted.load(Ordering::SeqCst), 5);
+
+        // pool_size 0 keeps nothing, whatever the delay.
+        let (authority, accepted) = slow_upstream(false, Duration::ZERO).await;
+        let pool = H1Pool::new(&authority, limits(0, minute, minute), 0);
+        for _ in 0..3 {
+            assert_eq!(fetch(&pool, "/x").await.0, "/x");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn the_sweep_runs_often_enough_for_the_shorter_of_the_two_timers() {
+        let Ok(authority) = "127.0.0.1:9".parse::<http::uri::Authority>() else {
+            panic!("authority")
+        };
+        let period =
+            |idle, purge| H1Pool::new(&authority, limits(4, idle, purge), 0).sweep_period();
+        let s = Duration::from_secs;
+        assert_eq!(period(s(60), s(5)), Duration::from_millis(2500));
+        assert_eq!(period(s(4), s(60)), s(2));
+        assert_eq!(
+            period(s(60), Duration::ZERO),
+            s(30),
+            "a zero delay needs no sweep of its own"
+        );
+        assert_eq!(
+            period(Duration::ZERO, Duration::ZERO),
+            Duration::from_millis(100)
+        );
     }
 }

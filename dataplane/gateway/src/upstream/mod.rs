@@ -110,13 +110,7 @@ impl Pool {
                         .collect(),
                 )
             } else {
-                Conns::H1(H1Pool::new(
-                    &url.base,
-                    cfg.connect_timeout,
-                    cfg.idle_timeout,
-                    cfg.pool_size,
-                    workers,
-                ))
+                Conns::H1(H1Pool::new(&url.base, h1::Limits::from(cfg), workers))
             };
             members.push(Arc::new(Member {
                 cfg: cfg.clone(),
