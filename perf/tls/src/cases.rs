@@ -187,7 +187,7 @@ pub fn gateway_config(
     let tag = if policy.is_some() { "full" } else { "plain" };
     let path = dir.join(format!("gateway-{tag}.toml"));
     let mut cfg = Config::gateway("127.0.0.1:0", tls)
-        .set("listener.max_connections", 30_000)
+        .set("listener.max_connections", 61_000)
         .set("listener.max_requests_in_flight", 100_000)
         .set("listener.header_timeout", "60s")
         .set("listener.idle_timeout", "75s")

@@ -1,22 +1,36 @@
 //! Memory per idle TLS connection: open N connections (full handshake, ALPN http/1.1, no
 //! request) from this process and compare the server's RSS before and after.
+//!
+//! One source address has only the kernel's ephemeral ports (`net.ipv4.ip_local_port_range`,
+//! 28,232 by default) to one server port, fewer than the 50,000 connections the memory goal
+//! names, so the connections come from [`SOURCES`] loopback addresses (127.0.1.1 and up).
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Result;
 use rustls::pki_types::{CertificateDer, ServerName};
 use serde::Serialize;
-use tokio::net::TcpStream;
+use tokio::net::TcpSocket;
 use tokio::sync::Semaphore;
 use tokio_rustls::TlsConnector;
 
 use vigil_testkit::procs::rss_kib;
 
+/// Loopback source addresses the connections are spread over.
+const SOURCES: usize = 8;
+
 /// Result of one idle-connection run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Idle {
+    /// Connections asked for.
+    pub asked: usize,
+    /// Connections established and held while the RSS was read.
     pub connections: usize,
+    /// Why the first connection that failed did (none failed: absent).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_error: Option<String>,
     pub rss_before_kib: u64,
     pub rss_after_kib: u64,
     pub kib_per_connection: f64,
@@ -41,23 +55,40 @@ pub fn measure(port: u16, pid: u32, ca: &CertificateDer<'static>, n: usize) -> R
         let before = rss_kib(pid)?;
         let gate = Arc::new(Semaphore::new(200));
         let mut tasks = Vec::with_capacity(n);
-        for _ in 0..n {
+        for k in 0..n {
             let (gate, connector) = (gate.clone(), connector.clone());
+            // k % SOURCES < 8, so the last octet is 1..=8.
+            let src = Ipv4Addr::new(127, 0, 1, 1 + (k % SOURCES) as u8);
             tasks.push(tokio::spawn(async move {
-                let _permit = gate.acquire_owned().await.ok()?;
-                let tcp = TcpStream::connect(("127.0.0.1", port)).await.ok()?;
-                let name = ServerName::try_from("localhost").ok()?;
-                let fut = connector.connect(name, tcp);
-                tokio::time::timeout(Duration::from_secs(10), fut)
+                let _permit = gate
+                    .acquire_owned()
                     .await
-                    .ok()?
-                    .ok()
+                    .map_err(|e| format!("gate: {e}"))?;
+                let sock = TcpSocket::new_v4().map_err(|e| format!("socket: {e}"))?;
+                sock.bind(SocketAddr::from((src, 0)))
+                    .map_err(|e| format!("bind {src}: {e}"))?;
+                let tcp = sock
+                    .connect(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
+                    .await
+                    .map_err(|e| format!("connect from {src}: {e}"))?;
+                let name = ServerName::try_from("localhost").map_err(|e| e.to_string())?;
+                tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp))
+                    .await
+                    .map_err(|_| "TLS handshake: no answer in 10 s".to_owned())?
+                    .map_err(|e| format!("TLS handshake: {e}"))
             }));
         }
         let mut conns = Vec::with_capacity(n);
+        let mut first_error = None;
         for t in tasks {
-            if let Ok(Some(c)) = t.await {
-                conns.push(c);
+            match t.await {
+                Ok(Ok(c)) => conns.push(c),
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(format!("task: {e}"));
+                }
             }
         }
         // Let the server settle (buffers released after the handshake) before measuring.
@@ -71,7 +102,9 @@ pub fn measure(port: u16, pid: u32, ca: &CertificateDer<'static>, n: usize) -> R
             f64::NAN
         };
         Ok(Idle {
+            asked: n,
             connections: established,
+            first_error,
             rss_before_kib: before,
             rss_after_kib: after,
             kib_per_connection: per,

@@ -45,9 +45,10 @@ struct Opts {
     /// Alternating rounds: each round runs every case once, starting at a different one.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
-    /// Idle TLS connections opened to measure memory per connection (0 skips).
-    #[arg(long, default_value_t = 10_000)]
-    idle: usize,
+    /// Idle TLS connections opened to measure memory per connection (0 skips; at most
+    /// 60,000, what both servers are configured to hold, and fewer than the open-files limit).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    idle: u32,
     /// Idle upstream connections kept by both proxies.
     #[arg(long, default_value_t = 64)]
     keepalive: usize,
@@ -105,16 +106,25 @@ fn pki(dir: &Path) -> Result<(Ca, TlsFiles)> {
     Ok((ca, tls))
 }
 
-fn raise_nofile() {
-    let lim = libc::rlimit {
+/// Raises the open-files limit (which the servers inherit) to 65,536, or as far as the hard
+/// limit allows without CAP_SYS_RESOURCE; the limit in force after.
+fn raise_nofile() -> u64 {
+    let mut lim = libc::rlimit {
         rlim_cur: 65_536,
         rlim_max: 65_536,
     };
-    // SAFETY: setrlimit reads a valid, initialised rlimit struct; failure only leaves the limit
-    // as it was, which the idle test then reports as fewer connections.
+    // SAFETY: setrlimit and getrlimit read or fill a valid, initialised rlimit struct; a
+    // failure leaves the limit as it was, which getrlimit then reports.
     unsafe {
-        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0
+            && libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0
+        {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
     }
+    lim.rlim_cur
 }
 
 /// The gateway in a child process (this binary with `--serve-gateway CONFIG`), so its memory
@@ -342,7 +352,17 @@ fn main() -> Result<()> {
     if o.generator_cpu == o.server_cpu {
         bail!("--generator-cpu and --server-cpu must differ: the point is to keep them apart");
     }
-    raise_nofile();
+    let nofile = raise_nofile();
+    // Each server holds the idle connections and its own files; the harness holds their
+    // client ends.
+    if u64::from(o.idle) + 1_000 > nofile {
+        bail!(
+            "--idle {} needs more open files than this machine allows ({nofile}: the hard limit, \
+             which only CAP_SYS_RESOURCE raises); use --idle {} or less",
+            o.idle,
+            nofile.saturating_sub(1_000)
+        );
+    }
     // Before the pinning below, which would make the machine look like one CPU.
     let machine = vigil_testkit::machine::machine();
     // The harness (and every generator it starts) on the generator's CPU; servers re-pinned.
@@ -458,11 +478,20 @@ fn main() -> Result<()> {
     if o.idle > 0 {
         for s in pair {
             let t = servers.get(s).context("nginx and the plain gateway run")?;
-            let i = idle::measure(t.port, t.pid, ca.der(), o.idle)?;
+            let i = idle::measure(t.port, t.pid, ca.der(), usize::try_from(o.idle)?)?;
             eprintln!(
-                "{s:?}: idle {} connections, {:.1} KiB each",
-                i.connections, i.kib_per_connection
+                "{s:?}: idle {} connections, {:.1} KiB each, {} MiB in all",
+                i.connections,
+                i.kib_per_connection,
+                i.rss_after_kib / 1024
             );
+            if let Some(e) = &i.first_error {
+                eprintln!(
+                    "{s:?}: {} of {} idle connections failed; the first: {e}",
+                    i.asked - i.connections,
+                    i.asked
+                );
+            }
             idle.push(i);
         }
     }

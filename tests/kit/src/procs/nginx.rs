@@ -16,7 +16,7 @@ fn head(dir: &Path, tag: &str) -> String {
     format!(
         "worker_processes 1;\ndaemon off;\npid {d}/{tag}.pid;\n\
          error_log {d}/{tag}-error.log warn;\n\
-         worker_rlimit_nofile 65536;\nevents {{ worker_connections 30000; }}\n"
+         worker_rlimit_nofile 65536;\nevents {{ worker_connections 61000; }}\n"
     )
 }
 
