@@ -128,6 +128,21 @@ async fn metrics_count_requests_handshakes_and_daemon_text() {
         body.contains("vigil_gateway_tls_handshakes_total 4"),
         "{body}"
     );
+    // Three requests one after the other share a pooled upstream connection (one per worker
+    // thread at most, with listener.workers), which stays pooled.
+    let value = |family: &str| {
+        let prefix = format!("{family}{{upstream=\"up0\"}} ");
+        body.lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let opened = value("vigil_gateway_upstream_connections_opened_total");
+    assert!(matches!(opened, Some(1..=2)), "{body}");
+    assert_eq!(
+        value("vigil_gateway_upstream_connections_pooled"),
+        opened,
+        "{body}"
+    );
     assert!(
         body.contains("vigil_gateway_tls_handshake_failures_total{reason="),
         "{body}"

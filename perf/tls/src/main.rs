@@ -47,7 +47,11 @@ struct Opts {
     rounds: usize,
     /// Idle TLS connections opened to measure memory per connection (0 skips; at most
     /// 60,000, what both servers are configured to hold, and fewer than the open-files limit).
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(0..=60_000))]
+    #[arg(
+        long,
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(0..=60_000)
+    )]
     idle: u32,
     /// Idle upstream connections kept by both proxies.
     #[arg(long, default_value_t = 64)]
@@ -107,20 +111,28 @@ fn pki(dir: &Path) -> Result<(Ca, TlsFiles)> {
 }
 
 /// Raises the open-files limit (which the servers inherit) to 65,536, or as far as the hard
-/// limit allows without CAP_SYS_RESOURCE; the limit in force after.
+/// limit allows without CAP_SYS_RESOURCE; never lowers it. The limit in force after.
 fn raise_nofile() -> u64 {
+    const WANT: u64 = 65_536;
     let mut lim = libc::rlimit {
-        rlim_cur: 65_536,
-        rlim_max: 65_536,
+        rlim_cur: 0,
+        rlim_max: 0,
     };
-    // SAFETY: setrlimit and getrlimit read or fill a valid, initialised rlimit struct; a
-    // failure leaves the limit as it was, which getrlimit then reports.
+    // SAFETY: getrlimit and setrlimit fill or read a valid, initialised rlimit struct; a
+    // failed setrlimit leaves the limit as it was, which the last getrlimit reports.
     unsafe {
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0
-            && libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0
-        {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 0;
+        }
+        if lim.rlim_cur < WANT {
+            let raised = libc::rlimit {
+                rlim_cur: WANT,
+                rlim_max: lim.rlim_max.max(WANT),
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
+                lim.rlim_cur = lim.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            }
         }
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
     }
@@ -353,14 +365,16 @@ fn main() -> Result<()> {
         bail!("--generator-cpu and --server-cpu must differ: the point is to keep them apart");
     }
     let nofile = raise_nofile();
-    // Each server holds the idle connections and its own files; the harness holds their
-    // client ends.
-    if u64::from(o.idle) + 1_000 > nofile {
+    // Each server holds the idle connections and its own files, the gateway also up to 16 x
+    // --keepalive upstream connections a burst left pooled (docs/gateway.md, pool_purge_delay);
+    // the harness holds the idle connections' client ends.
+    let headroom = 1_000 + 16 * u64::try_from(o.keepalive)?;
+    if u64::from(o.idle) + headroom > nofile {
         bail!(
             "--idle {} needs more open files than this machine allows ({nofile}: the hard limit, \
              which only CAP_SYS_RESOURCE raises); use --idle {} or less",
             o.idle,
-            nofile.saturating_sub(1_000)
+            nofile.saturating_sub(headroom)
         );
     }
     // Before the pinning below, which would make the machine look like one CPU.

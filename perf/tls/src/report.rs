@@ -322,20 +322,28 @@ pub fn build(i: Inputs) -> Report {
     for (k, v) in i.idle.iter().enumerate() {
         idle.insert(PAIR_NAMES[k].to_owned(), json!(v));
         table.push(format!(
-            "{:<18} {:.1} KiB per idle TLS connection ({} connections)",
-            PAIR_NAMES[k], v.kib_per_connection, v.connections
+            "{:<18} {:.1} KiB per idle TLS connection ({} connections{})",
+            PAIR_NAMES[k],
+            v.kib_per_connection,
+            v.connections,
+            if v.connections < v.asked {
+                format!(" of {} asked", v.asked)
+            } else {
+                String::new()
+            }
         ));
         if k == 1 {
             targets.insert(
                 "idle_vigil_plain_lt_20_kib_per_connection".into(),
                 json!(v.kib_per_connection < 20.0),
             );
-            // The goal itself, when the run held that many: 50,000 idle connections in less
-            // than 1 GiB of RSS (the whole process, not only what the connections added).
-            if v.connections >= 50_000 {
+            // The goal itself, when the run asked for that many: 50,000 idle connections held
+            // in less than 1 GiB of RSS (the whole process, not only what the connections
+            // added). Fewer held is a miss.
+            if v.asked >= 50_000 {
                 targets.insert(
                     "idle_vigil_plain_50k_connections_rss_lt_1_gib".into(),
-                    json!(v.rss_after_kib < 1024 * 1024),
+                    json!(v.connections >= 50_000 && v.rss_after_kib < 1024 * 1024),
                 );
             }
         }

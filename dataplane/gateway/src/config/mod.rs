@@ -590,9 +590,16 @@ mod tests {
             UpstreamConfig::default().pool_purge_delay,
             std::time::Duration::from_secs(5)
         );
+        let zero = UpstreamConfig {
+            pool_purge_delay: std::time::Duration::ZERO,
+            ..UpstreamConfig::default()
+        };
+        let back = toml::to_string(&zero).map(|t| toml::from_str::<UpstreamConfig>(&t));
+        assert!(matches!(back, Ok(Ok(ref u)) if *u == zero), "{back:?}");
         let bad = purge("soon");
         assert!(
-            bad.as_ref().is_err_and(|e| e.contains("pool_purge_delay")),
+            bad.as_ref()
+                .is_err_and(|e| e.contains("pool_purge_delay") && e.contains("expected a number")),
             "{bad:?}"
         );
     }

@@ -15,11 +15,13 @@
 //! `keepalive` as soon as their response is read, so every burst opens them again (a connect,
 //! a TCP handshake and a close on both ends per request past the bound). Here they stay on the
 //! stack, up to [`SURPLUS`] times `pool_size`, and the sweep closes the ones past `pool_size`
-//! that have sat unused for `pool_purge_delay`, least recently used first, as HAProxy's
-//! `pool-purge-delay` does: bursts that come back within the delay find their connections, and
-//! a burst that does not come back leaves `pool_size` once the delay has passed. A zero delay
-//! gives nginx's behaviour.
+//! that have sat unused for `pool_purge_delay` (counted from the response head they came back
+//! with), least recently used first: bursts that come back within the delay find their
+//! connections, and a burst that does not come back leaves `pool_size` once the delay has
+//! passed. HAProxy's `pool-purge-delay` has the same aim, closing half of the idle connections
+//! each interval. A zero delay gives nginx's behaviour.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -47,18 +49,18 @@ pub enum SendError {
 /// than `pool_size` (with a nonzero `pool_purge_delay`). It bounds the stack a request's
 /// [`take`](H1Pool::take) looks through; a connection put back past it closes once its response
 /// is read.
-pub const SURPLUS: usize = 16;
+const SURPLUS: usize = 16;
 
 /// What an upstream's `[[upstream]]` entry sets for its HTTP/1.1 connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// `connect_timeout`.
+    /// Time allowed to open a connection (`connect_timeout`).
     pub connect_timeout: Duration,
-    /// `idle_timeout`.
+    /// Pooled connections idle this long are closed (`idle_timeout`).
     pub idle_timeout: Duration,
-    /// `pool_size`.
+    /// Connections kept until `idle_timeout` (`pool_size`).
     pub pool_size: usize,
-    /// `pool_purge_delay`.
+    /// Connections past `pool_size` are closed once unused this long (`pool_purge_delay`).
     pub purge_delay: Duration,
 }
 
@@ -95,6 +97,8 @@ pub struct H1Pool {
     /// Stack `i` belongs to worker `i` (0: threads that are no worker); workers beyond the
     /// last stack share them round.
     idle: Box<[Mutex<Vec<Idle>>]>,
+    /// Connections opened so far.
+    opened: AtomicU64,
 }
 
 impl H1Pool {
@@ -109,7 +113,19 @@ impl H1Pool {
             idle: (0..workers::slots(workers))
                 .map(|_| Mutex::new(Vec::new()))
                 .collect(),
+            opened: AtomicU64::new(0),
         }
+    }
+
+    /// The connections opened so far, and those on the stacks now (idle, or still reading the
+    /// body of the response they were put back with).
+    pub fn connections(&self) -> (u64, usize) {
+        let pooled = self
+            .idle
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).len())
+            .sum();
+        (self.opened.load(Ordering::Relaxed), pooled)
     }
 
     /// The calling thread's stack.
@@ -214,6 +230,11 @@ impl H1Pool {
             self.keep.saturating_mul(SURPLUS)
         };
         let mut idle = self.stack();
+        if idle.len() >= bound {
+            // Room held by connections that have closed since they came back (the upstream
+            // closed them) goes to this one.
+            idle.retain(|i| !i.tx.is_closed());
+        }
         if idle.len() < bound {
             idle.push(Idle {
                 tx,
@@ -227,6 +248,7 @@ impl H1Pool {
             .await
             .map_err(|_| SendError::Connect)?
             .map_err(|_| SendError::Connect)?;
+        self.opened.fetch_add(1, Ordering::Relaxed);
         let _ = tcp.set_nodelay(true);
         let (tx, conn) = http1::Builder::new()
             .handshake(TokioIo::new(tcp))
@@ -402,9 +424,16 @@ mod tests {
     #[tokio::test]
     async fn closed_connections_are_replaced_and_a_refused_connect_is_a_connect_error() {
         let (authority, accepted) = upstream(true).await;
-        let pool = kept(&authority);
+        let pool = H1Pool::new(
+            &authority,
+            limits(4, Duration::from_secs(60), Duration::from_secs(60)),
+            0,
+        );
         for _ in 0..3 {
             assert_eq!(fetch(&pool, "/x").await.0, "/x");
+            // `Connection: close`: hyper has marked the connection closed by the time its
+            // response head is in, so it is not put back to hold a place until a sweep.
+            assert_eq!(pool.connections().1, 0);
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
         // A port nobody listens on any more.
@@ -415,12 +444,32 @@ mod tests {
     }
 
     /// Three requests at once, against an upstream that answers after 100 ms, so that each
-    /// needs a connection of its own; then the connection tasks mark theirs ready.
+    /// needs a connection of its own; then, within a second, every connection on the stack is
+    /// ready for the next request.
     async fn burst(pool: &H1Pool) {
         let (a, b, c) = tokio::join!(fetch(pool, "/1"), fetch(pool, "/2"), fetch(pool, "/3"));
         assert_eq!([a.0, b.0, c.0], ["/1", "/2", "/3"]);
-        for _ in 0..4 {
-            tokio::task::yield_now().await;
+        for _ in 0..1000 {
+            if stack(pool).iter().all(|i| i.tx.is_ready()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        panic!("pooled connections not ready a second after their responses");
+    }
+
+    fn stack(pool: &H1Pool) -> std::sync::MutexGuard<'_, Vec<Idle>> {
+        pool.idle[0].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Makes the connections on the stack look put back `ago`, bottom first.
+    fn age(pool: &H1Pool, ago: &[Duration]) {
+        let now = Instant::now();
+        for (i, ago) in stack(pool).iter_mut().zip(ago) {
+            let Some(then) = now.checked_sub(*ago) else {
+                panic!("the clock is younger than {ago:?}")
+            };
+            i.since = then;
         }
     }
 
@@ -428,8 +477,8 @@ mod tests {
     async fn a_burst_keeps_its_connections_past_pool_size_until_the_purge_delay() {
         let (authority, accepted) = slow_upstream(false, Duration::from_millis(100)).await;
         let minute = Duration::from_secs(60);
-        // One connection kept for a minute, the burst's others for 200 ms.
-        let pool = H1Pool::new(&authority, limits(1, minute, Duration::from_millis(200)), 0);
+        // One connection kept until the idle timeout, the burst's others for a minute unused.
+        let pool = H1Pool::new(&authority, limits(1, 2 * minute, minute), 0);
         burst(&pool).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
         // A burst within the delay finds all three, and a sweep before the delay keeps them.
@@ -440,11 +489,24 @@ mod tests {
             3,
             "the second burst reused the first's"
         );
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        let s = Duration::from_secs;
+        age(&pool, &[s(61), s(61), s(61)]);
         pool.sweep();
         // Past the delay the sweep left pool_size: the next burst opens two.
+        assert_eq!(pool.connections(), (3, 1));
         burst(&pool).await;
         assert_eq!(accepted.load(Ordering::SeqCst), 5);
+        assert_eq!(pool.connections(), (5, 3), "what the metrics report");
+        // Least recently used first: with two kept, the oldest goes.
+        let pool2 = H1Pool::new(&authority, limits(2, 2 * minute, minute), 0);
+        burst(&pool2).await;
+        age(&pool2, &[s(63), s(62), s(61)]);
+        pool2.sweep();
+        let left: Vec<u64> = stack(&pool2)
+            .iter()
+            .map(|i| i.since.elapsed().as_secs())
+            .collect();
+        assert_eq!(left, [62, 61]);
 
         // A zero delay closes what goes past pool_size at once, as nginx's keepalive does.
         let (authority, accepted) = slow_upstream(false, Duration::from_millis(100)).await;

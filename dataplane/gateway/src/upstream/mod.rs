@@ -66,6 +66,15 @@ impl Member {
             .build()
     }
 
+    /// HTTP/1.1: the connections opened so far and those pooled now; `None` for h2c, whose
+    /// connections hyper's client keeps.
+    pub fn connections(&self) -> Option<(u64, usize)> {
+        match &self.conns {
+            Conns::H1(pool) => Some(pool.connections()),
+            Conns::H2(_) => None,
+        }
+    }
+
     /// Sends a request on one of the member's connections.
     pub async fn send(&self, req: Request<UpstreamBody>) -> Result<Response<Incoming>, SendError> {
         match &self.conns {
@@ -151,6 +160,17 @@ impl Pool {
             .cloned()
     }
 
+    /// (name, connections opened, connections pooled) of every HTTP/1.1 member, for metrics.
+    pub fn connections(&self) -> Vec<(String, u64, usize)> {
+        self.members
+            .iter()
+            .filter_map(|m| {
+                let (opened, pooled) = m.connections()?;
+                Some((m.cfg.name.clone(), opened, pooled))
+            })
+            .collect()
+    }
+
     /// (name, healthy) of every member, for metrics.
     pub fn health(&self) -> Vec<(String, bool)> {
         self.members
@@ -174,7 +194,8 @@ fn h2c_client(cfg: &UpstreamConfig) -> Client<HttpConnector, UpstreamBody> {
         .build(conn)
 }
 
-/// Closes a member's idle connections once they pass its idle_timeout, until the member is
+/// Closes a member's idle connections once they pass its idle_timeout (and those past pool_size
+/// once unused for its pool_purge_delay), until the member is
 /// gone.
 async fn sweep_loop(member: Weak<Member>) {
     let Some(period) = member.upgrade().and_then(|m| match &m.conns {
