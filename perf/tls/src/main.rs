@@ -46,7 +46,8 @@ struct Opts {
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Idle TLS connections opened to measure memory per connection (0 skips; at most
-    /// 60,000, what both servers are configured to hold, and fewer than the open-files limit).
+    /// 60,000, what both servers are configured to hold, and the open-files limit less 1,000
+    /// and 16 x --keepalive).
     #[arg(
         long,
         default_value_t = 10_000,
@@ -110,33 +111,46 @@ fn pki(dir: &Path) -> Result<(Ca, TlsFiles)> {
     Ok((ca, tls))
 }
 
-/// Raises the open-files limit (which the servers inherit) to 65,536, or as far as the hard
-/// limit allows without CAP_SYS_RESOURCE; never lowers it. The limit in force after.
-fn raise_nofile() -> u64 {
-    const WANT: u64 = 65_536;
+/// The open-files limit: (soft, hard).
+fn nofile() -> Result<(u64, u64)> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: getrlimit and setrlimit fill or read a valid, initialised rlimit struct; a
-    // failed setrlimit leaves the limit as it was, which the last getrlimit reports.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-            return 0;
-        }
-        if lim.rlim_cur < WANT {
-            let raised = libc::rlimit {
-                rlim_cur: WANT,
-                rlim_max: lim.rlim_max.max(WANT),
-            };
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) != 0 {
-                lim.rlim_cur = lim.rlim_max;
-                libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-            }
-        }
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim);
+    // SAFETY: getrlimit fills the valid, initialised rlimit struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        bail!(
+            "reading the open-files limit: {}",
+            std::io::Error::last_os_error()
+        );
     }
-    lim.rlim_cur
+    Ok((lim.rlim_cur, lim.rlim_max))
+}
+
+/// Raises the open-files limit (which the servers inherit) to `want` or more, or as far as the
+/// hard limit allows without CAP_SYS_RESOURCE; never lowers it. The (soft, hard) limit after.
+fn raise_nofile(want: u64) -> Result<(u64, u64)> {
+    let (soft, hard) = nofile()?;
+    if soft >= want {
+        return Ok((soft, hard));
+    }
+    for lim in [
+        // Raising the hard limit needs CAP_SYS_RESOURCE; the soft one up to the hard does not.
+        libc::rlimit {
+            rlim_cur: want,
+            rlim_max: hard.max(want),
+        },
+        libc::rlimit {
+            rlim_cur: want.min(hard),
+            rlim_max: hard,
+        },
+    ] {
+        // SAFETY: setrlimit reads the valid, initialised rlimit struct it is given.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } == 0 {
+            break;
+        }
+    }
+    nofile()
 }
 
 /// The gateway in a child process (this binary with `--serve-gateway CONFIG`), so its memory
@@ -364,17 +378,25 @@ fn main() -> Result<()> {
     if o.generator_cpu == o.server_cpu {
         bail!("--generator-cpu and --server-cpu must differ: the point is to keep them apart");
     }
-    let nofile = raise_nofile();
-    // Each server holds the idle connections and its own files, the gateway also up to 16 x
-    // --keepalive upstream connections a burst left pooled (docs/gateway.md, pool_purge_delay);
-    // the harness holds the idle connections' client ends.
-    let headroom = 1_000 + 16 * u64::try_from(o.keepalive)?;
-    if u64::from(o.idle) + headroom > nofile {
+    // Each server holds the idle connections and its own files, and the gateway up to 16 x
+    // --keepalive upstream connections a burst left pooled (its pool's SURPLUS; docs/gateway.md,
+    // pool_purge_delay); the harness holds the idle connections' client ends.
+    let headroom = u64::try_from(o.keepalive)?
+        .saturating_mul(16)
+        .saturating_add(1_000);
+    let need = if o.idle > 0 {
+        u64::from(o.idle).saturating_add(headroom)
+    } else {
+        0
+    };
+    let (soft, hard) = raise_nofile(need.max(65_536))?;
+    if need > soft {
         bail!(
-            "--idle {} needs more open files than this machine allows ({nofile}: the hard limit, \
-             which only CAP_SYS_RESOURCE raises); use --idle {} or less",
+            "--idle {} needs {need} open files per server (the connections, 1,000 more and 16 x \
+             --keepalive pooled upstream connections); this machine allows {soft} (hard limit \
+             {hard}, which only CAP_SYS_RESOURCE raises): use --idle {} or less",
             o.idle,
-            nofile.saturating_sub(headroom)
+            soft.saturating_sub(headroom)
         );
     }
     // Before the pinning below, which would make the machine look like one CPU.

@@ -69,53 +69,35 @@ fn metrics(shared: &Arc<Shared>) -> http::Response<http_body_util::Full<bytes::B
         shared.body_memory.used(),
         std::sync::atomic::Ordering::Relaxed,
     );
-    let own =
-        {
-            let shared = shared.clone();
-            let source: crate::metrics::MetricsSource =
-                Arc::new(move |e: &mut crate::metrics::Exposition<'_, '_>| {
-                    e.gauge(
-                        "vigil_ready",
-                        "1 when /readyz answers 200 (XDP attached, key loaded, policy compiled, an \
+    let own = {
+        let shared = shared.clone();
+        let source: crate::metrics::MetricsSource =
+            Arc::new(move |e: &mut crate::metrics::Exposition<'_, '_>| {
+                e.gauge(
+                    "vigil_ready",
+                    "1 when /readyz answers 200 (XDP attached, key loaded, policy compiled, an \
                      upstream healthy).",
-                        i64::from(shared.not_ready().is_empty()),
-                    )?;
-                    let now = std::time::Instant::now();
-                    let banned = shared
-                        .services
-                        .banned_fingerprints
-                        .load()
-                        .values()
-                        .filter(|until| **until > now)
-                        .count();
-                    let conns = shared.state.load().pool.connections();
-                    e.counters(
-                    "vigil_gateway_upstream_connections_opened_total",
-                    "Connections opened to each HTTP/1.1 upstream since the config in force was \
-                     loaded.",
-                    conns.iter().map(|(n, opened, _)| ([("upstream", n.as_str())], *opened)),
+                    i64::from(shared.not_ready().is_empty()),
                 )?;
-                    e.gauges(
-                    "vigil_gateway_upstream_connections_pooled",
-                    "Connections each HTTP/1.1 upstream's pool holds: idle, or reading the body \
-                     of the response they came back with.",
-                    conns.iter().map(|(n, _, pooled)| {
-                        (
-                            [("upstream", n.as_str())],
-                            i64::try_from(*pooled).unwrap_or(i64::MAX),
-                        )
-                    }),
-                )?;
-                    e.gauge(
+                let now = std::time::Instant::now();
+                let banned = shared
+                    .services
+                    .banned_fingerprints
+                    .load()
+                    .values()
+                    .filter(|until| **until > now)
+                    .count();
+                upstream_connections(e, &shared)?;
+                e.gauge(
                     "vigil_gateway_banned_fingerprints",
                     "Client TLS fingerprints (JA4) an auto-ban rule has banned, refused from any \
                      address now.",
                     i64::try_from(banned).unwrap_or(i64::MAX),
                 )?;
-                    shared.resolver.write_metrics(e)
-                });
-            source
-        };
+                shared.resolver.write_metrics(e)
+            });
+        source
+    };
     let mut r = text(StatusCode::OK, shared.metrics.render_with(&health, own));
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
@@ -140,4 +122,30 @@ fn ready(shared: &Shared) -> http::Response<http_body_util::Full<bytes::Bytes>> 
         http::HeaderValue::from_static("application/json"),
     );
     r
+}
+
+/// The HTTP/1.1 upstreams' connection counts, from the pool in force.
+fn upstream_connections(
+    e: &mut crate::metrics::Exposition<'_, '_>,
+    shared: &Shared,
+) -> std::fmt::Result {
+    let conns = shared.state.load().pool.connections();
+    e.counters(
+        "vigil_gateway_upstream_connections_opened_total",
+        "Connections opened to each HTTP/1.1 upstream since the config in force was loaded.",
+        conns
+            .iter()
+            .map(|(n, opened, _)| ([("upstream", n.as_str())], *opened)),
+    )?;
+    e.gauges(
+        "vigil_gateway_upstream_connections_pooled",
+        "Connections each HTTP/1.1 upstream's pool holds (idle, or reading the body of the \
+         response they came back with).",
+        conns.iter().map(|(n, _, pooled)| {
+            (
+                [("upstream", n.as_str())],
+                i64::try_from(*pooled).unwrap_or(i64::MAX),
+            )
+        }),
+    )
 }

@@ -52,7 +52,7 @@ pub enum SendError {
 const SURPLUS: usize = 16;
 
 /// What an upstream's `[[upstream]]` entry sets for its HTTP/1.1 connections.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Time allowed to open a connection (`connect_timeout`).
     pub connect_timeout: Duration,
@@ -102,6 +102,8 @@ pub struct H1Pool {
 }
 
 impl H1Pool {
+    /// A pool for the upstream at `base`, with a stack for each of `workers` worker threads and
+    /// one for the other threads.
     pub fn new(base: &http::uri::Authority, limits: Limits, workers: usize) -> Self {
         Self {
             addr: format!("{}:{}", base.host(), base.port_u16().unwrap_or(80)),
@@ -117,8 +119,9 @@ impl H1Pool {
         }
     }
 
-    /// The connections opened so far, and those on the stacks now (idle, or still reading the
-    /// body of the response they were put back with).
+    /// The connections opened so far, and those on the stacks now (idle, still reading the
+    /// body of the response they were put back with, or closed by the upstream and not yet
+    /// dropped).
     pub fn connections(&self) -> (u64, usize) {
         let pooled = self
             .idle
@@ -431,8 +434,10 @@ mod tests {
         );
         for _ in 0..3 {
             assert_eq!(fetch(&pool, "/x").await.0, "/x");
-            // `Connection: close`: hyper has marked the connection closed by the time its
-            // response head is in, so it is not put back to hold a place until a sweep.
+            // `Connection: close`: here the connection task has read the head and the body and
+            // ended by the time the response is returned (one poll on this current-thread
+            // runtime), so it is not put back; on a worker where it has not yet ended, a full
+            // stack drops it when it next needs the room.
             assert_eq!(pool.connections().1, 0);
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
