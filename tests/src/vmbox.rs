@@ -172,6 +172,9 @@ impl VmBox {
             .args(["-display", "none"])
             .stdout(Stdio::null())
             .stderr(Stdio::null());
+        // The test's thread holds the box: QEMU goes when it ends, even if the test binary is
+        // killed and the guard never runs.
+        vigil_testkit::procs::stop_with_this_thread(&mut cmd);
         self.qemu = Some(Guard(
             cmd.spawn()
                 .expect("qemu-system-x86 is installed by scripts/setup.sh"),

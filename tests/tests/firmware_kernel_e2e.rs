@@ -83,7 +83,12 @@ fn both_builds_of_the_program_load_on_the_firmware_images_kernel() {
             .current_dir(&root),
     );
 
-    let out = Command::new("timeout")
+    let mut qemu = Command::new("timeout");
+    // A test binary killed while QEMU runs must not leave it behind: `timeout` (in a process
+    // group of its own, out of reach of a signal to the test's group) gets SIGTERM when this
+    // thread ends and passes it on.
+    vigil_testkit::procs::stop_with_this_thread(&mut qemu);
+    let out = qemu
         .args(["600", "qemu-system-x86_64"])
         .args(["-accel", "tcg", "-cpu", "max", "-m", "1024", "-smp", "1"])
         .args(["-nographic", "-no-reboot", "-kernel"])

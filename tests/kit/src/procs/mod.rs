@@ -98,9 +98,19 @@ impl Drop for Proc {
 fn stop_with_main_thread(cmd: &mut Command) {
     // SAFETY: getpid and gettid only return the caller's ids.
     let (pid, tid) = unsafe { (libc::getpid(), libc::gettid()) };
-    if pid != tid {
-        return;
+    if pid == tid {
+        stop_with_this_thread(cmd);
     }
+}
+
+/// Makes `cmd`'s child receive SIGTERM when the calling thread ends, the process included
+/// (even by SIGKILL), for a child that must not outlive the thread that waits for it or holds
+/// its guard: a VM a test boots and waits on, which a killed test binary would otherwise leave
+/// running. Not for a child another thread goes on using after this one ends. A child that
+/// starts a process group of its own (`timeout` does) passes the signal on to it.
+pub fn stop_with_this_thread(cmd: &mut Command) {
+    // SAFETY: getpid only returns the caller's id.
+    let pid = unsafe { libc::getpid() };
     // SAFETY: the hook runs in the child between fork and exec, where only async-signal-safe
     // calls may be made: prctl and getppid are, and nothing allocates (both errors are raw OS
     // errors).
@@ -234,6 +244,35 @@ pub fn serve_ready<G>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_tied_to_its_thread_stops_when_the_thread_ends() -> Result<()> {
+        use std::os::unix::process::ExitStatusExt;
+        let spawned = std::thread::spawn(|| {
+            let mut cmd = Command::new("sleep");
+            cmd.arg("30");
+            stop_with_this_thread(&mut cmd);
+            cmd.spawn()
+        });
+        let Ok(child) = spawned.join() else {
+            bail!("the spawning thread panicked")
+        };
+        let mut child = child?;
+        let t = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait()? {
+                break status;
+            }
+            if t.elapsed() > Duration::from_secs(5) {
+                let _ = child.kill();
+                let _ = child.wait();
+                bail!("the child outlived the thread that started it by 5 s");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert_eq!(status.signal(), Some(libc::SIGTERM), "{status:?}");
+        Ok(())
+    }
 
     #[test]
     fn ready_lines_carry_ports_and_guards_stop_children() -> Result<()> {
