@@ -18,8 +18,8 @@
 //! that have sat unused for `pool_purge_delay` (counted from the response head they came back
 //! with), least recently used first: bursts that come back within the delay find their
 //! connections, and a burst that does not come back leaves `pool_size` once the delay has
-//! passed. HAProxy's `pool-purge-delay` has the same aim, closing half of the idle connections
-//! each interval. A zero delay gives nginx's behaviour.
+//! passed. HAProxy's `pool-purge-delay` has the same aim and purges differently. A zero delay
+//! gives nginx's behaviour.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
