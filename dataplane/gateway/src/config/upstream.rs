@@ -30,7 +30,8 @@ pub struct UpstreamConfig {
     /// Idle connections kept per upstream (per worker thread), up to `idle_timeout`.
     pub pool_size: usize,
     /// HTTP/1.1 connections opened beyond `pool_size` (in a burst) are kept until they have
-    /// been idle this long; zero closes them as soon as their response is read.
+    /// gone unused this long, counted from their last response head; zero closes them as soon
+    /// as their response is read.
     #[serde(deserialize_with = "duration::de", serialize_with = "duration::ser")]
     pub pool_purge_delay: Duration,
     /// Path probed with GET; 2xx/3xx is healthy. No probing when unset.

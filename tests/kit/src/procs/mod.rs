@@ -106,8 +106,8 @@ fn stop_with_main_thread(cmd: &mut Command) {
 /// Makes `cmd`'s child receive SIGTERM when the calling thread ends, the process included
 /// (even by SIGKILL), for a child that must not outlive the thread that waits for it or holds
 /// its guard: a VM a test boots and waits on, which a killed test binary would otherwise leave
-/// running. Not for a child another thread goes on using after this one ends. A child that
-/// starts a process group of its own (`timeout` does) passes the signal on to it.
+/// running. Not for a child another thread goes on using after this one ends. `timeout`, which
+/// puts itself in a process group of its own, passes the signal on to the command it runs.
 pub fn stop_with_this_thread(cmd: &mut Command) {
     // SAFETY: getpid only returns the caller's id.
     let pid = unsafe { libc::getpid() };
