@@ -378,12 +378,14 @@ fn main() -> Result<()> {
     if o.generator_cpu == o.server_cpu {
         bail!("--generator-cpu and --server-cpu must differ: the point is to keep them apart");
     }
-    // Each server holds the idle connections and its own files, and the gateway up to 16 x
-    // --keepalive upstream connections a burst left pooled (its pool's SURPLUS; docs/gateway.md,
+    // Each server holds the idle connections and its own files, and the gateway up to
+    // POOL_SURPLUS x --keepalive upstream connections a burst left pooled (docs/gateway.md,
     // pool_purge_delay); the harness holds the idle connections' client ends.
-    let headroom = u64::try_from(o.keepalive)?
-        .saturating_mul(16)
-        .saturating_add(1_000);
+    let headroom = u64::try_from(
+        o.keepalive
+            .saturating_mul(vigil_gateway::config::POOL_SURPLUS),
+    )?
+    .saturating_add(1_000);
     let need = if o.idle > 0 {
         u64::from(o.idle).saturating_add(headroom)
     } else {

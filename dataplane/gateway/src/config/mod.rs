@@ -27,7 +27,7 @@ pub use listener::{LimitsConfig, ListenerConfig, MetricsConfig};
 pub use policy::{PolicyConfig, PolicyMode};
 pub use ratelimit::{KeyPart, RateLimitConfig};
 pub use tls::{ClientAuth, MinVersion, TlsConfig};
-pub use upstream::UpstreamConfig;
+pub use upstream::{POOL_SURPLUS, UpstreamConfig};
 
 /// A config value that cannot be applied, named by its key path.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use super::duration;
 
+/// How many HTTP/1.1 connections a pool's stack may hold, as a multiple of `pool_size`, when
+/// a burst opened more than `pool_size` (with a nonzero `pool_purge_delay`).
+pub const POOL_SURPLUS: usize = 16;
+
 /// One `[[upstream]]` entry. All entries form the default pool, used round-robin over the
 /// healthy ones.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

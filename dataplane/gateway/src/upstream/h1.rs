@@ -33,7 +33,7 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use crate::body::UpstreamBody;
-use crate::config::UpstreamConfig;
+use crate::config::{POOL_SURPLUS, UpstreamConfig};
 use crate::server::workers;
 
 /// Why a request got no response.
@@ -45,11 +45,10 @@ pub enum SendError {
     Failed,
 }
 
-/// How many connections a stack may hold, as a multiple of `pool_size`, when a burst left more
-/// than `pool_size` (with a nonzero `pool_purge_delay`). It bounds the stack a request's
-/// [`take`](H1Pool::take) looks through; a connection put back past it closes once its response
-/// is read.
-const SURPLUS: usize = 16;
+/// How many connections a stack may hold, as a multiple of `pool_size` ([`POOL_SURPLUS`]). It
+/// bounds the stack a request's [`take`](H1Pool::take) looks through; a connection put back past
+/// it closes once its response is read.
+const SURPLUS: usize = POOL_SURPLUS;
 
 /// What an upstream's `[[upstream]]` entry sets for its HTTP/1.1 connections.
 #[derive(Debug, Clone, Copy)]
